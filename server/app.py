@@ -1,0 +1,32 @@
+"""The composition root: builds the root aiohttp app from settings, mounts the sub-apps."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+import bot.app
+import miniprogram_api.app
+from server import health
+from server.keys import metrics_registry_key, settings_key
+from server.middleware import error_middleware, metrics_middleware_factory, request_id_middleware
+from server.resources import database_ctx, http_client_ctx, redis_ctx
+from server.settings import Settings
+
+# Large enough for a photo attached to a dispute or fault report; anything bigger is refused (413).
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    registry = CollectorRegistry()
+    app = web.Application(
+        middlewares=[request_id_middleware, metrics_middleware_factory(registry), error_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[settings_key] = settings
+    app[metrics_registry_key] = registry
+    app.cleanup_ctx.extend([database_ctx, redis_ctx, http_client_ctx])
+    app.add_routes(health.routes)
+    app.add_subapp("/api/v1", miniprogram_api.app.create_app())
+    app.add_subapp("/wechat", bot.app.create_app())
+    return app

@@ -1,0 +1,237 @@
+"""The ``pvsettle`` command (DESIGN.md "Commands")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import multiprocessing
+import signal
+import sys
+from collections.abc import Sequence
+
+from server import logs
+from server.settings import Settings, SettingsError, demo_settings
+
+log = logging.getLogger("pvsettle")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except SettingsError as exc:
+        print(f"pvsettle {args.command}: cannot start, these settings are missing or malformed:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pvsettle", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="embedded default: SQLite, emulated Redis, demo portfolio, serve")
+    demo.add_argument("--plants", type=int, default=12, help="plants in the demo portfolio (when empty)")
+    demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="production server, settings from the environment")
+    serve.add_argument("--workers", type=int, default=1, help="server processes sharing one port")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply migrations to PVSETTLE_DATABASE_URL")
+    migrate.set_defaults(func=cmd_migrate)
+
+    seed = sub.add_parser("seed", help="synthetic portfolio: owners, plants, meters, readings, telemetry")
+    seed.add_argument("--plants", type=int, required=True)
+    seed.add_argument("--months", type=int, default=3, help="whole months of readings before today")
+    seed.add_argument("--seed", type=int, default=1, help="random seed: the same seed, the same portfolio")
+    seed.add_argument("--telemetry-days", type=int, default=2, help="days of 15-minute telemetry")
+    seed.set_defaults(func=cmd_seed)
+
+    bench = sub.add_parser("bench", help="run a named benchmark and print one JSON object")
+    bench_sub = bench.add_subparsers(dest="bench", metavar="NAME", required=True)
+    engine = bench_sub.add_parser("engine", help="billing_engine: interval and register billing")
+    engine.add_argument("--meter-years", type=int, default=10_000)
+    engine.add_argument("--register-meters", type=int, default=1_000_000)
+    engine.set_defaults(func=cmd_bench_engine)
+    return parser
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    if args.workers < 1:
+        raise SettingsError([f"--workers must be at least 1, not {args.workers}"])
+    if settings.redis_url == "" and args.workers > 1:
+        raise SettingsError(["PVSETTLE_REDIS_URL is needed with --workers > 1: the in-process "
+                             "emulation cannot be shared between processes"])
+    asyncio.run(_migrate(settings.database_url, quiet=True))
+    log.info("starting", extra={"workers": args.workers, "settings": settings.public_summary()})
+    if args.workers == 1:
+        _serve_one(settings, reuse_port=False)
+        return 0
+    return _supervise(settings, args.workers)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = demo_settings()
+    logs.configure(settings.log_level)
+    asyncio.run(_prepare_demo(settings, args.plants))
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"pvsettle demo on {base}\n"
+          f"  health   {base}/healthz\n"
+          f"  metrics  {base}/metrics\n"
+          f"  database {settings.database_url}  (redis: in-process emulation)\n"
+          f"Ctrl-C stops it.", flush=True)
+    _serve_one(settings, reuse_port=False)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(require_secrets=False)
+    logs.configure(settings.log_level, json_lines=False)
+    asyncio.run(_migrate(settings.database_url, quiet=False))
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from settlement.seeding import SeedSpec, seed_portfolio
+
+    settings = Settings.from_env(require_secrets=False)
+    logs.configure(settings.log_level, json_lines=False)
+    spec = SeedSpec(plants=args.plants, months=args.months, seed=args.seed,
+                    telemetry_days=args.telemetry_days)
+
+    async def run() -> dict:
+        from settlement import db
+
+        await _migrate(settings.database_url, quiet=True)
+        await db.open_database(settings.database_url)
+        try:
+            return await seed_portfolio(spec, progress=_progress_factory())
+        finally:
+            await db.close_database()
+
+    print(json.dumps(asyncio.run(run())))
+    return 0
+
+
+def cmd_bench_engine(args: argparse.Namespace) -> int:
+    from billing_engine import bench
+
+    print(json.dumps(bench.run(meter_years=args.meter_years, register_meters=args.register_meters)))
+    return 0
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+async def _migrate(database_url: str, *, quiet: bool) -> None:
+    from settlement import db
+
+    def progress(event: str, app_label: str, name: str) -> None:
+        if event == "apply_done":
+            print(f"applied {app_label}.{name}", file=sys.stderr)
+
+    await db.migrate(database_url, progress=None if quiet else progress)
+    await db.close_database()
+
+
+async def _prepare_demo(settings: Settings, plants: int) -> None:
+    from settlement import db
+    from settlement.models import Owner
+    from settlement.seeding import SeedSpec, seed_portfolio
+
+    await _migrate(settings.database_url, quiet=True)
+    await db.open_database(settings.database_url)
+    try:
+        if not await Owner.exists():
+            print(f"seeding a demo portfolio of {plants} plants …", file=sys.stderr)
+            await seed_portfolio(SeedSpec(plants=plants, months=3, seed=1, telemetry_days=2),
+                                 progress=_progress_factory())
+    finally:
+        await db.close_database()
+
+
+def _progress_factory():
+    """A tqdm bar on a terminal, plain lines otherwise (logs, CI)."""
+    from settlement.seeding import Progress
+
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        class Bar(Progress):
+            def __init__(self, label: str, total: int):
+                self._bar = tqdm(total=total, desc=label, unit="plant", file=sys.stderr)
+
+            def advance(self, n: int = 1) -> None:
+                self._bar.update(n)
+
+            def close(self) -> None:
+                self._bar.close()
+
+        return Bar
+    return Progress
+
+
+def _serve_one(settings: Settings, *, reuse_port: bool) -> None:
+    from aiohttp import web
+
+    from server.app import create_app
+
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, reuse_port=reuse_port,
+                print=None, access_log=logging.getLogger("pvsettle.access"))
+
+
+def _worker(settings: Settings) -> None:
+    logs.configure(settings.log_level)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when workers stop
+    _serve_one(settings, reuse_port=True)
+
+
+def _supervise(settings: Settings, workers: int) -> int:
+    """Run ``workers`` processes on one port (SO_REUSEPORT: the kernel spreads connections).
+
+    When one worker dies the others are stopped too and the exit code says so: restarting is the
+    job of the process manager above us (systemd, a container runtime).
+    """
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(settings,), name=f"pvsettle-worker-{i}") for i in range(workers)]
+    for proc in procs:
+        proc.start()
+    stopping = False
+
+    def stop(signum, _frame):
+        nonlocal stopping
+        stopping = True
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    from multiprocessing.connection import wait
+
+    wait([p.sentinel for p in procs])
+    if not stopping:
+        log.error("a worker exited; stopping the others",
+                  extra={"exit_codes": [p.exitcode for p in procs]})
+        stop(None, None)
+    for proc in procs:
+        proc.join()
+    return 0 if stopping else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Operator endpoints: /healthz really checks the database and Redis, /metrics for Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from server.keys import metrics_registry_key, redis_key
+from settlement import db
+
+# A dependency that does not answer within this is reported down: health checks must answer
+# quickly even when a dependency hangs (load balancers time out after a few seconds).
+CHECK_TIMEOUT_S = 1.5
+
+routes = web.RouteTableDef()
+
+
+async def _check(probe: Callable[[], Awaitable[object]]) -> str:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            await probe()
+    except TimeoutError:
+        return "error: no answer within %.1f s" % CHECK_TIMEOUT_S
+    except Exception as exc:  # any failure of the dependency is the answer, not a crash
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    db_state, redis_state = await asyncio.gather(_check(db.ping), _check(request.app[redis_key].ping))
+    healthy = db_state == "ok" and redis_state == "ok"
+    body = {"status": "ok" if healthy else "unavailable", "db": db_state, "redis": redis_state}
+    return web.json_response(body, status=200 if healthy else 503)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[metrics_registry_key])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

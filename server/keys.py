@@ -1,0 +1,17 @@
+"""Typed application state, declared once (aiohttp AppKey)."""
+
+from __future__ import annotations
+
+import aiohttp
+import redis.asyncio as redis_asyncio
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from server.settings import Settings
+from settlement.redis_client import Namespace
+
+settings_key = web.AppKey("settings_key", Settings)
+redis_key = web.AppKey("redis_key", redis_asyncio.Redis)
+redis_ns_key = web.AppKey("redis_ns_key", Namespace)
+http_client_key = web.AppKey("http_client_key", aiohttp.ClientSession)
+metrics_registry_key = web.AppKey("metrics_registry_key", CollectorRegistry)

@@ -1,0 +1,101 @@
+"""Root middlewares: request ids, metrics, and the one place exceptions become HTTP answers.
+
+Errors leave as ``{"error": {"code": …, "message": …}}`` with a fitting 4xx/5xx status. An
+unexpected exception is logged with its traceback and answered with a plain 500: no stack trace
+ever leaves the server. Sub-apps that speak another protocol (the official account, WeChat Pay
+notifications) catch their own errors first and answer in that protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from server.logs import request_id_var
+from settlement.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+
+log = logging.getLogger("pvsettle.http")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+
+STATUS_OF = {InvalidInput: 400, NotFound: 404, Forbidden: 403, Conflict: 409}
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def json_error(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
+    return web.json_response(error_body(code, message), status=status, headers=headers)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Take the caller's X-Request-Id when it is sane, else make one, and echo it back."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = given if _REQUEST_ID_OK.match(given) else uuid.uuid4().hex
+    token = request_id_var.set(request_id)
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers[REQUEST_ID_HEADER] = request_id
+            raise
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        request_id_var.reset(token)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        # aiohttp's own 404/405/413 pages become the JSON shape; Allow etc. headers are kept
+        code = exc.reason.lower().replace(" ", "_")
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+        return json_error(exc.status, code, exc.text or exc.reason, headers)
+    except DomainError as exc:
+        status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 400)
+        return json_error(status, exc.code, exc.message)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal_error", "internal server error")
+
+
+def metrics_middleware_factory(registry: CollectorRegistry):
+    requests = Counter("pvsettle_http_requests", "HTTP requests answered",
+                       ["method", "route", "status"], registry=registry)
+    latency = Histogram("pvsettle_http_request_seconds", "HTTP request latency [s]", ["route"],
+                        registry=registry,
+                        buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+    @web.middleware
+    async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            # the route's pattern, not the raw path, so ids do not explode the label set
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "unmatched"
+            requests.labels(request.method, route, str(status)).inc()
+            latency.labels(route).observe(time.perf_counter() - started)
+
+    return metrics_middleware

@@ -1,0 +1,202 @@
+"""Settings from the environment (DESIGN.md "Settings").
+
+Every setting has one name, ``PVSETTLE_<FIELD>``. ``pvsettle serve`` takes them as given and
+refuses to start, naming every missing or malformed one; ``pvsettle demo`` keeps what is given and
+generates the rest under ``./var/`` (:func:`demo_settings`), so a newcomer needs nothing.
+
+Exceptions::
+
+    SettingsError            one or more settings are missing or malformed (all are named)
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import secrets
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PREFIX = "PVSETTLE_"
+WECHAT_API_BASE = "https://api.weixin.qq.com"
+PAY_API_BASE = "https://api.mch.weixin.qq.com"
+
+
+class SettingsError(Exception):
+    """Settings are missing or malformed; ``problems`` names each of them."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _secret(doc: str) -> dataclasses.Field:
+    return dataclasses.field(default="", metadata={"secret": True, "doc": doc})
+
+
+def _plain(default: object, doc: str) -> dataclasses.Field:
+    return dataclasses.field(default=default, metadata={"secret": False, "doc": doc})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The process configuration; build it with :meth:`from_env` or :func:`demo_settings`."""
+
+    database_url: str = _plain("sqlite://var/pvsettle.sqlite3", "tortoise URL: sqlite://PATH or postgres://USER@HOST:PORT/DB")
+    redis_url: str = _plain("", "redis://HOST:PORT/DB; empty = in-process emulation (one process only)")
+    redis_prefix: str = _plain("pvsettle:", "prefix of every Redis key, so several deployments or test runs share one Redis")
+    host: str = _plain("127.0.0.1", "address to listen on")
+    port: int = _plain(8080, "port to listen on")
+    log_level: str = _plain("INFO", "logging level")
+    var_dir: str = _plain("var", "folder for the embedded database, uploads and demo keys")
+    secret_key: str = _secret("signs session tokens and e-bill links (32+ characters)")
+    oa_appid: str = _secret("official account AppID")
+    oa_secret: str = _secret("official account AppSecret")
+    oa_token: str = _secret("official account message Token")
+    oa_aes_key: str = _secret("official account EncodingAESKey (43 characters)")
+    mp_appid: str = _secret("mini-program AppID")
+    mp_secret: str = _secret("mini-program AppSecret")
+    pay_mchid: str = _secret("WeChat Pay merchant id")
+    pay_apiv3_key: str = _secret("WeChat Pay APIv3 key (32 bytes)")
+    pay_private_key_path: str = _secret("merchant API private key (PEM file)")
+    pay_cert_serial: str = _secret("merchant API certificate serial number")
+    pay_public_key_path: str = _secret("WeChat Pay public key (PEM file, public-key mode)")
+    pay_public_key_id: str = _secret("WeChat Pay public key id (PUB_KEY_ID_…)")
+    pay_notify_url: str = _secret("https URL WeChat Pay posts notifications to")
+    wechat_api_base: str = _plain(WECHAT_API_BASE, "base URL of the WeChat API (a fake in tests and the sandbox)")
+    pay_api_base: str = _plain(PAY_API_BASE, "base URL of WeChat Pay (a fake in tests and the sandbox)")
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        return PREFIX + field.upper()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, require_secrets: bool = True) -> Settings:
+        """Read and validate every setting; raise :class:`SettingsError` naming all problems."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        problems: list[str] = []
+        for f in dataclasses.fields(cls):
+            raw = environ.get(cls.env_name(f.name))
+            if raw is None or raw == "":
+                if f.metadata["secret"] and require_secrets:
+                    problems.append(f"{cls.env_name(f.name)} is missing ({f.metadata['doc']})")
+                continue
+            if f.type == "int":
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    problems.append(f"{cls.env_name(f.name)}={raw!r} is not a whole number")
+            else:
+                values[f.name] = raw
+        settings = cls(**values)
+        problems += settings._check(require_secrets)
+        if problems:
+            raise SettingsError(problems)
+        return settings
+
+    def _check(self, require_secrets: bool) -> list[str]:
+        problems = []
+        n = self.env_name
+        scheme = urlsplit(self.database_url).scheme
+        if scheme not in ("sqlite", "postgres", "asyncpg"):
+            problems.append(f"{n('database_url')} must be sqlite://… or postgres://…, not {scheme or 'empty'}://")
+        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            problems.append(f"{n('redis_url')} must be redis://… (or empty for the in-process emulation)")
+        if not 0 <= self.port <= 65535:
+            problems.append(f"{n('port')}={self.port} is not a TCP port")
+        if not require_secrets:
+            return problems
+        if self.secret_key and len(self.secret_key) < 32:
+            problems.append(f"{n('secret_key')} must be at least 32 characters")
+        if self.oa_aes_key and len(self.oa_aes_key) != 43:
+            problems.append(f"{n('oa_aes_key')} must be 43 characters (WeChat's EncodingAESKey)")
+        if self.pay_apiv3_key and len(self.pay_apiv3_key.encode()) != 32:
+            problems.append(f"{n('pay_apiv3_key')} must be 32 bytes")
+        for name in ("pay_private_key_path", "pay_public_key_path"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                problems.append(f"{n(name)}={path!r} is not a readable file")
+        return problems
+
+    @property
+    def uses_postgres(self) -> bool:
+        return urlsplit(self.database_url).scheme in ("postgres", "asyncpg")
+
+    def public_summary(self) -> dict[str, object]:
+        """Every setting with secrets masked, for start-up logs."""
+        return {
+            f.name: ("***" if f.metadata["secret"] and getattr(self, f.name) else getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
+
+
+def setting_docs() -> list[tuple[str, str, object]]:
+    """(environment name, description, default) for each setting, for the README and --help."""
+    return [
+        (Settings.env_name(f.name), f.metadata["doc"], None if f.metadata["secret"] else f.default)
+        for f in dataclasses.fields(Settings)
+    ]
+
+
+def demo_settings(environ: Mapping[str, str] | None = None, var_dir: str | None = None) -> Settings:
+    """Settings for ``pvsettle demo``: what the environment gives, the rest generated once.
+
+    Generated secrets are kept in ``<var>/demo-secrets.json`` and the merchant's demo RSA keys
+    next to it, so a restarted demo keeps its sessions and signatures valid.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    var = Path(var_dir or environ.get(Settings.env_name("var_dir")) or "var")
+    var.mkdir(parents=True, exist_ok=True)
+    store = var / "demo-secrets.json"
+    generated: dict[str, str] = json.loads(store.read_text()) if store.exists() else {}
+    if not generated:
+        generated = _generate_demo_secrets(var)
+        store.write_text(json.dumps(generated, indent=2))
+        store.chmod(0o600)
+    merged = {Settings.env_name(k): v for k, v in generated.items()}
+    merged[Settings.env_name("var_dir")] = str(var)
+    merged[Settings.env_name("database_url")] = f"sqlite://{var / 'pvsettle.sqlite3'}"
+    merged.update({k: v for k, v in environ.items() if k.startswith(PREFIX) and v})
+    return Settings.from_env(merged)
+
+
+def _generate_demo_secrets(var: Path) -> dict[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    def pem_key(name: str) -> tuple[str, str]:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private = var / f"{name}-private.pem"
+        public = var / f"{name}-public.pem"
+        private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+        private.chmod(0o600)
+        public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+        return str(private), str(public)
+
+    alnum = string.ascii_letters + string.digits
+    merchant_private, _ = pem_key("demo-merchant")
+    _, platform_public = pem_key("demo-wechatpay")
+    return {
+        "secret_key": secrets.token_urlsafe(48),
+        "oa_appid": "wxdemo" + secrets.token_hex(5),
+        "oa_secret": secrets.token_hex(16),
+        "oa_token": secrets.token_urlsafe(16),
+        # EncodingAESKey is 43 characters of base64 for a 32-byte key
+        "oa_aes_key": base64.b64encode(secrets.token_bytes(32)).decode()[:43],
+        "mp_appid": "wxdemo" + secrets.token_hex(5),
+        "mp_secret": secrets.token_hex(16),
+        "pay_mchid": "1900" + "".join(secrets.choice(string.digits) for _ in range(6)),
+        "pay_apiv3_key": "".join(secrets.choice(alnum) for _ in range(32)),
+        "pay_private_key_path": merchant_private,
+        "pay_cert_serial": secrets.token_hex(20).upper(),
+        "pay_public_key_path": platform_public,
+        "pay_public_key_id": "PUB_KEY_ID_" + secrets.token_hex(12).upper(),
+        "pay_notify_url": "http://127.0.0.1:8080/pay/notify",
+    }

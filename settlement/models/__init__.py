@@ -1,0 +1,44 @@
+"""The domain model as tortoise models (DOMAIN.md glossary names).
+
+One module per topic; this package re-exports every model so tortoise discovers them from
+``settlement.models``. Unique constraints carry the idempotency keys of DESIGN.md "Rules":
+(plant, period) for cycles and so for forms, (cycle, version) for form and bill versions,
+``transaction_id`` for payments, (meter, register, read_at, revision) for readings,
+(device, ts) for telemetry, ``dedupe_key`` for outbox messages.
+
+No semicolon in a docstring's first line or a field description: tortoise writes them into the
+SQLite DDL as comments and its migration runner splits statements at semicolons.
+"""
+
+from settlement.models.audit import AuditEvent
+from settlement.models.billing import Bill, BillLine, CreditEntry, Payment, Refund
+from settlement.models.cycles import ConfirmationForm, ReadingCycle
+from settlement.models.enums import (
+    BillState,
+    FormState,
+    LineKind,
+    MeterKind,
+    OutboxState,
+    OwnerKind,
+    PaymentChannel,
+    PlantRight,
+    PricingModel,
+    ReadingSource,
+    RefundState,
+    StaffRole,
+    TelemetryGranularity,
+)
+from settlement.models.outbox import OutboxMessage
+from settlement.models.parties import Owner, PlantAccess, Staff, WechatIdentity
+from settlement.models.plants import Contract, Meter, Plant, Tariff
+from settlement.models.readings import Reading
+from settlement.models.telemetry import TelemetryDevice, TelemetryRollup, TelemetrySample
+
+__all__ = [
+    "AuditEvent", "Bill", "BillLine", "BillState", "ConfirmationForm", "Contract", "CreditEntry",
+    "FormState", "LineKind", "Meter", "MeterKind", "OutboxMessage", "OutboxState", "Owner",
+    "OwnerKind", "Payment", "PaymentChannel", "Plant", "PlantAccess", "PlantRight", "PricingModel",
+    "Reading", "ReadingCycle", "ReadingSource", "Refund", "RefundState", "Staff", "StaffRole",
+    "Tariff", "TelemetryDevice", "TelemetryGranularity", "TelemetryRollup", "TelemetrySample",
+    "WechatIdentity",
+]

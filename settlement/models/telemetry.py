@@ -1,0 +1,59 @@
+"""Telemetry from inverters and data loggers, and its rollups."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tortoise import fields
+from tortoise.models import Model
+
+from settlement.models.enums import TelemetryGranularity
+
+if TYPE_CHECKING:
+    from settlement.models.plants import Plant
+
+
+class TelemetryDevice(Model):
+    id = fields.IntField(primary_key=True)
+    plant: fields.ForeignKeyRelation[Plant] = fields.ForeignKeyField(
+        "settlement.Plant", related_name="devices", on_delete=fields.CASCADE)
+    serial = fields.CharField(max_length=64, unique=True)
+    kind = fields.CharField(max_length=16, default="inverter")
+    rated_power_w = fields.IntField(null=True, description="[W]")
+
+    class Meta:
+        table = "telemetry_device"
+
+
+class TelemetrySample(Model):
+    """One sample as the device sent it — applied once per (device, ts)."""
+
+    id = fields.BigIntField(primary_key=True)
+    device: fields.ForeignKeyRelation[TelemetryDevice] = fields.ForeignKeyField(
+        "settlement.TelemetryDevice", related_name="samples", on_delete=fields.CASCADE)
+    ts = fields.DatetimeField(description="device time, UTC")
+    received_at = fields.DatetimeField()
+    power_w = fields.IntField(null=True, description="[W]")
+    energy_wh = fields.BigIntField(null=True, description="lifetime counter [Wh]")
+    status = fields.CharField(max_length=16, default="ok")
+
+    class Meta:
+        table = "telemetry_sample"
+        unique_together = (("device", "ts"),)
+
+
+class TelemetryRollup(Model):
+    """Energy per plant per 15-minute, day or month bucket (bucket start, local time for days)."""
+
+    id = fields.BigIntField(primary_key=True)
+    plant: fields.ForeignKeyRelation[Plant] = fields.ForeignKeyField(
+        "settlement.Plant", related_name="rollups", on_delete=fields.CASCADE)
+    granularity = fields.CharEnumField(TelemetryGranularity, max_length=8)
+    bucket_start = fields.DatetimeField()
+    energy_wh = fields.BigIntField(default=0, description="[Wh]")
+    max_power_w = fields.IntField(default=0, description="[W]")
+    samples = fields.IntField(default=0)
+
+    class Meta:
+        table = "telemetry_rollup"
+        unique_together = (("plant", "granularity", "bucket_start"),)

@@ -1,0 +1,56 @@
+"""A minimal but complete object graph: one of every model, linked as in production."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from settlement import models as m
+
+UTC = dt.timezone.utc
+
+
+async def one_of_everything() -> dict[str, object]:
+    now = dt.datetime(2026, 10, 25, 2, 0, tzinfo=UTC)
+    owner = await m.Owner.create(name="张三", kind=m.OwnerKind.COMMERCIAL, phone="13800000000")
+    staff = await m.Staff.create(name="李四", role=m.StaffRole.OPERATOR)
+    identity = await m.WechatIdentity.create(app_id="wxmp", openid="o-owner", owner=owner)
+    plant = await m.Plant.create(code="P0001", name="厂房屋顶", owner=owner, capacity_kwp=Decimal("512.400"),
+                                 reading_day=25)
+    access = await m.PlantAccess.create(plant=plant, identity=identity, right=m.PlantRight.PAY)
+    tariff = await m.Tariff.create(code="js-2025", name="Jiangsu", effective_from=dt.date(2025, 6, 1),
+                                   document={"periods": ["peak", "flat", "valley"]})
+    contract = await m.Contract.create(plant=plant, effective_from=dt.date(2025, 6, 1), tariff_code="js-2025",
+                                       pricing_model=m.PricingModel.GRID_DISCOUNT, discount=Decimal("0.85"))
+    meter = await m.Meter.create(plant=plant, serial="M0001", kind=m.MeterKind.GRID, multiplier=80,
+                                 registers=["00010000", "00020000"], installed_on=dt.date(2025, 1, 1))
+    reading = await m.Reading.create(meter=meter, register="00010000", read_at=now, value=Decimal("1234.5600"),
+                                     source=m.ReadingSource.AMI)
+    cycle = await m.ReadingCycle.create(plant=plant, period="2026-10", starts_at=now - dt.timedelta(days=30),
+                                        ends_at=now)
+    form = await m.ConfirmationForm.create(cycle=cycle, lines=[], periods={}, generation_kwh=Decimal("1"),
+                                           self_use_kwh=Decimal("1"), export_kwh=Decimal("0"),
+                                           grid_kwh=Decimal("0"))
+    bill = await m.Bill.create(number="B202610-0001", cycle=cycle, form=form, plant=plant, owner=owner,
+                               issued_at=now, due_on=dt.date(2026, 11, 9), total_fen=10000, tax_fen=1150)
+    line = await m.BillLine.create(bill=bill, seq=1, kind=m.LineKind.LATE_FEE, description="违约金",
+                                   amount_fen=100, accrual_key="2026-11-20")
+    payment = await m.Payment.create(transaction_id="4200000001", out_trade_no="B1-1", channel=m.PaymentChannel.WECHAT,
+                                     bill=bill, owner=owner, amount_fen=10000, paid_at=now)
+    refund = await m.Refund.create(payment=payment, out_refund_no="R1", refund_id="5030000001", amount_fen=100,
+                                   reason="overpaid")
+    credit = await m.CreditEntry.create(owner=owner, amount_fen=100, reason="overpayment", payment=payment)
+    outbox = await m.OutboxMessage.create(dedupe_key="BillIssued:1:o-owner", event="BillIssued", channel="subscribe",
+                                          recipient="o-owner", app_id="wxmp", template="bill_issued",
+                                          payload={}, not_before=now)
+    device = await m.TelemetryDevice.create(plant=plant, serial="INV-1")
+    sample = await m.TelemetrySample.create(device=device, ts=now, received_at=now, power_w=1000, energy_wh=5)
+    rollup = await m.TelemetryRollup.create(plant=plant, granularity=m.TelemetryGranularity.DAY, bucket_start=now)
+    audit = await m.AuditEvent.create(actor="system", action="Seed", entity="plant", entity_id=str(plant.id))
+    return {
+        "Owner": owner, "Staff": staff, "WechatIdentity": identity, "Plant": plant, "PlantAccess": access,
+        "Tariff": tariff, "Contract": contract, "Meter": meter, "Reading": reading, "ReadingCycle": cycle,
+        "ConfirmationForm": form, "Bill": bill, "BillLine": line, "Payment": payment, "Refund": refund,
+        "CreditEntry": credit, "OutboxMessage": outbox, "TelemetryDevice": device, "TelemetrySample": sample,
+        "TelemetryRollup": rollup, "AuditEvent": audit,
+    }
