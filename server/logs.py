@@ -43,5 +43,5 @@ def configure(level: str = "INFO", *, json_lines: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # tortoise logs every query at DEBUG; keep it quiet unless asked for
-    logging.getLogger("tortoise").setLevel(max(logging.INFO, root.level))
+    # tortoise logs every query at DEBUG and each connect/close at INFO; only its warnings matter
+    logging.getLogger("tortoise").setLevel(max(logging.WARNING, root.level))

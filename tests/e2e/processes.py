@@ -1,0 +1,93 @@
+"""Run pvsettle as a user would: the installed console script, in its own process."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from server.settings import Settings
+
+PVSETTLE = str(Path(sys.executable).parent / "pvsettle")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settings_env(settings: Settings, tmp_path: Path, **overrides: object) -> dict[str, str]:
+    """The environment that gives a server process these settings (key files made as needed)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private, public = tmp_path / "merchant.pem", tmp_path / "wechatpay-public.pem"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    settings = dataclasses.replace(
+        settings, pay_mchid="1900000001", pay_apiv3_key="k" * 32, pay_private_key_path=str(private),
+        pay_cert_serial="ABC123", pay_public_key_path=str(public), pay_public_key_id="PUB_KEY_ID_1",
+        pay_notify_url="https://example.invalid/pay/notify", **overrides)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PVSETTLE_")}
+    for field in dataclasses.fields(Settings):
+        env[Settings.env_name(field.name)] = str(getattr(settings, field.name))
+    return env
+
+
+class ServerProcess:
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, port: int):
+        self.port = port
+        self.log_path = cwd / f"server-{port}.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen([PVSETTLE, *args], env=env, cwd=cwd, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_healthy(self, timeout: float = 120.0) -> dict:
+        """Poll /healthz until it answers 200 (start-up includes migration and seeding)."""
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.output()}")
+                try:
+                    async with session.get(self.base + "/healthz") as resp:
+                        if resp.status == 200:
+                            return await resp.json()
+                except aiohttp.ClientConnectionError:
+                    pass
+                await _sleep(0.25)
+        raise AssertionError(f"server not healthy within {timeout} s:\n{self.output()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+
+async def _sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)

@@ -1,0 +1,61 @@
+"""`pvsettle serve` as an operator runs it."""
+
+import asyncio
+import json
+import signal
+
+import aiohttp
+import psutil
+import pytest
+
+from tests.conftest import REDIS_URL
+from tests.e2e.processes import PVSETTLE, ServerProcess, free_port, settings_env
+
+pytestmark = pytest.mark.slow
+
+
+async def test_serve_one_worker_answers_and_stops_cleanly(settings, tmp_path):
+    port = free_port()
+    server = ServerProcess(["serve"], settings_env(settings, tmp_path, port=port), tmp_path, port)
+    try:
+        health = await server.wait_healthy()
+        assert health == {"status": "ok", "db": "ok", "redis": "ok"}
+    finally:
+        assert server.stop(signal.SIGTERM) == 0, server.output()
+    lines = [json.loads(line) for line in server.output().splitlines()]  # every log line is JSON
+    starting = next(line for line in lines if line["msg"] == "starting")
+    assert starting["settings"]["secret_key"] == "***"
+    assert settings.secret_key not in server.output()  # secrets never logged
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="covered by the refusal test below on the embedded run")
+async def test_serve_two_workers_share_one_port(settings, tmp_path):
+    port = free_port()
+    server = ServerProcess(["serve", "--workers", "2"], settings_env(settings, tmp_path, port=port),
+                           tmp_path, port)
+    try:
+        await server.wait_healthy()
+        # the worker processes, not multiprocessing's resource tracker
+        workers = [p for p in psutil.Process(server.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(workers) == 2 and all(w.is_running() for w in workers)
+        listening = {w.pid for w in workers
+                     for c in w.net_connections(kind="tcp") if c.status == "LISTEN" and c.laddr.port == port}
+        assert listening == {w.pid for w in workers}  # both bound to the one port
+        async with aiohttp.ClientSession() as session:
+            statuses = await asyncio.gather(*(session.get(server.base + "/healthz") for _ in range(40)))
+            assert {r.status for r in statuses} == {200}
+    finally:
+        assert server.stop(signal.SIGTERM) == 0, server.output()
+    assert not any(w.is_running() for w in workers)
+
+
+@pytest.mark.skipif(bool(REDIS_URL), reason="with a real Redis the two-worker test above runs instead")
+def test_serve_refuses_several_workers_on_the_in_process_emulation(settings, tmp_path):
+    import subprocess
+
+    env = settings_env(settings, tmp_path, redis_url="")
+    proc = subprocess.run([PVSETTLE, "serve", "--workers", "2"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "PVSETTLE_REDIS_URL is needed with --workers > 1" in proc.stderr
+    assert "Traceback" not in proc.stderr
