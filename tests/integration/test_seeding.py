@@ -1,0 +1,104 @@
+"""`pvsettle seed`: a synthetic portfolio whose meters tell a physically consistent story."""
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from settlement import db as database
+from settlement import models as m
+from settlement.seeding import FORWARD, REVERSE, REGISTER_DIGITS, SeedSpec, seed_portfolio
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+TODAY = dt.date(2026, 11, 22)
+SPEC = SeedSpec(plants=7, months=2, seed=7, telemetry_days=1, today=TODAY)
+
+
+class Quiet:
+    def __init__(self, label, total):
+        pass
+
+    def advance(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+async def _readings_by_meter():
+    series = defaultdict(lambda: defaultdict(list))
+    for r in await m.Reading.all().order_by("read_at").prefetch_related("meter"):
+        series[r.meter.serial][r.register].append((r.read_at, r.value))
+    return series
+
+
+def _delta(values, multiplier):
+    dial = Decimal(10) ** REGISTER_DIGITS
+    return [((b - a) % dial) * multiplier for (_, a), (_, b) in zip(values, values[1:])]
+
+
+async def test_seeded_portfolio_is_consistent(db):
+    counts = await seed_portfolio(SPEC, progress=Quiet)
+    assert counts["plants"] == 7 and counts["meters"] == 14
+    assert counts["readings"] == 7 * 15 * (SPEC.months + 1)
+
+    for owner in await m.Owner.all().prefetch_related("plants"):
+        assert 1 <= len(owner.plants) <= 3
+    series = await _readings_by_meter()
+    for plant in await m.Plant.all().prefetch_related("meters"):
+        assert Decimal(30) <= plant.capacity_kwp <= Decimal(5000)
+        meters = {meter.kind: meter for meter in plant.meters}
+        gen, grid = meters[m.MeterKind.GENERATION], meters[m.MeterKind.GRID]
+        assert gen.multiplier == grid.multiplier >= 1
+        # M + 1 readings at 00:00 local on the reading day, the last one in last month
+        times = [t for t, _ in series[gen.serial][FORWARD[0]]]
+        assert len(times) == SPEC.months + 1
+        local = [t.astimezone(LOCAL) for t in times]
+        assert all(t.day == plant.reading_day and t.hour == 0 and t.minute == 0 for t in local)
+        assert (local[-1].year, local[-1].month) == (2026, 10)
+
+        generation = _delta(series[gen.serial][FORWARD[0]], gen.multiplier)
+        export = _delta(series[grid.serial][REVERSE[0]], grid.multiplier)
+        imported = _delta(series[grid.serial][FORWARD[0]], grid.multiplier)
+        # display resolution: each reading is cut to 0.01 units
+        slack = Decimal("0.02") * gen.multiplier
+        for month_gen, month_export, month_import in zip(generation, export, imported):
+            assert month_export <= month_gen + slack  # self-use never negative
+            assert month_import >= 0
+            yield_per_kwp = month_gen / plant.capacity_kwp
+            assert Decimal(40) < yield_per_kwp < Decimal(200), yield_per_kwp  # kWh/kWp in a month
+        for meter, registers in ((gen, FORWARD), (grid, FORWARD), (grid, REVERSE)):
+            total = _delta(series[meter.serial][registers[0]], 1)
+            rates = [_delta(series[meter.serial][r], 1) for r in registers[1:]]
+            for i, value in enumerate(total):
+                assert abs(value - sum(rate[i] for rate in rates)) <= Decimal("0.05")
+
+    samples = await m.TelemetrySample.all().order_by("ts").prefetch_related("device")
+    assert len(samples) == 7 * 96 * SPEC.telemetry_days
+    by_device = defaultdict(list)
+    for s in samples:
+        by_device[s.device.serial].append(s.energy_wh)
+    for counter in by_device.values():
+        assert all(b >= a for a, b in zip(counter, counter[1:]))  # a lifetime counter never drops
+
+
+async def test_the_same_seed_makes_the_same_portfolio(database_factory):
+    async def readings_of(url):
+        await database.open_database(url)
+        try:
+            await seed_portfolio(SeedSpec(plants=3, months=1, seed=11, telemetry_days=0, today=TODAY), progress=Quiet)
+            return [(r.register, r.read_at, r.value) for r in await m.Reading.all().order_by("id")]
+        finally:
+            await database.close_database()
+
+    first = await readings_of(await database_factory.migrated())
+    second = await readings_of(await database_factory.migrated())
+    assert first == second and len(first) == 3 * 15 * 2
+
+
+def test_bad_specs_are_refused():
+    for bad in ({"plants": 0}, {"plants": 1, "months": 0}, {"plants": 1, "telemetry_days": -1}):
+        with pytest.raises(ValueError):
+            SeedSpec(**bad)
