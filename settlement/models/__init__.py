@@ -28,6 +28,7 @@ from settlement.models.enums import (
     StaffRole,
     TelemetryGranularity,
 )
+from settlement.models.ingest import Collector, ReadingConflict
 from settlement.models.outbox import OutboxMessage
 from settlement.models.parties import Owner, PlantAccess, Staff, WechatIdentity
 from settlement.models.plants import Contract, Meter, Plant, Tariff
@@ -35,10 +36,10 @@ from settlement.models.readings import Reading
 from settlement.models.telemetry import TelemetryDevice, TelemetryRollup, TelemetrySample
 
 __all__ = [
-    "AuditEvent", "Bill", "BillLine", "BillState", "ConfirmationForm", "Contract", "CreditEntry",
+    "AuditEvent", "Bill", "BillLine", "BillState", "Collector", "ConfirmationForm", "Contract", "CreditEntry",
     "FormState", "LineKind", "Meter", "MeterKind", "OutboxMessage", "OutboxState", "Owner",
     "OwnerKind", "Payment", "PaymentChannel", "Plant", "PlantAccess", "PlantRight", "PricingModel",
-    "Reading", "ReadingCycle", "ReadingSource", "Refund", "RefundState", "Staff", "StaffRole",
+    "Reading", "ReadingConflict", "ReadingCycle", "ReadingSource", "Refund", "RefundState", "Staff", "StaffRole",
     "Tariff", "TelemetryDevice", "TelemetryGranularity", "TelemetryRollup", "TelemetrySample",
     "WechatIdentity",
 ]

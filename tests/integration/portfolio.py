@@ -46,11 +46,12 @@ async def one_of_everything() -> dict[str, object]:
     device = await m.TelemetryDevice.create(plant=plant, serial="INV-1")
     sample = await m.TelemetrySample.create(device=device, ts=now, received_at=now, power_w=1000, energy_wh=5)
     rollup = await m.TelemetryRollup.create(plant=plant, granularity=m.TelemetryGranularity.DAY, bucket_start=now)
+    collector = await m.Collector.create(name="head-end", key_sha256="0" * 64)
     audit = await m.AuditEvent.create(actor="system", action="Seed", entity="plant", entity_id=str(plant.id))
     return {
         "Owner": owner, "Staff": staff, "WechatIdentity": identity, "Plant": plant, "PlantAccess": access,
         "Tariff": tariff, "Contract": contract, "Meter": meter, "Reading": reading, "ReadingCycle": cycle,
         "ConfirmationForm": form, "Bill": bill, "BillLine": line, "Payment": payment, "Refund": refund,
         "CreditEntry": credit, "OutboxMessage": outbox, "TelemetryDevice": device, "TelemetrySample": sample,
-        "TelemetryRollup": rollup, "AuditEvent": audit,
+        "TelemetryRollup": rollup, "AuditEvent": audit, "Collector": collector,
     }
