@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 import bot.app
+import ingest_api.app
 import miniprogram_api.app
 from server import health
 from server.keys import metrics_registry_key, settings_key
@@ -29,4 +30,5 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(health.routes)
     app.add_subapp("/api/v1", miniprogram_api.app.create_app())
     app.add_subapp("/wechat", bot.app.create_app())
+    app.add_subapp("/ingest/v1", ingest_api.app.create_app())
     return app
