@@ -1,0 +1,360 @@
+"""Bills from confirmed forms, payments, account credit and late fees. Every amount is integer fen.
+
+States::
+
+    open ──payment──▶ partly_paid ──payment──▶ paid
+      └──────────────────payment──────────────▶ paid
+    open | partly_paid ──admin writes off──▶ written_off
+
+Rules written down
+------------------
+* **Pricing.** A confirmed form's self-use per rate (DL/T 645 rates 1–4: sharp, peak, flat,
+  valley) is priced by billing_engine under the plant's contract at the grid prices of the
+  tariff version in force on the cycle's last day, in that day's month (a rate the tariff does
+  not name is priced as the next lower one it does: sharp as peak). Contracts whose prices
+  exclude VAT get grid prices with the VAT taken out.
+* **Total.** ``total_fen`` is the sum of the bill's lines; lines are rounded once, half up, by
+  the engine. Late-fee lines are added to an issued bill as their own lines, never changing
+  the lines that were there.
+* **Owed.** owed = total − paid − credit applied. Account credit (from overpayments) is applied
+  when a bill is issued. A payment beyond what is owed becomes account credit.
+* **Late fee.** From the day after the due date until payment, on the principal still unpaid
+  (payments count against the principal first), at the contract's daily rates (residential
+  owners at the residential rate, others at the current-year and cross-year rates), with the
+  1 元 minimum on the bill's total late fee. Each accrual adds one line for the fee grown since
+  the last one, keyed by the date it runs to, so the same span is never charged twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from billing_engine import money
+from billing_engine.latefee import LateFeeRates, late_fee_fen
+from billing_engine.pricing import ContractTerms, price_cycle
+from billing_engine.tariff import Tariff as EngineTariff
+from billing_engine.tariff import parse_tariff
+from settlement import audit
+from settlement.cycles import RATES
+from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
+from settlement.models import (
+    Bill,
+    BillLine,
+    BillState,
+    ConfirmationForm,
+    Contract,
+    CreditEntry,
+    FormState,
+    LineKind,
+    Owner,
+    OwnerKind,
+    Payment,
+    PaymentChannel,
+    Plant,
+    PricingModel,
+    ReadingCycle,
+    Staff,
+    StaffRole,
+    Tariff,
+)
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+UTC = dt.timezone.utc
+ENGINE_MODEL = {PricingModel.GRID_DISCOUNT: "discount", PricingModel.FIXED_PRICE: "fixed",
+                PricingModel.TIERED: "tiered"}
+RATE_ZH = {"sharp": "尖", "peak": "峰", "flat": "平", "valley": "谷"}
+FALLBACK = {"sharp": "peak", "peak": "flat", "valley": "valley", "flat": "flat"}
+OPEN = (BillState.OPEN, BillState.PARTLY_PAID)
+BATCH = 500
+
+
+def owed_fen(bill: Bill) -> int:
+    return bill.total_fen - bill.paid_fen - bill.credit_applied_fen
+
+
+def _state_of(bill: Bill) -> BillState:
+    if owed_fen(bill) <= 0:
+        return BillState.PAID
+    return BillState.PARTLY_PAID if bill.paid_fen + bill.credit_applied_fen > 0 else BillState.OPEN
+
+
+def contract_terms(contract: Contract) -> ContractTerms:
+    tiers = tuple((None if up is None else str(up), str(price)) for up, price in (contract.tiers or ()))
+    return ContractTerms(
+        model=ENGINE_MODEL[contract.pricing_model], discount=contract.discount or "1",
+        floor_price=contract.floor_price, cap_price=contract.cap_price, fixed_price=contract.fixed_price,
+        tiers=tiers, vat_rate=contract.vat_rate, prices_include_vat=contract.prices_include_vat)
+
+
+async def tariff_for(code: str, day: dt.date, cache: dict) -> EngineTariff:
+    """The stored tariff of ``code`` in force on ``day``, parsed once per run."""
+    key = (code, day)
+    if key not in cache:
+        row = await Tariff.filter(code=code, effective_from__lte=day).order_by("-effective_from").first()
+        if row is None:
+            raise NotFound(f"no tariff {code!r} in force on {day}", code="unknown_tariff")
+        cache[key] = cache.get(("doc", row.id)) or parse_tariff(row.document)
+        cache[("doc", row.id)] = cache[key]
+    return cache[key]
+
+
+def grid_prices(tariff: EngineTariff, day: dt.date, terms: ContractTerms) -> np.ndarray:
+    """Grid price per DL/T 645 rate [µyuan/kWh] on ``day``, in the contract's VAT basis."""
+    version = tariff.version_at(day)
+    prices = version.price_micro[day.month - 1]
+    index = {name: i for i, name in enumerate(tariff.periods)}
+    out = []
+    for rate in RATES:
+        name = rate
+        while name not in index and FALLBACK[name] != name:
+            name = FALLBACK[name]
+        if name not in index:
+            raise InvalidInput(f"tariff {tariff.name!r} has no period for rate {rate}", code="tariff_rates")
+        out.append(int(prices[index[name]]))
+    micro = np.array(out, dtype=np.int64)
+    if version.prices_include_vat and not terms.prices_include_vat:
+        micro = money.round_div(micro * money.PPM, money.PPM + terms._units["vat"]).astype(np.int64)
+    return micro
+
+
+def _kwh_per_rate(form: ConfirmationForm, what: str) -> list[float]:
+    return [float(Decimal(form.periods[rate][what])) for rate in RATES]
+
+
+async def issue_bills(period: str | None = None, *, now: dt.datetime | None = None,
+                      plant_code: str | None = None) -> int:
+    """Bill every final form (confirmed or auto-confirmed) not billed yet; returns how many."""
+    now = now or dt.datetime.now(UTC)
+    query = ConfirmationForm.filter(state__in=[FormState.CONFIRMED, FormState.AUTO_CONFIRMED])
+    if period is not None:
+        query = query.filter(cycle__period=period)
+    if plant_code is not None:
+        query = query.filter(cycle__plant__code=plant_code)
+    billed = set(await Bill.filter(cycle__period=period).values_list("cycle_id", flat=True)) if period else \
+        set(await Bill.all().values_list("cycle_id", flat=True))
+    forms = [f for f in await query.order_by("id") if f.cycle_id not in billed]
+    issued = 0
+    cache: dict = {}
+    for first in range(0, len(forms), BATCH):
+        issued += await _issue_batch(forms[first:first + BATCH], now, cache)
+    return issued
+
+
+async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: dict) -> int:
+    cycles = {c.id: c for c in await ReadingCycle.filter(id__in=[f.cycle_id for f in forms])}
+    plants = {p.id: p for p in await Plant.filter(id__in=[c.plant_id for c in cycles.values()])}
+    contracts: dict[int, Contract] = {}
+    for contract in await Contract.filter(plant_id__in=list(plants)).order_by("effective_from"):
+        contracts[contract.plant_id] = contract  # latest version; checked against the cycle below
+    owners = {o.id: o for o in await Owner.filter(id__in=[p.owner_id for p in plants.values()])}
+    # group forms that share contract terms and grid prices: one engine call per group
+    groups: dict[tuple, list[ConfirmationForm]] = defaultdict(list)
+    priced_terms: dict[tuple, tuple[ContractTerms, np.ndarray]] = {}
+    for form in forms:
+        cycle = cycles[form.cycle_id]
+        contract = contracts.get(cycle.plant_id)
+        if contract is None:
+            raise NotFound(f"plant {plants[cycle.plant_id].code} has no contract", code="no_contract")
+        last_day = (cycle.ends_at.astimezone(LOCAL) - dt.timedelta(days=1)).date()
+        terms = contract_terms(contract)
+        prices = grid_prices(await tariff_for(contract.tariff_code, last_day, cache), last_day, terms)
+        key = (terms, tuple(prices.tolist()))
+        priced_terms[key] = (terms, prices)
+        groups[key].append(form)
+    bills = []
+    for key, members in groups.items():
+        terms, prices = priced_terms[key]
+        result = price_cycle(terms, prices, [_kwh_per_rate(f, "self_use") for f in members])
+        for i, form in enumerate(members):
+            bills.append((form, result.lines(i), int(result.total_fen[i]), int(result.tax_total_fen[i])))
+
+    issued = 0
+    async with in_transaction() as conn:
+        for form, lines, total, tax in bills:
+            cycle = cycles[form.cycle_id]
+            plant = plants[cycle.plant_id]
+            contract = contracts[plant.id]
+            issue_day = now.astimezone(LOCAL).date()
+            bill = Bill(number=f"{cycle.period.replace('-', '')}-{plant.code}-1", cycle_id=cycle.id, version=1,
+                        form_id=form.id, plant_id=plant.id, owner_id=plant.owner_id, state=BillState.OPEN,
+                        issued_at=now, due_on=issue_day + dt.timedelta(days=contract.due_days),
+                        total_fen=total, tax_fen=tax)
+            try:
+                async with in_transaction() as inner:  # a savepoint: a concurrent issuer may have won
+                    await bill.save(using_db=inner)
+            except IntegrityError:
+                continue
+            rows = []
+            for line in lines:
+                if line.informational or (line.kwh == 0 and line.amount_fen == 0):
+                    continue
+                rate = RATES[line.period] if line.period is not None else None
+                rows.append(BillLine(
+                    bill_id=bill.id, seq=len(rows) + 1, kind=LineKind.ENERGY, tou_period=line.period,
+                    description=f"{RATE_ZH[rate]}时段自用电量" if rate else "自用电量",
+                    kwh=Decimal(f"{line.kwh:.3f}"), unit_price=Decimal(line.unit_price),
+                    amount_fen=line.amount_fen, tax_fen=line.tax_fen))
+            await BillLine.bulk_create(rows, using_db=conn)
+            if sum(r.amount_fen for r in rows) != total:
+                raise AssertionError(f"bill {bill.number}: lines do not add up to the total")  # engine contract
+            await _apply_credit(bill, owners[plant.owner_id], conn)
+            await audit.record(audit.SYSTEM, "IssueBill", "bill", bill.id,
+                               after={"number": bill.number, "total_fen": total, "tax_fen": tax,
+                                      "credit_applied_fen": bill.credit_applied_fen, "state": bill.state},
+                               using_db=conn)
+            issued += 1
+    return issued
+
+
+async def credit_balance(owner_id: int, *, using_db=None) -> int:
+    amounts = await CreditEntry.filter(owner_id=owner_id).using_db(using_db).values_list("amount_fen", flat=True)
+    return int(sum(amounts))
+
+
+async def _apply_credit(bill: Bill, owner: Owner, conn) -> None:
+    balance = await credit_balance(owner.id, using_db=conn)
+    use = min(balance, owed_fen(bill))
+    if use <= 0:
+        return
+    await CreditEntry.create(owner_id=owner.id, amount_fen=-use, reason=f"applied to bill {bill.number}",
+                             bill_id=bill.id, using_db=conn)
+    bill.credit_applied_fen += use
+    bill.state = _state_of(bill)
+    await bill.save(using_db=conn, update_fields=["credit_applied_fen", "state"])
+
+
+async def record_payment(bill_id: int, amount_fen: int, channel: PaymentChannel, reference: str, *,
+                         staff: Staff | None = None, paid_at: dt.datetime | None = None,
+                         source_record: dict | None = None) -> Payment:
+    """Money received for a bill, at most once per (channel, reference).
+
+    The same payment recorded again (same reference, bill and amount) returns the stored one; the
+    same reference with another bill or amount is refused. What exceeds the amount owed becomes
+    the owner's account credit.
+    """
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
+        raise InvalidInput("the amount must be a positive whole number of fen", code="bad_amount")
+    reference = (reference or "").strip()
+    if not reference or len(reference) > 50:
+        raise InvalidInput("a payment needs a reference of at most 50 characters", code="bad_reference")
+    if staff is not None and (not staff.active or staff.role not in (StaffRole.OPERATOR, StaffRole.ADMIN)):
+        raise Forbidden("recording a payment needs the operator or admin role", code="role_required")
+    paid_at = paid_at or dt.datetime.now(UTC)
+    transaction_id = f"{channel.value}:{reference}" if channel != PaymentChannel.WECHAT else reference
+    async with in_transaction() as conn:
+        existing = await Payment.get_or_none(transaction_id=transaction_id).using_db(conn)
+        if existing is not None:
+            if existing.bill_id == bill_id and existing.amount_fen == amount_fen:
+                return existing
+            raise Conflict(f"payment {reference} is already recorded for another bill or amount",
+                           code="duplicate_reference")
+        bill = await Bill.filter(id=bill_id).using_db(conn).select_for_update().first()
+        if bill is None:
+            raise NotFound(f"no bill {bill_id}", code="unknown_bill")
+        if bill.state not in OPEN:
+            raise Conflict(f"bill {bill.number} is {bill.state.value}", code="bill_closed")
+        before = {"state": bill.state, "paid_fen": bill.paid_fen}
+        payment = await Payment.create(transaction_id=transaction_id, channel=channel, bill_id=bill.id,
+                                       owner_id=bill.owner_id, recorded_by_id=staff.id if staff else None,
+                                       amount_fen=amount_fen, paid_at=paid_at, source_record=source_record,
+                                       using_db=conn)
+        applied = min(amount_fen, owed_fen(bill))
+        bill.paid_fen += applied
+        bill.state = _state_of(bill)
+        await bill.save(using_db=conn, update_fields=["paid_fen", "state"])
+        if amount_fen > applied:
+            await CreditEntry.create(owner_id=bill.owner_id, amount_fen=amount_fen - applied,
+                                     reason=f"overpayment on bill {bill.number}", payment_id=payment.id,
+                                     using_db=conn)
+        await audit.record(audit.actor_of(staff), "RecordPayment", "bill", bill.id, before=before,
+                           after={"state": bill.state, "paid_fen": bill.paid_fen, "payment": transaction_id,
+                                  "amount_fen": amount_fen, "to_credit_fen": amount_fen - applied},
+                           using_db=conn)
+    return payment
+
+
+async def write_off(bill_id: int, reason: str, staff: Staff) -> Bill:
+    """An admin writes off what is left of a bill, with a reason."""
+    if not staff.active or staff.role != StaffRole.ADMIN:
+        raise Forbidden("writing off a bill needs the admin role", code="role_required")
+    if not (reason or "").strip():
+        raise InvalidInput("a write-off needs a reason", code="reason_required")
+    async with in_transaction() as conn:
+        bill = await Bill.filter(id=bill_id).using_db(conn).select_for_update().first()
+        if bill is None:
+            raise NotFound(f"no bill {bill_id}", code="unknown_bill")
+        if bill.state not in OPEN:
+            raise Conflict(f"bill {bill.number} is {bill.state.value}", code="bill_closed")
+        before = {"state": bill.state, "owed_fen": owed_fen(bill)}
+        bill.state = BillState.WRITTEN_OFF
+        await bill.save(using_db=conn, update_fields=["state"])
+        await audit.record(audit.actor_of(staff), "WriteOffBill", "bill", bill.id, before=before,
+                           after={"state": bill.state}, reason=reason.strip(), using_db=conn)
+    return bill
+
+
+def _late_fee_total(principal: int, due: dt.date, payments: list[tuple[dt.date, int]], through: dt.date,
+                    residential: bool, rates: LateFeeRates) -> int:
+    """The whole late fee of a bill from the day after ``due`` through ``through``.
+
+    The unpaid principal is constant between payments, so the fee is a sum over those spans,
+    each computed by the engine as the fee to its end minus the fee to its start (both counted
+    from the due date, so the year-end split stays where the rules put it). The 1 元 minimum
+    applies once, to the total.
+    """
+    no_minimum = LateFeeRates(residential=rates.residential, current_year=rates.current_year,
+                              cross_year=rates.cross_year, minimum_fen=0)
+    total, unpaid, start = 0, principal, due
+    for day, amount in sorted(payments) + [(through, 0)]:
+        end = min(max(day, due), through)
+        if unpaid > 0 and end > start:
+            total += late_fee_fen(unpaid, due, end, residential=residential, rates=no_minimum) - \
+                late_fee_fen(unpaid, due, start, residential=residential, rates=no_minimum)
+        start = max(start, end)
+        unpaid = max(unpaid - amount, 0)
+    return max(total, rates.minimum_fen) if total > 0 else 0
+
+
+async def accrue_late_fees(today: dt.date | None = None) -> int:
+    """Add the late fee grown since the last accrual to every overdue bill; returns lines added."""
+    today = today or dt.datetime.now(LOCAL).date()
+    added = 0
+    bills = await Bill.filter(state__in=list(OPEN), due_on__lt=today).prefetch_related("lines", "payments", "owner",
+                                                                                        "plant__contracts")
+    for bill in bills:
+        contract = max(bill.plant.contracts, key=lambda c: c.effective_from)
+        rates = LateFeeRates(residential=contract.late_fee_rate, current_year=contract.late_fee_rate,
+                             cross_year=contract.late_fee_rate_cross_year)
+        principal = sum(l.amount_fen for l in bill.lines if l.kind != LineKind.LATE_FEE) - bill.credit_applied_fen
+        payments = [(p.paid_at.astimezone(LOCAL).date(), p.amount_fen) for p in bill.payments]
+        # the fee runs through yesterday: today's day is not over
+        fee = _late_fee_total(principal, bill.due_on, payments, today - dt.timedelta(days=1),
+                              bill.owner.kind == OwnerKind.RESIDENTIAL, rates)
+        charged = sum(l.amount_fen for l in bill.lines if l.kind == LineKind.LATE_FEE)
+        if fee <= charged:
+            continue
+        key = (today - dt.timedelta(days=1)).isoformat()
+        try:
+            async with in_transaction() as conn:
+                locked = await Bill.filter(id=bill.id).using_db(conn).select_for_update().first()
+                seq = await BillLine.filter(bill_id=bill.id).using_db(conn).count() + 1
+                await BillLine.create(bill_id=bill.id, seq=seq, kind=LineKind.LATE_FEE,
+                                      description=f"违约金（至 {key}）", amount_fen=fee - charged,
+                                      accrual_key=key, using_db=conn)
+                locked.total_fen += fee - charged
+                locked.state = _state_of(locked)
+                await locked.save(using_db=conn, update_fields=["total_fen", "state"])
+                await audit.record(audit.SYSTEM, "AccrueLateFee", "bill", bill.id,
+                                   before={"total_fen": locked.total_fen - (fee - charged)},
+                                   after={"total_fen": locked.total_fen, "late_fee_through": key}, using_db=conn)
+            added += 1
+        except IntegrityError:
+            continue  # this day's accrual was written by another process
+    return added

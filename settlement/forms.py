@@ -1,0 +1,229 @@
+"""The life of a confirmation form (电量确认单).
+
+States::
+
+    draft ──send──▶ sent ──confirm──▶ confirmed
+                     │  └──(answer due passed)──▶ auto_confirmed
+                     └──dispute──▶ disputed
+    draft | sent | disputed ──staff adjusts a reading──▶ adjusted   (and version + 1 is sent)
+
+A confirmed (or auto-confirmed) version is final: it is never changed, and only it is billed.
+Every transition writes an audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
+from tortoise.transactions import in_transaction
+
+from settlement import audit
+from settlement.cycles import _compute, _load_readings, _plan, form_content
+from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
+from settlement.models import (
+    ConfirmationForm,
+    FormState,
+    Meter,
+    Plant,
+    Reading,
+    ReadingCycle,
+    ReadingSource,
+    Staff,
+    StaffRole,
+    WechatIdentity,
+)
+
+UTC = dt.timezone.utc
+FINAL = (FormState.CONFIRMED, FormState.AUTO_CONFIRMED)
+
+
+async def latest_form(cycle_id: int, *, using_db=None) -> ConfirmationForm:
+    form = await ConfirmationForm.filter(cycle_id=cycle_id).using_db(using_db).order_by("-version").first()
+    if form is None:
+        raise NotFound("this cycle has no form yet", code="no_form")
+    return form
+
+
+async def _locked_latest(form_id: int, conn) -> ConfirmationForm:
+    """The form, which must be its cycle's latest version, locked for the transition."""
+    form = await ConfirmationForm.filter(id=form_id).using_db(conn).select_for_update().first()
+    if form is None:
+        raise NotFound(f"no form {form_id}", code="unknown_form")
+    newer = await ConfirmationForm.filter(cycle_id=form.cycle_id, version__gt=form.version).using_db(conn).exists()
+    if newer:
+        raise Conflict(f"form {form_id} has been replaced by a newer version", code="form_superseded")
+    return form
+
+
+def _require_staff(staff: Staff, *roles: StaffRole) -> None:
+    if not staff.active or staff.role not in roles:
+        raise Forbidden(f"this needs the role {' or '.join(r.value for r in roles)}", code="role_required")
+
+
+async def send_form(form_id: int, staff: Staff, *, now: dt.datetime | None = None) -> ConfirmationForm:
+    """Staff release a draft (a flagged form they have checked) to the owner."""
+    _require_staff(staff, StaffRole.OPERATOR, StaffRole.ADMIN)
+    now = now or dt.datetime.now(UTC)
+    async with in_transaction() as conn:
+        form = await _locked_latest(form_id, conn)
+        if form.state != FormState.DRAFT:
+            raise Conflict(f"only a draft can be sent; this form is {form.state.value}", code="bad_state")
+        cycle = await ReadingCycle.get(id=form.cycle_id).using_db(conn).prefetch_related("plant__contracts")
+        days = max((c for c in cycle.plant.contracts), key=lambda c: c.effective_from).auto_confirm_days
+        before = form.state
+        form.state, form.sent_at, form.answer_due_at = FormState.SENT, now, now + dt.timedelta(days=days)
+        await form.save(using_db=conn, update_fields=["state", "sent_at", "answer_due_at"])
+        await audit.record(audit.actor_of(staff), "SendForm", "form", form.id, before={"state": before},
+                           after={"state": form.state}, using_db=conn)
+    return form
+
+
+async def confirm_form(form_id: int, *, by: WechatIdentity | None = None, staff: Staff | None = None,
+                       now: dt.datetime | None = None) -> ConfirmationForm:
+    """The owner confirms (``by``), or staff confirm on the owner's written word (``staff``)."""
+    now = now or dt.datetime.now(UTC)
+    if staff is not None:
+        _require_staff(staff, StaffRole.OPERATOR, StaffRole.ADMIN)
+    async with in_transaction() as conn:
+        form = await _locked_latest(form_id, conn)
+        allowed = (FormState.SENT, FormState.DISPUTED) if staff is not None else (FormState.SENT,)
+        if form.state not in allowed:
+            raise Conflict(f"a {form.state.value} form cannot be confirmed", code="bad_state")
+        before = form.state
+        form.state, form.answered_at, form.answered_by_id = FormState.CONFIRMED, now, by.id if by else None
+        await form.save(using_db=conn, update_fields=["state", "answered_at", "answered_by_id"])
+        actor = audit.actor_of(staff, openid=by.openid if by else None)
+        await audit.record(actor, "ConfirmForm", "form", form.id, before={"state": before},
+                           after={"state": form.state}, using_db=conn)
+    return form
+
+
+async def dispute_form(form_id: int, reason: str, *, by: WechatIdentity | None = None,
+                       now: dt.datetime | None = None) -> ConfirmationForm:
+    """The owner disputes a sent form, saying why; staff then adjust and send a new version."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("a dispute needs a reason", code="reason_required")
+    if len(reason) > 500:
+        raise InvalidInput("the reason is longer than 500 characters", code="reason_too_long")
+    now = now or dt.datetime.now(UTC)
+    async with in_transaction() as conn:
+        form = await _locked_latest(form_id, conn)
+        if form.state != FormState.SENT:
+            raise Conflict(f"a {form.state.value} form cannot be disputed", code="bad_state")
+        form.state, form.answered_at, form.dispute_reason = FormState.DISPUTED, now, reason
+        form.answered_by_id = by.id if by else None
+        await form.save(using_db=conn, update_fields=["state", "answered_at", "dispute_reason", "answered_by_id"])
+        await audit.record(audit.actor_of(openid=by.openid if by else None), "DisputeForm", "form", form.id,
+                           before={"state": FormState.SENT}, after={"state": form.state}, reason=reason,
+                           using_db=conn)
+    return form
+
+
+async def adjust_reading(plant_code: str, period: str, meter_serial: str, register: str, value: str | Decimal,
+                         reason: str, staff: Staff, *, boundary: str = "current",
+                         now: dt.datetime | None = None) -> ConfirmationForm:
+    """Correct one reading a form used, with a reason; the form gets a new version, sent again.
+
+    The correction is a new reading revision at the same time (source ``adjusted``): the old
+    value stays, so the audit trail and the replaced form version still show what was there.
+    """
+    _require_staff(staff, StaffRole.OPERATOR, StaffRole.ADMIN)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("an adjustment needs a reason", code="reason_required")
+    if boundary not in ("previous", "current"):
+        raise InvalidInput("boundary is previous or current", code="bad_boundary")
+    try:
+        new_value = Decimal(str(value))
+        if not new_value.is_finite() or new_value < 0 or new_value.as_tuple().exponent < -4:
+            raise InvalidOperation
+    except InvalidOperation:
+        raise InvalidInput(f"{value!r} is not a reading (≥ 0, at most 4 decimals)", code="bad_value") from None
+    now = now or dt.datetime.now(UTC)
+    plant = await Plant.get_or_none(code=plant_code)
+    if plant is None:
+        raise NotFound(f"no plant {plant_code!r}", code="unknown_plant")
+    meter = await Meter.get_or_none(serial=meter_serial, plant_id=plant.id)
+    if meter is None:
+        raise NotFound(f"plant {plant_code} has no meter {meter_serial!r}", code="unknown_meter")
+    if register not in meter.registers:
+        raise InvalidInput(f"meter {meter_serial} has no register {register}", code="unknown_register")
+    if new_value >= Decimal(10) ** meter.register_digits:
+        raise InvalidInput(f"{new_value} does not fit the meter's {meter.register_digits} digits", code="bad_value")
+    cycle = await ReadingCycle.get_or_none(plant_id=plant.id, period=period)
+    if cycle is None:
+        raise NotFound(f"plant {plant_code} has no cycle {period}", code="unknown_cycle")
+
+    async with in_transaction() as conn:
+        form = await latest_form(cycle.id, using_db=conn)
+        form = await _locked_latest(form.id, conn)
+        if form.state in FINAL:
+            raise Conflict("this form is confirmed and final; a correction needs a new cycle run",
+                           code="form_final")
+        used = next((line for line in form.lines if line["meter"] == meter_serial and line["register"] == register),
+                    None)
+        at_text = used and used[f"{boundary}_at"]
+        read_at = (dt.datetime.fromisoformat(at_text.replace("Z", "+00:00")) if at_text
+                   else cycle.starts_at if boundary == "previous" else cycle.ends_at)
+        stored = await Reading.filter(meter_id=meter.id, register=register, read_at=read_at).using_db(conn) \
+            .order_by("-revision").first()
+        reading = await Reading.create(
+            meter_id=meter.id, register=register, read_at=read_at, value=new_value,
+            source=ReadingSource.ADJUSTED if stored else ReadingSource.MANUAL,
+            revision=stored.revision + 1 if stored else 0, reason=reason, entered_by_id=staff.id, using_db=conn)
+        await audit.record(audit.actor_of(staff), "AdjustReading", "reading",
+                           f"{meter_serial}/{register}/{read_at.isoformat()}",
+                           before={"value": stored.value if stored else None,
+                                   "revision": stored.revision if stored else None},
+                           after={"value": reading.value, "revision": reading.revision}, reason=reason,
+                           using_db=conn)
+        new_form = await _new_version(plant, period, form, now, conn)
+        await audit.record(audit.actor_of(staff), "AdjustForm", "form", new_form.id,
+                           before={"version": form.version, "state": form.state, "total": _totals(form)},
+                           after={"version": new_form.version, "state": new_form.state,
+                                  "total": _totals(new_form)}, reason=reason, using_db=conn)
+        form.state = FormState.ADJUSTED
+        await form.save(using_db=conn, update_fields=["state"])
+    return new_form
+
+
+def _totals(form: ConfirmationForm) -> dict:
+    return {"generation": form.generation_kwh, "self_use": form.self_use_kwh, "export": form.export_kwh,
+            "grid": form.grid_kwh}
+
+
+async def _new_version(plant: Plant, period: str, old: ConfirmationForm, now: dt.datetime, conn) -> ConfirmationForm:
+    """Recompute the plant's form from its (now corrected) readings as the next version."""
+    plan = await _plan([plant], period)
+    arrays = await _load_readings(plan)  # inside the transaction: sees the corrected reading
+    computed = _compute(plan, arrays)  # one plant: no need for the executor
+    content = form_content(plan.meters[0], arrays, computed, 0)
+    total = content["total"]
+    return await ConfirmationForm.create(
+        cycle_id=old.cycle_id, version=old.version + 1, state=FormState.SENT, lines=content["lines"],
+        periods=content["periods"], generation_kwh=total["generation"], self_use_kwh=total["self_use"],
+        export_kwh=total["export"], grid_kwh=total["grid"], flags=content["flags"], reader=old.reader,
+        sent_at=now, answer_due_at=now + dt.timedelta(days=plan.contracts[0].auto_confirm_days),
+        using_db=conn)
+
+
+async def auto_confirm_due(now: dt.datetime | None = None) -> int:
+    """Forms sent and unanswered past their answer date become auto-confirmed; returns how many."""
+    now = now or dt.datetime.now(UTC)
+    count = 0
+    for form_id in await ConfirmationForm.filter(state=FormState.SENT, answer_due_at__lte=now) \
+            .values_list("id", flat=True):
+        async with in_transaction() as conn:
+            form = await ConfirmationForm.filter(id=form_id, state=FormState.SENT).using_db(conn) \
+                .select_for_update().first()
+            if form is None:
+                continue  # answered meanwhile
+            form.state, form.answered_at = FormState.AUTO_CONFIRMED, now
+            await form.save(using_db=conn, update_fields=["state", "answered_at"])
+            await audit.record(audit.SYSTEM, "AutoConfirmForm", "form", form.id, before={"state": FormState.SENT},
+                               after={"state": form.state}, reason="no answer by the due date", using_db=conn)
+            count += 1
+    return count
+
