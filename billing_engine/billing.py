@@ -1,0 +1,215 @@
+"""Billing interval load profiles under a grid tariff: the engine behind ``python -m billing_engine bill``.
+
+:func:`bill` turns interval kWh of any number of meters into lines per meter:
+
+* one ``ENERGY`` line per (month, tariff version, period) present in the data: kWh × the
+  period's price;
+* one ``TIER`` line per (month, version, block) with a non-zero adder when the tariff has tiers:
+  the kWh that fall in the block × the block's adder;
+* one ``FIXED`` line per (month, version) when the tariff has a fixed monthly charge,
+  prorated by the share of the calendar month the data covers (a full month pays it exactly).
+
+Each line is rounded once, half up, to fen; VAT is added or extracted per line
+(:func:`billing_engine.money.with_vat`); totals are sums of lines.  :func:`summary` gives the
+CLI's JSON for one meter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import money
+from .errors import IntervalDataError
+from .intervals import interval_energy
+from .pricing import LineKind
+from .tariff import Tariff
+from .tou import month_label
+
+__all__ = ["IntervalBill", "bill", "summary"]
+
+
+@dataclass(frozen=True, eq=False)
+class IntervalBill:
+    """Lines of interval-billed meters; every meter has the same line slots.
+
+    Attributes
+    ----------
+    periods : tuple of str
+        The tariff's period names.
+    kind : ndarray of int8, shape (lines,)
+        :class:`~billing_engine.pricing.LineKind`: ENERGY, TIER or FIXED.
+    month : ndarray of int64, shape (lines,)
+        Months since 1970-01 (:func:`billing_engine.tou.month_label` gives ``"YYYY-MM"``).
+    version : ndarray of int64, shape (lines,)
+        Tariff version index.
+    period : ndarray of int16, shape (lines,)
+        Period index for ENERGY lines, -1 otherwise.
+    block : ndarray of int16, shape (lines,)
+        Tier block for TIER lines, -1 otherwise.
+    unit_price_micro : ndarray of int64, shape (lines,) [µyuan/kWh]
+        Period price, tier adder, or 0 for fixed charges.
+    wh : ndarray of int64, shape (meters, lines) [Wh]
+    amount_fen : ndarray of int64, shape (meters, lines) [fen]
+        Payable, VAT included.
+    tax_fen : ndarray of int64, shape (meters, lines) [fen]
+    total_fen : ndarray of int64, shape (meters,) [fen]
+    tax_total_fen : ndarray of int64, shape (meters,) [fen]
+    """
+
+    periods: tuple[str, ...]
+    kind: np.ndarray
+    month: np.ndarray
+    version: np.ndarray
+    period: np.ndarray
+    block: np.ndarray
+    unit_price_micro: np.ndarray
+    wh: np.ndarray
+    amount_fen: np.ndarray
+    tax_fen: np.ndarray
+    total_fen: np.ndarray
+    tax_total_fen: np.ndarray
+
+
+def bill(tariff: Tariff, kwh: Any, start: Any, step_minutes: int, *,
+         ytd_kwh: Any = None, chunk_bytes: int | None = None) -> IntervalBill:
+    """Bill interval energy under a tariff.
+
+    Parameters
+    ----------
+    tariff : Tariff
+    kwh : ndarray, shape (meters, intervals) or (intervals,) [kWh]
+        Energy drawn in each interval (float32 or float64 are used without a copy).
+    start : datetime64, datetime or ISO string
+        Local start of the first interval (interval-start labels).
+    step_minutes : {15, 30, 60} [min]
+    ytd_kwh : array_like, shape (meters,), optional [kWh]
+        Energy earlier in the first billed calendar year, for tariffs with annual tiers.
+    chunk_bytes : int, optional
+        Row-chunk size of the interval pass (see :func:`billing_engine.intervals.interval_energy`).
+
+    Returns
+    -------
+    IntervalBill
+    """
+    extra = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
+    table = interval_energy(kwh, tariff, start, step_minutes, **extra)
+    meters = table.kwh.shape[0]
+    wh = money.energy_wh(table.kwh)
+    seg_month, seg_version = table.segment_month, table.segment_version
+    b_seg = table.bucket_segment
+    b_version = seg_version[b_seg]
+    b_month = seg_month[b_seg]
+    price = np.array([tariff.versions[int(v)].price_micro[int(m) % 12, int(p)]
+                      for v, m, p in zip(b_version, b_month, table.bucket_period)], dtype=np.int64)
+
+    kinds = [np.full(b_seg.size, LineKind.ENERGY, dtype=np.int8)]
+    months = [b_month]
+    versions = [b_version]
+    periods = [table.bucket_period.astype(np.int16)]
+    blocks = [np.full(b_seg.size, -1, dtype=np.int16)]
+    units = [price]
+    whs = [wh]
+    priced = [money.amount_fen(wh, price[None, :])]
+
+    if ytd_kwh is None:
+        ytd = np.zeros(meters, dtype=np.int64)
+    else:
+        ytd = money.energy_wh(np.broadcast_to(np.asarray(ytd_kwh, dtype=np.float64), (meters,)))
+        if np.any(ytd < 0):
+            raise IntervalDataError("ytd_kwh must be ≥ 0", where="ytd_kwh")
+    month_wh = np.zeros(meters, dtype=np.int64)
+    year_wh = ytd.copy()
+    for s in range(seg_month.size):
+        ver = tariff.versions[int(seg_version[s])]
+        if s and seg_month[s] != seg_month[s - 1]:
+            month_wh[:] = 0
+            if seg_month[s] % 12 == 0:
+                year_wh[:] = 0
+        used = wh[:, b_seg == s].sum(axis=1)
+        if ver.tiers is not None:
+            before = month_wh if ver.tiers.basis == "monthly" else year_wh
+            split = ver.tiers.split(before, used)
+            keep = np.flatnonzero(ver.tiers.adder_micro)
+            if keep.size:
+                n = keep.size
+                kinds.append(np.full(n, LineKind.TIER, dtype=np.int8))
+                months.append(np.full(n, seg_month[s]))
+                versions.append(np.full(n, seg_version[s]))
+                periods.append(np.full(n, -1, dtype=np.int16))
+                blocks.append(keep.astype(np.int16))
+                units.append(ver.tiers.adder_micro[keep])
+                whs.append(split[:, keep])
+                priced.append(money.amount_fen(split[:, keep], ver.tiers.adder_micro[keep][None, :]))
+        month_wh += used
+        year_wh += used
+        if ver.fixed_monthly_fen:
+            kinds.append(np.array([LineKind.FIXED], dtype=np.int8))
+            months.append(seg_month[s:s + 1])
+            versions.append(seg_version[s:s + 1])
+            periods.append(np.array([-1], dtype=np.int16))
+            blocks.append(np.array([-1], dtype=np.int16))
+            units.append(np.zeros(1, dtype=np.int64))
+            whs.append(np.zeros((meters, 1), dtype=np.int64))
+            fixed = money.prorate_fen(ver.fixed_monthly_fen, table.segment_slots[s],
+                                      int(table.month_slots[s]))
+            priced.append(np.broadcast_to(fixed, (meters, 1)).astype(np.int64))
+
+    kind = np.concatenate(kinds)
+    line_version = np.concatenate(versions).astype(np.int64)
+    priced_all = np.concatenate(priced, axis=1)
+    amount = np.empty_like(priced_all)
+    tax = np.empty_like(priced_all)
+    # VAT terms are per version; lines of each version get their own.
+    for v in np.unique(line_version):
+        ver = tariff.versions[int(v)]
+        cols = line_version == v
+        amount[:, cols], tax[:, cols] = money.with_vat(priced_all[:, cols], ver.vat_ppm,
+                                                       included=ver.prices_include_vat)
+    return IntervalBill(
+        periods=tariff.periods, kind=kind, month=np.concatenate(months).astype(np.int64),
+        version=line_version, period=np.concatenate(periods), block=np.concatenate(blocks),
+        unit_price_micro=np.concatenate(units).astype(np.int64),
+        wh=np.concatenate(whs, axis=1), amount_fen=amount, tax_fen=tax,
+        total_fen=amount.sum(axis=1), tax_total_fen=tax.sum(axis=1))
+
+
+def summary(result: IntervalBill, meter: int = 0) -> dict:
+    """The CLI's JSON for one meter.
+
+    ``{"currency": "CNY", "months": [{"month": "2025-01", "kwh": …, "periods": [{"period": 0,
+    "kwh": …, "amount_fen": …}], "energy_fen": …, "fixed_fen": …, "total_fen": …}],
+    "total_fen": …}``
+
+    ``periods`` lists the tariff periods that occur in the month (lines of two tariff versions
+    in one month are added per period).  ``energy_fen`` is the sum of the period amounts plus
+    any tier surcharges, ``fixed_fen`` the fixed charges, ``total_fen`` their sum; every
+    amount includes VAT.  kWh are exact to the Wh that was priced.
+    """
+    months_out = []
+    total = 0
+    for month in np.unique(result.month):
+        in_month = result.month == month
+        energy_cols = np.flatnonzero(in_month & (result.kind == LineKind.ENERGY))
+        per_period: dict[int, list[int]] = {}
+        for c in energy_cols:
+            acc = per_period.setdefault(int(result.period[c]), [0, 0])
+            acc[0] += int(result.wh[meter, c])
+            acc[1] += int(result.amount_fen[meter, c])
+        tier = int(result.amount_fen[meter, in_month & (result.kind == LineKind.TIER)].sum())
+        fixed = int(result.amount_fen[meter, in_month & (result.kind == LineKind.FIXED)].sum())
+        energy = sum(a for _, a in per_period.values()) + tier
+        month_total = energy + fixed
+        total += month_total
+        months_out.append({
+            "month": month_label(int(month)),
+            "kwh": sum(w for w, _ in per_period.values()) / money.WH_PER_KWH,
+            "periods": [{"period": p, "kwh": w / money.WH_PER_KWH, "amount_fen": a}
+                        for p, (w, a) in sorted(per_period.items())],
+            "energy_fen": energy,
+            "fixed_fen": fixed,
+            "total_fen": month_total,
+        })
+    return {"currency": "CNY", "months": months_out, "total_fen": total}
