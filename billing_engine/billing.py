@@ -157,9 +157,18 @@ def bill(tariff: Tariff, kwh: Any, start: Any, step_minutes: int, *,
                                       int(table.month_slots[s]))
             priced.append(np.broadcast_to(fixed, (meters, 1)).astype(np.int64))
 
+    # Lines in reading order: month, version, then energy, tier and fixed lines.
     kind = np.concatenate(kinds)
+    line_month = np.concatenate(months).astype(np.int64)
     line_version = np.concatenate(versions).astype(np.int64)
-    priced_all = np.concatenate(priced, axis=1)
+    line_period = np.concatenate(periods)
+    line_block = np.concatenate(blocks)
+    order = np.lexsort((line_block, line_period, kind, line_version, line_month))
+    kind, line_month, line_version = kind[order], line_month[order], line_version[order]
+    line_period, line_block = line_period[order], line_block[order]
+    line_unit = np.concatenate(units).astype(np.int64)[order]
+    line_wh = np.concatenate(whs, axis=1)[:, order]
+    priced_all = np.concatenate(priced, axis=1)[:, order]
     amount = np.empty_like(priced_all)
     tax = np.empty_like(priced_all)
     # VAT terms are per version; lines of each version get their own.
@@ -169,11 +178,9 @@ def bill(tariff: Tariff, kwh: Any, start: Any, step_minutes: int, *,
         amount[:, cols], tax[:, cols] = money.with_vat(priced_all[:, cols], ver.vat_ppm,
                                                        included=ver.prices_include_vat)
     return IntervalBill(
-        periods=tariff.periods, kind=kind, month=np.concatenate(months).astype(np.int64),
-        version=line_version, period=np.concatenate(periods), block=np.concatenate(blocks),
-        unit_price_micro=np.concatenate(units).astype(np.int64),
-        wh=np.concatenate(whs, axis=1), amount_fen=amount, tax_fen=tax,
-        total_fen=amount.sum(axis=1), tax_total_fen=tax.sum(axis=1))
+        periods=tariff.periods, kind=kind, month=line_month, version=line_version,
+        period=line_period, block=line_block, unit_price_micro=line_unit, wh=line_wh,
+        amount_fen=amount, tax_fen=tax, total_fen=amount.sum(axis=1), tax_total_fen=tax.sum(axis=1))
 
 
 def summary(result: IntervalBill, meter: int = 0) -> dict:

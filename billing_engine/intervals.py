@@ -54,8 +54,9 @@ def check_timestamps(timestamps: Any, *, step_minutes: int | None = None) -> tup
     ------
     IntervalDataError
         With ``index`` = the position of the first offending timestamp: a duplicate, one out of
-        order, a gap (a whole number of steps missing), a mixed step, a time not on a
-        15-minute boundary, or too few timestamps to tell the step.
+        order, a gap (a whole number of steps missing, after which the series goes on at its
+        step), a mixed step (any other change of step), a time not on a 15-minute boundary, or
+        too few timestamps to tell the step.
     """
     ts = np.asarray(timestamps, dtype="datetime64[s]")
     if ts.ndim != 1 or ts.size == 0:
@@ -85,7 +86,8 @@ def check_timestamps(timestamps: Any, *, step_minutes: int | None = None) -> tup
             msg = f"duplicate timestamp {this}"
         elif d < 0:
             msg = f"{this} comes after {prev}: timestamps must increase"
-        elif d % step_minutes == 0:
+        elif d % step_minutes == 0 and (i + 1 == diffs.size or diffs[i + 1] == step_minutes):
+            # A whole number of steps, and the series goes on at its step: intervals are missing.
             msg = (f"gap: {d // step_minutes - 1} interval(s) missing between {prev} and {this} "
                    f"(step {step_minutes} min)")
         else:
