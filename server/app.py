@@ -12,6 +12,7 @@ from server import health
 from server.keys import metrics_registry_key, settings_key
 from server.middleware import error_middleware, metrics_middleware_factory, request_id_middleware
 from server.resources import database_ctx, http_client_ctx, redis_ctx
+from server.scheduler import scheduler_ctx
 from server.settings import Settings
 
 # Large enough for a photo attached to a dispute or fault report; anything bigger is refused (413).
@@ -26,7 +27,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[settings_key] = settings
     app[metrics_registry_key] = registry
-    app.cleanup_ctx.extend([database_ctx, redis_ctx, http_client_ctx])
+    app.cleanup_ctx.extend([database_ctx, redis_ctx, http_client_ctx, scheduler_ctx])
     app.add_routes(health.routes)
     app.add_subapp("/api/v1", miniprogram_api.app.create_app())
     app.add_subapp("/wechat", bot.app.create_app())

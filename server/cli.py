@@ -56,6 +56,21 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--telemetry-days", type=int, default=2, help="days of 15-minute telemetry")
     seed.set_defaults(func=cmd_seed)
 
+    cycle = sub.add_parser("cycle", help="reading cycles: forms, bills, late fees")
+    cycle_sub = cycle.add_subparsers(dest="cycle_command", metavar="ACTION", required=True)
+    run = cycle_sub.add_parser("run", help="make the confirmation forms of a period")
+    run.add_argument("--period", required=True, help="YYYY-MM")
+    run.add_argument("--plant", help="one plant's code")
+    run.set_defaults(func=cmd_cycle_run)
+    status = cycle_sub.add_parser("status", help="forms and bills of a period by state")
+    status.add_argument("--period", required=True, help="YYYY-MM")
+    status.set_defaults(func=cmd_cycle_status)
+    bill = cycle_sub.add_parser("bill", help="issue bills for the confirmed forms of a period")
+    bill.add_argument("--period", required=True, help="YYYY-MM")
+    bill.set_defaults(func=cmd_cycle_bill)
+    daily = cycle_sub.add_parser("daily", help="what the scheduler does each day: auto-confirm, late fees")
+    daily.set_defaults(func=cmd_cycle_daily)
+
     bench = sub.add_parser("bench", help="run a named benchmark and print one JSON object")
     bench_sub = bench.add_subparsers(dest="bench", metavar="NAME", required=True)
     engine = bench_sub.add_parser("engine", help="billing_engine: interval and register billing")
@@ -124,6 +139,62 @@ def cmd_seed(args: argparse.Namespace) -> int:
             await db.close_database()
 
     print(json.dumps(asyncio.run(run())))
+    return 0
+
+
+def _with_database(work):
+    """Run ``work()`` against PVSETTLE_DATABASE_URL (migrated first); domain errors exit 2."""
+    from settlement import db
+    from settlement.errors import DomainError
+
+    settings = Settings.from_env(require_secrets=False)
+    logs.configure(settings.log_level, json_lines=False)
+
+    async def run():
+        await _migrate(settings.database_url, quiet=True)
+        await db.open_database(settings.database_url)
+        try:
+            return await work()
+        finally:
+            await db.close_database()
+
+    try:
+        return asyncio.run(run())
+    except DomainError as exc:
+        print(f"pvsettle: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_cycle_run(args: argparse.Namespace) -> int:
+    from settlement import cycles
+
+    result = _with_database(lambda: cycles.run_cycle(args.period, args.plant))
+    print(json.dumps(result.as_dict()))
+    return 0
+
+
+def cmd_cycle_status(args: argparse.Namespace) -> int:
+    from settlement import cycles
+
+    print(json.dumps(_with_database(lambda: cycles.cycle_status(args.period)), ensure_ascii=False))
+    return 0
+
+
+def cmd_cycle_bill(args: argparse.Namespace) -> int:
+    from settlement import bills
+
+    issued = _with_database(lambda: bills.issue_bills(args.period))
+    print(json.dumps({"period": args.period, "bills_issued": issued}))
+    return 0
+
+
+def cmd_cycle_daily(args: argparse.Namespace) -> int:
+    from settlement import bills, forms
+
+    async def work():
+        return {"auto_confirmed": await forms.auto_confirm_due(), "late_fee_lines": await bills.accrue_late_fees()}
+
+    print(json.dumps(_with_database(work)))
     return 0
 
 

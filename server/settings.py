@@ -52,6 +52,7 @@ class Settings:
     host: str = _plain("127.0.0.1", "address to listen on")
     port: int = _plain(8080, "port to listen on")
     log_level: str = _plain("INFO", "logging level")
+    scheduler_interval: int = _plain(60, "seconds between scheduler ticks (reading cycles, auto-confirm, late fees); 0 = off")
     var_dir: str = _plain("var", "folder for the embedded database, uploads and demo keys")
     secret_key: str = _secret("signs session tokens and e-bill links (32+ characters)")
     oa_appid: str = _secret("official account AppID")
@@ -107,6 +108,8 @@ class Settings:
             problems.append(f"{n('database_url')} must be sqlite://… or postgres://…, not {scheme or 'empty'}://")
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             problems.append(f"{n('redis_url')} must be redis://… (or empty for the in-process emulation)")
+        if self.scheduler_interval < 0:
+            problems.append(f"{n('scheduler_interval')} must be ≥ 0")
         if not 0 <= self.port <= 65535:
             problems.append(f"{n('port')}={self.port} is not a TCP port")
         if not require_secrets:

@@ -42,7 +42,7 @@ from billing_engine.pricing import ContractTerms, price_cycle
 from billing_engine.tariff import Tariff as EngineTariff
 from billing_engine.tariff import parse_tariff
 from settlement import audit
-from settlement.cycles import RATES
+from settlement.cycles import RATES, parse_period
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.models import (
     Bill,
@@ -134,6 +134,7 @@ async def issue_bills(period: str | None = None, *, now: dt.datetime | None = No
     now = now or dt.datetime.now(UTC)
     query = ConfirmationForm.filter(state__in=[FormState.CONFIRMED, FormState.AUTO_CONFIRMED])
     if period is not None:
+        parse_period(period)
         query = query.filter(cycle__period=period)
     if plant_code is not None:
         query = query.filter(cycle__plant__code=plant_code)

@@ -79,6 +79,18 @@ def parse_period(period: str) -> tuple[int, int]:
     return year, month
 
 
+def due_periods(now: dt.datetime) -> list[tuple[int, str]]:
+    """(reading day, period) of the latest cut-off at or before ``now`` for each reading day 1-28."""
+    today = now.astimezone(LOCAL)
+    out = []
+    for day in range(1, 29):
+        year, month = today.year, today.month
+        if today.day < day:
+            year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+        out.append((day, f"{year:04d}-{month:02d}"))
+    return out
+
+
 def cycle_span(period: str, reading_day: int) -> tuple[dt.datetime, dt.datetime]:
     """Start and cut-off (UTC) of a plant's cycle for ``period``."""
     year, month = parse_period(period)
@@ -96,12 +108,13 @@ class CycleRunResult:
     forms_existing: int
     forms_flagged: int
     seconds: float
+    plants_waiting: int = 0
 
     def as_dict(self) -> dict:
-        """The contract of ``pvsettle cycle run`` (DESIGN.md), plus the flagged count."""
+        """The contract of ``pvsettle cycle run`` (DESIGN.md), plus flagged and waiting counts."""
         return {"period": self.period, "plants": self.plants, "forms_created": self.forms_created,
                 "forms_existing": self.forms_existing, "forms_flagged": self.forms_flagged,
-                "seconds": round(self.seconds, 3)}
+                "plants_waiting": self.plants_waiting, "seconds": round(self.seconds, 3)}
 
 
 @dataclass
@@ -114,22 +127,33 @@ class _Plan:
     meters: list[list[Meter | None]]  # per plant: generation meter, grid meter
 
 
-async def run_cycle(period: str, plant_code: str | None = None, *, now: dt.datetime | None = None,
-                    batch_size: int = BATCH) -> CycleRunResult:
-    """Create the confirmation forms of ``period`` for every plant (or one) that has none yet."""
+async def run_cycle(period: str, plant_code: str | None = None, *, reading_day: int | None = None,
+                    now: dt.datetime | None = None, batch_size: int = BATCH,
+                    wait_for_readings: bool = False) -> CycleRunResult:
+    """Create the confirmation forms of ``period`` for every plant that has none yet.
+
+    ``plant_code`` limits the run to one plant, ``reading_day`` to the plants read on that day
+    (what the scheduler runs on a reading day). With ``wait_for_readings`` a plant with a
+    missing reading gets no form yet (the head-end may still deliver it); without, it gets a
+    draft flagged MISSING for staff.
+    """
     started = time.perf_counter()
     now = now or dt.datetime.now(UTC)
     parse_period(period)
+    if batch_size < 1:
+        raise InvalidInput("batch size must be at least 1", code="bad_batch_size")
     query = Plant.all().order_by("id")
     if plant_code is not None:
         query = query.filter(code=plant_code)
+    if reading_day is not None:
+        query = query.filter(reading_day=reading_day)
     plants = await query
     if plant_code is not None and not plants:
         raise NotFound(f"no plant {plant_code!r}", code="unknown_plant")
     existing_ids = set(await ConfirmationForm.filter(cycle__period=period, cycle__plant_id__in=[p.id for p in plants])
                        .values_list("cycle__plant_id", flat=True)) if plants else set()
     due = [p for p in plants if p.id not in existing_ids]
-    created = flagged = 0
+    created = flagged = waiting = raced = 0
     for first in range(0, len(due), batch_size):
         plan = await _plan([*due[first:first + batch_size]], period)
         if not plan.plants:
@@ -137,12 +161,17 @@ async def run_cycle(period: str, plant_code: str | None = None, *, now: dt.datet
         arrays = await _load_readings(plan)
         loop = asyncio.get_running_loop()
         computed = await loop.run_in_executor(None, _compute, plan, arrays)
-        made, made_flagged = await _write_forms(plan, period, arrays, computed, now)
+        if wait_for_readings:
+            complete = (computed.flags & np.uint16(RegisterFlag.MISSING)) == 0
+            waiting += int((~complete).sum())
+            plan, computed, arrays = _only(plan, computed, arrays, complete)
+        made, made_flagged, made_elsewhere = await _write_forms(plan, period, arrays, computed, now)
         created += made
         flagged += made_flagged
+        raced += made_elsewhere
     return CycleRunResult(period=period, plants=len(plants), forms_created=created,
-                          forms_existing=len(plants) - created, forms_flagged=flagged,
-                          seconds=time.perf_counter() - started)
+                          forms_existing=len(existing_ids) + raced,
+                          forms_flagged=flagged, plants_waiting=waiting, seconds=time.perf_counter() - started)
 
 
 async def _plan(plants: list[Plant], period: str) -> _Plan:
@@ -250,6 +279,21 @@ def _compute(plan: _Plan, arrays: _Arrays) -> _Computed:
     return _Computed(kwh=kwh, self_use=self_use, flags=(flags | sc_flags).astype(np.uint16))
 
 
+def _only(plan: _Plan, computed: _Computed, arrays: _Arrays, keep: np.ndarray):
+    """The plan, results and arrays restricted to the plants where ``keep`` is true."""
+    idx = np.flatnonzero(keep)
+    rows = (idx[:, None] * len(GROUPS) + np.arange(len(GROUPS))).ravel()
+    pick = [int(i) for i in idx]
+    plan = _Plan(plants=[plan.plants[i] for i in pick], contracts=[plan.contracts[i] for i in pick],
+                 spans=[plan.spans[i] for i in pick], meters=[plan.meters[i] for i in pick])
+    computed = _Computed(kwh=computed.kwh[idx], self_use=computed.self_use[idx], flags=computed.flags[idx])
+    arrays = _Arrays(previous=arrays.previous[rows], current=arrays.current[rows],
+                     previous_at=arrays.previous_at[rows], current_at=arrays.current_at[rows],
+                     multiplier=arrays.multiplier[rows], rollover_at=arrays.rollover_at[rows],
+                     capacity_kw=arrays.capacity_kw[rows])
+    return plan, computed, arrays
+
+
 def _kwh(value: float) -> Decimal:
     return Decimal(f"{value:.3f}")
 
@@ -282,9 +326,12 @@ def form_content(plan_meters: list[Meter | None], arrays: _Arrays, computed: _Co
 
 
 async def _write_forms(plan: _Plan, period: str, arrays: _Arrays, computed: _Computed,
-                       now: dt.datetime) -> tuple[int, int]:
-    """One transaction for the batch: its cycles, its forms and their audit events."""
-    created = flagged = 0
+                       now: dt.datetime) -> tuple[int, int, int]:
+    """One transaction for the batch: its cycles, its forms and their audit events.
+
+    Returns forms created, of them flagged, and forms another run had made meanwhile.
+    """
+    created = flagged = raced = 0
     plant_ids = [p.id for p in plan.plants]
     async with in_transaction() as conn:
         await ReadingCycle.bulk_create(
@@ -298,7 +345,8 @@ async def _write_forms(plan: _Plan, period: str, arrays: _Arrays, computed: _Com
         forms, events = [], []
         for i, (plant, contract) in enumerate(zip(plan.plants, plan.contracts)):
             if cycle_of[plant.id] in has_form:
-                continue  # another run got here first
+                raced += 1  # another run got here first
+                continue
             content = form_content(plan.meters[i], arrays, computed, i)
             send = not content["flags"]
             total = content["total"]
@@ -317,7 +365,7 @@ async def _write_forms(plan: _Plan, period: str, arrays: _Arrays, computed: _Com
         # the unique key (cycle, version) is the last word when two runs race
         await ConfirmationForm.bulk_create(forms, ignore_conflicts=True, using_db=conn)
         await AuditEvent.bulk_create(events, using_db=conn)
-    return created, flagged
+    return created, flagged, raced
 
 
 async def cycle_status(period: str) -> dict:

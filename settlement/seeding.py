@@ -11,9 +11,10 @@ What it makes, from one random seed:
   cloudiness draw) and a site load model (base load plus working hours), from which
   self-use = min(generation, load) ≤ generation, export = generation − self-use,
   grid import = load − self-use, each summed per TOU period of the plant's tariff;
-- monthly register readings at 00:00 local on each plant's reading day, for the M whole months
-  before today (so M + 1 readings per register): generation forward total and rates 1–4, grid
-  forward (import) and reverse (export) total and rates 1–4 (DL/T 645 ids);
+- monthly register readings at 00:00 local on each plant's reading day, for the M cycles up to its
+  latest reading day on or before today (so M + 1 readings per register, and last month's
+  cycle always has data): generation forward total and rates 1–4, grid forward (import) and
+  reverse (export) total and rates 1–4 (DL/T 645 ids);
 - 15-minute inverter telemetry (power, lifetime energy counter) for the last days up to now.
 
 The register rates follow the DL/T 645 order 尖 sharp, 峰 peak, 平 flat, 谷 valley; a tariff's deep
@@ -171,15 +172,25 @@ def _month_start(day: dt.date, back: int) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
+def latest_cutoff(reading_day: int, today: dt.date) -> dt.date:
+    """The last reading day on or before ``today``."""
+    if today.day >= reading_day:
+        return dt.date(today.year, today.month, reading_day)
+    first = _month_start(today, 1)
+    return dt.date(first.year, first.month, reading_day)
+
+
 def reading_times(reading_day: int, today: dt.date, months: int) -> list[dt.datetime]:
-    """The M + 1 cut-offs (00:00 local on the reading day) bounding the M whole months before today.
+    """The M + 1 cut-offs (00:00 local on the reading day) of the M cycles up to the latest one.
 
     The cycle of period YYYY-MM runs from the reading day of the month before to the reading day
-    of YYYY-MM; the last cycle seeded is last month's, so ``cycle run`` for it always has data.
+    of YYYY-MM; the latest cut-off is the last reading day on or before today, so ``cycle run``
+    for last month always has data, as an up-to-date AMI head-end would have it.
     """
+    last = latest_cutoff(reading_day, today)
     times = []
     for back in range(months, -1, -1):
-        first = _month_start(today, back + 1)
+        first = _month_start(last, back)
         times.append(dt.datetime(first.year, first.month, reading_day, tzinfo=LOCAL))
     return times
 
@@ -204,7 +215,7 @@ async def seed_portfolio(spec: SeedSpec, progress: Callable[[str, int], Progress
         document = json.loads(resources.files("billing_engine").joinpath("tariffs", f"{code}.json").read_text("utf-8"))
         tariff = parse_tariff(document)
         first = tariff.versions[0].effective_from
-        if _month_start(today, spec.months + 1) < first:
+        if _month_start(today, spec.months + 2) < first:
             raise ValueError(f"--months {spec.months} reaches before {code}'s first version ({first})")
         await m.Tariff.get_or_create(code=code, effective_from=first,
                                      defaults={"name": tariff.name, "document": document})

@@ -125,6 +125,7 @@ async def settings(database_factory: DatabaseFactory, redis_prefix: str, tmp_pat
         redis_url=REDIS_URL,
         redis_prefix=redis_prefix,
         var_dir=str(tmp_path / "var"),
+        scheduler_interval=0,  # tests that want the scheduler turn it on
         secret_key="t" * 40,
         oa_appid="wxtestoa0000000001",
         oa_secret="oa-secret",

@@ -9,7 +9,7 @@ import pytest
 
 from settlement import db as database
 from settlement import models as m
-from settlement.seeding import FORWARD, REVERSE, REGISTER_DIGITS, SeedSpec, seed_portfolio
+from settlement.seeding import FORWARD, REGISTER_DIGITS, REVERSE, SeedSpec, latest_cutoff, seed_portfolio
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 TODAY = dt.date(2026, 11, 22)
@@ -52,12 +52,13 @@ async def test_seeded_portfolio_is_consistent(db):
         meters = {meter.kind: meter for meter in plant.meters}
         gen, grid = meters[m.MeterKind.GENERATION], meters[m.MeterKind.GRID]
         assert gen.multiplier == grid.multiplier >= 1
-        # M + 1 readings at 00:00 local on the reading day, the last one in last month
+        # M + 1 readings at 00:00 local on the reading day, the last one on the latest reading day
         times = [t for t, _ in series[gen.serial][FORWARD[0]]]
         assert len(times) == SPEC.months + 1
         local = [t.astimezone(LOCAL) for t in times]
         assert all(t.day == plant.reading_day and t.hour == 0 and t.minute == 0 for t in local)
-        assert (local[-1].year, local[-1].month) == (2026, 10)
+        assert local[-1].date() == latest_cutoff(plant.reading_day, TODAY) <= TODAY
+        assert local[-1].date() >= dt.date(2026, 10, plant.reading_day)  # last month's cycle has data
 
         generation = _delta(series[gen.serial][FORWARD[0]], gen.multiplier)
         export = _delta(series[grid.serial][REVERSE[0]], grid.multiplier)
