@@ -29,6 +29,7 @@ from settlement.models.enums import (
     TelemetryGranularity,
 )
 from settlement.models.ingest import Collector, ReadingConflict
+from settlement.models.nearby import NearbyConsumptionTerms
 from settlement.models.outbox import OutboxMessage
 from settlement.models.parties import Owner, PlantAccess, Staff, WechatIdentity
 from settlement.models.plants import Contract, Meter, Plant, Tariff
@@ -37,7 +38,7 @@ from settlement.models.telemetry import TelemetryDevice, TelemetryRollup, Teleme
 
 __all__ = [
     "AuditEvent", "Bill", "BillLine", "BillState", "Collector", "ConfirmationForm", "Contract", "CreditEntry",
-    "FormState", "LineKind", "Meter", "MeterKind", "OutboxMessage", "OutboxState", "Owner",
+    "FormState", "LineKind", "Meter", "MeterKind", "NearbyConsumptionTerms", "OutboxMessage", "OutboxState", "Owner",
     "OwnerKind", "Payment", "PaymentChannel", "Plant", "PlantAccess", "PlantRight", "PricingModel",
     "Reading", "ReadingConflict", "ReadingCycle", "ReadingSource", "Refund", "RefundState", "Staff", "StaffRole",
     "Tariff", "TelemetryDevice", "TelemetryGranularity", "TelemetryRollup", "TelemetrySample",
