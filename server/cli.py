@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     run = cycle_sub.add_parser("run", help="make the confirmation forms of a period")
     run.add_argument("--period", required=True, help="YYYY-MM")
     run.add_argument("--plant", help="one plant's code")
+    run.add_argument("--batch-size", type=int, default=500, help="plants per transaction")
     run.set_defaults(func=cmd_cycle_run)
     status = cycle_sub.add_parser("status", help="forms and bills of a period by state")
     status.add_argument("--period", required=True, help="YYYY-MM")
@@ -168,7 +169,7 @@ def _with_database(work):
 def cmd_cycle_run(args: argparse.Namespace) -> int:
     from settlement import cycles
 
-    result = _with_database(lambda: cycles.run_cycle(args.period, args.plant))
+    result = _with_database(lambda: cycles.run_cycle(args.period, args.plant, batch_size=args.batch_size))
     print(json.dumps(result.as_dict()))
     return 0
 

@@ -36,7 +36,9 @@ async def test_healthz_says_503_when_the_database_is_unreachable(settings, aioht
     if settings.uses_postgres:
         url = f"postgres://postgres@127.0.0.1:{_closed_port()}/nothing"
     else:
-        url = f"sqlite://{tmp_path}"  # a directory: SQLite cannot open it
+        garbage = tmp_path / "not-a-database.sqlite3"
+        garbage.write_bytes(b"this is not an SQLite file " * 100)
+        url = f"sqlite://{garbage}"
     client = await aiohttp_client(create_app(dataclasses.replace(settings, database_url=url)))
     resp = await asyncio.wait_for(client.get("/healthz"), timeout=10)
     assert resp.status == 503
