@@ -20,7 +20,8 @@ reverse active (0002 xxxx) on a grid meter is export.  Energy of a register in a
   :attr:`RegisterFlag.TOU_MISMATCH`.
 * **Implausible** — energy above ``capacity_kw × hours × plausibility_factor``, or a reading
   outside ``[0, rollover_at)``, flags :attr:`RegisterFlag.IMPLAUSIBLE`.
-* **Missing** — a NaN reading gives energy 0 and :attr:`RegisterFlag.MISSING`.
+* **Missing** — a NaN reading gives energy 0 and :attr:`RegisterFlag.MISSING`; an infinite
+  one gives energy 0 and :attr:`RegisterFlag.IMPLAUSIBLE`.
 
 Flags are a bit-field (``uint16``) per meter, so a cycle of a million meters is one call and
 staff see exactly which meters need a look.  Exceptions (:class:`~billing_engine.errors.ReadingError`)
@@ -149,34 +150,37 @@ def _advance(start: np.ndarray, end: np.ndarray, cap: np.ndarray | None, max_fra
     Returns
     -------
     advance : ndarray, shape (meters, registers) [dial units]
-        0 where refused or missing.
+        0 where refused, missing or infinite.
     rows : ndarray of int
         Meters with a finding.
     row_flags : ndarray of uint16, shape (rows,)
         ROLLOVER / NEGATIVE_REFUSED / MISSING bits of those meters.
     """
     delta = end - start
-    # One comparison finds both drops and NaN (NaN >= 0 is False).
+    # One comparison finds both drops and NaN (NaN >= 0 is False); one reduction finds +inf.
     odd = ~(delta >= 0)
-    if not odd.any():
+    if not odd.any() and (delta.size == 0 or np.isfinite(delta.max())):
         return delta, np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.uint16)
-    rows = np.flatnonzero(odd.any(axis=1))
+    rows = np.flatnonzero(odd.any(axis=1) | np.isinf(delta).any(axis=1))
     sub = delta[rows]
     missing = np.isnan(sub)
+    absurd = np.isinf(sub)
     drop = sub < 0
     if cap is None:
         rolled = np.zeros_like(drop)
     else:
         c = cap[rows, None]
         wrapped = sub + c
-        rolled = drop & (wrapped <= max_fraction * c)
+        # A wrap lands between 0 and a plausible advance; a reading below 0 never wrapped.
+        rolled = drop & (wrapped >= 0) & (wrapped <= max_fraction * c)
         sub = np.where(rolled, wrapped, sub)
-    refused = drop & ~rolled
-    sub[refused | missing] = 0.0
+    refused = drop & ~rolled & ~absurd
+    sub[refused | missing | absurd] = 0.0
     delta[rows] = sub
     row_flags = (rolled.any(axis=1) * np.uint16(RegisterFlag.ROLLOVER)
                  | refused.any(axis=1) * np.uint16(RegisterFlag.NEGATIVE_REFUSED)
-                 | missing.any(axis=1) * np.uint16(RegisterFlag.MISSING)).astype(np.uint16)
+                 | missing.any(axis=1) * np.uint16(RegisterFlag.MISSING)
+                 | absurd.any(axis=1) * np.uint16(RegisterFlag.IMPLAUSIBLE)).astype(np.uint16)
     return delta, rows, row_flags
 
 
@@ -248,6 +252,17 @@ def register_energy(previous: Any, current: Any, multiplier: Any = 1.0, *,
         Shapes that do not match; a multiplier, capacity or ``rollover_at`` that is not
         positive and finite.
     """
+    # inf − inf and comparisons with NaN are expected here (absurd or missing readings are
+    # flagged, not warned about).
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _register_energy(previous, current, multiplier, rollover_at, replacement,
+                                total_column, tou_columns, tou_tolerance, capacity_kw, hours,
+                                plausibility_factor, max_rollover_fraction)
+
+
+def _register_energy(previous, current, multiplier, rollover_at, replacement, total_column,
+                     tou_columns, tou_tolerance, capacity_kw, hours, plausibility_factor,
+                     max_rollover_fraction) -> RegisterEnergy:
     prev = _readings(previous, "previous")
     meters, regs = prev.shape
     cur = _readings(current, "current", (meters, regs))
@@ -352,6 +367,8 @@ def self_consumption(generation_kwh: Any, export_kwh: Any, *, tolerance_kwh: flo
     """
     gen = _readings(generation_kwh, "generation_kwh")
     exp = _readings(export_kwh, "export_kwh", gen.shape)
+    if not (np.all(np.isfinite(gen)) and np.all(np.isfinite(exp))):
+        raise ReadingError("energies must be finite", where="generation_kwh/export_kwh")
     diff = gen - exp
     over = (-diff > tolerance_kwh).any(axis=1)
     flags = np.where(over, np.uint16(RegisterFlag.EXPORT_EXCEEDS_GENERATION), np.uint16(0))
