@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 import bot.app
 import ingest_api.app
 import miniprogram_api.app
+import pages.app
 from server import health
 from server.keys import metrics_registry_key, settings_key
 from server.middleware import error_middleware, metrics_middleware_factory, request_id_middleware
@@ -32,4 +33,5 @@ def create_app(settings: Settings) -> web.Application:
     app.add_subapp("/api/v1", miniprogram_api.app.create_app())
     app.add_subapp("/wechat", bot.app.create_app())
     app.add_subapp("/ingest/v1", ingest_api.app.create_app())
+    app.add_subapp("/e", pages.app.create_app())
     return app

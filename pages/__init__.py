@@ -1,0 +1,1 @@
+"""Server-rendered pages for owners (mounted at /e): the e-bill of a form or a bill."""

@@ -1,0 +1,109 @@
+"""E-bill pages (/e) as an aiohttp sub-app: HTML, never JSON, for owners who open a link.
+
+=======================================  =====================================================
+``GET /e/form/<id>?exp=…&sig=…[&lang=en]``  one confirmation form version (电量确认单)
+``GET /e/bill/<id>?exp=…&sig=…[&lang=en]``  one bill (电费账单) with its receipts
+=======================================  =====================================================
+
+Links are made by :func:`settlement.ebill.ebill_link`. A forged, tampered or expired link is
+answered 403 and an unknown id (behind a valid signature) 404, each as a plain HTML page: the
+root app's error middleware would turn errors into JSON, so this sub-app answers its own errors
+(:func:`html_errors`) before they get there. No stack trace or internal detail leaves the server.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from server.keys import settings_key
+from settlement import ebill
+from settlement.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+
+log = logging.getLogger("pvsettle.pages")
+
+STATUS_OF = {InvalidInput: 400, NotFound: 404, Forbidden: 403, Conflict: 409}
+# the link is a bearer credential: keep it out of caches, referrers and search engines
+HEADERS = {
+    "Cache-Control": "private, no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+}
+
+routes = web.RouteTableDef()
+
+
+def _lang(request: web.Request) -> str:
+    return "en" if request.query.get("lang") == "en" else "zh"
+
+
+def html_page(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8", headers=HEADERS)
+
+
+def _error_page(request: web.Request, status: int, code: str | None = None) -> web.Response:
+    return html_page(ebill.render_error(status, _lang(request), code), status)
+
+
+@web.middleware
+async def html_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error of /e as an HTML page with its status; unexpected ones are logged, not shown."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = _error_page(request, exc.status)
+        for name, value in exc.headers.items():
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value  # Allow on 405, and the like
+        return response
+    except DomainError as exc:
+        status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 400)
+        return _error_page(request, status, exc.code)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error_page(request, 500)
+
+
+def _lang_urls(request: web.Request) -> dict[str, str]:
+    """The same signed link in each language (lang is not part of the signature)."""
+    base = {"exp": request.query.get("exp", ""), "sig": request.query.get("sig", "")}
+    return {"zh": str(request.rel_url.with_query(base)),
+            "en": str(request.rel_url.with_query({**base, "lang": "en"}))}
+
+
+def _verified_id(request: web.Request, kind: str) -> int:
+    ident = int(request.match_info["id"])
+    ebill.verify_link(kind, ident, request.query.get("exp", ""), request.query.get("sig", ""),
+                      request.config_dict[settings_key].secret_key)
+    return ident
+
+
+@routes.get(r"/form/{id:\d{1,10}}")
+async def form_page(request: web.Request) -> web.Response:
+    ident = _verified_id(request, "form")
+    return html_page(await ebill.render_form(ident, _lang(request), lang_urls=_lang_urls(request)))
+
+
+@routes.get(r"/bill/{id:\d{1,10}}")
+async def bill_page(request: web.Request) -> web.Response:
+    ident = _verified_id(request, "bill")
+    return html_page(await ebill.render_bill(ident, _lang(request), lang_urls=_lang_urls(request)))
+
+
+@routes.route("*", r"/{tail:.*}")
+async def anything_else(request: web.Request) -> web.Response:
+    # registered last: unknown paths under /e get the HTML 404 of this sub-app, not the root's JSON
+    raise web.HTTPNotFound()
+
+
+def create_app() -> web.Application:
+    app = web.Application(middlewares=[html_errors])
+    app.add_routes(routes)
+    return app

@@ -1,0 +1,656 @@
+"""E-bills: a confirmation form (电量确认单) or a bill (电费账单) as a printable HTML page.
+
+Owners reach the page through a signed, expiring link that notifications carry, so it needs no
+login: the link itself is the right to see that one form or bill.
+
+Links
+-----
+``/e/<kind>/<id>?exp=<unix seconds>&sig=<hex>`` with ``kind`` ``form`` or ``bill`` and
+``sig = HMAC-SHA256(secret key, "<kind>:<id>:<exp>")``. The signature covers the kind, the id and
+the expiry, so a link cannot be moved to another bill, to the form of the same id, or past its
+expiry. ``lang`` is not signed: ``?lang=en`` on the same link gives the English page. Links live
+30 days unless the caller says otherwise.
+
+Pages
+-----
+Chinese by default, English on request; money is integer fen formatted as 元 by
+:func:`format_yuan` alone; the chart of the cycle's daily generation and self-use is inline SVG
+built from stored telemetry and meter readings only — a day without data is drawn as a gap and
+said so, never filled in.
+
+Exceptions::
+
+    settlement.errors.Forbidden
+    └── LinkRefused          the link's signature does not match, or the link has expired
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from settlement.errors import Forbidden, InvalidInput, NotFound
+from settlement.models import (
+    Bill,
+    BillState,
+    ConfirmationForm,
+    FormState,
+    LineKind,
+    Meter,
+    MeterKind,
+    Payment,
+    PaymentChannel,
+    Plant,
+    Reading,
+    ReadingCycle,
+    TelemetryDevice,
+    TelemetryGranularity,
+    TelemetryRollup,
+    TelemetrySample,
+)
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+UTC = dt.timezone.utc
+KINDS = ("form", "bill")
+LANGS = ("zh", "en")
+LINK_LIFETIME = dt.timedelta(days=30)
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+RATES = ("sharp", "peak", "flat", "valley")  # DL/T 645 rates 1-4, as on forms and bill lines
+EXPORT_TOTAL = "00020000"  # reverse active total of the grid meter (DL/T 645)
+# a daily freeze reading taken this close to local midnight counts as the midnight reading
+MIDNIGHT_TOLERANCE = dt.timedelta(hours=1)
+# a lifetime counter that drops by more than this share was reset (DOMAIN.md "Energy from meters")
+COUNTER_RESET_DROP = Decimal("0.10")
+
+
+class LinkRefused(Forbidden):
+    """The e-bill link is forged, tampered with or expired."""
+
+    code = "link_invalid"
+
+
+# --- money and numbers as text ---------------------------------------------------------------
+
+
+def format_yuan(fen: int, *, grouping: bool = True) -> str:
+    """An amount of integer fen as 元 with two decimals, by integer arithmetic only.
+
+    Parameters
+    ----------
+    fen : int [fen]
+    grouping : bool
+        Thousands separators (``7,403.50``) for people; off for machine-read files (``7403.50``).
+
+    Returns
+    -------
+    str [元]
+    """
+    if isinstance(fen, bool) or not isinstance(fen, int):
+        raise TypeError(f"an amount is integer fen, not {type(fen).__name__}")
+    whole, cents = divmod(abs(fen), 100)
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{whole:,}.{cents:02d}" if grouping else f"{sign}{whole}.{cents:02d}"
+
+
+def yuan(fen: int) -> Decimal:
+    """Integer fen as an exact Decimal of 元 with two decimals (for spreadsheets)."""
+    if isinstance(fen, bool) or not isinstance(fen, int):
+        raise TypeError(f"an amount is integer fen, not {type(fen).__name__}")
+    return Decimal(fen).scaleb(-2)
+
+
+def _kwh_text(value: Decimal | str | None) -> str:
+    return "" if value is None else format(Decimal(value).quantize(Decimal("0.001")), ",f")
+
+
+def _price_text(value: Decimal | None) -> str:
+    """A unit price [yuan/kWh] as printed: at least 4 decimals, no trailing noise beyond that."""
+    if value is None:
+        return ""
+    price = Decimal(value).normalize()
+    if price.as_tuple().exponent > -4:
+        price = price.quantize(Decimal("0.0001"))
+    return format(price, "f")
+
+
+# --- signed links ------------------------------------------------------------------------------
+
+
+def link_signature(kind: str, ident: int, exp: int, secret_key: str) -> str:
+    """HMAC-SHA256 of ``"<kind>:<id>:<exp>"`` under the server's secret key, as hex."""
+    if kind not in KINDS:
+        raise InvalidInput(f"an e-bill is a form or a bill, not {kind!r}", code="bad_kind")
+    if not secret_key:
+        raise InvalidInput("e-bill links need PVSETTLE_SECRET_KEY", code="no_secret_key")
+    message = f"{kind}:{int(ident)}:{int(exp)}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def ebill_link(kind: str, id: int, expires_at: dt.datetime | None, secret_key: str) -> str:  # noqa: A002
+    """The path of a form's or bill's e-bill page, signed, valid until ``expires_at``.
+
+    Parameters
+    ----------
+    kind : {"form", "bill"}
+    id : int
+        The ConfirmationForm (one version) or Bill id.
+    expires_at : datetime (aware) or None
+        When the link stops working; None for the default 30 days from now.
+    secret_key : str
+        The server's ``PVSETTLE_SECRET_KEY``.
+
+    Returns
+    -------
+    str
+        ``/e/<kind>/<id>?exp=<unix s>&sig=<hex>``; append ``&lang=en`` for English.
+    """
+    if expires_at is None:
+        expires_at = dt.datetime.now(UTC) + LINK_LIFETIME
+    if expires_at.tzinfo is None:
+        raise InvalidInput("expires_at must carry a time zone", code="naive_datetime")
+    exp = int(expires_at.timestamp())
+    return f"/e/{kind}/{int(id)}?exp={exp}&sig={link_signature(kind, id, exp, secret_key)}"
+
+
+def verify_link(kind: str, ident: int, exp: str, sig: str, secret_key: str, *,
+                now: dt.datetime | None = None) -> None:
+    """Refuse a link whose signature does not match or whose expiry has passed.
+
+    The signature is checked first and in constant time, so a forged link learns nothing, not
+    even whether its expiry would have been accepted.
+
+    Raises
+    ------
+    LinkRefused
+        ``code`` ``link_invalid`` (bad or missing signature) or ``link_expired``.
+    """
+    refused = LinkRefused("this link is not valid")
+    # exp is at most 12 digits (year 33658): anything else is not one of ours
+    if not secret_key or kind not in KINDS or not (exp.isascii() and exp.isdigit() and len(exp) <= 12) \
+            or not (sig.isascii() and len(sig) == 64):
+        raise refused
+    expected = link_signature(kind, ident, int(exp), secret_key)
+    if not hmac.compare_digest(expected.encode(), sig.lower().encode()):
+        raise refused
+    now = now or dt.datetime.now(UTC)
+    if int(exp) < now.timestamp():
+        raise LinkRefused("this link has expired", code="link_expired")
+
+
+# --- the words of the pages ------------------------------------------------------------------
+
+TEXT = {
+    "zh": {
+        "form_title": "电量确认单", "bill_title": "电费账单", "plant": "电站", "plant_code": "电站编号",
+        "address": "地址", "capacity": "装机容量", "owner": "业主 / 用电方", "tax_id": "纳税人识别号",
+        "period": "结算月份", "span": "抄表周期", "days": "天", "version": "版本", "state": "状态",
+        "reader": "抄表", "sent_at": "发送时间", "answer_due": "确认截止", "answered_at": "答复时间",
+        "dispute_reason": "异议原因", "readings": "表计读数", "meter": "表号", "group": "计量点",
+        "register": "示数类型", "previous": "上次示数", "current": "本次示数", "read_at": "抄表时间",
+        "multiplier": "倍率", "kwh": "电量 (kWh)", "energies": "电量汇总 (kWh)", "rate": "时段",
+        "generation": "发电量", "self_use": "自用电量", "export": "上网电量", "grid": "下网电量",
+        "total": "合计", "bill_no": "账单编号", "issued_at": "出账时间", "due_on": "缴费截止日",
+        "lines": "账单明细", "description": "项目", "unit_price": "单价 (元/kWh)", "amount": "金额 (元)",
+        "tax": "其中税额 (元)", "energy_subtotal": "电费小计", "late_fees": "违约金",
+        "late_fee_total": "违约金合计", "bill_total": "账单合计", "tax_total": "其中增值税",
+        "paid": "已缴金额", "credit_applied": "账户余额抵扣", "owed": "应缴金额",
+        "overdue": "已逾期 {days} 天", "receipts": "缴费记录", "paid_at": "缴费时间", "channel": "缴费方式",
+        "reference": "交易单号", "no_payments": "暂无缴费记录", "chart": "本周期逐日发电量与自用电量",
+        "chart_gen": "发电量 (kWh)", "chart_self": "自用电量 (kWh)",
+        "no_generation": "本周期没有逐日发电数据（无遥测记录）。",
+        "missing_days": "{n} 天没有发电数据，图中留空。",
+        "no_self_use": "没有逐日自用电量数据（缺少关口表逐日冻结示数），图中未画出自用电量。",
+        "partial_self_use": "自用电量只画出有关口表逐日冻结示数的日子（{m} 天中的 {n} 天）。",
+        "yuan": "元", "print_hint": "打印：使用浏览器的“打印”功能，可另存为 PDF。",
+        "footer": "本页由 pvsettle 生成；如对数据有疑问，请在小程序中提出异议或联系运维人员。",
+        "superseded": "此版本已被更新的版本取代。", "none": "—",
+        "error_invalid": "链接无效", "error_invalid_body": "请使用通知中的最新链接，或联系运维人员重新发送。",
+        "error_expired": "链接已过期", "error_expired_body": "请在小程序中查看，或联系运维人员重新发送链接。",
+        "error_not_found": "未找到", "error_not_found_body": "没有找到这份单据。",
+        "error_other": "无法显示此页面", "error_other_body": "请稍后再试，或联系运维人员。",
+    },
+    "en": {
+        "form_title": "Electricity confirmation form", "bill_title": "Electricity bill", "plant": "Plant",
+        "plant_code": "Plant code", "address": "Address", "capacity": "Capacity", "owner": "Owner",
+        "tax_id": "Tax id", "period": "Period", "span": "Reading cycle", "days": "days", "version": "Version",
+        "state": "State", "reader": "Read by", "sent_at": "Sent", "answer_due": "Answer due",
+        "answered_at": "Answered", "dispute_reason": "Dispute reason", "readings": "Meter readings",
+        "meter": "Meter", "group": "Metering point", "register": "Register", "previous": "Previous",
+        "current": "Current", "read_at": "Read at", "multiplier": "Multiplier", "kwh": "kWh",
+        "energies": "Energy (kWh)", "rate": "Period", "generation": "Generation", "self_use": "Self-use",
+        "export": "Export", "grid": "From grid", "total": "Total", "bill_no": "Bill number",
+        "issued_at": "Issued", "due_on": "Due date", "lines": "Charges", "description": "Item",
+        "unit_price": "Unit price (yuan/kWh)", "amount": "Amount (yuan)", "tax": "of which tax (yuan)",
+        "energy_subtotal": "Energy charges", "late_fees": "Late fees", "late_fee_total": "Late fees total",
+        "bill_total": "Bill total", "tax_total": "of which VAT", "paid": "Paid",
+        "credit_applied": "Account credit applied", "owed": "Amount owed", "overdue": "{days} days overdue",
+        "receipts": "Payments received", "paid_at": "Paid at", "channel": "Channel", "reference": "Reference",
+        "no_payments": "No payments yet", "chart": "Daily generation and self-use in this cycle",
+        "chart_gen": "Generation (kWh)", "chart_self": "Self-use (kWh)",
+        "no_generation": "No daily generation data for this cycle (no telemetry).",
+        "missing_days": "{n} days without generation data are left blank.",
+        "no_self_use": "No daily self-use data (no daily grid-meter readings): self-use is not drawn.",
+        "partial_self_use": "Self-use is drawn only where daily grid-meter readings exist ({n} of {m} days).",
+        "yuan": "yuan", "print_hint": "To print, use the browser's Print command (it can save as PDF).",
+        "footer": "Generated by pvsettle. Questions about these figures: dispute in the mini-program or "
+                  "contact O&M staff.",
+        "superseded": "This version has been replaced by a newer one.", "none": "—",
+        "error_invalid": "This link is not valid",
+        "error_invalid_body": "Please use the latest link from your notification, or ask O&M staff for a new one.",
+        "error_expired": "This link has expired",
+        "error_expired_body": "Please look it up in the mini-program, or ask O&M staff for a new link.",
+        "error_not_found": "Not found", "error_not_found_body": "There is no such document.",
+        "error_other": "This page cannot be shown", "error_other_body": "Please try again later, or contact O&M staff.",
+    },
+}
+RATE_LABEL = {"zh": {"sharp": "尖", "peak": "峰", "flat": "平", "valley": "谷"},
+              "en": {"sharp": "Sharp", "peak": "Peak", "flat": "Flat", "valley": "Valley"}}
+GROUP_LABEL = {"zh": {"generation": "发电表", "grid": "关口表 正向（下网）", "export": "关口表 反向（上网）"},
+               "en": {"generation": "Generation meter", "grid": "Grid meter, import", "export": "Grid meter, export"}}
+REGISTER_LABEL = {"zh": {"0000": "总", "0100": "尖", "0200": "峰", "0300": "平", "0400": "谷"},
+                  "en": {"0000": "total", "0100": "sharp", "0200": "peak", "0300": "flat", "0400": "valley"}}
+FORM_STATE = {"zh": {FormState.DRAFT: "草稿", FormState.SENT: "待确认", FormState.CONFIRMED: "已确认",
+                     FormState.DISPUTED: "有异议", FormState.ADJUSTED: "已更正", FormState.AUTO_CONFIRMED: "已自动确认"},
+              "en": {FormState.DRAFT: "draft", FormState.SENT: "awaiting confirmation", FormState.CONFIRMED: "confirmed",
+                     FormState.DISPUTED: "disputed", FormState.ADJUSTED: "replaced by a correction",
+                     FormState.AUTO_CONFIRMED: "confirmed automatically"}}
+BILL_STATE = {"zh": {BillState.OPEN: "待缴费", BillState.PARTLY_PAID: "部分缴费", BillState.PAID: "已结清",
+                     BillState.WRITTEN_OFF: "已核销", BillState.SUPERSEDED: "已作废"},
+              "en": {BillState.OPEN: "open", BillState.PARTLY_PAID: "partly paid", BillState.PAID: "paid",
+                     BillState.WRITTEN_OFF: "written off", BillState.SUPERSEDED: "superseded"}}
+CHANNEL = {"zh": {PaymentChannel.WECHAT: "微信支付", PaymentChannel.BANK_TRANSFER: "银行转账",
+                  PaymentChannel.COUNTER: "柜台缴费", PaymentChannel.OTHER: "其他"},
+           "en": {PaymentChannel.WECHAT: "WeChat Pay", PaymentChannel.BANK_TRANSFER: "bank transfer",
+                  PaymentChannel.COUNTER: "counter", PaymentChannel.OTHER: "other"}}
+LINE_KIND_EN = {LineKind.ENERGY: "Self-use energy", LineKind.FIXED: "Fixed charge", LineKind.CAPACITY: "Capacity charge",
+                LineKind.SYSTEM_OPERATION: "System operation fee", LineKind.WIRE_LOSS: "Wire-loss cost",
+                LineKind.LATE_FEE: "Late fee", LineKind.CREDIT: "Credit",
+                LineKind.EXPORT_INFO: "Export (for information)"}
+
+
+def _date_text(day: dt.date | None, lang: str) -> str:
+    if day is None:
+        return ""
+    return f"{day.year}年{day.month}月{day.day}日" if lang == "zh" else day.isoformat()
+
+
+def _time_text(when: dt.datetime | None, lang: str) -> str:
+    if when is None:
+        return ""
+    local = when.astimezone(LOCAL)
+    return f"{_date_text(local.date(), lang)} {local:%H:%M}"
+
+
+def _iso_text(text: str | None, lang: str) -> str:
+    """A reading time stored on a form line (``2026-10-01T00:00:00Z``) in local time."""
+    if not text:
+        return ""
+    return _time_text(dt.datetime.fromisoformat(text.replace("Z", "+00:00")), lang)
+
+
+# --- the cycle's daily energy --------------------------------------------------------------------
+
+
+@dataclass
+class DailySeries:
+    """Daily energy of one plant over a cycle; None where nothing was measured.
+
+    ``generation_wh`` and ``self_use_wh`` are per local day [Wh].
+    """
+
+    days: list[dt.date]
+    generation_wh: list[int | None]
+    self_use_wh: list[int | None]
+    sources: set[str] = field(default_factory=set)
+
+
+def _cycle_days(starts_at: dt.datetime, ends_at: dt.datetime) -> list[dt.date]:
+    first = starts_at.astimezone(LOCAL).date()
+    last = (ends_at.astimezone(LOCAL) - dt.timedelta(microseconds=1)).date()
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+async def daily_energy(plant_id: int, starts_at: dt.datetime, ends_at: dt.datetime) -> DailySeries:
+    """Daily generation and self-use of a plant in ``[starts_at, ends_at)``.
+
+    Generation per local day comes from the plant's day rollups; a day without a rollup comes from
+    the lifetime-energy counters of the plant's devices (positive differences, each interval
+    labelled by its start; a drop of more than 10 % is a reset, and the interval across it is
+    unknown, not negative). Self-use of a day = generation − export, where the export comes from
+    the grid meter's reverse-total readings at the day's two local midnights; without them the
+    day's self-use is unknown.
+
+    Parameters
+    ----------
+    plant_id : int
+    starts_at, ends_at : datetime (aware)
+        The cycle's span (local midnights, stored in UTC).
+
+    Returns
+    -------
+    DailySeries
+    """
+    starts_at, ends_at = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
+    days = _cycle_days(starts_at, ends_at)
+    generation: dict[dt.date, int] = {}
+    sources: set[str] = set()
+    for bucket_start, energy_wh in await TelemetryRollup.filter(
+            plant_id=plant_id, granularity=TelemetryGranularity.DAY, bucket_start__gte=starts_at,
+            bucket_start__lt=ends_at).values_list("bucket_start", "energy_wh"):
+        generation[bucket_start.astimezone(LOCAL).date()] = int(energy_wh)
+        sources.add("rollup")
+    if len(generation) < len(days):
+        from_samples = await _sample_generation(plant_id, starts_at, ends_at)
+        for day, wh in from_samples.items():
+            if day not in generation:
+                generation[day] = wh
+                sources.add("samples")
+    export = await _daily_export_wh(plant_id, days)
+    gen_series = [generation.get(day) for day in days]
+    self_use = [None if g is None or day not in export else max(g - export[day], 0)
+                for day, g in zip(days, gen_series)]
+    return DailySeries(days=days, generation_wh=gen_series, self_use_wh=self_use, sources=sources)
+
+
+async def _sample_generation(plant_id: int, starts_at: dt.datetime, ends_at: dt.datetime) -> dict[dt.date, int]:
+    device_ids = await TelemetryDevice.filter(plant_id=plant_id).values_list("id", flat=True)
+    if not device_ids:
+        return {}
+    rows = await TelemetrySample.filter(device_id__in=list(device_ids), ts__gte=starts_at, ts__lte=ends_at,
+                                        energy_wh__isnull=False).order_by("device_id", "ts") \
+        .values_list("device_id", "ts", "energy_wh")
+    per_day: dict[dt.date, int] = defaultdict(int)
+    previous: tuple[int, dt.datetime, int] | None = None  # (device, ts, counter baseline)
+    for device_id, ts, counter in rows:
+        counter = int(counter)
+        if previous is None or previous[0] != device_id:
+            previous = (device_id, ts, counter)
+            continue
+        _, start, baseline = previous
+        if counter >= baseline:
+            per_day[start.astimezone(LOCAL).date()] += counter - baseline
+            previous = (device_id, ts, counter)
+        elif Decimal(baseline - counter) > COUNTER_RESET_DROP * baseline:
+            previous = (device_id, ts, counter)  # reset: count again from the new value
+        else:
+            # a small dip is counter noise: keep the higher baseline so it is not counted twice
+            previous = (device_id, ts, baseline)
+    return dict(per_day)
+
+
+async def _daily_export_wh(plant_id: int, days: list[dt.date]) -> dict[dt.date, int]:
+    """Export per local day [Wh] from the grid meters' midnight reverse-total readings."""
+    if not days:
+        return {}
+    meters = {m.id: m for m in await Meter.filter(plant_id=plant_id, kind=MeterKind.GRID)}
+    if not meters:
+        return {}
+    first = dt.datetime.combine(days[0], dt.time(), LOCAL) - MIDNIGHT_TOLERANCE
+    last = dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(), LOCAL) + MIDNIGHT_TOLERANCE
+    best: dict[tuple[int, dt.date], tuple[tuple, Decimal]] = {}
+    for meter_id, read_at, revision, value in await Reading.filter(
+            meter_id__in=list(meters), register=EXPORT_TOTAL, read_at__gte=first.astimezone(UTC),
+            read_at__lte=last.astimezone(UTC)).values_list("meter_id", "read_at", "revision", "value"):
+        local = read_at.astimezone(LOCAL)
+        midnight_day = (local + dt.timedelta(hours=12)).date()
+        distance = abs(local - dt.datetime.combine(midnight_day, dt.time(), LOCAL))
+        if distance > MIDNIGHT_TOLERANCE:
+            continue
+        rank = (distance, -revision)  # the closest reading, and of one time the latest revision
+        key = (meter_id, midnight_day)
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, Decimal(value))
+    export: dict[dt.date, int] = {}
+    for day in days:
+        total, known, partial = 0, False, False
+        for meter_id, meter in meters.items():
+            start, end = best.get((meter_id, day)), best.get((meter_id, day + dt.timedelta(days=1)))
+            if start is None and end is None:
+                continue
+            if start is None or end is None or end[1] < start[1]:
+                partial = True  # a meter changed or rolled over that day: the day's export is unknown
+                continue
+            kwh = (end[1] - start[1]) * meter.multiplier
+            total += int((kwh * 1000).to_integral_value(rounding=ROUND_HALF_UP))
+            known = True
+        if known and not partial:
+            export[day] = total
+    return export
+
+
+# --- the chart ---------------------------------------------------------------------------------
+
+CHART_W, CHART_H = 720, 260
+PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 60, 12, 14, 40
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 × 10^k not below ``value`` (a readable axis maximum)."""
+    if value <= 0:
+        return 1.0
+    exponent = math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        top = step * 10 ** exponent
+        if top >= value:
+            return top
+    return 10 ** (exponent + 1)
+
+
+def chart(series: DailySeries, lang: str) -> dict:
+    """The geometry of the daily bar chart, for ``templates/ebill/_chart.html`` [SVG user units].
+
+    Pixel positions are floats (drawing, not money); the kWh shown on each bar are exact.
+    """
+    t = TEXT[lang]
+    plot_w = CHART_W - PLOT_LEFT - PLOT_RIGHT
+    plot_h = CHART_H - PLOT_TOP - PLOT_BOTTOM
+    n = max(len(series.days), 1)
+    slot = plot_w / n
+    known = [wh for wh in series.generation_wh if wh is not None]
+    top_kwh = _nice_ceiling(max(known) / 1000) if known else 1.0
+    bottom = PLOT_TOP + plot_h
+
+    def y(wh: int) -> float:
+        return bottom - plot_h * (wh / 1000) / top_kwh
+
+    bars, labels = [], []
+    for i, (day, gen, self_use) in enumerate(zip(series.days, series.generation_wh, series.self_use_wh)):
+        x = PLOT_LEFT + i * slot
+        if gen is not None:
+            kwh = _kwh_text(Decimal(gen).scaleb(-3))
+            bars.append({"cls": "gen", "day": day.isoformat(), "kwh": kwh,
+                         "x": round(x + slot * 0.15, 2), "w": round(slot * 0.7, 2),
+                         "y": round(y(gen), 2), "h": round(bottom - y(gen), 2),
+                         "title": f"{day.isoformat()} {t['generation']} {kwh} kWh"})
+        if self_use is not None:
+            kwh = _kwh_text(Decimal(self_use).scaleb(-3))
+            bars.append({"cls": "self", "day": day.isoformat(), "kwh": kwh,
+                         "x": round(x + slot * 0.3, 2), "w": round(slot * 0.4, 2),
+                         "y": round(y(self_use), 2), "h": round(bottom - y(self_use), 2),
+                         "title": f"{day.isoformat()} {t['self_use']} {kwh} kWh"})
+        if i % max(1, math.ceil(n / 10)) == 0 or i == n - 1:
+            labels.append({"x": round(x + slot / 2, 2), "text": f"{day.month}/{day.day}"})
+    ticks = []
+    for k in range(5 if known else 0):  # no scale without data: an empty axis would suggest zeros
+        value = top_kwh * k / 4
+        ticks.append({"y": round(bottom - plot_h * k / 4, 2),
+                      "text": f"{value:,.0f}" if top_kwh >= 4 else f"{value:,.2f}"})
+    notes = []
+    missing = sum(wh is None for wh in series.generation_wh)
+    self_days = sum(wh is not None for wh in series.self_use_wh)
+    if not known:
+        notes.append(t["no_generation"])
+    elif missing:
+        notes.append(t["missing_days"].format(n=missing))
+    if known and self_days == 0:
+        notes.append(t["no_self_use"])
+    elif known and self_days < len(known):
+        notes.append(t["partial_self_use"].format(n=self_days, m=len(known)))
+    return {"width": CHART_W, "height": CHART_H, "left": PLOT_LEFT, "right": CHART_W - PLOT_RIGHT,
+            "top": PLOT_TOP, "bottom": bottom, "bars": bars, "labels": labels, "ticks": ticks,
+            "notes": notes, "has_data": bool(known), "has_self_use": self_days > 0}
+
+
+# --- what the pages show ----------------------------------------------------------------------
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["yuan"] = format_yuan
+    return env
+
+
+_ENV = _environment()
+
+
+def _lang(lang: str) -> str:
+    return lang if lang in LANGS else "zh"
+
+
+def _header(plant: Plant, cycle: ReadingCycle, lang: str) -> dict:
+    days = _cycle_days(cycle.starts_at, cycle.ends_at)
+    owner = plant.owner
+    return {"plant_name": plant.name, "plant_code": plant.code, "address": plant.address,
+            "capacity": f"{Decimal(plant.capacity_kwp).normalize():f} kWp", "owner_name": owner.name,
+            "tax_id": owner.tax_id or "", "period": cycle.period,
+            "span": f"{_date_text(days[0], lang)} – {_date_text(days[-1], lang)}", "days": len(days)}
+
+
+def _form_body(form: ConfirmationForm, lang: str) -> dict:
+    lines = []
+    for line in form.lines:
+        register = line["register"]
+        lines.append({
+            "group": GROUP_LABEL[lang].get(line["group"], line["group"]), "meter": line["meter"] or "",
+            "register": f"{register} {REGISTER_LABEL[lang].get(register[-4:], '')}".strip(),
+            "previous": line["previous"] or TEXT[lang]["none"], "previous_at": _iso_text(line["previous_at"], lang),
+            "current": line["current"] or TEXT[lang]["none"], "current_at": _iso_text(line["current_at"], lang),
+            "multiplier": line["multiplier"], "kwh": _kwh_text(line["kwh"])})
+    energies = [{"rate": RATE_LABEL[lang][rate],
+                 **{k: _kwh_text(form.periods.get(rate, {}).get(k)) for k in ("generation", "self_use", "export", "grid")}}
+                for rate in RATES]
+    totals = {"generation": _kwh_text(form.generation_kwh), "self_use": _kwh_text(form.self_use_kwh),
+              "export": _kwh_text(form.export_kwh), "grid": _kwh_text(form.grid_kwh)}
+    return {"lines": lines, "energies": energies, "totals": totals}
+
+
+async def _chart_for(cycle: ReadingCycle, lang: str) -> dict:
+    return chart(await daily_energy(cycle.plant_id, cycle.starts_at, cycle.ends_at), lang)
+
+
+async def render_form(form_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None) -> str:
+    """The HTML page of one confirmation form version.
+
+    Raises
+    ------
+    NotFound
+        No form ``form_id``.
+    """
+    lang = _lang(lang)
+    form = await ConfirmationForm.get_or_none(id=form_id).prefetch_related("cycle__plant__owner")
+    if form is None:
+        raise NotFound(f"no form {form_id}", code="unknown_form")
+    cycle = form.cycle
+    t = TEXT[lang]
+    context = {
+        "lang": lang, "t": t, "lang_urls": lang_urls, "title": t["form_title"],
+        "header": _header(cycle.plant, cycle, lang),
+        "form": {"version": form.version, "state": FORM_STATE[lang].get(form.state, str(form.state)),
+                 "superseded": form.state == FormState.ADJUSTED, "reader": form.reader,
+                 "sent_at": _time_text(form.sent_at, lang), "answer_due": _time_text(form.answer_due_at, lang),
+                 "answered_at": _time_text(form.answered_at, lang), "dispute_reason": form.dispute_reason or ""},
+        "body": _form_body(form, lang), "chart": await _chart_for(cycle, lang),
+    }
+    return _ENV.get_template("ebill/form.html").render(context)
+
+
+def _line_text(line, lang: str) -> str:
+    if lang == "zh":
+        return line.description
+    if line.kind == LineKind.ENERGY and line.tou_period is not None and 0 <= line.tou_period < len(RATES):
+        return f"{RATE_LABEL['en'][RATES[line.tou_period]]} self-use energy"
+    if line.kind == LineKind.LATE_FEE and line.accrual_key:
+        return f"Late fee (through {line.accrual_key})"
+    return LINE_KIND_EN.get(line.kind, line.description)
+
+
+async def render_bill(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None,
+                      today: dt.date | None = None) -> str:
+    """The HTML page of one bill: its form's readings and energies, lines, totals and receipts.
+
+    Parameters
+    ----------
+    bill_id : int
+    lang : {"zh", "en"}
+    lang_urls : dict, optional
+        The same page in each language (the switch at the top).
+    today : date, optional
+        Local date that decides "overdue"; today in Asia/Shanghai by default.
+
+    Raises
+    ------
+    NotFound
+        No bill ``bill_id``.
+    """
+    lang = _lang(lang)
+    today = today or dt.datetime.now(LOCAL).date()
+    bill = await Bill.get_or_none(id=bill_id).prefetch_related("cycle", "plant__owner", "form", "lines")
+    if bill is None:
+        raise NotFound(f"no bill {bill_id}", code="unknown_bill")
+    payments = await Payment.filter(bill_id=bill.id).order_by("paid_at", "id")
+    t = TEXT[lang]
+    lines = sorted(bill.lines, key=lambda line: line.seq)
+    charges = [line for line in lines if line.kind != LineKind.LATE_FEE]
+    late = [line for line in lines if line.kind == LineKind.LATE_FEE]
+    owed = bill.total_fen - bill.paid_fen - bill.credit_applied_fen
+    open_states = (BillState.OPEN, BillState.PARTLY_PAID)
+    overdue_days = (today - bill.due_on).days if bill.state in open_states and owed > 0 else 0
+    cycle = bill.cycle
+    context = {
+        "lang": lang, "t": t, "lang_urls": lang_urls, "title": t["bill_title"],
+        "header": _header(bill.plant, cycle, lang),
+        "bill": {
+            "number": bill.number, "version": bill.version, "state": BILL_STATE[lang].get(bill.state, str(bill.state)),
+            "issued_at": _time_text(bill.issued_at, lang), "due_on": _date_text(bill.due_on, lang),
+            "overdue": t["overdue"].format(days=overdue_days) if overdue_days > 0 else "",
+            "charges": [{"description": _line_text(line, lang), "kwh": _kwh_text(line.kwh),
+                         "unit_price": _price_text(line.unit_price), "amount": format_yuan(line.amount_fen),
+                         "tax": format_yuan(line.tax_fen)} for line in charges],
+            "late_fees": [{"description": _line_text(line, lang), "amount": format_yuan(line.amount_fen)}
+                          for line in late],
+            "energy_subtotal": format_yuan(sum(line.amount_fen for line in charges)),
+            "late_fee_total": format_yuan(sum(line.amount_fen for line in late)),
+            "total": format_yuan(bill.total_fen), "tax_total": format_yuan(bill.tax_fen),
+            "paid": format_yuan(bill.paid_fen), "credit_applied": format_yuan(bill.credit_applied_fen),
+            "owed": format_yuan(max(owed, 0)),
+            "payments": [{"paid_at": _time_text(p.paid_at, lang), "channel": CHANNEL[lang].get(p.channel, str(p.channel)),
+                          "reference": p.transaction_id, "amount": format_yuan(p.amount_fen)} for p in payments],
+        },
+        "body": _form_body(bill.form, lang), "chart": await _chart_for(cycle, lang),
+    }
+    return _ENV.get_template("ebill/bill.html").render(context)
+
+
+ERRORS = {"link_invalid": ("error_invalid", "error_invalid_body"),
+          "link_expired": ("error_expired", "error_expired_body"),
+          404: ("error_not_found", "error_not_found_body")}
+
+
+def render_error(status: int, lang: str = "zh", code: str | None = None) -> str:
+    """A plain error page: what went wrong in words for the owner, nothing about the server."""
+    lang = _lang(lang)
+    t = TEXT[lang]
+    title, body = ERRORS.get(code or "", None) or ERRORS.get(status, ("error_other", "error_other_body"))
+    return _ENV.get_template("ebill/error.html").render(
+        {"lang": lang, "t": t, "lang_urls": None, "title": t[title], "message": t[body], "status": status})
