@@ -1,7 +1,21 @@
-"""The collectors' push API (/ingest/v1) as an aiohttp sub-app. Its routes arrive with ingest."""
+"""The collectors' push API (/ingest/v1) as an aiohttp sub-app.
+
+Every route needs a collector's key in ``Authorization: Bearer <key>`` (:mod:`ingest_api.auth`);
+errors are the JSON shape of DESIGN.md, ``{"error": {"code": …, "message": …}}``.
+
+=====================  =========================================================================
+``POST /readings``     ``{"readings": [{"meter", "register", "read_at", "value"}, …]}``, at most
+                       5,000 rows → 200 ``{"created", "duplicates", "rejected", "results": […]}``
+=====================  =========================================================================
+"""
 
 from aiohttp import web
 
+from ingest_api import views
+from ingest_api.auth import collector_auth_middleware
+
 
 def create_app() -> web.Application:
-    return web.Application()
+    app = web.Application(middlewares=[collector_auth_middleware])
+    app.add_routes(views.routes)
+    return app

@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from server import cli_readings
 from server import logs
 from server.settings import Settings, SettingsError, demo_settings
 
@@ -78,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     engine.add_argument("--meter-years", type=int, default=10_000)
     engine.add_argument("--register-meters", type=int, default=1_000_000)
     engine.set_defaults(func=cmd_bench_engine)
+    cli_readings.register(sub)
     return parser
 
 

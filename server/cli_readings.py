@@ -1,0 +1,207 @@
+"""``pvsettle collector …`` and ``pvsettle readings …``: collectors, CSV import, conflicts.
+
+==================================================  ===============================================
+``pvsettle collector add NAME``                     make a collector, print ``{"collector", "key"}``
+                                                    once (only the key's SHA-256 is kept)
+``pvsettle readings import FILE.csv [--source S]``  header ``meter,register,read_at,value``; prints
+                                                    ``{"file", "rows", "created", "duplicates",
+                                                    "rejected"}``, each rejected row to stderr as a
+                                                    JSON line; exit 0 even with rejections, 2 when
+                                                    the file cannot be read or is malformed
+``pvsettle readings conflicts [--limit N]``         unresolved conflicts, one JSON line each
+==================================================  ===============================================
+
+The file is read twice: once to check that it is UTF-8 CSV with the right header and the same
+number of fields on every line, so that a malformed file changes nothing, then in batches of
+2,000 rows through the readings service, so that memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from server import logs
+from server.settings import Settings
+
+HEADER = ("meter", "register", "read_at", "value")
+IMPORT_BATCH = 2_000
+IMPORT_SOURCES = ("imported", "ami", "manual")
+
+T = TypeVar("T")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``collector`` and ``readings`` commands to the ``pvsettle`` parser."""
+    collector = subparsers.add_parser("collector", help="collectors allowed to push readings")
+    collector_sub = collector.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = collector_sub.add_parser("add", help="make a collector and print its key once")
+    add.add_argument("name", metavar="NAME")
+    add.set_defaults(func=cmd_collector_add)
+
+    readings = subparsers.add_parser("readings", help="import meter readings, list conflicts")
+    readings_sub = readings.add_subparsers(dest="action", metavar="ACTION", required=True)
+    imp = readings_sub.add_parser("import", help="import a CSV file: meter,register,read_at,value")
+    imp.add_argument("file", metavar="FILE.csv")
+    imp.add_argument("--source", choices=IMPORT_SOURCES, default="imported",
+                     help="stored as the readings' source (default imported)")
+    imp.set_defaults(func=cmd_readings_import)
+    conflicts = readings_sub.add_parser("conflicts", help="unresolved reading conflicts, as JSON lines")
+    conflicts.add_argument("--limit", type=int, default=100, help="at most this many, newest first (1-1000)")
+    conflicts.set_defaults(func=cmd_readings_conflicts)
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def cmd_collector_add(args: argparse.Namespace) -> int:
+    from settlement.errors import DomainError
+    from settlement.readings import add_collector
+
+    key = secrets.token_urlsafe(32)
+    try:
+        collector = _with_database(lambda: add_collector(args.name, key))
+    except DomainError as exc:
+        print(f"pvsettle collector add: {exc.message}", file=sys.stderr)
+        return 1
+    print(json.dumps({"collector": collector.name, "key": key}, ensure_ascii=False))
+    return 0
+
+
+class MalformedFile(Exception):
+    """The file cannot be read as the CSV the import expects; the message names the line."""
+
+
+def cmd_readings_import(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        _check_file(path)
+    except MalformedFile as exc:
+        print(f"pvsettle readings import: {path}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = _with_database(lambda: _import(path, args.source))
+    except MalformedFile as exc:  # the file changed between the check and the import
+        print(f"pvsettle readings import: {path}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"file": args.file, **summary}))
+    return 0
+
+
+def cmd_readings_conflicts(args: argparse.Namespace) -> int:
+    from settlement.errors import DomainError
+    from settlement.readings import conflict_as_dict, list_conflicts
+
+    try:
+        conflicts = _with_database(lambda: list_conflicts(unresolved_only=True, limit=args.limit))
+    except DomainError as exc:
+        print(f"pvsettle readings conflicts: {exc.message}", file=sys.stderr)
+        return 2
+    for conflict in conflicts:
+        print(json.dumps(conflict_as_dict(conflict), ensure_ascii=False))
+    return 0
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _with_database(work: Callable[[], Awaitable[T]]) -> T:
+    """Migrate, connect, run ``work``, disconnect — as ``pvsettle seed`` does."""
+    from server.cli import _migrate
+    from settlement import db
+
+    settings = Settings.from_env(require_secrets=False)
+    logs.configure(settings.log_level, json_lines=False)
+
+    async def run() -> T:
+        await _migrate(settings.database_url, quiet=True)
+        await db.open_database(settings.database_url)
+        try:
+            return await work()
+        finally:
+            await db.close_database()
+
+    return asyncio.run(run())
+
+
+def _lines(binary) -> Iterator[str]:
+    """Decoded lines of a file opened in binary, so that bad UTF-8 is pinned to its own line."""
+    for number, raw in enumerate(binary, 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedFile(f"line {number}: not UTF-8 text") from None
+        yield text.removeprefix("\ufeff") if number == 1 else text  # Excel writes a BOM
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, row) for every data record; raises MalformedFile naming the line of the first fault."""
+    try:
+        binary = open(path, "rb")
+    except OSError as exc:
+        raise MalformedFile(f"cannot read the file: {exc.strerror or exc}") from None
+    with binary:
+        reader = csv.reader(_lines(binary), strict=True)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise MalformedFile(f"line 1: the file is empty, expected the header {','.join(HEADER)}")
+            names = [name.strip().lower() for name in header]
+            if sorted(names) != sorted(HEADER):
+                raise MalformedFile(f"line {reader.line_num}: the header is {','.join(header)[:100]!r}, "
+                                    f"expected {','.join(HEADER)}")
+            for record in reader:
+                if not record:
+                    continue  # a blank line
+                if len(record) != len(names):
+                    raise MalformedFile(f"line {reader.line_num}: {len(record)} fields, the header has "
+                                        f"{len(names)}")
+                yield reader.line_num, dict(zip(names, record))
+        except csv.Error as exc:
+            raise MalformedFile(f"line {reader.line_num}: {exc}") from None
+        except OSError as exc:  # e.g. a directory given as the file
+            raise MalformedFile(f"line {reader.line_num}: cannot read the file: {exc.strerror or exc}") from None
+
+
+def _check_file(path: Path) -> None:
+    for _ in _records(path):
+        pass
+
+
+async def _import(path: Path, source: str) -> dict[str, int]:
+    from settlement.models import ReadingSource
+    from settlement.readings import ingest_readings
+
+    counts = {"rows": 0, "created": 0, "duplicates": 0, "rejected": 0}
+    received_from = f"import:{path.name}"[:100]
+    batch: list[tuple[int, dict[str, str]]] = []
+
+    async def flush() -> None:
+        result = await ingest_readings([row for _, row in batch], source=ReadingSource(source),
+                                       received_from=received_from,
+                                       row_names=[f"line {line}" for line, _ in batch])
+        counts["rows"] += len(batch)
+        for key, value in result.counts().items():
+            counts[key] += value
+        for outcome in result.results:
+            if outcome.error is not None:
+                line, row = batch[outcome.index]
+                rejected: dict[str, Any] = {"line": line, **row,
+                                            "error": {"code": outcome.error.code, "message": outcome.error.message}}
+                print(json.dumps(rejected, ensure_ascii=False), file=sys.stderr)
+        batch.clear()
+
+    for record in _records(path):
+        batch.append(record)
+        if len(batch) == IMPORT_BATCH:
+            await flush()
+    if batch:
+        await flush()
+    return counts
