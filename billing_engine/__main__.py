@@ -65,8 +65,8 @@ def read_tariff(path: str) -> Tariff:
         raise _InputError(f"{path}: {exc}") from None
 
 
-def read_intervals(path: str, tariff: Tariff) -> tuple[np.datetime64, int, np.ndarray]:
-    """Read a ``timestamp,kwh`` CSV; return (start, step minutes, kWh)."""
+def read_intervals(path: str, tariff: Tariff) -> tuple[np.datetime64, int, np.ndarray, list[int]]:
+    """Read a ``timestamp,kwh`` CSV; return (start, step minutes, kWh, file line of each row)."""
     text = _read_text(path)
     stamps: list[_dt.datetime] = []
     values: list[float] = []
@@ -110,18 +110,17 @@ def read_intervals(path: str, tariff: Tariff) -> tuple[np.datetime64, int, np.nd
     except IntervalDataError as exc:
         where = f" line {lines[exc.index]}" if exc.index is not None else ""
         raise _InputError(f"{path}{where}: timestamp: {exc.message}") from None
-    return start, step, np.array(values, dtype=np.float64)
+    return start, step, np.array(values, dtype=np.float64), lines
 
 
 def cmd_bill(args: argparse.Namespace) -> int:
     tariff = read_tariff(args.tariff)
-    start, step, kwh = read_intervals(args.intervals, tariff)
+    start, step, kwh, lines = read_intervals(args.intervals, tariff)
     try:
         result = bill(tariff, kwh, start, step)
     except IntervalDataError as exc:
-        # The index is an interval position; data rows are contiguous after check_timestamps.
-        where = f" interval {exc.index} ({start + exc.index * np.timedelta64(step, 'm')})" \
-            if exc.index is not None else ""
+        # The index is an interval position, i.e. a data row.
+        where = f" line {lines[exc.index]}" if exc.index is not None else ""
         raise _InputError(f"{args.intervals}{where}: {exc.message}") from None
     except BillingError as exc:
         raise _InputError(f"{args.tariff}: {exc}") from None

@@ -182,6 +182,42 @@ class ContractTerms:
         u["tier_price"] = np.array(prices, dtype=np.int64)
 
 
+    @property
+    def vat_ppm(self) -> int:
+        """VAT rate [ppm], e.g. 130 000 for 13 %."""
+        return self._units["vat"]
+
+    @property
+    def discount_ppm(self) -> int:
+        """Discount factor [ppm], e.g. 850 000 for 0.85."""
+        return self._units["discount"]
+
+    @property
+    def floor_micro(self) -> int | None:
+        """Floor unit price [µyuan/kWh] or None."""
+        return self._units["floor"]
+
+    @property
+    def cap_micro(self) -> int | None:
+        """Cap unit price [µyuan/kWh] or None."""
+        return self._units["cap"]
+
+    @property
+    def fixed_price_micro(self) -> int | None:
+        """Fixed unit price [µyuan/kWh] or None."""
+        return self._units["fixed"]
+
+    @property
+    def feed_in_micro(self) -> int | None:
+        """Feed-in price for export lines [µyuan/kWh] or None."""
+        return self._units["feed_in"]
+
+    @property
+    def fixed_monthly_fen(self) -> int:
+        """Fixed charge per cycle [fen]."""
+        return self._units["fixed_monthly"]
+
+
 def _pricing(fn: Callable, value: Any, *, where: str, what: str) -> int:
     try:
         return fn(value, where=where, what=what)

@@ -133,7 +133,7 @@ def test_urdb_record_with_demand_charges(tmp_path: Path) -> None:
     ("bad_kwh", ["line 4", "kwh: not a number: 'lots'"]),
     ("negative_kwh", ["line 4", "kwh: must be a finite number ≥ 0"]),
     ("three_fields", ["line 2", "expected 2 fields"]),
-    ("before_tariff", ["interval 0", "before the tariff's first effective date 2025-06-01"]),
+    ("before_tariff", ["line 2", "before the tariff's first effective date 2025-06-01"]),
     ("empty", ["no intervals"]),
 ])
 def test_bad_interval_files(tmp_path: Path, case: str, fragments: list[str]) -> None:

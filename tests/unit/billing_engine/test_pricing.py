@@ -122,3 +122,11 @@ def test_terms_are_hashable_for_grouping_plants() -> None:
     a = ContractTerms("discount", discount="0.85")
     b = ContractTerms("discount", discount="0.85")
     assert a == b and len({a, b}) == 1
+
+
+def test_terms_expose_their_integer_units() -> None:
+    terms = ContractTerms("discount", discount="0.85", floor_price="0.35", cap_price="0.9",
+                          vat_rate="0.13", feed_in_price="0.391", fixed_monthly="10")
+    assert (terms.discount_ppm, terms.vat_ppm) == (850_000, 130_000)
+    assert (terms.floor_micro, terms.cap_micro, terms.feed_in_micro) == (350_000, 900_000, 391_000)
+    assert terms.fixed_price_micro is None and terms.fixed_monthly_fen == 1000
