@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import money
-from .errors import PricingError
+from .errors import BillingError, PricingError
 
 __all__ = [
     "HOURS_PER_MONTH",
@@ -61,8 +61,8 @@ def _wh_total(grid_kwh: Any) -> np.ndarray:
 def _price(value: Any, name: str) -> int:
     try:
         return money.price_micro(value, where=name)
-    except Exception as exc:
-        raise PricingError(getattr(exc, "message", str(exc)), where=name) from None
+    except BillingError as exc:
+        raise PricingError(exc.message, where=name) from None
 
 
 def capacity_charge_fen(connection_kva: Any, td_price: Any, average_load_rate: Any, *,
@@ -89,8 +89,8 @@ def capacity_charge_fen(connection_kva: Any, td_price: Any, average_load_rate: A
     td = _price(td_price, "td_price")
     try:
         rate = money.ppm(average_load_rate, where="average_load_rate", what="load rate")
-    except Exception as exc:
-        raise PricingError(getattr(exc, "message", str(exc)), where="average_load_rate") from None
+    except BillingError as exc:
+        raise PricingError(exc.message, where="average_load_rate") from None
     current = np.asarray(current_capacity_charge_fen)
     if current.dtype.kind not in "iu":
         raise PricingError("must be integer fen", where="current_capacity_charge_fen")

@@ -51,7 +51,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import money
-from .errors import PricingError
+from .errors import BillingError, PricingError
 
 __all__ = [
     "LineKind",
@@ -223,8 +223,8 @@ def _pricing(fn: Callable, value: Any, *, where: str, what: str) -> int:
         return fn(value, where=where, what=what)
     except PricingError:
         raise
-    except Exception as exc:
-        raise PricingError(getattr(exc, "message", str(exc)), where=where) from None
+    except BillingError as exc:
+        raise PricingError(exc.message, where=where) from None
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import zoneinfo
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
@@ -90,7 +91,7 @@ from typing import Any
 import numpy as np
 
 from . import money
-from .errors import TariffError
+from .errors import BillingError, TariffError
 from .latefee import LateFeeRates
 
 __all__ = [
@@ -340,24 +341,20 @@ def _obj(value: Any, *, where: str, what: str = "an object") -> dict:
     return value
 
 
-def _price(value: Any, *, where: str) -> int:
+def _units(fn, value: Any, *, where: str, what: str) -> int:
+    """A decimal quantity through a :mod:`money` converter; its refusal becomes a TariffError."""
     try:
-        return money.price_micro(value, where=where, what="price")
-    except TariffError:
-        raise
-    except Exception as exc:  # BillingError from money: re-raise as TariffError, same place
-        raise TariffError(getattr(exc, "message", str(exc)), where=where) from None
+        return fn(value, where=where, what=what)
+    except BillingError as exc:
+        raise TariffError(exc.message, where=where) from None
+
+
+def _price(value: Any, *, where: str) -> int:
+    return _units(money.price_micro, value, where=where, what="price")
 
 
 def _kwh_to_wh(value: Any, *, where: str, what: str) -> int:
     return money.to_units(value, money.WH_PER_KWH, where=where, what=what)
-
-
-def _units(fn, value: Any, *, where: str, what: str) -> int:
-    try:
-        return fn(value, where=where, what=what)
-    except Exception as exc:
-        raise TariffError(getattr(exc, "message", str(exc)), where=where) from None
 
 
 # --------------------------------------------------------------------------- the parser
@@ -497,8 +494,8 @@ def _parse_version(obj: Any, periods: tuple[str, ...], *, where: str) -> TariffV
     try:
         late_fee = LateFeeRates(**{k: late[k] for k in ("residential", "current_year", "cross_year")
                                    if k in late})
-    except Exception as exc:
-        raise TariffError(getattr(exc, "message", str(exc)), where=f"{where}.late_fee") from None
+    except BillingError as exc:
+        raise TariffError(exc.message, where=exc.where and f"{where}.{exc.where}") from None
     return TariffVersion(
         effective_from=effective,
         slot_period=slot_period,
@@ -550,10 +547,10 @@ def parse_tariff(obj: Any) -> Tariff:
                               where=f"versions[{i}].effective_from")
     timezone = obj.get("timezone", "Asia/Shanghai")
     try:
-        import zoneinfo
-
+        if not isinstance(timezone, str):
+            raise ValueError
         zoneinfo.ZoneInfo(timezone)
-    except Exception:
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise TariffError(f"unknown time zone {timezone!r}", where="timezone") from None
     return Tariff(name=str(obj.get("name", "")), periods=tuple(periods), versions=parsed,
                   timezone=timezone, currency=str(obj.get("currency", "CNY")),

@@ -30,6 +30,7 @@ on import (rounded half up), fixed charges to the hundredth.
 from __future__ import annotations
 
 import datetime as _dt
+import decimal
 from decimal import Decimal
 from typing import Any
 
@@ -154,7 +155,7 @@ def from_urdb(record: Any) -> Tariff:
                                              where=f"{where}.unit")
             try:
                 rate = Decimal(str(tier["rate"])) + Decimal(str(tier.get("adj", 0) or 0))
-            except Exception:
+            except decimal.InvalidOperation:
                 raise TariffError("rate and adj must be numbers", where=where) from None
             if rate < 0:
                 raise TariffError(f"negative price rate + adj = {rate}", where=f"{where}.rate")
