@@ -74,7 +74,7 @@ class IntervalBill:
 
 
 def bill(tariff: Tariff, kwh: Any, start: Any, step_minutes: int, *,
-         ytd_kwh: Any = None, chunk_bytes: int | None = None) -> IntervalBill:
+         ytd_kwh: Any = None, mtd_kwh: Any = None, chunk_bytes: int | None = None) -> IntervalBill:
     """Bill interval energy under a tariff.
 
     Parameters
@@ -86,7 +86,11 @@ def bill(tariff: Tariff, kwh: Any, start: Any, step_minutes: int, *,
         Local start of the first interval (interval-start labels).
     step_minutes : {15, 30, 60} [min]
     ytd_kwh : array_like, shape (meters,), optional [kWh]
-        Energy earlier in the first billed calendar year, for tariffs with annual tiers.
+        Energy earlier in the first billed calendar year (before ``start``), for tariffs with
+        annual tiers.
+    mtd_kwh : array_like, shape (meters,), optional [kWh]
+        Energy earlier in the first billed month (before ``start``), for tariffs with monthly
+        tiers when the data does not start on the 1st.
     chunk_bytes : int, optional
         Row-chunk size of the interval pass (see :func:`billing_engine.intervals.interval_energy`).
 
@@ -114,14 +118,8 @@ def bill(tariff: Tariff, kwh: Any, start: Any, step_minutes: int, *,
     whs = [wh]
     priced = [money.amount_fen(wh, price[None, :])]
 
-    if ytd_kwh is None:
-        ytd = np.zeros(meters, dtype=np.int64)
-    else:
-        ytd = money.energy_wh(np.broadcast_to(np.asarray(ytd_kwh, dtype=np.float64), (meters,)))
-        if np.any(ytd < 0):
-            raise IntervalDataError("ytd_kwh must be ≥ 0", where="ytd_kwh")
-    month_wh = np.zeros(meters, dtype=np.int64)
-    year_wh = ytd.copy()
+    month_wh = _carried_wh(mtd_kwh, meters, "mtd_kwh")
+    year_wh = _carried_wh(ytd_kwh, meters, "ytd_kwh")
     for s in range(seg_month.size):
         ver = tariff.versions[int(seg_version[s])]
         if s and seg_month[s] != seg_month[s - 1]:
@@ -181,6 +179,18 @@ def bill(tariff: Tariff, kwh: Any, start: Any, step_minutes: int, *,
         periods=tariff.periods, kind=kind, month=line_month, version=line_version,
         period=line_period, block=line_block, unit_price_micro=line_unit, wh=line_wh,
         amount_fen=amount, tax_fen=tax, total_fen=amount.sum(axis=1), tax_total_fen=tax.sum(axis=1))
+
+
+def _carried_wh(kwh: Any, meters: int, name: str) -> np.ndarray:
+    if kwh is None:
+        return np.zeros(meters, dtype=np.int64)
+    try:
+        arr = np.broadcast_to(np.asarray(kwh, dtype=np.float64), (meters,))
+    except ValueError:
+        raise IntervalDataError(f"must be a scalar or shape ({meters},)", where=name) from None
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise IntervalDataError("must be finite and ≥ 0", where=name)
+    return money.energy_wh(arr)
 
 
 def summary(result: IntervalBill, meter: int = 0) -> dict:

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Callable
 
 import numpy as np

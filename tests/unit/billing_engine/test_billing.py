@@ -102,6 +102,18 @@ def test_annual_tiers_carry_the_year_to_date() -> None:
     assert result.amount_fen[0, tier].tolist() == [1000, 1500]
 
 
+def test_monthly_tiers_carry_the_month_to_date() -> None:
+    # Data from 16 January with 350 kWh already used since the 1st: 100 kWh now → 50 in
+    # block 2 (2.50 元), 50 in block 3 (15.00 元).
+    tariff = parse_tariff(_flat_tariff(tiers=TIERS))
+    kwh = np.zeros(24)
+    kwh[0] = 100.0
+    result = bill(tariff, kwh, "2025-01-16T00:00", 60, mtd_kwh=350.0)
+    tier = result.kind == LineKind.TIER
+    assert result.wh[0, tier].tolist() == [50_000, 50_000]
+    assert result.amount_fen[0, tier].tolist() == [250, 1500]
+
+
 def test_fixed_monthly_charge_is_prorated_by_coverage() -> None:
     # 30.00 元 per month; data covers 15 of 31 days of March, then all of April.
     tariff = parse_tariff(_flat_tariff(fixed_monthly="30.00"))
