@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from server import cli_readings
+from server import cli_reports
 from server import logs
 from server.settings import Settings, SettingsError, demo_settings
 
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     engine.add_argument("--register-meters", type=int, default=1_000_000)
     engine.set_defaults(func=cmd_bench_engine)
     cli_readings.register(sub)
+    cli_reports.register(sub)
     return parser
 
 

@@ -113,11 +113,13 @@ async def plain_bill(code: str, period: str, *, total_fen: int, paid_fen: int = 
                      issued_at: dt.datetime | None = None, state: m.BillState | None = None,
                      energies: tuple[str, str, str, str] = ("0", "0", "0", "0"),
                      form_state: m.FormState = m.FormState.CONFIRMED, owner_name: str = "业主",
-                     plant: m.Plant | None = None, kind: m.OwnerKind = m.OwnerKind.COMMERCIAL) -> dict:
+                     plant: m.Plant | None = None, kind: m.OwnerKind = m.OwnerKind.COMMERCIAL,
+                     paid_at: dt.datetime | None = None) -> dict:
     """A plant (or the given one) with one cycle, a form of the given energies and one bill.
 
     ``energies`` are generation, self-use, export and grid [kWh]; the bill is one energy line of
-    ``total_fen`` (tax 0), with ``paid_fen`` recorded as one payment paid on ``issued_at``.
+    ``total_fen`` (tax 0), with ``paid_fen`` recorded as one payment paid at ``paid_at``
+    (default ``issued_at``).
     """
     if plant is None:
         owner = await m.Owner.create(name=owner_name, kind=kind)
@@ -139,5 +141,5 @@ async def plain_bill(code: str, period: str, *, total_fen: int, paid_fen: int = 
                             unit_price=Decimal("0.5"), amount_fen=total_fen)
     if paid_fen:
         await m.Payment.create(transaction_id=f"wx-{code}-{period}", channel=m.PaymentChannel.WECHAT, bill=bill,
-                               owner_id=plant.owner_id, amount_fen=paid_fen, paid_at=issued_at)
+                               owner_id=plant.owner_id, amount_fen=paid_fen, paid_at=paid_at or issued_at)
     return {"plant": plant, "cycle": cycle, "form": form, "bill": bill}
