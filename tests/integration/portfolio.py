@@ -47,6 +47,10 @@ async def one_of_everything() -> dict[str, object]:
     sample = await m.TelemetrySample.create(device=device, ts=now, received_at=now, power_w=1000, energy_wh=5)
     rollup = await m.TelemetryRollup.create(plant=plant, granularity=m.TelemetryGranularity.DAY, bucket_start=now)
     collector = await m.Collector.create(name="head-end", key_sha256="0" * 64)
+    nearby = await m.NearbyConsumptionTerms.create(
+        plant=plant, effective_from=dt.date(2025, 10, 1), voltage_level="10kV", td_price=Decimal("0.1987"),
+        average_load_rate=Decimal("0.4321"), connection_kva=Decimal("630.5"), current_capacity_charge=Decimal("9456.00"),
+        system_operation_fee=Decimal("0.0275"), wire_loss_price=Decimal("0.0123"))
     audit = await m.AuditEvent.create(actor="system", action="Seed", entity="plant", entity_id=str(plant.id))
     return {
         "Owner": owner, "Staff": staff, "WechatIdentity": identity, "Plant": plant, "PlantAccess": access,
@@ -54,4 +58,5 @@ async def one_of_everything() -> dict[str, object]:
         "ConfirmationForm": form, "Bill": bill, "BillLine": line, "Payment": payment, "Refund": refund,
         "CreditEntry": credit, "OutboxMessage": outbox, "TelemetryDevice": device, "TelemetrySample": sample,
         "TelemetryRollup": rollup, "AuditEvent": audit, "Collector": collector,
+        "NearbyConsumptionTerms": nearby,
     }
