@@ -25,7 +25,8 @@ dict with
     contract with floor, cap and VAT, to integer fen (extra key).
 ``pysam_seconds_per_meter_year``, ``engine_seconds_per_meter_year``, ``speedup_vs_pysam``
     NREL PySAM Utilityrate5 billing meter 0's profile (same 15-minute kWh, the tariff's
-    hourly shape as 12 × 24 schedules), best of ``repeat``; null when PySAM is not installed.
+    hourly shape as 12 × 24 schedules), timed like the engine from the numpy profile to the
+    charges per month and period, best of ``repeat``; null when PySAM is not installed.
 """
 
 from __future__ import annotations
@@ -107,10 +108,12 @@ def _pysam_seconds(tariff: Tariff, kwh: np.ndarray, repeat: int) -> float | None
     weekend = (version.slot_period[:, 1, ::4] + 1).tolist()
     prices = version.price_micro[0] / 1e6
     tou_mat = [[p + 1, 1, 1e38, 0, float(prices[p]), 0.0] for p in range(len(tariff.periods))]
-    load_kw = (np.asarray(kwh, dtype=np.float64) * 4).tolist()
-    zeros = [0.0] * len(load_kw)
+    months = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
-    def once() -> float:
+    def once() -> list:
+        # Timed like the engine: from the numpy profile to charges per month and period.
+        load_kw = (np.asarray(kwh, dtype=np.float64) * 4).tolist()
+        zeros = [0.0] * len(load_kw)
         m = ur5.new()
         m.ElectricityRates.en_electricity_rates = 1
         m.ElectricityRates.ur_metering_option = 0
@@ -130,7 +133,7 @@ def _pysam_seconds(tariff: Tariff, kwh: np.ndarray, repeat: int) -> float | None
         m.SystemOutput.gen = zeros
         m.SystemOutput.degradation = [0]
         m.execute(0)
-        return float(sum(m.Outputs.year1_monthly_ec_charge_without_system))
+        return [getattr(m.Outputs, f"charge_wo_sys_ec_{name}_tp") for name in months]
 
     seconds, _ = _best(once, repeat)
     return seconds
