@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     engine.add_argument("--meter-years", type=int, default=10_000)
     engine.add_argument("--register-meters", type=int, default=1_000_000)
     engine.set_defaults(func=cmd_bench_engine)
+    bench_cycle = bench_sub.add_parser("cycle", help="a reading cycle: readings to forms and bills")
+    bench_cycle.add_argument("--plants", type=int, default=10_000)
+    bench_cycle.set_defaults(func=cmd_bench_cycle)
     cli_readings.register(sub)
     cli_reports.register(sub)
     return parser
@@ -200,6 +203,15 @@ def cmd_cycle_daily(args: argparse.Namespace) -> int:
         return {"auto_confirmed": await forms.auto_confirm_due(), "late_fee_lines": await bills.accrue_late_fees()}
 
     print(json.dumps(_with_database(work)))
+    return 0
+
+
+def cmd_bench_cycle(args: argparse.Namespace) -> int:
+    from server.bench import bench_cycle
+
+    settings = Settings.from_env(require_secrets=False)
+    logs.configure("WARNING", json_lines=False)
+    print(json.dumps(asyncio.run(bench_cycle(args.plants, settings.database_url))))
     return 0
 
 

@@ -42,9 +42,11 @@ from billing_engine.pricing import ContractTerms, price_cycle
 from billing_engine.tariff import Tariff as EngineTariff
 from billing_engine.tariff import parse_tariff
 from settlement import audit
+from settlement.context import request_id_var
 from settlement.cycles import RATES, parse_period
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.models import (
+    AuditEvent,
     Bill,
     BillLine,
     BillState,
@@ -131,7 +133,7 @@ def _kwh_per_rate(form: ConfirmationForm, what: str) -> list[float]:
 async def issue_bills(period: str | None = None, *, now: dt.datetime | None = None,
                       plant_code: str | None = None) -> int:
     """Bill every final form (confirmed or auto-confirmed) not billed yet; returns how many."""
-    now = now or dt.datetime.now(UTC)
+    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
     query = ConfirmationForm.filter(state__in=[FormState.CONFIRMED, FormState.AUTO_CONFIRMED])
     if period is not None:
         parse_period(period)
@@ -154,7 +156,6 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
     contracts: dict[int, Contract] = {}
     for contract in await Contract.filter(plant_id__in=list(plants)).order_by("effective_from"):
         contracts[contract.plant_id] = contract  # latest version; checked against the cycle below
-    owners = {o.id: o for o in await Owner.filter(id__in=[p.owner_id for p in plants.values()])}
     # group forms that share contract terms and grid prices: one engine call per group
     groups: dict[tuple, list[ConfirmationForm]] = defaultdict(list)
     priced_terms: dict[tuple, tuple[ContractTerms, np.ndarray]] = {}
@@ -176,42 +177,46 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
         for i, form in enumerate(members):
             bills.append((form, result.lines(i), int(result.total_fen[i]), int(result.tax_total_fen[i])))
 
-    issued = 0
+    issue_day = now.astimezone(LOCAL).date()
     async with in_transaction() as conn:
-        for form, lines, total, tax in bills:
+        drafts = []
+        for form, _, total, tax in bills:
             cycle = cycles[form.cycle_id]
             plant = plants[cycle.plant_id]
-            contract = contracts[plant.id]
-            issue_day = now.astimezone(LOCAL).date()
-            bill = Bill(number=f"{cycle.period.replace('-', '')}-{plant.code}-1", cycle_id=cycle.id, version=1,
-                        form_id=form.id, plant_id=plant.id, owner_id=plant.owner_id, state=BillState.OPEN,
-                        issued_at=now, due_on=issue_day + dt.timedelta(days=contract.due_days),
-                        total_fen=total, tax_fen=tax)
-            try:
-                async with in_transaction() as inner:  # a savepoint: a concurrent issuer may have won
-                    await bill.save(using_db=inner)
-            except IntegrityError:
+            drafts.append(Bill(number=f"{cycle.period.replace('-', '')}-{plant.code}-1", cycle_id=cycle.id, version=1,
+                               form_id=form.id, plant_id=plant.id, owner_id=plant.owner_id, state=BillState.OPEN,
+                               issued_at=now, due_on=issue_day + dt.timedelta(days=contracts[plant.id].due_days),
+                               total_fen=total, tax_fen=tax))
+        # the unique key (cycle, version) settles a race with another issuer: its bills stay its own
+        await Bill.bulk_create(drafts, ignore_conflicts=True, using_db=conn)
+        mine = {b.form_id: b for b in await Bill.filter(form_id__in=[f.id for f, *_ in bills], issued_at=now)
+                .using_db(conn)}
+        rows, events = [], []
+        for form, lines, total, tax in bills:
+            bill = mine.get(form.id)
+            if bill is None:
                 continue
-            rows = []
+            seq = 0
             for line in lines:
                 if line.informational or (line.kwh == 0 and line.amount_fen == 0):
                     continue
+                seq += 1
                 rate = RATES[line.period] if line.period is not None else None
                 rows.append(BillLine(
-                    bill_id=bill.id, seq=len(rows) + 1, kind=LineKind.ENERGY, tou_period=line.period,
+                    bill_id=bill.id, seq=seq, kind=LineKind.ENERGY, tou_period=line.period,
                     description=f"{RATE_ZH[rate]}时段自用电量" if rate else "自用电量",
                     kwh=Decimal(f"{line.kwh:.3f}"), unit_price=Decimal(line.unit_price),
                     amount_fen=line.amount_fen, tax_fen=line.tax_fen))
-            await BillLine.bulk_create(rows, using_db=conn)
-            if sum(r.amount_fen for r in rows) != total:
-                raise AssertionError(f"bill {bill.number}: lines do not add up to the total")  # engine contract
-            await _apply_credit(bill, owners[plant.owner_id], conn)
-            await audit.record(audit.SYSTEM, "IssueBill", "bill", bill.id,
-                               after={"number": bill.number, "total_fen": total, "tax_fen": tax,
-                                      "credit_applied_fen": bill.credit_applied_fen, "state": bill.state},
-                               using_db=conn)
-            issued += 1
-    return issued
+        await BillLine.bulk_create(rows, using_db=conn)
+        await _apply_credit(list(mine.values()), conn)
+        for bill in mine.values():
+            events.append(AuditEvent(
+                actor=audit.SYSTEM, action="IssueBill", entity="bill", entity_id=str(bill.id),
+                after=audit.plain({"number": bill.number, "total_fen": bill.total_fen, "tax_fen": bill.tax_fen,
+                                   "credit_applied_fen": bill.credit_applied_fen, "state": bill.state}),
+                request_id=request_id_var.get()))
+        await AuditEvent.bulk_create(events, using_db=conn)
+    return len(mine)
 
 
 async def credit_balance(owner_id: int, *, using_db=None) -> int:
@@ -219,16 +224,23 @@ async def credit_balance(owner_id: int, *, using_db=None) -> int:
     return int(sum(amounts))
 
 
-async def _apply_credit(bill: Bill, owner: Owner, conn) -> None:
-    balance = await credit_balance(owner.id, using_db=conn)
-    use = min(balance, owed_fen(bill))
-    if use <= 0:
-        return
-    await CreditEntry.create(owner_id=owner.id, amount_fen=-use, reason=f"applied to bill {bill.number}",
-                             bill_id=bill.id, using_db=conn)
-    bill.credit_applied_fen += use
-    bill.state = _state_of(bill)
-    await bill.save(using_db=conn, update_fields=["credit_applied_fen", "state"])
+async def _apply_credit(new_bills: list[Bill], conn) -> None:
+    """Use the owners' account credit on their new bills (oldest bill first)."""
+    owners = {b.owner_id for b in new_bills}
+    balances: dict[int, int] = defaultdict(int)
+    for owner_id, amount in await CreditEntry.filter(owner_id__in=list(owners)).using_db(conn) \
+            .values_list("owner_id", "amount_fen"):
+        balances[owner_id] += amount
+    for bill in sorted(new_bills, key=lambda b: b.id):
+        use = min(balances[bill.owner_id], owed_fen(bill))
+        if use <= 0:
+            continue
+        balances[bill.owner_id] -= use
+        await CreditEntry.create(owner_id=bill.owner_id, amount_fen=-use, reason=f"applied to bill {bill.number}",
+                                 bill_id=bill.id, using_db=conn)
+        bill.credit_applied_fen += use
+        bill.state = _state_of(bill)
+        await bill.save(using_db=conn, update_fields=["credit_applied_fen", "state"])
 
 
 async def record_payment(bill_id: int, amount_fen: int, channel: PaymentChannel, reference: str, *,

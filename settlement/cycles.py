@@ -14,8 +14,10 @@ The rules written down
   turns the readings into kWh per register with rollover, replacement and plausibility flags,
   and self-use = generation − export per rate, never negative.
 * **Forms.** One form per (plant, cycle) — the unique key makes re-runs and concurrent runs
-  harmless. A form without flags is sent to the owner at once, with an answer due after the
-  contract's auto-confirm days; a flagged form stays a draft for staff to look at.
+  harmless. A form is sent to the owner at once, with an answer due after the contract's
+  auto-confirm days, unless a finding holds it (:data:`HOLD`: a refused drop, TOU registers
+  that do not add up, implausible energy, a missing reading, export above generation): then it
+  stays a draft for staff to look at. Rollovers and replaced meters are noted on the form only.
 * **Batches.** Forms are written in batches, each batch (its cycles and forms) in one
   transaction, so a run killed part-way leaves whole batches that a re-run skips and completes.
 
@@ -34,6 +36,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from billing_engine.registers import RegisterFlag, flag_names, register_energy, self_consumption
@@ -65,6 +68,10 @@ RATES = ("sharp", "peak", "flat", "valley")  # DL/T 645 rates 1-4: 尖 峰 平 �
 GROUPS = (("generation", MeterKind.GENERATION, FORWARD),
           ("grid", MeterKind.GRID, FORWARD),
           ("export", MeterKind.GRID, REVERSE))
+# Findings that keep a form from the owner until staff have looked (a rollover or a replaced
+# meter is explained by the readings themselves and is only noted on the form).
+HOLD = (RegisterFlag.NEGATIVE_REFUSED | RegisterFlag.TOU_MISMATCH | RegisterFlag.IMPLAUSIBLE
+        | RegisterFlag.MISSING | RegisterFlag.EXPORT_EXCEEDS_GENERATION)
 # kWh kept on forms and priced on bills: the engine quantizes to Wh, forms show the same
 KWH = Decimal("0.001")
 
@@ -138,7 +145,7 @@ async def run_cycle(period: str, plant_code: str | None = None, *, reading_day: 
     draft flagged MISSING for staff.
     """
     started = time.perf_counter()
-    now = now or dt.datetime.now(UTC)
+    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
     parse_period(period)
     if batch_size < 1:
         raise InvalidInput("batch size must be at least 1", code="bad_batch_size")
@@ -231,32 +238,71 @@ async def _load_readings(plan: _Plan) -> _Arrays:
             boundaries[meter.id] = span
     if not boundaries:
         return arrays
-    # closest reading to each boundary: rank candidates by distance, then time, then revision
-    best: dict[tuple[int, int, int], tuple] = {}
     meter_ids = list(boundaries)
     lo = min(s for s, _ in boundaries.values()) - WINDOW
     hi = max(e for _, e in boundaries.values()) + WINDOW
+    keys, times, revisions, values, bounds = [], [], [], [], []
     for first in range(0, len(meter_ids), 2000):  # SQLite allows a bounded number of parameters
         chunk = meter_ids[first:first + 2000]
-        rows = await Reading.filter(meter_id__in=chunk, read_at__gte=lo, read_at__lte=hi).values_list(
-            "meter_id", "register", "read_at", "revision", "value")
-        for meter_id, register, read_at, revision, value in rows:
+        for meter_id, register, read_at, revision, value in await _reading_rows(chunk, lo, hi):
             place = row_of.get((meter_id, register))
             if place is None:
                 continue
-            for b, boundary in enumerate(boundaries[meter_id]):
-                distance = abs(read_at - boundary)
-                if distance > WINDOW:
-                    continue
-                rank = (distance, read_at, -revision)
-                key = (*place, b)
-                if key not in best or rank < best[key][0]:
-                    best[key] = (rank, read_at, value)
-    for (row, col, b), (_, read_at, value) in best.items():
-        values, times = (arrays.previous, arrays.previous_at) if b == 0 else (arrays.current, arrays.current_at)
-        values[row, col] = float(value)
-        times[row, col] = np.datetime64(read_at.astimezone(UTC).replace(tzinfo=None), "s")
+            keys.append(place[0] * 5 + place[1])
+            times.append(read_at)
+            revisions.append(revision)
+            values.append(value)
+            bounds.append(boundaries[meter_id])
+    if not keys:
+        return arrays
+    key = np.array(keys, dtype=np.int64)
+    at = _as_datetime64(times)
+    revision = np.array(revisions, dtype=np.int64)
+    value = np.array(values, dtype=np.float64)
+    edges = np.array([[np.datetime64(b.replace(tzinfo=None), "s") for b in pair]
+                      for pair in ((s.astimezone(UTC), e.astimezone(UTC)) for s, e in bounds)])
+    window = np.timedelta64(int(WINDOW.total_seconds()), "s")
+    for b, (values_out, times_out) in enumerate(((arrays.previous, arrays.previous_at),
+                                                 (arrays.current, arrays.current_at))):
+        distance = np.abs(at - edges[:, b])
+        near = np.flatnonzero(distance <= window)
+        if near.size == 0:
+            continue
+        # closest first, then the earlier, then the highest revision; the first per register wins
+        order = near[np.lexsort((-revision[near], at[near], distance[near], key[near]))]
+        _, first_of = np.unique(key[order], return_index=True)
+        chosen = order[first_of]
+        values_out.reshape(-1)[key[chosen]] = value[chosen]
+        times_out.reshape(-1)[key[chosen]] = at[chosen]
     return arrays
+
+
+async def _reading_rows(meter_ids: list[int], lo: dt.datetime, hi: dt.datetime) -> list[tuple]:
+    """(meter id, register, read_at, revision, value) of these meters' readings in [lo, hi].
+
+    Plain SQL rather than the ORM: a cycle reads tens of thousands of rows and the ORM's
+    per-value conversion (ISO datetime parsing on SQLite) costs more than the whole engine run.
+    """
+    conn = connections.get("default")
+    sqlite = conn.capabilities.dialect == "sqlite"
+    marks = ", ".join("?" if sqlite else f"${i + 3}" for i in range(len(meter_ids)))
+    sql = (f"SELECT meter_id, register, read_at, revision, value FROM reading "
+           f"WHERE read_at >= {'?' if sqlite else '$1'} AND read_at <= {'?' if sqlite else '$2'} "
+           f"AND meter_id IN ({marks})")
+    params = [lo.astimezone(UTC), hi.astimezone(UTC)]
+    if sqlite:  # stored as text in UTC: compare as text of the same form
+        params = [p.strftime("%Y-%m-%d %H:%M:%S+00:00") for p in params]
+    _, rows = await conn.execute_query(sql, [*params, *meter_ids])
+    return [tuple(r) for r in rows]
+
+
+def _as_datetime64(values: list) -> np.ndarray:
+    """UTC datetime64[s] from what the driver returned: datetimes, or SQLite's UTC text."""
+    if values and isinstance(values[0], str):
+        if not all(t.endswith("+00:00") for t in values):
+            raise ValueError("reading times must be stored in UTC")
+        return np.array([t[:19].replace(" ", "T") for t in values], dtype="datetime64[s]")
+    return np.array([v.astimezone(UTC).replace(tzinfo=None) for v in values], dtype="datetime64[s]")
 
 
 @dataclass
@@ -322,7 +368,7 @@ def form_content(plan_meters: list[Meter | None], arrays: _Arrays, computed: _Co
     total = {k: sum((Decimal(p[k]) for p in periods.values()), Decimal(0))
              for k in ("generation", "self_use", "export", "grid")}
     return {"lines": lines, "periods": periods, "total": total,
-            "flags": flag_names(int(computed.flags[i]))}
+            "flags": flag_names(int(computed.flags[i])), "hold": bool(int(computed.flags[i]) & HOLD)}
 
 
 async def _write_forms(plan: _Plan, period: str, arrays: _Arrays, computed: _Computed,
@@ -348,7 +394,7 @@ async def _write_forms(plan: _Plan, period: str, arrays: _Arrays, computed: _Com
                 raced += 1  # another run got here first
                 continue
             content = form_content(plan.meters[i], arrays, computed, i)
-            send = not content["flags"]
+            send = not content["hold"]
             total = content["total"]
             forms.append(ConfirmationForm(
                 cycle_id=cycle_of[plant.id], version=1, state=FormState.SENT if send else FormState.DRAFT,

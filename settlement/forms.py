@@ -20,8 +20,10 @@ from tortoise.transactions import in_transaction
 
 from settlement import audit
 from settlement.cycles import _compute, _load_readings, _plan, form_content
+from settlement.context import request_id_var
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.models import (
+    AuditEvent,
     ConfirmationForm,
     FormState,
     Meter,
@@ -64,7 +66,7 @@ def _require_staff(staff: Staff, *roles: StaffRole) -> None:
 async def send_form(form_id: int, staff: Staff, *, now: dt.datetime | None = None) -> ConfirmationForm:
     """Staff release a draft (a flagged form they have checked) to the owner."""
     _require_staff(staff, StaffRole.OPERATOR, StaffRole.ADMIN)
-    now = now or dt.datetime.now(UTC)
+    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
     async with in_transaction() as conn:
         form = await _locked_latest(form_id, conn)
         if form.state != FormState.DRAFT:
@@ -82,7 +84,7 @@ async def send_form(form_id: int, staff: Staff, *, now: dt.datetime | None = Non
 async def confirm_form(form_id: int, *, by: WechatIdentity | None = None, staff: Staff | None = None,
                        now: dt.datetime | None = None) -> ConfirmationForm:
     """The owner confirms (``by``), or staff confirm on the owner's written word (``staff``)."""
-    now = now or dt.datetime.now(UTC)
+    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
     if staff is not None:
         _require_staff(staff, StaffRole.OPERATOR, StaffRole.ADMIN)
     async with in_transaction() as conn:
@@ -107,7 +109,7 @@ async def dispute_form(form_id: int, reason: str, *, by: WechatIdentity | None =
         raise InvalidInput("a dispute needs a reason", code="reason_required")
     if len(reason) > 500:
         raise InvalidInput("the reason is longer than 500 characters", code="reason_too_long")
-    now = now or dt.datetime.now(UTC)
+    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
     async with in_transaction() as conn:
         form = await _locked_latest(form_id, conn)
         if form.state != FormState.SENT:
@@ -141,7 +143,7 @@ async def adjust_reading(plant_code: str, period: str, meter_serial: str, regist
             raise InvalidOperation
     except InvalidOperation:
         raise InvalidInput(f"{value!r} is not a reading (≥ 0, at most 4 decimals)", code="bad_value") from None
-    now = now or dt.datetime.now(UTC)
+    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
     plant = await Plant.get_or_none(code=plant_code)
     if plant is None:
         raise NotFound(f"no plant {plant_code!r}", code="unknown_plant")
@@ -201,29 +203,37 @@ async def _new_version(plant: Plant, period: str, old: ConfirmationForm, now: dt
     computed = _compute(plan, arrays)  # one plant: no need for the executor
     content = form_content(plan.meters[0], arrays, computed, 0)
     total = content["total"]
+    send = not content["hold"]  # a correction that still does not add up stays with staff
     return await ConfirmationForm.create(
-        cycle_id=old.cycle_id, version=old.version + 1, state=FormState.SENT, lines=content["lines"],
+        cycle_id=old.cycle_id, version=old.version + 1, state=FormState.SENT if send else FormState.DRAFT,
+        lines=content["lines"],
         periods=content["periods"], generation_kwh=total["generation"], self_use_kwh=total["self_use"],
         export_kwh=total["export"], grid_kwh=total["grid"], flags=content["flags"], reader=old.reader,
-        sent_at=now, answer_due_at=now + dt.timedelta(days=plan.contracts[0].auto_confirm_days),
+        sent_at=now if send else None,
+        answer_due_at=now + dt.timedelta(days=plan.contracts[0].auto_confirm_days) if send else None,
         using_db=conn)
 
 
-async def auto_confirm_due(now: dt.datetime | None = None) -> int:
-    """Forms sent and unanswered past their answer date become auto-confirmed; returns how many."""
-    now = now or dt.datetime.now(UTC)
-    count = 0
-    for form_id in await ConfirmationForm.filter(state=FormState.SENT, answer_due_at__lte=now) \
-            .values_list("id", flat=True):
-        async with in_transaction() as conn:
-            form = await ConfirmationForm.filter(id=form_id, state=FormState.SENT).using_db(conn) \
-                .select_for_update().first()
-            if form is None:
-                continue  # answered meanwhile
-            form.state, form.answered_at = FormState.AUTO_CONFIRMED, now
-            await form.save(using_db=conn, update_fields=["state", "answered_at"])
-            await audit.record(audit.SYSTEM, "AutoConfirmForm", "form", form.id, before={"state": FormState.SENT},
-                               after={"state": form.state}, reason="no answer by the due date", using_db=conn)
-            count += 1
-    return count
+async def auto_confirm_due(now: dt.datetime | None = None, *, batch_size: int = 1000) -> int:
+    """Forms sent and unanswered past their answer date become auto-confirmed; returns how many.
 
+    In batches, each one guarded UPDATE (still ``sent``?) with its audit events in one
+    transaction, so an owner's answer arriving meanwhile always wins over the deadline.
+    """
+    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
+    count = 0
+    due = await ConfirmationForm.filter(state=FormState.SENT, answer_due_at__lte=now).values_list("id", flat=True)
+    for first in range(0, len(due), batch_size):
+        chunk = due[first:first + batch_size]
+        async with in_transaction() as conn:
+            await ConfirmationForm.filter(id__in=chunk, state=FormState.SENT).using_db(conn).update(
+                state=FormState.AUTO_CONFIRMED, answered_at=now)
+            done = await ConfirmationForm.filter(id__in=chunk, state=FormState.AUTO_CONFIRMED, answered_at=now) \
+                .using_db(conn).values_list("id", flat=True)
+            await AuditEvent.bulk_create(
+                [AuditEvent(actor=audit.SYSTEM, action="AutoConfirmForm", entity="form", entity_id=str(form_id),
+                            before={"state": "sent"}, after={"state": "auto_confirmed"},
+                            reason="no answer by the due date", request_id=request_id_var.get())
+                 for form_id in done], using_db=conn)
+            count += len(done)
+    return count

@@ -114,7 +114,7 @@ async def test_two_cycles_from_readings_to_paid(plant):
     with pytest.raises(InvalidInput):
         await forms.adjust_reading("PV-T1", "2026-10", "T1-G", "00010200", "590.00", "", staff)
     v2 = await forms.adjust_reading("PV-T1", "2026-10", "T1-G", "00010200", "590.00", "现场核实峰时段读数", staff)
-    assert v2.version == 2 and v2.flags == ["TOU_MISMATCH"]  # total not yet corrected: 700 ≠ 690
+    assert (v2.version, v2.state, v2.flags) == (2, m.FormState.DRAFT, ["TOU_MISMATCH"])  # total still 700 ≠ 690
     v3 = await forms.adjust_reading("PV-T1", "2026-10", "T1-G", "00010000", "1690.00", "现场核实总读数", staff)
     assert (v3.version, v3.state, v3.flags) == (3, m.FormState.SENT, [])
     assert _energies(v3, "self_use") == ["0.000", "5200.000", "4200.000", "2400.000"]
