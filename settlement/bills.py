@@ -75,6 +75,7 @@ RATE_ZH = {"sharp": "尖", "peak": "峰", "flat": "平", "valley": "谷"}
 FALLBACK = {"sharp": "peak", "peak": "flat", "valley": "valley", "flat": "flat"}
 OPEN = (BillState.OPEN, BillState.PARTLY_PAID)
 BATCH = 500
+MAX_PAYMENT_FEN = 10**12  # 100 亿元: far beyond any plant's bill, far inside a BIGINT
 
 
 def owed_fen(bill: Bill) -> int:
@@ -107,8 +108,9 @@ async def tariff_for(code: str, day: dt.date, cache: dict) -> EngineTariff:
     return cache[key]
 
 
-def grid_prices(tariff: EngineTariff, day: dt.date, terms: ContractTerms) -> np.ndarray:
-    """Grid price per DL/T 645 rate [µyuan/kWh] on ``day``, in the contract's VAT basis."""
+def grid_prices(tariff: EngineTariff, day: dt.date, terms: ContractTerms) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Grid price per DL/T 645 rate [µyuan/kWh] on ``day``, in the contract's VAT basis, and the
+    tariff's own period index each rate is priced as (what bill lines store)."""
     version = tariff.version_at(day)
     prices = version.price_micro[day.month - 1]
     index = {name: i for i, name in enumerate(tariff.periods)}
@@ -119,11 +121,11 @@ def grid_prices(tariff: EngineTariff, day: dt.date, terms: ContractTerms) -> np.
             name = FALLBACK[name]
         if name not in index:
             raise InvalidInput(f"tariff {tariff.name!r} has no period for rate {rate}", code="tariff_rates")
-        out.append(int(prices[index[name]]))
-    micro = np.array(out, dtype=np.int64)
+        out.append((int(prices[index[name]]), index[name]))
+    micro = np.array([price for price, _ in out], dtype=np.int64)
     if version.prices_include_vat and not terms.prices_include_vat:
-        micro = money.round_div(micro * money.PPM, money.PPM + terms._units["vat"]).astype(np.int64)
-    return micro
+        micro = money.round_div(micro * money.PPM, money.PPM + terms.vat_ppm).astype(np.int64)
+    return micro, tuple(period for _, period in out)
 
 
 def _kwh_per_rate(form: ConfirmationForm, what: str) -> list[float]:
@@ -166,8 +168,8 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
             raise NotFound(f"plant {plants[cycle.plant_id].code} has no contract", code="no_contract")
         last_day = (cycle.ends_at.astimezone(LOCAL) - dt.timedelta(days=1)).date()
         terms = contract_terms(contract)
-        prices = grid_prices(await tariff_for(contract.tariff_code, last_day, cache), last_day, terms)
-        key = (terms, tuple(prices.tolist()))
+        prices, periods = grid_prices(await tariff_for(contract.tariff_code, last_day, cache), last_day, terms)
+        key = (terms, tuple(prices.tolist()), periods)
         priced_terms[key] = (terms, prices)
         groups[key].append(form)
     bills = []
@@ -175,12 +177,12 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
         terms, prices = priced_terms[key]
         result = price_cycle(terms, prices, [_kwh_per_rate(f, "self_use") for f in members])
         for i, form in enumerate(members):
-            bills.append((form, result.lines(i), int(result.total_fen[i]), int(result.tax_total_fen[i])))
+            bills.append((form, result.lines(i), int(result.total_fen[i]), int(result.tax_total_fen[i]), key[2]))
 
     issue_day = now.astimezone(LOCAL).date()
     async with in_transaction() as conn:
         drafts = []
-        for form, _, total, tax in bills:
+        for form, _, total, tax, _ in bills:
             cycle = cycles[form.cycle_id]
             plant = plants[cycle.plant_id]
             drafts.append(Bill(number=f"{cycle.period.replace('-', '')}-{plant.code}-1", cycle_id=cycle.id, version=1,
@@ -192,7 +194,7 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
         mine = {b.form_id: b for b in await Bill.filter(form_id__in=[f.id for f, *_ in bills], issued_at=now)
                 .using_db(conn)}
         rows, events = [], []
-        for form, lines, total, tax in bills:
+        for form, lines, _, _, tariff_period in bills:
             bill = mine.get(form.id)
             if bill is None:
                 continue
@@ -203,7 +205,8 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
                 seq += 1
                 rate = RATES[line.period] if line.period is not None else None
                 rows.append(BillLine(
-                    bill_id=bill.id, seq=seq, kind=LineKind.ENERGY, tou_period=line.period,
+                    bill_id=bill.id, seq=seq, kind=LineKind.ENERGY,
+                    tou_period=None if line.period is None else tariff_period[line.period],
                     description=f"{RATE_ZH[rate]}时段自用电量" if rate else "自用电量",
                     kwh=Decimal(f"{line.kwh:.3f}"), unit_price=Decimal(line.unit_price),
                     amount_fen=line.amount_fen, tax_fen=line.tax_fen))
@@ -252,8 +255,9 @@ async def record_payment(bill_id: int, amount_fen: int, channel: PaymentChannel,
     same reference with another bill or amount is refused. What exceeds the amount owed becomes
     the owner's account credit.
     """
-    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
-        raise InvalidInput("the amount must be a positive whole number of fen", code="bad_amount")
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or not 0 < amount_fen <= MAX_PAYMENT_FEN:
+        raise InvalidInput("the amount must be a whole number of fen from 1 to 10 000 000 000 元",
+                           code="bad_amount")
     reference = (reference or "").strip()
     if not reference or len(reference) > 50:
         raise InvalidInput("a payment needs a reference of at most 50 characters", code="bad_reference")
@@ -306,8 +310,8 @@ async def write_off(bill_id: int, reason: str, staff: Staff) -> Bill:
         if bill.state not in OPEN:
             raise Conflict(f"bill {bill.number} is {bill.state.value}", code="bill_closed")
         before = {"state": bill.state, "owed_fen": owed_fen(bill)}
-        bill.state = BillState.WRITTEN_OFF
-        await bill.save(using_db=conn, update_fields=["state"])
+        bill.state, bill.written_off_at = BillState.WRITTEN_OFF, dt.datetime.now(UTC)
+        await bill.save(using_db=conn, update_fields=["state", "written_off_at"])
         await audit.record(audit.actor_of(staff), "WriteOffBill", "bill", bill.id, before=before,
                            after={"state": bill.state}, reason=reason.strip(), using_db=conn)
     return bill

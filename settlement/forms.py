@@ -175,11 +175,11 @@ async def adjust_reading(plant_code: str, period: str, meter_serial: str, regist
             meter_id=meter.id, register=register, read_at=read_at, value=new_value,
             source=ReadingSource.ADJUSTED if stored else ReadingSource.MANUAL,
             revision=stored.revision + 1 if stored else 0, reason=reason, entered_by_id=staff.id, using_db=conn)
-        await audit.record(audit.actor_of(staff), "AdjustReading", "reading",
-                           f"{meter_serial}/{register}/{read_at.isoformat()}",
+        await audit.record(audit.actor_of(staff), "AdjustReading", "reading", reading.id,
                            before={"value": stored.value if stored else None,
                                    "revision": stored.revision if stored else None},
-                           after={"value": reading.value, "revision": reading.revision}, reason=reason,
+                           after={"meter": meter_serial, "register": register, "read_at": read_at,
+                                  "value": reading.value, "revision": reading.revision}, reason=reason,
                            using_db=conn)
         new_form = await _new_version(plant, period, form, now, conn)
         await audit.record(audit.actor_of(staff), "AdjustForm", "form", new_form.id,

@@ -344,11 +344,13 @@ def _check_meter(row: _Parsed, meter: Meter | None, now: dt.datetime) -> _Candid
 def is_rollover(earlier: Decimal, later: Decimal, register_digits: int) -> bool:
     """Whether ``later`` < ``earlier`` is explained by the dial wrapping past 10**digits.
 
-    Only when ``earlier`` is in the top 10 % of the dial and ``later`` in the bottom 10 %, e.g.
-    999 950.00 → 12.30 on a 6-digit dial.
+    The same rule as billing_engine's: only when the wrapped advance ``later + dial − earlier``
+    is at most 10 % of the dial, e.g. 999 950.00 → 12.30 on a 6-digit dial (an advance of
+    62.30). A larger "wrap" would be a month of implausible energy: it is refused here rather
+    than accepted and then zeroed and flagged by the engine.
     """
     dial = Decimal(10) ** register_digits
-    return earlier >= dial * (1 - ROLLOVER_BAND) and later < dial * ROLLOVER_BAND
+    return later < earlier and later + dial - earlier <= dial * ROLLOVER_BAND
 
 
 # --- judging against the stored series ----------------------------------------------------------

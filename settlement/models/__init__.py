@@ -8,6 +8,10 @@ One module per topic; this package re-exports every model so tortoise discovers 
 
 No semicolon in a docstring's first line or a field description: tortoise writes them into the
 SQLite DDL as comments and its migration runner splits statements at semicolons.
+
+Avoid migrations that alter an existing column (AlterField): on SQLite tortoise 1.1 rebuilds the
+table without its unique_together constraints (seen with a mere description change). Add new
+fields instead; tests/integration/test_idempotency_constraints.py catches a lost constraint.
 """
 
 from settlement.models.audit import AuditEvent

@@ -39,6 +39,7 @@ class Bill(Model):
     tax_fen = fields.BigIntField(description="VAT included in total_fen")
     paid_fen = fields.BigIntField(default=0)
     credit_applied_fen = fields.BigIntField(default=0)
+    written_off_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     lines: fields.ReverseRelation[BillLine]

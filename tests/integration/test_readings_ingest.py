@@ -256,13 +256,14 @@ async def test_a_decrease_that_no_rollover_explains_is_refused(meters):
 
 
 @pytest.mark.parametrize(("before", "after", "taken"), [
-    ("999950.00", "12.30", True),  # the issue's example on a 6-digit dial
-    ("900000.00", "99999.99", True),  # both bands' inner edges
-    ("899999.99", "12.30", False),  # previous value not in the top 10 %
-    ("999950.00", "100000.00", False),  # new value not in the bottom 10 %
+    ("999950.00", "12.30", True),  # the issue's example on a 6-digit dial: an advance of 62.30
+    ("950000.00", "50000.00", True),  # an advance of exactly 10 % of the dial
+    ("950000.00", "50000.01", False),  # just over 10 %: the engine would not believe it either
+    ("900000.00", "99999.99", False),  # 19.99 % — was accepted before the rule matched the engine's
+    ("999950.00", "100000.00", False),
     ("500000.00", "400000.00", False),
 ])
-async def test_rollover_only_from_the_top_to_the_bottom_tenth_of_the_dial(meters, before, after, taken):
+async def test_rollover_only_for_an_advance_of_at_most_a_tenth_of_the_dial(meters, before, after, taken):
     await ingest([row(read_at=T1, value=before)])
     result = await ingest([row(read_at=T2, value=after)])
     assert result.results[0].status == (RowStatus.CREATED if taken else RowStatus.REJECTED)
