@@ -5,7 +5,7 @@ States::
     draft ──send──▶ sent ──confirm──▶ confirmed
                      │  └──(answer due passed)──▶ auto_confirmed
                      └──dispute──▶ disputed
-    draft | sent | disputed ──staff adjusts a reading──▶ adjusted   (and version + 1 is sent)
+    draft | sent | disputed ──staff adjusts a reading or an energy──▶ adjusted   (version + 1 is sent)
 
 A confirmed (or auto-confirmed) version is final: it is never changed, and only it is billed.
 Every transition writes an audit event in the same transaction.
@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from tortoise.transactions import in_transaction
 
 from settlement import audit
-from settlement.cycles import _compute, _load_readings, _plan, form_content
+from settlement.cycles import RATES, _compute, _load_readings, _plan, form_content
 from settlement.context import request_id_var
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.models import (
@@ -186,6 +186,67 @@ async def adjust_reading(plant_code: str, period: str, meter_serial: str, regist
                            before={"version": form.version, "state": form.state, "total": _totals(form)},
                            after={"version": new_form.version, "state": new_form.state,
                                   "total": _totals(new_form)}, reason=reason, using_db=conn)
+        form.state = FormState.ADJUSTED
+        await form.save(using_db=conn, update_fields=["state"])
+    return new_form
+
+
+ENERGIES = ("generation", "export", "grid")
+
+
+async def adjust_energy(plant_code: str, period: str, what: str, rate: str, kwh: str | Decimal, reason: str,
+                        staff: Staff, *, now: dt.datetime | None = None) -> ConfirmationForm:
+    """Set one energy of a form directly, with a reason, when no reading can say it (a meter
+    that failed mid-cycle, an estimate agreed with the owner). The form gets a new version, sent
+    again; self-use of that rate follows as generation − export, never negative.
+
+    ``what`` is generation, export or grid; ``rate`` sharp, peak, flat or valley.
+    """
+    _require_staff(staff, StaffRole.OPERATOR, StaffRole.ADMIN)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("an adjustment needs a reason", code="reason_required")
+    if what not in ENERGIES:
+        raise InvalidInput(f"the energy is one of {', '.join(ENERGIES)}", code="bad_energy")
+    if rate not in RATES:
+        raise InvalidInput(f"the rate is one of {', '.join(RATES)}", code="bad_rate")
+    try:
+        value = Decimal(str(kwh))
+        if not value.is_finite() or value < 0 or value.as_tuple().exponent < -3 or value >= Decimal(10) ** 10:
+            raise InvalidOperation
+    except InvalidOperation:
+        raise InvalidInput(f"{kwh!r} is not an energy (≥ 0 kWh, at most 3 decimals)", code="bad_value") from None
+    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    plant = await Plant.get_or_none(code=plant_code).prefetch_related("contracts")
+    if plant is None:
+        raise NotFound(f"no plant {plant_code!r}", code="unknown_plant")
+    cycle = await ReadingCycle.get_or_none(plant_id=plant.id, period=period)
+    if cycle is None:
+        raise NotFound(f"plant {plant_code} has no cycle {period}", code="unknown_cycle")
+    async with in_transaction() as conn:
+        form = await _locked_latest((await latest_form(cycle.id, using_db=conn)).id, conn)
+        if form.state in FINAL:
+            raise Conflict("this form is confirmed and final; a correction needs a new cycle run",
+                           code="form_final")
+        periods = {r: dict(v) for r, v in form.periods.items()}
+        before = periods[rate][what]
+        periods[rate][what] = str(value.quantize(Decimal("0.001")))
+        gen, export = (Decimal(periods[rate][k]) for k in ("generation", "export"))
+        periods[rate]["self_use"] = str(max(gen - export, Decimal(0)).quantize(Decimal("0.001")))
+        total = {k: sum((Decimal(p[k]) for p in periods.values()), Decimal(0))
+                 for k in ("generation", "self_use", "export", "grid")}
+        days = max(plant.contracts, key=lambda c: c.effective_from).auto_confirm_days
+        new_form = await ConfirmationForm.create(
+            cycle_id=form.cycle_id, version=form.version + 1, state=FormState.SENT, lines=form.lines,
+            periods=periods, generation_kwh=total["generation"], self_use_kwh=total["self_use"],
+            export_kwh=total["export"], grid_kwh=total["grid"],
+            flags=sorted(set(form.flags) - {"TOU_MISMATCH", "MISSING", "NEGATIVE_REFUSED", "IMPLAUSIBLE"}
+                         | {"ENERGY_ADJUSTED"}),
+            reader=form.reader, sent_at=now, answer_due_at=now + dt.timedelta(days=days), using_db=conn)
+        await audit.record(audit.actor_of(staff), "AdjustEnergy", "form", new_form.id,
+                           before={"version": form.version, "rate": rate, what: before},
+                           after={"version": new_form.version, "rate": rate, what: periods[rate][what],
+                                  "self_use": periods[rate]["self_use"]}, reason=reason, using_db=conn)
         form.state = FormState.ADJUSTED
         await form.save(using_db=conn, update_fields=["state"])
     return new_form

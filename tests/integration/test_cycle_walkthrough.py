@@ -200,3 +200,32 @@ async def test_two_cycles_from_readings_to_paid(plant):
     status = await cycles.cycle_status("2026-10")
     assert status == {"period": "2026-10", "forms": {"confirmed": 1}, "bills": {"paid": 1}}
     assert await m.AuditEvent.filter(action="RecordPayment").count() == 3
+
+
+async def test_staff_set_an_energy_when_no_reading_can(plant):
+    staff, identity = plant["staff"], plant["identity"]
+    await cycles.run_cycle("2026-10", now=local(2026, 10, 1, 8))
+    v1 = await _form("2026-10")
+    await forms.dispute_form(v1.id, "发电表 9 月中旬故障，峰时段电量按 5500 kWh 协商", by=identity)
+    for bad in ("-1", "NaN", "1e400", "12.3456", "abc"):
+        with pytest.raises(InvalidInput):
+            await forms.adjust_energy("PV-T1", "2026-10", "generation", "peak", bad, "协商", staff)
+    with pytest.raises(InvalidInput):
+        await forms.adjust_energy("PV-T1", "2026-10", "self_use", "peak", "1", "derived, not set", staff)
+    with pytest.raises(Forbidden):
+        await forms.adjust_energy("PV-T1", "2026-10", "generation", "peak", "5500", "协商", plant["viewer"])
+    v2 = await forms.adjust_energy("PV-T1", "2026-10", "generation", "peak", "5500", "与业主协商一致", staff)
+    assert (v2.version, v2.state, v2.flags) == (2, m.FormState.SENT, ["ENERGY_ADJUSTED"])
+    # peak self-use follows: 5500 − 600 export = 4900; totals are the sums of the rates
+    assert _energies(v2, "self_use") == ["0.000", "4900.000", "4200.000", "2400.000"]
+    assert (v2.generation_kwh, v2.self_use_kwh) == (Decimal("13500"), Decimal("11500"))
+    event = await m.AuditEvent.get(action="AdjustEnergy")
+    assert (event.before["generation"], event.after["generation"], event.reason) == (
+        "6000.000", "5500.000", "与业主协商一致")
+    await forms.confirm_form(v2.id, by=identity)
+    with pytest.raises(Conflict):  # final now
+        await forms.adjust_energy("PV-T1", "2026-10", "generation", "peak", "1", "too late", staff)
+    await bills.issue_bills("2026-10", now=local(2026, 10, 10))
+    bill = await m.Bill.get(cycle__period="2026-10")
+    # peak 4900 × 0.8245 = 4040.05; flat 2320.50; valley 795.60 → 7156.15 元
+    assert bill.total_fen == 404005 + 232050 + 79560
