@@ -1,0 +1,1 @@
+"""Ports: what the domain needs from the outside world, as interfaces with real and fake adapters."""
