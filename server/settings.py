@@ -70,6 +70,14 @@ class Settings:
     pay_notify_url: str = _secret("https URL WeChat Pay posts notifications to")
     wechat_api_base: str = _plain(WECHAT_API_BASE, "base URL of the WeChat API (a fake in tests and the sandbox)")
     pay_api_base: str = _plain(PAY_API_BASE, "base URL of WeChat Pay (a fake in tests and the sandbox)")
+    # Ministry of Ecology and Environment, 环办气候函〔2023〕43号: national grid average emission
+    # factor 0.5703 tCO2/MWh, the figure China's emission reporting uses for 2023-2025
+    co2_kg_per_kwh: str = _plain("0.5703", "CO2 avoided per kWh of PV generation [kg/kWh], shown to owners")
+    # China Electricity Council annual reports: thermal power's average coal use per kWh supplied
+    # has been about 300 g of standard coal since 2021 (300.7 g in 2022)
+    coal_kg_per_kwh: str = _plain("0.300", "standard coal saved per kWh of PV generation [kg/kWh]")
+    session_ttl: int = _plain(86400, "lifetime of a mini-program session token [s]")
+    api_rate_limit: int = _plain(120, "mini-program API requests per user per minute; more get 429")
 
     @classmethod
     def env_name(cls, field: str) -> str:
@@ -112,6 +120,11 @@ class Settings:
             problems.append(f"{n('scheduler_interval')} must be ≥ 0")
         if not 0 <= self.port <= 65535:
             problems.append(f"{n('port')}={self.port} is not a TCP port")
+        for name in ("co2_kg_per_kwh", "coal_kg_per_kwh"):
+            if not _is_factor(getattr(self, name)):
+                problems.append(f"{n(name)}={getattr(self, name)!r} must be a decimal number ≥ 0")
+        if self.session_ttl < 60 or self.api_rate_limit < 1:
+            problems.append(f"{n('session_ttl')} must be ≥ 60 s and {n('api_rate_limit')} ≥ 1")
         if not require_secrets:
             return problems
         if self.secret_key and len(self.secret_key) < 32:
@@ -136,6 +149,16 @@ class Settings:
             f.name: ("***" if f.metadata["secret"] and getattr(self, f.name) else getattr(self, f.name))
             for f in dataclasses.fields(self)
         }
+
+
+def _is_factor(text: str) -> bool:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return False
+    return value.is_finite() and value >= 0
 
 
 def setting_docs() -> list[tuple[str, str, object]]:
