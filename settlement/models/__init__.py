@@ -33,6 +33,15 @@ from settlement.models.enums import (
     TelemetryGranularity,
 )
 from settlement.models.ingest import Collector, ReadingConflict
+from settlement.models.miniapp import (
+    Attachment,
+    FaultReport,
+    FaultState,
+    OwnerInvitation,
+    PlantShare,
+    SubscribeAcceptance,
+    SubscribeAnswer,
+)
 from settlement.models.nearby import NearbyConsumptionTerms
 from settlement.models.outbox import OutboxMessage
 from settlement.models.parties import Owner, PlantAccess, Staff, WechatIdentity
@@ -47,4 +56,6 @@ __all__ = [
     "Reading", "ReadingConflict", "ReadingCycle", "ReadingSource", "Refund", "RefundState", "Staff", "StaffRole",
     "Tariff", "TelemetryDevice", "TelemetryGranularity", "TelemetryRollup", "TelemetrySample",
     "WechatIdentity",
+    "Attachment", "FaultReport", "FaultState", "OwnerInvitation", "PlantShare", "SubscribeAcceptance",
+    "SubscribeAnswer",
 ]

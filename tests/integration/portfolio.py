@@ -52,11 +52,21 @@ async def one_of_everything() -> dict[str, object]:
         average_load_rate=Decimal("0.4321"), connection_kva=Decimal("630.5"), current_capacity_charge=Decimal("9456.00"),
         system_operation_fee=Decimal("0.0275"), wire_loss_price=Decimal("0.0123"))
     audit = await m.AuditEvent.create(actor="system", action="Seed", entity="plant", entity_id=str(plant.id))
+    invitation = await m.OwnerInvitation.create(code_sha256="1" * 64, owner=owner, issued_by=staff,
+                                                expires_at=now + dt.timedelta(days=7))
+    share = await m.PlantShare.create(code_sha256="2" * 64, plant=plant, right=m.PlantRight.VIEW,
+                                      created_by=identity, expires_at=now + dt.timedelta(days=1))
+    subscription = await m.SubscribeAcceptance.create(identity=identity, template_id="tmpl-bill",
+                                                      answer=m.SubscribeAnswer.ACCEPT, accepts=1)
+    fault = await m.FaultReport.create(plant=plant, reported_by=identity, text="逆变器报警")
+    attachment = await m.Attachment.create(storage_key="ab/cdef.jpg", content_type="image/jpeg", size_bytes=10,
+                                           sha256="3" * 64, uploaded_by=identity, fault=fault)
     return {
         "Owner": owner, "Staff": staff, "WechatIdentity": identity, "Plant": plant, "PlantAccess": access,
         "Tariff": tariff, "Contract": contract, "Meter": meter, "Reading": reading, "ReadingCycle": cycle,
         "ConfirmationForm": form, "Bill": bill, "BillLine": line, "Payment": payment, "Refund": refund,
         "CreditEntry": credit, "OutboxMessage": outbox, "TelemetryDevice": device, "TelemetrySample": sample,
         "TelemetryRollup": rollup, "AuditEvent": audit, "Collector": collector,
-        "NearbyConsumptionTerms": nearby,
+        "NearbyConsumptionTerms": nearby, "OwnerInvitation": invitation, "PlantShare": share,
+        "SubscribeAcceptance": subscription, "FaultReport": fault, "Attachment": attachment,
     }
