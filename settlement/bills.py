@@ -144,7 +144,8 @@ async def issue_bills(period: str | None = None, *, now: dt.datetime | None = No
         query = query.filter(cycle__plant__code=plant_code)
     billed = set(await Bill.filter(cycle__period=period).values_list("cycle_id", flat=True)) if period else \
         set(await Bill.all().values_list("cycle_id", flat=True))
-    forms = [f for f in await query.order_by("id") if f.cycle_id not in billed]
+    # only what pricing needs: a form's lines (meter × register) are large and not needed here
+    forms = [f for f in await query.order_by("id").only("id", "cycle_id", "periods") if f.cycle_id not in billed]
     issued = 0
     cache: dict = {}
     for first in range(0, len(forms), BATCH):

@@ -72,8 +72,6 @@ GROUPS = (("generation", MeterKind.GENERATION, FORWARD),
 # meter is explained by the readings themselves and is only noted on the form).
 HOLD = (RegisterFlag.NEGATIVE_REFUSED | RegisterFlag.TOU_MISMATCH | RegisterFlag.IMPLAUSIBLE
         | RegisterFlag.MISSING | RegisterFlag.EXPORT_EXCEEDS_GENERATION)
-# kWh kept on forms and priced on bills: the engine quantizes to Wh, forms show the same
-KWH = Decimal("0.001")
 
 
 def parse_period(period: str) -> tuple[int, int]:
@@ -241,30 +239,31 @@ async def _load_readings(plan: _Plan) -> _Arrays:
     meter_ids = list(boundaries)
     lo = min(s for s, _ in boundaries.values()) - WINDOW
     hi = max(e for _, e in boundaries.values()) + WINDOW
-    keys, times, revisions, values, bounds = [], [], [], [], []
+    edge_of = {meter_id: (int(start.timestamp()), int(end.timestamp()))
+               for meter_id, (start, end) in boundaries.items()}
+    keys, times, revisions, values, edges = [], [], [], [], []
     for first in range(0, len(meter_ids), 2000):  # SQLite allows a bounded number of parameters
         chunk = meter_ids[first:first + 2000]
-        for meter_id, register, read_at, revision, value in await _reading_rows(chunk, lo, hi):
+        for meter_id, register, epoch, revision, value in await _reading_rows(chunk, lo, hi):
             place = row_of.get((meter_id, register))
             if place is None:
                 continue
             keys.append(place[0] * 5 + place[1])
-            times.append(read_at)
+            times.append(epoch)
             revisions.append(revision)
             values.append(value)
-            bounds.append(boundaries[meter_id])
+            edges.append(edge_of[meter_id])
     if not keys:
         return arrays
     key = np.array(keys, dtype=np.int64)
-    at = _as_datetime64(times)
+    at = np.array(times, dtype=np.int64)  # [s since the epoch, UTC]
     revision = np.array(revisions, dtype=np.int64)
     value = np.array(values, dtype=np.float64)
-    edges = np.array([[np.datetime64(b.replace(tzinfo=None), "s") for b in pair]
-                      for pair in ((s.astimezone(UTC), e.astimezone(UTC)) for s, e in bounds)])
-    window = np.timedelta64(int(WINDOW.total_seconds()), "s")
+    edge = np.array(edges, dtype=np.int64)
+    window = int(WINDOW.total_seconds())
     for b, (values_out, times_out) in enumerate(((arrays.previous, arrays.previous_at),
                                                  (arrays.current, arrays.current_at))):
-        distance = np.abs(at - edges[:, b])
+        distance = np.abs(at - edge[:, b])
         near = np.flatnonzero(distance <= window)
         if near.size == 0:
             continue
@@ -273,36 +272,34 @@ async def _load_readings(plan: _Plan) -> _Arrays:
         _, first_of = np.unique(key[order], return_index=True)
         chosen = order[first_of]
         values_out.reshape(-1)[key[chosen]] = value[chosen]
-        times_out.reshape(-1)[key[chosen]] = at[chosen]
+        times_out.reshape(-1)[key[chosen]] = at[chosen].astype("datetime64[s]")
     return arrays
 
 
 async def _reading_rows(meter_ids: list[int], lo: dt.datetime, hi: dt.datetime) -> list[tuple]:
-    """(meter id, register, read_at, revision, value) of these meters' readings in [lo, hi].
+    """(meter id, register, read_at [s since the epoch], revision, value [float]) of these
+    meters' readings in [lo, hi].
 
-    Plain SQL rather than the ORM: a cycle reads tens of thousands of rows and the ORM's
-    per-value conversion (ISO datetime parsing on SQLite) costs more than the whole engine run.
+    Plain SQL rather than the ORM, with the database doing the conversions: a cycle reads tens of
+    thousands of rows, and converting them one Python object at a time (ISO text, Decimal,
+    aware datetimes) costs more than the whole engine run.
     """
     conn = connections.get("default")
-    sqlite = conn.capabilities.dialect == "sqlite"
-    marks = ", ".join("?" if sqlite else f"${i + 3}" for i in range(len(meter_ids)))
-    sql = (f"SELECT meter_id, register, read_at, revision, value FROM reading "
-           f"WHERE read_at >= {'?' if sqlite else '$1'} AND read_at <= {'?' if sqlite else '$2'} "
-           f"AND meter_id IN ({marks})")
-    params = [lo.astimezone(UTC), hi.astimezone(UTC)]
-    if sqlite:  # stored as text in UTC: compare as text of the same form
-        params = [p.strftime("%Y-%m-%d %H:%M:%S+00:00") for p in params]
+    if conn.capabilities.dialect == "sqlite":
+        marks = ", ".join("?" for _ in meter_ids)
+        sql = ("SELECT meter_id, register, CAST(strftime('%s', read_at) AS INTEGER), revision, "
+               "CAST(value AS REAL) FROM reading WHERE read_at >= ? AND read_at <= ? "
+               f"AND meter_id IN ({marks})")
+        # stored as UTC text: compare with text of the same form
+        params = [p.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S+00:00") for p in (lo, hi)]
+    else:
+        marks = ", ".join(f"${i + 3}" for i in range(len(meter_ids)))
+        sql = ("SELECT meter_id, register, CAST(EXTRACT(EPOCH FROM read_at) AS BIGINT), revision, "
+               "CAST(value AS DOUBLE PRECISION) FROM reading WHERE read_at >= $1 AND read_at <= $2 "
+               f"AND meter_id IN ({marks})")
+        params = [lo.astimezone(UTC), hi.astimezone(UTC)]
     _, rows = await conn.execute_query(sql, [*params, *meter_ids])
     return [tuple(r) for r in rows]
-
-
-def _as_datetime64(values: list) -> np.ndarray:
-    """UTC datetime64[s] from what the driver returned: datetimes, or SQLite's UTC text."""
-    if values and isinstance(values[0], str):
-        if not all(t.endswith("+00:00") for t in values):
-            raise ValueError("reading times must be stored in UTC")
-        return np.array([t[:19].replace(" ", "T") for t in values], dtype="datetime64[s]")
-    return np.array([v.astimezone(UTC).replace(tzinfo=None) for v in values], dtype="datetime64[s]")
 
 
 @dataclass
@@ -340,35 +337,53 @@ def _only(plan: _Plan, computed: _Computed, arrays: _Arrays, keep: np.ndarray):
     return plan, computed, arrays
 
 
-def _kwh(value: float) -> Decimal:
-    return Decimal(f"{value:.3f}")
+def _text(values: np.ndarray, fmt: str) -> np.ndarray:
+    """Numbers as fixed-decimal text, NaN as None (object array), formatted in one pass."""
+    out = np.char.mod(fmt, np.nan_to_num(values)).astype(object)
+    out[np.isnan(values)] = None
+    return out
 
 
-def form_content(plan_meters: list[Meter | None], arrays: _Arrays, computed: _Computed, i: int) -> dict:
-    """What a 电量确认单 holds for plant ``i``: lines, energies per rate, totals."""
-    lines = []
-    for g, (group, kind, registers) in enumerate(GROUPS):
-        meter = plan_meters[0] if kind == MeterKind.GENERATION else plan_meters[1]
-        row = i * len(GROUPS) + g
-        for c, register in enumerate(registers):
-            prev, cur = arrays.previous[row, c], arrays.current[row, c]
-            lines.append({
-                "group": group, "meter": meter.serial if meter else None, "register": register,
-                "previous": None if np.isnan(prev) else f"{prev:.4f}",
-                "previous_at": None if np.isnat(arrays.previous_at[row, c]) else f"{arrays.previous_at[row, c]}Z",
-                "current": None if np.isnan(cur) else f"{cur:.4f}",
-                "current_at": None if np.isnat(arrays.current_at[row, c]) else f"{arrays.current_at[row, c]}Z",
-                "multiplier": int(arrays.multiplier[row]), "kwh": str(_kwh(computed.kwh[i, g, c])),
-            })
-    gen, grid, export = (computed.kwh[i, g, 1:] for g in range(3))
-    periods = {rate: {"generation": str(_kwh(gen[r])), "self_use": str(_kwh(computed.self_use[i, r])),
-                      "export": str(_kwh(export[r])), "grid": str(_kwh(grid[r]))}
-               for r, rate in enumerate(RATES)}
-    # totals are sums of the per-rate figures as shown, so the form adds up on paper
-    total = {k: sum((Decimal(p[k]) for p in periods.values()), Decimal(0))
-             for k in ("generation", "self_use", "export", "grid")}
-    return {"lines": lines, "periods": periods, "total": total,
-            "flags": flag_names(int(computed.flags[i])), "hold": bool(int(computed.flags[i]) & HOLD)}
+def _time_text(values: np.ndarray) -> np.ndarray:
+    out = (np.char.add(np.datetime_as_string(values, unit="s"), "Z")).astype(object)
+    out[np.isnat(values)] = None
+    return out
+
+
+def _wh_text(wh: int) -> str:
+    return f"{'-' if wh < 0 else ''}{abs(wh) // 1000}.{abs(wh) % 1000:03d}"
+
+
+def form_contents(plan: _Plan, arrays: _Arrays, computed: _Computed) -> list[dict]:
+    """What each plant's 电量确认单 holds: lines (meter × register: previous and current reading,
+    multiplier, kWh), energies per rate, totals, flags. Formatted for the whole batch at once."""
+    previous, current = _text(arrays.previous, "%.4f"), _text(arrays.current, "%.4f")
+    previous_at, current_at = _time_text(arrays.previous_at), _time_text(arrays.current_at)
+    # energies to the Wh, as integers: the form's figures and its totals add up exactly
+    kwh_wh = np.rint(computed.kwh * 1000).astype(np.int64)
+    self_wh = np.rint(computed.self_use * 1000).astype(np.int64)
+    out = []
+    for i in range(len(plan.plants)):
+        lines = []
+        for g, (group, kind, registers) in enumerate(GROUPS):
+            meter = plan.meters[i][0] if kind == MeterKind.GENERATION else plan.meters[i][1]
+            row = i * len(GROUPS) + g
+            multiplier = int(arrays.multiplier[row])
+            for c, register in enumerate(registers):
+                lines.append({
+                    "group": group, "meter": meter.serial if meter else None, "register": register,
+                    "previous": previous[row, c], "previous_at": previous_at[row, c],
+                    "current": current[row, c], "current_at": current_at[row, c],
+                    "multiplier": multiplier, "kwh": _wh_text(int(kwh_wh[i, g, c])),
+                })
+        per_rate = {"generation": kwh_wh[i, 0, 1:], "self_use": self_wh[i], "export": kwh_wh[i, 2, 1:],
+                    "grid": kwh_wh[i, 1, 1:]}
+        periods = {rate: {k: _wh_text(int(v[r])) for k, v in per_rate.items()} for r, rate in enumerate(RATES)}
+        total = {k: Decimal(int(v.sum())).scaleb(-3) for k, v in per_rate.items()}
+        flags = int(computed.flags[i])
+        out.append({"lines": lines, "periods": periods, "total": total, "flags": flag_names(flags),
+                    "hold": bool(flags & HOLD)})
+    return out
 
 
 async def _write_forms(plan: _Plan, period: str, arrays: _Arrays, computed: _Computed,
@@ -389,11 +404,12 @@ async def _write_forms(plan: _Plan, period: str, arrays: _Arrays, computed: _Com
         has_form = set(await ConfirmationForm.filter(cycle_id__in=list(cycle_of.values()))
                        .using_db(conn).values_list("cycle_id", flat=True))
         forms, events = [], []
+        contents = form_contents(plan, arrays, computed)
         for i, (plant, contract) in enumerate(zip(plan.plants, plan.contracts)):
             if cycle_of[plant.id] in has_form:
                 raced += 1  # another run got here first
                 continue
-            content = form_content(plan.meters[i], arrays, computed, i)
+            content = contents[i]
             send = not content["hold"]
             total = content["total"]
             forms.append(ConfirmationForm(

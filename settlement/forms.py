@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from tortoise.transactions import in_transaction
 
 from settlement import audit
-from settlement.cycles import RATES, _compute, _load_readings, _plan, form_content
+from settlement.cycles import RATES, _compute, _load_readings, _plan, form_contents
 from settlement.context import request_id_var
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.models import (
@@ -262,7 +262,7 @@ async def _new_version(plant: Plant, period: str, old: ConfirmationForm, now: dt
     plan = await _plan([plant], period)
     arrays = await _load_readings(plan)  # inside the transaction: sees the corrected reading
     computed = _compute(plan, arrays)  # one plant: no need for the executor
-    content = form_content(plan.meters[0], arrays, computed, 0)
+    content = form_contents(plan, arrays, computed)[0]
     total = content["total"]
     send = not content["hold"]  # a correction that still does not add up stays with staff
     return await ConfirmationForm.create(
