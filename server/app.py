@@ -15,6 +15,7 @@ from server.middleware import error_middleware, metrics_middleware_factory, requ
 from server.resources import database_ctx, http_client_ctx, redis_ctx
 from server.scheduler import scheduler_ctx
 from server.settings import Settings
+from server.wechat import wechat_api_ctx
 
 # Large enough for a photo attached to a dispute or fault report; anything bigger is refused (413).
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -28,7 +29,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[settings_key] = settings
     app[metrics_registry_key] = registry
-    app.cleanup_ctx.extend([database_ctx, redis_ctx, http_client_ctx, scheduler_ctx])
+    app.cleanup_ctx.extend([database_ctx, redis_ctx, http_client_ctx, wechat_api_ctx, scheduler_ctx])
     app.add_routes(health.routes)
     app.add_subapp("/api/v1", miniprogram_api.app.create_app())
     app.add_subapp("/wechat", bot.app.create_app())

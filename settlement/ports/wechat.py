@@ -14,12 +14,12 @@ Exceptions::
     ├── QuotaExceeded            45009: the app's daily quota is used up
     ├── UserRefused              43101: the user did not accept this subscribe template
     ├── InvalidMessage           47003 and other 4xxxx: a field value WeChat refuses
-    └── WechatUnavailable        5xx, timeouts, connection errors: transient, worth a retry
+    └── WechatUnavailable        5xx, timeouts, connection errors, errcode -1 (system busy): transient
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -68,6 +68,8 @@ ERRORS: dict[int, type[WechatError]] = {
     40029: InvalidCode, 40163: InvalidCode, 45011: RateLimited, 40226: RiskyUser,
     40001: TokenExpired, 42001: TokenExpired, 40014: TokenExpired, 45009: QuotaExceeded,
     43101: UserRefused, 47003: InvalidMessage,
+    # "system error": WeChat is busy; the same request may well succeed a moment later
+    -1: WechatUnavailable,
 }
 
 
@@ -82,12 +84,17 @@ class MiniProgramSession:
     never leaves the server) and the unionid when the user is bound to the open platform."""
 
     openid: str
-    session_key: str
+    # never printed: a logged session object must not leak the key that decrypts the user's data
+    session_key: str = field(repr=False)
     unionid: str | None = None
 
 
 class WechatApi(Protocol):
     """The calls pvsettle makes. ``app`` is ``"mp"`` (mini-program) or ``"oa"`` (official account)."""
+
+    async def access_token(self, app: str) -> str:
+        """A valid access token of ``app`` (shared by every process, renewed before it expires)."""
+        ...
 
     async def code2session(self, code: str) -> MiniProgramSession: ...
 
