@@ -21,21 +21,10 @@ BENCH_TODAY = dt.date(2026, 10, 28)
 BENCH_PERIOD = "2026-10"
 
 
-class _Silent:
-    def __init__(self, label: str, total: int):
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 async def bench_cycle(plants: int, database_url: str) -> dict:
     """A reading cycle of ``plants`` plants from readings to forms and bills, timed by stage."""
     from settlement import bills, cycles, forms
-    from settlement.seeding import SeedSpec, seed_portfolio
+    from settlement.seeding import NoProgress, SeedSpec, seed_portfolio
 
     on_postgres = urlsplit(database_url).scheme in ("postgres", "asyncpg")
     with tempfile.TemporaryDirectory(prefix="pvsettle-bench-") as tmp:
@@ -52,7 +41,7 @@ async def bench_cycle(plants: int, database_url: str) -> dict:
         try:
             clock = time.perf_counter()
             await seed_portfolio(SeedSpec(plants=plants, months=1, seed=42, telemetry_days=0, today=BENCH_TODAY),
-                                 progress=_Silent)
+                                 progress=NoProgress)
             seed_seconds = time.perf_counter() - clock
 
             clock = time.perf_counter()

@@ -94,6 +94,13 @@ class Progress:
         pass
 
 
+class NoProgress(Progress):
+    """Says nothing: for tests and benchmarks."""
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+
+
 # --- physical models (pure numpy) ---------------------------------------------------------------
 
 

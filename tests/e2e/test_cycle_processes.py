@@ -12,7 +12,7 @@ import pytest
 
 from settlement import db as database
 from settlement import models as m
-from settlement.seeding import SeedSpec, seed_portfolio
+from settlement.seeding import NoProgress, SeedSpec, seed_portfolio
 from tests.conftest import REDIS_URL
 from tests.e2e.processes import PVSETTLE, ServerProcess, free_port, settings_env
 
@@ -21,23 +21,13 @@ TODAY = dt.date(2026, 11, 22)
 PERIOD = "2026-10"
 
 
-class Quiet:
-    def __init__(self, label, total):
-        pass
-
-    def advance(self, n=1):
-        pass
-
-    def close(self):
-        pass
-
 
 async def _seeded(database_factory, plants: int, today: dt.date | None = TODAY) -> str:
     url = await database_factory.migrated()
     await database.open_database(url)
     try:
         await seed_portfolio(SeedSpec(plants=plants, months=2, seed=5, telemetry_days=0, today=today),
-                             progress=Quiet)
+                             progress=NoProgress)
     finally:
         await database.close_database()
     return url

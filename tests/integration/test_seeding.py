@@ -9,22 +9,12 @@ import pytest
 
 from settlement import db as database
 from settlement import models as m
-from settlement.seeding import FORWARD, REGISTER_DIGITS, REVERSE, SeedSpec, latest_cutoff, seed_portfolio
+from settlement.seeding import FORWARD, REGISTER_DIGITS, REVERSE, NoProgress, SeedSpec, latest_cutoff, seed_portfolio
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 TODAY = dt.date(2026, 11, 22)
 SPEC = SeedSpec(plants=7, months=2, seed=7, telemetry_days=1, today=TODAY)
 
-
-class Quiet:
-    def __init__(self, label, total):
-        pass
-
-    def advance(self, n=1):
-        pass
-
-    def close(self):
-        pass
 
 
 async def _readings_by_meter():
@@ -40,7 +30,7 @@ def _delta(values, multiplier):
 
 
 async def test_seeded_portfolio_is_consistent(db):
-    counts = await seed_portfolio(SPEC, progress=Quiet)
+    counts = await seed_portfolio(SPEC, progress=NoProgress)
     assert counts["plants"] == 7 and counts["meters"] == 14
     assert counts["readings"] == 7 * 15 * (SPEC.months + 1)
 
@@ -89,7 +79,7 @@ async def test_the_same_seed_makes_the_same_portfolio(database_factory):
     async def readings_of(url):
         await database.open_database(url)
         try:
-            await seed_portfolio(SeedSpec(plants=3, months=1, seed=11, telemetry_days=0, today=TODAY), progress=Quiet)
+            await seed_portfolio(SeedSpec(plants=3, months=1, seed=11, telemetry_days=0, today=TODAY), progress=NoProgress)
             return [(r.register, r.read_at, r.value) for r in await m.Reading.all().order_by("id")]
         finally:
             await database.close_database()
