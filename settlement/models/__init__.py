@@ -44,6 +44,7 @@ from settlement.models.miniapp import (
 )
 from settlement.models.nearby import NearbyConsumptionTerms
 from settlement.models.outbox import OutboxMessage
+from settlement.models.outages import AlarmState, OutageCause, PlantOutage
 from settlement.models.parties import Owner, PlantAccess, Staff, WechatIdentity
 from settlement.models.plants import Contract, Meter, Plant, Tariff
 from settlement.models.readings import Reading
@@ -58,4 +59,5 @@ __all__ = [
     "WechatIdentity",
     "Attachment", "FaultReport", "FaultState", "OwnerInvitation", "PlantShare", "SubscribeAcceptance",
     "SubscribeAnswer",
+    "AlarmState", "OutageCause", "PlantOutage",
 ]

@@ -36,6 +36,12 @@ class TelemetrySample(Model):
     power_w = fields.IntField(null=True, description="[W]")
     energy_wh = fields.BigIntField(null=True, description="lifetime counter [Wh]")
     status = fields.CharField(max_length=16, default="ok")
+    # Derived by the telemetry service (settlement/telemetry.py), kept so that a rollup bucket is
+    # recomputed from its own samples alone.
+    interval_wh = fields.BigIntField(null=True, description="energy since the previous counter sample of the device [Wh]")
+    flags = fields.SmallIntField(default=0, description="bit set of settlement.telemetry_energy.SampleFlag")
+    device_ts = fields.DatetimeField(null=True, description="the device's own time when it was corrected for clock skew")
+    irradiance_w_m2 = fields.IntField(null=True, description="plane-of-array irradiance [W/m2]")
 
     class Meta:
         table = "telemetry_sample"
@@ -53,6 +59,7 @@ class TelemetryRollup(Model):
     energy_wh = fields.BigIntField(default=0, description="[Wh]")
     max_power_w = fields.IntField(default=0, description="[W]")
     samples = fields.IntField(default=0)
+    irradiation_wh_m2 = fields.BigIntField(null=True, description="plane-of-array irradiation [Wh/m2], null without a sensor")
 
     class Meta:
         table = "telemetry_rollup"

@@ -47,6 +47,7 @@ async def one_of_everything() -> dict[str, object]:
     sample = await m.TelemetrySample.create(device=device, ts=now, received_at=now, power_w=1000, energy_wh=5)
     rollup = await m.TelemetryRollup.create(plant=plant, granularity=m.TelemetryGranularity.DAY, bucket_start=now)
     collector = await m.Collector.create(name="head-end", key_sha256="0" * 64)
+    outage = await m.PlantOutage.create(plant=plant, cause=m.OutageCause.SILENT, started_at=now, detected_at=now)
     nearby = await m.NearbyConsumptionTerms.create(
         plant=plant, effective_from=dt.date(2025, 10, 1), voltage_level="10kV", td_price=Decimal("0.1987"),
         average_load_rate=Decimal("0.4321"), connection_kva=Decimal("630.5"), current_capacity_charge=Decimal("9456.00"),
@@ -66,7 +67,7 @@ async def one_of_everything() -> dict[str, object]:
         "Tariff": tariff, "Contract": contract, "Meter": meter, "Reading": reading, "ReadingCycle": cycle,
         "ConfirmationForm": form, "Bill": bill, "BillLine": line, "Payment": payment, "Refund": refund,
         "CreditEntry": credit, "OutboxMessage": outbox, "TelemetryDevice": device, "TelemetrySample": sample,
-        "TelemetryRollup": rollup, "AuditEvent": audit, "Collector": collector,
+        "TelemetryRollup": rollup, "PlantOutage": outage, "AuditEvent": audit, "Collector": collector,
         "NearbyConsumptionTerms": nearby, "OwnerInvitation": invitation, "PlantShare": share,
         "SubscribeAcceptance": subscription, "FaultReport": fault, "Attachment": attachment,
     }
