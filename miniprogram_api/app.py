@@ -1,7 +1,165 @@
-"""The owner-facing JSON API (/api/v1) as an aiohttp sub-app. Its routes arrive with the API."""
+"""The owner-facing JSON API (/api/v1) as an aiohttp sub-app.
 
+Every route is declared once in :mod:`miniprogram_api.registry` (by the ``views_*`` modules) and
+wrapped here: session token, per-user rate limit, the right on the plant the path id belongs to,
+query and body validation — in that order, so a stranger learns nothing from an id (401 before
+404 before 400). Errors are DESIGN.md's JSON shape; the root app's middleware maps the domain's
+exceptions, this module answers 401 and 429 itself.
+"""
+
+from __future__ import annotations
+
+import time
 from aiohttp import web
+from pydantic import BaseModel
+
+from miniprogram_api import live, openapi
+from miniprogram_api import views_bills, views_forms, views_misc, views_plants, views_session  # noqa: F401
+from miniprogram_api.common import api, principal_key, session_id_key
+from miniprogram_api.registry import Call, Route, json_model, parse_json_body, parse_query
+from server.keys import redis_key, redis_ns_key, settings_key
+from settlement.access import Principal, require
+from settlement.errors import NotFound
+from settlement.models import Attachment, Bill, ConfirmationForm, FaultReport, Plant, WechatIdentity
+from settlement.sessions import InvalidToken, session_key_name, verify_token
+
+MAX_ID = 2**31 - 1
+RATE_WINDOW_S = 60
+# logins are counted per address: there is no user yet
+LOGIN_LIMIT_PER_ADDRESS = 30
+
+
+def _json_error(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+def _unauthorized(code: str, message: str) -> web.Response:
+    return _json_error(401, code, message, {"WWW-Authenticate": 'Bearer realm="pvsettle"'})
+
+
+async def _plant_of_plant(ident: int) -> int | None:
+    return ident if await Plant.exists(id=ident) else None
+
+
+async def _plant_of_form(ident: int) -> int | None:
+    rows = await ConfirmationForm.filter(id=ident).values_list("cycle__plant_id", flat=True)
+    return rows[0] if rows else None
+
+
+async def _plant_of_bill(ident: int) -> int | None:
+    rows = await Bill.filter(id=ident).values_list("plant_id", flat=True)
+    return rows[0] if rows else None
+
+
+async def _plant_of_fault(ident: int) -> int | None:
+    rows = await FaultReport.filter(id=ident).values_list("plant_id", flat=True)
+    return rows[0] if rows else None
+
+
+async def _plant_of_attachment(ident: int) -> int | None:
+    rows = await Attachment.filter(id=ident).values_list("form__cycle__plant_id", "fault__plant_id")
+    return (rows[0][0] or rows[0][1]) if rows else None
+
+
+PLANT_OF = {"plant": _plant_of_plant, "form": _plant_of_form, "bill": _plant_of_bill, "fault": _plant_of_fault,
+            "attachment": _plant_of_attachment}
+
+
+async def _count(request: web.Request, who: str, limit: int, extra_key: str | None = None) -> tuple[int, int, bool]:
+    """Count this request in the fixed one-minute window of ``who``: (count, seconds left, extra key exists).
+
+    One round trip: the counter, its expiry (set once per window) and, for sessions, whether the
+    session still exists.
+    """
+    client, ns = request.config_dict[redis_key], request.config_dict[redis_ns_key]
+    now = time.time()
+    window = int(now // RATE_WINDOW_S)
+    key = ns.key("ratelimit", who, window)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, RATE_WINDOW_S + 1)
+        if extra_key is not None:
+            pipe.exists(extra_key)
+        results = await pipe.execute()
+    left = max(1, int((window + 1) * RATE_WINDOW_S - now + 0.999))
+    return int(results[0]), left, bool(results[2]) if extra_key is not None else True
+
+
+def _too_many(left: int) -> web.Response:
+    return _json_error(429, "rate_limited", f"too many requests: try again in {left} s",
+                       {"Retry-After": str(left)})
+
+
+async def _authenticate(request: web.Request) -> Principal | web.Response:
+    settings = request.config_dict[settings_key]
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _unauthorized("unauthorized", "log in first: Authorization: Bearer <session token>")
+    try:
+        claims = verify_token(token.strip(), settings.secret_key, now=time.time())
+    except InvalidToken as exc:
+        return _unauthorized(exc.code, exc.message)
+    ns = request.config_dict[redis_ns_key]
+    count, left, alive = await _count(request, f"identity:{claims.identity_id}", settings.api_rate_limit,
+                                      session_key_name(ns, claims.session_id))
+    if not alive:
+        return _unauthorized("session_closed", "this session has ended: log in again")
+    if count > settings.api_rate_limit:
+        return _too_many(left)
+    rows = await WechatIdentity.filter(id=claims.identity_id).values_list("openid", "owner_id")
+    if not rows:
+        return _unauthorized("invalid_token", "the session token is not valid: log in again")
+    request[session_id_key] = claims.session_id
+    return Principal(identity_id=claims.identity_id, openid=rows[0][0], owner_id=rows[0][1])
+
+
+def _wrap(route: Route):
+    async def handler(request: web.Request) -> web.StreamResponse:
+        principal = None
+        if route.auth == "session":
+            outcome = await _authenticate(request)
+            if isinstance(outcome, web.Response):
+                return outcome
+            principal = outcome
+            request[principal_key] = principal
+        else:
+            count, left, _ = await _count(request, f"address:{request.remote}", LOGIN_LIMIT_PER_ADDRESS)
+            if count > LOGIN_LIMIT_PER_ADDRESS:
+                return _too_many(left)
+        ids = {}
+        for name in route.path_ids:
+            value = int(request.match_info[name])
+            if not 1 <= value <= MAX_ID:
+                raise NotFound(f"no such {name.removesuffix('_id')}", code="not_found")
+            ids[name] = value
+        call = Call(principal=principal, ids=ids)
+        if route.resource is not None:
+            plant_id = await PLANT_OF[route.resource](ids[route.path_ids[0]])
+            if plant_id is None:
+                raise NotFound(f"no such {route.resource}", code="not_found")
+            call.plant_id = plant_id
+            call.right = await require(principal, plant_id, route.needs, what=route.resource)
+        if route.query is not None:
+            call.query = parse_query(route.query, request)
+        if route.body is not None:
+            call.body = parse_json_body(route.body, await request.read())
+        result = await route.handler(request, call)
+        if isinstance(result, web.StreamResponse):
+            return result
+        if result is None:
+            return web.Response(status=204)
+        assert isinstance(result, BaseModel)
+        return json_model(result, route.status)
+
+    handler.__name__ = route.handler.__name__
+    return handler
 
 
 def create_app() -> web.Application:
-    return web.Application()
+    app = web.Application()
+    for route in api.routes:
+        app.router.add_route(route.method, route.aiohttp_path, _wrap(route), name=route.handler.__name__)
+    app.router.add_get("/openapi.json", openapi.serve)
+    app.cleanup_ctx.append(live.streams_ctx)
+    app.on_shutdown.append(live.end_streams)
+    return app

@@ -1,0 +1,45 @@
+"""What the views share: the route registry, typed request and app keys, small helpers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+from aiohttp import web
+
+from miniprogram_api.registry import Registry
+from server.keys import settings_key
+from server.settings import Settings
+from settlement.access import Principal
+from settlement.generation import Factors
+from settlement.storage import LocalDiskStore, PhotoStore
+
+api = Registry()
+
+principal_key = web.RequestKey("principal_key", Principal)
+session_id_key = web.RequestKey("session_id_key", str)
+# tests may put another store here; by default photos go to <var>/uploads on local disk
+photo_store_key = web.AppKey("photo_store_key", PhotoStore)
+
+UTC = dt.timezone.utc
+
+
+def settings(request: web.Request) -> Settings:
+    return request.config_dict[settings_key]
+
+
+def photo_store(request: web.Request) -> PhotoStore:
+    store = request.config_dict.get(photo_store_key)
+    if store is None:
+        store = LocalDiskStore(Path(settings(request).var_dir) / "uploads")
+    return store
+
+
+def factors(request: web.Request) -> Factors:
+    s = settings(request)
+    return Factors(co2_kg_per_kwh=Decimal(s.co2_kg_per_kwh), coal_kg_per_kwh=Decimal(s.coal_kg_per_kwh))
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(UTC)

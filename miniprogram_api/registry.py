@@ -1,0 +1,155 @@
+"""The route registry: every route of /api/v1 with its method, path, models and authorization rule.
+
+One table serves three purposes, so they cannot drift apart: aiohttp's router is filled from it,
+the OpenAPI 3.1 document is generated from it (:mod:`miniprogram_api.openapi`), and the
+authorization-matrix test walks it.
+
+Why our own and not a library: aiohttp-pydantic and aiohttp-apispec describe handlers, but
+neither records what this API's authorization depends on — which path id names which kind of
+thing (plant, form, bill, …) and what right on its plant a route needs — and the test of
+DESIGN.md's "an owner sees only what is theirs" must be generated from exactly that. pydantic
+v2 writes JSON Schema draft 2020-12, which is OpenAPI 3.1's own dialect, so the document is a
+few dozen lines over ``pydantic.json_schema.models_json_schema``.
+
+A handler is ``async def handler(request, call: Call) -> BaseModel | web.StreamResponse | None``.
+Before it runs, the wrapper made here:
+
+1. authenticates the session token (routes with ``auth="session"``: 401 when it is missing,
+   forged, expired or closed) and counts the request against the user's rate limit (429);
+2. resolves the path id to its plant and checks the user's right on it (404 when they have none,
+   403 when it is too weak) — see :mod:`settlement.access`;
+3. validates the query and the JSON body with the route's pydantic models (400).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from settlement.access import Principal, Right
+
+Handler = Callable[[web.Request, "Call"], Awaitable[Any]]
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # OpenAPI form, relative to /api/v1: /plants/{plant_id}
+    handler: Handler
+    summary: str
+    tag: str
+    auth: Literal["public", "session"] = "session"
+    resource: str | None = None  # the kind the first path id names: plant, form, bill, fault
+    needs: Right | None = None  # the right on that thing's plant this route needs
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    multipart: type[BaseModel] | None = None  # form fields; photos are added as files
+    response: type[BaseModel] | None = None
+    status: int = 200
+    stream: bool = False  # text/event-stream
+    binary: bool = False  # an image, not JSON
+    errors: tuple[int, ...] = ()
+    description: str = ""
+
+    @property
+    def path_ids(self) -> list[str]:
+        return [part[1:-1] for part in self.path.split("/") if part.startswith("{")]
+
+    @property
+    def aiohttp_path(self) -> str:
+        return "/".join(f"{{{p[1:-1]}:[0-9]+}}" if p.startswith("{") else p for p in self.path.split("/"))
+
+    @property
+    def error_statuses(self) -> list[int]:
+        statuses = {400, 429, *self.errors}
+        if self.auth == "session":
+            statuses.add(401)
+        if self.path_ids:
+            statuses.add(404)
+        if self.needs is not None and self.needs > Right.VIEW:
+            statuses.add(403)
+        if self.body is not None or self.multipart is not None:
+            statuses.add(413)
+        return sorted(statuses)
+
+
+@dataclasses.dataclass
+class Call:
+    """What the wrapper learned before the handler runs."""
+
+    principal: Principal | None
+    ids: dict[str, int]
+    plant_id: int | None = None
+    right: Right | None = None
+    query: Any = None
+    body: Any = None
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def route(self, method: str, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            summary = options.pop("summary", None) or (handler.__doc__ or handler.__name__).strip().splitlines()[0]
+            self.routes.append(Route(method=method, path=path, handler=handler, summary=summary, **options))
+            return handler
+
+        return register
+
+    def get(self, path: str, **options: Any):
+        return self.route("GET", path, **options)
+
+    def post(self, path: str, **options: Any):
+        return self.route("POST", path, **options)
+
+    def put(self, path: str, **options: Any):
+        return self.route("PUT", path, **options)
+
+    def delete(self, path: str, **options: Any):
+        return self.route("DELETE", path, **options)
+
+
+def validation_message(exc: ValidationError) -> str:
+    """The first few problems of a pydantic error, as one line a developer can act on."""
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def parse_json_body(model: type[BaseModel], raw: bytes) -> BaseModel:
+    from settlement.errors import InvalidInput
+
+    if not raw.strip():
+        raise InvalidInput("a JSON body is needed", code="invalid_body")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
+        raise InvalidInput(validation_message(exc), code="invalid_body") from None
+
+
+def parse_query(model: type[BaseModel], request: web.Request) -> BaseModel:
+    from settlement.errors import InvalidInput
+
+    try:
+        return model.model_validate({k: request.query.getone(k) for k in request.query})
+    except ValidationError as exc:
+        raise InvalidInput(validation_message(exc), code="invalid_query") from None
+
+
+def json_model(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(body=model.model_dump_json(), status=status, content_type="application/json")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

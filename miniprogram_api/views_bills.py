@@ -1,0 +1,83 @@
+"""Bills (电费账单): list, detail with lines and payments, e-bill link; payments made.
+
+Paying comes with WeChat Pay ([pay]); until then there is no pay route at all.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from miniprogram_api.common import api, settings
+from miniprogram_api.pagination import decode_cursor, encode_cursor
+from miniprogram_api.registry import Call
+from miniprogram_api.schemas import BillDetail, BillLineOut, BillQuery, BillSummary, Page, PageQuery, PaymentOut
+from settlement import ebill
+from settlement.access import Right, visible_plants
+from settlement.models import Bill, BillLine, BillState, Payment
+
+SUMMARY_FIELDS = ("id", "number", "plant_id", "plant__code", "cycle__period", "version", "state", "issued_at",
+                  "due_on", "total_fen", "tax_fen", "paid_fen", "credit_applied_fen")
+
+
+def _summary(row: dict) -> dict:
+    return dict(id=row["id"], number=row["number"], plant_id=row["plant_id"], plant_code=row["plant__code"],
+                period=row["cycle__period"], version=row["version"], state=str(row["state"]),
+                issued_at=row["issued_at"], due_on=row["due_on"], total_fen=row["total_fen"],
+                tax_fen=row["tax_fen"], paid_fen=row["paid_fen"], credit_applied_fen=row["credit_applied_fen"],
+                owed_fen=row["total_fen"] - row["paid_fen"] - row["credit_applied_fen"])
+
+
+@api.get("/bills", query=BillQuery, response=Page[BillSummary], tag="bills")
+async def list_bills(request: web.Request, call: Call):
+    """Bills of the user's plants, newest first, optionally of one state."""
+    q: BillQuery = call.query
+    secret = settings(request).secret_key
+    after = decode_cursor(q.cursor, secret)
+    rights = await visible_plants(call.principal)
+    queryset = Bill.filter(plant_id__in=list(rights))
+    if q.state is not None:
+        queryset = queryset.filter(state=BillState(q.state))
+    if after is not None:
+        queryset = queryset.filter(id__lt=after)
+    # plain rows, not model instances: this is the API's busiest list
+    rows = await queryset.order_by("-id").limit(q.limit + 1).values(*SUMMARY_FIELDS)
+    more = len(rows) > q.limit
+    rows = rows[:q.limit]
+    return Page[BillSummary](items=[BillSummary(**_summary(r)) for r in rows],
+                             next_cursor=encode_cursor(rows[-1]["id"], secret) if more else None)
+
+
+@api.get("/bills/{bill_id}", resource="bill", needs=Right.VIEW, response=BillDetail, tag="bills")
+async def bill_detail(request: web.Request, call: Call):
+    """One bill: its lines, what was paid, what is owed, and the printable e-bill's link."""
+    bill_id = call.ids["bill_id"]
+    row = (await Bill.filter(id=bill_id).values(*SUMMARY_FIELDS, "plant__name", "written_off_at"))[0]
+    lines = await BillLine.filter(bill_id=bill_id).order_by("seq")
+    payments = await Payment.filter(bill_id=bill_id).order_by("paid_at", "id")
+    return BillDetail(
+        **_summary(row), plant_name=row["plant__name"], written_off_at=row["written_off_at"],
+        lines=[BillLineOut(seq=x.seq, kind=x.kind.value, description=x.description, kwh=x.kwh,
+                           unit_price=x.unit_price, amount_fen=x.amount_fen, tax_fen=x.tax_fen) for x in lines],
+        payments=[PaymentOut(id=p.id, bill_id=p.bill_id, bill_number=row["number"], channel=p.channel.value,
+                             amount_fen=p.amount_fen, paid_at=p.paid_at) for p in payments],
+        ebill_url=ebill.ebill_link("bill", bill_id, None, settings(request).secret_key))
+
+
+@api.get("/payments", query=PageQuery, response=Page[PaymentOut], tag="bills")
+async def list_payments(request: web.Request, call: Call):
+    """Payments made on the bills of the user's plants, newest first."""
+    q: PageQuery = call.query
+    secret = settings(request).secret_key
+    after = decode_cursor(q.cursor, secret)
+    rights = await visible_plants(call.principal)
+    queryset = Payment.filter(bill__plant_id__in=list(rights))
+    if after is not None:
+        queryset = queryset.filter(id__lt=after)
+    rows = await queryset.order_by("-id").limit(q.limit + 1).values(
+        "id", "bill_id", "bill__number", "channel", "amount_fen", "paid_at")
+    more = len(rows) > q.limit
+    rows = rows[:q.limit]
+    return Page[PaymentOut](
+        items=[PaymentOut(id=r["id"], bill_id=r["bill_id"], bill_number=r["bill__number"], channel=str(r["channel"]),
+                          amount_fen=r["amount_fen"], paid_at=r["paid_at"]) for r in rows],
+        next_cursor=encode_cursor(rows[-1]["id"], secret) if more else None)
