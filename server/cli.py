@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import logging
 import multiprocessing
@@ -20,6 +21,8 @@ log = logging.getLogger("pvsettle")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # `kill -USR1 <pid>` prints every thread's stack: how an operator sees where a process hangs
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -278,8 +281,9 @@ def _serve_one(settings: Settings, *, reuse_port: bool) -> None:
 
     from server.app import create_app
 
+    # open keep-alive connections get 10 s to finish on shutdown, not aiohttp's default minute
     web.run_app(create_app(settings), host=settings.host, port=settings.port, reuse_port=reuse_port,
-                print=None, access_log=logging.getLogger("pvsettle.access"))
+                print=None, access_log=logging.getLogger("pvsettle.access"), shutdown_timeout=10)
 
 
 def _worker(settings: Settings) -> None:

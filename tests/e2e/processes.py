@@ -82,6 +82,9 @@ class ServerProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                # where is it stuck? the stacks go to the log that the failing test prints
+                self.proc.send_signal(signal.SIGUSR1)
+                time.sleep(2)
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         return self.proc.returncode
