@@ -68,6 +68,7 @@ class Settings:
     pay_public_key_path: str = _secret("WeChat Pay public key (PEM file, public-key mode)")
     pay_public_key_id: str = _secret("WeChat Pay public key id (PUB_KEY_ID_…)")
     pay_notify_url: str = _secret("https URL WeChat Pay posts notifications to")
+    public_url: str = _plain("", "origin of the links sent to users (e-bills, reports), e.g. https://pv.example.com; empty = http://HOST:PORT")
     wechat_api_base: str = _plain(WECHAT_API_BASE, "base URL of the WeChat API (a fake in tests and the sandbox)")
     pay_api_base: str = _plain(PAY_API_BASE, "base URL of WeChat Pay (a fake in tests and the sandbox)")
     # Ministry of Ecology and Environment, 环办气候函〔2023〕43号: national grid average emission
