@@ -46,6 +46,7 @@ from settlement.models.nearby import NearbyConsumptionTerms
 from settlement.models.outbox import OutboxMessage
 from settlement.models.outages import AlarmState, OutageCause, PlantOutage
 from settlement.models.parties import Owner, PlantAccess, Staff, WechatIdentity
+from settlement.models.pay import NotificationOutcome, PayNotification, PayOrder, PayOrderState, TradeBillReport
 from settlement.models.plants import Contract, Meter, Plant, Tariff
 from settlement.models.readings import Reading
 from settlement.models.telemetry import TelemetryDevice, TelemetryRollup, TelemetrySample
@@ -60,4 +61,5 @@ __all__ = [
     "Attachment", "FaultReport", "FaultState", "OwnerInvitation", "PlantShare", "SubscribeAcceptance",
     "SubscribeAnswer",
     "AlarmState", "OutageCause", "PlantOutage",
+    "NotificationOutcome", "PayNotification", "PayOrder", "PayOrderState", "TradeBillReport",
 ]

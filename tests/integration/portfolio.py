@@ -62,6 +62,14 @@ async def one_of_everything() -> dict[str, object]:
     fault = await m.FaultReport.create(plant=plant, reported_by=identity, text="逆变器报警")
     attachment = await m.Attachment.create(storage_key="ab/cdef.jpg", content_type="image/jpeg", size_bytes=10,
                                            sha256="3" * 64, uploaded_by=identity, fault=fault)
+    pay_order = await m.PayOrder.create(out_trade_no="261025B1N1", bill=bill, attempt=1, amount_fen=10000,
+                                        payer=identity, payer_openid="o-owner", expires_at=now)
+    pay_notification = await m.PayNotification.create(outcome=m.NotificationOutcome.ACCEPTED, status=204,
+                                                      out_trade_no="261025B1N1", headers={}, body="{}")
+    trade_bill = await m.TradeBillReport.create(bill_date=dt.date(2026, 10, 24), checked_at=now, trades_there=1,
+                                                trades_here=1, paid_there_fen=10000, paid_here_fen=10000,
+                                                refunded_there_fen=0, refunded_here_fen=0, mismatch_count=0,
+                                                mismatches=[])
     return {
         "Owner": owner, "Staff": staff, "WechatIdentity": identity, "Plant": plant, "PlantAccess": access,
         "Tariff": tariff, "Contract": contract, "Meter": meter, "Reading": reading, "ReadingCycle": cycle,
@@ -70,4 +78,5 @@ async def one_of_everything() -> dict[str, object]:
         "TelemetryRollup": rollup, "PlantOutage": outage, "AuditEvent": audit, "Collector": collector,
         "NearbyConsumptionTerms": nearby, "OwnerInvitation": invitation, "PlantShare": share,
         "SubscribeAcceptance": subscription, "FaultReport": fault, "Attachment": attachment,
+        "PayOrder": pay_order, "PayNotification": pay_notification, "TradeBillReport": trade_bill,
     }
