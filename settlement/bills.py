@@ -283,19 +283,33 @@ async def record_payment(bill_id: int, amount_fen: int, channel: PaymentChannel,
                                        owner_id=bill.owner_id, recorded_by_id=staff.id if staff else None,
                                        amount_fen=amount_fen, paid_at=paid_at, source_record=source_record,
                                        using_db=conn)
-        applied = min(amount_fen, owed_fen(bill))
+        await apply_payment(bill, payment, audit.actor_of(staff), conn, before=before)
+    return payment
+
+
+async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, before: dict | None = None) -> int:
+    """Apply a payment just stored to its bill, which the caller has locked in ``conn``.
+
+    What is owed is paid and the rest becomes the owner's account credit — all of it when the bill
+    is no longer open (money that arrives for a bill paid meanwhile is still the owner's). Writes
+    the audit event. Returns the amount applied to the bill [fen].
+    """
+    before = before or {"state": bill.state, "paid_fen": bill.paid_fen}
+    applied = 0
+    if bill.state in OPEN:
+        applied = max(min(payment.amount_fen, owed_fen(bill)), 0)
         bill.paid_fen += applied
         bill.state = _state_of(bill)
         await bill.save(using_db=conn, update_fields=["paid_fen", "state"])
-        if amount_fen > applied:
-            await CreditEntry.create(owner_id=bill.owner_id, amount_fen=amount_fen - applied,
-                                     reason=f"overpayment on bill {bill.number}", payment_id=payment.id,
-                                     using_db=conn)
-        await audit.record(audit.actor_of(staff), "RecordPayment", "bill", bill.id, before=before,
-                           after={"state": bill.state, "paid_fen": bill.paid_fen, "payment": transaction_id,
-                                  "amount_fen": amount_fen, "to_credit_fen": amount_fen - applied},
-                           using_db=conn)
-    return payment
+    if payment.amount_fen > applied:
+        await CreditEntry.create(owner_id=bill.owner_id, amount_fen=payment.amount_fen - applied,
+                                 reason=f"overpayment on bill {bill.number}", payment_id=payment.id,
+                                 using_db=conn)
+    await audit.record(actor, "RecordPayment", "bill", bill.id, before=before,
+                       after={"state": bill.state, "paid_fen": bill.paid_fen, "payment": payment.transaction_id,
+                              "amount_fen": payment.amount_fen, "to_credit_fen": payment.amount_fen - applied},
+                       using_db=conn)
+    return applied
 
 
 async def write_off(bill_id: int, reason: str, staff: Staff) -> Bill:
