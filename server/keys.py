@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from server.settings import Settings
+from settlement.ports.pay import WechatPay
 from settlement.ports.wechat import WechatApi
 from settlement.redis_client import Namespace
 
@@ -17,3 +18,4 @@ redis_ns_key = web.AppKey("redis_ns_key", Namespace)
 http_client_key = web.AppKey("http_client_key", aiohttp.ClientSession)
 metrics_registry_key = web.AppKey("metrics_registry_key", CollectorRegistry)
 wechat_api_key = web.AppKey("wechat_api_key", WechatApi)
+pay_api_key = web.AppKey("pay_api_key", WechatPay)
