@@ -38,7 +38,7 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last")
 
 
-class PageQuery(BaseModel):
+class PageQuery(Strict):
     cursor: str | None = Field(None, max_length=200, description="opaque, from the previous page")
     limit: int = Field(20, ge=1, le=100)
 
@@ -124,7 +124,7 @@ class PlantDetail(PlantSummary):
     contract: ContractOut | None
 
 
-class HistoryQuery(BaseModel):
+class HistoryQuery(Strict):
     span: Literal["day", "month", "year", "lifetime"] = "day"
     at: str | None = Field(None, max_length=10, description="YYYY-MM-DD (day), YYYY-MM (month), YYYY (year)")
 
