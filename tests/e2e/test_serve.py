@@ -38,8 +38,13 @@ async def test_serve_two_workers_share_one_port(settings, tmp_path):
         # the worker processes, not multiprocessing's resource tracker
         workers = [p for p in psutil.Process(server.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
         assert len(workers) == 2 and all(w.is_running() for w in workers)
-        listening = {w.pid for w in workers
-                     for c in w.net_connections(kind="tcp") if c.status == "LISTEN" and c.laddr.port == port}
+        listening: set[int] = set()
+        for _ in range(120):  # the first worker up answers /healthz; give the other its start-up too
+            listening = {w.pid for w in workers
+                         for c in w.net_connections(kind="tcp") if c.status == "LISTEN" and c.laddr.port == port}
+            if listening == {w.pid for w in workers}:
+                break
+            await asyncio.sleep(0.25)
         assert listening == {w.pid for w in workers}  # both bound to the one port
         async with aiohttp.ClientSession() as session:
             statuses = await asyncio.gather(*(session.get(server.base + "/healthz") for _ in range(40)))
