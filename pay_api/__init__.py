@@ -1,0 +1,1 @@
+"""The WeChat Pay sub-app: payment and refund notifications (``POST /pay/notify``)."""
