@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from server import pay
 from server.keys import redis_key, redis_ns_key, settings_key
 from settlement import audit, bills, cycles, forms
 
@@ -48,6 +49,7 @@ async def tick(now: dt.datetime | None = None) -> dict:
     done["auto_confirmed"] = await forms.auto_confirm_due(now)
     done["bills_issued"] = await bills.issue_bills(now=now)
     done["late_fee_lines"] = await bills.accrue_late_fees(now.astimezone(cycles.LOCAL).date())
+    done.update(await pay.scheduled(now))  # WeChat Pay: silent orders queried, yesterday's trade bill
     return done
 
 
