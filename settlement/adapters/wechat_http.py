@@ -136,10 +136,11 @@ class AiohttpWechatApi:
     def from_settings(cls, settings: Any, session: aiohttp.ClientSession, redis: redis_asyncio.Redis,
                       ns: Namespace, **options: Any) -> AiohttpWechatApi:
         """Build from anything with the Settings attributes (``wechat_api_base``, ``mp_appid``,
-        ``mp_secret``, ``oa_appid``, ``oa_secret``); ``options`` go to the constructor."""
-        return cls(session, redis, ns, base_url=settings.wechat_api_base,
-                   mp_appid=settings.mp_appid, mp_secret=settings.mp_secret,
-                   oa_appid=settings.oa_appid, oa_secret=settings.oa_secret, **options)
+        ``mp_secret``, ``oa_appid``, ``oa_secret``); ``options`` go to the constructor and win
+        over the settings."""
+        given = {"base_url": settings.wechat_api_base, "mp_appid": settings.mp_appid,
+                 "mp_secret": settings.mp_secret, "oa_appid": settings.oa_appid, "oa_secret": settings.oa_secret}
+        return cls(session, redis, ns, **{**given, **options})
 
     # ------------------------------------------------------------------ the port
 
