@@ -1,0 +1,82 @@
+"""Offline payments from the finance system by CSV or JSON: through bills.record_payment and its
+audit, each row on its own, a row recorded twice one payment, malformed files refused whole."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pay_support import open_bill
+
+from server.cli_payments import MalformedFile, read_rows
+from settlement import models as m
+from settlement.bills import credit_balance
+from settlement.payment_import import import_offline_payments
+
+
+async def test_a_csv_of_transfers_and_counter_payments(db, tmp_path):
+    first, second = await open_bill(10000), await open_bill(5000)
+    path = tmp_path / "finance.csv"
+    path.write_text("\ufeffbill,amount_fen,channel,reference,paid_at\r\n"
+                    f"{first['bill'].number},6000,bank_transfer,ICBC-001,2026-10-20 15:30\r\n"
+                    f"{first['bill'].number},6000,bank_transfer,ICBC-002,2026-10-21T09:00:00+08:00\r\n"
+                    f"{second['bill'].number},5000,counter,CNT-7,2026-10-22\r\n"
+                    f"{second['bill'].number},5000,counter,CNT-7,2026-10-22\r\n"  # exported twice
+                    f"{second['bill'].number},100,counter,CNT-8,2026-10-23\r\n"  # the bill is paid by now
+                    "202610-NOPE-1,100,bank_transfer,X-1,2026-10-23\r\n"
+                    f"{first['bill'].number},12.50,bank_transfer,X-2,2026-10-23\r\n"
+                    f"{first['bill'].number},100,wechat,X-3,2026-10-23\r\n"
+                    f"{first['bill'].number},100,bank_transfer,X-4,2099-01-01\r\n"
+                    f"{first['bill'].number},100,bank_transfer,,2026-10-23\r\n"
+                    f"{first['bill'].number},100,bank_transfer,\"X-5'; DROP TABLE payment;--\",yesterday\r\n",
+                    encoding="utf-8")
+    rows = read_rows(path)
+    result = await import_offline_payments(rows, source="import:finance.csv")
+    assert result.counts() == {"rows": 11, "recorded": 3, "duplicates": 1, "rejected": 7}
+    codes = [(r["place"], r["error"]["code"]) for r in result.rejected]
+    assert codes == [("line 6", "bill_closed"), ("line 7", "unknown_bill"), ("line 8", "bad_amount"),
+                     ("line 9", "bad_channel"), ("line 10", "bad_time"), ("line 11", "missing_field"),
+                     ("line 12", "bad_time")]
+    bill = await m.Bill.get(id=first["bill"].id)
+    assert (bill.state, bill.paid_fen) == (m.BillState.PAID, 10000)
+    assert await credit_balance(first["owner"].id) == 2000  # 12000 paid for 10000: the rest is credit
+    payment = await m.Payment.get(transaction_id="bank_transfer:ICBC-001")
+    assert payment.channel == m.PaymentChannel.BANK_TRANSFER and payment.source_record["place"] == "line 2"
+    assert payment.paid_at.isoformat() == "2026-10-20T07:30:00+00:00"  # 15:30 China time
+    assert await m.Payment.filter(transaction_id="counter:CNT-7").count() == 1
+    assert await m.AuditEvent.filter(action="RecordPayment").count() == 3
+    assert await m.Payment.all().count() == 3
+
+
+async def test_json_as_well(db, tmp_path):
+    world = await open_bill(3000)
+    path = tmp_path / "finance.json"
+    path.write_text(json.dumps({"payments": [{"bill": world["bill"].number, "amount_fen": 3000,
+                                              "channel": "bank_transfer", "reference": "B-1",
+                                              "paid_at": "2026-10-20"}]}))
+    result = await import_offline_payments(read_rows(path), source="import:finance.json")
+    assert result.counts() == {"rows": 1, "recorded": 1, "duplicates": 0, "rejected": 0}
+    assert (await m.Bill.get(id=world["bill"].id)).state == m.BillState.PAID
+
+
+@pytest.mark.parametrize("name, content, where", [
+    ("a.csv", b"", "line 1"),
+    ("a.csv", b"bill,amount,channel\n", "line 1"),
+    ("a.csv", b"bill,amount_fen,channel,reference,paid_at\nB,1,counter,R\n", "line 2"),
+    ("a.csv", b"bill,amount_fen,channel,reference,paid_at\nB,1,counter,R,2026-10-01\n\xff,1,c,r,d\n", "line 3"),
+    ("a.csv", b'bill,amount_fen,channel,reference,paid_at\nB,1,counter,"R,2026\n', "line"),
+    ("a.json", b"{not json", "not JSON"),
+    ("a.json", b'{"rows": []}', "expected a list"),
+    ("a.json", b'[{"bill": "B", "evil": 1}]', "payment 0"),
+    ("a.json", b"[1]", "payment 0"),
+])
+def test_malformed_files_are_refused_naming_the_place(tmp_path, name, content, where):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(MalformedFile, match=where):
+        read_rows(path)
+
+
+def test_a_missing_file(tmp_path):
+    with pytest.raises(MalformedFile, match="cannot read"):
+        read_rows(tmp_path / "absent.csv")
