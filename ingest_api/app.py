@@ -6,16 +6,20 @@ errors are the JSON shape of DESIGN.md, ``{"error": {"code": …, "message": …
 =====================  =========================================================================
 ``POST /readings``     ``{"readings": [{"meter", "register", "read_at", "value"}, …]}``, at most
                        5,000 rows → 200 ``{"created", "duplicates", "rejected", "results": […]}``
+``POST /telemetry``    ``{"samples": [{"device", "ts", "power_w", "energy_wh", "status"}, …]}``, at
+                       most 10,000 → 200 ``{"created", "updated", "duplicates", "rejected", …}``
 =====================  =========================================================================
 """
 
 from aiohttp import web
 
 from ingest_api import views
+from ingest_api import telemetry_views
 from ingest_api.auth import collector_auth_middleware
 
 
 def create_app() -> web.Application:
     app = web.Application(middlewares=[collector_auth_middleware])
     app.add_routes(views.routes)
+    app.add_routes(telemetry_views.routes)
     return app

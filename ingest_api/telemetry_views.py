@@ -1,0 +1,93 @@
+"""``POST /ingest/v1/telemetry``: parse the body, call the telemetry service, answer.
+
+Body ``{"samples": [{"device", "ts", "power_w", "energy_wh", "status", "irradiance_w_m2"}, …]}``
+with at most 10,000 samples (413 above); the rules each sample is judged by are in
+:mod:`settlement.telemetry`. The answer (200) counts the rows and names every refused one::
+
+    {"created": n, "updated": n, "duplicates": n, "rejected": n, "flagged": n,
+     "errors": [{"index": i, "code": "...", "message": "..."}],
+     "flags": [{"index": i, "flags": ["clock_skew", "counter_reset", ...]}]}
+
+A body that is not such JSON is 400 (``invalid_json``, ``invalid_body``) and changes nothing; a
+missing or wrong collector key is 401 (:mod:`ingest_api.auth`); a body over the server's size limit
+is 413 before it is read whole.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
+
+from ingest_api.auth import collector_key
+from ingest_api.responses import json_error
+from server.keys import metrics_registry_key, redis_key, redis_ns_key
+from settlement.errors import InvalidInput
+from settlement.telemetry import MAX_BATCH_SAMPLES, RowStatus, ingest_samples
+
+routes = web.RouteTableDef()
+
+_row_counters: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+
+
+def _rows_counter(registry: CollectorRegistry) -> Counter:
+    counter = _row_counters.get(registry)
+    if counter is None:
+        counter = Counter("pvsettle_ingest_telemetry", "Telemetry samples received from collectors", ["status"],
+                          registry=registry)
+        _row_counters[registry] = counter
+    return counter
+
+
+class TooManySamples(InvalidInput):
+    """More samples than one request may carry (answered 413)."""
+
+    code = "too_many_samples"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_samples(body: bytes, key: str = "samples") -> list[Any]:
+    """The rows of ``{"samples": [ {...}, ... ]}``; each row's fields are judged by the service.
+
+    NaN and Infinity, which Python's json would take, are not JSON and refuse the body.
+
+    Raises
+    ------
+    InvalidInput
+        Not JSON, or not that shape (code ``invalid_json`` or ``invalid_body``).
+    TooManySamples
+        More than ``MAX_BATCH_SAMPLES`` rows.
+    """
+    try:
+        document = json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise InvalidInput(f"the body is not valid JSON: {reason[:200]}", code="invalid_json") from None
+    if not isinstance(document, dict) or not isinstance(document.get(key), list):
+        raise InvalidInput(f'the body must be an object {{"{key}": [ ... ]}}', code="invalid_body")
+    rows = document[key]
+    if len(rows) > MAX_BATCH_SAMPLES:
+        raise TooManySamples(f"a batch holds at most {MAX_BATCH_SAMPLES} samples, this one has {len(rows)}: "
+                             f"send it in parts")
+    return rows
+
+
+@routes.post("/telemetry")
+async def post_telemetry(request: web.Request) -> web.Response:
+    collector = request[collector_key]
+    try:
+        rows = parse_samples(await request.read())
+    except TooManySamples as exc:
+        return json_error(413, exc.code, exc.message)
+    result = await ingest_samples(rows, received_from=f"collector:{collector.name}",
+                                  redis=request.config_dict[redis_key], namespace=request.config_dict[redis_ns_key])
+    counter = _rows_counter(request.config_dict[metrics_registry_key])
+    for status in RowStatus:
+        counter.labels(str(status)).inc(result.count(status))
+    return web.json_response(result.as_dict())

@@ -1,0 +1,435 @@
+"""The SQL of the telemetry service, for PostgreSQL and for SQLite, inside the caller's transaction.
+
+The telemetry path moves tens of thousands of rows per second, so it speaks SQL directly instead
+of building model instances: on PostgreSQL every statement takes whole columns as arrays
+(``unnest``) and converts times in the database (exact integer microseconds both ways); on
+SQLite the same statements join a ``VALUES`` list and times are tortoise's own UTC text
+(``str(datetime)``), so the ORM reads back exactly what is written here.
+
+Times cross this module as int64 microseconds since the Unix epoch (UTC); a missing number as
+:data:`settlement.telemetry_energy.NULL`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from settlement.telemetry_energy import NULL, QuarterRollups, SampleFlag
+
+UTC = dt.timezone.utc
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+ONE_US = dt.timedelta(microseconds=1)
+# rows per VALUES list on SQLite: well below its 32 766 bound variables
+SQLITE_CHUNK = 2_000
+
+
+def us_to_datetime(us: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=int(us))
+
+
+def datetime_to_us(at: dt.datetime) -> int:
+    return (at.astimezone(UTC) - EPOCH) // ONE_US
+
+
+def _pg_ts(expr: str) -> str:
+    return f"(to_timestamp(0) + ({expr}) * interval '1 microsecond')"
+
+
+def _pg_us(expr: str) -> str:
+    return f"(extract(epoch from {expr}) * 1000000)::bigint"
+
+
+def _text(us: int) -> str:
+    return str(us_to_datetime(us))
+
+
+def _text_or_none(us: int) -> str | None:
+    return None if us == NULL else _text(us)
+
+
+def _us_of_text(value: Any) -> int:
+    if value is None:
+        return NULL
+    if isinstance(value, dt.datetime):
+        return datetime_to_us(value)
+    return datetime_to_us(dt.datetime.fromisoformat(value))
+
+
+def _none(value: int) -> int | None:
+    return None if value == NULL else int(value)
+
+
+def _or_null(value: Any) -> int:
+    return NULL if value is None else int(value)
+
+
+def _chunks(items: Sequence, size: int = SQLITE_CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+@dataclass
+class StoredSamples:
+    """Stored samples as columns; ``key`` is the caller's window index of each row."""
+
+    key: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    device: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ts_us: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    power_w: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    energy_wh: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    status: list[str] = field(default_factory=list)
+    flags: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    interval_wh: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    irradiance_w_m2: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    device_ts_us: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence]) -> StoredSamples:
+        """Rows of (key, device, ts_us, power, energy, status, flags, interval, irradiance, device_ts_us)."""
+        if not rows:
+            return cls()
+        cols = list(zip(*rows))
+
+        def ints(values) -> np.ndarray:
+            return np.array([NULL if v is None else v for v in values], np.int64)
+
+        return cls(key=ints(cols[0]), device=ints(cols[1]), ts_us=ints(cols[2]), power_w=ints(cols[3]),
+                   energy_wh=ints(cols[4]), status=list(cols[5]), flags=ints(cols[6]), interval_wh=ints(cols[7]),
+                   irradiance_w_m2=ints(cols[8]), device_ts_us=ints(cols[9]))
+
+    def __len__(self) -> int:
+        return len(self.ts_us)
+
+
+@dataclass
+class BucketSamples:
+    """The samples of some plants' buckets, for recomputing their rollups."""
+
+    plant: np.ndarray
+    device: np.ndarray
+    ts_us: np.ndarray
+    interval_wh: np.ndarray
+    power_w: np.ndarray
+    irradiance_w_m2: np.ndarray
+
+
+SAMPLE_COLUMNS = ("device_id", "ts", "power_w", "energy_wh", "status", "flags", "interval_wh",
+                  "irradiance_w_m2", "device_ts")
+
+
+class TelemetryStore:
+    """The telemetry SQL on one connection (normally the caller's transaction)."""
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+        self.postgres = conn.capabilities.dialect == "postgres"
+
+    async def _fetch(self, sql: str, params: Sequence = ()) -> list:
+        async with self.conn.acquire_connection() as raw:
+            if self.postgres:
+                return await raw.fetch(sql, *params)
+            return list(await raw.execute_fetchall(sql, list(params)))
+
+    async def _execute(self, sql: str, params: Sequence = ()) -> None:
+        async with self.conn.acquire_connection() as raw:
+            if self.postgres:
+                await raw.execute(sql, *params)
+            else:
+                await raw.execute(sql, list(params))
+
+    async def _execute_many(self, sql: str, rows: Sequence[Sequence]) -> None:
+        if not rows:
+            return
+        async with self.conn.acquire_connection() as raw:
+            await raw.executemany(sql, rows)
+
+    # --- locks ----------------------------------------------------------------------------------
+
+    async def lock_plants(self, plant_ids: Sequence[int]) -> None:
+        """Serialise ingests of the same plants until the transaction ends (sorted: no deadlocks).
+
+        PostgreSQL: row locks on the plants that do not block foreign-key checks of other work
+        (``FOR NO KEY UPDATE``). SQLite: a write that takes the database's write lock at once, so
+        that everything read afterwards in the transaction is what it will write against.
+        """
+        ids = sorted({int(p) for p in plant_ids})
+        if not ids:
+            return
+        if self.postgres:
+            await self._fetch("SELECT id FROM plant WHERE id = ANY($1::int[]) ORDER BY id FOR NO KEY UPDATE", [ids])
+        else:
+            await self._execute("UPDATE plant SET id = id WHERE id = ?", [ids[0]])
+
+    # --- samples --------------------------------------------------------------------------------
+
+    _SELECT_SAMPLE_PG = ("s.device_id, {ts}, s.power_w, s.energy_wh, s.status, s.flags, s.interval_wh, "
+                         "s.irradiance_w_m2, {dts}").format(ts=_pg_us("s.ts"), dts=_pg_us("s.device_ts"))
+    _SELECT_SAMPLE_SQLITE = ("s.device_id, s.ts, s.power_w, s.energy_wh, s.status, s.flags, s.interval_wh, "
+                             "s.irradiance_w_m2, s.device_ts")
+
+    def _stored(self, rows: list) -> StoredSamples:
+        if self.postgres:
+            return StoredSamples.from_rows([tuple(r) for r in rows])
+        return StoredSamples.from_rows([(r[0], r[1], _us_of_text(r[2]), *tuple(r)[3:9], _us_of_text(r[9]))
+                                        for r in rows])
+
+    async def window_samples(self, key: Sequence[int], device: Sequence[int], lo_us: Sequence[int],
+                             hi_us: Sequence[int]) -> StoredSamples:
+        """The stored samples of each window: device ``device[i]``, ``lo_us[i] <= ts <= hi_us[i]``."""
+        if not key:
+            return StoredSamples()
+        if self.postgres:
+            rows = await self._fetch(
+                f"SELECT w.k, {self._SELECT_SAMPLE_PG} "
+                "FROM unnest($1::int[], $2::int[], $3::bigint[], $4::bigint[]) AS w(k, dev, lo, hi) "
+                f"JOIN telemetry_sample s ON s.device_id = w.dev AND s.ts >= {_pg_ts('w.lo')} "
+                f"AND s.ts <= {_pg_ts('w.hi')}",
+                [list(map(int, key)), list(map(int, device)), list(map(int, lo_us)), list(map(int, hi_us))])
+            return self._stored(rows)
+        rows: list = []
+        windows = list(zip(key, device, lo_us, hi_us))
+        for chunk in _chunks(windows):
+            values = ",".join(["(?, ?, ?, ?)"] * len(chunk))
+            params = [p for k, d, lo, hi in chunk for p in (int(k), int(d), _text(lo), _text(hi))]
+            rows += await self._fetch(
+                f"WITH w(k, dev, lo, hi) AS (VALUES {values}) SELECT w.k, {self._SELECT_SAMPLE_SQLITE} "
+                "FROM w JOIN telemetry_sample s ON s.device_id = w.dev AND s.ts >= w.lo AND s.ts <= w.hi",
+                params)
+        return self._stored(rows)
+
+    async def references_before(self, key: Sequence[int], device: Sequence[int],
+                                before_us: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Per window: the latest stored counter sample before ``before_us`` that is not a dip.
+
+        Returns ``{key: (ts_us, energy_wh)}`` for the windows that have one.
+        """
+        if not key:
+            return {}
+        dip = int(SampleFlag.COUNTER_DIP)
+        if self.postgres:
+            rows = await self._fetch(
+                f"SELECT w.k, {_pg_us('r.ts')}, r.energy_wh "
+                "FROM unnest($1::int[], $2::int[], $3::bigint[]) AS w(k, dev, lo) "
+                "JOIN LATERAL (SELECT s.ts, s.energy_wh FROM telemetry_sample s WHERE s.device_id = w.dev "
+                f"AND s.ts < {_pg_ts('w.lo')} AND s.energy_wh IS NOT NULL AND (s.flags & {dip}) = 0 "
+                "ORDER BY s.ts DESC LIMIT 1) AS r ON true",
+                [list(map(int, key)), list(map(int, device)), list(map(int, before_us))])
+            return {int(k): (int(ts), int(e)) for k, ts, e in rows}
+        found: dict[int, tuple[int, int]] = {}
+        for chunk in _chunks(list(zip(key, device, before_us))):
+            values = ",".join(["(?, ?, ?)"] * len(chunk))
+            params = [p for k, d, lo in chunk for p in (int(k), int(d), _text(lo))]
+            rows = await self._fetch(
+                f"WITH w(k, dev, lo) AS (VALUES {values}) SELECT w.k, s.ts, s.energy_wh FROM w "
+                "JOIN telemetry_sample s ON s.id = (SELECT x.id FROM telemetry_sample x WHERE x.device_id = w.dev "
+                f"AND x.ts < w.lo AND x.energy_wh IS NOT NULL AND (x.flags & {dip}) = 0 ORDER BY x.ts DESC LIMIT 1)",
+                params)
+            found.update({int(r[0]): (_us_of_text(r[1]), int(r[2])) for r in rows})
+        return found
+
+    async def next_counter_samples(self, key: Sequence[int], device: Sequence[int], after_us: Sequence[int],
+                                   before_us: Sequence[int]) -> StoredSamples:
+        """Per window: the first stored counter sample after ``after_us`` and before ``before_us``."""
+        if not key:
+            return StoredSamples()
+        if self.postgres:
+            rows = await self._fetch(
+                f"SELECT w.k, {self._SELECT_SAMPLE_PG} "
+                "FROM unnest($1::int[], $2::int[], $3::bigint[], $4::bigint[]) AS w(k, dev, lo, hi) "
+                "JOIN LATERAL (SELECT * FROM telemetry_sample x WHERE x.device_id = w.dev "
+                f"AND x.ts > {_pg_ts('w.lo')} AND x.ts < {_pg_ts('w.hi')} AND x.energy_wh IS NOT NULL "
+                "ORDER BY x.ts LIMIT 1) AS s ON true",
+                [list(map(int, key)), list(map(int, device)), list(map(int, after_us)), list(map(int, before_us))])
+            return self._stored(rows)
+        rows = []
+        for chunk in _chunks(list(zip(key, device, after_us, before_us))):
+            values = ",".join(["(?, ?, ?, ?)"] * len(chunk))
+            params = [p for k, d, lo, hi in chunk for p in (int(k), int(d), _text(lo), _text(hi))]
+            rows += await self._fetch(
+                f"WITH w(k, dev, lo, hi) AS (VALUES {values}) SELECT w.k, {self._SELECT_SAMPLE_SQLITE} FROM w "
+                "JOIN telemetry_sample s ON s.id = (SELECT x.id FROM telemetry_sample x WHERE x.device_id = w.dev "
+                "AND x.ts > w.lo AND x.ts < w.hi AND x.energy_wh IS NOT NULL ORDER BY x.ts LIMIT 1)",
+                params)
+        return self._stored(rows)
+
+    async def upsert_samples(self, device: np.ndarray, ts_us: np.ndarray, received_us: int, power_w: np.ndarray,
+                             energy_wh: np.ndarray, status: Sequence[str], flags: np.ndarray,
+                             interval_wh: np.ndarray, irradiance_w_m2: np.ndarray,
+                             device_ts_us: np.ndarray) -> None:
+        """Insert the samples, or replace what is stored under the same (device, ts)."""
+        if len(ts_us) == 0:
+            return
+        update = ("ON CONFLICT (device_id, ts) DO UPDATE SET received_at = excluded.received_at, "
+                  "power_w = excluded.power_w, energy_wh = excluded.energy_wh, status = excluded.status, "
+                  "flags = excluded.flags, interval_wh = excluded.interval_wh, "
+                  "irradiance_w_m2 = excluded.irradiance_w_m2, device_ts = excluded.device_ts")
+        if self.postgres:
+            await self._execute(
+                "INSERT INTO telemetry_sample (device_id, ts, received_at, power_w, energy_wh, status, flags, "
+                "interval_wh, irradiance_w_m2, device_ts) "
+                f"SELECT u.dev, {_pg_ts('u.ts')}, {_pg_ts('$3::bigint')}, NULLIF(u.p, -1), NULLIF(u.e, -1), u.st, "
+                f"u.fl, NULLIF(u.iv, -1), NULLIF(u.irr, -1), CASE WHEN u.dts = -1 THEN NULL ELSE {_pg_ts('u.dts')} END "
+                "FROM unnest($1::int[], $2::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::smallint[], "
+                "$8::bigint[], $9::int[], $10::bigint[]) AS u(dev, ts, p, e, st, fl, iv, irr, dts) " + update,
+                [device.tolist(), ts_us.tolist(), int(received_us), power_w.tolist(), energy_wh.tolist(),
+                 list(status), flags.tolist(), interval_wh.tolist(), irradiance_w_m2.tolist(), device_ts_us.tolist()])
+            return
+        received = _text(received_us)
+        rows = [(int(d), _text(t), received, _none(p), _none(e), s, int(f), _none(iv), _none(irr), _text_or_none(dts))
+                for d, t, p, e, s, f, iv, irr, dts in zip(
+                    device.tolist(), ts_us.tolist(), power_w.tolist(), energy_wh.tolist(), status, flags.tolist(),
+                    interval_wh.tolist(), irradiance_w_m2.tolist(), device_ts_us.tolist())]
+        await self._execute_many(
+            "INSERT INTO telemetry_sample (device_id, ts, received_at, power_w, energy_wh, status, flags, "
+            "interval_wh, irradiance_w_m2, device_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) " + update, rows)
+
+    async def update_derived(self, device: np.ndarray, ts_us: np.ndarray, interval_wh: np.ndarray,
+                             flags: np.ndarray) -> None:
+        """Store recomputed interval energies and flags of samples already stored."""
+        if len(ts_us) == 0:
+            return
+        if self.postgres:
+            await self._execute(
+                "UPDATE telemetry_sample AS s SET interval_wh = NULLIF(u.iv, -1), flags = u.fl "
+                "FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::smallint[]) AS u(dev, ts, iv, fl) "
+                f"WHERE s.device_id = u.dev AND s.ts = {_pg_ts('u.ts')}",
+                [device.tolist(), ts_us.tolist(), interval_wh.tolist(), flags.tolist()])
+            return
+        await self._execute_many(
+            "UPDATE telemetry_sample SET interval_wh = ?, flags = ? WHERE device_id = ? AND ts = ?",
+            [(_none(iv), int(f), int(d), _text(t)) for d, t, iv, f in zip(
+                device.tolist(), ts_us.tolist(), interval_wh.tolist(), flags.tolist())])
+
+    # --- rollups --------------------------------------------------------------------------------
+
+    async def bucket_samples(self, plant: Sequence[int], after_us: Sequence[int],
+                             until_us: Sequence[int]) -> BucketSamples:
+        """Every sample of each plant's devices with ``after_us[i] < ts <= until_us[i]``."""
+        rows: list = []
+        if plant:
+            if self.postgres:
+                rows = await self._fetch(
+                    f"SELECT r.plant, s.device_id, {_pg_us('s.ts')}, s.interval_wh, s.power_w, s.irradiance_w_m2 "
+                    "FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS r(plant, lo, hi) "
+                    "JOIN telemetry_device d ON d.plant_id = r.plant "
+                    f"JOIN telemetry_sample s ON s.device_id = d.id AND s.ts > {_pg_ts('r.lo')} "
+                    f"AND s.ts <= {_pg_ts('r.hi')}",
+                    [list(map(int, plant)), list(map(int, after_us)), list(map(int, until_us))])
+            else:
+                for chunk in _chunks(list(zip(plant, after_us, until_us))):
+                    values = ",".join(["(?, ?, ?)"] * len(chunk))
+                    params = [p for pl, lo, hi in chunk for p in (int(pl), _text(lo), _text(hi))]
+                    found = await self._fetch(
+                        f"WITH r(plant, lo, hi) AS (VALUES {values}) "
+                        "SELECT r.plant, s.device_id, s.ts, s.interval_wh, s.power_w, s.irradiance_w_m2 FROM r "
+                        "JOIN telemetry_device d ON d.plant_id = r.plant "
+                        "JOIN telemetry_sample s ON s.device_id = d.id AND s.ts > r.lo AND s.ts <= r.hi", params)
+                    rows += [(r[0], r[1], _us_of_text(r[2]), r[3], r[4], r[5]) for r in found]
+        cols = list(zip(*rows)) if rows else [()] * 6
+
+        def ints(values) -> np.ndarray:
+            return np.array([NULL if v is None else v for v in values], np.int64)
+
+        return BucketSamples(plant=ints(cols[0]), device=ints(cols[1]), ts_us=ints(cols[2]),
+                             interval_wh=ints(cols[3]), power_w=ints(cols[4]), irradiance_w_m2=ints(cols[5]))
+
+    async def upsert_quarters(self, rollups: QuarterRollups) -> None:
+        """Write 15-minute rollups, replacing what the buckets held."""
+        if len(rollups.bucket_us) == 0:
+            return
+        update = ("ON CONFLICT (plant_id, granularity, bucket_start) DO UPDATE SET energy_wh = excluded.energy_wh, "
+                  "max_power_w = excluded.max_power_w, samples = excluded.samples, "
+                  "irradiation_wh_m2 = excluded.irradiation_wh_m2")
+        if self.postgres:
+            await self._execute(
+                "INSERT INTO telemetry_rollup (plant_id, granularity, bucket_start, energy_wh, max_power_w, samples, "
+                f"irradiation_wh_m2) SELECT u.plant, '15m', {_pg_ts('u.b')}, u.e, u.p, u.n, NULLIF(u.irr, -1) "
+                "FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::int[], $5::int[], $6::bigint[]) "
+                "AS u(plant, b, e, p, n, irr) " + update,
+                [rollups.plant.tolist(), rollups.bucket_us.tolist(), rollups.energy_wh.tolist(),
+                 rollups.max_power_w.tolist(), rollups.samples.tolist(), rollups.irradiation_wh_m2.tolist()])
+            return
+        await self._execute_many(
+            "INSERT INTO telemetry_rollup (plant_id, granularity, bucket_start, energy_wh, max_power_w, samples, "
+            "irradiation_wh_m2) VALUES (?, '15m', ?, ?, ?, ?, ?) " + update,
+            [(int(pl), _text(b), int(e), int(p), int(n), _none(irr)) for pl, b, e, p, n, irr in zip(
+                rollups.plant.tolist(), rollups.bucket_us.tolist(), rollups.energy_wh.tolist(),
+                rollups.max_power_w.tolist(), rollups.samples.tolist(), rollups.irradiation_wh_m2.tolist())])
+
+    async def aggregate(self, source: str, target: str, plant: Sequence[int], start_us: Sequence[int],
+                        end_us: Sequence[int]) -> None:
+        """Recompute ``target`` rollups (day, month) of each plant's ``[start, end)`` from its ``source`` ones.
+
+        Sums of energy, samples and irradiation, the highest power. A bucket whose sources are
+        all gone is left as it was (sources are never deleted by the service).
+        """
+        if not plant:
+            return
+        update = ("ON CONFLICT (plant_id, granularity, bucket_start) DO UPDATE SET energy_wh = excluded.energy_wh, "
+                  "max_power_w = excluded.max_power_w, samples = excluded.samples, "
+                  "irradiation_wh_m2 = excluded.irradiation_wh_m2")
+        if self.postgres:
+            await self._execute(
+                "INSERT INTO telemetry_rollup (plant_id, granularity, bucket_start, energy_wh, max_power_w, samples, "
+                f"irradiation_wh_m2) SELECT u.plant, $5, {_pg_ts('u.lo')}, SUM(r.energy_wh), MAX(r.max_power_w), "
+                "SUM(r.samples), SUM(r.irradiation_wh_m2) "
+                "FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS u(plant, lo, hi) "
+                f"JOIN telemetry_rollup r ON r.plant_id = u.plant AND r.granularity = $4 "
+                f"AND r.bucket_start >= {_pg_ts('u.lo')} AND r.bucket_start < {_pg_ts('u.hi')} "
+                "GROUP BY u.plant, u.lo " + update,
+                [list(map(int, plant)), list(map(int, start_us)), list(map(int, end_us)), source, target])
+            return
+        await self._execute_many(
+            "INSERT INTO telemetry_rollup (plant_id, granularity, bucket_start, energy_wh, max_power_w, samples, "
+            "irradiation_wh_m2) SELECT plant_id, ?, ?, SUM(energy_wh), MAX(max_power_w), SUM(samples), "
+            "SUM(irradiation_wh_m2) FROM telemetry_rollup WHERE plant_id = ? AND granularity = ? "
+            "AND bucket_start >= ? AND bucket_start < ? GROUP BY plant_id " + update,
+            [(target, _text(lo), int(pl), source, _text(lo), _text(hi))
+             for pl, lo, hi in zip(plant, start_us, end_us)])
+
+    # --- live state -----------------------------------------------------------------------------
+
+    async def latest_per_device(self, plant_ids: Sequence[int]) -> list[tuple[int, int, int, int, str]]:
+        """(plant, device, ts_us, power_w, status) of each device's latest sample, for these plants."""
+        if not plant_ids:
+            return []
+        if self.postgres:
+            rows = await self._fetch(
+                f"SELECT d.plant_id, d.id, {_pg_us('s.ts')}, s.power_w, s.status FROM telemetry_device d "
+                "JOIN LATERAL (SELECT x.ts, x.power_w, x.status FROM telemetry_sample x WHERE x.device_id = d.id "
+                "ORDER BY x.ts DESC LIMIT 1) AS s ON true WHERE d.plant_id = ANY($1::int[])",
+                [sorted(map(int, plant_ids))])
+            return [(int(p), int(d), int(t), _or_null(w), s) for p, d, t, w, s in rows]
+        out = []
+        for chunk in _chunks(sorted(map(int, plant_ids))):
+            marks = ",".join("?" * len(chunk))
+            rows = await self._fetch(
+                "SELECT d.plant_id, d.id, s.ts, s.power_w, s.status FROM telemetry_device d "
+                "JOIN telemetry_sample s ON s.id = (SELECT x.id FROM telemetry_sample x WHERE x.device_id = d.id "
+                f"ORDER BY x.ts DESC LIMIT 1) WHERE d.plant_id IN ({marks})", list(chunk))
+            out += [(int(r[0]), int(r[1]), _us_of_text(r[2]), _or_null(r[3]), r[4]) for r in rows]
+        return out
+
+    async def rollup_energy(self, granularity: str, plant_ids: Sequence[int], bucket_us: int) -> dict[int, int]:
+        """``{plant: energy_wh}`` of one bucket of the given plants (those that have it)."""
+        if not plant_ids:
+            return {}
+        if self.postgres:
+            rows = await self._fetch(
+                "SELECT plant_id, energy_wh FROM telemetry_rollup WHERE granularity = $1 "
+                f"AND bucket_start = {_pg_ts('$2::bigint')} AND plant_id = ANY($3::int[])",
+                [granularity, int(bucket_us), sorted(map(int, plant_ids))])
+            return {int(p): int(e) for p, e in rows}
+        found: dict[int, int] = {}
+        for chunk in _chunks(sorted(map(int, plant_ids))):
+            marks = ",".join("?" * len(chunk))
+            rows = await self._fetch(
+                "SELECT plant_id, energy_wh FROM telemetry_rollup WHERE granularity = ? AND bucket_start = ? "
+                f"AND plant_id IN ({marks})", [granularity, _text(bucket_us), *chunk])
+            found.update({int(r[0]): int(r[1]) for r in rows})
+        return found
