@@ -101,6 +101,10 @@ class AiohttpWechatApi:
         First wait between fetch tries; it doubles each time (with jitter).
     lock_timeout : float, optional [s]
         How long the token lock is held at most; by default long enough for every fetch try.
+    token_memo : float, default 5 [s]
+        How long a process trusts the token it last read from Redis before reading it again
+        (0 = read every time). A token another process replaced meanwhile is refused by WeChat
+        and then picked up from Redis without a new fetch.
     miniprogram_state : str, optional
         ``developer``, ``trial`` or ``formal`` (WeChat's default) for subscribe-message links.
     clock : callable, default time.time
@@ -110,7 +114,7 @@ class AiohttpWechatApi:
     def __init__(self, session: aiohttp.ClientSession, redis: redis_asyncio.Redis, ns: Namespace, *,
                  base_url: str, mp_appid: str, mp_secret: str, oa_appid: str, oa_secret: str,
                  call_timeout: float = 5.0, renew_before: float = 300.0, refresh_attempts: int = 3,
-                 backoff: float = 0.2, lock_timeout: float | None = None,
+                 backoff: float = 0.2, lock_timeout: float | None = None, token_memo: float = 5.0,
                  miniprogram_state: str | None = None, clock: Callable[[], float] = time.time):
         if refresh_attempts < 1:
             raise ValueError("refresh_attempts must be at least 1")
@@ -127,8 +131,10 @@ class AiohttpWechatApi:
         # them all, or a second process would fetch (and invalidate) while the first still works.
         worst = refresh_attempts * call_timeout + backoff * (2 ** refresh_attempts)
         self.lock_timeout = lock_timeout if lock_timeout is not None else worst + 5.0
+        self.token_memo = token_memo
         self.miniprogram_state = miniprogram_state
         self.clock = clock
+        self._memo: dict[str, tuple[_CachedToken, float]] = {}  # appid → (token, when read)
         self._timeout = aiohttp.ClientTimeout(total=call_timeout, connect=min(3.0, call_timeout))
         self._local_locks: dict[str, asyncio.Lock] = {}
 
@@ -147,8 +153,11 @@ class AiohttpWechatApi:
     async def access_token(self, app: str = "mp") -> str:
         """A valid access token of ``app`` (``"mp"`` or ``"oa"``), fetched only when needed."""
         creds = self._credentials(app)
-        cached = await self._read_token(creds.appid)
         now = self.clock()
+        memo = self._memo.get(creds.appid)
+        if memo is not None and now - memo[1] < self.token_memo and memo[0].expires_at - now > self.renew_before:
+            return memo[0].token
+        cached = await self._read_token(creds.appid)
         if cached is not None and cached.expires_at - now > self.renew_before:
             return cached.token
         if cached is not None and cached.expires_at > now:
@@ -262,15 +271,18 @@ class AiohttpWechatApi:
             raw = await self.redis.get(self._token_key(appid))
         except RedisError as exc:
             raise WechatUnavailable(-1, f"token store unavailable ({type(exc).__name__})") from None
-        if raw is None:
-            return None
         try:
-            stored = json.loads(raw)
-            return _CachedToken(str(stored["access_token"]), float(stored["expires_at"]))
+            stored = json.loads(raw) if raw is not None else None
+            cached = _CachedToken(str(stored["access_token"]), float(stored["expires_at"])) if stored else None
         except (ValueError, KeyError, TypeError):
             # A damaged entry is as good as none: the next fetch overwrites it.
             log.warning("unreadable wechat token entry in redis", extra={"appid": appid})
-            return None
+            cached = None
+        if cached is None:
+            self._memo.pop(appid, None)
+        else:
+            self._memo[appid] = (cached, self.clock())
+        return cached
 
     async def _store_token(self, appid: str, token: str, expires_in: float) -> None:
         expires_at = self.clock() + expires_in
@@ -279,6 +291,7 @@ class AiohttpWechatApi:
             await self.redis.set(self._token_key(appid), entry, px=max(1, int(expires_in * 1000)))
         except RedisError as exc:
             raise WechatUnavailable(-1, f"token store unavailable ({type(exc).__name__})") from None
+        self._memo[appid] = (_CachedToken(token, expires_at), self.clock())
 
     async def _renew_early(self, creds: AppCredentials, current: _CachedToken) -> str:
         """Renew a token that still works, if no one else is at it; otherwise keep using it."""

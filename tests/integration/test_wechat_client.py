@@ -222,6 +222,19 @@ async def test_twenty_concurrent_sends_on_an_expired_token_force_one_refresh(wec
     assert sorted(m.data["thing1"] for m in fake_wechat.sent) == sorted(f"账单 {n}" for n in range(21))
 
 
+async def test_a_process_whose_token_was_replaced_by_another_takes_it_from_redis(wechat_api_factory, fake_wechat):
+    first, second = await wechat_api_factory(), await wechat_api_factory()
+    await send(first, 1)
+    await send(second, 2)  # both now hold the token in memory
+    fake_wechat.fail_next("subscribe_send", 40001)
+    await send(first, 3)  # first force-refreshes: WeChat revokes the token second still holds
+    await send(second, 4)
+    assert len(forced(fake_wechat)) == 1 and len(normal(fake_wechat)) == 1
+    second_calls = fake_wechat.calls_to("subscribe_send")[-2:]
+    assert [c.errcode for c in second_calls] == [40001, 0]
+    assert len(fake_wechat.sent) == 4
+
+
 async def test_a_failing_refresh_is_retried_with_backoff(wechat_api, fake_wechat):
     await send(wechat_api, 0)
     fake_wechat.expire_tokens()
