@@ -1,0 +1,15 @@
+"""From a verified WeChat message to the text that answers it."""
+
+from __future__ import annotations
+
+from bot import events, run
+from bot.context import Env, Later, find_caller
+from bot.inbound import Inbound
+
+
+async def handle(inbound: Inbound, env: Env) -> str | Later | None:
+    """The reply (None: no reply, ``success``), or background work and its acknowledgement."""
+    caller = await find_caller(env.app_id, inbound.openid)
+    if inbound.kind == "text":
+        return await run.run_text(inbound.content, caller, env)
+    return await events.handle(inbound, caller, env)

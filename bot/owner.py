@@ -1,0 +1,167 @@
+"""Owner commands: 绑定, 发电, 账单, 缴费, 报修, 帮助 — each calls one service and renders one template.
+
+What an owner may see follows :mod:`settlement.access`: their own plants, and plants shared with
+this WeChat user (view or pay). A plant code they have no right on is answered as not found.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot import commands
+from bot.commands import Command, Malformed
+from bot.context import Caller, Env, ensure_identity
+from bot.replies import render
+from settlement import bindings, faults, generation, live
+from settlement.access import Principal, Right, visible_plants
+from settlement.ebill import ebill_link
+from settlement.errors import Forbidden, NotFound
+from settlement.models import Bill, BillState, Owner, Plant
+from settlement.storage import LocalDiskStore
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+OPEN = (BillState.OPEN, BillState.PARTLY_PAID)
+#: Mini-program pages the replies link into.
+BILL_LIST_PAGE = "pages/bill/list"
+BILL_PAGE = "pages/bill/detail?id={id}"
+#: Plants and bills listed in one reply (the rest are counted).
+MAX_LISTED = 5
+#: Attempts at an invitation code per WeChat user per hour: codes are not guessable, and this
+#: keeps it so.
+BIND_ATTEMPTS_PER_HOUR = 10
+
+
+async def _plants(caller: Caller, least: Right = Right.VIEW) -> tuple[Principal, dict[int, Right]]:
+    """The sender's principal and the plants they hold at least ``least`` on.
+
+    Raises
+    ------
+    Forbidden
+        ``not_bound``: the sender is bound to no owner and holds no right on any plant.
+    """
+    principal = caller.principal()
+    rights = await visible_plants(principal) if principal is not None else {}
+    if not rights:
+        raise Forbidden("this WeChat user is not bound to an owner account", code="not_bound")
+    return principal, {pid: right for pid, right in rights.items() if right >= least}
+
+
+async def _named_plant(code: str, rights: dict[int, Right]) -> Plant:
+    plant = await Plant.get_or_none(code=code) or await Plant.filter(code__iexact=code).first()
+    if plant is None or plant.id not in rights:
+        raise NotFound(f"no plant {code!r} of yours", code="unknown_plant")
+    return plant
+
+
+async def bind(cmd: Command, caller: Caller, env: Env) -> str:
+    return await bind_code("".join(cmd.args), caller, env)
+
+
+async def bind_code(code: str, caller: Caller, env: Env) -> str:
+    """Bind the sender with an invitation code (typed after 绑定, or carried by a QR code's scene)."""
+    attempts = env.ns.key("bot", "bind-attempts", env.app_id, caller.openid)
+    tried = await env.redis.incr(attempts)
+    if tried == 1:
+        await env.redis.expire(attempts, 3600)
+    if tried > BIND_ATTEMPTS_PER_HOUR:
+        raise Forbidden("too many invitation codes tried, wait an hour", code="too_many_attempts")
+    identity = await ensure_identity(caller, env.app_id)
+    owner = await bindings.bind_with_invitation(identity.id, code, now=env.now)
+    identity.owner_id = owner.id
+    plants = await Plant.filter(owner_id=owner.id).order_by("code").values_list("code", "name")
+    return render("bound", owner=owner, plants=plants)
+
+
+async def gen(cmd: Command, caller: Caller, env: Env) -> str:
+    _, rights = await _plants(caller)
+    if cmd.args:
+        plants = [await _named_plant(cmd.args[0], rights)]
+    else:
+        plants = await Plant.filter(id__in=list(rights)).order_by("code").limit(MAX_LISTED)
+    raw = await env.redis.mget([live.channel(env.ns, p.id) for p in plants])
+    lifetime = await generation.lifetime_wh([p.id for p in plants])
+    rows = []
+    for plant, body in zip(plants, raw):
+        try:
+            state = json.loads(body) if body else None
+        except ValueError:
+            state = None  # a state we cannot read is no state
+        if not isinstance(state, dict):
+            state = None
+        today = generation.live_today_wh(state, env.now)
+        if today is None:
+            today = await generation.today_wh(plant.id, env.now)
+        power = state.get("power_w") if state else None
+        rows.append({"plant": plant, "status": generation.status_of(state, env.now),
+                     "power_w": power if isinstance(power, int) and not isinstance(power, bool) else None,
+                     "today_wh": today, "lifetime_wh": lifetime.get(plant.id)})
+    return render("gen", rows=rows, more=max(len(rights) - len(plants), 0))
+
+
+async def _open_bills(plant_ids: list[int]) -> tuple[list[Bill], int, int]:
+    """The open bills of the plants, oldest due first (at most MAX_LISTED), their count and what
+    is owed on all of them [fen]."""
+    query = Bill.filter(plant_id__in=plant_ids, state__in=list(OPEN))
+    figures = await query.values_list("total_fen", "paid_fen", "credit_applied_fen")
+    owed = sum(int(t) - int(p) - int(c) for t, p, c in figures)
+    listed = await query.order_by("due_on", "id").limit(MAX_LISTED).prefetch_related("plant", "cycle")
+    return listed, len(figures), owed
+
+
+async def bills(cmd: Command, caller: Caller, env: Env) -> str:
+    _, rights = await _plants(caller)
+    listed, count, owed = await _open_bills(list(rights))
+    latest = None
+    if not listed:
+        latest = await Bill.filter(plant_id__in=list(rights)).exclude(state=BillState.SUPERSEDED) \
+            .order_by("-issued_at", "-id").first().prefetch_related("plant", "cycle")
+    shown = listed or ([latest] if latest else [])
+    links = {b.id: env.public_url + ebill_link("bill", b.id, None, env.settings.secret_key) for b in shown}
+    today = env.now.astimezone(LOCAL).date()
+    return render("bills", bills=listed, count=count, owed_fen=owed, latest=latest, links=links, today=today)
+
+
+async def pay(cmd: Command, caller: Caller, env: Env) -> str:
+    _, rights = await _plants(caller)
+    payable = [pid for pid, right in rights.items() if right >= Right.PAY]
+    if not payable:
+        raise Forbidden("you may view these plants but not pay their bills", code="right_required")
+    listed, count, owed = await _open_bills(payable)
+    pages = {b.id: BILL_PAGE.format(id=b.id) for b in listed}
+    return render("pay", bills=listed, count=count, owed_fen=owed, pages=pages, list_page=BILL_LIST_PAGE,
+                  mp_appid=env.settings.mp_appid)
+
+
+async def repair(cmd: Command, caller: Caller, env: Env) -> str:
+    principal, rights = await _plants(caller, Right.OWNER)
+    if not rights:
+        raise Forbidden("only the owner of a plant may report its faults", code="right_required")
+    text = cmd.text
+    first = cmd.args[0]
+    named = await Plant.filter(id__in=list(rights), code__iexact=first).first()
+    if named is not None:
+        plant = named
+        parts = text.split(None, 1)
+        text = parts[1].strip() if len(parts) > 1 else ""
+    elif len(rights) == 1:
+        plant = await Plant.get(id=next(iter(rights)))
+    else:
+        codes = await Plant.filter(id__in=list(rights)).order_by("code").values_list("code", flat=True)
+        raise Malformed(commands.BY_NAME["repair"], "您有多座电站，请写明电站编号：" + "、".join(codes))
+    if not text:
+        raise Malformed(commands.BY_NAME["repair"], "请描述故障")
+    # no photos come through the bot, so the store is never written; it is the mini-program's
+    store = LocalDiskStore(Path(env.settings.var_dir) / "uploads")
+    report = await faults.report_fault(principal, plant.id, text, [], store)
+    return render("repair", report=report, plant=plant)
+
+
+async def help_text(cmd: Command | None, caller: Caller, env: Env) -> str:
+    owner = await Owner.get_or_none(id=caller.owner_id) if caller.owner_id else None
+    return render("help", specs=commands.SPECS, role=caller.role, may=commands.may, owner=owner)
+
+
+HANDLERS = {"bind": bind, "gen": gen, "bills": bills, "pay": pay, "repair": repair, "help": help_text}
+

@@ -1,0 +1,85 @@
+"""Staff cycle reports behind signed, expiring links: ``GET /wechat/report/cycle-<period>.<fmt>``.
+
+报表 <period> answers with the report's figures and such a link; the file is made when the link is
+opened (from the data as it is then), so no process keeps report files another one would need.
+
+Links
+-----
+``/wechat/report/cycle-<YYYY-MM>.<csv|xlsx>?exp=<unix s>&sig=<hex>`` with
+``sig = HMAC-SHA256(secret key, "report:cycle:<period>:<fmt>:<exp>")``: the signature covers the
+period, the format and the expiry, so a link cannot be moved to another month or kept past its
+time. Links live ``LINK_LIFETIME``. The signature is checked first and in constant time; any
+refusal is the same 403, so a forged link learns nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from server.keys import settings_key
+from settlement.reports import cycle_report, write_report
+
+LINK_LIFETIME = dt.timedelta(hours=24)
+FORMATS = {"csv": "text/csv; charset=utf-8",
+           "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+_NAME = re.compile(r"^cycle-(\d{4}-(?:0[1-9]|1[0-2]))\.(csv|xlsx)$")
+
+
+def report_signature(period: str, fmt: str, exp: int, secret_key: str) -> str:
+    if not secret_key:
+        raise ValueError("report links need PVSETTLE_SECRET_KEY")
+    message = f"report:cycle:{period}:{fmt}:{int(exp)}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def report_link(period: str, fmt: str, secret_key: str, *, now: dt.datetime | None = None,
+                lifetime: dt.timedelta = LINK_LIFETIME) -> tuple[str, dt.datetime]:
+    """The path of the period's cycle report file, signed, and when it expires."""
+    if fmt not in FORMATS:
+        raise ValueError(f"a report is csv or xlsx, not {fmt!r}")
+    expires = (now or dt.datetime.now(dt.timezone.utc)) + lifetime
+    exp = int(expires.timestamp())
+    return f"/wechat/report/cycle-{period}.{fmt}?exp={exp}&sig={report_signature(period, fmt, exp, secret_key)}", \
+        expires
+
+
+def verify(name: str, exp: str, sig: str, secret_key: str, now: float | None = None) -> tuple[str, str]:
+    """(period, fmt) of a valid link; raises PermissionError for any other."""
+    match = _NAME.match(name)
+    if not secret_key or not match or not (exp.isascii() and exp.isdigit() and len(exp) <= 12) \
+            or not (sig.isascii() and len(sig) == 64):
+        raise PermissionError("invalid link")
+    period, fmt = match.groups()
+    expected = report_signature(period, fmt, int(exp), secret_key)
+    if not hmac.compare_digest(expected.encode(), sig.lower().encode()):
+        raise PermissionError("invalid link")
+    if int(exp) < (time.time() if now is None else now):
+        raise PermissionError("expired link")
+    return period, fmt
+
+
+async def serve_report(request: web.Request) -> web.StreamResponse:
+    settings = request.config_dict[settings_key]
+    try:
+        period, fmt = verify(request.match_info["name"], request.query.get("exp", ""),
+                             request.query.get("sig", ""), settings.secret_key)
+    except PermissionError:
+        return web.Response(status=403, text="this link is not valid or has expired")
+    report = await cycle_report(period)
+    with tempfile.TemporaryDirectory(prefix="pvsettle-report-") as tmp:
+        path = Path(tmp) / f"cycle-{period}.{fmt}"
+        # XLSX of thousands of rows takes a while: off the event loop
+        await asyncio.to_thread(write_report, report, path, fmt)
+        body = await asyncio.to_thread(path.read_bytes)
+    return web.Response(body=body, headers={
+        "Content-Type": FORMATS[fmt], "Cache-Control": "private, no-store",
+        "Content-Disposition": f'attachment; filename="cycle-{period}.{fmt}"'})
