@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 import bot.app
+import bot.tasks
 import ingest_api.app
 import miniprogram_api.app
 import pages.app
@@ -30,6 +31,8 @@ def create_app(settings: Settings) -> web.Application:
     app[settings_key] = settings
     app[metrics_registry_key] = registry
     app.cleanup_ctx.extend([database_ctx, redis_ctx, http_client_ctx, wechat_api_ctx, scheduler_ctx])
+    # last, so torn down first: the bot's background work finishes while the rest is still open
+    app.cleanup_ctx.append(bot.tasks.bot_tasks_ctx)
     app.add_routes(health.routes)
     app.add_subapp("/api/v1", miniprogram_api.app.create_app())
     app.add_subapp("/wechat", bot.app.create_app())
