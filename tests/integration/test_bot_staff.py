@@ -1,0 +1,372 @@
+"""Staff commands in the official account, by role: each one's reply, the state it changes and the
+audit event it leaves; refusals (no role, a lower role, no such plant) change nothing; hostile text
+in arguments is only ever a value."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from settlement import models as m
+from tests.integration.billed_plant import plain_bill
+from tests.integration.bot_support import *  # noqa: F403
+from tests.integration.bot_support import (
+    ADMIN,
+    OPERATOR,
+    OWNER,
+    STRANGER,
+    VIEWER,
+    Bot,
+    audit_events,
+    november_cycle,
+)
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+UTC = dt.timezone.utc
+
+
+async def _snapshot() -> tuple:
+    """Everything a staff command can change, counted and summed."""
+    bills = await m.Bill.all().values_list("state", "paid_fen", "total_fen")
+    forms = await m.ConfirmationForm.all().values_list("state", "version")
+    return (await m.Reading.all().count(), await m.ReadingConflict.all().count(), sorted(map(tuple, bills)),
+            sorted(map(tuple, forms)), await m.Payment.all().count(), await m.CreditEntry.all().count(),
+            await m.OwnerInvitation.all().count(), await m.Refund.all().count(), await m.AuditEvent.all().count(),
+            await m.Plant.all().count(), await m.FaultReport.all().count())
+
+
+# ---------------------------------------------------------------------- who may
+
+
+STAFF_COMMANDS = ["抄表 PV-E1 00020000 700", "调整 PV-E1 PV-E1-G 00010000 1800 原因 误读", "重发 PV-E1 2026-10",
+                  "确认 1", "收款 202610-PV-E1-1 100 转账", "邀请 PV-E1", "退款 1 100 原因 多付",
+                  "欠费", "电站 PV-E1", "报表 2026-10", "通知 202610-PV-E1-1"]
+
+
+@pytest.mark.parametrize("text", STAFF_COMMANDS)
+@pytest.mark.parametrize("who", [OWNER, STRANGER])
+async def test_staff_commands_from_someone_not_staff_are_refused_and_change_nothing(bot: Bot, people, fake_wechat,
+                                                                                   text, who):
+    before = await _snapshot()
+    reply = await bot.say(who, text)
+    assert "仅限登记的运维人员" in reply.text
+    await bot.idle()
+    assert await _snapshot() == before
+    assert fake_wechat.sent == []  # nothing went out later either
+
+
+@pytest.mark.parametrize("text", ["抄表 PV-E1 00020000 700", "收款 202610-PV-E1-1 100 转账", "邀请 PV-E1",
+                                  "确认 1", "重发 PV-E1 2026-10"])
+async def test_a_viewer_may_look_but_not_change(bot: Bot, people, text: str):
+    before = await _snapshot()
+    reply = await bot.say(VIEWER, text)
+    assert "需要操作员或更高权限，您的角色是查看员" in reply.text
+    assert await _snapshot() == before
+
+
+async def test_an_inactive_staff_member_is_no_staff(bot: Bot, people):
+    people["operator"].active = False
+    await people["operator"].save()
+    before = await _snapshot()
+    assert "仅限登记的运维人员" in (await bot.say(OPERATOR, "抄表 PV-E1 00020000 700")).text
+    assert await _snapshot() == before
+
+
+# ---------------------------------------------------------------------- 抄表
+
+
+async def test_reading_records_a_manual_reading_with_its_audit(bot: Bot, people):
+    reply = await bot.say(OPERATOR, "抄表 PV-E1 PV-E1-G 00010000 1750.5 2026-11-05 08:00")
+    assert "已录入读数" in reply.text and "PV-E1-G" in reply.text and "2026-11-05 08:00" in reply.text
+    reading = await m.Reading.get(read_at=dt.datetime(2026, 11, 5, 0, tzinfo=UTC), register="00010000")
+    assert reading.value == Decimal("1750.5") and reading.source == m.ReadingSource.MANUAL
+    assert reading.entered_by_id == people["operator"].id and reading.meter_id == people["gen_meter"].id
+    [event] = await audit_events("RecordManualReading")
+    assert event.actor == f"staff:{people['operator'].id}" and event.entity_id == str(reading.id)
+    assert len(await audit_events("IngestReadings")) == 1
+
+
+async def test_reading_finds_the_meter_of_a_register_only_one_meter_has(bot: Bot, people):
+    reply = await bot.say(OPERATOR, "ｒｅａｄ　ｐｖ－ｅ１　００020000　６５０ 2026-11-05T08:00")
+    assert "已录入读数" in reply.text and "PV-E1-N" in reply.text
+    assert await m.Reading.filter(meter=people["grid_meter"], register="00020000", value=Decimal("650")).exists()
+
+
+async def test_reading_asks_for_the_meter_when_two_have_the_register(bot: Bot, people):
+    before = await _snapshot()
+    reply = await bot.say(OPERATOR, "抄表 PV-E1 00010000 1750")
+    assert "请写明电表编号" in reply.text and "PV-E1-G" in reply.text and "PV-E1-N" in reply.text
+    assert await _snapshot() == before
+
+
+async def test_reading_repeated_is_a_duplicate_and_a_lower_one_is_a_conflict_for_staff(bot: Bot, people):
+    await bot.say(OPERATOR, "抄表 PV-E1 PV-E1-G 00010000 1750 2026-11-05 08:00")
+    again = await bot.say(OPERATOR, "抄表 PV-E1 PV-E1-G 00010000 1750 2026-11-05 08:00")
+    assert "已有相同读数" in again.text
+    assert await m.Reading.filter(read_at=dt.datetime(2026, 11, 5, 0, tzinfo=UTC)).count() == 1
+    lower = await bot.say(OPERATOR, "抄表 PV-E1 PV-E1-G 00010000 1600 2026-11-06 08:00")
+    assert "读数未录入" in lower.text and "读数小于前一次读数" in lower.text
+    assert await m.ReadingConflict.filter(code="reading_decreased").count() == 1
+
+
+@pytest.mark.parametrize(("text", "expect"), [
+    ("抄表 PV-E1 PV-E1-G 00010000 1750 2099-01-01 00:00", "抄表时间在未来"),
+    ("抄表 PV-E1 PV-E1-G 00010000 1750.12345", "小数位过多"),
+    ("抄表 PV-E1 PV-E1-G 00010000 -5", "读数超出表盘范围"),
+    ("抄表 PV-E1 PV-E1-G 00010000 1750 昨天", "时间格式"),
+    ("抄表 PV-E1 PV-E1-G 0001 1750", "不是电表编号"),
+    ("抄表 PV-E1 00099999 1750", "没有找到该寄存器"),
+    ("抄表 PV-NOPE 00010000 1750", "没有这个电站"),
+])
+async def test_reading_refusals_say_why_and_record_nothing(bot: Bot, people, text: str, expect: str):
+    before = await _snapshot()
+    reply = await bot.say(OPERATOR, text)
+    assert expect in reply.text
+    assert await _snapshot() == before
+
+
+# ---------------------------------------------------------------------- 调整
+
+
+async def test_adjust_a_reading_makes_a_new_form_version(bot: Bot, people):
+    cycle = await november_cycle(people)
+    reply = await bot.say(OPERATOR, "调整 PV-E1 PV-E1-G 00010200 680 原因 峰段读数抄错，现场复核")
+    assert "已调整 PV-E1 2026-11" in reply.text and "第 2 版" in reply.text and "峰段读数抄错" in reply.text
+    # the rates no longer add up to the total (1930 vs 1940 on the dial): v2 stays with staff
+    assert "草稿" in reply.text
+    forms = await m.ConfirmationForm.filter(cycle=cycle).order_by("version")
+    assert [f.state for f in forms] == [m.FormState.ADJUSTED, m.FormState.DRAFT]
+    [reading_event] = await audit_events("AdjustReading")
+    [form_event] = await audit_events("AdjustForm")
+    assert reading_event.actor == form_event.actor == f"staff:{people['operator'].id}"
+    assert reading_event.reason == "峰段读数抄错，现场复核" and form_event.entity_id == str(forms[1].id)
+    corrected = await m.Reading.filter(meter=people["gen_meter"], register="00010200").order_by("-revision").first()
+    assert corrected.value == Decimal("680") and corrected.revision == 1
+
+
+async def test_adjust_an_energy_directly(bot: Bot, people):
+    cycle = await november_cycle(people)
+    reply = await bot.say(ADMIN, "调整 PV-E1 电量 发电 峰 2000 原因 电表故障，按逆变器估算")
+    assert "峰时段发电电量设为 2000 kWh" in reply.text
+    form = await m.ConfirmationForm.get(cycle=cycle, version=2)
+    assert form.periods["peak"]["generation"] == "2000.000"
+    [event] = await audit_events("AdjustEnergy")
+    assert event.reason == "电表故障，按逆变器估算" and event.actor == f"staff:{people['admin'].id}"
+
+
+@pytest.mark.parametrize(("text", "expect"), [
+    ("调整 PV-E1 PV-E1-G 00010200 680 原因 误读", "确认单已确认，不能再调整"),  # 2026-10 is confirmed
+    ("调整 PV-E1 PV-E1-G 00010200 680", "缺少「原因」"),
+    ("调整 PV-E1 PV-E1-X 00010200 680 原因 误读", "该电站没有这块电表"),
+    ("调整 PV-E1 电量 发电 峰值 2000 原因 误读", "时段为 尖/峰/平/谷"),
+])
+async def test_adjust_refusals_change_nothing(bot: Bot, people, text: str, expect: str):
+    before = await _snapshot()
+    assert expect in (await bot.say(OPERATOR, text)).text
+    assert await _snapshot() == before
+
+
+# ---------------------------------------------------------------------- 确认
+
+
+async def test_confirm_on_the_owners_written_word(bot: Bot, people):
+    cycle = await november_cycle(people)
+    form = await m.ConfirmationForm.get(cycle=cycle)
+    reply = await bot.say(OPERATOR, f"确认 #{form.id} 原因 业主 11-03 盖章回函")
+    assert f"确认单 #{form.id}" in reply.text and "盖章回函" in reply.text
+    assert (await m.ConfirmationForm.get(id=form.id)).state == m.FormState.CONFIRMED
+    [confirmed] = await audit_events("ConfirmForm", entity_id=str(form.id))
+    [word] = await audit_events("RecordOwnerWord")
+    assert confirmed.actor == word.actor == f"staff:{people['operator'].id}"
+    assert word.reason == "业主 11-03 盖章回函" and word.entity_id == str(form.id)
+    again = await bot.say(OPERATOR, f"确认 {form.id}")
+    assert "当前状态不允许此操作" in again.text
+
+
+# ---------------------------------------------------------------------- 收款
+
+
+async def test_collect_records_an_offline_payment_in_exact_fen(bot: Bot, people):
+    bill = people["bill"]
+    reply = await bot.say(OPERATOR, f"收款 {bill.number} 1,000.01 转账 BANK-20261120-7")
+    assert "已登记收款 ¥1,000.01" in reply.text and "银行转账" in reply.text and "尚欠 ¥3,654.66" in reply.text
+    payment = await m.Payment.get(transaction_id="bank_transfer:BANK-20261120-7")
+    assert payment.amount_fen == 100001 and payment.recorded_by_id == people["operator"].id
+    assert (await m.Bill.get(id=bill.id)).paid_fen == 300000 + 100001
+    [event] = await audit_events("RecordPayment", actor=f"staff:{people['operator'].id}")
+    assert event.after["amount_fen"] == 100001 and event.entity_id == str(bill.id)
+    # the same slip again: not recorded twice
+    again = await bot.say(OPERATOR, f"收款 {bill.number} 1000.01 bank BANK-20261120-7")
+    assert "已登记过" in again.text
+    assert await m.Payment.filter(bill=bill).count() == 2  # the walk's own payment and this one
+
+
+async def test_collect_without_a_reference_uses_the_message_and_overpayment_becomes_credit(bot: Bot, people):
+    bill = people["bill"]
+    reply = await bot.say(ADMIN, f"收款 {bill.id} 5000 柜台", msg_id=77_000_000_001)
+    assert "¥345.33 超出欠款" in reply.text and "已缴清" in reply.text
+    payment = await m.Payment.get(transaction_id="counter:bot-77000000001")
+    assert payment.amount_fen == 500000
+    assert await m.CreditEntry.filter(payment=payment, amount_fen=34533).exists()
+
+
+@pytest.mark.parametrize(("text", "expect"), [
+    ("收款 202610-PV-E1-1 12.345 转账", "最多两位小数"),
+    ("收款 202610-PV-E1-1 -5 转账", "最多两位小数"),
+    ("收款 202610-PV-E1-1 1e3 转账", "最多两位小数"),
+    ("收款 202610-PV-E1-1 100 支付宝", "收款方式为"),
+    ("收款 202610-PV-E1-1 100 微信", "由支付通知自动入账"),
+    ("收款 NO-SUCH-BILL 100 转账", "没有这张账单"),
+    ("收款 202610-PV-E1-1 0 转账", "金额不正确"),
+])
+async def test_collect_refusals_change_nothing(bot: Bot, people, text: str, expect: str):
+    before = await _snapshot()
+    assert expect in (await bot.say(OPERATOR, text)).text
+    assert await _snapshot() == before
+
+
+# ---------------------------------------------------------------------- 邀请, 退款, 通知
+
+
+async def test_invite_gives_a_code_the_owner_can_bind_with(bot: Bot, people):
+    reply = await bot.say(OPERATOR, "邀请 PV-E1")
+    code = reply.text.split("绑定邀请码：")[1].split()[0]
+    [event] = await audit_events("IssueInvitation")
+    assert event.actor == f"staff:{people['operator'].id}" and event.entity_id == str(people["owner"].id)
+    bound = await bot.say(STRANGER, f"绑定 {code}")
+    assert "绑定成功" in bound.text
+
+
+async def test_refund_of_an_offline_payment_is_recorded_and_the_bill_owes_again(bot: Bot, people, fake_wechat):
+    payment = await m.Payment.get(transaction_id="bank_transfer:BANK-PV-E1-1020")
+    reply = await bot.say(ADMIN, f"退款 {payment.transaction_id} 100 原因 多收了 100 元，财务已转回")
+    assert "正在处理退款" in reply.text
+    await bot.idle()
+    [text] = [s.text for s in fake_wechat.sent if s.touser == ADMIN]
+    assert "已退款 ¥100.00" in text and "财务已退回" in text and "尚欠 ¥4,754.67" in text
+    refund = await m.Refund.get(payment=payment)
+    assert refund.amount_fen == 10000 and refund.state == m.RefundState.SUCCEEDED
+    assert refund.requested_by_id == people["admin"].id and refund.reason == "多收了 100 元，财务已转回"
+    assert (await m.Bill.get(id=people["bill"].id)).paid_fen == 300000 - 10000
+    [event] = await audit_events("RequestRefund")
+    assert event.actor == f"staff:{people['admin'].id}" and event.entity_id == str(payment.id)
+
+
+@pytest.mark.parametrize(("text", "expect"), [
+    ("退款 {id} 3000.01 原因 多付", "退款金额超过可退金额"),
+    ("退款 {wechat} 1 原因 多付", "微信支付未配置"),
+    ("退款 999999 1 原因 多付", "没有这笔付款"),
+])
+async def test_refund_refusals_change_nothing(bot: Bot, people, fake_wechat, text: str, expect: str):
+    payment = await m.Payment.get(transaction_id="bank_transfer:BANK-PV-E1-1020")
+    wechat = await m.Payment.create(transaction_id="4200000000202611220000000001", channel=m.PaymentChannel.WECHAT,
+                                    bill=people["bill"], owner=people["owner"], amount_fen=100, paid_at=people["bill"].issued_at)
+    before = await _snapshot()
+    reply = await bot.say(ADMIN, text.format(id=payment.id, wechat=wechat.transaction_id))
+    await bot.idle()
+    said = reply.text + "".join(s.text for s in fake_wechat.sent if s.touser == ADMIN)
+    assert expect in said
+    assert await _snapshot() == before
+
+
+async def test_refund_needs_an_admin_and_a_reason(bot: Bot, people):
+    before = await _snapshot()
+    assert "需要管理员或更高权限" in (await bot.say(OPERATOR, "退款 1 100 原因 多付")).text
+    assert "缺少「原因」" in (await bot.say(ADMIN, "退款 1 100")).text
+    assert await _snapshot() == before
+
+
+async def test_notice_says_the_outbox_is_not_built(bot: Bot, people):
+    reply = await bot.say(VIEWER, "通知 202610-PV-E1-1")
+    assert "202610-PV-E1-1" in reply.text and "尚未发送和记录" in reply.text
+    assert "没有这张账单" in (await bot.say(VIEWER, "通知 NOPE")).text
+
+
+# ---------------------------------------------------------------------- 欠费, 电站
+
+
+async def test_arrears_lists_overdue_bills_oldest_first_with_what_is_owed(bot: Bot, people):
+    today = dt.datetime.now(LOCAL).date()
+    await plain_bill("PV-A1", "2026-08", total_fen=120000, paid_fen=20000, due_on=today - dt.timedelta(days=60),
+                     owner_name="甲厂")
+    await plain_bill("PV-A2", "2026-09", total_fen=50000, due_on=today - dt.timedelta(days=5), owner_name="乙厂")
+    await plain_bill("PV-A3", "2026-09", total_fen=70000, due_on=today + dt.timedelta(days=3), owner_name="丙厂")
+    await plain_bill("PV-A4", "2026-07", total_fen=90000, paid_fen=90000, due_on=today - dt.timedelta(days=90))
+    reply = await bot.say(VIEWER, "欠费")
+    lines = [line for line in reply.text.splitlines() if line.startswith("·")]
+    # the walked bill (due 2026-10-25) is older than 5 days but younger than 60
+    assert [line.split()[1] for line in lines] == ["202608-PV-A1-1", "202610-PV-E1-1", "202609-PV-A2-1"]
+    assert "甲厂 欠 ¥1,000.00，逾期 60 天" in reply.text and "乙厂 欠 ¥500.00，逾期 5 天" in reply.text
+    assert "3 笔，合计 ¥6,154.67" in reply.text
+    assert "PV-A3" not in reply.text and "PV-A4" not in reply.text
+    month = await bot.say(VIEWER, "arrears 30")
+    assert "PV-A1" in month.text and "PV-A2" not in month.text
+    events = await audit_events("ListArrears")
+    assert [e.entity_id for e in events] == ["1d", "30d"] and events[0].after == {"count": 3, "owed_fen": 615467}
+
+
+async def test_plant_status_shows_capacity_live_state_alarms_and_faults(bot: Bot, people):
+    from server.keys import redis_key, redis_ns_key
+    from settlement import live
+
+    plant = people["plant"]
+    now = dt.datetime.now(UTC)
+    app = bot.client.app
+    await live.publish_state(app[redis_key], app[redis_ns_key], plant.id,
+                             {"ts": now.isoformat(), "power_w": 48000, "today_kwh": "201.25"})
+    device = await m.TelemetryDevice.create(plant=plant, serial="INV-E1-1")
+    await m.TelemetrySample.create(device=device, ts=now - dt.timedelta(minutes=5), received_at=now, power_w=47000,
+                                   energy_wh=9_000_000, status="ok")
+    await m.PlantOutage.create(plant=plant, cause="fault", started_at=now - dt.timedelta(hours=2),
+                               detected_at=now - dt.timedelta(hours=1), detail="INV-E1-2 报 E21")
+    await m.FaultReport.create(plant=plant, text="组件破损")
+    reply = await bot.say(VIEWER, "电站 pv-e1")
+    text = reply.text
+    assert "PV-E1" in text and people["owner"].name in text and "100.000 kWp" in text
+    assert "在线" in text and "48.000 kW" in text and "201.250 kWh" in text
+    assert "47.000 kW" in text and "1 条未恢复" in text and "INV-E1-2 报 E21" in text and "报修：1 条" in text
+    [event] = await audit_events("ViewPlant")
+    assert event.entity_id == str(plant.id) and event.actor == f"staff:{people['viewer'].id}"
+
+
+async def test_plant_status_of_an_unknown_plant(bot: Bot, people):
+    assert "没有这个电站" in (await bot.say(VIEWER, "电站 PV-NOPE")).text
+    assert await audit_events("ViewPlant") == []
+
+
+# ---------------------------------------------------------------------- hostile arguments
+
+
+HOSTILE = ["'; DROP TABLE plant; --", "{0.__class__}", "%s%s%n", "{{7*7}}", "${jndi:ldap://x}", "PV-E1' OR '1'='1",
+           "../../etc/passwd", "]]><xml>"]
+
+
+@pytest.mark.parametrize("arg", HOSTILE)
+@pytest.mark.parametrize("template", ["抄表 {a} 00010000 1", "调整 {a} M 00010000 1 原因 x", "重发 {a} 2026-10",
+                                      "确认 {a}", "收款 {a} 100 转账", "收款 202610-PV-E1-1 {a} 转账",
+                                      "邀请 {a}", "欠费 {a}", "电站 {a}", "报表 {a}", "通知 {a}", "发电 {a}",
+                                      "绑定 {a}", "退款 {a} 100 原因 x", "退款 1 {a} 原因 x"])
+async def test_sql_and_format_strings_in_arguments_are_only_values(bot: Bot, people, arg: str, template: str):
+    before = await _snapshot()
+    who = OWNER if template.startswith(("发电", "绑定")) else ADMIN
+    reply = await bot.say(who, template.format(a=arg))
+    await bot.idle()
+    assert reply.status == 200 and reply.text
+    assert "49" not in reply.text and "class" not in reply.text.replace(arg, "")
+    after = await _snapshot()
+    # the only thing that may move is the audit trail of a refused bind (none) — nothing does
+    assert after == before, reply.text
+    assert await m.Plant.filter(code="PV-E1").exists()
+
+
+async def test_hostile_text_in_a_reason_is_stored_as_typed(bot: Bot, people):
+    await november_cycle(people)
+    reason = "{0.__class__} %s%s%n '; DROP TABLE plant; -- {{7*7}}"
+    reply = await bot.say(OPERATOR, f"调整 PV-E1 PV-E1-G 00010200 680 原因 {reason}")
+    assert reason in reply.text
+    [event] = await audit_events("AdjustReading")
+    assert event.reason == reason
+    assert await m.Plant.all().count() == 1
