@@ -13,18 +13,18 @@ import time
 from aiohttp import web
 from pydantic import BaseModel
 
-from miniprogram_api import live, openapi
+from miniprogram_api import gate, live, openapi
 from miniprogram_api import views_bills, views_forms, views_misc, views_plants, views_session  # noqa: F401
 from miniprogram_api.common import api, principal_key, session_id_key
 from miniprogram_api.registry import Call, Route, json_model, parse_json_body, parse_query
 from server.keys import redis_key, redis_ns_key, settings_key
 from settlement.access import Principal, require
 from settlement.errors import NotFound
-from settlement.models import Attachment, Bill, ConfirmationForm, FaultReport, Plant, WechatIdentity
+from settlement.models import Attachment, Bill, ConfirmationForm, FaultReport, Plant
 from settlement.sessions import InvalidToken, session_key_name, verify_token
 
 MAX_ID = 2**31 - 1
-RATE_WINDOW_S = 60
+RATE_WINDOW_S = gate.RATE_WINDOW_S
 # logins are counted per address: there is no user yet
 LOGIN_LIMIT_PER_ADDRESS = 30
 
@@ -65,24 +65,17 @@ PLANT_OF = {"plant": _plant_of_plant, "form": _plant_of_form, "bill": _plant_of_
             "attachment": _plant_of_attachment}
 
 
-async def _count(request: web.Request, who: str, limit: int, extra_key: str | None = None) -> tuple[int, int, bool]:
-    """Count this request in the fixed one-minute window of ``who``: (count, seconds left, extra key exists).
-
-    One round trip: the counter, its expiry (set once per window) and, for sessions, whether the
-    session still exists.
-    """
+async def _count_address(request: web.Request) -> tuple[int, int]:
+    """Count a request without a session (login) in the one-minute window of its address."""
     client, ns = request.config_dict[redis_key], request.config_dict[redis_ns_key]
     now = time.time()
     window = int(now // RATE_WINDOW_S)
-    key = ns.key("ratelimit", who, window)
+    key = ns.key("ratelimit", "address", request.remote, window)
     async with client.pipeline(transaction=False) as pipe:
         pipe.incr(key)
         pipe.expire(key, RATE_WINDOW_S + 1)
-        if extra_key is not None:
-            pipe.exists(extra_key)
         results = await pipe.execute()
-    left = max(1, int((window + 1) * RATE_WINDOW_S - now + 0.999))
-    return int(results[0]), left, bool(results[2]) if extra_key is not None else True
+    return int(results[0]), max(1, int((window + 1) * RATE_WINDOW_S - now + 0.999))
 
 
 def _too_many(left: int) -> web.Response:
@@ -100,17 +93,17 @@ async def _authenticate(request: web.Request) -> Principal | web.Response:
     except InvalidToken as exc:
         return _unauthorized(exc.code, exc.message)
     ns = request.config_dict[redis_ns_key]
-    count, left, alive = await _count(request, f"identity:{claims.identity_id}", settings.api_rate_limit,
-                                      session_key_name(ns, claims.session_id))
-    if not alive:
+    admission = await gate.admit(request.config_dict[redis_key], ns, claims.identity_id,
+                                 session_key_name(ns, claims.session_id))
+    if not admission.session_alive:
         return _unauthorized("session_closed", "this session has ended: log in again")
-    if count > settings.api_rate_limit:
-        return _too_many(left)
-    rows = await WechatIdentity.filter(id=claims.identity_id).values_list("openid", "owner_id")
-    if not rows:
+    if admission.count > settings.api_rate_limit:
+        return _too_many(admission.retry_after)
+    principal = admission.principal
+    if principal is None:
         return _unauthorized("invalid_token", "the session token is not valid: log in again")
     request[session_id_key] = claims.session_id
-    return Principal(identity_id=claims.identity_id, openid=rows[0][0], owner_id=rows[0][1])
+    return principal
 
 
 def _wrap(route: Route):
@@ -123,7 +116,7 @@ def _wrap(route: Route):
             principal = outcome
             request[principal_key] = principal
         else:
-            count, left, _ = await _count(request, f"address:{request.remote}", LOGIN_LIMIT_PER_ADDRESS)
+            count, left = await _count_address(request)
             if count > LOGIN_LIMIT_PER_ADDRESS:
                 return _too_many(left)
         ids = {}

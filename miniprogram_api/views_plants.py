@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 from aiohttp import web
 
+from miniprogram_api import gate
 from miniprogram_api.common import api, factors, now, settings
-from miniprogram_api.pagination import decode_cursor, encode_cursor, page
+from miniprogram_api.pagination import page
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import (
     ContractOut,
@@ -41,8 +43,6 @@ async def _summaries(request: web.Request, plants: list[Plant], rights: dict[int
     states = {}
     if plants:
         raw = await client.mget([live.channel(ns, p.id) for p in plants])
-        import json
-
         for plant, body in zip(plants, raw):
             try:
                 states[plant.id] = json.loads(body) if body else None
@@ -139,6 +139,7 @@ async def create_share(request: web.Request, call: Call):
 async def redeem_share(request: web.Request, call: Call):
     """Take the right a share code gives (any logged-in user; the code then stops working)."""
     grant = await grants.redeem_share(call.principal, call.body.code)
+    await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_ns_key], grant.identity_id)
     await grant.fetch_related("identity")
     return _grant_out(grant)
 
@@ -158,8 +159,7 @@ async def list_grants(request: web.Request, call: Call):
 async def revoke_grant(request: web.Request, call: Call):
     """Take a right back (owner only); the grantee no longer sees the plant."""
     grant = await grants.revoke_grant(call.principal, call.plant_id, call.ids["grant_id"])
+    await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_ns_key], grant.identity_id)
     await grant.fetch_related("identity")
     return _grant_out(grant)
 
-
-__all__ = ["decode_cursor", "encode_cursor"]

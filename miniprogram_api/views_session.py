@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from miniprogram_api.common import api, principal_key, session_id_key, settings
+from miniprogram_api import gate
+from miniprogram_api.common import api, session_id_key, settings
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import AccountOut, BindingIn, BindingOut, MeOut, OwnerOut, SessionIn, SessionOut
 from server.keys import redis_key, redis_ns_key, wechat_api_key
 from settlement import bills, bindings, sessions
-from settlement.errors import DomainError, NotFound
+from settlement.errors import NotFound
 from settlement.models import Owner
 from settlement.ports.wechat import InvalidCode, RateLimited, RiskyUser, WechatApi, WechatError
-
-
-class WechatRefused(DomainError):
-    """A WeChat error the API answers with its own status (see :data:`WECHAT_STATUS`)."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message, code=code)
-        self.status = status
 
 
 def _wechat_answer(exc: WechatError) -> web.Response:
@@ -98,6 +91,8 @@ async def bind(request: web.Request, call: Call):
             return _wechat_answer(exc)
         owner = await bindings.bind_with_phone(call.principal.identity_id, phone)
         how = "phone"
+    await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_ns_key],
+                          call.principal.identity_id)
     return BindingOut(owner=OwnerOut(id=owner.id, name=owner.name), by=how)
 
 
@@ -105,6 +100,8 @@ async def bind(request: web.Request, call: Call):
 async def unbind(request: web.Request, call: Call):
     """Leave the owner account; rights others granted to this user stay."""
     await bindings.unbind(call.principal.identity_id)
+    await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_ns_key],
+                          call.principal.identity_id)
 
 
 @api.get("/account", response=AccountOut, tag="bills")
@@ -116,5 +113,3 @@ async def account(request: web.Request, call: Call):
     owner = await Owner.get(id=owner_id)
     return AccountOut(owner=OwnerOut(id=owner.id, name=owner.name), credit_fen=await bills.credit_balance(owner_id))
 
-
-__all__ = ["principal_key"]

@@ -14,8 +14,11 @@ A plant they may see but not act on is answered as forbidden.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum
+
+from tortoise import connections
 
 from settlement.errors import Forbidden, NotFound
 from settlement.models import Plant, PlantAccess, PlantRight
@@ -36,15 +39,56 @@ _OF_GRANT = {PlantRight.VIEW: Right.VIEW, PlantRight.PAY: Right.PAY}
 
 @dataclass(frozen=True)
 class Principal:
-    """The logged-in mini-program user: their WechatIdentity id and the owner it is bound to."""
+    """The logged-in mini-program user: their WechatIdentity id and the owner it is bound to.
+
+    ``plants``, when loaded with the user (:func:`load_principal`), holds every plant they may
+    see with their right on it, as of this request; otherwise it is looked up when needed.
+    """
 
     identity_id: int
     openid: str
     owner_id: int | None
+    plants: Mapping[int, Right] | None = field(default=None, compare=False)
+
+
+def sql_for(text: str, dialect: str) -> str:
+    """``{}`` placeholders as the connection's driver writes them ($1, $2 … for asyncpg, ? for SQLite)."""
+    if dialect != "postgres":
+        return text.replace("{}", "?")
+    parts = text.split("{}")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
+
+
+_PRINCIPAL_SQL = (
+    "SELECT i.openid, i.owner_id, p.id AS plant_id, 'owner' AS grant_right FROM wechat_identity i "
+    "LEFT JOIN plant p ON p.owner_id = i.owner_id WHERE i.id = {} "
+    "UNION ALL "
+    "SELECT NULL, NULL, a.plant_id, a.\"right\" FROM plant_access a WHERE a.identity_id = {} AND a.revoked_at IS NULL")
+
+
+async def load_principal(identity_id: int) -> Principal | None:
+    """The user and every plant they may see, in one query; None when the identity is gone.
+
+    This runs on every authenticated request, so it is one round trip of plain SQL.
+    """
+    conn = connections.get("default")
+    rows = await conn.execute_query_dict(sql_for(_PRINCIPAL_SQL, conn.capabilities.dialect), [identity_id, identity_id])
+    first = next((r for r in rows if r["grant_right"] == "owner"), None)
+    if first is None:
+        return None
+    plants: dict[int, Right] = {}
+    for row in rows:
+        if row["plant_id"] is None:
+            continue
+        right = Right.OWNER if row["grant_right"] == "owner" else _OF_GRANT[PlantRight(row["grant_right"])]
+        plants[row["plant_id"]] = max(right, plants.get(row["plant_id"], right))
+    return Principal(identity_id=identity_id, openid=first["openid"], owner_id=first["owner_id"], plants=plants)
 
 
 async def visible_plants(principal: Principal) -> dict[int, Right]:
     """Every plant the user may see, with their right on it (the strongest that applies)."""
+    if principal.plants is not None:
+        return dict(principal.plants)
     rights: dict[int, Right] = {}
     for plant_id, right in await PlantAccess.filter(identity_id=principal.identity_id, revoked_at__isnull=True) \
             .values_list("plant_id", "right"):
@@ -57,6 +101,8 @@ async def visible_plants(principal: Principal) -> dict[int, Right]:
 
 async def right_on(principal: Principal, plant_id: int) -> Right | None:
     """The user's right on one plant, or None when they have none."""
+    if principal.plants is not None:
+        return principal.plants.get(plant_id)
     owner_id = await Plant.filter(id=plant_id).values_list("owner_id", flat=True)
     if not owner_id:
         return None
