@@ -58,11 +58,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import redis.asyncio as redis_asyncio
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from settlement import audit, live
 from settlement.errors import InvalidInput
-from settlement.models import TelemetryDevice
 from settlement.redis_client import Namespace
 from settlement.telemetry_energy import (
     DAY_US,
@@ -73,10 +73,11 @@ from settlement.telemetry_energy import (
     SampleFlag,
     interval_energies,
     local_day_of,
-    local_month_of,
+    local_month_of_quarter,
     next_local_month,
     quarter_of,
     quarter_rollups,
+    rollup_changes,
 )
 from settlement.telemetry_store import EPOCH, ONE_US, StoredSamples, TelemetryStore, datetime_to_us, us_to_datetime
 
@@ -249,47 +250,85 @@ class _Rows:
     irradiance: list[int] = field(default_factory=list)
 
 
+def _parse_row(index: int, raw: object, serial: str | None, ts_cache: dict[str, int]) -> tuple:
+    """(device, ts, power, energy, status, irradiance) of one row, or _Refused naming the field."""
+    name = f"row {index}"
+    if not isinstance(raw, Mapping):
+        raise _Refused(RowErrorCode.INVALID_ROW,
+                       f"{name}: must be an object with {', '.join(FIELDS)}, not {type(raw).__name__}")
+    device = raw.get("device")
+    if serial is not None and device is None:
+        device = serial
+    if device is None or device == "":
+        raise _Refused(RowErrorCode.MISSING_FIELD, f"{name}: field 'device' is missing")
+    if not isinstance(device, str):
+        raise _Refused(RowErrorCode.INVALID_FIELD,
+                       f"{name}: field 'device' must be a string, not {type(device).__name__} {_show(device)}")
+    if serial is not None and device != serial:
+        raise _Refused(RowErrorCode.INVALID_FIELD,
+                       f"{name}: field 'device' {_show(device)} is not the device of the topic ({serial})")
+    if len(device) > MAX_SERIAL:
+        raise _Refused(RowErrorCode.INVALID_FIELD, f"{name}: field 'device' {_show(device)} is too long")
+    text = raw.get("ts")
+    ts = ts_cache.get(text) if isinstance(text, str) else None
+    if ts is None:
+        ts = _ts(name, text)
+        ts_cache[text] = ts
+    power = _number(name, "power_w", raw.get("power_w"), MAX_POWER_W)
+    energy = _number(name, "energy_wh", raw.get("energy_wh"), MAX_ENERGY_WH - 1)
+    irradiance = _number(name, "irradiance_w_m2", raw.get("irradiance_w_m2"), MAX_IRRADIANCE_W_M2)
+    status = raw.get("status")
+    if status is None:
+        status = str(DeviceStatus.OK)
+    elif not isinstance(status, str) or status not in STATUSES:
+        raise _Refused(RowErrorCode.INVALID_FIELD,
+                       f"{name}: field 'status' {_show(status)} is not one of {', '.join(sorted(STATUSES))}")
+    return device, ts, power, energy, status, irradiance
+
+
+def _whole(value: object, upper: int) -> bool:
+    """Whether ``value`` is a plain JSON integer in ``0 … upper`` (the common case, checked quickly)."""
+    return type(value) is int and 0 <= value <= upper
+
+
 def _parse(rows: Sequence[object], serial: str | None, refused: dict[int, RowError]) -> _Rows:
+    """The well-formed rows as columns; each refused one's error into ``refused``.
+
+    Rows of plain JSON integers and known times take a quick path (a batch shares few distinct
+    times, each parsed once); anything else is judged field by field.
+    """
     out = _Rows()
+    ts_cache: dict[str, int] = {}
     for index, raw in enumerate(rows):
-        name = f"row {index}"
-        try:
-            if not isinstance(raw, Mapping):
-                raise _Refused(RowErrorCode.INVALID_ROW,
-                               f"{name}: must be an object with {', '.join(FIELDS)}, not {type(raw).__name__}")
-            device = raw.get("device")
-            if serial is not None and device is None:
-                device = serial
-            if device is None or device == "":
-                raise _Refused(RowErrorCode.MISSING_FIELD, f"{name}: field 'device' is missing")
-            if not isinstance(device, str):
-                raise _Refused(RowErrorCode.INVALID_FIELD,
-                               f"{name}: field 'device' must be a string, not {type(device).__name__} {_show(device)}")
-            if serial is not None and device != serial:
-                raise _Refused(RowErrorCode.INVALID_FIELD,
-                               f"{name}: field 'device' {_show(device)} is not the device of the topic ({serial})")
-            if len(device) > MAX_SERIAL:
-                raise _Refused(RowErrorCode.INVALID_FIELD, f"{name}: field 'device' {_show(device)} is too long")
-            ts = _ts(name, raw.get("ts"))
-            power = _number(name, "power_w", raw.get("power_w"), MAX_POWER_W)
-            energy = _number(name, "energy_wh", raw.get("energy_wh"), MAX_ENERGY_WH - 1)
-            irradiance = _number(name, "irradiance_w_m2", raw.get("irradiance_w_m2"), MAX_IRRADIANCE_W_M2)
-            status = raw.get("status")
-            if status is None:
-                status = str(DeviceStatus.OK)
-            elif not isinstance(status, str) or status not in STATUSES:
-                raise _Refused(RowErrorCode.INVALID_FIELD,
-                               f"{name}: field 'status' {_show(status)} is not one of {', '.join(sorted(STATUSES))}")
-        except _Refused as exc:
-            refused[index] = exc.error
-            continue
+        if type(raw) is dict:
+            device, text, power, energy = raw.get("device"), raw.get("ts"), raw.get("power_w"), raw.get("energy_wh")
+            status, irradiance = raw.get("status", "ok"), raw.get("irradiance_w_m2")
+            ts = ts_cache.get(text) if type(text) is str else None
+            if (ts is not None and type(device) is str and 0 < len(device) <= MAX_SERIAL
+                    and (serial is None or device == serial)
+                    and (power is None or _whole(power, MAX_POWER_W))
+                    and (energy is None or _whole(energy, MAX_ENERGY_WH - 1))
+                    and (irradiance is None or _whole(irradiance, MAX_IRRADIANCE_W_M2))
+                    and type(status) is str and status in STATUSES):
+                parsed = (device, ts, NULL if power is None else power, NULL if energy is None else energy,
+                          status, NULL if irradiance is None else irradiance)
+            else:
+                parsed = None
+        else:
+            parsed = None
+        if parsed is None:
+            try:
+                parsed = _parse_row(index, raw, serial, ts_cache)
+            except _Refused as exc:
+                refused[index] = exc.error
+                continue
         out.index.append(index)
-        out.serial.append(device.strip())
-        out.ts.append(ts)
-        out.power.append(power)
-        out.energy.append(energy)
-        out.status.append(status)
-        out.irradiance.append(irradiance)
+        out.serial.append(parsed[0])
+        out.ts.append(parsed[1])
+        out.power.append(parsed[2])
+        out.energy.append(parsed[3])
+        out.status.append(parsed[4])
+        out.irradiance.append(parsed[5])
     return out
 
 
@@ -302,13 +341,10 @@ class _Device:
 
 async def _load_devices(serials: Iterable[str]) -> dict[str, _Device]:
     found: dict[str, _Device] = {}
-    wanted = sorted(set(serials))
-    for start in range(0, len(wanted), 5_000):
-        rows = await TelemetryDevice.filter(serial__in=wanted[start:start + 5_000]).values_list(
-            "id", "serial", "plant_id", "rated_power_w", "plant__capacity_kwp")
-        for device_id, serial, plant_id, rated_w, capacity_kwp in rows:
-            limit = float(rated_w) if rated_w else float(capacity_kwp or 0) * 1000.0
-            found[serial] = _Device(id=device_id, plant_id=plant_id, limit_w=limit)
+    store = TelemetryStore(connections.get("default"))
+    for device_id, serial, plant_id, rated_w, capacity_kwp in await store.devices(sorted(set(serials))):
+        limit = float(rated_w) if rated_w else float(capacity_kwp or 0) * 1000.0
+        found[serial] = _Device(id=device_id, plant_id=plant_id, limit_w=limit)
     return found
 
 
@@ -338,36 +374,36 @@ class _Batch:
 def _build_batch(rows: _Rows, devices: dict[str, _Device], now_us: int, refused: dict[int, RowError],
                  duplicates: set[int]) -> _Batch:
     """Devices resolved, bounds that need the device checked, clocks corrected, in-batch repeats dropped."""
-    keep: list[int] = []
-    device_ids: list[int] = []
-    for pos, (index, serial, ts, power) in enumerate(zip(rows.index, rows.serial, rows.ts, rows.power)):
-        device = devices.get(serial)
+    missing = _Device(id=-1, plant_id=-1, limit_w=0.0)
+    found = [devices.get(serial, missing) for serial in rows.serial]
+    device_ids = np.array([d.id for d in found], np.int64)
+    limit = np.array([d.limit_w for d in found], float)
+    ts = np.array(rows.ts, np.int64)
+    power = np.array(rows.power, np.int64)
+    unknown = device_ids < 0
+    ahead = ~unknown & (ts > now_us + MAX_AHEAD_US)
+    too_strong = ~unknown & ~ahead & (limit > 0) & (power > POWER_OVER_RATED * limit)
+    for pos in np.flatnonzero(unknown | ahead | too_strong).tolist():
+        index, serial = rows.index[pos], rows.serial[pos]
         name = f"row {index}"
-        if device is None:
+        if unknown[pos]:
             refused[index] = RowError(str(RowErrorCode.UNKNOWN_DEVICE),
                                       f"{name}: field 'device': no device has the serial {_show(serial)}")
-            continue
-        if ts > now_us + MAX_AHEAD_US:
-            refused[index] = RowError(str(RowErrorCode.TS_IN_FUTURE),
-                                      f"{name}: field 'ts' {us_to_datetime(ts).astimezone(LOCAL).isoformat()} is more "
-                                      f"than a day after the receive time {us_to_datetime(now_us).astimezone(LOCAL).isoformat()}")
-            continue
-        if device.limit_w and power > POWER_OVER_RATED * device.limit_w:
+        elif ahead[pos]:
+            refused[index] = RowError(
+                str(RowErrorCode.TS_IN_FUTURE),
+                f"{name}: field 'ts' {us_to_datetime(int(ts[pos])).astimezone(LOCAL).isoformat()} is more than a day "
+                f"after the receive time {us_to_datetime(now_us).astimezone(LOCAL).isoformat()}")
+        else:
             refused[index] = RowError(str(RowErrorCode.VALUE_OUT_OF_RANGE),
-                                      f"{name}: field 'power_w' {power} is more than {POWER_OVER_RATED} times the "
-                                      f"{device.limit_w:.0f} W device {serial} can make")
-            continue
-        keep.append(pos)
-        device_ids.append(device.id)
-    pick = np.array(keep, np.int64)
-    index = np.array(rows.index, np.int64)[pick] if keep else np.zeros(0, np.int64)
+                                      f"{name}: field 'power_w' {int(power[pos])} is more than {POWER_OVER_RATED} "
+                                      f"times the {limit[pos]:.0f} W device {serial} can make")
+    pick = np.flatnonzero(~(unknown | ahead | too_strong))
+    keep = pick.tolist()
     batch = _Batch(
-        index=index, device=np.array(device_ids, np.int64),
-        ts=np.array(rows.ts, np.int64)[pick] if keep else np.zeros(0, np.int64),
-        power=np.array(rows.power, np.int64)[pick] if keep else np.zeros(0, np.int64),
-        energy=np.array(rows.energy, np.int64)[pick] if keep else np.zeros(0, np.int64),
-        status=[rows.status[i] for i in keep],
-        irradiance=np.array(rows.irradiance, np.int64)[pick] if keep else np.zeros(0, np.int64),
+        index=np.array(rows.index, np.int64)[pick], device=device_ids[pick], ts=ts[pick], power=power[pick],
+        energy=np.array(rows.energy, np.int64)[pick], status=[rows.status[i] for i in keep],
+        irradiance=np.array(rows.irradiance, np.int64)[pick],
         flags=np.zeros(len(keep), np.int64), device_ts=np.full(len(keep), NULL, np.int64))
     if not keep:
         return batch
@@ -568,18 +604,27 @@ def _runs(touched: set[tuple[int, int]]) -> tuple[list[int], list[int], list[int
 
 
 async def _recompute_rollups(store: TelemetryStore, touched: set[tuple[int, int]]) -> None:
-    """Recompute the touched 15-minute buckets from their samples, then their days and months."""
+    """Recompute the touched 15-minute buckets from their samples, and carry the change into
+    their days and months."""
     if not touched:
         return
     plants, after, until = _runs(touched)
     samples = await store.bucket_samples(plants, after, until)
-    await store.upsert_quarters(quarter_rollups(samples.plant, samples.device, samples.ts_us, samples.interval_wh,
-                                                samples.power_w, samples.irradiance_w_m2))
-    pairs = np.array(sorted(touched), np.int64).reshape(-1, 2)
-    days = np.unique(np.stack([pairs[:, 0], local_day_of(pairs[:, 1])]), axis=1)
-    await store.aggregate("15m", "day", days[0].tolist(), days[1].tolist(), (days[1] + DAY_US).tolist())
-    months = np.unique(np.stack([days[0], local_month_of(days[1])]), axis=1)
-    await store.aggregate("day", "month", months[0].tolist(), months[1].tolist(), next_local_month(months[1]).tolist())
+    quarters = quarter_rollups(samples.plant, samples.device, samples.ts_us, samples.interval_wh, samples.power_w,
+                               samples.irradiance_w_m2)
+    old = await store.replace_quarters(quarters)
+    for granularity, source, coarse_of, end_of in (
+            ("day", "15m", local_day_of, lambda start: start + DAY_US),
+            ("month", "day", local_month_of_quarter, next_local_month)):
+        change = rollup_changes(quarters, old, coarse_of)
+        add = ~change.recompute
+        await store.add_to_rollups(granularity, change.plant[add], change.bucket_us[add], change.energy_wh[add],
+                                   change.samples[add], change.max_power_w[add], change.irradiation_wh_m2[add],
+                                   change.has_irradiation[add])
+        redo = change.recompute
+        if redo.any():
+            await store.aggregate(source, granularity, change.plant[redo].tolist(), change.bucket_us[redo].tolist(),
+                                  end_of(change.bucket_us[redo]).tolist())
 
 
 async def _apply(store: TelemetryStore, batch: _Batch, devices: dict[str, _Device], received_us: int,

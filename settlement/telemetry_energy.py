@@ -225,24 +225,82 @@ def quarter_rollups(plant: np.ndarray, device: np.ndarray, ts_us: np.ndarray, in
         empty = np.zeros(0, np.int64)
         return QuarterRollups(empty, empty, empty, empty, empty, empty)
     bucket = quarter_of(ts_us)
-    # (plant, bucket) groups
-    keys = np.stack([plant, bucket])
-    uniq, inverse = np.unique(keys, axis=1, return_inverse=True)
-    inverse = inverse.ravel()
-    k = uniq.shape[1]
+    # (plant, bucket) groups, as one int64 key: plant ids < 2**23, quarter numbers < 2**40
+    keys, inverse = np.unique(plant * (1 << 40) + bucket // QUARTER_US, return_inverse=True)
+    k = keys.size
     energy = np.bincount(inverse, weights=np.where(interval_wh > 0, interval_wh, 0), minlength=k)
     samples = np.bincount(inverse, minlength=k)
     # a device's peak in the bucket, then summed over the plant's devices
-    dev_keys = np.stack([inverse, device])
-    dev_uniq, dev_inverse = np.unique(dev_keys, axis=1, return_inverse=True)
-    dev_peak = np.zeros(dev_uniq.shape[1], np.int64)
-    np.maximum.at(dev_peak, dev_inverse.ravel(), np.where(power_w > 0, power_w, 0))
-    max_power = np.bincount(dev_uniq[0], weights=dev_peak, minlength=k)
+    dev_keys, dev_inverse = np.unique(inverse * (1 << 32) + device, return_inverse=True)
+    dev_peak = np.zeros(dev_keys.size, np.int64)
+    np.maximum.at(dev_peak, dev_inverse, np.where(power_w > 0, power_w, 0))
+    max_power = np.bincount(dev_keys >> 32, weights=dev_peak, minlength=k)
     has_irr = irradiance_w_m2 != NULL
     irr_sum = np.bincount(inverse[has_irr], weights=irradiance_w_m2[has_irr], minlength=k).astype(np.int64)
     irr_n = np.bincount(inverse[has_irr], minlength=k).astype(np.int64)
     # mean × ¼ h = sum / (4 n), half up: (2 sum + 4 n) // (8 n)
     irradiation = np.where(irr_n > 0, (2 * irr_sum + 4 * irr_n) // np.maximum(8 * irr_n, 1), NULL)
-    return QuarterRollups(plant=uniq[0], bucket_us=uniq[1], energy_wh=np.rint(energy).astype(np.int64),
+    return QuarterRollups(plant=keys >> 40, bucket_us=(keys & ((1 << 40) - 1)) * QUARTER_US, energy_wh=np.rint(energy).astype(np.int64),
                           max_power_w=np.rint(max_power).astype(np.int64), samples=samples.astype(np.int64),
                           irradiation_wh_m2=irradiation.astype(np.int64))
+
+
+@dataclass
+class RollupChanges:
+    """What changed in each coarser bucket (day, month) of the 15-minute buckets recomputed."""
+
+    plant: np.ndarray
+    bucket_us: np.ndarray
+    energy_wh: np.ndarray  # to add [Wh]
+    samples: np.ndarray  # to add
+    max_power_w: np.ndarray  # the highest power of the changed 15-minute buckets [W]
+    irradiation_wh_m2: np.ndarray  # to add where has_irradiation [Wh/m²]
+    has_irradiation: np.ndarray  # bool
+    recompute: np.ndarray  # bool: a change that adding cannot express (a peak or irradiation went down or away)
+
+
+def rollup_changes(new: QuarterRollups, old: QuarterRollups, coarse_of) -> RollupChanges:
+    """Sum the changes of recomputed 15-minute buckets per (plant, coarser bucket).
+
+    A day is the sum of its 15-minute buckets, a month of its days: adding each change keeps them
+    so while every change of a 15-minute bucket goes through here (the ingest holds the plant's
+    lock). A highest power can only be raised by adding, so a bucket whose peak fell (a corrected
+    sample), or whose irradiation went away, asks for the coarser bucket to be recomputed.
+
+    Parameters
+    ----------
+    new, old : QuarterRollups, aligned
+        The recomputed buckets and what they held (``old.samples == 0``: there was no rollup).
+    coarse_of : callable
+        15-minute bucket starts → coarser bucket starts (:func:`local_day_of`, or the month of it).
+    """
+    changed = ((new.energy_wh != old.energy_wh) | (new.samples != old.samples) | (new.max_power_w != old.max_power_w)
+               | (new.irradiation_wh_m2 != old.irradiation_wh_m2))
+    plant, bucket = new.plant[changed], coarse_of(new.bucket_us[changed])
+    if plant.size == 0:
+        empty = np.zeros(0, np.int64)
+        return RollupChanges(empty, empty, empty, empty, empty, empty, np.zeros(0, bool), np.zeros(0, bool))
+    new_has = new.irradiation_wh_m2[changed] != NULL
+    old_has = old.irradiation_wh_m2[changed] != NULL
+    d_energy = new.energy_wh[changed] - old.energy_wh[changed]
+    d_samples = new.samples[changed] - old.samples[changed]
+    d_irr = (np.where(new_has, new.irradiation_wh_m2[changed], 0) - np.where(old_has, old.irradiation_wh_m2[changed], 0))
+    awkward = (old_has & ~new_has) | ((old.samples[changed] > 0) & (new.max_power_w[changed] < old.max_power_w[changed]))
+    keys, inverse = np.unique(plant * (1 << 40) + bucket // QUARTER_US, return_inverse=True)
+    k = keys.size
+
+    def total(values: np.ndarray) -> np.ndarray:
+        out = np.zeros(k, np.int64)
+        np.add.at(out, inverse, values)
+        return out
+
+    peak = np.zeros(k, np.int64)
+    np.maximum.at(peak, inverse, new.max_power_w[changed])
+    return RollupChanges(plant=keys >> 40, bucket_us=(keys & ((1 << 40) - 1)) * QUARTER_US, energy_wh=total(d_energy),
+                         samples=total(d_samples), max_power_w=peak, irradiation_wh_m2=total(d_irr),
+                         has_irradiation=total(new_has.astype(np.int64)) > 0,
+                         recompute=total(awkward.astype(np.int64)) > 0)
+
+
+def local_month_of_quarter(bucket_us: np.ndarray) -> np.ndarray:
+    return local_month_of(local_day_of(bucket_us))

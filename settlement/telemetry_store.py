@@ -148,6 +148,23 @@ class TelemetryStore:
         async with self.conn.acquire_connection() as raw:
             await raw.executemany(sql, rows)
 
+    async def devices(self, serials: Sequence[str]) -> list[tuple[int, str, int, int | None, Any]]:
+        """(id, serial, plant id, rated power [W], plant capacity [kWp]) of the devices with these serials."""
+        rows: list = []
+        if not serials:
+            return rows
+        if self.postgres:
+            rows = await self._fetch(
+                "SELECT d.id, d.serial, d.plant_id, d.rated_power_w, p.capacity_kwp FROM telemetry_device d "
+                "JOIN plant p ON p.id = d.plant_id WHERE d.serial = ANY($1::text[])", [list(serials)])
+        else:
+            for chunk in _chunks(list(serials)):
+                marks = ",".join("?" * len(chunk))
+                rows += await self._fetch(
+                    "SELECT d.id, d.serial, d.plant_id, d.rated_power_w, p.capacity_kwp FROM telemetry_device d "
+                    f"JOIN plant p ON p.id = d.plant_id WHERE d.serial IN ({marks})", list(chunk))
+        return [tuple(r) for r in rows]
+
     # --- locks ----------------------------------------------------------------------------------
 
     async def lock_plants(self, plant_ids: Sequence[int]) -> None:
@@ -338,28 +355,95 @@ class TelemetryStore:
         return BucketSamples(plant=ints(cols[0]), device=ints(cols[1]), ts_us=ints(cols[2]),
                              interval_wh=ints(cols[3]), power_w=ints(cols[4]), irradiance_w_m2=ints(cols[5]))
 
-    async def upsert_quarters(self, rollups: QuarterRollups) -> None:
-        """Write 15-minute rollups, replacing what the buckets held."""
-        if len(rollups.bucket_us) == 0:
-            return
+    async def replace_quarters(self, rollups: QuarterRollups) -> QuarterRollups:
+        """Write 15-minute rollups over what the buckets held; returns what they held before.
+
+        The old figures come back aligned with ``rollups`` (same order): energy, power and
+        samples 0 and irradiation ``NULL`` for a bucket that had no rollup; its ``samples`` is
+        then 0, which no stored bucket has.
+        """
+        n = len(rollups.bucket_us)
+        old = QuarterRollups(rollups.plant, rollups.bucket_us, np.zeros(n, np.int64), np.zeros(n, np.int64),
+                             np.zeros(n, np.int64), np.full(n, NULL, np.int64))
+        if n == 0:
+            return old
+        distinct = "IS DISTINCT FROM" if self.postgres else "IS NOT"  # null-safe "differs"
+        changed = " OR ".join(f"telemetry_rollup.{c} {distinct} excluded.{c}"
+                              for c in ("energy_wh", "max_power_w", "samples", "irradiation_wh_m2"))
         update = ("ON CONFLICT (plant_id, granularity, bucket_start) DO UPDATE SET energy_wh = excluded.energy_wh, "
                   "max_power_w = excluded.max_power_w, samples = excluded.samples, "
-                  "irradiation_wh_m2 = excluded.irradiation_wh_m2")
+                  "irradiation_wh_m2 = excluded.irradiation_wh_m2 WHERE " + changed)
+        position = {(int(p), int(b)): i for i, (p, b) in enumerate(zip(rollups.plant.tolist(),
+                                                                        rollups.bucket_us.tolist()))}
+        if self.postgres:
+            rows = await self._fetch(
+                "WITH new AS (SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::int[], $5::int[], "
+                "$6::bigint[]) AS u(plant, b, e, p, n, irr)), "
+                "old AS (SELECT new.plant, new.b, r.energy_wh, r.max_power_w, r.samples, r.irradiation_wh_m2 "
+                "FROM new JOIN telemetry_rollup r ON r.plant_id = new.plant AND r.granularity = '15m' "
+                f"AND r.bucket_start = {_pg_ts('new.b')}), "
+                "written AS (INSERT INTO telemetry_rollup (plant_id, granularity, bucket_start, energy_wh, max_power_w, "
+                f"samples, irradiation_wh_m2) SELECT plant, '15m', {_pg_ts('b')}, e, p, n, NULLIF(irr, -1) FROM new "
+                + update + ") SELECT * FROM old",
+                [rollups.plant.tolist(), rollups.bucket_us.tolist(), rollups.energy_wh.tolist(),
+                 rollups.max_power_w.tolist(), rollups.samples.tolist(), rollups.irradiation_wh_m2.tolist()])
+        else:
+            rows = []
+            pairs = list(zip(rollups.plant.tolist(), rollups.bucket_us.tolist()))
+            for chunk in _chunks(pairs):
+                values = ",".join(["(?, ?, ?)"] * len(chunk))
+                params = [v for p, b in chunk for v in (int(p), int(b), _text(b))]
+                rows += await self._fetch(
+                    f"WITH new(plant, b, bt) AS (VALUES {values}) SELECT new.plant, new.b, r.energy_wh, r.max_power_w, "
+                    "r.samples, r.irradiation_wh_m2 FROM new JOIN telemetry_rollup r ON r.plant_id = new.plant "
+                    "AND r.granularity = '15m' AND r.bucket_start = new.bt", params)
+            await self._execute_many(
+                "INSERT INTO telemetry_rollup (plant_id, granularity, bucket_start, energy_wh, max_power_w, samples, "
+                "irradiation_wh_m2) VALUES (?, '15m', ?, ?, ?, ?, ?) " + update,
+                [(int(pl), _text(b), int(e), int(p), int(n), _none(irr)) for pl, b, e, p, n, irr in zip(
+                    rollups.plant.tolist(), rollups.bucket_us.tolist(), rollups.energy_wh.tolist(),
+                    rollups.max_power_w.tolist(), rollups.samples.tolist(), rollups.irradiation_wh_m2.tolist())])
+        for plant, bucket, energy, power, samples, irradiation in rows:
+            i = position[(int(plant), int(bucket))]
+            old.energy_wh[i], old.max_power_w[i], old.samples[i] = energy, power, samples
+            old.irradiation_wh_m2[i] = _or_null(irradiation)
+        return old
+
+    async def add_to_rollups(self, granularity: str, plant: np.ndarray, bucket_us: np.ndarray,
+                             energy_wh: np.ndarray, samples: np.ndarray, max_power_w: np.ndarray,
+                             irradiation_wh_m2: np.ndarray, has_irradiation: np.ndarray) -> None:
+        """Add changes to day or month rollups (made when missing).
+
+        ``energy_wh``, ``samples`` and ``irradiation_wh_m2`` are added (the irradiation only where
+        ``has_irradiation``, else the bucket's is left as it is); ``max_power_w`` raises the
+        bucket's highest power.
+        """
+        if len(bucket_us) == 0:
+            return
+        greatest = "GREATEST" if self.postgres else "MAX"
+        update = ("ON CONFLICT (plant_id, granularity, bucket_start) DO UPDATE SET "
+                  "energy_wh = telemetry_rollup.energy_wh + excluded.energy_wh, "
+                  "samples = telemetry_rollup.samples + excluded.samples, "
+                  f"max_power_w = {greatest}(telemetry_rollup.max_power_w, excluded.max_power_w), "
+                  "irradiation_wh_m2 = CASE WHEN excluded.irradiation_wh_m2 IS NULL THEN telemetry_rollup.irradiation_wh_m2 "
+                  "ELSE COALESCE(telemetry_rollup.irradiation_wh_m2, 0) + excluded.irradiation_wh_m2 END")
         if self.postgres:
             await self._execute(
                 "INSERT INTO telemetry_rollup (plant_id, granularity, bucket_start, energy_wh, max_power_w, samples, "
-                f"irradiation_wh_m2) SELECT u.plant, '15m', {_pg_ts('u.b')}, u.e, u.p, u.n, NULLIF(u.irr, -1) "
-                "FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::int[], $5::int[], $6::bigint[]) "
-                "AS u(plant, b, e, p, n, irr) " + update,
-                [rollups.plant.tolist(), rollups.bucket_us.tolist(), rollups.energy_wh.tolist(),
-                 rollups.max_power_w.tolist(), rollups.samples.tolist(), rollups.irradiation_wh_m2.tolist()])
+                f"irradiation_wh_m2) SELECT u.plant, $7, {_pg_ts('u.b')}, u.e, u.p, u.n, "
+                "CASE WHEN u.has_irr THEN u.irr END "
+                "FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::int[], $5::int[], $6::bigint[], $8::bool[]) "
+                "AS u(plant, b, e, p, n, irr, has_irr) " + update,
+                [plant.tolist(), bucket_us.tolist(), energy_wh.tolist(), max_power_w.tolist(), samples.tolist(),
+                 irradiation_wh_m2.tolist(), granularity, has_irradiation.tolist()])
             return
         await self._execute_many(
             "INSERT INTO telemetry_rollup (plant_id, granularity, bucket_start, energy_wh, max_power_w, samples, "
-            "irradiation_wh_m2) VALUES (?, '15m', ?, ?, ?, ?, ?) " + update,
-            [(int(pl), _text(b), int(e), int(p), int(n), _none(irr)) for pl, b, e, p, n, irr in zip(
-                rollups.plant.tolist(), rollups.bucket_us.tolist(), rollups.energy_wh.tolist(),
-                rollups.max_power_w.tolist(), rollups.samples.tolist(), rollups.irradiation_wh_m2.tolist())])
+            "irradiation_wh_m2) VALUES (?, ?, ?, ?, ?, ?, ?) " + update,
+            [(int(pl), granularity, _text(b), int(e), int(p), int(n), int(irr) if has else None)
+             for pl, b, e, p, n, irr, has in zip(
+                plant.tolist(), bucket_us.tolist(), energy_wh.tolist(), max_power_w.tolist(), samples.tolist(),
+                irradiation_wh_m2.tolist(), has_irradiation.tolist())])
 
     async def aggregate(self, source: str, target: str, plant: Sequence[int], start_us: Sequence[int],
                         end_us: Sequence[int]) -> None:

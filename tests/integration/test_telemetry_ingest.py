@@ -400,3 +400,47 @@ async def test_the_latest_state_is_published_with_todays_energy(db, settings):
         await pubsub.aclose()
         await redis.aclose()
     assert (await plant_states([plant.id], local("10-11 08:00")))[plant.id]["today_kwh"] == "0.000"
+
+
+async def test_a_lowered_peak_or_a_lost_irradiance_recomputes_the_day_and_month(plant):
+    await ingest([sample("10-10 10:00", 0, 1000), sample("10-10 10:05", 100, 5000, irradiance_w_m2=800),
+                  sample("10-10 10:20", 300, 2000)])
+    day = await m.TelemetryRollup.get(plant=plant, granularity="day")
+    assert (day.energy_wh, day.max_power_w, day.irradiation_wh_m2) == (300, 5000, 200)
+    # the logger re-sends 10:05 with the power it really measured and without the sensor value
+    assert (await ingest([sample("10-10 10:05", 100, 3000)])).statuses == [RowStatus.UPDATED]
+    for granularity in ("day", "month"):
+        row = await m.TelemetryRollup.get(plant=plant, granularity=granularity)
+        assert (row.energy_wh, row.max_power_w, row.samples, row.irradiation_wh_m2) == (300, 3000, 3, None)
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_any_split_and_order_of_arrival_gives_the_rollups_of_one_ordered_batch(plant, seed):
+    """Property: rollups depend on the samples only, never on how they were split or ordered,
+    and a day is the sum of its 15-minute buckets, a month of its days."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    start = local("10-31 18:00")  # across a midnight and a month end
+    times = sorted(rng.choice(np.arange(0, 12 * 60, 5), size=60, replace=False))
+    counter = 7_000_000 + np.cumsum(rng.integers(0, 400, size=60))
+    if seed % 2:
+        counter[30:] -= counter[29] - rng.integers(0, 50)  # a reset half-way
+    rows = [{"device": "INV-1", "ts": (start + dt.timedelta(minutes=int(t))).isoformat(), "energy_wh": int(e),
+             "power_w": int(rng.integers(0, 8000))} for t, e in zip(times, counter)]
+    late = "11-05 00:00"
+    assert (await ingest(rows, now=late)).count(RowStatus.CREATED) == 60
+    truth = await everything(plant)
+    await m.TelemetrySample.all().delete()
+    await m.TelemetryRollup.all().delete()
+    shuffled = [rows[i] for i in rng.permutation(len(rows))]
+    cuts = sorted(rng.choice(np.arange(1, len(rows)), size=5, replace=False))
+    for part in np.split(np.array(shuffled, dtype=object), cuts):
+        await ingest(list(part), now=late)
+    await ingest(shuffled[:20], now=late)  # and some again
+    assert await everything(plant) == truth
+    quarters, days, months = (await rollups(plant, "15m"), await rollups(plant, "day"), await rollups(plant, "month"))
+    for day, energy in days.items():
+        assert energy == sum(e for q, e in quarters.items() if q.startswith(day))
+    assert months == {month: sum(e for d, e in days.items() if d.startswith(month[5:])) for month in months}
+    assert set(months) == {"2026-10", "2026-11"}
