@@ -61,9 +61,7 @@ async def read_multipart(request: web.Request, model: type[BaseModel]) -> tuple[
                     raise InvalidInput(f"{name} is not UTF-8 text", code="invalid_body") from None
             else:
                 raise InvalidInput(f"unexpected part {name[:40]!r}", code="invalid_body")
-    except (ValueError, AssertionError) as exc:
-        if isinstance(exc, InvalidInput):
-            raise
+    except (ValueError, AssertionError):  # aiohttp's reader on a body that is not what it says
         raise InvalidInput("the multipart body is malformed", code="invalid_body") from None
     try:
         return model.model_validate(fields), photos

@@ -13,6 +13,7 @@ from miniprogram_api.schemas import (
     FaultOut,
     FaultQuery,
     Page,
+    PageQuery,
     SubscribeIn,
     SubscriptionOut,
     SubscriptionsOut,
@@ -40,11 +41,13 @@ async def report_subscriptions(request: web.Request, call: Call):
     return SubscriptionsOut(items=[_subscription(r) for r in rows])
 
 
-@api.get("/subscriptions", response=SubscriptionsOut, tag="notifications")
+@api.get("/subscriptions", query=PageQuery, response=Page[SubscriptionOut], tag="notifications")
 async def list_subscriptions(request: web.Request, call: Call):
     """The templates this user answered, and how many accepted messages are left."""
-    rows = await SubscribeAcceptance.filter(identity_id=call.principal.identity_id).order_by("template_id")
-    return SubscriptionsOut(items=[_subscription(r) for r in rows])
+    q: PageQuery = call.query
+    rows, cursor = await page(SubscribeAcceptance.filter(identity_id=call.principal.identity_id), q.limit,
+                              q.cursor, settings(request).secret_key)
+    return Page[SubscriptionOut](items=[_subscription(r) for r in rows], next_cursor=cursor)
 
 
 async def _fault_out(report: FaultReport) -> FaultOut:

@@ -102,6 +102,8 @@ async def owner_world(code: str, name: str, openid: str, app_id: str) -> tuple[O
     family = await m.WechatIdentity.create(app_id=app_id, openid=openid + "-family")
     grant = await m.PlantAccess.create(plant=plant, identity=family, right=m.PlantRight.VIEW)
     fault = await m.FaultReport.create(plant=plant, reported_by=identity, text="逆变器报警")
+    await m.SubscribeAcceptance.create(identity=identity, template_id=f"tmpl-{code}", answer=m.SubscribeAnswer.ACCEPT,
+                                       accepts=1)
     attachment = await m.Attachment.create(storage_key=f"00/{code}.png", content_type="image/png", size_bytes=8,
                                            sha256="0" * 64, uploaded_by=identity, fault=fault)
     return OwnerWorld(owner=owner, plant=plant, form=made["form"], bill=made["bill"], fault=fault,

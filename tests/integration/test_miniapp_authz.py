@@ -107,6 +107,8 @@ async def test_lists_hold_only_what_the_user_may_see(api, people, route):
     for item in items:
         if "plant_id" in item:
             assert item["plant_id"] == b.plant.id, (_name(route), item)
+        elif "template_id" in item:
+            assert item["template_id"] == f"tmpl-{b.plant.code}", (_name(route), item)
         elif "bill_id" in item:
             assert item["bill_id"] == b.bill.id, (_name(route), item)
         else:

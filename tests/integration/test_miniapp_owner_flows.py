@@ -225,3 +225,21 @@ async def test_subscribe_answers_are_counted_per_template(api, owner):
     assert not await subscriptions.use_one(identity.id, tmpl)  # two accepts, two messages
     for bad in ({tmpl: "maybe"}, {"bad id!": "accept"}, {}):
         assert (await api.put("/api/v1/subscriptions", json=bad, headers=headers)).status == 400
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("multipart/form-data", b"garbage"),  # no boundary
+    ("multipart/form-data; boundary=xyz", b"garbage without boundary"),
+    ("multipart/form-data; boundary=xyz", b'--xyz\r\nContent-Disposition: form-data; name="reason"\r\n\r\nabc\r\n'),
+    ("multipart/form-data; boundary=xyz", b"--xyz\r\n\r\nabc\r\n--xyz--\r\n"),  # a part without a name
+    ("multipart/mixed; boundary=xyz",
+     b"--xyz\r\nContent-Type: multipart/mixed; boundary=abc\r\n\r\n--abc\r\n\r\nx\r\n--abc--\r\n--xyz--\r\n"),
+    ("multipart/form-data; boundary=xyz", b'--xyz\r\nContent-Disposition: form-data; name="reason"\r\n'
+                                          b"Content-Type: text/plain; charset=nope\r\n\r\nabc\r\n--xyz--\r\n"),
+])
+async def test_malformed_multipart_bodies_are_400(api, owner, content_type, body):
+    world, headers = owner
+    resp = await api.post(f"/api/v1/forms/{world.form.id}/dispute", data=body,
+                          headers={**headers, "Content-Type": content_type})
+    assert resp.status == 400, await resp.text()
+    assert (await m.ConfirmationForm.get(id=world.form.id)).state == m.FormState.SENT
