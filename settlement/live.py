@@ -35,6 +35,18 @@ async def publish_state(client: redis_asyncio.Redis, ns: Namespace, plant_id: in
         await pipe.execute()
 
 
+async def publish_states(client: redis_asyncio.Redis, ns: Namespace, states: dict[int, dict]) -> None:
+    """:func:`publish_state` for many plants in one round trip (a telemetry batch touches thousands)."""
+    if not states:
+        return
+    async with client.pipeline(transaction=False) as pipe:
+        for plant_id, state in states.items():
+            body = json.dumps({"plant_id": plant_id, **state}, ensure_ascii=False)
+            pipe.set(channel(ns, plant_id), body, ex=STATE_TTL_S)
+            pipe.publish(channel(ns, plant_id), body)
+        await pipe.execute()
+
+
 async def latest_state(client: redis_asyncio.Redis, ns: Namespace, plant_id: int) -> dict | None:
     raw = await client.get(channel(ns, plant_id))
     return json.loads(raw) if raw else None
