@@ -91,10 +91,13 @@ class Job:
 
 async def first_delivery(redis, ns: Namespace, app_id: str, verified: Verified, inbound: Inbound) -> bool:
     """Claim the request's nonce and the message's key; False when either was seen before."""
-    nonce = ns.key("bot", "nonce", app_id, verified.timestamp, verified.nonce)
-    if not await redis.set(nonce, b"1", nx=True, ex=2 * protocol.MAX_SKEW_S):
-        return False
-    return bool(await redis.set(ns.key("bot", "seen", app_id, inbound.dedupe_key()), b"1", nx=True, ex=SEEN_TTL_S))
+    # one round trip; marking a key of a delivery that is refused anyway harms nothing
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(ns.key("bot", "nonce", app_id, verified.timestamp, verified.nonce), b"1", nx=True,
+                 ex=2 * protocol.MAX_SKEW_S)
+        pipe.set(ns.key("bot", "seen", app_id, inbound.dedupe_key()), b"1", nx=True, ex=SEEN_TTL_S)
+        nonce_new, message_new = await pipe.execute()
+    return bool(nonce_new) and bool(message_new)
 
 
 async def echo(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from tortoise.exceptions import IntegrityError
 
 from server.settings import Settings
 from settlement.access import Principal
-from settlement.models import Staff, StaffRole, WechatIdentity
+from settlement.models import Owner, Staff, StaffRole, WechatIdentity
 from settlement.ports.pay import WechatPay
 from settlement.ports.wechat import WechatApi
 from settlement.redis_client import Namespace
@@ -45,12 +45,13 @@ class Env:
 
 @dataclass
 class Caller:
-    """The sender: their WechatIdentity in the official account (None until they need one) and the
-    staff record it is bound to, if any."""
+    """The sender: their WechatIdentity in the official account (None until they need one), and
+    the owner and staff records it is bound to, if any."""
 
     openid: str
     identity: WechatIdentity | None
     staff: Staff | None
+    owner: Owner | None = None
 
     @property
     def role(self) -> StaffRole | None:
@@ -68,12 +69,11 @@ class Caller:
 
 
 async def find_caller(app_id: str, openid: str) -> Caller:
-    """The sender as the database knows them; creates nothing."""
-    identity = await WechatIdentity.get_or_none(app_id=app_id, openid=openid)
-    staff = None
-    if identity is not None and identity.staff_id is not None:
-        staff = await Staff.get_or_none(id=identity.staff_id)
-    return Caller(openid=openid, identity=identity, staff=staff)
+    """The sender as the database knows them (one query); creates nothing."""
+    identity = await WechatIdentity.filter(app_id=app_id, openid=openid).select_related("owner", "staff").first()
+    if identity is None:
+        return Caller(openid=openid, identity=None, staff=None)
+    return Caller(openid=openid, identity=identity, staff=identity.staff, owner=identity.owner)
 
 
 async def ensure_identity(caller: Caller, app_id: str) -> WechatIdentity:
