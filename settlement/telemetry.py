@@ -44,8 +44,8 @@ Queries per batch do not grow with its size (PostgreSQL: one statement per step 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import itertools
 import logging
 import math
 import uuid
@@ -106,8 +106,8 @@ WINDOW_GAP_US = DAY_US
 LIVE_WITHIN_US = DAY_US
 #: Devices whose latest sample is this much older than their plant's latest add no power to it [µs].
 LIVE_POWER_WINDOW_US = 15 * MINUTE_US
-#: Concurrent Redis round trips when publishing many plants.
-PUBLISH_CONCURRENCY = 16
+#: Plants published per Redis round trip.
+PUBLISH_CHUNK = 2_000
 
 #: Beyond any sample: the bound of the last window of a device [µs].
 FAR_FUTURE_US = datetime_to_us(dt.datetime(9000, 1, 1, tzinfo=UTC))
@@ -774,11 +774,7 @@ async def publish_live_states(redis: redis_asyncio.Redis, namespace: Namespace, 
                               now: dt.datetime | None = None) -> int:
     """Publish the live state of these plants (settlement/live.py); returns how many were published."""
     states = await plant_states(plant_ids, now)
-    gate = asyncio.Semaphore(PUBLISH_CONCURRENCY)
-
-    async def one(plant: int, state: dict) -> None:
-        async with gate:
-            await live.publish_state(redis, namespace, plant, state)
-
-    await asyncio.gather(*(one(p, s) for p, s in states.items()))
+    for start in range(0, len(states), PUBLISH_CHUNK):
+        chunk = dict(itertools.islice(states.items(), start, start + PUBLISH_CHUNK))
+        await live.publish_states(redis, namespace, chunk)
     return len(states)

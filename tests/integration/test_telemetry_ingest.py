@@ -8,7 +8,6 @@ interval it reports on ends at ``ts``), days and months are Asia/Shanghai.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 from decimal import Decimal
 from zoneinfo import ZoneInfo
