@@ -24,6 +24,11 @@ from urllib.parse import urlsplit
 PREFIX = "PVSETTLE_"
 WECHAT_API_BASE = "https://api.weixin.qq.com"
 PAY_API_BASE = "https://api.mch.weixin.qq.com"
+# Demo template ids (the fake WeChat accepts any): real ones come from the mini-program's
+# subscribe-message console and are set with PVSETTLE_NOTIFY_TEMPLATES.
+DEMO_NOTIFY_TEMPLATES = json.dumps({name: f"demo-{name.replace('_', '-')}" for name in (
+    "form_sent", "auto_confirm_coming", "bill_issued", "payment_received", "refund_done", "arrears_reminder",
+    "low_balance", "outage_alarm", "fault_update")})
 
 
 class SettingsError(Exception):
@@ -79,6 +84,9 @@ class Settings:
     coal_kg_per_kwh: str = _plain("0.300", "standard coal saved per kWh of PV generation [kg/kWh]")
     session_ttl: int = _plain(86400, "lifetime of a mini-program session token [s]")
     api_rate_limit: int = _plain(120, "mini-program API requests per user per minute; more get 429")
+    notify_templates: str = _plain(DEMO_NOTIFY_TEMPLATES, "JSON object: notification template name → WeChat template id (templates/notify/*.txt); the default holds demo ids for the fake WeChat")
+    notify_rate: int = _plain(20, "notifications sent per second per template at most (all processes together)")
+    dispatcher_interval: str = _plain("1", "seconds between outbox dispatcher polls when idle; 0 = no dispatcher in this process")
 
     @classmethod
     def env_name(cls, field: str) -> str:
@@ -124,6 +132,16 @@ class Settings:
         for name in ("co2_kg_per_kwh", "coal_kg_per_kwh"):
             if not _is_factor(getattr(self, name)):
                 problems.append(f"{n(name)}={getattr(self, name)!r} must be a decimal number ≥ 0")
+        try:
+            templates = json.loads(self.notify_templates)
+            if not isinstance(templates, dict) or not all(isinstance(v, str) and v for v in templates.values()):
+                raise ValueError
+        except ValueError:
+            problems.append(f"{n('notify_templates')} must be a JSON object of template names to template ids")
+        if self.notify_rate < 1:
+            problems.append(f"{n('notify_rate')} must be ≥ 1")
+        if not _is_factor(self.dispatcher_interval):
+            problems.append(f"{n('dispatcher_interval')}={self.dispatcher_interval!r} must be a number of seconds ≥ 0")
         if self.session_ttl < 60 or self.api_rate_limit < 1:
             problems.append(f"{n('session_ttl')} must be ≥ 60 s and {n('api_rate_limit')} ≥ 1")
         if not require_secrets:
