@@ -1,0 +1,62 @@
+"""The outbox dispatcher as a background task of every server process (cleanup_ctx).
+
+It is built from the settings (``PVSETTLE_NOTIFY_TEMPLATES``, ``PVSETTLE_NOTIFY_RATE``,
+``PVSETTLE_DISPATCHER_INTERVAL``) on the app's WeChat port and Redis, drains what is due, then
+polls every interval. Several processes may run it at once: rows are claimed
+(:mod:`settlement.dispatcher`). ``PVSETTLE_DISPATCHER_INTERVAL=0`` runs none in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+from aiohttp import web
+
+from server.keys import redis_key, redis_ns_key, settings_key, wechat_api_key
+from server.settings import Settings
+from settlement import outbox
+from settlement.dispatcher import Dispatcher
+
+log = logging.getLogger("pvsettle.dispatcher")
+
+
+def build_dispatcher(app: web.Application, **options) -> Dispatcher:
+    """A dispatcher on the app's resources; ``options`` go to :class:`Dispatcher`."""
+    settings: Settings = app[settings_key]
+    options.setdefault("rate_per_s", settings.notify_rate)
+    return Dispatcher(app[wechat_api_key], app[redis_key], app[redis_ns_key],
+                      template_ids=json.loads(settings.notify_templates), mp_appid=settings.mp_appid,
+                      oa_appid=settings.oa_appid, **options)
+
+
+async def dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Needs the database, Redis and ``wechat_api_ctx`` before it."""
+    settings: Settings = app[settings_key]
+    outbox.configure(settings.mp_appid, settings.oa_appid)
+    interval = float(Decimal(settings.dispatcher_interval))
+    if interval == 0:
+        yield
+        return
+    dispatcher = build_dispatcher(app)
+    task = asyncio.create_task(_loop(dispatcher, interval), name="pvsettle-dispatcher")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):  # the cancellation we asked for
+        await task
+
+
+async def _loop(dispatcher: Dispatcher, interval: float) -> None:
+    while True:
+        try:
+            await dispatcher.drain()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # database, Redis or WeChat away: logged, tried again on the next poll
+            log.exception("outbox dispatch failed")
+        await asyncio.sleep(interval)
