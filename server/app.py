@@ -14,6 +14,7 @@ from server import health
 from server.keys import metrics_registry_key, settings_key
 from server.middleware import error_middleware, metrics_middleware_factory, request_id_middleware
 from server.resources import database_ctx, http_client_ctx, redis_ctx
+from server.dispatcher import dispatcher_ctx
 from server.scheduler import scheduler_ctx
 from server.settings import Settings
 from server.wechat import wechat_api_ctx
@@ -31,6 +32,7 @@ def create_app(settings: Settings) -> web.Application:
     app[settings_key] = settings
     app[metrics_registry_key] = registry
     app.cleanup_ctx.extend([database_ctx, redis_ctx, http_client_ctx, wechat_api_ctx, scheduler_ctx])
+    app.cleanup_ctx.append(dispatcher_ctx)  # the notification outbox, sent while everything above is open
     # last, so torn down first: the bot's background work finishes while the rest is still open
     app.cleanup_ctx.append(bot.tasks.bot_tasks_ctx)
     app.add_routes(health.routes)
