@@ -42,6 +42,7 @@ from settlement.models.miniapp import (
     SubscribeAcceptance,
     SubscribeAnswer,
 )
+from settlement.models.dunning import DunningPlan
 from settlement.models.nearby import NearbyConsumptionTerms
 from settlement.models.outbox import OutboxMessage
 from settlement.models.outages import AlarmState, OutageCause, PlantOutage
@@ -62,4 +63,5 @@ __all__ = [
     "SubscribeAnswer",
     "AlarmState", "OutageCause", "PlantOutage",
     "NotificationOutcome", "PayNotification", "PayOrder", "PayOrderState", "TradeBillReport",
+    "DunningPlan",
 ]

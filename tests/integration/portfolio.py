@@ -70,6 +70,7 @@ async def one_of_everything() -> dict[str, object]:
                                                 trades_here=1, paid_there_fen=10000, paid_here_fen=10000,
                                                 refunded_there_fen=0, refunded_here_fen=0, mismatch_count=0,
                                                 mismatches=[])
+    dunning_plan = await m.DunningPlan.create(contract=contract, offsets=[-3, 0, 7, 15, 30], escalate_after=30)
     return {
         "Owner": owner, "Staff": staff, "WechatIdentity": identity, "Plant": plant, "PlantAccess": access,
         "Tariff": tariff, "Contract": contract, "Meter": meter, "Reading": reading, "ReadingCycle": cycle,
@@ -79,4 +80,5 @@ async def one_of_everything() -> dict[str, object]:
         "NearbyConsumptionTerms": nearby, "OwnerInvitation": invitation, "PlantShare": share,
         "SubscribeAcceptance": subscription, "FaultReport": fault, "Attachment": attachment,
         "PayOrder": pay_order, "PayNotification": pay_notification, "TradeBillReport": trade_bill,
+        "DunningPlan": dunning_plan,
     }
