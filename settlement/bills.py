@@ -41,7 +41,7 @@ from billing_engine.latefee import LateFeeRates, late_fee_fen
 from billing_engine.pricing import ContractTerms, price_cycle
 from billing_engine.tariff import Tariff as EngineTariff
 from billing_engine.tariff import parse_tariff
-from settlement import audit
+from settlement import audit, outbox
 from settlement.context import request_id_var
 from settlement.cycles import RATES, parse_period
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -220,6 +220,7 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
                                    "credit_applied_fen": bill.credit_applied_fen, "state": bill.state}),
                 request_id=request_id_var.get()))
         await AuditEvent.bulk_create(events, using_db=conn)
+        await outbox.bills_issued(list(mine.values()), using_db=conn, now=now)
     return len(mine)
 
 
@@ -309,6 +310,7 @@ async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, befor
                        after={"state": bill.state, "paid_fen": bill.paid_fen, "payment": payment.transaction_id,
                               "amount_fen": payment.amount_fen, "to_credit_fen": payment.amount_fen - applied},
                        using_db=conn)
+    await outbox.payment_received(bill, payment, using_db=conn)
     return applied
 
 

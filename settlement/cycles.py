@@ -40,7 +40,7 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from billing_engine.registers import RegisterFlag, flag_names, register_energy, self_consumption
-from settlement import audit
+from settlement import audit, outbox
 from settlement.context import request_id_var
 from settlement.errors import InvalidInput, NotFound
 from settlement.models import (
@@ -427,6 +427,9 @@ async def _write_forms(plan: _Plan, period: str, arrays: _Arrays, computed: _Com
         # the unique key (cycle, version) is the last word when two runs race
         await ConfirmationForm.bulk_create(forms, ignore_conflicts=True, using_db=conn)
         await AuditEvent.bulk_create(events, using_db=conn)
+        await outbox.forms_sent(await ConfirmationForm.filter(  # FormSent, AutoConfirmComing (repeats are no-ops)
+            cycle_id__in=[f.cycle_id for f in forms], version=1).using_db(conn).values_list("id", flat=True),
+            using_db=conn, now=now)
     return created, flagged, raced
 
 

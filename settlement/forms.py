@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 
 from tortoise.transactions import in_transaction
 
-from settlement import audit
+from settlement import audit, outbox
 from settlement.cycles import RATES, _compute, _load_readings, _plan, form_contents
 from settlement.context import request_id_var
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -78,6 +78,7 @@ async def send_form(form_id: int, staff: Staff, *, now: dt.datetime | None = Non
         await form.save(using_db=conn, update_fields=["state", "sent_at", "answer_due_at"])
         await audit.record(audit.actor_of(staff), "SendForm", "form", form.id, before={"state": before},
                            after={"state": form.state}, using_db=conn)
+        await outbox.forms_sent([form.id], using_db=conn, now=now)
     return form
 
 
@@ -186,6 +187,7 @@ async def adjust_reading(plant_code: str, period: str, meter_serial: str, regist
                            before={"version": form.version, "state": form.state, "total": _totals(form)},
                            after={"version": new_form.version, "state": new_form.state,
                                   "total": _totals(new_form)}, reason=reason, using_db=conn)
+        await outbox.forms_sent([new_form.id], using_db=conn, now=now)  # a draft (sent_at None) is skipped
         form.state = FormState.ADJUSTED
         await form.save(using_db=conn, update_fields=["state"])
     return new_form
@@ -247,6 +249,7 @@ async def adjust_energy(plant_code: str, period: str, what: str, rate: str, kwh:
                            before={"version": form.version, "rate": rate, what: before},
                            after={"version": new_form.version, "rate": rate, what: periods[rate][what],
                                   "self_use": periods[rate]["self_use"]}, reason=reason, using_db=conn)
+        await outbox.forms_sent([new_form.id], using_db=conn, now=now)
         form.state = FormState.ADJUSTED
         await form.save(using_db=conn, update_fields=["state"])
     return new_form
