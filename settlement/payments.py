@@ -261,37 +261,47 @@ async def settle_paid_order(status: OrderStatus, *, via: str, now: dt.datetime,
     """
     if not status.transaction_id or not isinstance(status.amount_fen, int):
         raise _Refuse(400, "a successful payment without transaction_id or amount")
-    for attempt in (1, 2):
+    for careful in (False, True):
         try:
             async with in_transaction() as conn:
-                handled = await _settle_paid(status, via, now, conn)
+                handled = await _settle_paid(status, via, now, conn, careful=careful)
                 if record is not None:
                     await PayNotification.create(**record, outcome=handled.outcome, status=handled.status,
                                                  reason=handled.reason, using_db=conn)
                 return handled
         except IntegrityError:
-            # a concurrent copy recorded the same transaction_id first (only possible where no
-            # order row serializes them): the second pass finds its payment
-            if attempt == 2:
+            # the transaction_id is stored already: for an unknown order by a concurrent copy (no
+            # order row serializes those), or for another order. The careful pass looks first.
+            if careful:
                 raise
     raise AssertionError("unreachable")
 
 
-async def _settle_paid(status: OrderStatus, via: str, now: dt.datetime, conn) -> Handled:
-    order = await PayOrder.filter(out_trade_no=status.out_trade_no).using_db(conn).select_for_update().first()
+async def _settle_paid(status: OrderStatus, via: str, now: dt.datetime, conn, *, careful: bool) -> Handled:
+    """The payment recorded in ``conn``. The fast path is one UPDATE that claims the pending order
+    (and so locks it: concurrent copies wait there and then find it paid), one SELECT that locks
+    the bill, and the inserts. Anything unusual takes the slow path, which says what it is."""
+    no = status.out_trade_no
+    if not careful and (status.currency or "CNY") == "CNY":
+        claimed = await _claim(conn, status, now, notified=via == "notification")
+        if claimed is not None:
+            bill, payer_id = claimed
+            await _record_paid(bill, payer_id, status, via, now, conn)
+            return Handled(204, NotificationOutcome.ACCEPTED)
+    order = await PayOrder.filter(out_trade_no=no).using_db(conn).select_for_update().first()
     existing = await Payment.filter(transaction_id=status.transaction_id).using_db(conn).first()
     if order is None:
         if existing is not None:
             return Handled(204, NotificationOutcome.DUPLICATE, "payment for an unknown order already kept")
-        payment = await Payment.create(transaction_id=status.transaction_id, out_trade_no=status.out_trade_no,
+        payment = await Payment.create(transaction_id=status.transaction_id, out_trade_no=no,
                                        channel=PaymentChannel.WECHAT, amount_fen=status.amount_fen,
                                        paid_at=status.success_time or now, source_record=dict(status.raw),
                                        using_db=conn)
         await audit.record(f"wechatpay:{via}", "RecordUnmatchedPayment", "payment", payment.id,
-                           after={"transaction_id": status.transaction_id, "out_trade_no": status.out_trade_no,
+                           after={"transaction_id": status.transaction_id, "out_trade_no": no,
                                   "amount_fen": status.amount_fen},
                            reason="WeChat Pay was paid for an order we do not know", using_db=conn)
-        return Handled(204, NotificationOutcome.UNMATCHED, f"no order {status.out_trade_no[:32]}: kept for staff")
+        return Handled(204, NotificationOutcome.UNMATCHED, f"no order {no[:32]}: kept for staff")
     if status.amount_fen != order.amount_fen or (status.currency or "CNY") != "CNY":
         raise _Refuse(400, f"amount {status.amount_fen} {status.currency} is not the order's {order.amount_fen} CNY")
     if existing is not None:
@@ -301,11 +311,7 @@ async def _settle_paid(status: OrderStatus, via: str, now: dt.datetime, conn) ->
     if order.state == PayOrderState.PAID:
         raise _Refuse(409, "the order is already paid by another transaction")
     bill = await Bill.filter(id=order.bill_id).using_db(conn).select_for_update().first()
-    payment = await Payment.create(transaction_id=status.transaction_id, out_trade_no=order.out_trade_no,
-                                   channel=PaymentChannel.WECHAT, bill_id=bill.id, owner_id=bill.owner_id,
-                                   payer_id=order.payer_id, amount_fen=status.amount_fen,
-                                   paid_at=status.success_time or now, source_record=dict(status.raw), using_db=conn)
-    await apply_payment(bill, payment, f"wechatpay:{via}", conn)
+    await _record_paid(bill, order.payer_id, status, via, now, conn)
     order.state, order.transaction_id, order.settled_at = PayOrderState.PAID, status.transaction_id, now
     fields = ["state", "transaction_id", "settled_at"]
     if via == "notification":
@@ -313,6 +319,37 @@ async def _settle_paid(status: OrderStatus, via: str, now: dt.datetime, conn) ->
         fields.append("notified_at")
     await order.save(using_db=conn, update_fields=fields)
     return Handled(204, NotificationOutcome.ACCEPTED)
+
+
+async def _claim(conn, status: OrderStatus, now: dt.datetime, *, notified: bool) -> tuple[Bill, int | None] | None:
+    """Mark the pending order of this amount paid and lock its bill; None when there is no such order.
+
+    Plain SQL rather than the ORM's query builder: this is the hot path of every notification
+    (benchmarked at 300/s), and building these two statements costs more than running them.
+    Datetimes are passed as aware UTC values, stored as the ORM stores them on each backend.
+    """
+    postgres = conn.capabilities.dialect == "postgres"
+    p = (lambda n: f"${n}") if postgres else (lambda n: "?")
+    rows = await conn.execute_query_dict(
+        f'UPDATE "pay_order" SET "state"={p(1)},"transaction_id"={p(2)},"settled_at"={p(3)},'
+        f'"notified_at"=COALESCE("notified_at",{p(4)}) WHERE "out_trade_no"={p(5)} AND "amount_fen"={p(6)} '
+        f'AND "state" IN ({p(7)},{p(8)},{p(9)}) RETURNING "bill_id","payer_id"',
+        [PayOrderState.PAID.value, status.transaction_id, now, now if notified else None, status.out_trade_no,
+         status.amount_fen, PayOrderState.PENDING.value, PayOrderState.CLOSED.value, PayOrderState.FAILED.value])
+    if not rows:
+        return None
+    lock = " FOR UPDATE" if postgres else ""  # SQLite: the transaction holds the database
+    bills = await conn.execute_query_dict(f'SELECT * FROM "bill" WHERE "id"={p(1)}{lock}', [rows[0]["bill_id"]])
+    return Bill._init_from_db(**bills[0]), rows[0]["payer_id"]
+
+
+async def _record_paid(bill: Bill, payer_id: int | None, status: OrderStatus, via: str, now: dt.datetime,
+                       conn) -> None:
+    payment = await Payment.create(transaction_id=status.transaction_id, out_trade_no=status.out_trade_no,
+                                   channel=PaymentChannel.WECHAT, bill_id=bill.id, owner_id=bill.owner_id,
+                                   payer_id=payer_id, amount_fen=status.amount_fen,
+                                   paid_at=status.success_time or now, source_record=dict(status.raw), using_db=conn)
+    await apply_payment(bill, payment, f"wechatpay:{via}", conn)
 
 
 def notification_fields(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
