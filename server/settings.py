@@ -87,6 +87,7 @@ class Settings:
     notify_templates: str = _plain(DEMO_NOTIFY_TEMPLATES, "JSON object: notification template name → WeChat template id (templates/notify/*.txt); the default holds demo ids for the fake WeChat")
     notify_rate: int = _plain(20, "notifications sent per second per template at most (all processes together)")
     dispatcher_interval: str = _plain("1", "seconds between outbox dispatcher polls when idle; 0 = no dispatcher in this process")
+    mqtt_url: str = _plain("", "MQTT broker the data loggers publish telemetry to: mqtt://[USER:PASSWORD@]HOST[:PORT][/TOPIC/PREFIX] (mqtts:// for TLS); empty = no MQTT subscriber")
 
     @classmethod
     def env_name(cls, field: str) -> str:
@@ -127,6 +128,8 @@ class Settings:
             problems.append(f"{n('redis_url')} must be redis://… (or empty for the in-process emulation)")
         if self.scheduler_interval < 0:
             problems.append(f"{n('scheduler_interval')} must be ≥ 0")
+        if self.mqtt_url and (urlsplit(self.mqtt_url).scheme not in ("mqtt", "mqtts") or not urlsplit(self.mqtt_url).hostname):
+            problems.append(f"{n('mqtt_url')} must be mqtt://HOST[:PORT][/PREFIX] or mqtts://… (or empty for no MQTT)")
         if not 0 <= self.port <= 65535:
             problems.append(f"{n('port')}={self.port} is not a TCP port")
         for name in ("co2_kg_per_kwh", "coal_kg_per_kwh"):
