@@ -10,11 +10,13 @@ import bot.tasks
 import ingest_api.app
 import miniprogram_api.app
 import pages.app
+import pay_api.app
 from server import health
 from server.keys import metrics_registry_key, settings_key
 from server.middleware import error_middleware, metrics_middleware_factory, request_id_middleware
 from server.resources import database_ctx, http_client_ctx, redis_ctx
 from server.dispatcher import dispatcher_ctx
+from server.pay import pay_api_ctx
 from server.scheduler import scheduler_ctx
 from server.settings import Settings
 from server.wechat import wechat_api_ctx
@@ -31,7 +33,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[settings_key] = settings
     app[metrics_registry_key] = registry
-    app.cleanup_ctx.extend([database_ctx, redis_ctx, http_client_ctx, wechat_api_ctx, scheduler_ctx])
+    app.cleanup_ctx.extend([database_ctx, redis_ctx, http_client_ctx, wechat_api_ctx, pay_api_ctx, scheduler_ctx])
     app.cleanup_ctx.append(dispatcher_ctx)  # the notification outbox, sent while everything above is open
     # last, so torn down first: the bot's background work finishes while the rest is still open
     app.cleanup_ctx.append(bot.tasks.bot_tasks_ctx)
@@ -40,4 +42,5 @@ def create_app(settings: Settings) -> web.Application:
     app.add_subapp("/wechat", bot.app.create_app())
     app.add_subapp("/ingest/v1", ingest_api.app.create_app())
     app.add_subapp("/e", pages.app.create_app())
+    app.add_subapp("/pay", pay_api.app.create_app())
     return app
