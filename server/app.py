@@ -19,6 +19,7 @@ from server.dispatcher import dispatcher_ctx
 from server.pay import pay_api_ctx
 from server.scheduler import scheduler_ctx
 from server.settings import Settings
+from server.telemetry_mqtt import telemetry_mqtt_ctx
 from server.wechat import wechat_api_ctx
 
 # Large enough for a photo attached to a dispute or fault report; anything bigger is refused (413).
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(dispatcher_ctx)  # the notification outbox, sent while everything above is open
     # last, so torn down first: the bot's background work finishes while the rest is still open
     app.cleanup_ctx.append(bot.tasks.bot_tasks_ctx)
+    app.cleanup_ctx.append(telemetry_mqtt_ctx)  # data loggers' telemetry over MQTT, when PVSETTLE_MQTT_URL is set
     app.add_routes(health.routes)
     app.add_subapp("/api/v1", miniprogram_api.app.create_app())
     app.add_subapp("/wechat", bot.app.create_app())
