@@ -56,7 +56,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +66,7 @@ from tortoise.expressions import F, Q
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from settlement import outbox
+from settlement import dunning, outbox
 from settlement.models import OutboxMessage, OutboxState, SubscribeAcceptance, SubscribeAnswer, WechatIdentity
 from settlement.ports.wechat import UserRefused, WechatApi, WechatError
 from settlement.redis_client import Namespace
@@ -128,13 +128,15 @@ class Dispatcher:
         Tries of a transient failure before the row fails.
     name : str, optional
         This dispatcher in ``claimed_by`` (default host:pid).
+    clock : callable, optional
+        The current time for the quiet hours (tests pass a fixed one).
     """
 
     def __init__(self, api: WechatApi, redis: redis_asyncio.Redis, ns: Namespace, *,
                  template_ids: Mapping[str, str], mp_appid: str, oa_appid: str, rate_per_s: int = 20,
                  batch_size: int = 200, concurrency: int = 20, lease: float = 120.0, lease_margin: float = 15.0,
                  backoff: float = 5.0, max_backoff: float = 3600.0, max_attempts: int = 12,
-                 name: str | None = None):
+                 name: str | None = None, clock: Callable[[], dt.datetime] | None = None):
         self.api = api
         self.redis = redis
         self.ns = ns
@@ -151,6 +153,8 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.name = (name or f"{socket.gethostname()}:{os.getpid()}")[:40]
         self.stats = DispatchStats()
+        # local time of day for the quiet hours (tests set it); claims and leases use the real clock
+        self.clock = clock or (lambda: dt.datetime.now(UTC))
 
     # ------------------------------------------------------------------ the loop
 
@@ -205,7 +209,7 @@ class Dispatcher:
     # ------------------------------------------------------------------ one batch
 
     async def _process(self, token: str, until: dt.datetime, rows: list[OutboxMessage]) -> None:
-        now = dt.datetime.now(UTC)
+        now = self.clock()
         later: list[tuple[OutboxMessage, dt.datetime]] = []
         ready = []
         quiet = outbox.quiet_until(now)
@@ -217,26 +221,31 @@ class Dispatcher:
         if later:
             await self._release(token, later)
             self.stats.deferred += len(later)
-        if not ready:
-            return
-        recipients = await self._recipients(ready)
         marks: asyncio.Queue[_Outcome | None] = asyncio.Queue()
         writer = asyncio.create_task(self._mark_writer(token, marks))
-        gate = asyncio.Semaphore(self.concurrency)
         stop_at = until - dt.timedelta(seconds=self.lease_margin)
-
-        async def one(row: OutboxMessage) -> None:
-            async with gate:
-                if dt.datetime.now(UTC) >= stop_at:
-                    return  # the lease is nearly over: leave the row to be claimed again
-                wait = await self._take_slot(row.template)
-                if wait is not None:
-                    await marks.put(_Outcome(row, OutboxState.PENDING, retry_at=wait, deferred=True))
-                    return
-                await marks.put(await self._send(row, recipients))
-
         try:
-            await asyncio.gather(*(one(row) for row in ready))
+            # a reminder of a bill paid (a notice of a form answered) since it was written: not sent
+            stale = await dunning.stale_reasons(ready) if ready else {}
+            for row in ready:
+                if row.id in stale:
+                    await marks.put(_Outcome(row, OutboxState.FAILED, stale[row.id]))
+            ready = [row for row in ready if row.id not in stale]
+            if ready:
+                recipients = await self._recipients(ready)
+                gate = asyncio.Semaphore(self.concurrency)
+
+                async def one(row: OutboxMessage) -> None:
+                    async with gate:
+                        if dt.datetime.now(UTC) >= stop_at:
+                            return  # the lease is nearly over: leave the row to be claimed again
+                        wait = await self._take_slot(row.template)
+                        if wait is not None:
+                            await marks.put(_Outcome(row, OutboxState.PENDING, retry_at=wait, deferred=True))
+                            return
+                        await marks.put(await self._send(row, recipients))
+
+                await asyncio.gather(*(one(row) for row in ready))
         finally:
             await marks.put(None)
             await writer

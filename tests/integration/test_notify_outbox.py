@@ -26,6 +26,8 @@ SAMPLES = {
                          "paid_at": NOON, "owed_fen": 0, "bill_id": 1},
     "refund_done": {"bill_number": "202611-P001-1", "amount_fen": 100, "refunded_at": NOON, "reason": "多缴退回"},
     "arrears_reminder": {**BILL_PAYLOAD, "late_fee_fen": 1234, "stage": 7},
+    "arrears_escalation": {"bill_number": "202611-P001-1", "owner_name": "常州某纺织有限公司", "plant_name": "一号站",
+                           "owed_fen": 456340, "days_overdue": 30},
     "low_balance": {"owner_name": "张三", "balance_fen": 999, "checked_at": NOON},
     "outage_alarm": {"plant_name": "一号站", "plant_code": "P001", "started_at": NOON, "what": "通讯中断"},
     "fault_update": {"plant_name": "一号站", "fault_id": 12, "state_zh": "处理中", "note": "已派人上门",

@@ -200,3 +200,18 @@ async def test_certificate_mode_verifies_with_a_rotated_platform_certificate(set
         assert (await m.Bill.get(id=world["bill"].id)).state == m.BillState.PAID
         forged = await fake.notify_payment(url, start.out_trade_no, sign_with=new_rsa_key())
         assert forged[0] == 401
+
+
+async def test_the_scheduler_tick_settles_a_silent_order(paying):
+    from server import scheduler
+
+    no = paying["out_trade_no"]
+    created = (await m.PayOrder.get(out_trade_no=no)).created_at
+    done = await scheduler.tick(created + dt.timedelta(minutes=11))
+    assert done["orders_paid"] == 1
+    # paid in full; the same tick may add a late fee to the overdue test bill, so compare what was paid
+    assert (await _bill(paying["world"])).paid_fen == 23456
+    # the notification that finally comes changes nothing
+    assert await paying["fake"].notify_payment(paying["url"], no) == (204, "")
+    assert await m.Payment.all().count() == 1
+    assert (await m.PayNotification.get()).outcome == NotificationOutcome.DUPLICATE
