@@ -28,7 +28,7 @@ PAY_API_BASE = "https://api.mch.weixin.qq.com"
 # subscribe-message console and are set with PVSETTLE_NOTIFY_TEMPLATES.
 DEMO_NOTIFY_TEMPLATES = json.dumps({name: f"demo-{name.replace('_', '-')}" for name in (
     "form_sent", "auto_confirm_coming", "bill_issued", "payment_received", "refund_done", "arrears_reminder",
-    "low_balance", "outage_alarm", "fault_update")})
+    "arrears_escalation", "low_balance", "outage_alarm", "fault_update")})
 
 
 class SettingsError(Exception):
