@@ -30,7 +30,7 @@ from aiohttp import web
 
 from server import pay
 from server.keys import redis_key, redis_ns_key, settings_key
-from settlement import audit, bills, cycles, forms
+from settlement import audit, bills, cycles, dunning, forms
 
 log = logging.getLogger("pvsettle.scheduler")
 UTC = dt.timezone.utc
@@ -50,6 +50,7 @@ async def tick(now: dt.datetime | None = None) -> dict:
     done["bills_issued"] = await bills.issue_bills(now=now)
     done["late_fee_lines"] = await bills.accrue_late_fees(now.astimezone(cycles.LOCAL).date())
     done.update(await pay.scheduled(now))  # WeChat Pay: silent orders queried, yesterday's trade bill
+    done.update({f"dunning_{k}": v for k, v in (await dunning.run(now)).items()})  # reminders, escalations
     return done
 
 
