@@ -259,5 +259,14 @@ async def open_wechat_pay(*, mchid: str, appid: str, apiv3_key: str, private_key
                             public_key=public_key_pem or None, public_key_id=public_key_id or None,
                             timeout=timeout, logger=None)
     client._core._gate_way = api_base.rstrip("/")
-    async with client:
+    try:
+        await client.__aenter__()
+    except BaseException:
+        # certificate mode could not fetch the certificates: close the httpx pool it had opened
+        if client._core._client is not None:
+            await client._core._client.aclose()
+        raise
+    try:
         yield WechatPayV3(client, mchid=mchid, appid=appid, apiv3_key=apiv3_key, public_key_id=public_key_id)
+    finally:
+        await client.__aexit__(None, None, None)
