@@ -227,3 +227,20 @@ async def test_user_text_echoed_in_a_reply_cannot_break_the_xml(bot: Bot, people
 async def test_reply_to_a_message_without_reply_is_success(bot: Bot, people):
     reply = await bot.event(OWNER, "VIEW", "https://example.invalid/menu")
     assert reply.status == 200 and reply.body == "success"
+
+
+async def test_without_redis_a_message_is_answered_busy_and_not_run(wechat_settings, aiohttp_client, people):
+    import dataclasses
+    import socket
+
+    from server.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    broken = dataclasses.replace(wechat_settings, redis_url=f"redis://127.0.0.1:{closed}/0")
+    bot = Bot(await aiohttp_client(create_app(broken)), broken)
+    before = await _state()
+    reply = await bot.say(OWNER, "报修 逆变器冒烟")
+    assert reply.status == 200 and "系统繁忙" in reply.text and "没有处理" in reply.text
+    assert await _state() == before

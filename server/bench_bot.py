@@ -1,0 +1,312 @@
+"""``pvsettle bench bot``: owner commands as real signed WeChat XML to a running server.
+
+What is measured, in one run:
+
+1. a database of the bench's own (a fresh database on the PostgreSQL server of
+   ``PVSETTLE_DATABASE_URL``, or a temporary SQLite file), migrated and seeded: ``--owners`` owners,
+   each with a plant (a telemetry device with recent samples; half of them with a live state in
+   Redis when a real Redis is used — the emulation lives inside the server), three bills (one paid, two open) and an official-account user bound to them;
+2. ``pvsettle serve`` (one process) on it and on ``PVSETTLE_REDIS_URL`` (under a key prefix of the
+   bench's own; empty = the in-process emulation inside the server);
+3. from this process, ``--messages`` text messages — 发电, 账单, 缴费, 帮助 and 发电 <plant> in
+   turn, from the owners in turn — each a fresh WeChat message (its own MsgId, timestamp, nonce
+   and signature, plaintext mode, or safe mode with ``--safe``) POSTed to ``/wechat`` with
+   ``--concurrency`` in flight, after a warm-up of 50; the time of each is from sending the
+   request to having read the whole reply.
+
+Then 500 ``GET /healthz`` (one query, one Redis ping) on the same server, sequentially, as the
+floor of this machine at this moment. Every reply must be 200 with a text reply; a reply that only acknowledges (the command ran past
+the server's deadline and finishes by customer-service message) is counted in ``late``.
+
+Prints ``{"messages", "p50_ms", "p99_ms", "database", "redis", "concurrency", "mode", "late", "max_ms",
+"p99_ms_by_command", "healthz_p50_ms", "healthz_p99_ms"}``.
+The machine is shared: a single run is a sample, not a verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import hashlib
+import itertools
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+WARM_UP = 50
+COMMANDS = ("发电", "账单", "缴费", "帮助", "发电 {plant}")
+APPID = "wxbenchoa000000001"
+
+
+def register(bench_sub) -> None:
+    """Add ``bot`` to ``pvsettle bench``."""
+    parser = bench_sub.add_parser("bot", help="official-account owner commands as signed XML to a running server")
+    parser.add_argument("--messages", type=int, default=2000, help="messages measured (after a warm-up of 50)")
+    parser.add_argument("--owners", type=int, default=50, help="bound owners sending them, in turn")
+    parser.add_argument("--concurrency", type=int, default=1, help="messages in flight at once")
+    parser.add_argument("--safe", action="store_true", help="safe (encrypted) mode instead of plaintext")
+    parser.set_defaults(func=cmd_bench_bot)
+
+
+def cmd_bench_bot(args: argparse.Namespace) -> int:
+    if args.messages < 1 or args.owners < 1 or args.concurrency < 1:
+        raise SystemExit("pvsettle bench bot: --messages, --owners and --concurrency must be at least 1")
+    print(json.dumps(bench_bot(args.messages, args.owners, args.concurrency, args.safe)))
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _seed(owners: int, redis_url: str, prefix: str) -> list[tuple[str, str]]:
+    """(openid, plant code) of every bound owner."""
+    from settlement import live
+    from settlement import models as m
+    from settlement.redis_client import Namespace, open_redis
+
+    local = dt.timezone(dt.timedelta(hours=8))
+    now = dt.datetime.now(dt.timezone.utc)
+    redis = open_redis(redis_url) if redis_url else None
+    out = []
+    try:
+        for n in range(owners):
+            owner = await m.Owner.create(name=f"业主{n}")
+            plant = await m.Plant.create(code=f"BOT-{n:04d}", name="厂房屋顶", owner=owner,
+                                         capacity_kwp=Decimal("250"))
+            device = await m.TelemetryDevice.create(plant=plant, serial=f"INV-BOT-{n:04d}")
+            await m.TelemetrySample.bulk_create([
+                m.TelemetrySample(device=device, ts=now - dt.timedelta(minutes=15 * k), received_at=now,
+                                  power_w=120_000, energy_wh=50_000_000 - 30_000 * k) for k in range(4)])
+            for i, period in enumerate(("2026-08", "2026-09", "2026-10")):
+                ends = dt.datetime(2026, 8 + i, 1, tzinfo=local)
+                cycle = await m.ReadingCycle.create(plant=plant, period=period, ends_at=ends,
+                                                    starts_at=ends - dt.timedelta(days=31))
+                form = await m.ConfirmationForm.create(
+                    cycle=cycle, state=m.FormState.CONFIRMED, lines=[], periods={}, generation_kwh=Decimal("30000"),
+                    self_use_kwh=Decimal("24000"), export_kwh=Decimal("6000"), grid_kwh=Decimal("9000"))
+                paid = i == 0
+                bill = await m.Bill.create(
+                    number=f"{period.replace('-', '')}-{plant.code}-1", cycle=cycle, form=form, plant=plant,
+                    owner=owner, issued_at=ends + dt.timedelta(days=5), due_on=(ends + dt.timedelta(days=20)).date(),
+                    total_fen=1_200_000 + i, tax_fen=138_053, paid_fen=1_200_000 if paid else 0,
+                    state=m.BillState.PAID if paid else m.BillState.OPEN)
+                await m.BillLine.create(bill=bill, seq=1, kind=m.LineKind.ENERGY, description="自用电量",
+                                        kwh=Decimal("24000"), unit_price=Decimal("0.5"), amount_fen=1_200_000 + i)
+            openid = f"o-bench-{uuid.uuid4().hex[:20]}"
+            await m.WechatIdentity.create(app_id=APPID, openid=openid, owner=owner)
+            if redis is not None and n % 2 == 0:
+                await live.publish_state(redis, Namespace(prefix), plant.id,
+                                         {"ts": now.isoformat(), "power_w": 120_000, "today_kwh": "812.5"})
+            out.append((openid, plant.code))
+    finally:
+        if redis is not None:
+            await redis.aclose()
+    return out
+
+
+async def _prepare(database_url: str, owners: int, redis_url: str, prefix: str):
+    from settlement import db
+
+    on_postgres = urlsplit(database_url).scheme in ("postgres", "asyncpg")
+    if on_postgres:
+        parts = urlsplit(database_url)
+        url = urlunsplit(("postgres", parts.netloc, f"/pvsettle_bench_{uuid.uuid4().hex[:10]}", "", ""))
+        await db.open_database(url, create=True)
+        await db.close_database()
+    else:
+        url = f"sqlite://{Path(tempfile.mkdtemp(prefix='pvsettle-bench-bot-')) / 'bench.sqlite3'}"
+    await db.migrate(url)
+    await db.close_database()
+    await db.open_database(url)
+    try:
+        senders = await _seed(owners, redis_url, prefix)
+    finally:
+        await db.close_database()
+    return url, on_postgres, senders
+
+
+async def _drop(url: str) -> None:
+    from settlement import db
+
+    await db.open_database(url)
+    await db.drop_database()
+    await db.close_database()
+
+
+async def _clean_redis(redis_url: str, prefix: str) -> None:
+    from settlement.redis_client import Namespace, open_redis
+
+    client = open_redis(redis_url)
+    await Namespace(prefix).delete_all(client)
+    await client.aclose()
+
+
+def _text_message(openid: str, content: str, msg_id: int) -> str:
+    return (f"<xml><ToUserName><![CDATA[gh_bench0000001]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{int(time.time())}</CreateTime>"
+            f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>"
+            f"<MsgId>{msg_id}</MsgId></xml>")
+
+
+async def _send(base: str, settings, senders: list[tuple[str, str]], total: int, concurrency: int,
+                safe: bool) -> tuple[list[tuple[str, float]], int]:
+    """Post ``total`` messages, ``concurrency`` at a time; (command, latency [s]) of each and how many
+    came late."""
+    import aiohttp
+    from wechatpy.crypto import WeChatCrypto
+
+    crypto = WeChatCrypto(settings.oa_token, settings.oa_aes_key, APPID) if safe else None
+    msg_ids = itertools.count(7_000_000_000_000_000_000 + secrets.randbelow(10**15))
+    work = iter(range(total))
+    latencies: list[tuple[str, float]] = []
+    late = 0
+
+    async def one(session: aiohttp.ClientSession, n: int) -> None:
+        nonlocal late
+        openid, plant = senders[n % len(senders)]
+        content = COMMANDS[(n // len(senders)) % len(COMMANDS)].format(plant=plant)
+        xml = _text_message(openid, content, next(msg_ids))
+        timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
+        query = {"timestamp": timestamp, "nonce": nonce,
+                 "signature": hashlib.sha1("".join(sorted([settings.oa_token, timestamp, nonce])).encode()).hexdigest()}
+        body = xml
+        if crypto is not None:
+            wrapped = crypto.encrypt_message(xml, nonce, timestamp)
+            encrypt = wrapped.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
+            query["encrypt_type"] = "aes"
+            query["msg_signature"] = hashlib.sha1(
+                "".join(sorted([settings.oa_token, timestamp, nonce, encrypt])).encode()).hexdigest()
+            body = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        started = time.perf_counter()
+        async with session.post(base + "/wechat", params=query, data=body.encode()) as resp:
+            text = await resp.text()
+        latencies.append((content.split()[0] if " " not in content else content.split()[0] + " <plant>",
+                          time.perf_counter() - started))
+        if resp.status != 200 or "<xml>" not in text:
+            raise RuntimeError(f"message {n} ({content}) was answered {resp.status}: {text[:200]}")
+        if crypto is not None:
+            text = crypto.decrypt_message(text, text.split("<MsgSignature><![CDATA[")[1].split("]]>")[0],
+                                          text.split("<TimeStamp>")[1].split("</TimeStamp>")[0],
+                                          text.split("<Nonce><![CDATA[")[1].split("]]>")[0])
+        if "正在处理" in text:
+            late += 1
+        elif "出了问题" in text or "系统繁忙" in text:
+            raise RuntimeError(f"message {n} ({content}) failed on the server: {text[:300]}")
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for n in work:
+            await one(session, n)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return latencies, late
+
+
+async def _baseline(base: str, total: int = 500) -> list[float]:
+    """Latencies [s] of GET /healthz (one database query, one Redis ping): the floor of this
+    machine at this moment, to judge the bot's figures against."""
+    import aiohttp
+
+    latencies = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(total):
+            started = time.perf_counter()
+            async with session.get(base + "/healthz") as resp:
+                await resp.read()
+            latencies.append(time.perf_counter() - started)
+    return sorted(latencies)
+
+
+async def _wait_ready(base: str, timeout: float = 60) -> None:
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(base + "/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass  # not listening yet
+            await asyncio.sleep(0.25)
+    raise RuntimeError(f"{base} did not become healthy within {timeout} s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
+
+
+def bench_bot(messages: int = 2000, owners: int = 50, concurrency: int = 1, safe: bool = False) -> dict:
+    from server.settings import Settings, demo_settings
+
+    base_settings = Settings.from_env(require_secrets=False)
+    prefix = f"pvsettle-bench-bot:{uuid.uuid4().hex[:8]}:"
+    redis_url = base_settings.redis_url
+    url, on_postgres, senders = asyncio.run(_prepare(base_settings.database_url, owners, redis_url, prefix))
+    try:
+        with tempfile.TemporaryDirectory(prefix="pvsettle-bench-bot-") as tmp:
+            # every secret serve needs: the environment's, the rest generated like the demo does
+            settings = demo_settings(var_dir=tmp)
+            port = _free_port()
+            env = {**os.environ, **{Settings.env_name(k): str(v) for k, v in {
+                **{f: getattr(settings, f) for f in settings.__dataclass_fields__},
+                "database_url": url, "redis_url": redis_url, "redis_prefix": prefix, "port": port,
+                "host": "127.0.0.1", "scheduler_interval": 0, "log_level": "WARNING", "oa_appid": APPID,
+                # nothing here calls WeChat; a call would fail at once rather than reach the real one
+                "wechat_api_base": f"http://127.0.0.1:{_free_port()}"}.items()}}
+            pvsettle = str(Path(sys.executable).parent / "pvsettle")
+            server = subprocess.Popen([pvsettle, "serve"], env=env, cwd=tmp, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+            try:
+                base = f"http://127.0.0.1:{port}"
+                asyncio.run(_wait_ready(base))
+                asyncio.run(_send(base, settings, senders, WARM_UP, concurrency, safe))
+                latencies, late = asyncio.run(_send(base, settings, senders, messages, concurrency, safe))
+                floor = asyncio.run(_baseline(base))
+            finally:
+                _stop(server)
+    finally:
+        if on_postgres:
+            asyncio.run(_drop(url))
+        else:
+            shutil.rmtree(Path(url.removeprefix("sqlite://")).parent, ignore_errors=True)
+        if redis_url:
+            asyncio.run(_clean_redis(redis_url, prefix))
+    every = sorted(seconds for _, seconds in latencies)
+    by_command: dict[str, list[float]] = {}
+    for command, seconds in latencies:
+        by_command.setdefault(command, []).append(seconds)
+    return {"messages": len(every), "p50_ms": round(_percentile(every, 0.50) * 1000, 2),
+            "p99_ms": round(_percentile(every, 0.99) * 1000, 2),
+            "database": "postgres" if on_postgres else "sqlite", "redis": "redis" if redis_url else "emulated",
+            "concurrency": concurrency, "mode": "safe" if safe else "plaintext", "late": late,
+            "max_ms": round(every[-1] * 1000, 2),
+            "p99_ms_by_command": {c: round(_percentile(sorted(v), 0.99) * 1000, 2) for c, v in by_command.items()},
+            "healthz_p50_ms": round(_percentile(floor, 0.50) * 1000, 2),
+            "healthz_p99_ms": round(_percentile(floor, 0.99) * 1000, 2)}
