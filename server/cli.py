@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from server import bench_api, cli_readings
+from server import bench_bot
 from server import cli_reports
 from server import logs
 from server.settings import Settings, SettingsError, demo_settings
@@ -86,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     bench_cycle = bench_sub.add_parser("cycle", help="a reading cycle: readings to forms and bills")
     bench_cycle.add_argument("--plants", type=int, default=10_000)
     bench_cycle.set_defaults(func=cmd_bench_cycle)
+    bench_bot.register(bench_sub)
     bench_api.register(bench_sub)
     cli_readings.register(sub)
     cli_reports.register(sub)
