@@ -499,6 +499,43 @@ class TelemetryStore:
             out += [(int(r[0]), int(r[1]), _us_of_text(r[2]), _or_null(r[3]), r[4]) for r in rows]
         return out
 
+    async def latest_producing_per_device(self, plant_ids: Sequence[int]) -> list[tuple[int, int, int]]:
+        """(plant, device, ts_us) of each device's latest sample that showed it producing: power or
+        interval energy, and no fault."""
+        if not plant_ids:
+            return []
+        good = "(x.status <> 'fault' AND (x.power_w > 0 OR x.interval_wh > 0))"
+        if self.postgres:
+            rows = await self._fetch(
+                f"SELECT d.plant_id, d.id, {_pg_us('s.ts')} FROM telemetry_device d "
+                f"JOIN LATERAL (SELECT x.ts FROM telemetry_sample x WHERE x.device_id = d.id AND {good} "
+                "ORDER BY x.ts DESC LIMIT 1) AS s ON true WHERE d.plant_id = ANY($1::int[])",
+                [sorted(map(int, plant_ids))])
+            return [(int(p), int(d), int(t)) for p, d, t in rows]
+        out = []
+        for chunk in _chunks(sorted(map(int, plant_ids))):
+            marks = ",".join("?" * len(chunk))
+            rows = await self._fetch(
+                "SELECT d.plant_id, d.id, s.ts FROM telemetry_device d JOIN telemetry_sample s ON s.id = "
+                f"(SELECT x.id FROM telemetry_sample x WHERE x.device_id = d.id AND {good} ORDER BY x.ts DESC LIMIT 1) "
+                f"WHERE d.plant_id IN ({marks})", list(chunk))
+            out += [(int(r[0]), int(r[1]), _us_of_text(r[2])) for r in rows]
+        return out
+
+    async def plant_samples_after(self, plant_id: int, after_us: int, limit: int) -> list[tuple[int, int, int, str, str]]:
+        """(ts_us, power_w, interval_wh, status, device serial) of a plant's samples after a time, oldest first."""
+        if self.postgres:
+            rows = await self._fetch(
+                f"SELECT {_pg_us('s.ts')}, s.power_w, s.interval_wh, s.status, d.serial FROM telemetry_sample s "
+                f"JOIN telemetry_device d ON d.id = s.device_id WHERE d.plant_id = $1 AND s.ts > {_pg_ts('$2::bigint')} "
+                "ORDER BY s.ts LIMIT $3", [int(plant_id), int(after_us), int(limit)])
+            return [(int(t), _or_null(p), _or_null(i), st, serial) for t, p, i, st, serial in rows]
+        rows = await self._fetch(
+            "SELECT s.ts, s.power_w, s.interval_wh, s.status, d.serial FROM telemetry_sample s "
+            "JOIN telemetry_device d ON d.id = s.device_id WHERE d.plant_id = ? AND s.ts > ? ORDER BY s.ts LIMIT ?",
+            [int(plant_id), _text(after_us), int(limit)])
+        return [(_us_of_text(r[0]), _or_null(r[1]), _or_null(r[2]), r[3], r[4]) for r in rows]
+
     async def rollup_energy(self, granularity: str, plant_ids: Sequence[int], bucket_us: int) -> dict[int, int]:
         """``{plant: energy_wh}`` of one bucket of the given plants (those that have it)."""
         if not plant_ids:

@@ -1,0 +1,123 @@
+"""Outages (settlement.outages): opened only while the sun is up, closed by production, alarms for staff.
+
+The plant is in Shanghai; the sun is at least 10° up from 05:45 to 18:03 local time on 2026-06-15,
+and from 05:46 on 2026-06-16.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from settlement import models as m
+from settlement.outages import SILENCE, check_outages, mark_outage_alarms_notified, outage_alarms_due
+from tests.integration.test_telemetry_ingest import ingest, local, make_plant, sample
+
+
+def every_5_minutes(start: str, end: str, energy: int = 1_000_000, power: int = 3000, step_wh: int = 250,
+                    **extra) -> list[dict]:
+    rows, when = [], local(start)
+    while when <= local(end):
+        rows.append(sample(when.strftime("%Y-%m-%d %H:%M"), energy, power, **extra))
+        energy += step_wh
+        when += dt.timedelta(minutes=5)
+    return rows
+
+
+async def check(at: str) -> dict[str, int]:
+    return await check_outages(local(at))
+
+
+@pytest.fixture
+async def plant(db):
+    return await make_plant("PV-O", {"INV-1": 8000})
+
+
+async def test_a_plant_that_stops_at_noon_has_an_outage_until_it_produces_again(plant):
+    await ingest(every_5_minutes("2026-06-15 09:00", "2026-06-15 12:00"), now="2026-06-15 12:00:30")
+    assert await check("2026-06-15 12:20") == {"outages_opened": 0, "outages_closed": 0}  # 20 minutes: not yet
+    assert await check("2026-06-15 12:31") == {"outages_opened": 1, "outages_closed": 0}
+    assert await check("2026-06-15 12:40") == {"outages_opened": 0, "outages_closed": 0}  # no second one
+    outage = await m.PlantOutage.get(plant=plant)
+    assert (outage.cause, outage.started_at, outage.ended_at) == ("silent", local("2026-06-15 12:00"), None)
+    assert (outage.notified, outage.end_notified, outage.detail) == ("pending", None, "最后发电 2026-06-15 12:00")
+    assert outage.detected_at == local("2026-06-15 12:31")
+
+    # a sample without production (the logger is back, the inverter is not) does not end it
+    await ingest([sample("2026-06-15 13:00", 1_009_000, 0)], now="2026-06-15 13:00:10")
+    assert await check("2026-06-15 13:05") == {"outages_opened": 0, "outages_closed": 0}
+    await ingest(every_5_minutes("2026-06-15 14:05", "2026-06-15 14:30", energy=1_009_100), now="2026-06-15 14:31")
+    assert await check("2026-06-15 14:32") == {"outages_opened": 0, "outages_closed": 1}
+    outage = await m.PlantOutage.get(plant=plant)
+    assert (outage.ended_at, outage.end_notified) == (local("2026-06-15 14:05"), "pending")
+    assert [e.action for e in await m.AuditEvent.filter(entity="plant_outage").order_by("id")] == [
+        "OpenOutage", "CloseOutage"]
+
+
+async def test_night_is_no_outage_and_a_plant_that_wakes_with_the_sun_has_none(plant):
+    await ingest(every_5_minutes("2026-06-15 15:00", "2026-06-15 17:50"), now="2026-06-15 17:51")
+    for at in ("2026-06-15 18:30", "2026-06-15 23:00", "2026-06-16 03:00", "2026-06-16 06:10"):
+        assert await check(at) == {"outages_opened": 0, "outages_closed": 0}, at
+    await ingest(every_5_minutes("2026-06-16 06:05", "2026-06-16 07:00", energy=1_020_000), now="2026-06-16 07:01")
+    assert await check("2026-06-16 07:05") == {"outages_opened": 0, "outages_closed": 0}
+    assert await m.PlantOutage.all().count() == 0
+
+
+async def test_a_plant_that_does_not_wake_up_has_an_outage_from_sunrise(plant):
+    await ingest(every_5_minutes("2026-06-15 15:00", "2026-06-15 17:50"), now="2026-06-15 17:51")
+    assert await check("2026-06-16 06:15") == {"outages_opened": 0, "outages_closed": 0}  # 29 minutes of sun
+    assert await check("2026-06-16 06:16") == {"outages_opened": 1, "outages_closed": 0}
+    assert (await m.PlantOutage.get(plant=plant)).started_at == local("2026-06-16 05:46")
+
+
+async def test_a_fault_status_opens_a_fault_outage(plant):
+    await ingest(every_5_minutes("2026-06-15 09:00", "2026-06-15 10:00")
+                 + every_5_minutes("2026-06-15 10:05", "2026-06-15 10:45", energy=1_003_250, power=0, step_wh=0,
+                                   status="fault"), now="2026-06-15 10:46")
+    assert await check("2026-06-15 10:46") == {"outages_opened": 1, "outages_closed": 0}
+    outage = await m.PlantOutage.get(plant=plant)
+    assert (outage.cause, outage.started_at, outage.detail) == ("fault", local("2026-06-15 10:00"), "设备故障: INV-1")
+    await ingest([sample("2026-06-15 11:00", 1_003_400, 2000)], now="2026-06-15 11:00:20")
+    assert await check("2026-06-15 11:01") == {"outages_opened": 0, "outages_closed": 1}
+    assert (await m.PlantOutage.get(plant=plant)).ended_at == local("2026-06-15 11:00")
+
+
+async def test_a_late_batch_closes_the_outage_when_production_really_resumed(plant):
+    await ingest(every_5_minutes("2026-06-15 09:00", "2026-06-15 12:00"), now="2026-06-15 12:00:30")
+    assert (await check("2026-06-15 12:45"))["outages_opened"] == 1
+    # the uplink was down, the inverter was not: its buffer arrives at 16:00
+    await ingest(every_5_minutes("2026-06-15 12:05", "2026-06-15 16:00", energy=1_009_250), now="2026-06-15 16:00:30")
+    assert (await check("2026-06-15 16:01"))["outages_closed"] == 1
+    outage = await m.PlantOutage.get(plant=plant)
+    assert (outage.started_at, outage.ended_at) == (local("2026-06-15 12:00"), local("2026-06-15 12:05"))
+
+
+async def test_a_plant_that_never_produced_is_out_from_its_first_sample_and_one_without_samples_is_not_judged(db):
+    broken = await make_plant("PV-B", {"INV-B": 5000})
+    await make_plant("PV-N", {"INV-N": 5000})  # never sent anything
+    await ingest(every_5_minutes("2026-06-15 09:00", "2026-06-15 10:00", device="INV-B", power=0, step_wh=0,
+                                 status="fault"), now="2026-06-15 10:01")
+    assert await check("2026-06-15 10:01") == {"outages_opened": 1, "outages_closed": 0}
+    outage = await m.PlantOutage.get()
+    assert (outage.plant_id, outage.started_at, outage.cause) == (broken.id, local("2026-06-15 09:00"), "fault")
+
+
+async def test_staff_alarms_wait_for_the_outbox_and_are_marked_once(plant):
+    await ingest(every_5_minutes("2026-06-15 09:00", "2026-06-15 12:00"), now="2026-06-15 12:00:30")
+    await check("2026-06-15 12:45")
+    alarms = await outage_alarms_due()
+    assert [(a.kind, a.plant_code, a.what, a.started_at, a.dedupe_key.endswith(":opened")) for a in alarms] == [
+        ("opened", "PV-O", "无数据上报", local("2026-06-15 12:00"), True)]
+    assert await mark_outage_alarms_notified(alarms, at=local("2026-06-15 12:46")) == 1
+    assert await mark_outage_alarms_notified(alarms) == 0
+    assert await outage_alarms_due() == []
+    await ingest([sample("2026-06-15 13:00", 1_009_250, 2500)], now="2026-06-15 13:00:30")
+    await check("2026-06-15 13:01")
+    alarms = await outage_alarms_due()
+    assert [(a.kind, a.what, a.ended_at) for a in alarms] == [("ended", "已恢复发电", local("2026-06-15 13:00"))]
+    await mark_outage_alarms_notified(alarms)
+    outage = await m.PlantOutage.get(plant=plant)
+    assert (outage.notified, outage.notified_at, outage.end_notified) == (
+        "notified", local("2026-06-15 12:46"), "notified")
+    assert SILENCE == dt.timedelta(minutes=30)
