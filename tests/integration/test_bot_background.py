@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -143,10 +142,8 @@ def slow_generation(monkeypatch):
 
 async def test_a_command_running_late_is_acknowledged_and_its_reply_sent_as_a_message(
         bot: Bot, people, fake_wechat, slow_generation):
-    started = time.monotonic()
     reply = await bot.say(OWNER, "发电")
-    assert "正在处理" in reply.text
-    assert time.monotonic() - started < 0.3  # not a speed claim: the reply did not wait for the command
+    assert "正在处理" in reply.text  # answered without the command's result: it had not finished
     assert _messages(fake_wechat, OWNER) == []
     await bot.idle()
     [late] = _messages(fake_wechat, OWNER)
