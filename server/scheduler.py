@@ -31,6 +31,7 @@ from aiohttp import web
 from server import pay
 from server.keys import redis_key, redis_ns_key, settings_key
 from settlement import audit, bills, cycles, dunning, forms
+from settlement import outages
 
 log = logging.getLogger("pvsettle.scheduler")
 UTC = dt.timezone.utc
@@ -51,6 +52,7 @@ async def tick(now: dt.datetime | None = None) -> dict:
     done["late_fee_lines"] = await bills.accrue_late_fees(now.astimezone(cycles.LOCAL).date())
     done.update(await pay.scheduled(now))  # WeChat Pay: silent orders queried, yesterday's trade bill
     done.update({f"dunning_{k}": v for k, v in (await dunning.run(now)).items()})  # reminders, escalations
+    done.update(await outages.check_outages(now))  # plants that stopped producing in daylight, for staff alarms
     return done
 
 
