@@ -153,6 +153,8 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.name = (name or f"{socket.gethostname()}:{os.getpid()}")[:40]
         self.stats = DispatchStats()
+        self._allowance: dict[str, tuple[int, int]] = {}  # template → (second, tokens left; -1 = none)
+        self._slot_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # local time of day for the quiet hours (tests set it); claims and leases use the real clock
         self.clock = clock or (lambda: dt.datetime.now(UTC))
 
@@ -253,22 +255,46 @@ class Dispatcher:
     async def _take_slot(self, template: str) -> dt.datetime | None:
         """One send of ``template`` in this second's allowance (None), or when to try again.
 
-        A fixed one-second window counted in Redis by every dispatcher; the grant is void if the
-        second ended while Redis answered, so a send starts in the second that counted it.
+        A fixed one-second window counted in Redis by every dispatcher. A dispatcher takes the
+        window's tokens in chunks (``rate_per_s / 20``, at least 1) and hands them out itself, so
+        Redis sees one call per chunk; tokens left when the second ends are dropped, which can
+        only lower the rate. A grant whose second ended while Redis answered is void, so a send
+        starts in the second that counted it.
         """
+        async with self._slot_locks[template]:
+            for _ in range(2):  # a grant voided by the turn of the second is asked again, once
+                wait = await self._slot(template)
+                if wait is None or wait != "void":
+                    return wait
+            return dt.datetime.fromtimestamp(int(time.time()) + 1, UTC)
+
+    async def _slot(self, template: str):
         second = int(time.time())
+        later = dt.datetime.fromtimestamp(second + 1, UTC)
+        window, left = self._allowance.get(template, (-1, 0))
+        if window == second and left > 0:
+            self._allowance[template] = (second, left - 1)
+            self.stats.by_template[template] += 1
+            return None
+        if window == second and left < 0:
+            return later  # the window is used up by all dispatchers together
+        chunk = max(1, self.rate_per_s // 20)
         key = self.ns.key("notify", "rate", template, second)
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 5)
-                count, _ = await pipe.execute()
+            count = int(await self.redis.incrby(key, chunk))
+            if count == chunk:
+                await self.redis.expire(key, 5)
         except RedisError as exc:
             # without the counter the rate cannot be kept: wait rather than flood WeChat
             log.warning("notification rate counter unavailable", extra={"error": type(exc).__name__})
-            return dt.datetime.fromtimestamp(second + 1, UTC)
-        if int(count) > self.rate_per_s or int(time.time()) != second:
-            return dt.datetime.fromtimestamp(second + 1, UTC)
+            return later
+        if int(time.time()) != second:
+            return "void"
+        granted = max(0, min(chunk, self.rate_per_s - (count - chunk)))
+        if granted == 0:
+            self._allowance[template] = (second, -1)
+            return later
+        self._allowance[template] = (second, granted - 1)
         self.stats.by_template[template] += 1
         return None
 
