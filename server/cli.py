@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from server import bench_api, cli_readings
 from server import bench_bot
+from server import bench_notify
 from server import cli_reports
 from server import logs
 from server.settings import Settings, SettingsError, demo_settings
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     bench_cycle.set_defaults(func=cmd_bench_cycle)
     bench_bot.register(bench_sub)
     bench_api.register(bench_sub)
+    bench_notify.register(bench_sub)
     cli_readings.register(sub)
     cli_reports.register(sub)
     return parser
