@@ -536,6 +536,30 @@ class TelemetryStore:
             [int(plant_id), _text(after_us), int(limit)])
         return [(_us_of_text(r[0]), _or_null(r[1]), _or_null(r[2]), r[3], r[4]) for r in rows]
 
+    async def active_quarters(self, plant_ids: Sequence[int], start_us: int,
+                              end_us: int) -> list[tuple[int, int, int, int, int]]:
+        """(plant, bucket_us, energy_wh, max_power_w, irradiation_wh_m2) of the 15-minute rollups in
+        ``[start, end)`` that show production or carry irradiance (the rest say nothing more)."""
+        out: list[tuple[int, int, int, int, int]] = []
+        active = "(r.energy_wh > 0 OR r.max_power_w > 0 OR r.irradiation_wh_m2 IS NOT NULL)"
+        for chunk in _chunks(sorted(map(int, plant_ids))):
+            if self.postgres:
+                rows = await self._fetch(
+                    f"SELECT r.plant_id, {_pg_us('r.bucket_start')}, r.energy_wh, r.max_power_w, r.irradiation_wh_m2 "
+                    f"FROM telemetry_rollup r WHERE r.plant_id = ANY($1::int[]) AND r.granularity = '15m' "
+                    f"AND r.bucket_start >= {_pg_ts('$2::bigint')} AND r.bucket_start < {_pg_ts('$3::bigint')} "
+                    f"AND {active}", [list(chunk), int(start_us), int(end_us)])
+                out += [(int(p), int(b), int(e), int(w), _or_null(i)) for p, b, e, w, i in rows]
+            else:
+                marks = ",".join("?" * len(chunk))
+                rows = await self._fetch(
+                    "SELECT r.plant_id, r.bucket_start, r.energy_wh, r.max_power_w, r.irradiation_wh_m2 "
+                    f"FROM telemetry_rollup r WHERE r.plant_id IN ({marks}) AND r.granularity = '15m' "
+                    f"AND r.bucket_start >= ? AND r.bucket_start < ? AND {active}",
+                    [*chunk, _text(start_us), _text(end_us)])
+                out += [(int(r[0]), _us_of_text(r[1]), int(r[2]), int(r[3]), _or_null(r[4])) for r in rows]
+        return out
+
     async def rollup_energy(self, granularity: str, plant_ids: Sequence[int], bucket_us: int) -> dict[int, int]:
         """``{plant: energy_wh}`` of one bucket of the given plants (those that have it)."""
         if not plant_ids:

@@ -212,9 +212,14 @@ async def test_mqtt_the_server_subscribes_when_configured_and_publishes_live_sta
     moment = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     await publish(BROKER_PORT, f"{prefix}/gw-7/LOGGER-DEV-1",
                   {"key": KEY, "ts": moment.isoformat(), "power_w": 4200, "energy_wh": 800_000})
-    await until(stored(1))
+
+    async def published() -> bool:  # after the batch's transaction commits
+        return await live.latest_state(app[redis_key], app[redis_ns_key], world.id) is not None
+
+    await until(published)
     state = await live.latest_state(app[redis_key], app[redis_ns_key], world.id)
     assert state["power_w"] == 4200 and state["ts"] == moment.isoformat()
+    assert await m.TelemetrySample.all().count() == 1
 
 
 async def test_mqtt_is_off_without_a_broker_url(settings, aiohttp_client):

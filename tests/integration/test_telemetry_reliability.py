@@ -1,0 +1,120 @@
+"""Reliability and performance figures (settlement.reliability), worked out by hand.
+
+On 2026-06-15 in Shanghai the sun is at least 10° up from 05:45 to 18:03, so the 15-minute slots
+whose middle has the sun that high are 05:45 … 17:45: 49 slots.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from settlement import models as m
+from settlement.errors import InvalidInput
+from settlement.reliability import plant_figures, portfolio_figures, reliability_report
+from tests.integration.test_telemetry_ingest import ingest, local
+from tests.integration.test_telemetry_outages import every_5_minutes
+
+
+async def plant(code: str, owner: m.Owner, kwp: str, devices: dict[str, int | None]) -> m.Plant:
+    made = await m.Plant.create(code=code, name=code, owner=owner, capacity_kwp=Decimal(kwp),
+                                latitude=Decimal("31.230000"), longitude=Decimal("121.470000"))
+    for serial, rated in devices.items():
+        await m.TelemetryDevice.create(plant=made, serial=serial, rated_power_w=rated)
+    return made
+
+
+async def outage(p: m.Plant, start: str, end: str | None) -> None:
+    await m.PlantOutage.create(plant=p, cause=m.OutageCause.SILENT, started_at=local(start),
+                               ended_at=local(end) if end else None, detected_at=local(start))
+
+
+@pytest.fixture
+async def portfolio(db):
+    a, b, c = [await m.Owner.create(name=n) for n in ("甲", "乙", "丙")]
+    plants = {
+        "P1": await plant("P1", a, "10", {"INV-P1": 10_000}),
+        "P2": await plant("P2", a, "30", {"INV-P2": 30_000}),
+        "P3": await plant("P3", b, "20", {"INV-P3": 20_000}),
+        "P4": await plant("P4", c, "5", {"INV-P4": 5_000}),
+        "P5": await plant("P5", c, "10", {"INV-P5": 10_000, "SENSOR-P5": None}),
+    }
+    await outage(plants["P1"], "2026-06-10 09:00", "2026-06-10 12:00")  # 3 h
+    await outage(plants["P1"], "2026-06-11 10:00", "2026-06-11 11:00")  # 1 h
+    await outage(plants["P2"], "2026-06-12 13:00", "2026-06-12 15:00")  # 2 h
+    await outage(plants["P3"], "2026-06-20 06:00", "2026-06-20 16:00")  # 10 h
+    await outage(plants["P3"], "2026-05-31 22:00", "2026-06-01 02:00")  # 2 h in June, at night
+    await outage(plants["P3"], "2026-05-02 10:00", "2026-05-02 11:00")  # May only
+    # P4 on 06-15: +100 Wh every 5 minutes from 06:00 to 18:30; the logger was silent 12:05–13:00
+    await ingest(every_5_minutes("2026-06-15 06:00", "2026-06-15 12:00", energy=2_000_000, power=1200, step_wh=100,
+                                 device="INV-P4")
+                 + every_5_minutes("2026-06-15 13:05", "2026-06-15 18:30", energy=2_008_500, power=1200, step_wh=100,
+                                   device="INV-P4"), now="2026-06-15 18:31")
+    # P5 from 10:00 to 11:00: 7.2 kW (+600 Wh / 5 min) under 800 W/m²
+    await ingest(every_5_minutes("2026-06-15 10:00", "2026-06-15 11:00", energy=500_000, power=7200, step_wh=600,
+                                 device="INV-P5")
+                 + [{**row, "energy_wh": None, "power_w": None, "irradiance_w_m2": 800} for row in every_5_minutes(
+                     "2026-06-15 10:05", "2026-06-15 11:00", device="SENSOR-P5")], now="2026-06-15 11:01")
+    return plants
+
+
+async def test_a_day_of_one_plant_yield_and_time_based_availability(portfolio):
+    [p4] = await plant_figures("2026-06-15", [portfolio["P4"].id])
+    # 72 intervals before the gap, 13 across it (the counter kept counting), 65 after: 150 × 100 Wh
+    assert (p4.energy_kwh, p4.specific_yield_kwh_per_kwp) == (Decimal("15.000"), Decimal("3.000"))
+    # producing in slots 05:45 … 11:45 (25) and 13:00 … 17:45 (20) of the 49 daylight slots
+    assert (p4.expected_slots, p4.producing_slots, p4.availability) == (49, 45, Decimal("0.9184"))
+    assert (p4.performance_ratio, p4.irradiation_kwh_m2) == (None, None)
+
+
+async def test_performance_ratio_where_irradiance_arrives(portfolio):
+    [p5] = await plant_figures("2026-06-15", [portfolio["P5"].id])
+    # slots 10:00 … 10:45: 1,800 Wh each and 800 W/m² × ¼ h = 200 Wh/m² each
+    # Yf = 7.2 kWh / 10 kWp = 0.72 h, Yr = 0.8 kWh/m² / 1 kW/m² = 0.8 h, PR = 0.9
+    assert (p5.energy_kwh, p5.irradiation_kwh_m2, p5.irradiated_energy_kwh) == (
+        Decimal("7.200"), Decimal("0.800"), Decimal("7.200"))
+    assert p5.performance_ratio == Decimal("0.9000")
+    # the four sensor slots expected by irradiance, the other 45 daylight slots by the sun;
+    # producing: 09:45 (the first sample's power) and 10:00 … 10:45
+    assert (p5.expected_slots, p5.producing_slots, p5.availability) == (49, 5, Decimal("0.1020"))
+
+
+async def test_ieee_1366_indices_over_owners_for_a_month(portfolio):
+    summary, plants = await portfolio_figures("2026-06", now=local("2026-07-05 00:00"))
+    by_code = {f.plant_code: f for f in plants}
+    assert [(c, by_code[c].outages, by_code[c].outage_hours, by_code[c].outage_daylight_hours) for c in by_code] == [
+        ("P1", 2, Decimal("4.00"), Decimal("4.00")), ("P2", 1, Decimal("2.00"), Decimal("2.00")),
+        ("P3", 2, Decimal("12.00"), Decimal("10.00")), ("P4", 0, Decimal("0.00"), Decimal("0.00")),
+        ("P5", 0, Decimal("0.00"), Decimal("0.00"))]
+    # owners 甲 (P1 10 kWp + P2 30 kWp), 乙 (P3), 丙 (P4, P5): NT = 3, T = 720 h
+    # Ni: P1 outages 10/40 = 0.25 each, P2 30/40 = 0.75, P3 1 each
+    # SAIFI = (0.25 + 0.25 + 0.75 + 1 + 1) / 3 = 1.0833
+    # SAIDI = (3·0.25 + 1·0.25 + 2·0.75 + 10·1 + 2·1) / 3 = 14.5 / 3 = 4.83 h
+    # CAIDI = 14.5 / 3.25 = 4.46 h;  ASAI = (3·720 − 14.5) / (3·720) = 0.9933
+    assert (summary.owners, summary.plants, summary.outages, summary.outage_hours) == (3, 5, 5, Decimal("18.00"))
+    assert (summary.saifi, summary.saidi_hours, summary.caidi_hours, summary.asai) == (
+        Decimal("1.0833"), Decimal("4.83"), Decimal("4.46"), Decimal("0.9933"))
+    assert (summary.capacity_kwp, summary.energy_kwh, summary.specific_yield_kwh_per_kwp) == (
+        Decimal("75.000"), Decimal("22.200"), Decimal("0.296"))
+    assert summary.performance_ratio == Decimal("0.9000")
+
+
+async def test_an_open_outage_counts_up_to_now_and_one_owner_sees_their_own_indices(portfolio):
+    await outage(portfolio["P4"], "2026-06-30 10:00", None)
+    summary, [p4, p5] = await portfolio_figures("2026-06", [portfolio["P4"].id, portfolio["P5"].id],
+                                                now=local("2026-06-30 13:30"))
+    assert (p4.outages, p4.outage_hours) == (1, Decimal("3.50"))
+    # one owner (丙, 15 kWp): Ni = 5/15; SAIFI = 0.3333, SAIDI = 3.5/3 = 1.17 h, ASAI = 1 − 1.1667/720
+    assert (summary.owners, summary.saifi, summary.saidi_hours, summary.caidi_hours, summary.asai) == (
+        1, Decimal("0.3333"), Decimal("1.17"), Decimal("3.50"), Decimal("0.9984"))
+
+
+async def test_the_report_is_json_ready_and_a_bad_period_is_refused(portfolio):
+    report = await reliability_report("2026-06", [portfolio["P5"].id], now=local("2026-07-01 00:00"))
+    assert report["period"] == "2026-06" and report["portfolio"]["performance_ratio"] == "0.9000"
+    assert report["plants"][0]["plant_code"] == "P5" and report["plants"][0]["availability"] is not None
+    assert report["portfolio"]["caidi_hours"] is None  # no outage: no duration per interruption
+    for bad in ("2026-13", "2026-6", "June", "2026-06-31", "1999-12"):
+        with pytest.raises(InvalidInput):
+            await plant_figures(bad)
