@@ -1,0 +1,206 @@
+"""``pvsettle bench ingest``: telemetry through the HTTP batch path, one server process.
+
+A fresh database (a new one on the PostgreSQL server of ``PVSETTLE_DATABASE_URL``, else a
+temporary SQLite file) gets ``--plants`` plants with one inverter each and a collector. One
+``pvsettle`` server process is started on it (and on ``PVSETTLE_REDIS_URL``, else its in-process
+emulation) and this process posts ``--batches`` batches of ``--batch-size`` samples to
+``POST /ingest/v1/telemetry``, one at a time: each batch is every plant's next few 5-minute
+samples (lifetime counter, power), so each one appends to every plant's series, recomputes its
+rollups and publishes its live state, as a data-logger gateway's upload does. The bodies are
+encoded before the clock starts; the first batch (every series' first sample) is a warm-up and
+not counted.
+
+Prints ``{"samples", "samples_per_s", "p99_batch_ms", "database"}``: samples posted after the
+warm-up, samples per second of wall time over those batches, the 99th percentile of one batch's
+request time [ms], and ``postgres`` or ``sqlite``. The database is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import multiprocessing
+import secrets
+import socket
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from server import logs
+from server.settings import Settings
+
+SLOT = dt.timedelta(minutes=5)
+LOCAL = dt.timezone(dt.timedelta(hours=8))
+
+
+def register(bench_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``ingest`` to the ``pvsettle bench`` sub-commands."""
+    ingest = bench_subparsers.add_parser("ingest", help="telemetry through POST /ingest/v1/telemetry into the database")
+    ingest.add_argument("--plants", type=int, default=1_000, help="plants, one inverter each")
+    ingest.add_argument("--batches", type=int, default=30, help="batches timed (after one warm-up batch)")
+    ingest.add_argument("--batch-size", type=int, default=10_000, help="samples per batch (a multiple of --plants)")
+    ingest.set_defaults(func=cmd_bench_ingest)
+
+
+def cmd_bench_ingest(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(require_secrets=False)
+    logs.configure("WARNING", json_lines=False)
+    if args.plants < 1 or args.batches < 1 or args.batch_size < args.plants or args.batch_size % args.plants:
+        raise SystemExit("pvsettle bench ingest: --batch-size must be a positive multiple of --plants")
+    print(json.dumps(asyncio.run(bench_ingest(settings, args.plants, args.batches, args.batch_size))))
+    return 0
+
+
+def bodies(plants: int, batches: int, batch_size: int, end: dt.datetime | None = None) -> list[bytes]:
+    """The request bodies: batch b holds every device's samples of its next ``batch_size/plants`` slots.
+
+    The last slot is ``end`` (default: now, on the 5-minute grid), so the plants' live state is
+    published as it would be for a gateway uploading as it goes.
+    """
+    per_device = batch_size // plants
+    end = end or dt.datetime.now(LOCAL)
+    end = end.replace(minute=end.minute - end.minute % 5, second=0, microsecond=0)
+    start = end - (batches * per_device - 1) * SLOT
+    serials = [f"BENCH-INV-{i:06d}" for i in range(plants)]
+    rng = np.random.default_rng(7)
+    capacity_w = rng.uniform(5_000, 50_000, plants)
+    counter = rng.integers(1_000_000, 100_000_000, plants).astype(np.int64)
+    out = []
+    slot = 0
+    for _ in range(batches):
+        rows = []
+        for _ in range(per_device):
+            when = start + slot * SLOT
+            hour = when.hour + when.minute / 60
+            sun = max(0.0, np.sin(np.pi * (hour - 6) / 12))  # a clear day from 06:00 to 18:00
+            power = np.rint(capacity_w * 0.8 * sun).astype(np.int64)
+            counter = counter + np.rint(power / 12).astype(np.int64)  # Wh over 5 minutes
+            stamp = when.isoformat()
+            rows += [{"device": s, "ts": stamp, "power_w": int(p), "energy_wh": int(e), "status": "ok"}
+                     for s, p, e in zip(serials, power, counter)]
+            slot += 1
+        out.append(json.dumps({"samples": rows}).encode())
+    return out
+
+
+async def _prepare(url: str, plants: int, key: str) -> None:
+    from settlement import db
+    from settlement import models as m
+    from settlement.readings import add_collector
+
+    await db.migrate(url)
+    await db.close_database()
+    await db.open_database(url)
+    try:
+        owner = await m.Owner.create(name="bench")
+        await m.Plant.bulk_create([m.Plant(code=f"BENCH-{i:06d}", name=f"bench {i}", owner=owner,
+                                           capacity_kwp=Decimal("50.000"), latitude=Decimal("31.23"),
+                                           longitude=Decimal("121.47")) for i in range(plants)], batch_size=1000)
+        ids = dict(await m.Plant.filter(owner=owner).values_list("code", "id"))
+        await m.TelemetryDevice.bulk_create([m.TelemetryDevice(plant_id=ids[f"BENCH-{i:06d}"],
+                                                               serial=f"BENCH-INV-{i:06d}", rated_power_w=50_000)
+                                             for i in range(plants)], batch_size=1000)
+        await add_collector("bench-gateway", key)
+    finally:
+        await db.close_database()
+
+
+def _serve(settings: Settings) -> None:
+    """The server process: what ``pvsettle serve`` runs, on the bench's settings."""
+    from aiohttp import web
+
+    from server.app import create_app
+
+    logs.configure("WARNING")
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def bench_ingest(settings: Settings, plants: int, batches: int, batch_size: int) -> dict:
+    """Post the batches to one server process; returns the figures the command prints."""
+    from settlement import db
+
+    on_postgres = settings.uses_postgres
+    key = secrets.token_urlsafe(32)
+    payloads = bodies(plants, batches + 1, batch_size)
+    with tempfile.TemporaryDirectory(prefix="pvsettle-bench-ingest-") as tmp:
+        if on_postgres:
+            parts = urlsplit(settings.database_url)
+            url = urlunsplit(("postgres", parts.netloc, f"/pvsettle_bench_{uuid.uuid4().hex[:10]}", "", ""))
+            await db.open_database(url, create=True)
+            await db.close_database()
+        else:
+            url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
+        try:
+            await _prepare(url, plants, key)
+            server_settings = Settings(
+                database_url=url, redis_url=settings.redis_url, redis_prefix=f"pvsettle-bench:{uuid.uuid4().hex[:8]}:",
+                host="127.0.0.1", port=_free_port(), log_level="WARNING", scheduler_interval=0,
+                var_dir=str(Path(tmp) / "var"), secret_key=secrets.token_urlsafe(32))
+            process = multiprocessing.get_context("spawn").Process(target=_serve, args=(server_settings,),
+                                                                   name="pvsettle-bench-server")
+            process.start()
+            try:
+                latencies = await _post_all(f"http://127.0.0.1:{server_settings.port}", key, payloads, process)
+            finally:
+                process.terminate()
+                process.join(30)
+            if settings.redis_url:
+                from settlement.redis_client import Namespace, open_redis
+
+                client = open_redis(settings.redis_url)
+                await Namespace(server_settings.redis_prefix).delete_all(client)
+                await client.aclose()
+        finally:
+            if on_postgres:
+                await db.open_database(url)
+                await db.drop_database()
+                await db.close_database()
+    timed = latencies[1:]
+    samples = batch_size * len(timed)
+    return {"samples": samples, "samples_per_s": round(samples / sum(timed)),
+            "p99_batch_ms": round(float(np.percentile(np.array(timed) * 1000, 99)), 1),
+            "database": "postgres" if on_postgres else "sqlite"}
+
+
+async def _post_all(base: str, key: str, payloads: list[bytes], process: multiprocessing.Process) -> list[float]:
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        deadline = time.monotonic() + 60
+        while True:
+            if not process.is_alive():
+                raise RuntimeError("the bench server process exited before it answered")
+            try:
+                async with session.get(f"{base}/healthz") as resp:
+                    ready = resp.status == 200
+            except aiohttp.ClientConnectionError:
+                ready = False  # not listening yet
+            if ready:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the bench server did not answer /healthz within 60 s")
+            await asyncio.sleep(0.2)
+        latencies = []
+        for body in payloads:
+            started = time.perf_counter()
+            async with session.post(f"{base}/ingest/v1/telemetry", data=body, headers=headers) as resp:
+                answer = await resp.json()
+            latencies.append(time.perf_counter() - started)
+            if resp.status != 200 or answer.get("created", 0) + answer.get("updated", 0) == 0 or answer.get("rejected"):
+                raise RuntimeError(f"the bench batch was not taken: {resp.status} {str(answer)[:300]}")
+    return latencies
+

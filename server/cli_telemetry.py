@@ -1,0 +1,93 @@
+"""Staff commands on telemetry.
+
+=================================================================  ========================================
+``pvsettle report reliability --period YYYY-MM[-DD]``              per plant and for the portfolio:
+``    [--plant CODE …] [--now ISO-TIME]``                            availability, outages, SAIFI/SAIDI/
+                                                                   CAIDI/ASAI, specific yield, PR
+``pvsettle outages [--all]``                                       open plant outages (or all), newest first
+=================================================================  ========================================
+
+Each prints one JSON object on stdout. A bad argument or a domain error exits 2 with one clear
+line on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from zoneinfo import ZoneInfo
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+
+
+def _time(text: str) -> dt.datetime:
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a time is ISO 8601 (2026-10-01T08:00+08:00), not {text!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=LOCAL)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction | None:
+    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``report reliability`` (under the existing ``report`` command) and ``outages``."""
+    report = subparsers.choices.get("report") or subparsers.add_parser("report", help="staff reports")
+    report_sub = _subcommands(report) or report.add_subparsers(dest="report_name", metavar="NAME", required=True)
+    reliability = report_sub.add_parser(
+        "reliability", help="availability, outages, SAIFI/SAIDI/CAIDI/ASAI, yield and PR per plant and portfolio")
+    reliability.add_argument("--period", required=True, help="YYYY-MM (a local month) or YYYY-MM-DD (a local day)")
+    reliability.add_argument("--plant", action="append", metavar="CODE", help="only this plant (repeatable)")
+    reliability.add_argument("--now", type=_time, default=None,
+                             help="open outages count up to this time (default: now)")
+    reliability.set_defaults(func=cmd_report_reliability)
+
+    outages = subparsers.add_parser("outages", help="plant outages: open ones, or all with --all")
+    outages.add_argument("--all", action="store_true", help="closed ones too")
+    outages.add_argument("--limit", type=int, default=100)
+    outages.set_defaults(func=cmd_outages)
+
+
+def cmd_report_reliability(args: argparse.Namespace) -> int:
+    from server.cli import _with_database
+    from settlement.errors import NotFound
+    from settlement.models import Plant
+    from settlement.reliability import reliability_report
+
+    async def work() -> dict:
+        plant_ids = None
+        if args.plant:
+            found = dict(await Plant.filter(code__in=args.plant).values_list("code", "id"))
+            missing = sorted(set(args.plant) - set(found))
+            if missing:
+                raise NotFound(f"no plant has the code {', '.join(missing)}", code="unknown_plant")
+            plant_ids = list(found.values())
+        return await reliability_report(args.period, plant_ids, now=args.now)
+
+    print(json.dumps(_with_database(work), ensure_ascii=False))
+    return 0
+
+
+def cmd_outages(args: argparse.Namespace) -> int:
+    from server.cli import _with_database
+    from settlement.models import PlantOutage
+
+    if not 1 <= args.limit <= 10_000:
+        print("pvsettle outages: --limit must be between 1 and 10000", file=sys.stderr)
+        return 2
+
+    async def work() -> list[dict]:
+        query = PlantOutage.all() if args.all else PlantOutage.filter(ended_at__isnull=True)
+        rows = await query.order_by("-started_at", "-id").limit(args.limit).prefetch_related("plant")
+        return [{"id": o.id, "plant": o.plant.code, "cause": str(o.cause),
+                 "started_at": o.started_at.astimezone(LOCAL).isoformat(),
+                 "ended_at": o.ended_at.astimezone(LOCAL).isoformat() if o.ended_at else None,
+                 "detail": o.detail, "notified": str(o.notified),
+                 "end_notified": str(o.end_notified) if o.end_notified else None} for o in rows]
+
+    print(json.dumps({"outages": _with_database(work)}, ensure_ascii=False))
+    return 0
