@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from server import bench_api, cli_readings
 from server import bench_bot
 from server import bench_notify
+from server import bench_ingest
 from server import cli_reports
+from server import cli_telemetry
 from server import logs
 from server.settings import Settings, SettingsError, demo_settings
 
@@ -91,8 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     bench_bot.register(bench_sub)
     bench_api.register(bench_sub)
     bench_notify.register(bench_sub)
+    bench_ingest.register(bench_sub)
     cli_readings.register(sub)
     cli_reports.register(sub)
+    cli_telemetry.register(sub)
     return parser
 
 
