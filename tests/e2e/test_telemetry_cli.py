@@ -1,0 +1,66 @@
+"""``pvsettle report reliability``, ``pvsettle outages`` and ``pvsettle bench ingest`` as processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from decimal import Decimal
+
+import pytest
+
+from settlement import db
+from settlement import models as m
+from tests.conftest import DATABASE_URL, REDIS_URL
+from tests.e2e.processes import PVSETTLE
+from tests.integration.test_telemetry_ingest import local
+
+
+def run(env: dict[str, str], *args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([PVSETTLE, *args], env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+async def test_reliability_report_and_outages_for_staff(database_factory):
+    url = await database_factory.migrated()
+    await db.open_database(url)
+    try:
+        owner = await m.Owner.create(name="甲")
+        plant = await m.Plant.create(code="PV-R1", name="一号", owner=owner, capacity_kwp=Decimal("10"))
+        await m.PlantOutage.create(plant=plant, cause=m.OutageCause.FAULT, started_at=local("2026-06-10 09:00"),
+                                   ended_at=local("2026-06-10 15:00"), detected_at=local("2026-06-10 09:31"))
+        await m.PlantOutage.create(plant=plant, cause=m.OutageCause.SILENT, started_at=local("2026-06-30 22:00"),
+                                   detected_at=local("2026-06-30 22:31"))
+    finally:
+        await db.close_database()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PVSETTLE_")}
+    env["PVSETTLE_DATABASE_URL"] = url
+
+    done = run(env, "report", "reliability", "--period", "2026-06", "--now", "2026-07-01T00:00+08:00")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    # one owner, 8 outage hours in 720: SAIFI 2, SAIDI 8 h, CAIDI 4 h, ASAI (720 − 8) / 720
+    assert {k: report["portfolio"][k] for k in ("owners", "outages", "saifi", "saidi_hours", "caidi_hours", "asai")} == {
+        "owners": 1, "outages": 2, "saifi": "2.0000", "saidi_hours": "8.00", "caidi_hours": "4.00", "asai": "0.9889"}
+    assert [p["plant_code"] for p in report["plants"]] == ["PV-R1"]
+
+    done = run(env, "outages")
+    assert done.returncode == 0, done.stderr
+    assert [(o["plant"], o["cause"], o["ended_at"]) for o in json.loads(done.stdout)["outages"]] == [
+        ("PV-R1", "silent", None)]
+
+    for args, says in ((["--period", "2026-13"], "YYYY-MM"), (["--period", "2026-06", "--plant", "NOPE"], "NOPE")):
+        done = run(env, "report", "reliability", *args)
+        assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_bench_ingest_prints_its_json(tmp_path):
+    """A smoke run, not a measurement."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PVSETTLE_")}
+    env.update(PVSETTLE_REDIS_URL=REDIS_URL, PVSETTLE_DATABASE_URL=DATABASE_URL or f"sqlite://{tmp_path}/x.sqlite3")
+    done = run(env, "bench", "ingest", "--plants", "20", "--batches", "2", "--batch-size", "100", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert set(result) == {"samples", "samples_per_s", "p99_batch_ms", "database"}
+    assert result["samples"] == 200 and result["samples_per_s"] > 0 and result["p99_batch_ms"] > 0
+    assert result["database"] == ("postgres" if DATABASE_URL.startswith("postgres") else "sqlite")
