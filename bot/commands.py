@@ -66,7 +66,8 @@ command                                                  role      does
                                                                    energy generation|export|grid (发电|上网|下网),
                                                                    rate sharp|peak|flat|valley (尖|峰|平|谷)
 重发 <plant> <period>                                      operator  send the period's draft form to the owner, or
-                                                                   notify the owner again of a sent one
+                                                                   notify the owner again of a sent one (both
+                                                                   through the notification outbox)
 确认 <form> [原因 <note>]                                  operator  confirm a form on the owner's written word
 收款 <bill> <amount> <channel> [reference]                 operator  record an offline payment (reference defaults to
                                                                    this message's id, so a repeat is not recorded twice)
@@ -78,7 +79,8 @@ command                                                  role      does
 电站 <plant>                                              viewer    capacity, live state, latest telemetry, open faults
 报表 <period>                                             viewer    the cycle report's figures and a signed link to
                                                                    its CSV file (valid 24 h)
-通知 <bill>                                               viewer    delivery status of a bill's notifications
+通知 <bill>                                               viewer    the bill's latest notifications in the outbox
+                                                                   and where each stands (pending, sent, failed)
 =======================================================  ========  ===============================================
 
 English aliases: read (抄表), adjust (调整), reissue/resend (重发), confirm (确认), collect/receive

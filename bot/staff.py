@@ -2,12 +2,12 @@
 
 Each command calls the settlement service that owns the change, and that service writes the audit
 event in the change's transaction (RecordManualReading, AdjustReading/AdjustForm, AdjustEnergy,
-SendForm, ConfirmForm, RecordPayment, IssueInvitation). What no service audits, the bot does:
-notifying an owner of a form again (NotifyForm), the owner's written word behind a confirmation
-(RecordOwnerWord), the arrears list and a plant's status looked at (ListArrears, ViewPlant) and a
-report link handed out (IssueReportLink). 退款 goes through settlement.payments.request_refund
-(RequestRefund, RefundFromBill). 通知, which shows nothing while the outbox is not built, writes
-nothing.
+SendForm, ConfirmForm, RecordPayment, IssueInvitation, RequestRefund). What no service audits,
+the bot does: notifying an owner of a form again (NotifyForm, with the outbox rows it queued), the
+owner's written word behind a confirmation (RecordOwnerWord), the arrears list, a plant's status
+and a bill's notifications looked at (ListArrears, ViewPlant, ViewDelivery) and a report link
+handed out (IssueReportLink). Owners are notified through the notification outbox
+(:mod:`settlement.outbox`), never directly from here.
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ import logging
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from tortoise.transactions import in_transaction
+
 from bot import commands
 from bot.commands import Command, Malformed
 from bot.context import Caller, Env, Later
 from bot.replies import render
 from bot.report_links import report_link
 from settlement import arrears as arrears_service
-from settlement import audit, bills, bindings, forms, generation, live, payments, readings
+from settlement import audit, bills, bindings, forms, generation, live, outbox, payments, readings
 from settlement.errors import Conflict, InvalidInput, NotFound
 from settlement.models import (
     Bill,
@@ -33,6 +35,7 @@ from settlement.models import (
     FaultState,
     FormState,
     Meter,
+    OutboxMessage,
     Owner,
     Payment,
     PaymentChannel,
@@ -42,9 +45,7 @@ from settlement.models import (
     ReadingSource,
     Staff,
     TelemetrySample,
-    WechatIdentity,
 )
-from settlement.ports.wechat import WechatError
 from settlement.reports import cycle_report
 
 log = logging.getLogger("pvsettle.bot")
@@ -62,6 +63,8 @@ RATES = {"sharp": "sharp", "尖": "sharp", "peak": "peak", "峰": "peak", "flat"
 ENERGY_WORDS = ("电量", "energy")
 #: Bills shown in the arrears list (the rest are counted).
 ARREARS_LISTED = 20
+#: Notifications of a bill shown, newest first.
+NOTICES_LISTED = 10
 
 
 def _staff(caller: Caller) -> Staff:
@@ -183,7 +186,9 @@ async def adjust(cmd: Command, caller: Caller, env: Env) -> str:
 
 
 async def reissue(cmd: Command, caller: Caller, env: Env) -> Later:
-    """重发 <plant> <period>: checked now, done in the background (it calls WeChat per identity)."""
+    """重发 <plant> <period>: a draft is sent (send_form, whose transaction queues FormSent in the
+    notification outbox); a sent or disputed form gets a new FormSent message in the outbox,
+    with the bot's NotifyForm audit event in the same transaction. Acknowledged at once."""
     staff = _staff(caller)
     plant = await plant_by_code(cmd.args[0])
     try:
@@ -198,41 +203,22 @@ async def reissue(cmd: Command, caller: Caller, env: Env) -> Later:
         form = await forms.latest_form(cycle.id)
         if form.state == FormState.DRAFT:
             form = await forms.send_form(form.id, staff, now=env.now)
-            sent = True
-        elif form.state in (FormState.SENT, FormState.DISPUTED):
-            sent = False
-        else:
+            rows = await OutboxMessage.filter(dedupe_key__startswith=f"form:{form.id}:FormSent:")
+            return render("reissue", plant=plant, period=period, form=form, sent=True, rows=rows)
+        if form.state not in (FormState.SENT, FormState.DISPUTED):
             raise Conflict(f"the latest form (#{form.id}) is {form.state.value}: there is nothing to send again",
                            code="bad_state")
-        delivered, failed = await _notify_owner(plant, period, form, env)
-        await audit.record(audit.actor_of(staff), "NotifyForm", "form", form.id,
-                           after={"sent": sent, "delivered": len(delivered), "failed": len(failed),
-                                  "channel": "customer_service"})
-        return render("reissue", plant=plant, period=period, form=form, sent=sent, delivered=delivered,
-                      failed=failed)
+        payload = {"plant_name": plant.name, "period": period, "self_use_kwh": f"{form.self_use_kwh:.3f}",
+                   "answer_by": form.answer_due_at or env.now, "form_id": form.id}
+        async with in_transaction() as conn:
+            # keyed by this message: WeChat's retry of it queues nothing twice
+            rows = await outbox.notify_owner("FormSent", plant.owner_id, "form_sent", payload,
+                                             f"form:{form.id}:Reissue:{env.msg_id}", using_db=conn, now=env.now)
+            await audit.record(audit.actor_of(staff), "NotifyForm", "form", form.id,
+                               after={"outbox": [row.id for row in rows]}, using_db=conn)
+        return render("reissue", plant=plant, period=period, form=form, sent=False, rows=rows)
 
     return Later(run=run, ack=render("busy", what="重发确认单"))
-
-
-async def _notify_owner(plant: Plant, period: str, form: ConfirmationForm, env: Env
-                        ) -> tuple[list[str], list[tuple[str, str]]]:
-    """Tell the owner's users of the official account about the form, by customer-service text
-    (the notification outbox is not built yet). Returns the openids reached and those that failed
-    with WeChat's reason (a user who has not written within 48 h cannot be reached this way)."""
-    from settlement.ebill import ebill_link
-
-    link = env.public_url + ebill_link("form", form.id, None, env.settings.secret_key)
-    text = render("form_notice", plant=plant, period=period, form=form, link=link)
-    delivered, failed = [], []
-    for openid in await WechatIdentity.filter(owner_id=plant.owner_id, app_id=env.app_id) \
-            .order_by("id").values_list("openid", flat=True):
-        try:
-            await env.wechat.send_customer_service_text(openid, text)
-        except WechatError as exc:
-            failed.append((openid, f"{exc.errcode} {exc.errmsg}"))
-        else:
-            delivered.append(openid)
-    return delivered, failed
 
 
 def _form_id(cmd: Command) -> int:
@@ -379,9 +365,12 @@ async def report(cmd: Command, caller: Caller, env: Env) -> Later:
 
 
 async def notice(cmd: Command, caller: Caller, env: Env) -> str:
-    """通知 <bill>: the outbox that would know is not built; say so, after finding the bill."""
+    """通知 <bill>: the latest notifications about the bill from the outbox, and where each stands."""
+    staff = _staff(caller)
     bill = await bill_by_ref(cmd.args[0])
-    return render("notice", bill=bill)
+    rows = await outbox.delivery_state(bill_id=bill.id, limit=NOTICES_LISTED)
+    await audit.record(audit.actor_of(staff), "ViewDelivery", "bill", bill.id, after={"messages": len(rows)})
+    return render("notice", bill=bill, rows=rows)
 
 
 HANDLERS = {"reading": reading, "adjust": adjust, "reissue": reissue, "confirm": confirm, "collect": collect,

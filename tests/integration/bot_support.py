@@ -143,7 +143,8 @@ class Bot:
 
 @pytest.fixture
 async def bot_app(wechat_settings: Settings, aiohttp_client):
-    return await aiohttp_client(create_app(wechat_settings))
+    # no outbox dispatcher: notifications the commands queue stay where the tests can see them
+    return await aiohttp_client(create_app(dataclasses.replace(wechat_settings, dispatcher_interval="0")))
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ async def test_report_of_a_malformed_period_is_answered_at_once(bot: Bot, people
 # ---------------------------------------------------------------------- 重发
 
 
-async def test_reissue_sends_a_draft_and_notifies_the_owner(bot: Bot, people, fake_wechat):
+async def test_reissue_sends_a_draft_and_the_outbox_notifies_the_owner(bot: Bot, people, fake_wechat):
     cycle = await november_cycle(people)
     form = await m.ConfirmationForm.get(cycle=cycle)
     await m.ConfirmationForm.filter(id=form.id).update(state=m.FormState.DRAFT, sent_at=None, answer_due_at=None)
@@ -86,27 +86,37 @@ async def test_reissue_sends_a_draft_and_notifies_the_owner(bot: Bot, people, fa
     await bot.idle()
     form = await m.ConfirmationForm.get(id=form.id)
     assert form.state == m.FormState.SENT and form.sent_at is not None
-    [to_owner] = _messages(fake_wechat, OWNER)
-    assert "2026-11 电量确认单" in to_owner and f"/e/form/{form.id}?exp=" in to_owner
+    [row] = await m.OutboxMessage.filter(dedupe_key__startswith=f"form:{form.id}:FormSent:")
+    assert row.recipient == OWNER and row.state == m.OutboxState.PENDING and row.template == "form_sent"
     [to_staff] = _messages(fake_wechat, OPERATOR)
-    assert "已发给业主" in to_staff and "已送达 1 位" in to_staff
+    assert "已发给业主" in to_staff and f"已排入通知发件箱 1 条（编号 #{row.id}）" in to_staff
     [sent] = await audit_events("SendForm", entity_id=str(form.id))
-    [notified] = await audit_events("NotifyForm")
-    assert sent.actor == notified.actor == f"staff:{people['operator'].id}"
-    assert notified.after == {"sent": True, "delivered": 1, "failed": 0, "channel": "customer_service"}
+    assert sent.actor == f"staff:{people['operator'].id}"
 
 
-async def test_reissue_of_a_sent_form_notifies_again_and_reports_who_was_not_reached(bot: Bot, people, fake_wechat):
-    await november_cycle(people)
-    fake_wechat.unfollow(OWNER)
-    await bot.say(OPERATOR, "resend pv-e1 2026-11")
+async def test_reissue_of_a_sent_form_queues_a_new_notification(bot: Bot, people, fake_wechat):
+    cycle = await november_cycle(people)
+    form = await m.ConfirmationForm.get(cycle=cycle)
+    first = await m.OutboxMessage.filter(dedupe_key__startswith=f"form:{form.id}:").count()  # the cycle run's
+    await bot.say(OPERATOR, "resend pv-e1 2026-11", msg_id=88_000_000_001)
     await bot.idle()
+    [again] = await m.OutboxMessage.filter(dedupe_key__startswith=f"form:{form.id}:Reissue:88000000001:")
+    assert again.recipient == OWNER and again.event == "FormSent"
+    assert await m.OutboxMessage.filter(dedupe_key__startswith=f"form:{form.id}:").count() == first + 1
     [to_staff] = _messages(fake_wechat, OPERATOR)
-    assert "已再次通知业主" in to_staff and "未能送达 1 位" in to_staff and "45015" in to_staff
-    assert _messages(fake_wechat, OWNER) == []
+    assert "已再次通知业主" in to_staff and f"#{again.id}" in to_staff
     assert await audit_events("SendForm", actor=f"staff:{people['operator'].id}") == []
     [notified] = await audit_events("NotifyForm")
-    assert notified.after["failed"] == 1 and notified.after["sent"] is False
+    assert notified.entity_id == str(form.id) and notified.after == {"outbox": [again.id]}
+
+
+async def test_reissue_to_an_owner_without_wechat_says_to_call(bot: Bot, people, fake_wechat):
+    await november_cycle(people)
+    await people["owner_identity"].delete()
+    await bot.say(OPERATOR, "重发 PV-E1 2026-11")
+    await bot.idle()
+    [to_staff] = _messages(fake_wechat, OPERATOR)
+    assert "没有可通知的用户" in to_staff and "电话联系" in to_staff
 
 
 async def test_reissue_of_a_confirmed_form_is_refused_by_message(bot: Bot, people, fake_wechat):
@@ -129,11 +139,11 @@ async def test_reissue_of_an_unknown_cycle_is_answered_at_once(bot: Bot, people,
 
 @pytest.fixture
 def slow_generation(monkeypatch):
-    """发电 takes 0.3 s and the request waits 0.05 s: the reply must come late, by message."""
+    """发电 takes 1 s and the request waits 0.05 s: the reply must come late, by message."""
     original = owner.HANDLERS["gen"]
 
     async def slow(*args):
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(1.0)
         return await original(*args)
 
     monkeypatch.setitem(owner.HANDLERS, "gen", slow)

@@ -279,9 +279,23 @@ async def test_refund_needs_an_admin_and_a_reason(bot: Bot, people):
     assert await _snapshot() == before
 
 
-async def test_notice_says_the_outbox_is_not_built(bot: Bot, people):
-    reply = await bot.say(VIEWER, "通知 202610-PV-E1-1")
-    assert "202610-PV-E1-1" in reply.text and "尚未发送和记录" in reply.text
+async def test_notice_shows_where_the_bills_notifications_stand(bot: Bot, people):
+    bill = people["bill"]
+    empty = await bot.say(VIEWER, f"通知 {bill.number}")
+    assert "还没有任何通知记录" in empty.text
+    await bot.say(OPERATOR, f"收款 {bill.number} 100 转账 SLIP-1")  # queues PaymentReceived for the owner
+    failed = await m.OutboxMessage.create(
+        dedupe_key=f"bill:{bill.id}:BillIssued:{people['owner_identity'].id}", event="BillIssued",
+        channel="template", recipient=OWNER, app_id=bot.settings.oa_appid, template="bill_issued", payload={},
+        state=m.OutboxState.FAILED, attempts=1, last_error="43004 require subscribe",
+        not_before=dt.datetime.now(UTC))
+    reply = await bot.say(VIEWER, f"通知 {bill.number}")
+    queued = await m.OutboxMessage.get(dedupe_key__startswith=f"bill:{bill.id}:PaymentReceived:")
+    assert f"账单 {bill.number} 的通知（最近 2 条）" in reply.text
+    assert f"#{queued.id} 收款 → …{OWNER[-6:]}（公众号模板消息）：待发送" in reply.text
+    assert f"#{failed.id} 账单出具" in reply.text and "发送失败（43004 require subscribe）" in reply.text
+    events = await audit_events("ViewDelivery")
+    assert [e.after for e in events] == [{"messages": 0}, {"messages": 2}]
     assert "没有这张账单" in (await bot.say(VIEWER, "通知 NOPE")).text
 
 
