@@ -5,6 +5,8 @@
 ``    [--plant CODE …] [--now ISO-TIME]``                            availability, outages, SAIFI/SAIDI/
                                                                    CAIDI/ASAI, specific yield, PR
 ``pvsettle outages [--all]``                                       open plant outages (or all), newest first
+``pvsettle telemetry rebuild [--plant CODE …]``                    interval energies and rollups recomputed
+                                                                   from the samples (seeded data, repair)
 =================================================================  ========================================
 
 Each prints one JSON object on stdout. A bad argument or a domain error exits 2 with one clear
@@ -46,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              help="open outages count up to this time (default: now)")
     reliability.set_defaults(func=cmd_report_reliability)
 
+    telemetry = subparsers.add_parser("telemetry", help="telemetry maintenance")
+    telemetry_sub = telemetry.add_subparsers(dest="telemetry_command", metavar="ACTION", required=True)
+    rebuild = telemetry_sub.add_parser("rebuild", help="recompute interval energies and rollups from the samples")
+    rebuild.add_argument("--plant", action="append", metavar="CODE", help="only this plant (repeatable); default all")
+    rebuild.set_defaults(func=cmd_telemetry_rebuild)
+
     outages = subparsers.add_parser("outages", help="plant outages: open ones, or all with --all")
     outages.add_argument("--all", action="store_true", help="closed ones too")
     outages.add_argument("--limit", type=int, default=100)
@@ -54,21 +62,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_report_reliability(args: argparse.Namespace) -> int:
     from server.cli import _with_database
-    from settlement.errors import NotFound
-    from settlement.models import Plant
     from settlement.reliability import reliability_report
 
     async def work() -> dict:
-        plant_ids = None
-        if args.plant:
-            found = dict(await Plant.filter(code__in=args.plant).values_list("code", "id"))
-            missing = sorted(set(args.plant) - set(found))
-            if missing:
-                raise NotFound(f"no plant has the code {', '.join(missing)}", code="unknown_plant")
-            plant_ids = list(found.values())
-        return await reliability_report(args.period, plant_ids, now=args.now)
+        return await reliability_report(args.period, await _plant_ids(args.plant), now=args.now)
 
     print(json.dumps(_with_database(work), ensure_ascii=False))
+    return 0
+
+
+async def _plant_ids(codes: list[str] | None) -> list[int] | None:
+    from settlement.errors import NotFound
+    from settlement.models import Plant
+
+    if not codes:
+        return None
+    found = dict(await Plant.filter(code__in=codes).values_list("code", "id"))
+    missing = sorted(set(codes) - set(found))
+    if missing:
+        raise NotFound(f"no plant has the code {', '.join(missing)}", code="unknown_plant")
+    return list(found.values())
+
+
+def cmd_telemetry_rebuild(args: argparse.Namespace) -> int:
+    from server.cli import _with_database
+    from settlement.models import TelemetryDevice
+    from settlement.telemetry import rebuild_rollups
+
+    async def work() -> dict:
+        plant_ids = await _plant_ids(args.plant)
+        if plant_ids is None:
+            plant_ids = sorted(set(await TelemetryDevice.all().values_list("plant_id", flat=True)))
+        return await rebuild_rollups(plant_ids)
+
+    print(json.dumps(_with_database(work)))
     return 0
 
 

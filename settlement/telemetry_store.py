@@ -165,6 +165,27 @@ class TelemetryStore:
                     f"JOIN plant p ON p.id = d.plant_id WHERE d.serial IN ({marks})", list(chunk))
         return [tuple(r) for r in rows]
 
+    async def devices_of_plants(self, plant_ids: Sequence[int]) -> list[tuple[int, int, int | None, Any]]:
+        """(id, plant id, rated power [W], plant capacity [kWp]) of every device of these plants."""
+        rows: list = []
+        for chunk in _chunks(sorted(map(int, plant_ids))):
+            if self.postgres:
+                rows += await self._fetch(
+                    "SELECT d.id, d.plant_id, d.rated_power_w, p.capacity_kwp FROM telemetry_device d "
+                    "JOIN plant p ON p.id = d.plant_id WHERE d.plant_id = ANY($1::int[]) ORDER BY d.id", [list(chunk)])
+            else:
+                marks = ",".join("?" * len(chunk))
+                rows += await self._fetch(
+                    "SELECT d.id, d.plant_id, d.rated_power_w, p.capacity_kwp FROM telemetry_device d "
+                    f"JOIN plant p ON p.id = d.plant_id WHERE d.plant_id IN ({marks}) ORDER BY d.id", list(chunk))
+        return [tuple(r) for r in rows]
+
+    async def delete_rollups(self, plant_ids: Sequence[int]) -> int:
+        """Remove every rollup of these plants; returns how many."""
+        from settlement.models import TelemetryRollup
+
+        return await TelemetryRollup.filter(plant_id__in=list(plant_ids)).using_db(self.conn).delete()
+
     # --- locks ----------------------------------------------------------------------------------
 
     async def lock_plants(self, plant_ids: Sequence[int]) -> None:

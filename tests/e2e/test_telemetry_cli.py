@@ -30,6 +30,10 @@ async def test_reliability_report_and_outages_for_staff(database_factory):
                                    ended_at=local("2026-06-10 15:00"), detected_at=local("2026-06-10 09:31"))
         await m.PlantOutage.create(plant=plant, cause=m.OutageCause.SILENT, started_at=local("2026-06-30 22:00"),
                                    detected_at=local("2026-06-30 22:31"))
+        device = await m.TelemetryDevice.create(plant=plant, serial="INV-R1", rated_power_w=10_000)
+        for minute, energy in ((0, 1_000), (5, 1_400), (10, 1_900)):  # stored directly, as the seed does
+            await m.TelemetrySample.create(device=device, ts=local(f"2026-06-10 16:{minute:02d}"),
+                                           received_at=local("2026-06-10 16:30"), power_w=5000, energy_wh=energy)
     finally:
         await db.close_database()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PVSETTLE_")}
@@ -47,6 +51,12 @@ async def test_reliability_report_and_outages_for_staff(database_factory):
     assert done.returncode == 0, done.stderr
     assert [(o["plant"], o["cause"], o["ended_at"]) for o in json.loads(done.stdout)["outages"]] == [
         ("PV-R1", "silent", None)]
+
+    done = run(env, "telemetry", "rebuild", "--plant", "PV-R1")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"plants": 1, "samples": 3, "samples_changed": 2, "quarter_rollups": 2}
+    done = run(env, "report", "reliability", "--period", "2026-06-10", "--plant", "PV-R1")
+    assert json.loads(done.stdout)["plants"][0]["energy_kwh"] == "0.900"
 
     for args, says in ((["--period", "2026-13"], "YYYY-MM"), (["--period", "2026-06", "--plant", "NOPE"], "NOPE")):
         done = run(env, "report", "reliability", *args)

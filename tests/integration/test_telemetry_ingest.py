@@ -443,3 +443,23 @@ async def test_any_split_and_order_of_arrival_gives_the_rollups_of_one_ordered_b
         assert energy == sum(e for q, e in quarters.items() if q.startswith(day))
     assert months == {month: sum(e for d, e in days.items() if d.startswith(month[5:])) for month in months}
     assert set(months) == {"2026-10", "2026-11"}
+
+
+async def test_a_rebuild_from_samples_stored_directly_gives_what_ingest_gives(plant):
+    """Samples written without the service (the seed, a bulk import) get their energies and rollups."""
+    from settlement.telemetry import rebuild_rollups
+
+    await ingest(RESET_AT_NIGHT + MORNING)
+    truth = await everything(plant)
+    await m.TelemetrySample.all().update(interval_wh=None, flags=0)
+    await m.TelemetryRollup.all().delete()
+    device = await m.TelemetryDevice.get(serial="INV-1")
+    await m.TelemetrySample.filter(ts__gte=utc("10-10 09:00"), ts__lte=utc("10-10 11:00")).delete()
+    await m.TelemetrySample.bulk_create([
+        m.TelemetrySample(device=device, ts=local(row["ts"][5:16].replace("T", " ")).astimezone(UTC),
+                          received_at=local("10-20 12:00"), power_w=row["power_w"], energy_wh=row["energy_wh"])
+        for row in MORNING])
+    done = await rebuild_rollups([plant.id])
+    assert done["plants"] == 1 and done["samples"] == len(RESET_AT_NIGHT) + len(MORNING)
+    assert await everything(plant) == truth
+    assert await rebuild_rollups([plant.id]) == {**done, "samples_changed": 0}
