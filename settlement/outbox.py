@@ -42,7 +42,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from tortoise.expressions import Q
 
 from settlement.errors import InvalidInput
 from settlement.models import OutboxMessage, OutboxState, WechatIdentity
@@ -409,7 +408,7 @@ async def delivery_state(bill_id: int | None = None, owner_id: int | None = None
         query = query.filter(dedupe_key__startswith=f"bill:{int(bill_id)}:")
     else:
         openids = await WechatIdentity.filter(owner_id=owner_id).values_list("openid", flat=True)
-        query = query.filter(Q(recipient__in=list(openids)) | Q(dedupe_key__contains=f":owner:{int(owner_id)}:"))
+        query = query.filter(recipient__in=list(openids))
     rows = await query.order_by("-id").limit(max(1, min(limit, 100)))
     return [{"id": r.id, "event": r.event, "template": r.template, "channel": r.channel, "recipient": r.recipient,
              "state": r.state.value, "attempts": r.attempts,
