@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from server import bench_api, cli_readings
 from server import bench_bot
+from server import bench_pay, cli_payments
 from server import bench_notify
 from server import bench_ingest
 from server import cli_reports
@@ -94,7 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     bench_api.register(bench_sub)
     bench_notify.register(bench_sub)
     bench_ingest.register(bench_sub)
+    bench_pay.register(bench_sub)
     cli_readings.register(sub)
+    cli_payments.register(sub)
     cli_reports.register(sub)
     cli_telemetry.register(sub)
     return parser

@@ -30,8 +30,6 @@ import json
 import sys
 from pathlib import Path
 
-from settlement.payment_import import FIELDS
-
 MAX_FILE = 50 * 1024 * 1024  # [bytes] far beyond a year of a finance system's export
 
 
@@ -68,6 +66,8 @@ def read_rows(path: Path) -> list[tuple[str, dict]]:
 
 
 def _json_rows(text: str) -> list[tuple[str, dict]]:
+    from settlement.payment_import import FIELDS
+
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -88,6 +88,8 @@ def _json_rows(text: str) -> list[tuple[str, dict]]:
 
 
 def _csv_rows(text: str) -> list[tuple[str, dict]]:
+    from settlement.payment_import import FIELDS
+
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows = []
     try:
