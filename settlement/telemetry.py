@@ -445,6 +445,9 @@ class _Writes:
     flags: dict[int, SampleFlag] = field(default_factory=dict)
     touched: set[tuple[int, int]] = field(default_factory=set)  # (plant, 15-minute bucket start)
     samples_written: int = 0
+    # every sample of the windows judged, as now stored: (device, ts, interval, power, irradiance) arrays
+    known: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    windows: list[tuple[int, int, int]] = field(default_factory=list)  # (device, lo, hi)
 
 
 def _windows(batch: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -578,6 +581,13 @@ async def _apply_round(store: TelemetryStore, batch: _Batch, batch_window: np.nd
     if len(upd[0]):
         await store.update_derived(*upd)
         writes.touched.update(zip((plant_of[d] for d in upd[0].tolist()), quarter_of(upd[1]).tolist()))
+    # the windows' samples as they now are, so that their buckets need not be read back
+    writes.known.append((np.concatenate([stored.device[st], batch.device[write_rows]]),
+                         np.concatenate([stored.ts_us[st], batch.ts[write_rows]]),
+                         np.concatenate([interval[~is_batch], written_interval]),
+                         np.concatenate([stored.power_w[st], batch.power[write_rows]]),
+                         np.concatenate([stored.irradiance_w_m2[st], batch.irradiance[write_rows]])))
+    writes.windows += list(zip(w_dev[window_ids].tolist(), w_lo[window_ids].tolist(), w_hi[window_ids].tolist()))
     # flags of duplicates as stored, so that a re-sent batch reports what the first one did
     for j in rows.tolist():
         index = int(batch.index[j])
@@ -603,15 +613,57 @@ def _runs(touched: set[tuple[int, int]]) -> tuple[list[int], list[int], list[int
     return plants, after, until
 
 
-async def _recompute_rollups(store: TelemetryStore, touched: set[tuple[int, int]]) -> None:
+async def _bucket_samples(store: TelemetryStore, touched: set[tuple[int, int]], writes: _Writes | None):
+    """Every sample of the touched buckets: (plant, device, ts, interval, power, irradiance) arrays.
+
+    Without ``writes`` all are read. With it, the samples of the windows the batch judged are
+    taken as they are known (the batch's own and the stored ones around them, every one of them
+    loaded or written just now) and only the rest of each touched bucket is read.
+    """
+    plants, after, until = _runs(touched)
+    if writes is None or not writes.known:
+        found = await store.bucket_samples(plants, after, until)
+        return found.plant, found.device, found.ts_us, found.interval_wh, found.power_w, found.irradiance_w_m2
+    windows: dict[int, list[tuple[int, int]]] = {}
+    for device, lo, hi in writes.windows:
+        windows.setdefault(device, []).append((lo, hi))
+    devices_of: dict[int, list[int]] = {}
+    for device, plant, _rated, _capacity in await store.devices_of_plants(sorted(set(plants))):
+        devices_of.setdefault(plant, []).append(device)
+    pieces: tuple[list[int], list[int], list[int]] = ([], [], [])
+    for plant, start, end in zip(plants, after, until):
+        for device in devices_of.get(plant, []):
+            cursor = start  # the pieces of (start, end] outside the device's windows [lo, hi]
+            for lo, hi in sorted(windows.get(device, [])):
+                if hi <= cursor or lo > end:
+                    continue
+                if lo - 1 > cursor:
+                    pieces[0].append(device), pieces[1].append(cursor), pieces[2].append(lo - 1)
+                cursor = max(cursor, hi)
+            if end > cursor:
+                pieces[0].append(device), pieces[1].append(cursor), pieces[2].append(end)
+    rest = await store.device_samples(*pieces)
+    plant_of = {d: p for p, ds in devices_of.items() for d in ds}
+    device = np.concatenate([k[0] for k in writes.known])
+    ts = np.concatenate([k[1] for k in writes.known])
+    plant = np.array([plant_of[d] for d in device.tolist()], np.int64)
+    wanted = np.array([p * (1 << 40) + b // QUARTER_US for p, b in touched], np.int64)
+    inside = np.isin(plant * (1 << 40) + quarter_of(ts) // QUARTER_US, wanted)
+    rest_plant = np.array([plant_of[d] for d in rest.device.tolist()], np.int64)
+    return (np.concatenate([plant[inside], rest_plant]), np.concatenate([device[inside], rest.device]),
+            np.concatenate([ts[inside], rest.ts_us]),
+            np.concatenate([np.concatenate([k[2] for k in writes.known])[inside], rest.interval_wh]),
+            np.concatenate([np.concatenate([k[3] for k in writes.known])[inside], rest.power_w]),
+            np.concatenate([np.concatenate([k[4] for k in writes.known])[inside], rest.irradiance_w_m2]))
+
+
+async def _recompute_rollups(store: TelemetryStore, touched: set[tuple[int, int]],
+                             writes: _Writes | None = None) -> None:
     """Recompute the touched 15-minute buckets from their samples, and carry the change into
     their days and months."""
     if not touched:
         return
-    plants, after, until = _runs(touched)
-    samples = await store.bucket_samples(plants, after, until)
-    quarters = quarter_rollups(samples.plant, samples.device, samples.ts_us, samples.interval_wh, samples.power_w,
-                               samples.irradiance_w_m2)
+    quarters = quarter_rollups(*await _bucket_samples(store, touched, writes))
     old = await store.replace_quarters(quarters)
     for granularity, source, coarse_of, end_of in (
             ("day", "15m", local_day_of, lambda start: start + DAY_US),
@@ -641,7 +693,7 @@ async def _apply(store: TelemetryStore, batch: _Batch, devices: dict[str, _Devic
     for r in range(int(w_round.max()) + 1 if len(w_round) else 0):
         await _apply_round(store, batch, batch_window, np.flatnonzero(w_round == r), w_dev, w_lo, w_hi, next_lo,
                            plant_of, limit_of, received_us, writes)
-    await _recompute_rollups(store, writes.touched)
+    await _recompute_rollups(store, writes.touched, writes)
     if writes.samples_written or writes.touched:
         await audit.record(received_from[:64], "IngestTelemetry", "telemetry_batch", uuid.uuid4().hex,
                            after={"created": len(writes.created), "updated": len(writes.updated),

@@ -376,6 +376,29 @@ class TelemetryStore:
         return BucketSamples(plant=ints(cols[0]), device=ints(cols[1]), ts_us=ints(cols[2]),
                              interval_wh=ints(cols[3]), power_w=ints(cols[4]), irradiance_w_m2=ints(cols[5]))
 
+    async def device_samples(self, device: Sequence[int], after_us: Sequence[int],
+                             until_us: Sequence[int]) -> StoredSamples:
+        """The samples of device ``device[i]`` with ``after_us[i] < ts <= until_us[i]`` (``key`` is i)."""
+        keys = list(range(len(device)))
+        if not keys:
+            return StoredSamples()
+        if self.postgres:
+            rows = await self._fetch(
+                f"SELECT w.k, {self._SELECT_SAMPLE_PG} "
+                "FROM unnest($1::int[], $2::int[], $3::bigint[], $4::bigint[]) AS w(k, dev, lo, hi) "
+                f"JOIN telemetry_sample s ON s.device_id = w.dev AND s.ts > {_pg_ts('w.lo')} "
+                f"AND s.ts <= {_pg_ts('w.hi')}",
+                [keys, list(map(int, device)), list(map(int, after_us)), list(map(int, until_us))])
+            return self._stored(rows)
+        rows: list = []
+        for chunk in _chunks(list(zip(keys, device, after_us, until_us))):
+            values = ",".join(["(?, ?, ?, ?)"] * len(chunk))
+            params = [p for k, d, lo, hi in chunk for p in (int(k), int(d), _text(lo), _text(hi))]
+            rows += await self._fetch(
+                f"WITH w(k, dev, lo, hi) AS (VALUES {values}) SELECT w.k, {self._SELECT_SAMPLE_SQLITE} "
+                "FROM w JOIN telemetry_sample s ON s.device_id = w.dev AND s.ts > w.lo AND s.ts <= w.hi", params)
+        return self._stored(rows)
+
     async def replace_quarters(self, rollups: QuarterRollups) -> QuarterRollups:
         """Write 15-minute rollups over what the buckets held; returns what they held before.
 
