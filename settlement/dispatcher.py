@@ -40,7 +40,9 @@ Delivery guarantee — what is left of "exactly once", honestly:
   batch stops sending before its lease runs out.
 - The remaining window: a process killed after WeChat accepted a message and before the mark
   was committed (the time of one HTTP answer's arrival plus one short UPDATE, typically a few
-  milliseconds) leaves the row pending, and it is sent again after the lease. Official-account
+  milliseconds) leaves the row pending, and it is sent again after the lease. A sending slot
+  waits for its mark to be committed before it takes the next row, so at most ``concurrency``
+  messages are in that window at any moment. Official-account
   template messages carry ``client_msg_id`` so WeChat itself drops the repeat within 10 minutes
   (longer than the lease); subscribe messages have no idempotency key, so a repeat there is
   possible in that window only.
@@ -116,6 +118,7 @@ class _Outcome:
     retry_at: dt.datetime | None = None
     spend: int | None = None  # SubscribeAcceptance id whose accept this message used
     deferred: bool = False  # over the rate: not sent, not an attempt
+    written: asyncio.Future | None = None  # done when the mark is committed
 
 
 @dataclass
@@ -274,7 +277,12 @@ class Dispatcher:
                         if wait is not None:
                             await marks.put(_Outcome(row, OutboxState.PENDING, retry_at=wait, deferred=True))
                             return
-                        await marks.put(await self._send(row, recipients))
+                        outcome = await self._send(row, recipients)
+                        outcome.written = asyncio.get_running_loop().create_future()
+                        await marks.put(outcome)
+                        # the slot is taken again only once WeChat's answer is recorded: so at
+                        # most ``concurrency`` accepted messages are ever unmarked at one time
+                        await outcome.written
 
                 await asyncio.gather(*(one(row) for row in ready))
         finally:
@@ -423,7 +431,16 @@ class Dispatcher:
                 else:
                     batch.append(item)
             if batch:
-                await self._mark(token, batch)
+                try:
+                    await self._mark(token, batch)
+                except BaseException as exc:
+                    for outcome in batch:
+                        if outcome.written is not None and not outcome.written.done():
+                            outcome.written.set_exception(RuntimeError("the outcome was not recorded"))
+                    raise exc
+                for outcome in batch:
+                    if outcome.written is not None and not outcome.written.done():
+                        outcome.written.set_result(None)
 
     async def _mark(self, token: str, outcomes: list[_Outcome]) -> None:
         now = dt.datetime.now(UTC)

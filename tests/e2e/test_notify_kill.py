@@ -108,5 +108,6 @@ async def test_killed_dispatcher_loses_nothing_and_sends_nothing_twice(db, fake_
         assert repeats == 0
         assert all(r.channel == "template" for r in rows)
     else:
-        # only the sends in flight when the process died can repeat (the documented window)
+        # only the sends in flight or not yet marked when the process died can repeat: at most one per
+        # sending slot (the documented window)
         assert repeats <= CONCURRENCY
