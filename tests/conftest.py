@@ -126,6 +126,9 @@ async def settings(database_factory: DatabaseFactory, redis_prefix: str, tmp_pat
         redis_prefix=redis_prefix,
         var_dir=str(tmp_path / "var"),
         scheduler_interval=0,  # tests that want the scheduler turn it on
+        # and the outbox dispatcher: a background poll still in a database call when a test's
+        # event loop closes leaves an aiosqlite thread posting into a closed loop
+        dispatcher_interval="0",
         secret_key="t" * 40,
         oa_appid="wxtestoa0000000001",
         oa_secret="oa-secret",
