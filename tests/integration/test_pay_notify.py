@@ -215,3 +215,15 @@ async def test_the_scheduler_tick_settles_a_silent_order(paying):
     assert await paying["fake"].notify_payment(paying["url"], no) == (204, "")
     assert await m.Payment.all().count() == 1
     assert (await m.PayNotification.get()).outcome == NotificationOutcome.DUPLICATE
+
+
+async def test_a_server_whose_certificates_cannot_be_fetched_serves_without_pay(settings, aiohttp_client, tmp_path):
+    async with make_fake(settings.mp_appid, mode="certificate") as fake:
+        fake.fail_next("certificates", status=500, times=5)
+        client = await aiohttp_client(create_app(pay_settings(settings, fake, tmp_path / "keys")))
+        from server.keys import pay_api_key
+
+        assert pay_api_key not in client.app
+        response = await client.post("/pay/notify", data=b"{}")
+        assert response.status == 503 and (await response.json())["code"] == "FAIL"
+        assert (await client.get("/healthz")).status == 200
