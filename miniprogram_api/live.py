@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from miniprogram_api.common import api
 from miniprogram_api.registry import Call
@@ -84,10 +85,15 @@ async def plant_live(request: web.Request, call: Call):
                                            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     channel = live.channel(ns, call.plant_id)
     pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(channel)
+    except RedisError:
+        await pubsub.aclose()
+        log.warning("live stream of plant %s: Redis refused the subscription", call.plant_id, exc_info=True)
+        raise web.HTTPServiceUnavailable(text="the live stream is unavailable: try again shortly") from None
     task = asyncio.current_task()
     streams.open.add(task)
     try:
-        await pubsub.subscribe(channel)
         await response.prepare(request)
         await response.write(b"retry: 3000\n\n")
         state = await live.latest_state(client, ns, call.plant_id)
@@ -104,10 +110,14 @@ async def plant_live(request: web.Request, call: Call):
                 last_write = time.monotonic()
     except ConnectionError:  # the client left between two writes
         log.debug("client left the live stream of plant %s", call.plant_id)
+    except RedisError:  # Redis went away mid-stream: end it, the client reconnects (retry: 3000)
+        log.warning("live stream of plant %s lost Redis", call.plant_id, exc_info=True)
     finally:
         streams.open.discard(task)
         try:
             await pubsub.unsubscribe(channel)
+        except RedisError:
+            log.debug("live stream of plant %s: unsubscribe failed, closing anyway", call.plant_id)
         finally:
             await pubsub.aclose()
     if response.prepared:

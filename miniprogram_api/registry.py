@@ -74,6 +74,8 @@ class Route:
             statuses.add(404)
         if self.needs is not None and self.needs > Right.VIEW:
             statuses.add(403)
+        if self.stream:
+            statuses.add(503)
         if self.body is not None or self.multipart is not None:
             statuses.add(413)
         return sorted(statuses)

@@ -74,7 +74,7 @@ async def me(request: web.Request, call: Call):
     return await _me(call.principal.identity_id, call.principal.owner_id)
 
 
-@api.post("/binding", body=BindingIn, response=BindingOut, tag="binding", errors=(409, 503))
+@api.post("/binding", body=BindingIn, response=BindingOut, tag="binding", errors=(403, 404, 409, 503))
 async def bind(request: web.Request, call: Call):
     """Bind this WeChat user to an owner account, by invitation code or by phone number on file."""
     body: BindingIn = call.body
@@ -96,7 +96,7 @@ async def bind(request: web.Request, call: Call):
     return BindingOut(owner=OwnerOut(id=owner.id, name=owner.name), by=how)
 
 
-@api.delete("/binding", tag="binding")
+@api.delete("/binding", tag="binding", errors=(404,))
 async def unbind(request: web.Request, call: Call):
     """Leave the owner account; rights others granted to this user stay."""
     await bindings.unbind(call.principal.identity_id)
@@ -104,7 +104,7 @@ async def unbind(request: web.Request, call: Call):
                           call.principal.identity_id)
 
 
-@api.get("/account", response=AccountOut, tag="bills")
+@api.get("/account", response=AccountOut, tag="bills", errors=(404,))
 async def account(request: web.Request, call: Call):
     """The owner account's credit (from overpayments, used by the next bill)."""
     owner_id = call.principal.owner_id

@@ -24,6 +24,7 @@ SESSION_ROUTES = [r for r in registry.routes if r.auth == "session"]
 ID_ROUTES = [r for r in registry.routes if r.path_ids]
 OWNER_ONLY = [r for r in ID_ROUTES if r.needs == Right.OWNER]
 READABLE = [r for r in ID_ROUTES if r.needs == Right.VIEW]
+PAYABLE = [r for r in ID_ROUTES if r.needs == Right.PAY]
 LISTS = [r for r in registry.routes if r.method == "GET" and not r.path_ids and r.response is not None
          and "items" in r.response.model_fields and "next_cursor" in r.response.model_fields]
 
@@ -88,6 +89,14 @@ async def test_the_owner_reaches_their_own(api, people, route):
 @pytest.mark.parametrize("route", OWNER_ONLY, ids=_name)
 async def test_viewers_and_payers_cannot_do_what_only_the_owner_may(api, people, route, who):
     assert await _call(api, route, _path(route, people["a"]), people[who]) == 403, _name(route)
+
+
+@pytest.mark.parametrize("route", PAYABLE or [pytest.param(None, marks=pytest.mark.skip(
+    reason="no route needs the pay right yet: paying comes with [pay]"))], ids=lambda r: r and _name(r))
+async def test_viewers_cannot_pay_and_payers_can(api, people, route):
+    assert await _call(api, route, _path(route, people["a"]), people["viewer"]) == 403, _name(route)
+    status = await _call(api, route, _path(route, people["a"]), people["payer"])
+    assert status not in (401, 403, 404, 500), (_name(route), status)
 
 
 @pytest.mark.parametrize("who", ["viewer", "payer"])
