@@ -15,7 +15,7 @@ from miniprogram_api.registry import Call
 from miniprogram_api.schemas import BillDetail, BillLineOut, BillQuery, BillSummary, Page, PageQuery, PaymentOut
 from settlement import ebill, owner_lists
 from settlement.access import Right, visible_plants
-from settlement.models import Bill, BillLine, BillState, Payment
+from settlement.models import Bill, BillLine, Payment
 
 SUMMARY_FIELDS = ("id", "number", "plant_id", "plant__code", "cycle__period", "version", "state", "issued_at",
                   "due_on", "total_fen", "tax_fen", "paid_fen", "credit_applied_fen")

@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import json
 import time
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
