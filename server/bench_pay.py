@@ -7,7 +7,8 @@ What is measured, in one run:
    and one pending prepay order per notification to come, and locally generated RSA keys: the
    merchant's and WeChat Pay's platform key (public-key mode);
 2. ``pvsettle serve --workers N`` on it (N > 1 needs ``PVSETTLE_REDIS_URL``), WeChat Pay settings
-   pointing at those keys;
+   pointing at those keys, no scheduler and no outbox dispatcher in it (each payment still writes
+   its receipt to the outbox; sending those is what ``bench notify`` measures);
 3. a load generator in a process of its own, which first builds every notification exactly as
    WeChat Pay does (resource AES-256-GCM encrypted with the APIv3 key, RSA-SHA256 signature over
    ``timestamp\\nnonce\\nbody\\n``; signing is the slow part, so it happens before the clock
@@ -186,6 +187,9 @@ def bench_pay(seconds: int = 60, concurrency: int = 16, workers: int = 1, max_ra
                 "database_url": url, "redis_url": base.redis_url,
                 "redis_prefix": f"pvsettle-bench-pay:{uuid.uuid4().hex[:8]}:", "port": port, "host": "127.0.0.1",
                 "scheduler_interval": 0, "log_level": "WARNING", "mp_appid": APPID, "pay_mchid": MCHID,
+                # the receipts are written to the outbox with each payment (measured); sending them
+                # to WeChat is another workload (bench notify), and there is no WeChat here
+                "dispatcher_interval": 0,
                 "pay_apiv3_key": APIV3_KEY, "pay_private_key_path": str(folder / "merchant.pem"),
                 "pay_cert_serial": secrets.token_hex(20).upper(),
                 "pay_public_key_path": str(folder / "platform-public.pem"), "pay_public_key_id": public_key_id,
