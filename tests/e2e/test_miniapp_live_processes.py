@@ -1,10 +1,11 @@
-"""The live stream across processes: a sample published in one process reaches clients of two
-other `pvsettle serve` processes within 1 s, through Redis pub/sub; a stopping server ends its
-streams at once instead of waiting out its shutdown timeout.
+"""The live stream across processes, through Redis pub/sub. Needs a real Redis: the in-process
+emulation cannot be shared between processes.
 
-The publisher is a small script process calling :func:`settlement.live.publish_state` — what
-telemetry ingest does for every sample — because ``POST /ingest/v1/telemetry`` does not exist
-yet. Needs a real Redis: the in-process emulation cannot be shared between processes.
+- A sample ingested by ``POST /ingest/v1/telemetry`` on one `pvsettle serve` process reaches a
+  client streaming from another within 1 s of the POST.
+- A state published by a third process (a script calling :func:`settlement.live.publish_state`,
+  the contract itself) reaches clients of both servers within 1 s; a stopping server ends its
+  streams at once instead of waiting out its shutdown timeout.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tests.e2e.processes import ServerProcess, free_port, settings_env
 pytestmark = pytest.mark.skipif(not REDIS_URL, reason="needs PVSETTLE_REDIS_URL: the in-process Redis emulation "
                                                       "is per process, so no other process can publish to it")
 
+COLLECTOR_KEY = "k" * 43
 PUBLISHER = textwrap.dedent("""
     import asyncio, json, sys, time
     from settlement.live import publish_state
@@ -49,11 +51,16 @@ PUBLISHER = textwrap.dedent("""
 
 
 async def _session_header(settings) -> tuple[int, dict[str, str]]:
-    """A plant and a logged-in owner, made the way POST /session leaves them (WeChat is not under test)."""
+    """A plant with an inverter, a collector, and a logged-in owner, made the way POST /session
+    leaves them (WeChat is not under test)."""
+    from settlement.readings import add_collector
+
     await database.open_database(settings.database_url)
     try:
         owner = await m.Owner.create(name="业主")
         plant = await m.Plant.create(code="PV-LIVE", name="屋顶", owner=owner, capacity_kwp="100")
+        await m.TelemetryDevice.create(plant=plant, serial="INV-LIVE-1", rated_power_w=100_000)
+        await add_collector("logger-live", COLLECTOR_KEY)
         identity = await m.WechatIdentity.create(app_id=settings.mp_appid, openid="o-live", owner=owner)
     finally:
         await database.close_database()
@@ -108,6 +115,38 @@ async def test_a_sample_published_elsewhere_reaches_clients_of_both_servers_with
             assert time.monotonic() - started < 10, servers[0].output()[-2000:]
             for resp in streams:
                 resp.close()
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def test_a_sample_ingested_by_one_server_reaches_a_client_of_the_other_within_a_second(settings, tmp_path):
+    import datetime as dt
+
+    plant_id, headers = await _session_header(settings)
+    client_side, ingest_side = servers = [
+        ServerProcess(["serve"], settings_env(settings, tmp_path, port=port), tmp_path, port)
+        for port in (free_port(), free_port())]
+    try:
+        for server in servers:
+            await server.wait_healthy()
+        async with aiohttp.ClientSession() as session:
+            stream = await session.get(f"{client_side.base}/api/v1/plants/{plant_id}/live", headers=headers)
+            assert stream.status == 200, await stream.text()
+            assert (await stream.content.readline()).startswith(b"retry:")
+            now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+            for n, power in enumerate((41_000, 52_000)):
+                sample = {"device": "INV-LIVE-1", "ts": (now + dt.timedelta(minutes=n)).isoformat(),
+                          "power_w": power, "energy_wh": 5_000_000 + 1_000 * n}
+                posted = time.time()
+                async with session.post(f"{ingest_side.base}/ingest/v1/telemetry", json={"samples": [sample]},
+                                        headers={"Authorization": f"Bearer {COLLECTOR_KEY}"}) as resp:
+                    assert resp.status == 200, await resp.text()
+                    assert (await resp.json())["created"] == 1
+                state, received = await _next_state(stream, timeout=5)
+                assert state["plant_id"] == plant_id and state["power_w"] == power
+                assert received - posted < 1.0, f"{received - posted:.3f} s"
+            stream.close()
     finally:
         for server in servers:
             server.stop()
