@@ -8,7 +8,8 @@ cached principal in one call; only on a cache miss is the database asked (one qu
 
 Cache correctness: the cached principal lives under ``mp-principal:<identity>:<generation>``; a
 change to what the user may see (binding, unbinding, a grant redeemed or revoked — every path in
-this API) increments ``mp-principal-gen:<identity>`` (:func:`invalidate`), so the next request
+this API; anyone else changing them calls :func:`settlement.principal_cache.invalidate` too)
+increments ``mp-principal-gen:<identity>``, so the next request
 reads a key that does not exist yet and loads afresh, in every process at once. A request that
 loaded the old state just before the change writes under the old generation, which nobody reads
 again. Changes made outside this API (staff moving a plant to another owner) are seen within
@@ -25,11 +26,11 @@ from dataclasses import dataclass
 import redis.asyncio as redis_asyncio
 
 from settlement.access import Principal, Right, load_principal
+from settlement.principal_cache import generation_key, invalidate, principal_key_prefix
 from settlement.redis_client import Namespace
 
 RATE_WINDOW_S = 60
 PRINCIPAL_TTL_S = 10
-GENERATION_TTL_S = 24 * 3600  # far longer than a cached principal lives
 
 _ADMIT = """
 local n = redis.call('INCR', KEYS[1])
@@ -52,12 +53,8 @@ class Admission:
     principal: Principal | None
 
 
-def _principal_key(ns: Namespace, identity_id: int) -> str:
-    return ns.key("mp-principal", identity_id) + ":"
-
-
-def _generation_key(ns: Namespace, identity_id: int) -> str:
-    return ns.key("mp-principal-gen", identity_id)
+_principal_key = principal_key_prefix
+_generation_key = generation_key
 
 
 def _dump(principal: Principal) -> str:
@@ -93,10 +90,4 @@ async def admit(client: redis_asyncio.Redis, ns: Namespace, identity_id: int, se
     return Admission(int(count), retry_after, True, principal)
 
 
-async def invalidate(client: redis_asyncio.Redis, ns: Namespace, *identity_ids: int) -> None:
-    """What these users may see has changed: their cached principals are not read again."""
-    async with client.pipeline(transaction=False) as pipe:
-        for identity_id in identity_ids:
-            pipe.incr(_generation_key(ns, identity_id))
-            pipe.expire(_generation_key(ns, identity_id), GENERATION_TTL_S)
-        await pipe.execute()
+__all__ = ["Admission", "admit", "invalidate"]

@@ -243,3 +243,20 @@ async def test_malformed_multipart_bodies_are_400(api, owner, content_type, body
                           headers={**headers, "Content-Type": content_type})
     assert resp.status == 400, await resp.text()
     assert (await m.ConfirmationForm.get(id=world.form.id)).state == m.FormState.SENT
+
+
+async def test_a_change_made_outside_the_api_is_seen_once_invalidated(api, owner, fake_wechat):
+    """The bot or a staff tool that changes grants calls settlement.principal_cache.invalidate."""
+    from server.keys import redis_key, redis_ns_key
+    from settlement.principal_cache import invalidate
+
+    world, _ = owner
+    family = await m.WechatIdentity.get(id=world.grant.identity_id)
+    headers = await login(api, fake_wechat, family.openid)
+    assert [p["id"] for p in (await (await api.get("/api/v1/plants", headers=headers)).json())["items"]] == [
+        world.plant.id]
+    await m.PlantAccess.filter(id=world.grant.id).update(revoked_at=dt.datetime.now(dt.timezone.utc))
+    app = api.server.app
+    await invalidate(app[redis_key], app[redis_ns_key], family.id)
+    assert (await (await api.get("/api/v1/plants", headers=headers)).json())["items"] == []
+    assert (await api.get(f"/api/v1/bills/{world.bill.id}", headers=headers)).status == 404
