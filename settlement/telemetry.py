@@ -448,6 +448,7 @@ class _Writes:
     # every sample of the windows judged, as now stored: (device, ts, interval, power, irradiance) arrays
     known: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     windows: list[tuple[int, int, int]] = field(default_factory=list)  # (device, lo, hi)
+    devices_of: dict[int, list[int]] = field(default_factory=dict)  # plant -> every device of it
 
 
 def _windows(batch: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -627,9 +628,7 @@ async def _bucket_samples(store: TelemetryStore, touched: set[tuple[int, int]], 
     windows: dict[int, list[tuple[int, int]]] = {}
     for device, lo, hi in writes.windows:
         windows.setdefault(device, []).append((lo, hi))
-    devices_of: dict[int, list[int]] = {}
-    for device, plant, _rated, _capacity in await store.devices_of_plants(sorted(set(plants))):
-        devices_of.setdefault(plant, []).append(device)
+    devices_of = writes.devices_of
     pieces: tuple[list[int], list[int], list[int]] = ([], [], [])
     for plant, start, end in zip(plants, after, until):
         for device in devices_of.get(plant, []):
@@ -684,6 +683,9 @@ async def _apply(store: TelemetryStore, batch: _Batch, devices: dict[str, _Devic
     writes = _Writes()
     plant_of = {d.id: d.plant_id for d in devices.values()}
     limit_of = {d.id: d.limit_w for d in devices.values()}
+    # the plants' devices as loaded just before: a device is added by staff, not while it reports
+    for device in devices.values():
+        writes.devices_of.setdefault(device.plant_id, []).append(device.id)
     await store.lock_plants(sorted({plant_of[d] for d in batch.device.tolist()}))
     batch_window, w_dev, w_lo, w_hi, w_round = _windows(batch)
     # the next window of the same device bounds how far a window's changes may reach

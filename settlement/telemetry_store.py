@@ -149,21 +149,23 @@ class TelemetryStore:
             await raw.executemany(sql, rows)
 
     async def devices(self, serials: Sequence[str]) -> list[tuple[int, str, int, int | None, Any]]:
-        """(id, serial, plant id, rated power [W], plant capacity [kWp]) of the devices with these serials."""
+        """(id, serial, plant id, rated power [W], plant capacity [kWp]) of the devices with these
+        serials and of every other device of their plants."""
         rows: list = []
         if not serials:
             return rows
+        columns = "d.id, d.serial, d.plant_id, d.rated_power_w, p.capacity_kwp"
         if self.postgres:
             rows = await self._fetch(
-                "SELECT d.id, d.serial, d.plant_id, d.rated_power_w, p.capacity_kwp FROM telemetry_device d "
-                "JOIN plant p ON p.id = d.plant_id WHERE d.serial = ANY($1::text[])", [list(serials)])
+                f"SELECT {columns} FROM telemetry_device d JOIN plant p ON p.id = d.plant_id WHERE d.plant_id IN "
+                "(SELECT x.plant_id FROM telemetry_device x WHERE x.serial = ANY($1::text[]))", [list(serials)])
         else:
             for chunk in _chunks(list(serials)):
                 marks = ",".join("?" * len(chunk))
                 rows += await self._fetch(
-                    "SELECT d.id, d.serial, d.plant_id, d.rated_power_w, p.capacity_kwp FROM telemetry_device d "
-                    f"JOIN plant p ON p.id = d.plant_id WHERE d.serial IN ({marks})", list(chunk))
-        return [tuple(r) for r in rows]
+                    f"SELECT {columns} FROM telemetry_device d JOIN plant p ON p.id = d.plant_id WHERE d.plant_id IN "
+                    f"(SELECT x.plant_id FROM telemetry_device x WHERE x.serial IN ({marks}))", list(chunk))
+        return list({r[0]: tuple(r) for r in rows}.values())
 
     async def devices_of_plants(self, plant_ids: Sequence[int]) -> list[tuple[int, int, int | None, Any]]:
         """(id, plant id, rated power [W], plant capacity [kWp]) of every device of these plants."""
