@@ -12,8 +12,8 @@ handed out (IssueReportLink). Owners are notified through the notification outbo
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import json
 import logging
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from tortoise.transactions import in_transaction
 from bot import commands
 from bot.commands import Command, Malformed
 from bot.context import Caller, Env, Later
+from bot.owner import live_state, power_w
 from bot.replies import render
 from bot.report_links import report_link
 from settlement import arrears as arrears_service
@@ -318,31 +319,35 @@ async def arrears(cmd: Command, caller: Caller, env: Env) -> str:
     return render("arrears", found=found)
 
 
+async def _fetch(query):
+    """A query as a coroutine, for a task group (tortoise querysets are awaitable, not coroutines)."""
+    return await query
+
+
 async def plant_status(cmd: Command, caller: Caller, env: Env) -> str:
     """电站 <plant>"""
     staff = _staff(caller)
     plant = await plant_by_code(cmd.args[0])
-    owner = await Owner.get(id=plant.owner_id)
-    raw = await env.redis.get(live.channel(env.ns, plant.id))
-    try:
-        state = json.loads(raw) if raw else None
-    except ValueError:
-        state = None
-    if not isinstance(state, dict):
-        state = None
-    today = generation.live_today_wh(state, env.now)
-    if today is None:
-        today = await generation.today_wh(plant.id, env.now)
-    sample = await TelemetrySample.filter(device__plant_id=plant.id).order_by("-ts").first()
-    outages = await PlantOutage.filter(plant_id=plant.id, ended_at__isnull=True).order_by("started_at").limit(5)
-    faults = await FaultReport.filter(plant_id=plant.id, state__in=[FaultState.OPEN, FaultState.IN_PROGRESS]) \
-        .count()
-    power = state.get("power_w") if state else None
+
+    async def today() -> tuple[dict | None, int | None]:
+        state = live_state(await env.redis.get(live.channel(env.ns, plant.id)))
+        wh = generation.live_today_wh(state, env.now)
+        return state, wh if wh is not None else await generation.today_wh(plant.id, env.now)
+
+    # independent reads at once: the reply waits for the longest, not for their sum
+    async with asyncio.TaskGroup() as group:
+        owner = group.create_task(_fetch(Owner.get(id=plant.owner_id)))
+        live_now = group.create_task(today())
+        sample = group.create_task(_fetch(TelemetrySample.filter(device__plant_id=plant.id).order_by("-ts").first()))
+        outages = group.create_task(_fetch(
+            PlantOutage.filter(plant_id=plant.id, ended_at__isnull=True).order_by("started_at").limit(5)))
+        faults = group.create_task(_fetch(
+            FaultReport.filter(plant_id=plant.id, state__in=[FaultState.OPEN, FaultState.IN_PROGRESS]).count()))
+    state, today_wh = live_now.result()
     await audit.record(audit.actor_of(staff), "ViewPlant", "plant", plant.id)
-    return render("plant", plant=plant, owner=owner, status=generation.status_of(state, env.now),
-                  power_w=power if isinstance(power, int) and not isinstance(power, bool) else None,
-                  today_wh=today, sample=sample, outages=outages, faults=faults,
-                  capacity=Decimal(plant.capacity_kwp))
+    return render("plant", plant=plant, owner=owner.result(), status=generation.status_of(state, env.now),
+                  power_w=power_w(state), today_wh=today_wh, sample=sample.result(), outages=outages.result(),
+                  faults=faults.result(), capacity=Decimal(plant.capacity_kwp))
 
 
 async def report(cmd: Command, caller: Caller, env: Env) -> Later:

@@ -4,10 +4,13 @@ What is measured, in one run:
 
 1. a database of the bench's own (a fresh database on the PostgreSQL server of
    ``PVSETTLE_DATABASE_URL``, or a temporary SQLite file), migrated and seeded: ``--owners`` owners,
-   each with a plant (a telemetry device with recent samples; half of them with a live state in
-   Redis when a real Redis is used — the emulation lives inside the server), three bills (one paid, two open) and an official-account user bound to them;
-2. ``pvsettle serve`` (one process) on it and on ``PVSETTLE_REDIS_URL`` (under a key prefix of the
-   bench's own; empty = the in-process emulation inside the server);
+   each with a plant whose inverter has sent today's 15-minute samples through the real telemetry
+   ingest (samples, rollups, and the live state in Redis when a real Redis is used — the
+   emulation lives inside the server), three bills (one paid, two open) and an official-account
+   user bound to them;
+2. ``pvsettle serve`` (one process, without scheduler and outbox dispatcher) on it and on
+   ``PVSETTLE_REDIS_URL`` (under a key prefix of the bench's own; empty = the in-process
+   emulation inside the server);
 3. from this process, ``--messages`` text messages — 发电, 账单, 缴费, 帮助 and 发电 <plant> in
    turn, from the owners in turn — each a fresh WeChat message (its own MsgId, timestamp, nonce
    and signature, plaintext mode, or safe mode with ``--safe``) POSTed to ``/wechat`` with
@@ -75,12 +78,15 @@ def _free_port() -> int:
 
 async def _seed(owners: int, redis_url: str, prefix: str) -> list[tuple[str, str]]:
     """(openid, plant code) of every bound owner."""
-    from settlement import live
     from settlement import models as m
     from settlement.redis_client import Namespace, open_redis
+    from settlement.telemetry import ingest_samples
 
     local = dt.timezone(dt.timedelta(hours=8))
     now = dt.datetime.now(dt.timezone.utc)
+    # today's 15-minute telemetry up to now, as a data logger sends it
+    midnight = now.astimezone(local).replace(hour=0, minute=0, second=0, microsecond=0)
+    quarters = max(int((now - midnight) / dt.timedelta(minutes=15)), 1)
     redis = open_redis(redis_url) if redis_url else None
     out = []
     try:
@@ -88,10 +94,13 @@ async def _seed(owners: int, redis_url: str, prefix: str) -> list[tuple[str, str
             owner = await m.Owner.create(name=f"业主{n}")
             plant = await m.Plant.create(code=f"BOT-{n:04d}", name="厂房屋顶", owner=owner,
                                          capacity_kwp=Decimal("250"))
-            device = await m.TelemetryDevice.create(plant=plant, serial=f"INV-BOT-{n:04d}")
-            await m.TelemetrySample.bulk_create([
-                m.TelemetrySample(device=device, ts=now - dt.timedelta(minutes=15 * k), received_at=now,
-                                  power_w=120_000, energy_wh=50_000_000 - 30_000 * k) for k in range(4)])
+            device = await m.TelemetryDevice.create(plant=plant, serial=f"INV-BOT-{n:04d}", rated_power_w=250_000)
+            await ingest_samples(
+                [{"device": device.serial, "ts": (midnight + dt.timedelta(minutes=15 * k)).isoformat(),
+                  "power_w": 120_000, "energy_wh": 50_000_000 + 30_000 * k, "status": "ok"}
+                 for k in range(quarters)],
+                received_from="collector:bench", now=now, redis=redis,
+                namespace=Namespace(prefix) if redis is not None else None)
             for i, period in enumerate(("2026-08", "2026-09", "2026-10")):
                 ends = dt.datetime(2026, 8 + i, 1, tzinfo=local)
                 cycle = await m.ReadingCycle.create(plant=plant, period=period, ends_at=ends,
@@ -109,9 +118,6 @@ async def _seed(owners: int, redis_url: str, prefix: str) -> list[tuple[str, str
                                         kwh=Decimal("24000"), unit_price=Decimal("0.5"), amount_fen=1_200_000 + i)
             openid = f"o-bench-{uuid.uuid4().hex[:20]}"
             await m.WechatIdentity.create(app_id=APPID, openid=openid, owner=owner)
-            if redis is not None and n % 2 == 0:
-                await live.publish_state(redis, Namespace(prefix), plant.id,
-                                         {"ts": now.isoformat(), "power_w": 120_000, "today_kwh": "812.5"})
             out.append((openid, plant.code))
     finally:
         if redis is not None:
@@ -278,6 +284,8 @@ def bench_bot(messages: int = 2000, owners: int = 50, concurrency: int = 1, safe
                 **{f: getattr(settings, f) for f in settings.__dataclass_fields__},
                 "database_url": url, "redis_url": redis_url, "redis_prefix": prefix, "port": port,
                 "host": "127.0.0.1", "scheduler_interval": 0, "log_level": "WARNING", "oa_appid": APPID,
+                # the outbox dispatcher's polling is not what is measured here
+                "dispatcher_interval": "0",
                 # nothing here calls WeChat; a call would fail at once rather than reach the real one
                 "wechat_api_base": f"http://127.0.0.1:{_free_port()}"}.items()}}
             pvsettle = str(Path(sys.executable).parent / "pvsettle")
