@@ -8,6 +8,7 @@ photos) is taken too.
 from __future__ import annotations
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from miniprogram_api.registry import parse_json_body, validation_message
@@ -34,7 +35,7 @@ async def read_multipart(request: web.Request, model: type[BaseModel]) -> tuple[
         return parse_json_body(model, await request.read()), []
     try:
         reader = await request.multipart()
-    except (ValueError, AssertionError, KeyError):
+    except (ValueError, AssertionError, KeyError, HttpProcessingError):
         raise InvalidInput("the multipart body cannot be read", code="invalid_body") from None
     fields: dict[str, str] = {}
     photos: list[CheckedPhoto] = []
@@ -61,7 +62,7 @@ async def read_multipart(request: web.Request, model: type[BaseModel]) -> tuple[
                     raise InvalidInput(f"{name} is not UTF-8 text", code="invalid_body") from None
             else:
                 raise InvalidInput(f"unexpected part {name[:40]!r}", code="invalid_body")
-    except (ValueError, AssertionError):  # aiohttp's reader on a body that is not what it says
+    except (ValueError, AssertionError, HttpProcessingError):  # aiohttp's reader on a body that is not what it says
         raise InvalidInput("the multipart body is malformed", code="invalid_body") from None
     try:
         return model.model_validate(fields), photos

@@ -232,6 +232,7 @@ async def test_subscribe_answers_are_counted_per_template(api, owner):
     ("multipart/form-data; boundary=xyz", b"garbage without boundary"),
     ("multipart/form-data; boundary=xyz", b'--xyz\r\nContent-Disposition: form-data; name="reason"\r\n\r\nabc\r\n'),
     ("multipart/form-data; boundary=xyz", b"--xyz\r\n\r\nabc\r\n--xyz--\r\n"),  # a part without a name
+    ("multipart/form-data; boundary=xyz", b"--xyz\r\n0.0--xyz--\r\n"),  # a header line that is not one
     ("multipart/mixed; boundary=xyz",
      b"--xyz\r\nContent-Type: multipart/mixed; boundary=abc\r\n\r\n--abc\r\n\r\nx\r\n--abc--\r\n--xyz--\r\n"),
     ("multipart/form-data; boundary=xyz", b'--xyz\r\nContent-Disposition: form-data; name="reason"\r\n'
