@@ -4,11 +4,12 @@ A fresh database (a new one on the PostgreSQL server of ``PVSETTLE_DATABASE_URL`
 temporary SQLite file) gets ``--plants`` plants with one inverter each and a collector. One
 ``pvsettle`` server process is started on it (and on ``PVSETTLE_REDIS_URL``, else its in-process
 emulation) and this process posts ``--batches`` batches of ``--batch-size`` samples to
-``POST /ingest/v1/telemetry``, one at a time: each batch is every plant's next few 5-minute
-samples (lifetime counter, power), so each one appends to every plant's series, recomputes its
-rollups and publishes its live state, as a data-logger gateway's upload does. The bodies are
-encoded before the clock starts; the first batch (every series' first sample) is a warm-up and
-not counted.
+``POST /ingest/v1/telemetry``: each batch is every plant's next few 5-minute samples (lifetime
+counter, power), so each one appends to every plant's series, recomputes its rollups and
+publishes its live state, as a data-logger gateway's upload does. With ``--collectors C`` the
+plants are split between C gateways that post at the same time (each one batch after another);
+by default one posts alone. The bodies are encoded before the clock starts; each gateway's first
+batch (every series' first sample) is a warm-up and not counted.
 
 Prints ``{"samples", "samples_per_s", "p99_batch_ms", "database"}``: samples posted after the
 warm-up, samples per second of wall time over those batches, the 99th percentile of one batch's
@@ -45,33 +46,40 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     ingest = bench_subparsers.add_parser("ingest", help="telemetry through POST /ingest/v1/telemetry into the database")
     ingest.add_argument("--plants", type=int, default=1_000, help="plants, one inverter each")
     ingest.add_argument("--batches", type=int, default=30, help="batches timed (after one warm-up batch)")
-    ingest.add_argument("--batch-size", type=int, default=10_000, help="samples per batch (a multiple of --plants)")
+    ingest.add_argument("--batch-size", type=int, default=10_000,
+                        help="samples per batch (a multiple of the plants per collector)")
+    ingest.add_argument("--collectors", type=int, default=1,
+                        help="gateways posting at the same time, each with its share of the plants")
     ingest.set_defaults(func=cmd_bench_ingest)
 
 
 def cmd_bench_ingest(args: argparse.Namespace) -> int:
     settings = Settings.from_env(require_secrets=False)
     logs.configure("WARNING", json_lines=False)
-    if args.plants < 1 or args.batches < 1 or args.batch_size < args.plants or args.batch_size % args.plants:
-        raise SystemExit("pvsettle bench ingest: --batch-size must be a positive multiple of --plants")
-    print(json.dumps(asyncio.run(bench_ingest(settings, args.plants, args.batches, args.batch_size))))
+    collectors = args.collectors
+    if (args.plants < 1 or args.batches < 1 or collectors < 1 or args.plants % collectors
+            or args.batch_size < args.plants // collectors or args.batch_size % (args.plants // collectors)):
+        raise SystemExit("pvsettle bench ingest: --plants must split evenly between --collectors, and "
+                         "--batch-size be a positive multiple of the plants per collector")
+    print(json.dumps(asyncio.run(bench_ingest(settings, args.plants, args.batches, args.batch_size, collectors))))
     return 0
 
 
-def bodies(plants: int, batches: int, batch_size: int, end: dt.datetime | None = None) -> list[bytes]:
-    """The request bodies: batch b holds every device's samples of its next ``batch_size/plants`` slots.
+def bodies(plants: range, batches: int, batch_size: int, end: dt.datetime | None = None) -> list[bytes]:
+    """A gateway's request bodies: batch b holds each of its plants' samples of the next
+    ``batch_size / len(plants)`` slots.
 
     The last slot is ``end`` (default: now, on the 5-minute grid), so the plants' live state is
     published as it would be for a gateway uploading as it goes.
     """
-    per_device = batch_size // plants
+    per_device = batch_size // len(plants)
     end = end or dt.datetime.now(LOCAL)
     end = end.replace(minute=end.minute - end.minute % 5, second=0, microsecond=0)
     start = end - (batches * per_device - 1) * SLOT
-    serials = [f"BENCH-INV-{i:06d}" for i in range(plants)]
-    rng = np.random.default_rng(7)
-    capacity_w = rng.uniform(5_000, 50_000, plants)
-    counter = rng.integers(1_000_000, 100_000_000, plants).astype(np.int64)
+    serials = [f"BENCH-INV-{i:06d}" for i in plants]
+    rng = np.random.default_rng(7 + plants.start)
+    capacity_w = rng.uniform(5_000, 50_000, len(plants))
+    counter = rng.integers(1_000_000, 100_000_000, len(plants)).astype(np.int64)
     out = []
     slot = 0
     for _ in range(batches):
@@ -128,13 +136,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def bench_ingest(settings: Settings, plants: int, batches: int, batch_size: int) -> dict:
+async def bench_ingest(settings: Settings, plants: int, batches: int, batch_size: int, collectors: int = 1) -> dict:
     """Post the batches to one server process; returns the figures the command prints."""
     from settlement import db
 
     on_postgres = settings.uses_postgres
     key = secrets.token_urlsafe(32)
-    payloads = bodies(plants, batches + 1, batch_size)
+    share = plants // collectors
+    payloads = [bodies(range(c * share, (c + 1) * share), batches + 1, batch_size) for c in range(collectors)]
     with tempfile.TemporaryDirectory(prefix="pvsettle-bench-ingest-") as tmp:
         if on_postgres:
             parts = urlsplit(settings.database_url)
@@ -153,7 +162,8 @@ async def bench_ingest(settings: Settings, plants: int, batches: int, batch_size
                                                                    name="pvsettle-bench-server")
             process.start()
             try:
-                latencies = await _post_all(f"http://127.0.0.1:{server_settings.port}", key, payloads, process)
+                latencies, seconds = await _post_all(f"http://127.0.0.1:{server_settings.port}", key, payloads,
+                                                     process)
             finally:
                 process.terminate()
                 process.join(30)
@@ -168,18 +178,19 @@ async def bench_ingest(settings: Settings, plants: int, batches: int, batch_size
                 await db.open_database(url)
                 await db.drop_database()
                 await db.close_database()
-    timed = latencies[1:]
-    samples = batch_size * len(timed)
-    return {"samples": samples, "samples_per_s": round(samples / sum(timed)),
-            "p99_batch_ms": round(float(np.percentile(np.array(timed) * 1000, 99)), 1),
+    samples = batch_size * len(latencies)
+    return {"samples": samples, "samples_per_s": round(samples / seconds),
+            "p99_batch_ms": round(float(np.percentile(np.array(latencies) * 1000, 99)), 1),
             "database": "postgres" if on_postgres else "sqlite"}
 
 
-async def _post_all(base: str, key: str, payloads: list[bytes], process: multiprocessing.Process) -> list[float]:
+async def _post_all(base: str, key: str, payloads: list[list[bytes]],
+                    process: multiprocessing.Process) -> tuple[list[float], float]:
+    """Each gateway's warm-up batch, then all gateways at once: (timed batch latencies [s], wall time [s])."""
     import aiohttp
 
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
         deadline = time.monotonic() + 60
         while True:
             if not process.is_alive():
@@ -194,13 +205,22 @@ async def _post_all(base: str, key: str, payloads: list[bytes], process: multipr
             if time.monotonic() > deadline:
                 raise RuntimeError("the bench server did not answer /healthz within 60 s")
             await asyncio.sleep(0.2)
-        latencies = []
-        for body in payloads:
+
+        async def post(body: bytes) -> float:
             started = time.perf_counter()
             async with session.post(f"{base}/ingest/v1/telemetry", data=body, headers=headers) as resp:
                 answer = await resp.json()
-            latencies.append(time.perf_counter() - started)
+            took = time.perf_counter() - started
             if resp.status != 200 or answer.get("created", 0) + answer.get("updated", 0) == 0 or answer.get("rejected"):
                 raise RuntimeError(f"the bench batch was not taken: {resp.status} {str(answer)[:300]}")
-    return latencies
+            return took
 
+        async def gateway(own: list[bytes]) -> list[float]:
+            return [await post(body) for body in own]
+
+        for own in payloads:
+            await post(own[0])
+        clock = time.perf_counter()
+        latencies = await asyncio.gather(*(gateway(own[1:]) for own in payloads))
+        seconds = time.perf_counter() - clock
+    return [x for own in latencies for x in own], seconds
