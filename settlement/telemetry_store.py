@@ -203,7 +203,7 @@ class TelemetryStore:
         if self.postgres:
             await self._fetch("SELECT id FROM plant WHERE id = ANY($1::int[]) ORDER BY id FOR NO KEY UPDATE", [ids])
         else:
-            await self._execute("UPDATE plant SET id = id WHERE id = ?", [ids[0]])
+            await self._execute("UPDATE plant SET name = name WHERE id = ?", [ids[0]])
 
     # --- samples --------------------------------------------------------------------------------
 
