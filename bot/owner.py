@@ -15,7 +15,7 @@ from bot import commands
 from bot.commands import Command, Malformed
 from bot.context import Caller, Env, ensure_identity
 from bot.replies import render
-from settlement import bindings, faults, generation, live
+from settlement import bindings, faults, generation, live, principal_cache
 from settlement.access import Principal, Right, load_principal, visible_plants
 from settlement.ebill import ebill_link
 from settlement.errors import Forbidden, NotFound
@@ -72,6 +72,8 @@ async def bind_code(code: str, caller: Caller, env: Env) -> str:
     identity = await ensure_identity(caller, env.app_id)
     owner = await bindings.bind_with_invitation(identity.id, code, now=env.now)
     identity.owner_id = owner.id
+    # the binding changed what this user may see: no process may keep serving the old view
+    await principal_cache.invalidate(env.redis, env.ns, identity.id)
     plants = await Plant.filter(owner_id=owner.id).order_by("code").values_list("code", "name")
     return render("bound", owner=owner, plants=plants)
 

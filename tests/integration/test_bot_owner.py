@@ -56,6 +56,11 @@ async def test_subscribing_through_an_invitation_qr_code_binds_at_once(bot: Bot,
     [bound] = await audit_events("BindOwner")
     assert bound.after == {"owner": people["owner"].id, "by": "invitation"}
     assert (await m.OwnerInvitation.get(used_by_id=identity.id)).used_at is not None
+    from server.keys import redis_key, redis_ns_key
+    from settlement.principal_cache import generation_key
+
+    app = bot.client.app  # any cached view of this user is now stale for every process
+    assert await app[redis_key].get(generation_key(app[redis_ns_key], identity.id)) == b"1"
 
 
 async def test_a_qr_code_with_a_bad_invitation_welcomes_and_says_why(bot: Bot, people):
