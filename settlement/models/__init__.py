@@ -49,6 +49,22 @@ from settlement.models.outages import AlarmState, OutageCause, PlantOutage
 from settlement.models.parties import Owner, PlantAccess, Staff, WechatIdentity
 from settlement.models.pay import NotificationOutcome, PayNotification, PayOrder, PayOrderState, TradeBillReport
 from settlement.models.plants import Contract, Meter, Plant, Tariff
+from settlement.models.prepaid import (
+    AlertState,
+    CommandKind,
+    CommandState,
+    EntryKind,
+    InvoiceRequest,
+    InvoiceState,
+    PrepaidAccount,
+    PrepaidEntry,
+    PrepaidService,
+    PrepaidUsage,
+    SupplyCommand,
+    SupplyState,
+    TopUpOrder,
+    Utility,
+)
 from settlement.models.readings import Reading
 from settlement.models.telemetry import TelemetryDevice, TelemetryRollup, TelemetrySample
 
@@ -64,4 +80,6 @@ __all__ = [
     "AlarmState", "OutageCause", "PlantOutage",
     "NotificationOutcome", "PayNotification", "PayOrder", "PayOrderState", "TradeBillReport",
     "DunningPlan",
+    "AlertState", "CommandKind", "CommandState", "EntryKind", "InvoiceRequest", "InvoiceState", "PrepaidAccount",
+    "PrepaidEntry", "PrepaidService", "PrepaidUsage", "SupplyCommand", "SupplyState", "TopUpOrder", "Utility",
 ]
