@@ -71,6 +71,22 @@ async def one_of_everything() -> dict[str, object]:
                                                 refunded_there_fen=0, refunded_here_fen=0, mismatch_count=0,
                                                 mismatches=[])
     dunning_plan = await m.DunningPlan.create(contract=contract, offsets=[-3, 0, 7, 15, 30], escalate_after=30)
+    prepaid = await m.PrepaidAccount.create(number="PA00000001", owner=owner, plant=plant, name="厂房预付费",
+                                            switch_serial="M0001")
+    prepaid_service = await m.PrepaidService.create(account=prepaid, name="电", utility=m.Utility.ELECTRICITY,
+                                                    unit="kWh", follows_contract=True, meter=meter)
+    prepaid_usage = await m.PrepaidUsage.create(service=prepaid_service, interval_start=now, quantity_milli=1500,
+                                                received_at=now)
+    prepaid_entry = await m.PrepaidEntry.create(account=prepaid, key="topup:4200000009", kind=m.EntryKind.TOPUP,
+                                                amount_fen=10000, available_after_fen=10000, posted_at=now)
+    topup_order = await m.TopUpOrder.create(out_trade_no="T1N1", account=prepaid, attempt=1, amount_fen=10000,
+                                            payer=identity, payer_openid="o-owner", expires_at=now)
+    supply_command = await m.SupplyCommand.create(command_id="PA00000001-C1", account=prepaid,
+                                                  kind=m.CommandKind.CUT_OFF, target_serial="M0001",
+                                                  next_attempt_at=now, created_at=now)
+    invoice = await m.InvoiceRequest.create(request_key="payment:1", owner=owner, payment=payment,
+                                            buyer_name="张三", buyer_tax_id="91320000000000000X",
+                                            amount_fen=10000, tax_fen=1150)
     return {
         "Owner": owner, "Staff": staff, "WechatIdentity": identity, "Plant": plant, "PlantAccess": access,
         "Tariff": tariff, "Contract": contract, "Meter": meter, "Reading": reading, "ReadingCycle": cycle,
@@ -81,4 +97,7 @@ async def one_of_everything() -> dict[str, object]:
         "SubscribeAcceptance": subscription, "FaultReport": fault, "Attachment": attachment,
         "PayOrder": pay_order, "PayNotification": pay_notification, "TradeBillReport": trade_bill,
         "DunningPlan": dunning_plan,
+        "PrepaidAccount": prepaid, "PrepaidService": prepaid_service, "PrepaidUsage": prepaid_usage,
+        "PrepaidEntry": prepaid_entry, "TopUpOrder": topup_order, "SupplyCommand": supply_command,
+        "InvoiceRequest": invoice,
     }
