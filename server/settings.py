@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 PREFIX = "PVSETTLE_"
 WECHAT_API_BASE = "https://api.weixin.qq.com"
 PAY_API_BASE = "https://api.mch.weixin.qq.com"
+DEMO_SCHEDULER_INTERVAL = 5  # [s] the demo's default; its portfolio is small
 # Demo template ids (the fake WeChat accepts any): real ones come from the mini-program's
 # subscribe-message console and are set with PVSETTLE_NOTIFY_TEMPLATES.
 DEMO_NOTIFY_TEMPLATES = json.dumps({name: f"demo-{name.replace('_', '-')}" for name in (
@@ -209,6 +210,8 @@ def demo_settings(environ: Mapping[str, str] | None = None, var_dir: str | None 
     merged = {Settings.env_name(k): v for k, v in generated.items()}
     merged[Settings.env_name("var_dir")] = str(var)
     merged[Settings.env_name("database_url")] = f"sqlite://{var / 'pvsettle.sqlite3'}"
+    # a confirmed form becomes a bill on the next tick: seconds, not a minute, for someone trying it out
+    merged[Settings.env_name("scheduler_interval")] = str(DEMO_SCHEDULER_INTERVAL)
     merged.update({k: v for k, v in environ.items() if k.startswith(PREFIX) and v})
     return Settings.from_env(merged)
 
