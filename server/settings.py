@@ -29,7 +29,7 @@ DEMO_SCHEDULER_INTERVAL = 5  # [s] the demo's default; its portfolio is small
 # subscribe-message console and are set with PVSETTLE_NOTIFY_TEMPLATES.
 DEMO_NOTIFY_TEMPLATES = json.dumps({name: f"demo-{name.replace('_', '-')}" for name in (
     "form_sent", "auto_confirm_coming", "bill_issued", "payment_received", "refund_done", "arrears_reminder",
-    "arrears_escalation", "low_balance", "outage_alarm", "fault_update")})
+    "arrears_escalation", "low_balance", "outage_alarm", "fault_update", "prepaid_notice")})
 
 
 class SettingsError(Exception):

@@ -52,7 +52,8 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "notify"
 
 #: every notification template (file ``templates/notify/<name>.txt``) and its event
 TEMPLATE_NAMES = ("form_sent", "auto_confirm_coming", "bill_issued", "payment_received", "refund_done",
-                  "arrears_reminder", "arrears_escalation", "low_balance", "outage_alarm", "fault_update")
+                  "arrears_reminder", "arrears_escalation", "low_balance", "outage_alarm", "fault_update",
+                  "prepaid_notice")
 #: reminders wait out the quiet hours
 REMINDERS = frozenset({"arrears_reminder", "auto_confirm_coming", "low_balance"})
 QUIET_START, QUIET_END = dt.time(22, 0), dt.time(8, 0)  # local time

@@ -32,6 +32,8 @@ SAMPLES = {
     "outage_alarm": {"plant_name": "一号站", "plant_code": "P001", "started_at": NOON, "what": "通讯中断"},
     "fault_update": {"plant_name": "一号站", "fault_id": 12, "state_zh": "处理中", "note": "已派人上门",
                      "updated_at": NOON},
+    "prepaid_notice": {"account_name": "常州某纺织有限公司一号厂房", "account_number": "PA2611000001",
+                       "amount_fen": 1234, "at": NOON, "what": "已欠费，将于明日12:00停电"},
 }
 
 
