@@ -353,7 +353,9 @@ async def _record_paid(bill: Bill, payer_id: int | None, status: OrderStatus, vi
 
 
 def notification_fields(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-    return {"headers": {k: str(v)[:512] for k, v in headers.items() if k.lower().startswith("wechatpay-")},
+    # str(k): aiohttp's header names are multidict's istr, which orjson (tortoise's JSON encoder
+    # once installed) refuses as dict keys
+    return {"headers": {str(k): str(v)[:512] for k, v in headers.items() if k.lower().startswith("wechatpay-")},
             "body": body[:MAX_KEPT_BODY].decode("utf-8", errors="replace")}
 
 
