@@ -1,0 +1,454 @@
+// The sandbox page: a mini-program played in a phone frame against the real /api/v1, the user's
+// phone messages and a bot console. wx.* calls the real mini-program makes are played here by the
+// sandbox's own endpoints (/sandbox/api/…): wx.login → a login code the fake WeChat knows,
+// wx.requestPayment → the fake WeChat Pay paying and notifying /pay/notify, and
+// wx.requestSubscribeMessage → every asked template accepted.
+"use strict";
+
+const API = "/api/v1";
+const SANDBOX = "/sandbox/api";
+
+const TEXT = {
+  zh: {
+    title: "沙箱：不用微信，走一遍业主的一个月", users: "微信用户", users_hint: "选一个演示用户，在手机里打开小程序。",
+    staff_desk: "运维台", staff_desk_hint: "业主要先绑定：运维给业主发邀请码（与机器人的“邀请”命令相同）。",
+    inbox: "手机消息", inbox_hint: "订阅消息、公众号模板消息、客服消息和机器人回复。", console: "公众号机器人",
+    as_user: "以此用户发送", send: "发送", app: "光伏结算", login: "微信一键登录", login_hint: "以 {name} 的微信登录小程序",
+    bind_title: "绑定业主账户", bind_hint: "输入运维给您的邀请码", bind: "绑定", invite: "发邀请码",
+    invitation_for: "{owner} 的邀请码：", bound: "已绑定", plants: "电站", forms: "确认单", bills: "账单",
+    live_power: "实时功率", today: "今日发电", lifetime: "累计发电", updated: "更新于 {time}",
+    day: "日", month: "月", year: "年", energy_kwh: "发电量 (kWh)", back: "‹ 返回", no_items: "暂无",
+    period: "账期", version: "版本 v{v}", generation: "发电量", self_use: "自用电量", export: "上网电量",
+    grid: "下网电量", confirm: "确认无误", dispute: "提出异议", dispute_reason: "异议原因（必填）",
+    total: "合计", owed: "待付", paid: "已付", due_on: "到期日", pay: "微信支付 {amount}",
+    subscribed: "已订阅：{names}", paying: "支付中…", paid_ok: "支付成功", logout: "退出",
+    sent: "待确认", confirmed: "已确认", auto_confirmed: "自动确认", disputed: "有异议", draft: "草稿",
+    superseded: "已被新版本取代", open: "待支付", partly_paid: "部分支付", written_off: "已核销", overdue: "已逾期",
+    kind_subscribe: "订阅消息", kind_template: "模板消息", kind_custom: "客服消息", kind_bot: "机器人",
+    staff: "运维", owner_user: "待绑定的业主", reply_later: "（稍后以客服消息回复）", register: "表",
+  },
+  en: {
+    title: "Sandbox: an owner's month without WeChat", users: "WeChat users", users_hint: "Pick a demo user and open the mini-program on the phone.",
+    staff_desk: "Staff desk", staff_desk_hint: "Owners bind first: staff give them an invitation code (the bot's 邀请 command does the same).",
+    inbox: "Phone messages", inbox_hint: "Subscribe messages, official-account template and customer-service messages, bot replies.",
+    console: "Official-account bot", as_user: "Send as", send: "Send", app: "PV settlement", login: "Log in with WeChat",
+    login_hint: "Log in to the mini-program as {name}", bind_title: "Bind your owner account",
+    bind_hint: "Enter the invitation code staff gave you", bind: "Bind", invite: "Invite",
+    invitation_for: "Invitation code for {owner}: ", bound: "bound", plants: "Plants", forms: "Forms", bills: "Bills",
+    live_power: "Live power", today: "Today", lifetime: "Lifetime", updated: "updated {time}",
+    day: "Day", month: "Month", year: "Year", energy_kwh: "Energy (kWh)", back: "‹ Back", no_items: "Nothing yet",
+    period: "Period", version: "version v{v}", generation: "Generation", self_use: "Self-use", export: "Export",
+    grid: "Grid import", confirm: "Confirm", dispute: "Dispute", dispute_reason: "Why do you dispute it? (required)",
+    total: "Total", owed: "Owed", paid: "Paid", due_on: "Due on", pay: "Pay {amount} with WeChat Pay",
+    subscribed: "Subscribed: {names}", paying: "Paying…", paid_ok: "Paid", logout: "Log out",
+    sent: "to confirm", confirmed: "confirmed", auto_confirmed: "auto-confirmed", disputed: "disputed", draft: "draft",
+    superseded: "superseded by a newer version", open: "open", partly_paid: "partly paid", written_off: "written off",
+    overdue: "overdue", kind_subscribe: "subscribe message", kind_template: "template message",
+    kind_custom: "customer-service message", kind_bot: "bot", staff: "staff", owner_user: "would-be owner",
+    reply_later: "(answered later by customer-service message)", register: "register",
+  },
+};
+
+const state = {
+  lang: localStorage.getItem("sandbox-lang") || "zh",
+  users: [], templates: {}, user: null, sessions: {}, view: { name: "plants" },
+  live: null, chart: null, seenMessages: 0,
+};
+
+function t(key, vars) {
+  let text = (TEXT[state.lang] || TEXT.zh)[key] ?? key;
+  for (const [k, v] of Object.entries(vars || {})) text = text.replace(`{${k}}`, v);
+  return text;
+}
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "on") for (const [ev, fn] of Object.entries(v)) node.addEventListener(ev, fn);
+    else if (k === "class") node.className = v;
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const child of children.flat()) if (child !== null && child !== undefined) {
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const yuan = (fen) => `¥${(fen / 100).toFixed(2)}`;
+const when = (iso) => iso ? new Date(iso).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB", { hour12: false }) : "—";
+
+function toast(text) {
+  const box = document.getElementById("toast");
+  box.textContent = text;
+  box.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { box.hidden = true; }, 2500);
+}
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function call(method, url, body, token, form) {
+  const headers = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined && !form) headers["Content-Type"] = "application/json";
+  const response = await fetch(url, { method, headers, body: form ? body : body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    const error = (data && data.error) || {};
+    throw new ApiError(response.status, error.code || String(response.status), error.message || response.statusText);
+  }
+  return data;
+}
+
+const sandbox = (method, path, body) => call(method, SANDBOX + path, body);
+const session = () => state.sessions[state.user?.key];
+
+async function api(method, path, body, form) {
+  try {
+    return await call(method, API + path, body, session()?.token, form);
+  } catch (error) {
+    if (error.status === 401 && state.user) { delete state.sessions[state.user.key]; render(); }
+    throw error;
+  }
+}
+
+// wx.requestSubscribeMessage: the sandbox's user accepts every template asked for
+async function subscribe(names) {
+  const answers = {};
+  for (const name of names) if (state.templates[name]) answers[state.templates[name]] = "accept";
+  await api("PUT", "/subscriptions", answers);
+  toast(t("subscribed", { names: names.join(", ") }));
+}
+
+// --- the people panel ----------------------------------------------------------------------------
+
+async function loadUsers() {
+  const data = await sandbox("GET", "/users");
+  state.users = data.users;
+  state.templates = data.templates;
+  const list = document.getElementById("user-list");
+  const botUser = document.getElementById("bot-user");
+  const keep = botUser.value;
+  list.replaceChildren();
+  botUser.replaceChildren();
+  for (const user of state.users) {
+    const role = user.role ? `${t("staff")} · ${user.role}` : user.owner ? `${t("bound")} · ${user.owner.name}` : t("owner_user");
+    list.append(el("li", {}, el("label", {},
+      el("input", { type: "radio", name: "user", value: user.key, "data-testid": `user-${user.key}`,
+                    checked: state.user?.key === user.key, on: { change: () => pickUser(user.key) } }),
+      el("span", {}, user.nickname), el("span", { class: "role" }, role))));
+    botUser.append(el("option", { value: user.key }, `${user.nickname}${user.role ? ` (${user.role})` : ""}`));
+  }
+  botUser.value = keep || state.users.find((u) => u.role === "operator")?.key || state.users[0]?.key;
+}
+
+async function loadOwners() {
+  const { owners } = await sandbox("GET", "/owners");
+  const list = document.getElementById("owner-list");
+  list.replaceChildren(...owners.map((owner) => el("li", {},
+    el("span", {}, owner.name, el("br"), el("span", { class: "plants" }, owner.plants.map((p) => p.code).join(" · "))),
+    el("button", { type: "button", "data-testid": `invite-${owner.plants[0]?.code || owner.id}`,
+                   on: { click: () => invite(owner) } }, t("invite")))));
+}
+
+async function invite(owner) {
+  const { invitation_code: code } = await sandbox("POST", "/invitation", { owner_id: owner.id });
+  const box = document.getElementById("invitation");
+  box.replaceChildren(el("span", { class: "muted" }, t("invitation_for", { owner: owner.name })), el("br"),
+                      el("span", { "data-testid": "invitation-code" }, code));
+}
+
+function pickUser(key) {
+  state.user = state.users.find((u) => u.key === key);
+  state.view = { name: "plants" };
+  state.seenMessages = 0;
+  document.getElementById("phone-user").textContent = state.user.nickname;
+  render();
+  refreshInbox();
+}
+
+// --- the phone's messages ------------------------------------------------------------------------
+
+function messageText(m) {
+  if (m.kind === "bot") return `> ${m.text}\n${m.reply ?? t("reply_later")}`;
+  if (m.kind === "custom") return m.text;
+  const fields = Object.entries(m.data || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
+  return `${m.template || m.template_id}\n${fields}`;
+}
+
+async function refreshInbox() {
+  if (!state.user) return;
+  const { messages } = await sandbox("GET", `/phone?user=${encodeURIComponent(state.user.key)}`);
+  const list = document.getElementById("inbox");
+  list.replaceChildren(...messages.map((m) => el("li", { class: m.kind, "data-testid": "message", "data-kind": m.kind,
+                                                        "data-template": m.template || "" },
+    el("div", { class: "kind" }, `${t("kind_" + m.kind)} · ${new Date(m.at * 1000).toLocaleTimeString()}`),
+    messageText(m))));
+  if (messages.length > state.seenMessages) list.scrollTop = list.scrollHeight;
+  state.seenMessages = messages.length;
+}
+
+// --- the bot console -----------------------------------------------------------------------------
+
+async function sendToBot(event) {
+  event.preventDefault();
+  const input = document.getElementById("bot-input");
+  const who = document.getElementById("bot-user").value;
+  const out = document.getElementById("bot-reply");
+  out.textContent = "…";
+  try {
+    const answer = await sandbox("POST", "/bot", { user: who, text: input.value });
+    out.textContent = answer.reply ?? t("reply_later");
+    input.value = "";
+  } catch (error) {
+    out.textContent = `${error.code}: ${error.message}`;
+  }
+  refreshInbox();
+}
+
+// --- the mini-program ----------------------------------------------------------------------------
+
+function stopLive() {
+  if (state.live) { state.live.abort(); state.live = null; }
+  if (state.chart) { state.chart.destroy(); state.chart = null; }
+}
+
+function go(view) {
+  state.view = view;
+  render();
+}
+
+async function render() {
+  stopLive();
+  const screen = document.getElementById("mp");
+  document.getElementById("mp-title").textContent = t("app");
+  if (!state.user) { screen.replaceChildren(el("p", { class: "muted" }, t("users_hint"))); return; }
+  try {
+    if (!session()) return renderLogin(screen);
+    if (!session().me.bound) return renderBind(screen);
+    const views = { plants: renderPlants, plant: renderPlant, forms: renderForms, form: renderForm,
+                    bills: renderBills, bill: renderBill };
+    await views[state.view.name](screen);
+  } catch (error) {
+    screen.replaceChildren(el("div", { class: "card" }, `${error.code || "error"}: ${error.message}`));
+  }
+}
+
+function renderLogin(screen) {
+  screen.replaceChildren(el("div", { class: "card" },
+    el("p", {}, t("login_hint", { name: state.user.nickname })),
+    el("button", { class: "primary", type: "button", "data-testid": "login", on: { click: login } }, t("login"))));
+}
+
+async function login() {
+  const { code } = await sandbox("POST", "/login", { user: state.user.key }); // wx.login
+  const opened = await call("POST", `${API}/session`, { code });
+  state.sessions[state.user.key] = opened;
+  render();
+}
+
+function renderBind(screen) {
+  const input = el("input", { "data-testid": "bind-code", autocomplete: "off", placeholder: "ABCD 2345 67" });
+  const error = el("p", { class: "muted", "data-testid": "bind-error" });
+  screen.replaceChildren(el("div", { class: "card" }, el("h3", {}, t("bind_title")), el("p", { class: "muted" }, t("bind_hint")),
+    input, el("div", { class: "row" }, el("button", { class: "primary", type: "button", "data-testid": "bind", on: { click: async () => {
+      try {
+        const bound = await api("POST", "/binding", { invitation_code: input.value });
+        session().me = { ...session().me, bound: true, owner: bound.owner };
+        await loadUsers();
+        render();
+      } catch (e) { error.textContent = `${e.code}: ${e.message}`; }
+    } } }, t("bind"))), error));
+}
+
+function tabs(active) {
+  return el("div", { class: "tabs" }, ["plants", "forms", "bills"].map((name) => el("button", {
+    type: "button", class: active === name ? "on" : "", "data-testid": `tab-${name}`, on: { click: () => go({ name }) },
+  }, t(name))));
+}
+
+async function renderPlants(screen) {
+  const { items } = await api("GET", "/plants");
+  screen.replaceChildren(tabs("plants"), ...items.map((p) => el("div", {
+    class: "card link", "data-testid": `plant-${p.code}`, on: { click: () => go({ name: "plant", id: p.id }) } },
+    el("h3", {}, p.name), el("div", { class: "muted" }, `${p.code} · ${p.capacity_kwp} kWp · ${p.status}`),
+    el("div", {}, `${t("live_power")}: ${p.power_w ?? "—"} W · ${t("today")}: ${p.today_kwh ?? "—"} kWh`))),
+  items.length ? null : el("p", { class: "muted" }, t("no_items")));
+}
+
+async function renderPlant(screen) {
+  const plant = await api("GET", `/plants/${state.view.id}`);
+  const power = el("span", { class: "big", "data-testid": "live-power" }, plant.power_w ?? "—");
+  const today = el("span", { "data-testid": "live-today" }, plant.today_kwh ?? "—");
+  const seen = el("div", { class: "muted", "data-testid": "live-ts" }, t("updated", { time: when(plant.last_seen) }));
+  const canvas = el("canvas", { "data-testid": "chart" });
+  const spans = el("div", { class: "tabs" }, ["day", "month", "year"].map((span) => el("button", {
+    type: "button", "data-testid": `span-${span}`, on: { click: () => drawHistory(plant.id, span, canvas, spans) } }, t(span))));
+  screen.replaceChildren(
+    el("button", { class: "back", type: "button", on: { click: () => go({ name: "plants" }) } }, t("back")),
+    el("div", { class: "card" }, el("h3", {}, plant.name), el("div", { class: "muted" }, `${plant.code} · ${plant.address}`),
+      el("div", {}, t("live_power"), el("br"), power, " W"),
+      el("div", {}, `${t("today")}: `, today, " kWh · ", `${t("lifetime")}: ${plant.lifetime_kwh ?? "—"} kWh`), seen),
+    el("div", { class: "card" }, spans, el("div", { class: "chart-box" }, canvas)));
+  drawHistory(plant.id, "day", canvas, spans);
+  followLive(plant.id, power, today, seen);
+}
+
+// /plants/{id}/live is Server-Sent Events behind the session header: read with fetch, since
+// EventSource cannot send Authorization (wx.request with enableChunked does the same)
+async function followLive(plantId, power, today, seen) {
+  const controller = new AbortController();
+  state.live = controller;
+  try {
+    const response = await fetch(`${API}/plants/${plantId}/live`, {
+      headers: { Authorization: `Bearer ${session().token}` }, signal: controller.signal });
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const lines = block.split("\n");
+        if (!lines.includes("event: state")) continue;
+        const live = JSON.parse(lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n"));
+        power.textContent = live.power_w;
+        today.textContent = live.today_kwh;
+        seen.textContent = t("updated", { time: when(live.ts) });
+      }
+    }
+  } catch (error) {
+    if (error.name !== "AbortError") seen.textContent = `${error.message}`;
+  }
+}
+
+async function drawHistory(plantId, span, canvas, spans) {
+  for (const button of spans.children) button.classList.toggle("on", button.dataset.testid === `span-${span}`);
+  const history = await api("GET", `/plants/${plantId}/history?span=${span}`);
+  if (state.chart) state.chart.destroy();
+  state.chart = new Chart(canvas, {
+    type: "bar",
+    data: { labels: history.bars.map((b) => b.label),
+            datasets: [{ label: t("energy_kwh"), data: history.bars.map((b) => b.energy_kwh === null ? null : Number(b.energy_kwh)),
+                         backgroundColor: "#07c160" }] },
+    options: { animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } } },
+  });
+  canvas.dataset.span = span;
+  canvas.dataset.bars = String(history.bars.length);
+}
+
+const stateLabel = (value) => el("span", { class: `state ${value}`, "data-testid": "state" }, t(value));
+
+async function renderForms(screen) {
+  const { items } = await api("GET", "/forms");
+  screen.replaceChildren(tabs("forms"), ...items.map((f) => el("div", {
+    class: "card link", "data-testid": `form-${f.plant_code}-v${f.version}`, on: { click: () => go({ name: "form", id: f.id }) } },
+    el("h3", {}, `${f.plant_code} · ${f.period}`), stateLabel(f.state), " ",
+    el("span", { class: "muted" }, `${t("version", { v: f.version })} · ${t("generation")} ${f.generation_kwh} kWh`))),
+  items.length ? null : el("p", { class: "muted" }, t("no_items")));
+}
+
+async function renderForm(screen) {
+  const form = await api("GET", `/forms/${state.view.id}`);
+  const reason = el("textarea", { rows: 2, "data-testid": "dispute-reason", placeholder: t("dispute_reason") });
+  const actions = form.can_answer ? el("div", {},
+    el("div", { class: "row" },
+      el("button", { class: "primary", type: "button", "data-testid": "form-confirm", on: { click: async () => {
+        await subscribe(["bill_issued"]);
+        await api("POST", `/forms/${form.id}/confirm`);
+        render();
+      } } }, t("confirm"))),
+    el("div", { class: "row" }, reason),
+    el("div", { class: "row" }, el("button", { class: "warn", type: "button", "data-testid": "form-dispute", on: { click: async () => {
+      await subscribe(["form_sent"]);
+      const body = new FormData();
+      body.append("reason", reason.value);
+      try { await api("POST", `/forms/${form.id}/dispute`, body, true); render(); }
+      catch (e) { toast(`${e.code}: ${e.message}`); }
+    } } }, t("dispute")))) : null;
+  const periods = Object.entries(form.periods).map(([name, p]) => el("tr", {},
+    el("td", {}, name), el("td", { class: "num" }, p.generation), el("td", { class: "num" }, p.self_use),
+    el("td", { class: "num" }, p.export), el("td", { class: "num" }, p.grid)));
+  screen.replaceChildren(
+    el("button", { class: "back", type: "button", on: { click: () => go({ name: "forms" }) } }, t("back")),
+    el("div", { class: "card", "data-testid": "form" },
+      el("h3", {}, `${form.plant_name}`), el("div", { class: "muted" }, `${t("period")} ${form.period} · `,
+        el("span", { "data-testid": "form-version" }, t("version", { v: form.version }))),
+      el("div", {}, stateLabel(form.state), form.superseded ? el("span", { class: "muted" }, ` ${t("superseded")}`) : null),
+      form.dispute_reason ? el("p", { class: "muted" }, form.dispute_reason) : null,
+      el("table", {}, el("tr", {}, el("th", {}, ""), el("th", { class: "num" }, t("generation")), el("th", { class: "num" }, t("self_use")),
+                                 el("th", { class: "num" }, t("export")), el("th", { class: "num" }, t("grid"))),
+        periods,
+        el("tr", {}, el("th", {}, t("total")), el("th", { class: "num" }, form.generation_kwh), el("th", { class: "num" }, form.self_use_kwh),
+           el("th", { class: "num" }, form.export_kwh), el("th", { class: "num" }, form.grid_kwh)))),
+    actions);
+}
+
+async function renderBills(screen) {
+  const { items } = await api("GET", "/bills");
+  screen.replaceChildren(tabs("bills"), ...items.map((b) => el("div", {
+    class: "card link", "data-testid": `bill-${b.plant_code}`, on: { click: () => go({ name: "bill", id: b.id }) } },
+    el("h3", {}, `${b.plant_code} · ${b.period}`), stateLabel(b.state), " ",
+    el("span", { class: "muted" }, `${t("total")} ${yuan(b.total_fen)} · ${t("owed")} ${yuan(b.owed_fen)}`))),
+  items.length ? null : el("p", { class: "muted" }, t("no_items")));
+}
+
+async function renderBill(screen) {
+  const bill = await api("GET", `/bills/${state.view.id}`);
+  const pay = bill.owed_fen > 0 ? el("button", { class: "primary", type: "button", "data-testid": "bill-pay", on: { click: async (event) => {
+    event.target.disabled = true;
+    event.target.textContent = t("paying");
+    try {
+      const order = await api("POST", `/bills/${bill.id}/pay`, {});
+      await subscribe(["payment_received"]);
+      // wx.requestPayment: WeChat Pay takes the money and notifies the server on its own
+      await sandbox("POST", "/pay", { user: state.user.key, out_trade_no: order.out_trade_no, request_payment: order.request_payment });
+      toast(t("paid_ok"));
+      render();
+    } catch (e) { toast(`${e.code}: ${e.message}`); render(); }
+  } } }, t("pay", { amount: yuan(bill.owed_fen) })) : null;
+  screen.replaceChildren(
+    el("button", { class: "back", type: "button", on: { click: () => go({ name: "bills" }) } }, t("back")),
+    el("div", { class: "card", "data-testid": "bill" },
+      el("h3", {}, bill.plant_name), el("div", { class: "muted" }, `${bill.number} · ${t("due_on")} ${bill.due_on}`),
+      el("div", {}, stateLabel(bill.state)),
+      el("table", {}, bill.lines.map((line) => el("tr", {}, el("td", {}, line.description),
+        el("td", { class: "num" }, line.kwh ? `${line.kwh} kWh` : ""), el("td", { class: "num" }, yuan(line.amount_fen)))),
+        el("tr", {}, el("th", {}, t("total")), el("th", {}, ""), el("th", { class: "num" }, yuan(bill.total_fen))),
+        el("tr", {}, el("th", {}, t("paid")), el("th", {}, ""), el("th", { class: "num", "data-testid": "bill-paid" }, yuan(bill.paid_fen))),
+        el("tr", {}, el("th", {}, t("owed")), el("th", {}, ""), el("th", { class: "num", "data-testid": "bill-owed" }, yuan(bill.owed_fen))))),
+    pay);
+}
+
+// --- start ---------------------------------------------------------------------------------------
+
+function applyLanguage() {
+  document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
+  document.getElementById("lang").textContent = state.lang === "zh" ? "English" : "中文";
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+}
+
+async function start() {
+  applyLanguage();
+  document.getElementById("lang").addEventListener("click", async () => {
+    state.lang = state.lang === "zh" ? "en" : "zh";
+    localStorage.setItem("sandbox-lang", state.lang);
+    applyLanguage();
+    await Promise.all([loadUsers(), loadOwners()]);
+    render();
+    refreshInbox();
+  });
+  document.getElementById("console").addEventListener("submit", sendToBot);
+  await Promise.all([loadUsers(), loadOwners()]);
+  render();
+  setInterval(() => refreshInbox().catch(() => {}), 2000);
+  setInterval(() => { document.getElementById("clock").textContent = new Date().toLocaleTimeString(); }, 1000);
+}
+
+start();

@@ -1,0 +1,87 @@
+"""The sandbox exists only where ``pvsettle demo`` installs it: never in the app ``pvsettle serve``
+builds, and nothing outside ``server/cli.py``'s demo path imports it."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+from server.app import create_app
+from server.settings import PAY_API_BASE, WECHAT_API_BASE
+from settlement.fakes.pay_server import FakeWechatPay
+from settlement.fakes.wechat_server import FakeWechat
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sandbox_resources(app) -> list[str]:
+    found = [r.canonical for r in app.router.resources() if r.canonical.startswith("/sandbox")]
+    for sub in app._subapps:  # mounted sub-apps answer under their prefix
+        found += [r.canonical for r in sub.router.resources() if r.canonical.startswith("/sandbox")]
+    return found
+
+
+async def test_the_serve_app_has_no_sandbox_route_and_starts_no_fake(settings, aiohttp_client):
+    # the real WeChat hosts, as in production: a sandbox would replace them with its fakes
+    settings = dataclasses.replace(settings, wechat_api_base=WECHAT_API_BASE, pay_api_base=PAY_API_BASE)
+    app = create_app(settings)
+    assert _sandbox_resources(app) == []
+    assert not any(getattr(ctx, "__module__", "").startswith("sandbox") for ctx in app.cleanup_ctx)
+    client = await aiohttp_client(app)
+    for path in ("/sandbox/", "/sandbox/api/users", "/sandbox/static/sandbox.js"):
+        response = await client.get(path)
+        assert response.status == 404, path
+    assert (await client.post("/sandbox/api/login", json={"user": "aming"})).status == 404
+    values = [v for v in app._state.values()]  # what the started app holds
+    assert not any(isinstance(v, FakeWechat | FakeWechatPay) for v in values)
+    from server.keys import settings_key
+
+    assert (app[settings_key].wechat_api_base, app[settings_key].pay_api_base) == (WECHAT_API_BASE, PAY_API_BASE)
+
+
+def test_nothing_but_the_demo_path_imports_the_sandbox():
+    importers = []
+    for package in ("settlement", "billing_engine", "bot", "miniprogram_api", "ingest_api", "pages", "pay_api",
+                    "server"):
+        for path in (ROOT / package).rglob("*.py"):
+            tree = ast.parse(path.read_text("utf-8"))
+            for node in ast.walk(tree):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                if any(n == "sandbox" or n.startswith("sandbox.") for n in names):
+                    importers.append(str(path.relative_to(ROOT)))
+    assert importers == ["server/cli.py"]
+
+
+async def test_the_demo_wiring_serves_the_sandbox_on_the_fake_wechat(settings, aiohttp_client):
+    from sandbox.app import install
+    from sandbox.fakes import sandbox_fakes_ctx
+
+    # no pay settings here: the sandbox plays WeChat and says WeChat Pay is off
+    settings = dataclasses.replace(settings, wechat_api_base=WECHAT_API_BASE, pay_api_base=PAY_API_BASE)
+    app = install(create_app(settings))
+    assert app.cleanup_ctx[0] is sandbox_fakes_ctx  # before every resource that reads the settings
+    assert _sandbox_resources(app)
+    client = await aiohttp_client(app)
+
+    page = await client.get("/sandbox/")
+    assert page.status == 200 and "chart.umd.min.js?v=" in await page.text()
+    users = await (await client.get("/sandbox/api/users")).json()
+    assert (users["wechat"], users["pay"]) == (True, False)
+
+    code = (await (await client.post("/sandbox/api/login", json={"user": "aming"})).json())["code"]
+    opened = await client.post("/api/v1/session", json={"code": code})  # code2session on the fake WeChat
+    assert opened.status == 201 and (await opened.json())["me"]["bound"] is False
+    again = await client.post("/api/v1/session", json={"code": code})
+    assert again.status == 400  # a wx.login code is used once, as WeChat has it
+
+    reply = await (await client.post("/sandbox/api/bot", json={"user": "operator", "text": "帮助"})).json()
+    assert reply["status"] == 200 and "运维命令" in reply["reply"]  # signed XML accepted, staff recognised
+    phone = await (await client.get("/sandbox/api/phone", params={"user": "operator"})).json()
+    assert [(m["kind"], m["text"]) for m in phone["messages"]] == [("bot", "帮助")]
+
+    refused = await client.post("/sandbox/api/pay", json={"user": "aming", "out_trade_no": "x"})
+    assert refused.status == 503
+    unknown = await client.post("/sandbox/api/login", json={"user": "nobody"})
+    assert unknown.status == 404 and (await unknown.json())["error"]["code"] == "unknown_user"
