@@ -130,9 +130,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"pvsettle demo on {base}\n"
           f"  health   {base}/healthz\n"
           f"  metrics  {base}/metrics\n"
+          f"  sandbox  {base}/sandbox/  (the owner's mini-program, phone and bot without WeChat)\n"
           f"  database {settings.database_url}  (redis: in-process emulation)\n"
           f"Ctrl-C stops it.", flush=True)
-    _serve_one(settings, reuse_port=False)
+    _serve_one(settings, reuse_port=False, with_sandbox=True)
     return 0
 
 
@@ -288,13 +289,18 @@ def _progress_factory():
     return Progress
 
 
-def _serve_one(settings: Settings, *, reuse_port: bool) -> None:
+def _serve_one(settings: Settings, *, reuse_port: bool, with_sandbox: bool = False) -> None:
     from aiohttp import web
 
     from server.app import create_app
 
+    app = create_app(settings)
+    if with_sandbox:  # `pvsettle demo` only: fake WeChat and WeChat Pay, /sandbox/, the telemetry simulator
+        from sandbox.app import install
+
+        install(app)
     # open keep-alive connections get 10 s to finish on shutdown, not aiohttp's default minute
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, reuse_port=reuse_port,
+    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port,
                 print=None, access_log=logging.getLogger("pvsettle.access"), shutdown_timeout=10)
 
 
