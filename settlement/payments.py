@@ -90,6 +90,7 @@ ORDER_TTL = dt.timedelta(hours=2)  # WeChat Pay keeps a prepay_id valid for 2 ho
 REUSE_MARGIN = dt.timedelta(minutes=10)  # time the payer needs to finish paying an order handed out again
 MAX_KEPT_BODY = 64 * 1024  # [bytes] of a notification body kept for staff
 DESCRIPTION_MAX = 127  # WeChat Pay's limit on an order description [characters]
+TOPUP_PREFIX = "T"  # out_trade_no of a prepaid top-up (settlement.prepaid); a bill's starts with digits
 
 
 # --- paying a bill ---------------------------------------------------------------------------------
@@ -282,6 +283,12 @@ async def _settle_paid(status: OrderStatus, via: str, now: dt.datetime, conn, *,
     (and so locks it: concurrent copies wait there and then find it paid), one SELECT that locks
     the bill, and the inserts. Anything unusual takes the slow path, which says what it is."""
     no = status.out_trade_no
+    if no.startswith(TOPUP_PREFIX):
+        from settlement import prepaid  # prepaid builds on this module: imported when a top-up comes
+
+        handled = await prepaid.settle_topup(status, via, now, conn)
+        if handled is not None:
+            return handled
     if not careful and (status.currency or "CNY") == "CNY":
         claimed = await _claim(conn, status, now, notified=via == "notification")
         if claimed is not None:
@@ -441,6 +448,11 @@ async def _give_back(refund: Refund, payment: Payment, conn, why: str) -> None:
     """A refund that did not happen: its money returns the way a payment is applied."""
     if payment.owner_id is None:
         return  # a payment of an unknown order belongs to nobody yet: nothing was taken
+    if payment.bill_id is None and (payment.out_trade_no or "").startswith(TOPUP_PREFIX):
+        from settlement import prepaid  # a top-up's refund was taken from its prepaid account
+
+        await prepaid.return_refund(refund, payment, conn, why)
+        return
     bill = await Bill.filter(id=payment.bill_id).using_db(conn).select_for_update().first() \
         if payment.bill_id else None
     to_bill = 0
@@ -529,6 +541,10 @@ async def request_refund(payment_id: int, amount_fen: int, reason: str, staff: S
         payment = await Payment.filter(id=payment_id).using_db(conn).select_for_update().first()
         if payment is None:
             raise NotFound(f"no payment {payment_id}", code="unknown_payment")
+        if payment.owner_id is not None and payment.bill_id is None \
+                and (payment.out_trade_no or "").startswith(TOPUP_PREFIX):
+            raise Conflict("a prepaid top-up is refunded from its account (settlement.prepaid.refund_topup)",
+                           code="prepaid_topup")
         wechat = payment.channel == PaymentChannel.WECHAT
         if wechat and pay is None:
             raise Conflict("WeChat Pay is not configured: a WeChat payment cannot be refunded now",
