@@ -74,6 +74,9 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+// replaceChildren would print a null child as "null": views leave out what does not apply with null
+const show = (parent, ...children) => parent.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+
 const yuan = (fen) => `¥${(fen / 100).toFixed(2)}`;
 const when = (iso) => iso ? new Date(iso).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB", { hour12: false }) : "—";
 
@@ -225,7 +228,7 @@ async function render() {
   stopLive();
   const screen = document.getElementById("mp");
   document.getElementById("mp-title").textContent = t("app");
-  if (!state.user) { screen.replaceChildren(el("p", { class: "muted" }, t("users_hint"))); return; }
+  if (!state.user) { show(screen, el("p", { class: "muted" }, t("users_hint"))); return; }
   try {
     if (!session()) return renderLogin(screen);
     if (!session().me.bound) return renderBind(screen);
@@ -233,12 +236,12 @@ async function render() {
                     bills: renderBills, bill: renderBill };
     await views[state.view.name](screen);
   } catch (error) {
-    screen.replaceChildren(el("div", { class: "card" }, `${error.code || "error"}: ${error.message}`));
+    show(screen, el("div", { class: "card" }, `${error.code || "error"}: ${error.message}`));
   }
 }
 
 function renderLogin(screen) {
-  screen.replaceChildren(el("div", { class: "card" },
+  show(screen, el("div", { class: "card" },
     el("p", {}, t("login_hint", { name: state.user.nickname })),
     el("button", { class: "primary", type: "button", "data-testid": "login", on: { click: login } }, t("login"))));
 }
@@ -253,7 +256,7 @@ async function login() {
 function renderBind(screen) {
   const input = el("input", { "data-testid": "bind-code", autocomplete: "off", placeholder: "ABCD 2345 67" });
   const error = el("p", { class: "muted", "data-testid": "bind-error" });
-  screen.replaceChildren(el("div", { class: "card" }, el("h3", {}, t("bind_title")), el("p", { class: "muted" }, t("bind_hint")),
+  show(screen, el("div", { class: "card" }, el("h3", {}, t("bind_title")), el("p", { class: "muted" }, t("bind_hint")),
     input, el("div", { class: "row" }, el("button", { class: "primary", type: "button", "data-testid": "bind", on: { click: async () => {
       try {
         const bound = await api("POST", "/binding", { invitation_code: input.value });
@@ -272,7 +275,7 @@ function tabs(active) {
 
 async function renderPlants(screen) {
   const { items } = await api("GET", "/plants");
-  screen.replaceChildren(tabs("plants"), ...items.map((p) => el("div", {
+  show(screen, tabs("plants"), ...items.map((p) => el("div", {
     class: "card link", "data-testid": `plant-${p.code}`, on: { click: () => go({ name: "plant", id: p.id }) } },
     el("h3", {}, p.name), el("div", { class: "muted" }, `${p.code} · ${p.capacity_kwp} kWp · ${p.status}`),
     el("div", {}, `${t("live_power")}: ${p.power_w ?? "—"} W · ${t("today")}: ${p.today_kwh ?? "—"} kWh`))),
@@ -287,7 +290,7 @@ async function renderPlant(screen) {
   const canvas = el("canvas", { "data-testid": "chart" });
   const spans = el("div", { class: "tabs" }, ["day", "month", "year"].map((span) => el("button", {
     type: "button", "data-testid": `span-${span}`, on: { click: () => drawHistory(plant.id, span, canvas, spans) } }, t(span))));
-  screen.replaceChildren(
+  show(screen, tabs("plants"),
     el("button", { class: "back", type: "button", on: { click: () => go({ name: "plants" }) } }, t("back")),
     el("div", { class: "card" }, el("h3", {}, plant.name), el("div", { class: "muted" }, `${plant.code} · ${plant.address}`),
       el("div", {}, t("live_power"), el("br"), power, " W"),
@@ -347,7 +350,7 @@ const stateLabel = (value) => el("span", { class: `state ${value}`, "data-testid
 
 async function renderForms(screen) {
   const { items } = await api("GET", "/forms");
-  screen.replaceChildren(tabs("forms"), ...items.map((f) => el("div", {
+  show(screen, tabs("forms"), ...items.map((f) => el("div", {
     class: "card link", "data-testid": `form-${f.plant_code}-v${f.version}`, on: { click: () => go({ name: "form", id: f.id }) } },
     el("h3", {}, `${f.plant_code} · ${f.period}`), stateLabel(f.state), " ",
     el("span", { class: "muted" }, `${t("version", { v: f.version })} · ${t("generation")} ${f.generation_kwh} kWh`))),
@@ -375,7 +378,7 @@ async function renderForm(screen) {
   const periods = Object.entries(form.periods).map(([name, p]) => el("tr", {},
     el("td", {}, name), el("td", { class: "num" }, p.generation), el("td", { class: "num" }, p.self_use),
     el("td", { class: "num" }, p.export), el("td", { class: "num" }, p.grid)));
-  screen.replaceChildren(
+  show(screen, tabs("forms"),
     el("button", { class: "back", type: "button", on: { click: () => go({ name: "forms" }) } }, t("back")),
     el("div", { class: "card", "data-testid": "form" },
       el("h3", {}, `${form.plant_name}`), el("div", { class: "muted" }, `${t("period")} ${form.period} · `,
@@ -392,7 +395,7 @@ async function renderForm(screen) {
 
 async function renderBills(screen) {
   const { items } = await api("GET", "/bills");
-  screen.replaceChildren(tabs("bills"), ...items.map((b) => el("div", {
+  show(screen, tabs("bills"), ...items.map((b) => el("div", {
     class: "card link", "data-testid": `bill-${b.plant_code}`, on: { click: () => go({ name: "bill", id: b.id }) } },
     el("h3", {}, `${b.plant_code} · ${b.period}`), stateLabel(b.state), " ",
     el("span", { class: "muted" }, `${t("total")} ${yuan(b.total_fen)} · ${t("owed")} ${yuan(b.owed_fen)}`))),
@@ -413,7 +416,7 @@ async function renderBill(screen) {
       render();
     } catch (e) { toast(`${e.code}: ${e.message}`); render(); }
   } } }, t("pay", { amount: yuan(bill.owed_fen) })) : null;
-  screen.replaceChildren(
+  show(screen, tabs("bills"),
     el("button", { class: "back", type: "button", on: { click: () => go({ name: "bills" }) } }, t("back")),
     el("div", { class: "card", "data-testid": "bill" },
       el("h3", {}, bill.plant_name), el("div", { class: "muted" }, `${bill.number} · ${t("due_on")} ${bill.due_on}`),
