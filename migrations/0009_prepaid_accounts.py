@@ -97,7 +97,7 @@ class Migration(migrations.Migration):
                 ('note', fields.CharField(default='', max_length=200)),
                 ('posted_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'prepaid_entry', 'app': 'settlement', 'unique_together': (('account', 'key'),), 'indexes': [Index(fields=['account', 'day'])], 'pk_attr': 'id', 'table_description': 'A movement of a prepaid account: + top-up or returned refund, − charge, true-up or refund.'},
+            options={'table': 'prepaid_entry', 'app': 'settlement', 'unique_together': (('account', 'key'),), 'indexes': [Index(fields=['account_id', 'day'])], 'pk_attr': 'id', 'table_description': 'A movement of a prepaid account: + top-up or returned refund, − charge, true-up or refund.'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -174,7 +174,7 @@ class PrepaidEntry(Model):
     class Meta:
         table = "prepaid_entry"
         unique_together = (("account", "key"),)
-        indexes = (("account", "day"),)
+        indexes = (("account_id", "day"),)
 
 
 class TopUpOrder(Model):
