@@ -77,6 +77,7 @@ function el(tag, attrs, ...children) {
 // replaceChildren would print a null child as "null": views leave out what does not apply with null
 const show = (parent, ...children) => parent.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
 
+const kw = (w) => (w === null || w === undefined ? "—" : (w / 1000).toFixed(1));
 const yuan = (fen) => `¥${(fen / 100).toFixed(2)}`;
 const when = (iso) => iso ? new Date(iso).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB", { hour12: false }) : "—";
 
@@ -278,13 +279,14 @@ async function renderPlants(screen) {
   show(screen, tabs("plants"), ...items.map((p) => el("div", {
     class: "card link", "data-testid": `plant-${p.code}`, on: { click: () => go({ name: "plant", id: p.id }) } },
     el("h3", {}, p.name), el("div", { class: "muted" }, `${p.code} · ${p.capacity_kwp} kWp · ${p.status}`),
-    el("div", {}, `${t("live_power")}: ${p.power_w ?? "—"} W · ${t("today")}: ${p.today_kwh ?? "—"} kWh`))),
+    el("div", {}, `${t("live_power")}: ${kw(p.power_w)} kW · ${t("today")}: ${p.today_kwh ?? "—"} kWh`))),
   items.length ? null : el("p", { class: "muted" }, t("no_items")));
 }
 
 async function renderPlant(screen) {
   const plant = await api("GET", `/plants/${state.view.id}`);
-  const power = el("span", { class: "big", "data-testid": "live-power" }, plant.power_w ?? "—");
+  // shown in kW; the exact watts stay on the element (data-w) for whoever reads it closely
+  const power = el("span", { class: "big", "data-testid": "live-power", "data-w": plant.power_w ?? "" }, kw(plant.power_w));
   const today = el("span", { "data-testid": "live-today" }, plant.today_kwh ?? "—");
   const seen = el("div", { class: "muted", "data-testid": "live-ts" }, t("updated", { time: when(plant.last_seen) }));
   const canvas = el("canvas", { "data-testid": "chart" });
@@ -293,7 +295,7 @@ async function renderPlant(screen) {
   show(screen, tabs("plants"),
     el("button", { class: "back", type: "button", on: { click: () => go({ name: "plants" }) } }, t("back")),
     el("div", { class: "card" }, el("h3", {}, plant.name), el("div", { class: "muted" }, `${plant.code} · ${plant.address}`),
-      el("div", {}, t("live_power"), el("br"), power, " W"),
+      el("div", {}, t("live_power"), el("br"), power, " kW"),
       el("div", {}, `${t("today")}: `, today, " kWh · ", `${t("lifetime")}: ${plant.lifetime_kwh ?? "—"} kWh`), seen),
     el("div", { class: "card" }, spans, el("div", { class: "chart-box" }, canvas)));
   drawHistory(plant.id, "day", canvas, spans);
@@ -321,7 +323,8 @@ async function followLive(plantId, power, today, seen) {
         const lines = block.split("\n");
         if (!lines.includes("event: state")) continue;
         const live = JSON.parse(lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n"));
-        power.textContent = live.power_w;
+        power.textContent = kw(live.power_w);
+        power.dataset.w = String(live.power_w);
         today.textContent = live.today_kwh;
         seen.textContent = t("updated", { time: when(live.ts) });
       }

@@ -111,10 +111,11 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo):
             # the live power moves (the simulator's samples through the ingest, SSE to the page)
             await page.get_by_test_id(f"plant-{first}").click()
             power = page.get_by_test_id("live-power")
-            await expect(power).to_have_text(re.compile(r"^\d+$"))
-            before = await power.inner_text()
-            await expect(power).not_to_have_text(before)
-            assert int(await power.inner_text()) > 0
+            await expect(power).to_have_attribute("data-w", re.compile(r"^\d+$"))  # [W]
+            before = await power.get_attribute("data-w")
+            await expect(power).not_to_have_attribute("data-w", before)
+            assert int(await power.get_attribute("data-w")) > 0
+            await expect(power).to_have_text(re.compile(r"^\d+\.\d$"))  # [kW]
             chart = page.get_by_test_id("chart")
             await expect(chart).to_have_attribute("data-span", "day")
             assert int(await chart.get_attribute("data-bars")) > 0
