@@ -72,6 +72,7 @@ async def sandbox_fakes_ctx(app: web.Application) -> AsyncIterator[None]:
             pay = make_fake_pay(settings)
             base = await pay.start("127.0.0.1", 0)
             # the merchant "downloads" the platform's public key, as a public-key-mode merchant does
+            Path(settings.var_dir).mkdir(parents=True, exist_ok=True)
             public_key = Path(settings.var_dir) / "sandbox-wechatpay-public.pem"
             public_key.write_text(pay.public_key_pem)
             changes.update(pay_api_base=base, pay_public_key_path=str(public_key),
