@@ -3,7 +3,8 @@
 Each device has a supply state and remembers the command ids it has executed, so a command sent
 again is acknowledged without switching twice, as a real head-end does. Every call is logged in
 :attr:`DeviceSimulator.log` (what the tests assert on). Failures are injected per device:
-:meth:`DeviceSimulator.silence` makes a device execute nothing and acknowledge nothing.
+:meth:`DeviceSimulator.silence` makes a device execute nothing and acknowledge nothing,
+:meth:`DeviceSimulator.lose_acks` makes it execute commands whose acknowledgements are lost.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class DeviceSimulator:
     supply_on: dict[str, bool] = field(default_factory=dict)
     executed: dict[str, set[str]] = field(default_factory=dict)
     silent: set[str] = field(default_factory=set)
+    ack_lost: set[str] = field(default_factory=set)
     log: list[Call] = field(default_factory=list)
 
     def add(self, serial: str) -> None:
@@ -47,6 +49,10 @@ class DeviceSimulator:
     def silence(self, serial: str, silent: bool = True) -> None:
         """Make a device execute and acknowledge nothing (a dead link), or bring it back."""
         (self.silent.add if silent else self.silent.discard)(serial)
+
+    def lose_acks(self, serial: str, lost: bool = True) -> None:
+        """Make a device carry out commands but lose every acknowledgement (or stop doing so)."""
+        (self.ack_lost.add if lost else self.ack_lost.discard)(serial)
 
     def executed_actions(self, serial: str) -> list[str]:
         """The actions the device really carried out, in order (repeats of an id are not)."""
@@ -66,4 +72,6 @@ class DeviceSimulator:
             self.executed[serial].add(command_id)
             self.supply_on[serial] = action == RESTORE
             self.log.append(Call(command_id, serial, action, "executed", now))
+        if serial in self.ack_lost:
+            raise NotAcknowledged(f"the acknowledgement of command {command_id} from {serial} was lost")
         return Acknowledgement(command_id=command_id, supply_on=self.supply_on[serial])
