@@ -25,6 +25,7 @@ const TEXT = {
     sent: "待确认", confirmed: "已确认", auto_confirmed: "自动确认", disputed: "有异议", draft: "草稿",
     superseded: "已被新版本取代", open: "待支付", partly_paid: "部分支付", written_off: "已核销", overdue: "已逾期",
     kind_subscribe: "订阅消息", kind_template: "模板消息", kind_custom: "客服消息", kind_bot: "机器人",
+    photos: "照片（最多 6 张，JPEG/PNG）", photos_attached: "{n} 张照片",
     staff: "运维", owner_user: "待绑定的业主", reply_later: "（稍后以客服消息回复）", register: "表",
   },
   en: {
@@ -44,7 +45,8 @@ const TEXT = {
     sent: "to confirm", confirmed: "confirmed", auto_confirmed: "auto-confirmed", disputed: "disputed", draft: "draft",
     superseded: "superseded by a newer version", open: "open", partly_paid: "partly paid", written_off: "written off",
     overdue: "overdue", kind_subscribe: "subscribe message", kind_template: "template message",
-    kind_custom: "customer-service message", kind_bot: "bot", staff: "staff", owner_user: "would-be owner",
+    kind_custom: "customer-service message", kind_bot: "bot", staff: "staff",
+    photos: "Photos (up to 6, JPEG/PNG)", photos_attached: "{n} photo(s)", owner_user: "would-be owner",
     reply_later: "(answered later by customer-service message)", register: "register",
   },
 };
@@ -363,6 +365,7 @@ async function renderForms(screen) {
 async function renderForm(screen) {
   const form = await api("GET", `/forms/${state.view.id}`);
   const reason = el("textarea", { rows: 2, "data-testid": "dispute-reason", placeholder: t("dispute_reason") });
+  const photos = el("input", { type: "file", accept: "image/jpeg,image/png", multiple: true, "data-testid": "dispute-photos" });
   const actions = form.can_answer ? el("div", {},
     el("div", { class: "row" },
       el("button", { class: "primary", type: "button", "data-testid": "form-confirm", on: { click: async () => {
@@ -371,10 +374,12 @@ async function renderForm(screen) {
         render();
       } } }, t("confirm"))),
     el("div", { class: "row" }, reason),
+    el("div", { class: "row" }, el("label", { class: "muted" }, t("photos"), photos)),
     el("div", { class: "row" }, el("button", { class: "warn", type: "button", "data-testid": "form-dispute", on: { click: async () => {
       await subscribe(["form_sent"]);
       const body = new FormData();
       body.append("reason", reason.value);
+      for (const photo of photos.files) body.append("photos", photo, photo.name);
       try { await api("POST", `/forms/${form.id}/dispute`, body, true); render(); }
       catch (e) { toast(`${e.code}: ${e.message}`); }
     } } }, t("dispute")))) : null;
@@ -387,7 +392,8 @@ async function renderForm(screen) {
       el("h3", {}, `${form.plant_name}`), el("div", { class: "muted" }, `${t("period")} ${form.period} · `,
         el("span", { "data-testid": "form-version" }, t("version", { v: form.version }))),
       el("div", {}, stateLabel(form.state), form.superseded ? el("span", { class: "muted" }, ` ${t("superseded")}`) : null),
-      form.dispute_reason ? el("p", { class: "muted" }, form.dispute_reason) : null,
+      form.dispute_reason ? el("p", { class: "muted" }, form.dispute_reason,
+        form.attachments.length ? ` · ${t("photos_attached", { n: form.attachments.length })}` : "") : null,
       el("table", {}, el("tr", {}, el("th", {}, ""), el("th", { class: "num" }, t("generation")), el("th", { class: "num" }, t("self_use")),
                                  el("th", { class: "num" }, t("export")), el("th", { class: "num" }, t("grid"))),
         periods,

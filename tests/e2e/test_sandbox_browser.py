@@ -18,7 +18,9 @@ import os
 import re
 import shutil
 import signal
+import struct
 import time
+import zlib
 from pathlib import Path
 
 import aiohttp
@@ -46,6 +48,15 @@ def _artifacts() -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
+
+
+def _png() -> bytes:
+    """A 1 × 1 PNG: the dispute's photo, checked by content on upload."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\x07\xc1\x60")) + chunk(b"IEND", b""))
 
 
 @pytest.fixture
@@ -155,8 +166,11 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo):
             await page.get_by_test_id("tab-forms").click()
             await page.get_by_test_id(f"form-{second}-v1").click()
             await page.get_by_test_id("dispute-reason").fill("峰段发电量比逆变器记录少")
+            await page.get_by_test_id("dispute-photos").set_input_files(
+                [{"name": "inverter.png", "mimeType": "image/png", "buffer": _png()}])
             await page.get_by_test_id("form-dispute").click()
             await expect(page.locator("[data-testid=form] .state.disputed")).to_be_visible()
+            await expect(page.get_by_test_id("form")).to_contain_text("1 张照片")
             await shot("10-form-disputed")
             period = (await page.get_by_test_id("form").inner_text())
             period = re.search(r"\d{4}-\d{2}", period).group(0)
