@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from sandbox import people
 from sandbox.console import Console
-from sandbox.fakes import sandbox_fakes_ctx, sandbox_pay_key, sandbox_wechat_key
+from sandbox.fakes import refund_settler_ctx, sandbox_fakes_ctx, sandbox_pay_key, sandbox_wechat_key
 from sandbox.people import staff_ctx
 from sandbox.simulator import simulator_ctx
 from server.keys import http_client_key, settings_key
@@ -47,11 +47,13 @@ def install(app: web.Application) -> web.Application:
     """Add the sandbox to a root app made by :func:`server.app.create_app` (before it starts).
 
     The fakes start before every other resource (they change the settings those read) and stop
-    after them; the demo users and the telemetry simulator start after everything else.
+    after them; the demo users, the telemetry simulator and WeChat Pay's refund settling start
+    after everything else.
     """
     app.cleanup_ctx.insert(0, sandbox_fakes_ctx)
     app.cleanup_ctx.append(staff_ctx)
     app.cleanup_ctx.append(simulator_ctx)
+    app.cleanup_ctx.append(refund_settler_ctx)
     app.add_subapp("/sandbox", create_app())
     return app
 

@@ -19,7 +19,10 @@ whatever the user pointed it at, and the sandbox says the part it cannot play is
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,6 +37,9 @@ from settlement.fakes.pay_server import FakeWechatPay, public_pem
 from settlement.fakes.wechat_server import FakeWechat
 
 log = logging.getLogger("pvsettle.sandbox")
+UTC = dt.timezone.utc
+REFUND_AFTER = dt.timedelta(seconds=3)  # the real one takes minutes to days; a sandbox user waits seconds
+REFUND_POLL_S = 1.0
 
 sandbox_wechat_key = web.AppKey("sandbox_wechat_key", FakeWechat)
 sandbox_pay_key = web.AppKey("sandbox_pay_key", FakeWechatPay)
@@ -88,3 +94,44 @@ async def sandbox_fakes_ctx(app: web.Application) -> AsyncIterator[None]:
             await pay.close()
         if wechat is not None:
             await wechat.close()
+
+
+async def settle_refunds(pay: FakeWechatPay, now: dt.datetime) -> int:
+    """WeChat Pay finishing the refunds it has held for ``REFUND_AFTER``: each becomes SUCCESS and
+    its REFUND.SUCCESS notification (signed, encrypted) goes to the refund's notify URL, or the
+    order's. A notification that is not answered 2xx is left to the reconciliation's query, as
+    after the real one's retries. Returns how many were settled."""
+    settled = 0
+    for item in list(pay.refunds.values()):
+        if item.status != "PROCESSING" or now - item.created < REFUND_AFTER:
+            continue
+        pay.settle_refund(item.out_refund_no, at=now)
+        settled += 1
+        status, answer = await pay.notify_refund(item.notify_url or item.order.notify_url, item.out_refund_no)
+        if status >= 300:
+            log.warning("sandbox refund notification answered %s: %s", status, answer[:200])
+    return settled
+
+
+async def refund_settler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """After everything else has started (the notifications go to this process's /pay/notify)."""
+    pay = app.get(sandbox_pay_key)
+    if pay is None:
+        yield
+        return
+    task = asyncio.create_task(_settle_loop(pay), name="pvsettle-sandbox-refunds")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):  # the cancellation we asked for
+        await task
+
+
+async def _settle_loop(pay: FakeWechatPay) -> None:
+    while True:
+        try:
+            await settle_refunds(pay, dt.datetime.now(UTC))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sandbox refund settling failed")  # tried again on the next poll
+        await asyncio.sleep(REFUND_POLL_S)

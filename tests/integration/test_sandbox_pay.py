@@ -1,19 +1,23 @@
 """The sandbox's wx.requestPayment: only the merchant's signed parameters of the payer's own open
-order are paid, and the payment then arrives as WeChat Pay's signed, encrypted notification."""
+order are paid, and the payment then arrives as WeChat Pay's signed, encrypted notification; a
+refund is finished by the sandbox's WeChat Pay and notified the same way."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import socket
 
 from aiohttp.test_utils import TestServer
-from pay_support import MERCHANT_SERIAL, merchant_key, open_bill
+from pay_support import MERCHANT_SERIAL, admin, merchant_key, open_bill
 
 from sandbox.app import install
 from sandbox.people import BY_KEY
 from server.app import create_app
+from server.keys import pay_api_key
 from server.settings import PAY_API_BASE, WECHAT_API_BASE
 from settlement import models as m
+from settlement import payments
 from settlement.fakes.pay_server import private_pem
 
 
@@ -29,7 +33,8 @@ async def test_a_sandbox_payment_is_checked_then_notified_like_wechat_pay(settin
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     settings = dataclasses.replace(settings, port=port)
-    client = await aiohttp_client(TestServer(install(create_app(settings)), host="127.0.0.1", port=port))
+    app = install(create_app(settings))
+    client = await aiohttp_client(TestServer(app, host="127.0.0.1", port=port))
     aming = BY_KEY["aming"]
     owner = await m.Owner.create(name="沙箱业主")
     await m.WechatIdentity.create(app_id=settings.mp_appid, openid=aming.mp_openid, owner=owner)
@@ -66,3 +71,17 @@ async def test_a_sandbox_payment_is_checked_then_notified_like_wechat_pay(settin
     kept = await m.PayNotification.get(out_trade_no=order["out_trade_no"])
     assert kept.status == 204 and kept.headers["Wechatpay-Serial"].startswith("PUB_KEY_ID_")
     assert (await pay(good))[0] == 409  # paid once
+
+    # an admin refunds part of it; the sandbox's WeChat Pay finishes the refund and notifies
+    refund = await payments.request_refund(payment.id, 2345, "多收了", await admin(), pay=app[pay_api_key])
+    assert refund.state == m.RefundState.PENDING
+    for _ in range(100):
+        refund = await m.Refund.get(id=refund.id)
+        if refund.state != m.RefundState.PENDING:
+            break
+        await asyncio.sleep(0.1)
+    assert refund.state == m.RefundState.SUCCEEDED
+    bill = await m.Bill.get(id=world["bill"].id)
+    assert (bill.paid_fen, bill.state) == (12345 - 2345, m.BillState.PARTLY_PAID)
+    refunds = await m.PayNotification.filter(status=204).count()
+    assert refunds == 2  # the payment's and the refund's notification, both verified
