@@ -309,7 +309,8 @@ async def record_usage(service_id: int, rows: Iterable[tuple[object, object]], *
         result.stored = len(new)
         if touched:
             result.charged_fen = await _recompute(service, account, touched, now, conn)
-            await _evaluate(account, now, conn)
+            if result.charged_fen:  # thresholds move with money, not with readings that cost nothing
+                await _evaluate(account, now, conn)
         result.days = tuple(sorted(touched))
     return result
 
