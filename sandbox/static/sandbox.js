@@ -51,6 +51,18 @@ const TEXT = {
   },
 };
 
+// the titles a template has in WeChat's console (the sandbox's demo ids have none of their own)
+const TEMPLATE_TITLES = {
+  zh: { form_sent: "电量确认单通知", auto_confirm_coming: "确认单即将自动确认", bill_issued: "电费账单通知",
+        payment_received: "缴费成功通知", refund_done: "退款成功通知", arrears_reminder: "欠费提醒",
+        arrears_escalation: "欠费升级通知", low_balance: "余额不足提醒", outage_alarm: "电站停机告警",
+        fault_update: "报修进度通知", prepaid_notice: "预付费通知" },
+  en: { form_sent: "Confirmation form", auto_confirm_coming: "Form confirms itself soon", bill_issued: "Bill issued",
+        payment_received: "Payment received", refund_done: "Refund done", arrears_reminder: "Arrears reminder",
+        arrears_escalation: "Arrears escalated", low_balance: "Low balance", outage_alarm: "Plant outage",
+        fault_update: "Fault report update", prepaid_notice: "Prepaid account notice" },
+};
+
 const state = {
   lang: localStorage.getItem("sandbox-lang") || "zh",
   users: [], templates: {}, user: null, sessions: {}, view: { name: "plants" },
@@ -182,7 +194,8 @@ function messageText(m) {
   if (m.kind === "bot") return `> ${m.text}\n${m.reply ?? t("reply_later")}`;
   if (m.kind === "custom") return m.text;
   const fields = Object.entries(m.data || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
-  return `${m.template || m.template_id}\n${fields}`;
+  const title = (TEMPLATE_TITLES[state.lang] || {})[m.template] || m.template || m.template_id;
+  return `${title}\n${fields}`;
 }
 
 async function refreshInbox() {

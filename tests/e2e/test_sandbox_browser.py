@@ -158,6 +158,7 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo):
             await shot("08-bill-paid")
             receipt = page.locator("[data-testid=message][data-template=payment_received]")
             await expect(receipt).to_have_count(1)
+            await expect(receipt).to_contain_text("缴费成功通知")
             await expect(receipt).to_contain_text(owner["plants"][0]["name"][:10])
             await expect(receipt).to_contain_text(f"-{first}-1")  # the bill's number
             await shot("09-receipt-on-the-phone")
