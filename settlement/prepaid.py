@@ -635,7 +635,8 @@ async def tick(now: dt.datetime | None = None, device: DeviceControl | None = No
 
 async def true_up_bills(now: dt.datetime | None = None) -> int:
     """Settle each open bill of a prepaid plant from its account: post bill − Σ daily charges of
-    the cycle (a true-up, either sign) and mark the bill paid. Returns how many were settled."""
+    the cycle (a true-up, either sign) and mark the bill paid. A bill of a cycle in which the
+    account charged nothing (it was opened later) stays a postpaid bill. Returns how many were settled."""
     now = _now(now)
     settled = 0
     services = await PrepaidService.filter(follows_contract=True).values_list("account_id", "id")
@@ -658,6 +659,8 @@ async def true_up_bills(now: dt.datetime | None = None) -> int:
                 charges = await PrepaidEntry.filter(account_id=locked.id, service_id__in=by_account[account.id],
                                                     kind=EntryKind.CHARGE, day__gte=first, day__lt=end) \
                     .using_db(conn).values_list("amount_fen", flat=True)
+                if not charges:
+                    continue  # the account charged nothing in this cycle (opened later): a postpaid bill
                 charged = -int(sum(charges))
                 owed = owed_fen(bill)
                 await _post(locked, EntryKind.TRUE_UP, charged - owed, key, now, conn, bill_id=bill.id,

@@ -1,0 +1,173 @@
+"""Prepaid accounts beyond the daily cycle: paying for others, several utilities on one statement,
+cycles settled for good, and bad input refused without a change."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+import numpy as np
+import pytest
+from pay_support import fake_pay, pay_port  # noqa: F401
+from prepaid_support import (
+    RATES,
+    charged_by_day,
+    day_rows,
+    device,  # noqa: F401
+    ledger_sum,
+    local,
+    notify,
+    notify_apps,  # noqa: F401
+    prepaid_site,
+    top_up,
+)
+
+import billing_engine
+from settlement import bills, prepaid
+from settlement import models as m
+from settlement.errors import Forbidden, InvalidInput, NotFound
+from settlement.models import OutboxMessage
+
+WATER = {"format": "pvsettle-tariff/1", "name": "Water", "periods": ["flat"],
+         "versions": [{"effective_from": "2025-01-01",
+                       "seasons": [{"name": "all", "months": list(range(1, 13)), "weekday": "all"}],
+                       "day_schedules": {"all": [["00:00", "24:00", "flat"]]},
+                       "prices": {"flat": "4.20"}, "fixed_monthly": "6.00", "vat_rate": "0.09"}]}
+GAS = {"format": "pvsettle-tariff/1", "name": "Gas", "periods": ["flat"],
+       "versions": [{"effective_from": "2025-01-01",
+                     "seasons": [{"name": "all", "months": list(range(1, 13)), "weekday": "all"}],
+                     "day_schedules": {"all": [["00:00", "24:00", "flat"]]},
+                     "prices": {"flat": "3.05"}, "vat_rate": "0.09",
+                     "tiers": {"basis": "monthly", "blocks": [{"up_to_kwh": 30, "adder": "0"},
+                                                              {"up_to_kwh": None, "adder": "0.61"}]}}]}
+DAY = dt.date(2026, 3, 2)
+
+
+async def _someone(settings, **kw) -> m.WechatIdentity:
+    return await m.WechatIdentity.create(app_id=settings.mp_appid, openid=f"o-other-{secrets.token_hex(4)}", **kw)
+
+
+async def test_a_family_member_with_the_pay_right_tops_up_and_the_owner_is_told_who(
+        settings, device, pay_port, fake_pay):  # noqa: F811
+    site = await prepaid_site(settings, device)
+    daughter = await _someone(settings, nickname="小王")
+    await m.PlantAccess.create(plant=site["plant"], identity=daughter, right=m.PlantRight.PAY)
+    at = local(2026, 3, 2, 10)
+    _, note = await top_up(pay_port, fake_pay, site["account"], daughter, 20000, at)
+    assert (await notify(pay_port, note, at)).status == 204
+    entry = await m.PrepaidEntry.get(account_id=site["account"].id, kind=m.EntryKind.TOPUP)
+    assert (entry.amount_fen, entry.payer_id) == (20000, daughter.id)
+    told = await OutboxMessage.get(event="TopUpReceived", recipient=site["identity"].openid)
+    assert told.payload["context"]["what"].startswith("小王充值")
+    assert (await m.Payment.get(id=entry.payment_id)).payer_id == daughter.id
+
+
+async def test_who_may_top_up(settings, device, pay_port):  # noqa: F811
+    site = await prepaid_site(settings, device)
+    number = site["account"].number
+    stranger = await _someone(settings)
+    viewer = await _someone(settings)
+    await m.PlantAccess.create(plant=site["plant"], identity=viewer, right=m.PlantRight.VIEW)
+    with pytest.raises(NotFound):
+        await prepaid.start_topup(pay_port, number, stranger.id, 1000)
+    with pytest.raises(Forbidden):
+        await prepaid.start_topup(pay_port, number, viewer.id, 1000)
+    with pytest.raises(NotFound):
+        await prepaid.start_topup(pay_port, "PA0000000000", site["identity"].id, 1000)
+    for bad in (0, -5, 10**9, 12.5, True):
+        with pytest.raises(InvalidInput):
+            await prepaid.start_topup(pay_port, number, site["identity"].id, bad)
+    assert not await m.TopUpOrder.filter(account_id=site["account"].id).exists()
+    # the owner lets anyone who knows the number pay
+    await m.PrepaidAccount.filter(id=site["account"].id).update(allow_pay_by_number=True)
+    start = await prepaid.start_topup(pay_port, number, stranger.id, 1000)
+    assert start.out_trade_no.startswith("T") and start.amount_fen == 1000
+    assert (await prepaid.start_topup(pay_port, number, viewer.id, 500)).amount_fen == 500
+
+
+def _tariff_money(doc: dict, month_start: dt.date, intervals: np.ndarray) -> int:
+    """billing_engine's figure for the span from the month's start [fen]."""
+    if not intervals.size:
+        return 0
+    tariff = billing_engine.parse_tariff(doc)
+    return int(billing_engine.bill(tariff, intervals, np.datetime64(month_start.isoformat(), "m"), 15).total_fen[0])
+
+
+async def test_electricity_water_and_gas_on_one_statement(settings, device, pay_port, fake_pay):  # noqa: F811
+    site = await prepaid_site(settings, device)
+    account = site["account"]
+    await m.Tariff.create(code="water-2025", name="Water", effective_from=dt.date(2025, 1, 1), document=WATER)
+    await m.Tariff.create(code="gas-2025", name="Gas", effective_from=dt.date(2025, 1, 1), document=GAS)
+    water = await prepaid.add_service(account.id, "水", m.Utility.WATER, "m3", tariff_code="water-2025")
+    gas = await prepaid.add_service(account.id, "燃气", m.Utility.GAS, "m3", tariff_code="gas-2025")
+    with pytest.raises(InvalidInput):
+        await prepaid.add_service(account.id, "水2", m.Utility.WATER, "kWh", tariff_code="water-2025")
+    with pytest.raises(NotFound):
+        await prepaid.add_service(account.id, "水3", m.Utility.WATER, "m3", tariff_code="nope")
+    at = local(2026, 3, 1, 8)
+    _, note = await top_up(pay_port, fake_pay, account, site["identity"], 500000, at)
+    await notify(pay_port, note, at)
+
+    rng = np.random.default_rng(3)
+    use = {"电": rng.integers(0, 2000, (3, 96)) / 1000, "水": rng.integers(0, 80, (3, 96)) / 1000,
+           "燃气": rng.integers(0, 300, (3, 96)) / 1000}  # gas crosses its 30 m3 tier on the second day
+    for n in range(3):
+        day = dt.date(2026, 3, 1) + dt.timedelta(days=n)
+        night = local(2026, 3, 2 + n, 0, 30)
+        for service, name in ((site["service"], "电"), (water, "水"), (gas, "燃气")):
+            await prepaid.record_usage(service.id, day_rows(day, use[name][n]), now=night)
+
+    statement = await prepaid.statement(account.id)
+    services = {s["name"]: s for s in statement["services"]}
+    assert [(s["utility"], s["unit"]) for s in statement["services"]] == \
+        [("electricity", "kWh"), ("water", "m3"), ("gas", "m3")]
+    for name, doc in (("水", WATER), ("燃气", GAS)):
+        # the service's days add up to billing_engine's figure for the three days together
+        assert services[name]["charged_fen"] == _tariff_money(doc, dt.date(2026, 3, 1), use[name].ravel())
+        assert services[name]["quantity"] == pytest.approx(use[name].sum(), abs=1e-9)
+    gas_days = [-e.amount_fen for e in await m.PrepaidEntry.filter(service_id=gas.id).order_by("day")]
+    assert gas_days == [_tariff_money(GAS, dt.date(2026, 3, 1), use["燃气"][:n + 1].ravel())
+                        - _tariff_money(GAS, dt.date(2026, 3, 1), use["燃气"][:n].ravel()) for n in range(3)]
+    total = sum(s["charged_fen"] for s in statement["services"])
+    assert statement["account"]["available_fen"] == 500000 - total == await ledger_sum(account)
+    assert [e["kind"] for e in statement["entries"]].count("charge") == 9
+    assert statement["entries"][-1]["available_after_fen"] == statement["account"]["available_fen"]
+
+
+async def test_usage_of_a_settled_cycle_is_not_charged_again(settings, device, pay_port, fake_pay):  # noqa: F811
+    site = await prepaid_site(settings, device, reading_day=2)
+    service = site["service"]
+    profile = np.full(96, 0.5)
+    await prepaid.record_usage(service.id, day_rows(DAY, profile), now=local(2026, 3, 3, 1))
+    cycle = await m.ReadingCycle.create(plant=site["plant"], period="2026-04", starts_at=local(2026, 3, 2),
+                                        ends_at=local(2026, 4, 2))
+    await m.ConfirmationForm.create(cycle=cycle, state=m.FormState.CONFIRMED, lines=[],
+                                    periods={r: {"self_use": "12.000"} for r in RATES}, generation_kwh=48,
+                                    self_use_kwh=48, export_kwh=0, grid_kwh=0)
+    assert await bills.issue_bills("2026-04", now=local(2026, 4, 3)) == 1
+    await prepaid.tick(local(2026, 4, 3, 9))
+    bill = await m.Bill.get(cycle=cycle)
+    before = await charged_by_day(site["account"])
+    late = profile.copy()
+    late[40] = 7.0
+    await prepaid.record_usage(service.id, day_rows(DAY, late)[40:41], now=local(2026, 4, 5))
+    assert await charged_by_day(site["account"]) == before
+    true_up = await m.PrepaidEntry.get(account_id=site["account"].id, kind=m.EntryKind.TRUE_UP)
+    assert sum(before.values()) - true_up.amount_fen == bill.total_fen
+    assert (await m.Bill.get(id=bill.id)).state == m.BillState.PAID
+
+
+async def test_bad_usage_is_refused_and_changes_nothing(db, settings, device):  # noqa: F811
+    site = await prepaid_site(settings, device)
+    good = day_rows(DAY, np.full(96, 0.5))
+    now = local(2026, 3, 3, 1)
+    for rows in (good[:10] + [(good[10][0], "-1")], good[:10] + [(good[10][0], "NaN")],
+                 good[:10] + [(dt.datetime(2026, 3, 2, 10, 7), "1")], good[:10] + [("yesterday", "1")],
+                 good[:10] + [(good[10][0] + dt.timedelta(minutes=5), "1")], good[:10] + [(good[10][0], "1e9")],
+                 good[:10] + [(local(2026, 3, 4), "1")]):
+        with pytest.raises(InvalidInput):
+            await prepaid.record_usage(site["service"].id, rows, now=now)
+    assert not await m.PrepaidUsage.filter(service_id=site["service"].id).exists()
+    assert not await m.PrepaidEntry.filter(account_id=site["account"].id).exists()
+    with pytest.raises(NotFound):
+        await prepaid.record_usage(999999, good, now=now)
