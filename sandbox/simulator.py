@@ -42,6 +42,9 @@ SPEED = 60.0
 START_HOUR = 10.0  # simulated local hour when the demo starts: mid-morning, producing
 SUNRISE, SUNSET = 6.0, 18.0  # [h] simulated local time
 RECEIVED_FROM = "collector:sandbox-simulator"
+# the first inverters of the portfolio only: a demo started with --plants 10000 would otherwise
+# write 10,000 samples every few seconds into its SQLite file (the demo users bind to the first owners)
+MAX_INVERTERS = 200
 
 
 def daylight(hour: float) -> float:
@@ -94,8 +97,9 @@ class Simulator:
 
 
 async def load_inverters() -> list[Inverter]:
-    """Every telemetry device of the portfolio, its counter where its latest sample left it."""
-    devices = await m.TelemetryDevice.all().prefetch_related("plant").order_by("id")
+    """The portfolio's first ``MAX_INVERTERS`` telemetry devices, each counter where its latest
+    sample left it."""
+    devices = await m.TelemetryDevice.all().prefetch_related("plant").order_by("id").limit(MAX_INVERTERS)
     inverters = []
     for device in devices:
         latest = await m.TelemetrySample.filter(device_id=device.id, energy_wh__isnull=False) \
