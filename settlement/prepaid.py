@@ -613,6 +613,20 @@ async def _unacknowledged(command: SupplyCommand, error: str, now: dt.datetime, 
                                   "attempts": current.attempts, "error": error[:200]}, using_db=conn)
 
 
+_device: DeviceControl | None = None
+
+
+def use_device(device: DeviceControl | None) -> None:
+    """The device-control adapter this process sends supply commands through (None: commands
+    wait, pending, for a process that has one)."""
+    global _device
+    _device = device
+
+
+def active_device() -> DeviceControl | None:
+    return _device
+
+
 async def tick(now: dt.datetime | None = None, device: DeviceControl | None = None) -> dict[str, int]:
     """The scheduler's prepaid step: cut-offs whose grace is over, true-ups of issued bills, and
     (with a device port) the supply commands that are due. Safe to run again."""
