@@ -9,6 +9,8 @@ gets it, and only it, does what is due:
   their head-end); once it has closed, the rest get drafts flagged MISSING for staff;
 * forms past their answer date are auto-confirmed;
 * final forms are billed;
+* bills of prepaid plants are settled from their accounts (true-up), cut-offs whose grace is
+  over are decided and supply commands sent (settlement.prepaid);
 * late fees are accrued (once a day per bill: the accrual key is the day).
 
 If the holder dies, the lock expires and another process takes over on a later tick. Every tick
@@ -31,7 +33,7 @@ from aiohttp import web
 from server import pay
 from server.keys import redis_key, redis_ns_key, settings_key
 from settlement import audit, bills, cycles, dunning, forms
-from settlement import outages
+from settlement import outages, prepaid
 
 log = logging.getLogger("pvsettle.scheduler")
 UTC = dt.timezone.utc
@@ -49,6 +51,8 @@ async def tick(now: dt.datetime | None = None) -> dict:
         done["plants_waiting"] += result.plants_waiting
     done["auto_confirmed"] = await forms.auto_confirm_due(now)
     done["bills_issued"] = await bills.issue_bills(now=now)
+    # prepaid: bills of prepaid plants settled from their accounts before late fees, cut-offs due, commands
+    done.update(await prepaid.tick(now, prepaid.active_device()))
     done["late_fee_lines"] = await bills.accrue_late_fees(now.astimezone(cycles.LOCAL).date())
     done.update(await pay.scheduled(now))  # WeChat Pay: silent orders queried, yesterday's trade bill
     done.update({f"dunning_{k}": v for k, v in (await dunning.run(now)).items()})  # reminders, escalations
