@@ -171,3 +171,23 @@ async def test_bad_usage_is_refused_and_changes_nothing(db, settings, device):  
     assert not await m.PrepaidEntry.filter(account_id=site["account"].id).exists()
     with pytest.raises(NotFound):
         await prepaid.record_usage(999999, good, now=now)
+
+
+async def test_the_scheduler_tick_cuts_off_when_due_through_the_process_device(
+        settings, device, pay_port, fake_pay):  # noqa: F811
+    from server import scheduler
+
+    site = await prepaid_site(settings, device, grace_hours=1)
+    at = local(2026, 3, 2, 7)
+    _, note = await top_up(pay_port, fake_pay, site["account"], site["identity"], 1000, at)
+    await notify(pay_port, note, at)
+    await prepaid.record_usage(site["service"].id, day_rows(DAY, np.full(96, 1.0)), now=local(2026, 3, 3, 0, 30))
+    prepaid.use_device(device)
+    try:
+        early = await scheduler.tick(local(2026, 3, 3, 1, 45))  # due, but in the quiet hours
+        done = await scheduler.tick(local(2026, 3, 3, 9))
+    finally:
+        prepaid.use_device(None)
+    assert early["prepaid_evaluated"] == 1 and early["commands_acknowledged"] == 0
+    assert done["commands_acknowledged"] == 1
+    assert device.executed_actions(site["meter"].serial) == ["cut_off"]
