@@ -19,6 +19,7 @@ import json
 import weakref
 from typing import Any
 
+import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
@@ -65,7 +66,12 @@ def parse_samples(body: bytes, key: str = "samples") -> list[Any]:
         More than ``MAX_BATCH_SAMPLES`` rows.
     """
     try:
-        document = json.loads(body, parse_constant=_refuse_constant)
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        document = None  # also what orjson refuses but JSON allows (numbers beyond 64 bits): judged below
+    try:
+        if document is None:
+            document = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
         raise InvalidInput(f"the body is not valid JSON: {reason[:200]}", code="invalid_json") from None

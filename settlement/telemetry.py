@@ -161,7 +161,7 @@ class TelemetryResult:
     plants: tuple[int, ...] = ()
 
     def count(self, status: RowStatus) -> int:
-        return sum(1 for s in self.statuses if s == status)
+        return self.statuses.count(status)
 
     def counts(self) -> dict[str, int]:
         return {"created": self.count(RowStatus.CREATED), "updated": self.count(RowStatus.UPDATED),
@@ -286,42 +286,52 @@ def _parse_row(index: int, raw: object, serial: str | None, ts_cache: dict[str, 
     return device, ts, power, energy, status, irradiance
 
 
-def _whole(value: object, upper: int) -> bool:
-    """Whether ``value`` is a plain JSON integer in ``0 … upper`` (the common case, checked quickly)."""
-    return type(value) is int and 0 <= value <= upper
-
-
 def _parse(rows: Sequence[object], serial: str | None, refused: dict[int, RowError]) -> _Rows:
     """The well-formed rows as columns; each refused one's error into ``refused``.
 
-    Rows of plain JSON integers and known times take a quick path (a batch shares few distinct
-    times, each parsed once); anything else is judged field by field.
+    Rows are judged column by column first: an object whose numbers are plain JSON integers in
+    bounds, whose status is known and whose time parses (each distinct text once: a batch shares
+    few) is taken as it is. Any other row is judged field by field, which also words its error.
     """
-    out = _Rows()
     ts_cache: dict[str, int] = {}
-    for index, raw in enumerate(rows):
-        if type(raw) is dict:
-            device, text, power, energy = raw.get("device"), raw.get("ts"), raw.get("power_w"), raw.get("energy_wh")
-            status, irradiance = raw.get("status", "ok"), raw.get("irradiance_w_m2")
-            ts = ts_cache.get(text) if type(text) is str else None
-            if (ts is not None and type(device) is str and 0 < len(device) <= MAX_SERIAL
-                    and (serial is None or device == serial)
-                    and (power is None or _whole(power, MAX_POWER_W))
-                    and (energy is None or _whole(energy, MAX_ENERGY_WH - 1))
-                    and (irradiance is None or _whole(irradiance, MAX_IRRADIANCE_W_M2))
-                    and type(status) is str and status in STATUSES):
-                parsed = (device, ts, NULL if power is None else power, NULL if energy is None else energy,
-                          status, NULL if irradiance is None else irradiance)
-            else:
-                parsed = None
-        else:
-            parsed = None
-        if parsed is None:
-            try:
-                parsed = _parse_row(index, raw, serial, ts_cache)
-            except _Refused as exc:
-                refused[index] = exc.error
-                continue
+    device = [r.get("device") if type(r) is dict else None for r in rows]
+    times = [r.get("ts") if type(r) is dict else None for r in rows]
+    power = [r.get("power_w") if type(r) is dict else None for r in rows]
+    energy = [r.get("energy_wh") if type(r) is dict else None for r in rows]
+    status = [r.get("status", "ok") if type(r) is dict else None for r in rows]
+    irradiance = [r.get("irradiance_w_m2") if type(r) is dict else None for r in rows]
+    for text in {t for t in times if type(t) is str}:
+        try:
+            ts_cache[text] = _ts("", text)
+        except _Refused:
+            pass  # the rows with this time are judged one by one below, which words the error
+    quick = [type(d) is str and 0 < len(d) <= MAX_SERIAL and type(t) is str and t in ts_cache
+             and (p is None or (type(p) is int and 0 <= p <= MAX_POWER_W))
+             and (e is None or (type(e) is int and 0 <= e < MAX_ENERGY_WH))
+             and (i is None or (type(i) is int and 0 <= i <= MAX_IRRADIANCE_W_M2))
+             and type(s) is str and s in STATUSES
+             for d, t, p, e, s, i in zip(device, times, power, energy, status, irradiance)]
+    if serial is not None:
+        quick = [q and d == serial for q, d in zip(quick, device)]
+    take = [i for i, q in enumerate(quick) if q]
+    if len(take) == len(rows):
+        out = _Rows(index=take, serial=device, ts=[ts_cache[t] for t in times],
+                    power=[NULL if v is None else v for v in power],
+                    energy=[NULL if v is None else v for v in energy], status=status,
+                    irradiance=[NULL if v is None else v for v in irradiance])
+        return out
+    out = _Rows(index=take, serial=[device[i] for i in take], ts=[ts_cache[times[i]] for i in take],
+                power=[NULL if power[i] is None else power[i] for i in take],
+                energy=[NULL if energy[i] is None else energy[i] for i in take], status=[status[i] for i in take],
+                irradiance=[NULL if irradiance[i] is None else irradiance[i] for i in take])
+    for index, q in enumerate(quick):
+        if q:
+            continue
+        try:
+            parsed = _parse_row(index, rows[index], serial, ts_cache)
+        except _Refused as exc:
+            refused[index] = exc.error
+            continue
         out.index.append(index)
         out.serial.append(parsed[0])
         out.ts.append(parsed[1])
@@ -449,6 +459,24 @@ class _Writes:
     known: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     windows: list[tuple[int, int, int]] = field(default_factory=list)  # (device, lo, hi)
     devices_of: dict[int, list[int]] = field(default_factory=dict)  # plant -> every device of it
+    # device ids, ascending, and the plant of each: plants of many devices by bisection
+    device_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    device_plants: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def know_devices(self, plant_of: Mapping[int, int]) -> None:
+        self.device_ids = np.array(sorted(plant_of), np.int64)
+        self.device_plants = np.array([plant_of[d] for d in self.device_ids.tolist()], np.int64)
+        for device, plant in plant_of.items():
+            self.devices_of.setdefault(plant, []).append(device)
+
+    def plants(self, devices: np.ndarray) -> np.ndarray:
+        """The plant of each of these devices (all of them known)."""
+        return self.device_plants[np.searchsorted(self.device_ids, devices)]
+
+    def touch(self, devices: np.ndarray, ts_us: np.ndarray) -> None:
+        """The 15-minute buckets of these samples' plants need their rollups recomputed."""
+        key = np.unique(self.plants(devices) * (1 << 40) + quarter_of(ts_us) // QUARTER_US)
+        self.touched.update(zip((key >> 40).tolist(), ((key & ((1 << 40) - 1)) * QUARTER_US).tolist()))
 
 
 def _windows(batch: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -479,7 +507,6 @@ def _same_values(stored: StoredSamples, i: int, batch: _Batch, j: int) -> bool:
 
 async def _apply_round(store: TelemetryStore, batch: _Batch, batch_window: np.ndarray, window_ids: np.ndarray,
                        w_dev: np.ndarray, w_lo: np.ndarray, w_hi: np.ndarray, next_lo: np.ndarray,
-                       plant_of: dict[int, int],
                        limit_of: dict[int, float], received_us: int, writes: _Writes) -> None:
     """Judge and write the windows ``window_ids`` (at most one per device)."""
     keys = window_ids.tolist()
@@ -495,25 +522,29 @@ async def _apply_round(store: TelemetryStore, batch: _Batch, batch_window: np.nd
 
     # stored rows at the batch's keys: duplicates stay as stored, others are replaced
     rows = np.flatnonzero(np.isin(batch_window, window_ids))
-    stored_at = {(int(d), int(t)): i for i, (d, t) in enumerate(zip(stored.device.tolist(), stored.ts_us.tolist()))}
-    replaced: set[int] = set()
-    batch_rows: list[int] = []
-    for j in rows.tolist():
-        i = stored_at.get((int(batch.device[j]), int(batch.ts[j])))
-        if i is None:
-            writes.created.add(int(batch.index[j]))
-            batch_rows.append(j)
-        elif _same_values(stored, i, batch, j):
-            writes.duplicate.add(int(batch.index[j]))
-        else:
-            writes.updated.add(int(batch.index[j]))
-            replaced.add(i)
-            batch_rows.append(j)
-    kept = np.array([i for i in range(len(stored)) if i not in replaced], np.int64)
-    b = np.array(batch_rows, np.int64)
+    match = np.full(len(rows), -1, np.int64)  # the stored row under each batch row's key
+    if len(stored):
+        stored_at = {k: i for i, k in enumerate(zip(stored.device.tolist(), stored.ts_us.tolist()))}
+        match[:] = [stored_at.get(k, -1) for k in zip(batch.device[rows].tolist(), batch.ts[rows].tolist())]
+    new_rows = rows[match < 0]
+    found = np.flatnonzero(match >= 0)
+    same = np.array([_same_values(stored, i, batch, j) for i, j in zip(match[found].tolist(), rows[found].tolist())],
+                    bool)
+    duplicate_rows, duplicate_of = rows[found[same]], match[found[same]]
+    updated_rows, replaced = rows[found[~same]], match[found[~same]]
+    writes.created.update(batch.index[new_rows].tolist())
+    writes.duplicate.update(batch.index[duplicate_rows].tolist())
+    writes.updated.update(batch.index[updated_rows].tolist())
+    kept_mask = np.ones(len(stored), bool)
+    kept_mask[replaced] = False
+    kept = np.flatnonzero(kept_mask)
+    b = np.sort(np.concatenate([new_rows, updated_rows]))
+    is_new = np.zeros(len(batch.ts), bool)
+    is_new[new_rows] = True
     # one sequence per window: stored rows kept and batch rows written, in time order
-    seq_group = np.concatenate([np.array([local[int(k)] for k in stored.key[kept].tolist()], np.int64),
-                                np.array([local[int(k)] for k in batch_window[b].tolist()], np.int64)])
+    # (window_ids is ascending, so a window's place in it is found by bisection)
+    seq_group = np.concatenate([np.searchsorted(window_ids, stored.key[kept]),
+                                np.searchsorted(window_ids, batch_window[b])]).astype(np.int64)
     seq_ts = np.concatenate([stored.ts_us[kept], batch.ts[b]])
     seq_energy = np.concatenate([stored.energy_wh[kept], batch.energy[b]])
     seq_source = np.concatenate([np.zeros(len(kept), np.int64), np.ones(len(b), np.int64)])
@@ -571,17 +602,16 @@ async def _apply_round(store: TelemetryStore, batch: _Batch, batch_window: np.nd
         await store.upsert_samples(batch.device[write_rows], batch.ts[write_rows], received_us, batch.power[write_rows],
                                    batch.energy[write_rows], [batch.status[j] for j in write_rows.tolist()],
                                    written_flags, written_interval, batch.irradiance[write_rows],
-                                   batch.device_ts[write_rows])
+                                   batch.device_ts[write_rows], new=is_new[write_rows])
         writes.samples_written += len(write_rows)
-        for j, f in zip(write_rows.tolist(), written_flags.tolist()):
-            if f:
-                writes.flags[int(batch.index[j])] = SampleFlag(f)
-        buckets = quarter_of(batch.ts[write_rows])
-        writes.touched.update(zip((plant_of[d] for d in batch.device[write_rows].tolist()), buckets.tolist()))
+        flagged = np.flatnonzero(written_flags)
+        for j, f in zip(write_rows[flagged].tolist(), written_flags[flagged].tolist()):
+            writes.flags[int(batch.index[j])] = SampleFlag(f)
+        writes.touch(batch.device[write_rows], batch.ts[write_rows])
     upd = (np.concatenate(upd_dev), np.concatenate(upd_ts), np.concatenate(upd_iv), np.concatenate(upd_fl))
     if len(upd[0]):
         await store.update_derived(*upd)
-        writes.touched.update(zip((plant_of[d] for d in upd[0].tolist()), quarter_of(upd[1]).tolist()))
+        writes.touch(upd[0], upd[1])
     # the windows' samples as they now are, so that their buckets need not be read back
     writes.known.append((np.concatenate([stored.device[st], batch.device[write_rows]]),
                          np.concatenate([stored.ts_us[st], batch.ts[write_rows]]),
@@ -590,12 +620,9 @@ async def _apply_round(store: TelemetryStore, batch: _Batch, batch_window: np.nd
                          np.concatenate([stored.irradiance_w_m2[st], batch.irradiance[write_rows]])))
     writes.windows += list(zip(w_dev[window_ids].tolist(), w_lo[window_ids].tolist(), w_hi[window_ids].tolist()))
     # flags of duplicates as stored, so that a re-sent batch reports what the first one did
-    for j in rows.tolist():
-        index = int(batch.index[j])
-        if index in writes.duplicate:
-            i = stored_at[(int(batch.device[j]), int(batch.ts[j]))]
-            if stored.flags[i]:
-                writes.flags[index] = SampleFlag(int(stored.flags[i]))
+    for j, i in zip(duplicate_rows.tolist(), duplicate_of.tolist()):
+        if stored.flags[i]:
+            writes.flags[int(batch.index[j])] = SampleFlag(int(stored.flags[i]))
 
 
 def _runs(touched: set[tuple[int, int]]) -> tuple[list[int], list[int], list[int]]:
@@ -642,13 +669,12 @@ async def _bucket_samples(store: TelemetryStore, touched: set[tuple[int, int]], 
             if end > cursor:
                 pieces[0].append(device), pieces[1].append(cursor), pieces[2].append(end)
     rest = await store.device_samples(*pieces)
-    plant_of = {d: p for p, ds in devices_of.items() for d in ds}
     device = np.concatenate([k[0] for k in writes.known])
     ts = np.concatenate([k[1] for k in writes.known])
-    plant = np.array([plant_of[d] for d in device.tolist()], np.int64)
+    plant = writes.plants(device)
     wanted = np.array([p * (1 << 40) + b // QUARTER_US for p, b in touched], np.int64)
     inside = np.isin(plant * (1 << 40) + quarter_of(ts) // QUARTER_US, wanted)
-    rest_plant = np.array([plant_of[d] for d in rest.device.tolist()], np.int64)
+    rest_plant = writes.plants(rest.device)
     return (np.concatenate([plant[inside], rest_plant]), np.concatenate([device[inside], rest.device]),
             np.concatenate([ts[inside], rest.ts_us]),
             np.concatenate([np.concatenate([k[2] for k in writes.known])[inside], rest.interval_wh]),
@@ -664,14 +690,18 @@ async def _recompute_rollups(store: TelemetryStore, touched: set[tuple[int, int]
         return
     quarters = quarter_rollups(*await _bucket_samples(store, touched, writes))
     old = await store.replace_quarters(quarters)
-    for granularity, source, coarse_of, end_of in (
-            ("day", "15m", local_day_of, lambda start: start + DAY_US),
-            ("month", "day", local_month_of_quarter, next_local_month)):
-        change = rollup_changes(quarters, old, coarse_of)
-        add = ~change.recompute
-        await store.add_to_rollups(granularity, change.plant[add], change.bucket_us[add], change.energy_wh[add],
-                                   change.samples[add], change.max_power_w[add], change.irradiation_wh_m2[add],
-                                   change.has_irradiation[add])
+    days = rollup_changes(quarters, old, local_day_of)
+    months = rollup_changes(quarters, old, local_month_of_quarter)
+    # the changes that add up, days and months in one statement; a month recomputed below reads
+    # its days, which are complete once the days to recompute are
+    add_day, add_month = ~days.recompute, ~months.recompute
+    await store.add_to_rollups(
+        np.repeat(np.array(["day", "month"]), [int(add_day.sum()), int(add_month.sum())]),
+        *(np.concatenate([getattr(days, name)[add_day], getattr(months, name)[add_month]])
+          for name in ("plant", "bucket_us", "energy_wh", "samples", "max_power_w", "irradiation_wh_m2",
+                       "has_irradiation")))
+    for granularity, source, change, end_of in (("day", "15m", days, lambda start: start + DAY_US),
+                                                ("month", "day", months, next_local_month)):
         redo = change.recompute
         if redo.any():
             await store.aggregate(source, granularity, change.plant[redo].tolist(), change.bucket_us[redo].tolist(),
@@ -684,9 +714,8 @@ async def _apply(store: TelemetryStore, batch: _Batch, devices: dict[str, _Devic
     plant_of = {d.id: d.plant_id for d in devices.values()}
     limit_of = {d.id: d.limit_w for d in devices.values()}
     # the plants' devices as loaded just before: a device is added by staff, not while it reports
-    for device in devices.values():
-        writes.devices_of.setdefault(device.plant_id, []).append(device.id)
-    await store.lock_plants(sorted({plant_of[d] for d in batch.device.tolist()}))
+    writes.know_devices(plant_of)
+    await store.lock_plants(np.unique(writes.plants(batch.device)).tolist())
     batch_window, w_dev, w_lo, w_hi, w_round = _windows(batch)
     # the next window of the same device bounds how far a window's changes may reach
     next_lo = np.full(len(w_dev), FAR_FUTURE_US, np.int64)
@@ -694,7 +723,7 @@ async def _apply(store: TelemetryStore, batch: _Batch, devices: dict[str, _Devic
     next_lo[same] = w_lo[same + 1]
     for r in range(int(w_round.max()) + 1 if len(w_round) else 0):
         await _apply_round(store, batch, batch_window, np.flatnonzero(w_round == r), w_dev, w_lo, w_hi, next_lo,
-                           plant_of, limit_of, received_us, writes)
+                           limit_of, received_us, writes)
     await _recompute_rollups(store, writes.touched, writes)
     if writes.samples_written or writes.touched:
         await audit.record(received_from[:64], "IngestTelemetry", "telemetry_batch", uuid.uuid4().hex,

@@ -13,6 +13,9 @@ Times cross this module as int64 microseconds since the Unix epoch (UTC); a miss
 from __future__ import annotations
 
 import datetime as dt
+import io
+import itertools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +67,11 @@ def _none(value: int) -> int | None:
     return None if value == NULL else int(value)
 
 
+def _nones(values: np.ndarray) -> list[int | None]:
+    """``NULL`` as None, for the database."""
+    return [None if v == NULL else v for v in values.tolist()]
+
+
 def _or_null(value: Any) -> int:
     return NULL if value is None else int(value)
 
@@ -71,6 +79,91 @@ def _or_null(value: Any) -> int:
 def _chunks(items: Sequence, size: int = SQLITE_CHUNK) -> Iterable[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+# not under ANY(): there the planner turns a constant array into a hash table, which a cast of
+# text it does not fold would forgo (a lookup per row and element)
+_INTEGER_ARRAY = re.compile(r"(?<!ANY\()\$(\d+)::(int|bigint|smallint)\[\]")
+_rewritten: dict[str, tuple[str, frozenset[int]]] = {}
+
+
+def _integer_arrays_as_text(sql: str, params: Sequence) -> tuple:
+    """PostgreSQL: integer array parameters sent as array literals (``'{1,2,3}'``) and cast there.
+
+    asyncpg encodes a list element by element with an abstract-class check each, which costs the
+    client more than the statement costs the server for the arrays of a telemetry batch; joining
+    the numbers as text costs a tenth of that. Each statement's rewriting is kept.
+    """
+    found = _rewritten.get(sql)
+    if found is None:
+        positions = frozenset(int(m.group(1)) for m in _INTEGER_ARRAY.finditer(sql))
+        found = (_INTEGER_ARRAY.sub(r"($\1::text)::\2[]", sql), positions)
+        _rewritten[sql] = found
+    text, positions = found
+    values = [("{" + ",".join(map(str, map(int, p))) + "}") if i + 1 in positions else p
+              for i, p in enumerate(params)]
+    return (text, *values)
+
+
+#: PostgreSQL's binary COPY: its header (signature, flags, extension length) and trailer.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+#: PostgreSQL counts time from 2000-01-01 UTC [µs since the Unix epoch].
+_PG_EPOCH_US = 946_684_800_000_000
+_BINARY_TYPES = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "timestamptz": ">i8"}
+
+
+def binary_copy(columns: Sequence[tuple[str, Any]]) -> bytes:
+    """Rows in PostgreSQL's binary ``COPY`` format, built a column at a time.
+
+    Parameters
+    ----------
+    columns : sequence of (type, values)
+        ``type`` is ``int2``, ``int4``, ``int8``, ``timestamptz`` (values int64 µs since the Unix
+        epoch) or ``text`` (values a list of str); numbers are int64 arrays with :data:`NULL`
+        for a missing value. Every column has one value per row.
+
+    Each tuple of the format is a field count and, per field, a length and the bytes (length -1:
+    NULL). Rows whose NULLs and texts agree have the same layout, so each such group is one numpy
+    record array; the groups follow one another (the order of rows in a COPY does not matter).
+    """
+    n = len(columns[0][1])
+    key = np.zeros(n, np.int64)
+    for kind, values in columns:
+        if kind == "text":
+            distinct = sorted(set(values))
+            code = {v: c for c, v in enumerate(distinct)}
+            key = key * (len(distinct) + 1) + np.array([code[v] for v in values], np.int64)
+        else:
+            key = key * 2 + (np.asarray(values) == NULL)
+    parts = [_COPY_HEADER]
+    for group in np.unique(key):
+        rows = np.flatnonzero(key == group)
+        layout: list[tuple[str, str]] = [("fields", ">i2")]
+        fill: list[tuple[str, Any]] = [("fields", len(columns))]
+        for i, (kind, values) in enumerate(columns):
+            if kind == "text":
+                data = values[rows[0]].encode()
+                layout.append((f"l{i}", ">i4"))
+                fill.append((f"l{i}", len(data)))
+                if data:
+                    layout.append((f"v{i}", f"S{len(data)}"))
+                    fill.append((f"v{i}", data))
+                continue
+            column = np.asarray(values)[rows]
+            if column[0] == NULL:
+                layout.append((f"l{i}", ">i4"))
+                fill.append((f"l{i}", -1))
+                continue
+            layout += [(f"l{i}", ">i4"), (f"v{i}", _BINARY_TYPES[kind])]
+            fill += [(f"l{i}", np.dtype(_BINARY_TYPES[kind]).itemsize),
+                     (f"v{i}", column - _PG_EPOCH_US if kind == "timestamptz" else column)]
+        out = np.zeros(len(rows), np.dtype(layout))
+        for name, value in fill:
+            out[name] = value
+        parts.append(out.tobytes())
+    parts.append(_COPY_TRAILER)
+    return b"".join(parts)
 
 
 @dataclass
@@ -118,6 +211,8 @@ class BucketSamples:
     irradiance_w_m2: np.ndarray
 
 
+SAMPLE_COLUMNS_COPY = ("device_id", "ts", "received_at", "power_w", "energy_wh", "status", "flags", "interval_wh",
+                       "irradiance_w_m2", "device_ts")
 SAMPLE_COLUMNS = ("device_id", "ts", "power_w", "energy_wh", "status", "flags", "interval_wh",
                   "irradiance_w_m2", "device_ts")
 
@@ -132,13 +227,13 @@ class TelemetryStore:
     async def _fetch(self, sql: str, params: Sequence = ()) -> list:
         async with self.conn.acquire_connection() as raw:
             if self.postgres:
-                return await raw.fetch(sql, *params)
+                return await raw.fetch(*_integer_arrays_as_text(sql, params))
             return list(await raw.execute_fetchall(sql, list(params)))
 
     async def _execute(self, sql: str, params: Sequence = ()) -> None:
         async with self.conn.acquire_connection() as raw:
             if self.postgres:
-                await raw.execute(sql, *params)
+                await raw.execute(*_integer_arrays_as_text(sql, params))
             else:
                 await raw.execute(sql, list(params))
 
@@ -300,10 +395,25 @@ class TelemetryStore:
     async def upsert_samples(self, device: np.ndarray, ts_us: np.ndarray, received_us: int, power_w: np.ndarray,
                              energy_wh: np.ndarray, status: Sequence[str], flags: np.ndarray,
                              interval_wh: np.ndarray, irradiance_w_m2: np.ndarray,
-                             device_ts_us: np.ndarray) -> None:
-        """Insert the samples, or replace what is stored under the same (device, ts)."""
+                             device_ts_us: np.ndarray, new: np.ndarray | None = None) -> None:
+        """Insert the samples, or replace what is stored under the same (device, ts).
+
+        ``new`` marks the samples the caller knows are not stored (it read their keys under the
+        plants' lock): on PostgreSQL those are copied in (``COPY``, the fastest way in, several
+        times cheaper for the client than arrays), and only the rest take the upsert.
+        """
         if len(ts_us) == 0:
             return
+        if self.postgres and new is not None and new.any():
+            await self._copy_samples(device[new], ts_us[new], received_us, power_w[new], energy_wh[new],
+                                     [s for s, n in zip(status, new.tolist()) if n], flags[new], interval_wh[new],
+                                     irradiance_w_m2[new], device_ts_us[new])
+            rest = ~new
+            if not rest.any():
+                return
+            device, ts_us, power_w, energy_wh, flags = device[rest], ts_us[rest], power_w[rest], energy_wh[rest], flags[rest]
+            status = [s for s, r in zip(status, rest.tolist()) if r]
+            interval_wh, irradiance_w_m2, device_ts_us = interval_wh[rest], irradiance_w_m2[rest], device_ts_us[rest]
         update = ("ON CONFLICT (device_id, ts) DO UPDATE SET received_at = excluded.received_at, "
                   "power_w = excluded.power_w, energy_wh = excluded.energy_wh, status = excluded.status, "
                   "flags = excluded.flags, interval_wh = excluded.interval_wh, "
@@ -327,6 +437,18 @@ class TelemetryStore:
         await self._execute_many(
             "INSERT INTO telemetry_sample (device_id, ts, received_at, power_w, energy_wh, status, flags, "
             "interval_wh, irradiance_w_m2, device_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) " + update, rows)
+
+    async def _copy_samples(self, device: np.ndarray, ts_us: np.ndarray, received_us: int, power_w: np.ndarray,
+                            energy_wh: np.ndarray, status: Sequence[str], flags: np.ndarray,
+                            interval_wh: np.ndarray, irradiance_w_m2: np.ndarray, device_ts_us: np.ndarray) -> None:
+        """PostgreSQL: insert samples not stored yet with ``COPY`` (a stored key fails the transaction)."""
+        n = len(ts_us)
+        payload = binary_copy([("int4", device), ("timestamptz", ts_us), ("timestamptz", np.full(n, received_us)),
+                               ("int4", power_w), ("int8", energy_wh), ("text", list(status)), ("int2", flags),
+                               ("int8", interval_wh), ("int4", irradiance_w_m2), ("timestamptz", device_ts_us)])
+        async with self.conn.acquire_connection() as raw:
+            await raw.copy_to_table("telemetry_sample", source=io.BytesIO(payload), columns=SAMPLE_COLUMNS_COPY,
+                                    format="binary")
 
     async def update_derived(self, device: np.ndarray, ts_us: np.ndarray, interval_wh: np.ndarray,
                              flags: np.ndarray) -> None:
@@ -455,10 +577,10 @@ class TelemetryStore:
             old.irradiation_wh_m2[i] = _or_null(irradiation)
         return old
 
-    async def add_to_rollups(self, granularity: str, plant: np.ndarray, bucket_us: np.ndarray,
+    async def add_to_rollups(self, granularity: np.ndarray, plant: np.ndarray, bucket_us: np.ndarray,
                              energy_wh: np.ndarray, samples: np.ndarray, max_power_w: np.ndarray,
                              irradiation_wh_m2: np.ndarray, has_irradiation: np.ndarray) -> None:
-        """Add changes to day or month rollups (made when missing).
+        """Add changes to day or month rollups (made when missing); ``granularity`` is each row's.
 
         ``energy_wh``, ``samples`` and ``irradiation_wh_m2`` are added (the irradiation only where
         ``has_irradiation``, else the bucket's is left as it is); ``max_power_w`` raises the
@@ -476,20 +598,20 @@ class TelemetryStore:
         if self.postgres:
             await self._execute(
                 "INSERT INTO telemetry_rollup (plant_id, granularity, bucket_start, energy_wh, max_power_w, samples, "
-                f"irradiation_wh_m2) SELECT u.plant, $7, {_pg_ts('u.b')}, u.e, u.p, u.n, "
+                f"irradiation_wh_m2) SELECT u.plant, u.g, {_pg_ts('u.b')}, u.e, u.p, u.n, "
                 "CASE WHEN u.has_irr THEN u.irr END "
-                "FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::int[], $5::int[], $6::bigint[], $8::bool[]) "
-                "AS u(plant, b, e, p, n, irr, has_irr) " + update,
+                "FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::int[], $5::int[], $6::bigint[], $7::text[], "
+                "$8::bool[]) AS u(plant, b, e, p, n, irr, g, has_irr) " + update,
                 [plant.tolist(), bucket_us.tolist(), energy_wh.tolist(), max_power_w.tolist(), samples.tolist(),
-                 irradiation_wh_m2.tolist(), granularity, has_irradiation.tolist()])
+                 irradiation_wh_m2.tolist(), granularity.tolist(), has_irradiation.tolist()])
             return
         await self._execute_many(
             "INSERT INTO telemetry_rollup (plant_id, granularity, bucket_start, energy_wh, max_power_w, samples, "
             "irradiation_wh_m2) VALUES (?, ?, ?, ?, ?, ?, ?) " + update,
-            [(int(pl), granularity, _text(b), int(e), int(p), int(n), int(irr) if has else None)
-             for pl, b, e, p, n, irr, has in zip(
-                plant.tolist(), bucket_us.tolist(), energy_wh.tolist(), max_power_w.tolist(), samples.tolist(),
-                irradiation_wh_m2.tolist(), has_irradiation.tolist())])
+            [(int(pl), g, _text(b), int(e), int(p), int(n), int(irr) if has else None)
+             for g, pl, b, e, p, n, irr, has in zip(
+                granularity.tolist(), plant.tolist(), bucket_us.tolist(), energy_wh.tolist(), max_power_w.tolist(),
+                samples.tolist(), irradiation_wh_m2.tolist(), has_irradiation.tolist())])
 
     async def aggregate(self, source: str, target: str, plant: Sequence[int], start_us: Sequence[int],
                         end_us: Sequence[int]) -> None:
