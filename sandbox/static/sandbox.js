@@ -362,6 +362,7 @@ async function drawHistory(plantId, span, canvas, spans) {
   });
   canvas.dataset.span = span;
   canvas.dataset.bars = String(history.bars.length);
+  canvas.dataset.measured = String(history.bars.filter((b) => b.energy_kwh !== null && Number(b.energy_kwh) > 0).length);
 }
 
 const stateLabel = (value) => el("span", { class: `state ${value}`, "data-testid": "state" }, t(value));
