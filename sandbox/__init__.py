@@ -14,6 +14,10 @@ What it adds to the demo's server (``install``), and nothing else ever imports i
 - a telemetry simulator that keeps the demo plants producing through the real ingest service
   (:mod:`sandbox.simulator`).
 
+The sandbox has no authentication of its own (anyone who reaches it may issue invitation codes
+and speak as any demo user): it is a tool for one machine, and ``pvsettle demo`` listens on
+127.0.0.1 unless ``PVSETTLE_HOST`` says otherwise.
+
 Arrows: ``server → sandbox → settlement``; nothing in ``settlement`` or the API packages imports it.
 Refusals are the domain's own exceptions (:mod:`settlement.errors`), so the server's error
 middleware answers them in the JSON error shape like every other route.

@@ -66,7 +66,7 @@ const TEMPLATE_TITLES = {
 const state = {
   lang: localStorage.getItem("sandbox-lang") || "zh",
   users: [], templates: {}, user: null, sessions: {}, view: { name: "plants" },
-  live: null, chart: null, seenMessages: 0,
+  live: null, chart: null, seenMessages: 0, invitation: null,
 };
 
 function t(key, vars) {
@@ -174,9 +174,15 @@ async function loadOwners() {
 
 async function invite(owner) {
   const { invitation_code: code } = await sandbox("POST", "/invitation", { owner_id: owner.id });
-  const box = document.getElementById("invitation");
-  box.replaceChildren(el("span", { class: "muted" }, t("invitation_for", { owner: owner.name })), el("br"),
-                      el("span", { "data-testid": "invitation-code" }, code));
+  state.invitation = { owner: owner.name, code };
+  showInvitation();
+}
+
+function showInvitation() {
+  if (!state.invitation) return;
+  const { owner, code } = state.invitation;
+  document.getElementById("invitation").replaceChildren(el("span", { class: "muted" }, t("invitation_for", { owner })),
+                                                        el("br"), el("span", { "data-testid": "invitation-code" }, code));
 }
 
 function pickUser(key) {
@@ -458,6 +464,7 @@ function applyLanguage() {
   document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
   document.getElementById("lang").textContent = state.lang === "zh" ? "English" : "中文";
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  showInvitation();
 }
 
 async function start() {
