@@ -17,15 +17,19 @@
 * Plants whose devices never sent a sample are not judged (their telemetry is not connected yet).
 
 Staff alarms go through the notification outbox: each outage records a ``notified`` state
-(``pending`` when it opens) and, once ended, an ``end_notified`` one. The outbox dispatcher calls
-:func:`outage_alarms_due` for what to send and :func:`mark_outage_alarms_notified` after sending;
-nothing here sends anything.
+(``pending`` when it opens) and, once ended, an ``end_notified`` one. :func:`send_outage_alarms`
+(the scheduler's tick, right after :func:`check_outages`) writes one ``outage_alarm`` message per
+active staff member for each pending alarm with :func:`settlement.outbox.notify_staff` and marks
+the alarm in the same transaction; the outbox dispatcher delivers them. Nothing here talks to
+WeChat.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,7 +39,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from settlement import audit
+from settlement import audit, outbox
 from settlement.models import AlarmState, OutageCause, Plant, PlantOutage, TelemetryDevice, TelemetrySample
 from settlement.solar import DEFAULT_LATITUDE, DEFAULT_LONGITUDE, first_daylight_stretch
 from settlement.telemetry_energy import DAY_US
@@ -52,6 +56,7 @@ LOOK_BACK_US = 31 * DAY_US
 CLOSE_SCAN = 5_000
 CAUSE_TEXT = {OutageCause.SILENT: "无数据上报", OutageCause.FAULT: "设备故障"}
 ENDED_TEXT = "已恢复发电"
+_WECHAT_CODE = re.compile(r"[!-~]{1,32}")
 
 
 @dataclass(frozen=True)
@@ -237,6 +242,42 @@ async def mark_outage_alarms_notified(alarms: Iterable[OutageAlarm], at: dt.date
                                                                                  end_notified_at=at)
         else:
             raise ValueError(f"unknown outage alarm kind {alarm.kind!r}")
+    return marked
+
+
+async def send_outage_alarms(now: dt.datetime | None = None, limit: int = 100) -> int:
+    """Put the pending staff alarms into the notification outbox and mark them sent, together.
+
+    One transaction per alarm: its outbox rows (one per active staff member, keyed by the alarm's
+    ``dedupe_key``) and its mark commit or roll back as one, so an alarm is neither lost nor
+    written twice; a second process that read the same alarms adds nothing (the outbox's key is
+    unique, the mark counts once). ``what`` names the cause when an outage opens and "已恢复发电"
+    when it ends; the template's one time is the start of an outage that opened and the end of one
+    that ended.
+
+    Returns
+    -------
+    int
+        How many alarms were marked.
+    """
+    now = now or dt.datetime.now(UTC)
+    marked = 0
+    for alarm in await outage_alarms_due(limit):
+        at = alarm.started_at if alarm.kind == "opened" else alarm.ended_at
+        # WeChat's character_string is ASCII without spaces: a plant code that is not stands as its id
+        code = alarm.plant_code if _WECHAT_CODE.fullmatch(alarm.plant_code) else f"PLANT-{alarm.plant_id}"
+        name = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in alarm.plant_name)
+        try:
+            async with in_transaction() as conn:
+                await outbox.notify_staff("OutageOpened" if alarm.kind == "opened" else "OutageEnded",
+                                          "outage_alarm", {"plant_name": name.strip() or code, "plant_code": code,
+                                                           "started_at": at, "what": alarm.what},
+                                          alarm.dedupe_key, using_db=conn, now=now)
+                marked += await mark_outage_alarms_notified([alarm], at=now, using_db=conn)
+        except outbox.NotificationContentError:
+            # stays pending, and is said every tick until someone fixes the plant's record
+            log.exception("outage alarm cannot be written", extra={"plant_id": alarm.plant_id,
+                                                                   "outage_id": alarm.outage_id})
     return marked
 
 
