@@ -11,7 +11,8 @@ gets it, and only it, does what is due:
 * final forms are billed;
 * bills of prepaid plants are settled from their accounts (true-up), cut-offs whose grace is
   over are decided and supply commands sent (settlement.prepaid);
-* late fees are accrued (once a day per bill: the accrual key is the day).
+* late fees are accrued (once a day per bill: the accrual key is the day);
+* outages are opened and closed, and their staff alarms written to the outbox (settlement.outages).
 
 If the holder dies, the lock expires and another process takes over on a later tick. Every tick
 that did the work leaves an audit event naming the process, so an operator can see who ran what.
@@ -57,6 +58,7 @@ async def tick(now: dt.datetime | None = None) -> dict:
     done.update(await pay.scheduled(now))  # WeChat Pay: silent orders queried, yesterday's trade bill
     done.update({f"dunning_{k}": v for k, v in (await dunning.run(now)).items()})  # reminders, escalations
     done.update(await outages.check_outages(now))  # plants that stopped producing in daylight, for staff alarms
+    done["outage_alarms"] = await outages.send_outage_alarms(now)  # into the outbox, marked in its transaction
     return done
 
 
