@@ -196,3 +196,12 @@ async def test_a_plant_code_wechat_would_refuse_is_replaced_by_its_id(db, settin
     assert [(row[3]["thing1"], row[3]["character_string2"]) for row in await _alarm_rows()] == [
         ("电站 一号", f"PLANT-{odd.id}")]
 
+
+async def test_the_scheduler_tick_opens_the_outage_and_alarms_staff(plant, staff_on_wechat):
+    from server import scheduler
+
+    await ingest(every_5_minutes("2026-06-15 09:00", "2026-06-15 12:00"), now="2026-06-15 12:00:30")
+    done = await scheduler.tick(local("2026-06-15 12:45"))
+    assert (done["outages_opened"], done["outage_alarms"]) == (1, 1)
+    assert (await scheduler.tick(local("2026-06-15 12:50")))["outage_alarms"] == 0
+    assert [row[:2] for row in await _alarm_rows()] == [("OutageOpened", "staff-oa")]
