@@ -6,8 +6,11 @@ invitation code staff issued (:func:`invite`, as the bot's 邀请 does). Each us
 mini-program openid, an official-account openid and a unionid linking the two, as WeChat gives a
 user of an open-platform account.
 
-Staff users are made once (:func:`ensure_staff`, idempotent by their official-account openid) so
-the bot console can play an operator or an admin.
+Every user follows the official account: their official-account identity (with the unionid) is
+made at start, as WeChat would know it, so the dispatcher can fall back to a template message
+for a bound owner who did not subscribe in the mini-program. Staff users get their staff record
+there too (:func:`ensure_users`, idempotent by the official-account openid), so the bot console
+can play an operator or an admin.
 """
 
 from __future__ import annotations
@@ -73,14 +76,18 @@ def user(key: str) -> DemoUser:
     return found
 
 
-async def ensure_staff(oa_appid: str) -> dict[str, m.Staff]:
-    """The staff records and official-account identities of the staff users (made on first start)."""
+async def ensure_users(oa_appid: str) -> dict[str, m.Staff]:
+    """The official-account identities of all users and the staff records of the staff users
+    (made on first start); returns the staff records by user key."""
     staff: dict[str, m.Staff] = {}
     async with in_transaction():
         for person in USERS:
-            if person.role is None:
-                continue
             identity = await m.WechatIdentity.get_or_none(app_id=oa_appid, openid=person.oa_openid)
+            if person.role is None:
+                if identity is None:
+                    await m.WechatIdentity.create(app_id=oa_appid, openid=person.oa_openid, unionid=person.unionid,
+                                                  nickname=person.nickname)
+                continue
             record = await m.Staff.get_or_none(id=identity.staff_id) if identity and identity.staff_id else None
             if record is None:
                 record = await m.Staff.create(name=person.staff_name, role=person.role)
@@ -97,7 +104,7 @@ async def ensure_staff(oa_appid: str) -> dict[str, m.Staff]:
 
 async def invite(owner_id: int, oa_appid: str) -> str:
     """An invitation code for the owner, issued by the sandbox's operator (audited as them)."""
-    operator = (await ensure_staff(oa_appid))["operator"]
+    operator = (await ensure_users(oa_appid))["operator"]
     code, _ = await bindings.issue_invitation(owner_id, operator, INVITATION_TTL)
     return code
 
@@ -123,6 +130,6 @@ async def bound_owner(person: DemoUser, mp_appid: str) -> dict | None:
 
 
 async def staff_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Needs the database: the staff users exist before the first bot command."""
-    await ensure_staff(app[settings_key].oa_appid)
+    """Needs the database: the users and staff exist before the first bot command."""
+    await ensure_users(app[settings_key].oa_appid)
     yield
