@@ -104,7 +104,7 @@ from settlement.models import (
     WechatIdentity,
 )
 from settlement.ports.device_control import CommandRefused, DeviceControl, NotAcknowledged
-from settlement.ports.pay import OrderStatus, PayCallFailed, WechatPay
+from settlement.ports.pay import OrderStatus, PayCallFailed, PayRejected, WechatPay
 
 log = logging.getLogger("pvsettle.prepaid")
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -752,6 +752,41 @@ async def start_topup(pay: WechatPay, account_number: str, identity_id: int, amo
     return payments.JsapiPayment(out_trade_no=order.out_trade_no, amount_fen=amount_fen, expires_at=order.expires_at,
                                  reused=False, time_stamp=time_stamp, nonce_str=nonce, package=package,
                                  pay_sign=pay.sign_jsapi(time_stamp, nonce, package))
+
+
+async def reconcile_topups(pay: WechatPay, *, now: dt.datetime | None = None, batch: int = 100) -> dict[str, int]:
+    """Ask WeChat Pay about pending top-ups whose prepay has expired (their notification never
+    came): a paid one is recorded as the notification would have (same path, at most once), an
+    unpaid one is closed there and here. Returns counts."""
+    now = _now(now)
+    done = {"topups_queried": 0, "topups_paid": 0, "topups_closed": 0}
+    for order in await TopUpOrder.filter(state=PayOrderState.PENDING, expires_at__lte=now).order_by("id") \
+            .limit(batch):
+        done["topups_queried"] += 1
+        try:
+            status = await pay.query_order(order.out_trade_no)
+            if status.trade_state == "SUCCESS":
+                if status.mchid != pay.mchid or status.appid != pay.appid:
+                    log.error("top-up %s: WeChat Pay's answer is not ours", order.out_trade_no)
+                    continue
+                await payments.settle_paid_order(status, via="query", now=now)
+                done["topups_paid"] += 1
+                continue
+            if status.trade_state not in ("CLOSED", "REVOKED", "PAYERROR"):
+                await pay.close_order(order.out_trade_no)
+        except PayRejected as exc:
+            if exc.code in ("ORDERPAID", "ORDER_PAID"):
+                continue  # paid in the meantime: the next run records it
+            if exc.code != "ORDER_NOT_EXIST":
+                log.warning("top-up %s not reconciled: %s", order.out_trade_no, exc)
+                continue
+        except (PayCallFailed, payments._Refuse) as exc:
+            log.warning("top-up %s not reconciled: %s", order.out_trade_no, exc)
+            continue
+        closed = await TopUpOrder.filter(id=order.id, state=PayOrderState.PENDING).update(
+            state=PayOrderState.CLOSED, settled_at=now)
+        done["topups_closed"] += closed
+    return done
 
 
 def _payer_name(payer: WechatIdentity | None, account: PrepaidAccount) -> str:

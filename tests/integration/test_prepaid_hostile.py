@@ -257,3 +257,21 @@ async def test_usage_top_ups_and_ticks_at_once_keep_the_ledger_whole(settings, d
     for entry in entries:  # each entry's balance follows from the one before: no lost update
         running += entry.amount_fen
         assert entry.available_after_fen == running
+
+
+async def test_a_top_up_whose_notification_never_comes_is_found_by_query(settings, device, pay_port, fake_pay):  # noqa: F811
+    site = await prepaid_site(settings, device)
+    at = dt.datetime.now(dt.timezone.utc)
+    paid_no, note = await top_up(pay_port, fake_pay, site["account"], site["identity"], 7000, at)
+    unpaid = await prepaid.start_topup(pay_port, site["account"].number, site["identity"].id, 9000, now=at)
+    assert await prepaid.reconcile_topups(pay_port, now=at) == {"topups_queried": 0, "topups_paid": 0,
+                                                               "topups_closed": 0}  # not expired yet
+    later = at + dt.timedelta(hours=3)
+    assert await prepaid.reconcile_topups(pay_port, now=later) == {"topups_queried": 2, "topups_paid": 1,
+                                                                  "topups_closed": 1}
+    assert (await _account(site)).available_fen == 7000
+    assert (await m.TopUpOrder.get(out_trade_no=unpaid.out_trade_no)).state == m.PayOrderState.CLOSED
+    # the notification comes after all: nothing more
+    assert (await notify(pay_port, note, at)).outcome == NotificationOutcome.DUPLICATE
+    assert (await _account(site)).available_fen == 7000 == await ledger_sum(await _account(site))
+    assert paid_no != unpaid.out_trade_no
