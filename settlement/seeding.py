@@ -15,7 +15,8 @@ What it makes, from one random seed:
   latest reading day on or before today (so M + 1 readings per register, and last month's
   cycle always has data): generation forward total and rates 1–4, grid forward (import) and
   reverse (export) total and rates 1–4 (DL/T 645 ids);
-- 15-minute inverter telemetry (power, lifetime energy counter) for the last days up to now.
+- 15-minute inverter telemetry (power, lifetime energy counter) for the last days up to now, with
+  the interval energies and rollups the telemetry ingest would have stored.
 
 The register rates follow the DL/T 645 order 尖 sharp, 峰 peak, 平 flat, 谷 valley; a tariff's deep
 valley is metered in the valley register.
@@ -33,11 +34,14 @@ from importlib import resources
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import redis.asyncio as redis_asyncio
 from tortoise.transactions import in_transaction
 
 from billing_engine.tariff import Tariff, parse_tariff
 from billing_engine.tou import classify
 from settlement import models as m
+from settlement.redis_client import Namespace
+from settlement.telemetry import publish_live_states, rebuild_rollups
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 UTC = dt.timezone.utc
@@ -212,8 +216,13 @@ def _multiplier(rng: np.random.Generator, capacity_kwp: float) -> int:
     return int(rng.choice([1000, 2000, 3000]))  # CT × PT (10 kV / 100 V)
 
 
-async def seed_portfolio(spec: SeedSpec, progress: Callable[[str, int], Progress] = Progress) -> dict:
-    """Write the portfolio; returns counts. Deterministic for a given spec (and today)."""
+async def seed_portfolio(spec: SeedSpec, progress: Callable[[str, int], Progress] = Progress, *,
+                         redis: redis_asyncio.Redis | None = None, namespace: Namespace | None = None) -> dict:
+    """Write the portfolio; returns counts. Deterministic for a given spec (and today).
+
+    With ``redis`` and ``namespace`` the live state of each plant with telemetry is published
+    there too (settlement/live.py), as the ingest would have left it.
+    """
     rng = np.random.default_rng(spec.seed)
     today = spec.today or dt.datetime.now(LOCAL).date()
     tariffs = {}
@@ -234,7 +243,8 @@ async def seed_portfolio(spec: SeedSpec, progress: Callable[[str, int], Progress
     made = 0
     while made < spec.plants:
         n = min(chunk, spec.plants - made)
-        chunk_counts = await _seed_chunk(rng, spec, today, tariffs, first_number=existing + made + 1, n=n)
+        chunk_counts = await _seed_chunk(rng, spec, today, tariffs, first_number=existing + made + 1, n=n,
+                                         redis=redis, namespace=namespace)
         for key, value in chunk_counts.items():
             counts[key] += value
         made += n
@@ -244,7 +254,7 @@ async def seed_portfolio(spec: SeedSpec, progress: Callable[[str, int], Progress
 
 
 async def _seed_chunk(rng, spec: SeedSpec, today: dt.date, tariffs: dict[str, Tariff], first_number: int,
-                      n: int) -> dict:
+                      n: int, redis: redis_asyncio.Redis | None = None, namespace: Namespace | None = None) -> dict:
     plans = _plan_plants(rng, n, first_number)
     counts = {"owners": 0, "plants": 0, "meters": 0, "readings": 0, "telemetry_samples": 0}
     readings: list[m.Reading] = []
@@ -302,6 +312,12 @@ async def _seed_chunk(rng, spec: SeedSpec, today: dt.date, tariffs: dict[str, Ta
                 samples += _telemetry(rng, plan, spec.telemetry_days)
         await m.Reading.bulk_create(readings, batch_size=2000)
         await m.TelemetrySample.bulk_create(samples, batch_size=2000)
+    if samples:
+        # the rollups (15 minutes, days, months) the history and figures read, as the ingest keeps them
+        plant_ids = [plan["plant"].id for plan in plans]
+        await rebuild_rollups(plant_ids, plants_per_transaction=len(plans))
+        if redis is not None and namespace is not None:
+            await publish_live_states(redis, namespace, plant_ids)
     counts["readings"] = len(readings)
     counts["telemetry_samples"] = len(samples)
     return counts
@@ -401,8 +417,11 @@ def _telemetry(rng, plan: dict, days: int) -> list[m.TelemetrySample]:
     counter = lifetime_wh + np.cumsum(np.round(energy * 1000)).astype(np.int64)
     power_w = np.round(energy * 4000).astype(np.int64)  # mean power over the slot
     received = dt.datetime.now(UTC)
+    # the counter only rises, so each interval is the difference (the first sample has no reference)
+    # as the ingest would store it: the rebuild that follows then writes rollups and changes no sample
+    interval = np.concatenate([[None], np.diff(counter).tolist()]).tolist()
     return [
         m.TelemetrySample(device=plan["device"], ts=start_utc + SLOT * (i + 1), received_at=received,
-                          power_w=int(p), energy_wh=int(c), status="ok")
-        for i, (p, c) in enumerate(zip(power_w, counter))
+                          power_w=int(p), energy_wh=int(c), interval_wh=iv, status="ok")
+        for i, (p, c, iv) in enumerate(zip(power_w, counter, interval))
     ]
