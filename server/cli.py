@@ -145,6 +145,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
+    from settlement.redis_client import Namespace, open_redis
     from settlement.seeding import SeedSpec, seed_portfolio
 
     settings = Settings.from_env(require_secrets=False)
@@ -157,9 +158,14 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
         await _migrate(settings.database_url, quiet=True)
         await db.open_database(settings.database_url)
+        # with a real Redis the seeded plants' live state is published there, as the ingest would
+        redis = open_redis(settings.redis_url) if settings.redis_url else None
         try:
-            return await seed_portfolio(spec, progress=_progress_factory())
+            return await seed_portfolio(spec, progress=_progress_factory(), redis=redis,
+                                        namespace=Namespace(settings.redis_prefix) if redis is not None else None)
         finally:
+            if redis is not None:
+                await redis.aclose()
             await db.close_database()
 
     print(json.dumps(asyncio.run(run())))
