@@ -288,7 +288,8 @@ async def record_payment(bill_id: int, amount_fen: int, channel: PaymentChannel,
     return payment
 
 
-async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, before: dict | None = None) -> int:
+async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, before: dict | None = None,
+                        plant_name: str | None = None) -> int:
     """Apply a payment just stored to its bill, which the caller has locked in ``conn``.
 
     What is owed is paid and the rest becomes the owner's account credit — all of it when the bill
@@ -310,7 +311,7 @@ async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, befor
                        after={"state": bill.state, "paid_fen": bill.paid_fen, "payment": payment.transaction_id,
                               "amount_fen": payment.amount_fen, "to_credit_fen": payment.amount_fen - applied},
                        using_db=conn)
-    await outbox.payment_received(bill, payment, using_db=conn)
+    await outbox.payment_received(bill, payment, using_db=conn, plant_name=plant_name)  # name: one query less
     return applied
 
 

@@ -153,3 +153,39 @@ async def test_notify_owner_and_delivery_state(db):
     assert await outbox.delivery_state(bill_id=3) == []
     with pytest.raises(outbox.InvalidInput):
         await outbox.delivery_state()
+
+
+async def test_one_statement_notification_writes_what_notify_owners_writes(db):
+    """The payments' single INSERT … SELECT and the batch path agree row for row: recipients (the
+    mini-program identities, else the official-account ones, else none), channel, fields, state,
+    send time; refused content is written failed with the reason; a repeat writes nothing."""
+    people = [await person(db, n, mp=mp, oa=oa) for n, mp, oa in ((1, True, True), (2, False, True), (3, False, False))]
+    owners = [owner for owner, _, _ in people]
+    payload = SAMPLES["payment_received"]
+    bad = {**payload, "amount_fen": 10**12}  # more than 10 digits: WeChat refuses the field
+    async with in_transaction() as conn:
+        fast = [await outbox.notify_owner_in_one_statement("PaymentReceived", o.id, "payment_received", p,
+                                                           f"fast:{o.id}", using_db=conn, now=NOON)
+                for o in owners for p in (payload,)]
+        fast.append(await outbox.notify_owner_in_one_statement("PaymentReceived", owners[0].id, "payment_received",
+                                                               bad, "fast:bad", using_db=conn, now=NOON))
+        await outbox.notify_owners("PaymentReceived", "payment_received",
+                                   [(o.id, payload, f"slow:{o.id}") for o in owners] + [(owners[0].id, bad, "slow:bad")],
+                                   using_db=conn, now=NOON)
+        again = await outbox.notify_owner_in_one_statement("PaymentReceived", owners[0].id, "payment_received",
+                                                           payload, f"fast:{owners[0].id}", using_db=conn, now=NOON)
+    assert fast == [1, 1, 0, 1] and again == 0
+
+    def shape(row: OutboxMessage) -> tuple:
+        return (row.event, row.channel, row.recipient, row.app_id, row.template, row.payload, row.state,
+                row.attempts, row.not_before, row.last_error)
+
+    rows = {r.dedupe_key: r for r in await OutboxMessage.all()}
+    pairs = [(k, "slow" + k.removeprefix("fast")) for k in rows if k.startswith("fast:")]
+    assert len(pairs) == 3
+    for fast_key, slow_key in pairs:
+        assert shape(rows[fast_key]) == shape(rows[slow_key])
+    failed = rows[next(k for k in rows if k.startswith("fast:bad:"))]
+    assert failed.state == OutboxState.FAILED and failed.last_error.startswith("content refused:")
+    assert rows[f"fast:{owners[0].id}:{people[0][1].id}"].channel == "subscribe"
+    assert rows[f"fast:{owners[1].id}:{people[1][2].id}"].channel == "template"
