@@ -106,6 +106,8 @@ async def owner_world(code: str, name: str, openid: str, app_id: str) -> tuple[O
                                        accepts=1)
     attachment = await m.Attachment.create(storage_key=f"00/{code}.png", content_type="image/png", size_bytes=8,
                                            sha256="0" * 64, uploaded_by=identity, fault=fault)
+    await m.PrepaidAccount.create(number=f"PA-{code}", owner=owner, plant=plant, name=f"{name}预付费",
+                                  switch_serial=f"SW-{code}")  # the prepaid routes have something to show
     return OwnerWorld(owner=owner, plant=plant, form=made["form"], bill=made["bill"], fault=fault,
                       attachment=attachment, grant=grant), identity
 
