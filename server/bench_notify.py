@@ -29,6 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from server import loop
+
 TEMPLATES = ("bill_issued", "payment_received", "refund_done", "fault_update")
 MP_APPID, MP_SECRET = "wxbenchmp000000001", "bench-mp-secret"
 OA_APPID, OA_SECRET = "wxbenchoa000000001", "bench-oa-secret"
@@ -88,7 +90,7 @@ def _serve_fake(port_queue: multiprocessing.Queue, stop: multiprocessing.Event) 
             await asyncio.sleep(0.1)
         await runner.cleanup()
 
-    asyncio.run(main())
+    loop.run(main())
 
 
 async def _seed(messages: int, template_ids: dict[str, str]) -> None:
@@ -229,7 +231,7 @@ def register(bench_sub) -> None:
         from server.settings import Settings
 
         settings = Settings.from_env(require_secrets=False)
-        print(json.dumps(asyncio.run(bench_notify(args.messages, settings.database_url, settings.redis_url,
+        print(json.dumps(loop.run(bench_notify(args.messages, settings.database_url, settings.redis_url,
                                                   dispatchers=args.dispatchers, rate=args.rate))))
         return 0
 

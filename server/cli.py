@@ -298,6 +298,7 @@ def _progress_factory():
 def _serve_one(settings: Settings, *, reuse_port: bool, with_sandbox: bool = False) -> None:
     from aiohttp import web
 
+    from server import loop
     from server.app import create_app
 
     app = create_app(settings)
@@ -306,21 +307,8 @@ def _serve_one(settings: Settings, *, reuse_port: bool, with_sandbox: bool = Fal
 
         install(app)
     # open keep-alive connections get 10 s to finish on shutdown, not aiohttp's default minute
-    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port, loop=_event_loop(),
+    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port, loop=loop.new_event_loop(),
                 print=None, access_log=logging.getLogger("pvsettle.access"), shutdown_timeout=10)
-
-
-def _event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's event loop where it is installed (Linux, macOS), asyncio's own elsewhere.
-
-    A request to the mini-program API is three socket round trips (client, Redis, PostgreSQL);
-    with uvloop's libuv transports the per-request cost of the loop roughly halves (bench api).
-    """
-    try:
-        import uvloop
-    except ImportError:  # Windows: uvloop does not exist there
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def _worker(settings: Settings) -> None:
