@@ -315,6 +315,41 @@ async def record_usage(service_id: int, rows: Iterable[tuple[object, object]], *
     return result
 
 
+MAX_USAGE_ROWS = 5000
+
+
+async def record_usage_batch(rows: Sequence[object], *, now: dt.datetime | None = None) -> dict[str, int]:
+    """A collector's batch ``[{"meter", "start", "quantity"}, …]`` for the prepaid services metered
+    by those meters (:func:`record_usage` per service). The whole batch is checked first: a bad
+    row or a meter no prepaid service reads refuses it all, naming the row, and stores nothing.
+
+    Returns ``{"services", "stored", "changed", "unchanged", "charged_fen"}``.
+    """
+    now = _now(now)
+    if not isinstance(rows, Sequence) or isinstance(rows, (str, bytes)) or len(rows) > MAX_USAGE_ROWS:
+        raise InvalidInput(f"a batch is a list of at most {MAX_USAGE_ROWS} rows", code="bad_usage")
+    by_meter: dict[str, list[tuple[dt.datetime, object]]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not isinstance(row.get("meter"), str) or "quantity" not in row:
+            raise InvalidInput(f"row {i}: an object with meter, start and quantity", code="bad_usage")
+        at = _interval_start(i, row.get("start"))
+        if at > now:
+            raise InvalidInput(f"row {i}: the interval {at.isoformat()} has not started yet", code="bad_usage")
+        _quantity(i, row["quantity"])
+        by_meter[row["meter"][:32]].append((at, row["quantity"]))
+    services = {serial: sid for sid, serial in await PrepaidService.filter(meter__serial__in=list(by_meter))
+                .values_list("id", "meter__serial")}
+    unknown = sorted(set(by_meter) - set(services))
+    if unknown:
+        raise InvalidInput(f"no prepaid service reads meter {unknown[0]!r}", code="unknown_meter")
+    done = {"services": len(by_meter), "stored": 0, "changed": 0, "unchanged": 0, "charged_fen": 0}
+    for serial, meter_rows in by_meter.items():
+        result = await record_usage(services[serial], meter_rows, now=now)
+        for key in ("stored", "changed", "unchanged", "charged_fen"):
+            done[key] += getattr(result, key)
+    return done
+
+
 @dataclass
 class _Period:
     """A settlement period of a service: local days [first, end), and how it is priced."""
