@@ -8,6 +8,8 @@ errors are the JSON shape of DESIGN.md, ``{"error": {"code": …, "message": …
                        5,000 rows → 200 ``{"created", "duplicates", "rejected", "results": […]}``
 ``POST /telemetry``    ``{"samples": [{"device", "ts", "power_w", "energy_wh", "status"}, …]}``, at
                        most 10,000 → 200 ``{"created", "updated", "duplicates", "rejected", …}``
+``POST /usage``        ``{"usage": [{"meter", "start", "quantity"}, …]}``: 15-minute usage of prepaid
+                       services' meters, at most 5,000 → 200 ``{"services", "stored", "changed", …}``
 =====================  =========================================================================
 """
 
@@ -15,6 +17,7 @@ from aiohttp import web
 
 from ingest_api import views
 from ingest_api import telemetry_views
+from ingest_api import usage_views
 from ingest_api.auth import collector_auth_middleware
 
 
@@ -22,4 +25,5 @@ def create_app() -> web.Application:
     app = web.Application(middlewares=[collector_auth_middleware])
     app.add_routes(views.routes)
     app.add_routes(telemetry_views.routes)
+    app.add_routes(usage_views.routes)
     return app
