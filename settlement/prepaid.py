@@ -40,8 +40,9 @@ Thresholds (a state machine on the account, each step taken once per crossing)::
 Commands go out through :class:`settlement.ports.device_control.DeviceControl` from
 :func:`run_commands`: an attempt is claimed in the database before the device is called (so a
 top-up that comes meanwhile knows the cut-off may have run and restores), retried on
-:data:`RETRY_AFTER`, and after :data:`MAX_ATTEMPTS` unacknowledged attempts (or a refusal)
-the command fails, the supply is recorded unknown and staff are alarmed. A new cut-off
+:data:`RETRY_AFTER`; after :data:`MAX_ATTEMPTS` unacknowledged attempts (or a refusal) the
+supply is recorded unknown and staff are alarmed, once. A cut-off then fails for good; a
+restore keeps being retried at the longest interval until the switch answers. A new cut-off
 cancels pending restores and a restore cancels pending cut-offs, so a late retry never
 undoes a newer decision.
 
@@ -492,7 +493,7 @@ async def _recompute(service: PrepaidService, account: PrepaidAccount, touched: 
             if target != already:
                 await _post(account, EntryKind.CHARGE, already - target, f"charge:{service.id}:{day}:{n + 1}", now,
                             conn, service_id=service.id, day=day, quantity_milli=int(per_day_milli[i]),
-                            note=f"{service.name} {day:%m-%d}" if not n else f"{service.name} {day:%m-%d} 更正")
+                            note=f"{service.name} {day:%m-%d}" if not n else f"{service.name} {day:%m-%d} 补差")
                 posted_total += target - already
             day += dt.timedelta(days=1)
     return posted_total
@@ -600,12 +601,14 @@ async def run_commands(device: DeviceControl, now: dt.datetime | None = None) ->
         try:
             ack = await device.send(command.command_id, command.target_serial, command.kind.value)
         except NotAcknowledged as exc:
-            failed = attempts >= MAX_ATTEMPTS
-            await _unacknowledged(command, str(exc), now, give_up=failed)
-            done["commands_failed" if failed else "commands_retrying"] += 1
+            # a cut-off is given up after MAX_ATTEMPTS; a restore never is (a paid site must get its
+            # supply back), it is retried at the longest interval after staff were alarmed
+            give_up = command.kind == CommandKind.CUT_OFF and attempts >= MAX_ATTEMPTS
+            await _unacknowledged(command, str(exc), now, give_up=give_up, alarm=attempts == MAX_ATTEMPTS)
+            done["commands_failed" if give_up else "commands_retrying"] += 1
             continue
         except CommandRefused as exc:
-            await _unacknowledged(command, str(exc), now, give_up=True)
+            await _unacknowledged(command, str(exc), now, give_up=True, alarm=True)
             done["commands_failed"] += 1
             continue
         async with in_transaction() as conn:
@@ -626,24 +629,25 @@ async def run_commands(device: DeviceControl, now: dt.datetime | None = None) ->
     return done
 
 
-async def _unacknowledged(command: SupplyCommand, error: str, now: dt.datetime, *, give_up: bool) -> None:
+async def _unacknowledged(command: SupplyCommand, error: str, now: dt.datetime, *, give_up: bool,
+                          alarm: bool) -> None:
     async with in_transaction() as conn:
         account = await _lock(command.account_id, conn)
         current = await SupplyCommand.filter(id=command.id).using_db(conn).get()
         if current.state != CommandState.PENDING:
             return  # cancelled meanwhile by a newer decision: nothing to retry or alarm
-        if not give_up:
-            await SupplyCommand.filter(id=command.id).using_db(conn).update(last_error=error[:200])
+        await SupplyCommand.filter(id=command.id).using_db(conn).update(
+            state=CommandState.FAILED if give_up else CommandState.PENDING, last_error=error[:200])
+        if not alarm:
             return
-        await SupplyCommand.filter(id=command.id).using_db(conn).update(state=CommandState.FAILED,
-                                                                         last_error=error[:200])
         # the device may or may not have switched: nobody may believe either state any more
         await PrepaidAccount.filter(id=account.id).using_db(conn).update(supply=SupplyState.UNKNOWN)
         what = "断电指令未确认" if command.kind == CommandKind.CUT_OFF else "复电指令未确认"
         await outbox.notify_staff("DeviceAlarm", "outage_alarm",
                                   {"plant_name": account.name, "plant_code": account.number, "started_at": now,
                                    "what": what}, f"prepaid:cmd:{command.id}:alarm", using_db=conn, now=now)
-        await audit.record(audit.SYSTEM, "SupplyCommandFailed", "prepaid_account", account.id,
+        await audit.record(audit.SYSTEM, "SupplyCommandFailed" if give_up else "SupplyCommandUnacknowledged",
+                           "prepaid_account", account.id,
                            after={"command": command.command_id, "kind": command.kind,
                                   "attempts": current.attempts, "error": error[:200]}, using_db=conn)
 

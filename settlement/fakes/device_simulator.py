@@ -32,7 +32,8 @@ class Call:
 
 @dataclass
 class DeviceSimulator:
-    """Devices known by serial, all supplied at first; unknown serials are refused."""
+    """Devices known by serial, all supplied at first; unknown serials are refused, unless
+    ``accept_unknown`` (the demo: every switch exists)."""
 
     serials: set[str] = field(default_factory=set)
     supply_on: dict[str, bool] = field(default_factory=dict)
@@ -40,6 +41,7 @@ class DeviceSimulator:
     silent: set[str] = field(default_factory=set)
     ack_lost: set[str] = field(default_factory=set)
     log: list[Call] = field(default_factory=list)
+    accept_unknown: bool = False
 
     def add(self, serial: str) -> None:
         self.serials.add(serial)
@@ -60,6 +62,8 @@ class DeviceSimulator:
 
     async def send(self, command_id: str, serial: str, action: str) -> Acknowledgement:
         now = dt.datetime.now(dt.timezone.utc)
+        if self.accept_unknown and serial not in self.serials:
+            self.add(serial)
         if serial not in self.serials or action not in (CUT_OFF, RESTORE):
             self.log.append(Call(command_id, serial, action, "refused", now))
             raise CommandRefused(f"device {serial!r} does not take {action!r}")

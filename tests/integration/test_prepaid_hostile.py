@@ -275,3 +275,30 @@ async def test_a_top_up_whose_notification_never_comes_is_found_by_query(setting
     assert (await notify(pay_port, note, at)).outcome == NotificationOutcome.DUPLICATE
     assert (await _account(site)).available_fen == 7000 == await ledger_sum(await _account(site))
     assert paid_no != unpaid.out_trade_no
+
+
+async def test_a_restore_never_acknowledged_alarms_once_and_is_never_given_up(
+        settings, device, pay_port, fake_pay):  # noqa: F811
+    site = await prepaid_site(settings, device, grace_hours=2)
+    serial = site["meter"].serial
+    await _in_debt(site, pay_port, fake_pay)
+    now = local(2026, 3, 3, 9)
+    await prepaid.tick(now, device)
+    assert device.executed_actions(serial) == ["cut_off"]
+    device.silence(serial)
+    _, note = await top_up(pay_port, fake_pay, site["account"], site["identity"], 100000, now)
+    await notify(pay_port, note, now)
+    for _ in range(20):
+        now += dt.timedelta(hours=1)
+        await prepaid.tick(now, device)
+    restore = await m.SupplyCommand.get(account_id=site["account"].id, kind=m.CommandKind.RESTORE)
+    assert restore.state == m.CommandState.PENDING and restore.attempts > prepaid.MAX_ATTEMPTS
+    alarms = await OutboxMessage.filter(event="DeviceAlarm")
+    assert [a.payload["context"]["what"] for a in alarms] == ["复电指令未确认"]
+    assert (await _account(site)).supply == m.SupplyState.UNKNOWN
+    device.silence(serial, False)  # the link is repaired
+    await prepaid.tick(now + dt.timedelta(hours=1), device)
+    assert device.executed_actions(serial) == ["cut_off", "restore"] and device.supply_on[serial]
+    account = await _account(site)
+    assert (account.supply, account.alert_state) == (m.SupplyState.ON, m.AlertState.NORMAL)
+    assert await OutboxMessage.filter(event="DeviceAlarm").count() == 1
