@@ -277,7 +277,11 @@ async def record_usage(service_id: int, rows: Iterable[tuple[object, object]], *
     """
     now = _now(now)
     parsed: dict[dt.datetime, int] = {}
-    for i, (start, quantity) in enumerate(rows):
+    for i, row in enumerate(rows):
+        try:
+            start, quantity = row
+        except (TypeError, ValueError):
+            raise InvalidInput(f"row {i}: a (start, quantity) pair", code="bad_usage") from None
         at = _interval_start(i, start)
         if at > now:
             raise InvalidInput(f"row {i}: the interval {at.isoformat()} has not started yet", code="bad_usage")

@@ -164,7 +164,7 @@ async def test_bad_usage_is_refused_and_changes_nothing(db, settings, device):  
     for rows in (good[:10] + [(good[10][0], "-1")], good[:10] + [(good[10][0], "NaN")],
                  good[:10] + [(dt.datetime(2026, 3, 2, 10, 7), "1")], good[:10] + [("yesterday", "1")],
                  good[:10] + [(good[10][0] + dt.timedelta(minutes=5), "1")], good[:10] + [(good[10][0], "1e9")],
-                 good[:10] + [(local(2026, 3, 4), "1")]):
+                 good[:10] + [(local(2026, 3, 4), "1")], good[:10] + [(good[10][0],)], good[:10] + [None]):
         with pytest.raises(InvalidInput):
             await prepaid.record_usage(site["service"].id, rows, now=now)
     assert not await m.PrepaidUsage.filter(service_id=site["service"].id).exists()
