@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from settlement.telemetry_energy import NULL, QuarterRollups, SampleFlag
+from settlement.telemetry_energy import NULL, QUARTER_US, QuarterRollups, SampleFlag
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -100,8 +100,7 @@ def _integer_arrays_as_text(sql: str, params: Sequence) -> tuple:
         found = (_INTEGER_ARRAY.sub(r"($\1::text)::\2[]", sql), positions)
         _rewritten[sql] = found
     text, positions = found
-    values = [("{" + ",".join(map(str, map(int, p))) + "}") if i + 1 in positions else p
-              for i, p in enumerate(params)]
+    values = [("{" + ",".join(map(str, p)) + "}") if i + 1 in positions else p for i, p in enumerate(params)]
     return (text, *values)
 
 
@@ -541,8 +540,9 @@ class TelemetryStore:
         update = ("ON CONFLICT (plant_id, granularity, bucket_start) DO UPDATE SET energy_wh = excluded.energy_wh, "
                   "max_power_w = excluded.max_power_w, samples = excluded.samples, "
                   "irradiation_wh_m2 = excluded.irradiation_wh_m2 WHERE " + changed)
-        position = {(int(p), int(b)): i for i, (p, b) in enumerate(zip(rollups.plant.tolist(),
-                                                                        rollups.bucket_us.tolist()))}
+        # (plant, bucket) as one sortable number, to place the rows read back
+        key = rollups.plant * (1 << 40) + rollups.bucket_us // QUARTER_US
+        order = np.argsort(key)
         if self.postgres:
             rows = await self._fetch(
                 "WITH new AS (SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::int[], $5::int[], "
@@ -571,10 +571,12 @@ class TelemetryStore:
                 [(int(pl), _text(b), int(e), int(p), int(n), _none(irr)) for pl, b, e, p, n, irr in zip(
                     rollups.plant.tolist(), rollups.bucket_us.tolist(), rollups.energy_wh.tolist(),
                     rollups.max_power_w.tolist(), rollups.samples.tolist(), rollups.irradiation_wh_m2.tolist())])
-        for plant, bucket, energy, power, samples, irradiation in rows:
-            i = position[(int(plant), int(bucket))]
-            old.energy_wh[i], old.max_power_w[i], old.samples[i] = energy, power, samples
-            old.irradiation_wh_m2[i] = _or_null(irradiation)
+        if rows:
+            plant, bucket, energy, power, samples, irradiation = zip(*rows)
+            found = np.array(plant, np.int64) * (1 << 40) + np.array(bucket, np.int64) // QUARTER_US
+            at = order[np.searchsorted(key[order], found)]
+            old.energy_wh[at], old.max_power_w[at], old.samples[at] = energy, power, samples
+            old.irradiation_wh_m2[at] = [_or_null(v) for v in irradiation]
         return old
 
     async def add_to_rollups(self, granularity: np.ndarray, plant: np.ndarray, bucket_us: np.ndarray,
