@@ -362,7 +362,7 @@ class _Period:
     first: dt.date
     end: dt.date
     label: str
-    price: Any  # (cumulative daily Wh per rate) → fen, or a billing_engine Tariff
+    price: Any  # ("contract", terms, grid prices, tariff, rate periods) or ("tariff", tariff, Wh earlier in the year)
 
 
 def _cycle_of(day: dt.date, reading_day: int) -> tuple[dt.date, dt.date]:
@@ -388,7 +388,14 @@ async def _period(service: PrepaidService, day: dt.date, cache: dict) -> _Period
         return _Period(first, end, f"{end:%Y-%m}", ("contract", terms, prices, tariff, rate_periods))
     first = day.replace(day=1)
     end = (first + dt.timedelta(days=32)).replace(day=1)
-    return _Period(first, end, f"{first:%Y-%m}", ("tariff", await tariff_for(service.tariff_code, first, cache)))
+    tariff = await tariff_for(service.tariff_code, first, cache)
+    earlier = 0
+    if any(v.tiers is not None and v.tiers.basis == "annual" for v in tariff.versions):
+        # annual tier blocks count the year's usage before this month too
+        earlier = sum(await PrepaidUsage.filter(
+            service_id=service.id, interval_start__gte=_local_midnight(first.replace(month=1)),
+            interval_start__lt=_local_midnight(first)).values_list("quantity_milli", flat=True))
+    return _Period(first, end, f"{first:%Y-%m}", ("tariff", tariff, int(earlier)))
 
 
 def _rate_of(period_name: str) -> int:
@@ -439,8 +446,9 @@ def cumulative_fen(period_price: Any, first: dt.date, dense: np.ndarray) -> np.n
         np.add.at(per_day, (np.arange(dense.size) // SLOTS, rate_of_period[period_of_slot]), dense)
         kwh = np.cumsum(per_day, axis=0) / MILLI
         return price_cycle(terms, prices, kwh).total_fen.astype(np.int64)
-    tariff = period_price[1]
-    return np.array([int(interval_bill(tariff, dense[:(d + 1) * SLOTS] / MILLI, start, 15).total_fen[0])
+    _, tariff, earlier_milli = period_price
+    return np.array([int(interval_bill(tariff, dense[:(d + 1) * SLOTS] / MILLI, start, 15,
+                                       ytd_kwh=earlier_milli / MILLI).total_fen[0])
                      for d in range(n_days)], dtype=np.int64)
 
 

@@ -191,3 +191,21 @@ async def test_the_scheduler_tick_cuts_off_when_due_through_the_process_device(
     assert early["prepaid_evaluated"] == 1 and early["commands_acknowledged"] == 0
     assert done["commands_acknowledged"] == 1
     assert device.executed_actions(site["meter"].serial) == ["cut_off"]
+
+
+async def test_annual_tier_blocks_count_the_earlier_months_of_the_year(db, settings, device):  # noqa: F811
+    site = await prepaid_site(settings, device)
+    doc = {**WATER, "versions": [{**WATER["versions"][0], "fixed_monthly": "0",
+                                  "tiers": {"basis": "annual", "blocks": [{"up_to_kwh": 10, "adder": "0"},
+                                                                          {"up_to_kwh": None, "adder": "1.00"}]}}]}
+    await m.Tariff.create(code="water-annual", name="Water", effective_from=dt.date(2025, 1, 1), document=doc)
+    water = await prepaid.add_service(site["account"].id, "水", m.Utility.WATER, "m3", tariff_code="water-annual")
+    january, february = np.zeros(96), np.zeros(96)
+    january[40], february[40] = 8.0, 5.0
+    await prepaid.record_usage(water.id, day_rows(dt.date(2026, 1, 15), january), now=local(2026, 1, 16))
+    await prepaid.record_usage(water.id, day_rows(dt.date(2026, 2, 2), february), now=local(2026, 2, 3))
+    charged = await charged_by_day(site["account"])
+    tariff = billing_engine.parse_tariff(doc)
+    feb = np.concatenate([np.zeros(96), february])  # from the 1st of the month
+    expected = int(billing_engine.bill(tariff, feb, np.datetime64("2026-02-01T00:00"), 15, ytd_kwh=8).total_fen[0])
+    assert charged[dt.date(2026, 2, 2)] == expected == round((5 * 4.20 + 3 * 1.00) * 100)
