@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from server import bench_api, cli_readings
 from server import bench_bot
 from server import bench_pay, cli_payments
+from server import cli_prepaid
 from server import bench_notify
 from server import bench_ingest
 from server import cli_reports
@@ -100,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_payments.register(sub)
     cli_reports.register(sub)
     cli_telemetry.register(sub)
+    cli_prepaid.register(sub)
     return parser
 
 
