@@ -1,7 +1,8 @@
 """A plant's prepaid account (预付费): balance, statement, and a WeChat Pay top-up order.
 
 ``GET /plants/{plant_id}/prepaid`` and ``…/prepaid/statement`` for whoever may see the plant;
-``POST /plants/{plant_id}/prepaid/topup`` for the owner or whoever has the pay right on it. The
+``POST /plants/{plant_id}/prepaid/topup`` for the owner or whoever has the pay right on it;
+``POST /prepaid/topup`` with the account number, for anyone the owner lets pay by number. The
 top-up itself is recorded when WeChat Pay's notification comes (/pay/notify), as for bills
 (settlement.prepaid). A plant without a prepaid account answers 404 ``not_prepaid``.
 """
@@ -74,6 +75,10 @@ class TopUpIn(Strict):
     amount_fen: StrictInt = Field(ge=1, le=prepaid.MAX_TOPUP_FEN, description="[fen] to add to the account")
 
 
+class TopUpByNumberIn(TopUpIn):
+    number: str = Field(min_length=1, max_length=20, description="the prepaid account number")
+
+
 class TopUpOut(BaseModel):
     out_trade_no: str
     amount_fen: int
@@ -123,12 +128,25 @@ async def prepaid_statement(request: web.Request, call: Call):
 async def prepaid_topup(request: web.Request, call: Call):
     """A WeChat Pay order topping up the plant's prepaid account, signed for wx.requestPayment."""
     account = await _account(call.plant_id)
+    return await _topup(request, call, account.number)
+
+
+@api.post("/prepaid/topup", body=TopUpByNumberIn, response=TopUpOut, tag="prepaid", errors=(403, 404, 502, 503),
+          description="Paying for someone by their account number: allowed to the owner, whoever has the pay "
+                      "right on the account's site, and anyone else only where the owner allows it (404 "
+                      "otherwise, as for an unknown number).")
+async def prepaid_topup_by_number(request: web.Request, call: Call):
+    """A WeChat Pay order topping up the prepaid account of the given number."""
+    return await _topup(request, call, call.body.number)
+
+
+async def _topup(request: web.Request, call: Call, number: str):
     pay = request.config_dict.get(pay_api_key)
     if pay is None:
         return web.json_response({"error": {"code": "pay_unavailable",
                                             "message": "WeChat Pay is not configured on this server"}}, status=503)
     try:
-        result = await prepaid.start_topup(pay, account.number, call.principal.identity_id, call.body.amount_fen)
+        result = await prepaid.start_topup(pay, number, call.principal.identity_id, call.body.amount_fen)
     except PayRejected as exc:
         return web.json_response({"error": {"code": "pay_refused",
                                             "message": f"WeChat Pay refused the order: {exc.code}"}}, status=502)

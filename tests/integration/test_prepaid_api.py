@@ -78,3 +78,19 @@ async def test_a_plant_without_a_prepaid_account(world):
     await m.PrepaidAccount.filter(id=world["site"]["account"].id).update(plant_id=None)
     resp = await world["client"].get(world["path"], headers=world["people"]["owner"])
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_prepaid"
+
+
+async def test_paying_by_account_number_only_where_the_owner_allows_it(world, settings):
+    client = world["client"]
+    await m.WechatIdentity.create(app_id=settings.mp_appid, openid="o-neighbour")
+    number = world["site"]["account"].number
+    body = {"number": number, "amount_fen": 3000}
+    stranger = await login(client, client.app[wechat_api_key], "o-neighbour")
+    refused = await client.post("/api/v1/prepaid/topup", json=body, headers=stranger)
+    assert refused.status == 404
+    unknown = await client.post("/api/v1/prepaid/topup", json={**body, "number": "PA0000000000"},
+                                headers=world["people"]["payer"])
+    assert unknown.status == 404
+    await m.PrepaidAccount.filter(id=world["site"]["account"].id).update(allow_pay_by_number=True)
+    allowed = await client.post("/api/v1/prepaid/topup", json=body, headers=stranger)
+    assert allowed.status == 200 and (await allowed.json())["amount_fen"] == 3000
