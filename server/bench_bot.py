@@ -49,6 +49,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 WARM_UP = 50
+HOSTILE_ROUNDS = 30  # of each kind of hostile request
 COMMANDS = ("发电", "账单", "缴费", "帮助", "发电 {plant}")
 APPID = "wxbenchoa000000001"
 
@@ -223,6 +224,82 @@ async def _send(base: str, settings, senders: list[tuple[str, str]], total: int,
     return latencies, late
 
 
+_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+           + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 2 else "") + ";") * 10}">' for i in range(2, 10))
+           + ']><xml><ToUserName>gh_x</ToUserName><FromUserName>{openid}</FromUserName><CreateTime>{now}</CreateTime>'
+           '<MsgType>text</MsgType><Content>报修 &lol9;</Content><MsgId>{msg_id}</MsgId></xml>')
+_XXE = ('<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml>'
+        '<ToUserName>gh_x</ToUserName><FromUserName>{openid}</FromUserName><CreateTime>{now}</CreateTime>'
+        '<MsgType>text</MsgType><Content>报修 &xxe;</Content><MsgId>{msg_id}</MsgId></xml>')
+
+
+async def _hostile(base: str, settings, senders: list[tuple[str, str]], rounds: int) -> dict[str, dict]:
+    """Each kind of hostile request ``rounds`` times: the status it got and how long it took.
+
+    The kinds are those the bot must refuse or answer harmlessly (issue "bot", DOMAIN.md "WeChat
+    facts"): XML with entity declarations, an oversize body, a bad signature, a replayed message,
+    a staff command from an owner, SQL and format strings as arguments. Returns per kind
+    ``{"statuses", "p99_ms", "max_ms"}``.
+    """
+    import aiohttp
+
+    from bot.protocol import MAX_BODY_BYTES
+
+    msg_ids = itertools.count(8_000_000_000_000_000_000 + secrets.randbelow(10**15))
+
+    def signed(timestamp: str | None = None) -> dict[str, str]:
+        timestamp, nonce = timestamp or str(int(time.time())), str(secrets.randbelow(10**10))
+        return {"timestamp": timestamp, "nonce": nonce,
+                "signature": hashlib.sha1("".join(sorted([settings.oa_token, timestamp, nonce])).encode()).hexdigest()}
+
+    def text(openid: str, content: str, msg_id: int | None = None) -> bytes:
+        return _text_message(openid, content, msg_id or next(msg_ids)).encode()
+
+    openid, plant = senders[0]
+    replayed = next(msg_ids)
+    kinds = {
+        "billion_laughs": lambda: (signed(), _LAUGHS.format(openid=openid, now=int(time.time()),
+                                                            msg_id=next(msg_ids)).encode()),
+        "external_entity": lambda: (signed(), _XXE.format(openid=openid, now=int(time.time()),
+                                                         msg_id=next(msg_ids)).encode()),
+        "oversize_body": lambda: (signed(), text(openid, "报修 " + "长" * (MAX_BODY_BYTES // 3 + 1))),
+        "bad_signature": lambda: ({**signed(), "signature": "0" * 40}, text(openid, "账单")),
+        "stale_timestamp": lambda: (signed(str(int(time.time()) - 3600)), text(openid, "账单")),
+        "replayed_message": lambda: (signed(), text(openid, "账单", replayed)),
+        "staff_command_from_owner": lambda: (signed(), text(openid, f"收款 202610-{plant}-1 100 转账")),
+        "sql_in_argument": lambda: (signed(), text(openid, "发电 '; DROP TABLE plant; --")),
+        "format_string_in_argument": lambda: (signed(), text(openid, "发电 {0.__class__.__mro__}%s%n%x")),
+    }
+    out: dict[str, dict] = {}
+    async with aiohttp.ClientSession() as session:
+        for kind, build in kinds.items():
+            seconds, statuses = [], {}
+            for _ in range(rounds):
+                query, body = build()
+                started = time.perf_counter()
+                async with session.post(base + "/wechat", params=query, data=body) as resp:
+                    await resp.read()
+                seconds.append(time.perf_counter() - started)
+                statuses[resp.status] = statuses.get(resp.status, 0) + 1
+            seconds.sort()
+            out[kind] = {"statuses": statuses, "p99_ms": round(_percentile(seconds, 0.99) * 1000, 2),
+                         "max_ms": round(seconds[-1] * 1000, 2)}
+    return out
+
+
+async def _tables_intact(url: str) -> dict[str, int]:
+    """Rows the hostile requests must not have changed (counted before and after)."""
+    from settlement import db
+    from settlement import models as m
+
+    await db.open_database(url)
+    try:
+        return {"plants": await m.Plant.all().count(), "payments": await m.Payment.all().count(),
+                "faults": await m.FaultReport.all().count(), "audit": await m.AuditEvent.all().count()}
+    finally:
+        await db.close_database()
+
+
 async def _baseline(base: str, total: int = 500) -> list[float]:
     """Latencies [s] of GET /healthz (one database query, one Redis ping): the floor of this
     machine at this moment, to judge the bot's figures against."""
@@ -297,6 +374,9 @@ def bench_bot(messages: int = 2000, owners: int = 50, concurrency: int = 1, safe
                 asyncio.run(_send(base, settings, senders, WARM_UP, concurrency, safe))
                 latencies, late = asyncio.run(_send(base, settings, senders, messages, concurrency, safe))
                 floor = asyncio.run(_baseline(base))
+                before = asyncio.run(_tables_intact(url))
+                hostile = asyncio.run(_hostile(base, settings, senders, HOSTILE_ROUNDS))
+                changed = asyncio.run(_tables_intact(url)) != before
             finally:
                 _stop(server)
     finally:
@@ -317,4 +397,6 @@ def bench_bot(messages: int = 2000, owners: int = 50, concurrency: int = 1, safe
             "max_ms": round(every[-1] * 1000, 2),
             "p99_ms_by_command": {c: round(_percentile(sorted(v), 0.99) * 1000, 2) for c, v in by_command.items()},
             "healthz_p50_ms": round(_percentile(floor, 0.50) * 1000, 2),
-            "healthz_p99_ms": round(_percentile(floor, 0.99) * 1000, 2)}
+            "healthz_p99_ms": round(_percentile(floor, 0.99) * 1000, 2),
+            "hostile": hostile, "hostile_max_ms": max(h["max_ms"] for h in hostile.values()),
+            "hostile_changed_anything": changed}

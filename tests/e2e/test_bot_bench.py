@@ -27,3 +27,10 @@ def test_bench_bot_prints_its_json(tmp_path, mode: str):
     assert set(result["p99_ms_by_command"]) == {"发电", "账单", "缴费", "帮助", "发电 <plant>"}
     assert result["database"] == ("postgres" if DATABASE_URL.startswith("postgres") else "sqlite")
     assert result["redis"] == ("redis" if REDIS_URL else "emulated")
+    # hostile requests: refused by the protocol layer, or answered harmlessly, and nothing changed
+    statuses = {kind: set(h["statuses"]) for kind, h in result["hostile"].items()}
+    assert statuses == {"billion_laughs": {"400"}, "external_entity": {"400"}, "oversize_body": {"413"},
+                        "bad_signature": {"403"}, "stale_timestamp": {"403"}, "replayed_message": {"200"},
+                        "staff_command_from_owner": {"200"}, "sql_in_argument": {"200"},
+                        "format_string_in_argument": {"200"}}
+    assert result["hostile_changed_anything"] is False
