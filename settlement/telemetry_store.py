@@ -321,8 +321,9 @@ class TelemetryStore:
             rows = await self._fetch(
                 f"SELECT w.k, {self._SELECT_SAMPLE_PG} "
                 "FROM unnest($1::int[], $2::int[], $3::bigint[], $4::bigint[]) AS w(k, dev, lo, hi) "
-                f"JOIN telemetry_sample s ON s.device_id = w.dev AND s.ts >= {_pg_ts('w.lo')} "
-                f"AND s.ts <= {_pg_ts('w.hi')}",
+                # an index range per window, whatever the planner's statistics (OFFSET 0: kept apart)
+                "JOIN LATERAL (SELECT * FROM telemetry_sample x WHERE x.device_id = w.dev "
+                f"AND x.ts >= {_pg_ts('w.lo')} AND x.ts <= {_pg_ts('w.hi')} OFFSET 0) AS s ON true",
                 [list(map(int, key)), list(map(int, device)), list(map(int, lo_us)), list(map(int, hi_us))])
             return self._stored(rows)
         rows: list = []
@@ -350,7 +351,10 @@ class TelemetryStore:
                 f"SELECT w.k, {_pg_us('r.ts')}, r.energy_wh "
                 "FROM unnest($1::int[], $2::int[], $3::bigint[]) AS w(k, dev, lo) "
                 "JOIN LATERAL (SELECT s.ts, s.energy_wh FROM telemetry_sample s WHERE s.device_id = w.dev "
-                f"AND s.ts < {_pg_ts('w.lo')} AND s.energy_wh IS NOT NULL AND (s.flags & {dip}) = 0 "
+                # "<> dip", not "= 0": the planner guesses an expression is rarely equal to a value,
+                # would then expect to read a device's whole history for one row, and fetch and sort
+                # all of it instead of walking the index back from ``lo`` (time growing with history)
+                f"AND s.ts < {_pg_ts('w.lo')} AND s.energy_wh IS NOT NULL AND (s.flags & {dip}) <> {dip} "
                 "ORDER BY s.ts DESC LIMIT 1) AS r ON true",
                 [list(map(int, key)), list(map(int, device)), list(map(int, before_us))])
             return {int(k): (int(ts), int(e)) for k, ts, e in rows}
@@ -478,8 +482,8 @@ class TelemetryStore:
                     f"SELECT r.plant, s.device_id, {_pg_us('s.ts')}, s.interval_wh, s.power_w, s.irradiance_w_m2 "
                     "FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS r(plant, lo, hi) "
                     "JOIN telemetry_device d ON d.plant_id = r.plant "
-                    f"JOIN telemetry_sample s ON s.device_id = d.id AND s.ts > {_pg_ts('r.lo')} "
-                    f"AND s.ts <= {_pg_ts('r.hi')}",
+                    "JOIN LATERAL (SELECT * FROM telemetry_sample x WHERE x.device_id = d.id "
+                    f"AND x.ts > {_pg_ts('r.lo')} AND x.ts <= {_pg_ts('r.hi')} OFFSET 0) AS s ON true",
                     [list(map(int, plant)), list(map(int, after_us)), list(map(int, until_us))])
             else:
                 for chunk in _chunks(list(zip(plant, after_us, until_us))):
@@ -509,8 +513,8 @@ class TelemetryStore:
             rows = await self._fetch(
                 f"SELECT w.k, {self._SELECT_SAMPLE_PG} "
                 "FROM unnest($1::int[], $2::int[], $3::bigint[], $4::bigint[]) AS w(k, dev, lo, hi) "
-                f"JOIN telemetry_sample s ON s.device_id = w.dev AND s.ts > {_pg_ts('w.lo')} "
-                f"AND s.ts <= {_pg_ts('w.hi')}",
+                "JOIN LATERAL (SELECT * FROM telemetry_sample x WHERE x.device_id = w.dev "
+                f"AND x.ts > {_pg_ts('w.lo')} AND x.ts <= {_pg_ts('w.hi')} OFFSET 0) AS s ON true",
                 [keys, list(map(int, device)), list(map(int, after_us)), list(map(int, until_us))])
             return self._stored(rows)
         rows: list = []
@@ -547,9 +551,11 @@ class TelemetryStore:
             rows = await self._fetch(
                 "WITH new AS (SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::int[], $5::int[], "
                 "$6::bigint[]) AS u(plant, b, e, p, n, irr)), "
+                # one index lookup per bucket, never a scan of the whole rollup table (the LIMIT keeps
+                # the planner from turning the LATERAL back into a join it may hash)
                 "old AS (SELECT new.plant, new.b, r.energy_wh, r.max_power_w, r.samples, r.irradiation_wh_m2 "
-                "FROM new JOIN telemetry_rollup r ON r.plant_id = new.plant AND r.granularity = '15m' "
-                f"AND r.bucket_start = {_pg_ts('new.b')}), "
+                "FROM new JOIN LATERAL (SELECT * FROM telemetry_rollup x WHERE x.plant_id = new.plant "
+                f"AND x.granularity = '15m' AND x.bucket_start = {_pg_ts('new.b')} LIMIT 1) AS r ON true), "
                 "written AS (INSERT INTO telemetry_rollup (plant_id, granularity, bucket_start, energy_wh, max_power_w, "
                 f"samples, irradiation_wh_m2) SELECT plant, '15m', {_pg_ts('b')}, e, p, n, NULLIF(irr, -1) FROM new "
                 + update + ") SELECT * FROM old",
