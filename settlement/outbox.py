@@ -472,16 +472,20 @@ async def payment_received(bill: Any, payment: Any, *, using_db, plant_name: str
     payload = {"bill_number": bill.number, "plant_name": plant_name, "amount_fen": payment.amount_fen,
                "paid_at": payment.paid_at, "owed_fen": max(bill.total_fen - bill.paid_fen - bill.credit_applied_fen, 0),
                "bill_id": bill.id}
+    # someone paying for the owner (family, finance staff with the pay right) gets the receipt too
     return await notify_owner_in_one_statement("PaymentReceived", bill.owner_id, "payment_received", payload,
-                                               f"bill:{bill.id}:PaymentReceived:{payment.id}", using_db=using_db)
+                                               f"bill:{bill.id}:PaymentReceived:{payment.id}", using_db=using_db,
+                                               also_identity=getattr(payment, "payer_id", None))
 
 
 async def notify_owner_in_one_statement(event: str, owner_id: int, template: str, payload: Mapping[str, Any],
-                                        key: str, *, using_db, now: dt.datetime | None = None) -> int:
+                                        key: str, *, using_db, now: dt.datetime | None = None,
+                                        also_identity: int | None = None) -> int:
     """:func:`notify_owners` for one owner as a single INSERT … SELECT (no read first).
 
     The recipients are chosen in SQL by the rule of :func:`recipients_of_owner` (the owner's
-    mini-program identities, else their official-account ones) and a key stored already is
+    mini-program identities, else their official-account ones), plus the identity
+    ``also_identity`` when given (whoever paid for the owner), and a key stored already is
     skipped by the unique dedupe key. Content WeChat would refuse is written failed with the
     reason, as :func:`notify_owners` does. Returns the rows written.
     """
@@ -504,12 +508,13 @@ async def notify_owner_in_one_statement(event: str, owner_id: int, template: str
         f"CASE WHEN i.app_id = {cast('TEXT')} AND i.app_id <> '' THEN 'template' ELSE 'subscribe' END, "
         f"i.openid, i.app_id, {cast('TEXT')}, {cast('JSONB')}, {cast('TEXT')}, 0, {cast('TIMESTAMPTZ')}, "
         f"{cast('TEXT')}, {cast('TIMESTAMPTZ')} "
-        "FROM wechat_identity i WHERE i.owner_id = {} AND (i.app_id <> {} OR NOT EXISTS "
-        "(SELECT 1 FROM wechat_identity j WHERE j.owner_id = {} AND j.app_id <> {})) "
+        "FROM wechat_identity i WHERE (i.owner_id = {} AND (i.app_id <> {} OR NOT EXISTS "
+        "(SELECT 1 FROM wechat_identity j WHERE j.owner_id = {} AND j.app_id <> {}))) OR i.id = {} "
         "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id")
     body = json.dumps({**rendered, "context": _plain(payload)}, ensure_ascii=False)
     state = (OutboxState.FAILED if refused else OutboxState.PENDING).value
-    values = [key, event[:32], oa, template, body, state, due, refused, now, owner_id, oa, owner_id, oa]
+    values = [key, event[:32], oa, template, body, state, due, refused, now, owner_id, oa, owner_id, oa,
+              also_identity if also_identity is not None else -1]
     # rows counted from RETURNING: tortoise's asyncpg client reads an INSERT's count from the wrong
     # field of the command tag ("INSERT 0 n")
     return len(await using_db.execute_query_dict(sql_for(text, using_db.capabilities.dialect), values))

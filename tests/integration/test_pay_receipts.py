@@ -29,3 +29,18 @@ async def test_the_receipt_on_the_e_bill_and_in_the_outbox(pay_port, fake_pay):
     assert str(payment.id) in messages[0].dedupe_key
     assert messages[0].payload["context"]["amount_fen"] == 20000
     assert messages[0].payload["context"]["owed_fen"] == 3456
+
+
+async def test_someone_paying_for_the_owner_gets_the_receipt_too(pay_port, fake_pay):
+    world = await open_bill(10000)
+    family = await m.WechatIdentity.create(app_id=world["identity"].app_id, openid="o-family-payer")
+    await m.PlantAccess.create(plant=world["plant"], identity=family, right=m.PlantRight.PAY)
+    start = await payments.start_payment(pay_port, world["bill"].id, family.id, 10000)
+    fake_pay.pay_order(start.out_trade_no)
+    notification = fake_pay.payment_notification(start.out_trade_no)
+    await payments.handle_notification(pay_port, *notification)
+    await payments.handle_notification(pay_port, *notification)
+
+    messages = await m.OutboxMessage.filter(event="PaymentReceived").order_by("id")
+    assert sorted(x.recipient for x in messages) == sorted([world["identity"].openid, "o-family-payer"])
+    assert {x.payload["context"]["amount_fen"] for x in messages} == {10000}
