@@ -52,6 +52,8 @@ from settlement.models import (
     Plant,
     Reading,
     ReadingCycle,
+    Refund,
+    RefundState,
     TelemetryDevice,
     TelemetryGranularity,
     TelemetryRollup,
@@ -205,7 +207,8 @@ TEXT = {
         "late_fee_total": "违约金合计", "bill_total": "账单合计", "tax_total": "其中增值税",
         "paid": "已缴金额", "credit_applied": "账户余额抵扣", "owed": "应缴金额",
         "overdue": "已逾期 {days} 天", "receipts": "缴费记录", "paid_at": "缴费时间", "channel": "缴费方式",
-        "reference": "交易单号", "no_payments": "暂无缴费记录", "chart": "本周期逐日发电量与自用电量",
+        "reference": "交易单号", "no_payments": "暂无缴费记录",
+        "refund_done": "退款", "refund_pending": "退款处理中", "chart": "本周期逐日发电量与自用电量",
         "chart_gen": "发电量 (kWh)", "chart_self": "自用电量 (kWh)",
         "no_generation": "本周期没有逐日发电数据（无遥测记录）。",
         "missing_days": "{n} 天没有发电数据，图中留空。",
@@ -235,7 +238,8 @@ TEXT = {
         "bill_total": "Bill total", "tax_total": "of which VAT", "paid": "Paid",
         "credit_applied": "Account credit applied", "owed": "Amount owed", "overdue": "{days} days overdue",
         "receipts": "Payments received", "paid_at": "Paid at", "channel": "Channel", "reference": "Reference",
-        "no_payments": "No payments yet", "chart": "Daily generation and self-use in this cycle",
+        "refund_done": "Refund", "refund_pending": "Refund in progress", "no_payments": "No payments yet",
+        "chart": "Daily generation and self-use in this cycle",
         "chart_gen": "Generation (kWh)", "chart_self": "Self-use (kWh)",
         "no_generation": "No daily generation data for this cycle (no telemetry).",
         "missing_days": "{n} days without generation data are left blank.",
@@ -609,6 +613,9 @@ async def render_bill(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, st
     if bill is None:
         raise NotFound(f"no bill {bill_id}", code="unknown_bill")
     payments = await Payment.filter(bill_id=bill.id).order_by("paid_at", "id")
+    # money given back shows beside the money received, so the list adds up to what is paid
+    refunds = await Refund.filter(payment__bill_id=bill.id, state__in=[RefundState.PENDING, RefundState.SUCCEEDED]) \
+        .order_by("created_at", "id")
     t = TEXT[lang]
     lines = sorted(bill.lines, key=lambda line: line.seq)
     charges = [line for line in lines if line.kind != LineKind.LATE_FEE]
@@ -635,7 +642,11 @@ async def render_bill(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, st
             "paid": format_yuan(bill.paid_fen), "credit_applied": format_yuan(bill.credit_applied_fen),
             "owed": format_yuan(max(owed, 0)),
             "payments": [{"paid_at": _time_text(p.paid_at, lang), "channel": CHANNEL[lang].get(p.channel, str(p.channel)),
-                          "reference": p.transaction_id, "amount": format_yuan(p.amount_fen)} for p in payments],
+                          "reference": p.transaction_id, "amount": format_yuan(p.amount_fen)} for p in payments]
+            + [{"paid_at": _time_text(r.settled_at or r.created_at, lang),
+                "channel": t["refund_done" if r.state == RefundState.SUCCEEDED else "refund_pending"],
+                "reference": r.refund_id or r.out_refund_no, "amount": "-" + format_yuan(r.amount_fen)}
+               for r in refunds],
         },
         "body": _form_body(bill.form, lang), "chart": await _chart_for(cycle, lang),
     }

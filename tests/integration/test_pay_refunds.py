@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from pay_support import admin, fake_pay, open_bill, pay_port, stranger_key  # noqa: F401
 
-from settlement import bills, pay_reconcile, payments
+from settlement import bills, ebill, pay_reconcile, payments
 from settlement import models as m
 from settlement.bills import credit_balance
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -49,6 +49,10 @@ async def test_a_partial_refund_reopens_the_bill_once_done(pay_port, fake_pay):
     assert (await m.Bill.get(id=bill.id)).paid_fen == 7000
     events = await m.AuditEvent.filter(entity="payment", entity_id=str(payment.id)).values_list("action", "reason")
     assert ("RequestRefund", "抄表有误，多收电费") in events and ("SettleRefund", None) in events
+    # the e-bill lists the refund beside the payment: 100.00 − 30.00 = the 70.00 paid
+    page = await ebill.render_bill(bill.id)
+    assert "100.00" in page and "-30.00" in page and "退款" in page and "70.00" in page
+    assert "Refund" in await ebill.render_bill(bill.id, "en")
 
 
 async def test_an_overpayment_is_credit_and_its_refund_comes_from_the_credit(pay_port, fake_pay):
