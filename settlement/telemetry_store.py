@@ -301,14 +301,22 @@ class TelemetryStore:
 
     # --- samples --------------------------------------------------------------------------------
 
-    _SELECT_SAMPLE_PG = ("s.device_id, {ts}, s.power_w, s.energy_wh, s.status, s.flags, s.interval_wh, "
-                         "s.irradiance_w_m2, {dts}").format(ts=_pg_us("s.ts"), dts=_pg_us("s.device_ts"))
+    # missing numbers come as -1 (NULL here), so that the columns become arrays without a look at each value
+    _SELECT_SAMPLE_PG = ("s.device_id, {ts}, COALESCE(s.power_w, -1), COALESCE(s.energy_wh, -1), s.status, s.flags, "
+                         "COALESCE(s.interval_wh, -1), COALESCE(s.irradiance_w_m2, -1), COALESCE({dts}, -1)"
+                         ).format(ts=_pg_us("s.ts"), dts=_pg_us("s.device_ts"))
     _SELECT_SAMPLE_SQLITE = ("s.device_id, s.ts, s.power_w, s.energy_wh, s.status, s.flags, s.interval_wh, "
                              "s.irradiance_w_m2, s.device_ts")
 
     def _stored(self, rows: list) -> StoredSamples:
         if self.postgres:
-            return StoredSamples.from_rows([tuple(r) for r in rows])
+            if not rows:
+                return StoredSamples()
+            cols = list(zip(*rows))
+            ints = [None if i == 5 else np.array(c, np.int64) for i, c in enumerate(cols)]  # 5: the status
+            return StoredSamples(key=ints[0], device=ints[1], ts_us=ints[2], power_w=ints[3], energy_wh=ints[4],
+                                 status=list(cols[5]), flags=ints[6], interval_wh=ints[7], irradiance_w_m2=ints[8],
+                                 device_ts_us=ints[9])
         return StoredSamples.from_rows([(r[0], r[1], _us_of_text(r[2]), *tuple(r)[3:9], _us_of_text(r[9]))
                                         for r in rows])
 
