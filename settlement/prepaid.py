@@ -709,7 +709,19 @@ async def true_up_bills(now: dt.datetime | None = None) -> int:
     for account_id, service_id in services:
         by_account[account_id].append(service_id)
     for account in await PrepaidAccount.filter(id__in=list(by_account), plant_id__isnull=False):
+        trued_up = set(await PrepaidEntry.filter(account_id=account.id, kind=EntryKind.TRUE_UP)
+                       .values_list("key", flat=True))
         for bill in await Bill.filter(plant_id=account.plant_id, state__in=list(OPEN)).order_by("id"):
+            # unlocked first looks, so that a tick costs no transaction per waiting bill; both are
+            # looked at again under the locks
+            if f"trueup:{bill.id}" in trued_up:
+                continue
+            cycle = await ReadingCycle.get(id=bill.cycle_id)
+            if not await PrepaidEntry.filter(account_id=account.id, service_id__in=by_account[account.id],
+                                             kind=EntryKind.CHARGE,
+                                             day__gte=cycle.starts_at.astimezone(LOCAL).date(),
+                                             day__lt=cycle.ends_at.astimezone(LOCAL).date()).exists():
+                continue
             async with in_transaction() as conn:
                 locked = await _lock(account.id, conn)
                 key = f"trueup:{bill.id}"
@@ -718,7 +730,6 @@ async def true_up_bills(now: dt.datetime | None = None) -> int:
                 bill = await Bill.filter(id=bill.id).using_db(conn).select_for_update().get()
                 if bill.state not in OPEN:
                     continue
-                cycle = await ReadingCycle.get(id=bill.cycle_id).using_db(conn)
                 first = cycle.starts_at.astimezone(LOCAL).date()
                 end = cycle.ends_at.astimezone(LOCAL).date()
                 charges = await PrepaidEntry.filter(account_id=locked.id, service_id__in=by_account[account.id],

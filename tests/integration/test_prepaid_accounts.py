@@ -209,3 +209,18 @@ async def test_annual_tier_blocks_count_the_earlier_months_of_the_year(db, setti
     feb = np.concatenate([np.zeros(96), february])  # from the 1st of the month
     expected = int(billing_engine.bill(tariff, feb, np.datetime64("2026-02-01T00:00"), 15, ytd_kwh=8).total_fen[0])
     assert charged[dt.date(2026, 2, 2)] == expected == round((5 * 4.20 + 3 * 1.00) * 100)
+
+
+async def test_a_bill_of_a_cycle_the_account_never_charged_stays_postpaid(db, settings, device):  # noqa: F811
+    site = await prepaid_site(settings, device)
+    cycle = await m.ReadingCycle.create(plant=site["plant"], period="2026-02", starts_at=local(2026, 1, 1),
+                                        ends_at=local(2026, 2, 1))
+    await m.ConfirmationForm.create(cycle=cycle, state=m.FormState.CONFIRMED, lines=[],
+                                    periods={r: {"self_use": "10.000"} for r in RATES}, generation_kwh=40,
+                                    self_use_kwh=40, export_kwh=0, grid_kwh=0)
+    await prepaid.record_usage(site["service"].id, day_rows(DAY, np.full(96, 0.5)), now=local(2026, 3, 3, 1))
+    assert await bills.issue_bills("2026-02", now=local(2026, 3, 3, 2)) == 1
+    assert (await prepaid.tick(local(2026, 3, 3, 9)))["prepaid_true_ups"] == 0
+    bill = await m.Bill.get(cycle=cycle)
+    assert (bill.state, bill.paid_fen) == (m.BillState.OPEN, 0)
+    assert not await m.PrepaidEntry.filter(kind=m.EntryKind.TRUE_UP).exists()
