@@ -30,7 +30,8 @@ Daily charges
 Thresholds (a state machine on the account, each step taken once per crossing)::
 
     normal ──available ≤ warning──▶ warned                  low_balance notice
-    normal | warned ──available ≤ 0──▶ cutoff_pending       cut-off notice, due after the grace period
+    normal | warned ──available ≤ 0──▶ cutoff_pending       cut-off notice (out of the quiet hours), the
+                                                            cut-off due a grace period after it goes out
     cutoff_pending ──due, not in quiet hours / on a holiday (if the agreement says so)──▶ cut_off
                                                             cut-off command
     cutoff_pending ──available > 0──▶ normal | warned       the unsent cut-off is cancelled
@@ -577,11 +578,13 @@ async def _evaluate(account: PrepaidAccount, now: dt.datetime, conn) -> None:
         if state in (AlertState.NORMAL, AlertState.WARNED):
             account.crossings += 1
             account.alert_state = AlertState.CUTOFF_PENDING
-            account.cutoff_due_at = now + dt.timedelta(hours=account.grace_hours)
+            # the notice waits out the quiet hours, and the grace period runs from when it goes out
+            told_at = outbox.quiet_until(now) or now
+            account.cutoff_due_at = told_at + dt.timedelta(hours=account.grace_hours)
             await outbox.notify_owner("CutOffPending", account.owner_id, "prepaid_notice",
                                       _notice(account, -available, account.cutoff_due_at, "已欠费，请在停电前充值"),
                                       f"prepaid:{account.id}:cutoff-notice:{account.crossings}", using_db=conn,
-                                      now=now)
+                                      not_before=told_at, now=now)
         if account.alert_state == AlertState.CUTOFF_PENDING and now >= account.cutoff_due_at \
                 and cutoff_allowed(account, now):
             account.alert_state = AlertState.CUT_OFF
@@ -601,7 +604,11 @@ async def run_commands(device: DeviceControl, now: dt.datetime | None = None) ->
     """Send the supply commands that are due; returns counts of what became of them."""
     now = _now(now)
     done = {"commands_acknowledged": 0, "commands_retrying": 0, "commands_failed": 0}
-    for command in await SupplyCommand.filter(state=CommandState.PENDING, next_attempt_at__lte=now).order_by("id"):
+    commands = await SupplyCommand.filter(state=CommandState.PENDING, next_attempt_at__lte=now).order_by("id")
+    accounts = {a.id: a for a in await PrepaidAccount.filter(id__in={c.account_id for c in commands})}
+    for command in commands:
+        if command.kind == CommandKind.CUT_OFF and not cutoff_allowed(accounts[command.account_id], now):
+            continue  # a retry, too, waits out the quiet hours and holidays
         attempts = command.attempts + 1
         retry_at = now + RETRY_AFTER[min(command.attempts, len(RETRY_AFTER) - 1)]
         # claimed before the device is called: a top-up from now on knows this may have run

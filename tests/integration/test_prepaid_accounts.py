@@ -184,11 +184,11 @@ async def test_the_scheduler_tick_cuts_off_when_due_through_the_process_device(
     await prepaid.record_usage(site["service"].id, day_rows(DAY, np.full(96, 1.0)), now=local(2026, 3, 3, 0, 30))
     prepaid.use_device(device)
     try:
-        early = await scheduler.tick(local(2026, 3, 3, 1, 45))  # due, but in the quiet hours
+        early = await scheduler.tick(local(2026, 3, 3, 8, 30))  # the notice went out at 08:00: grace until 09:00
         done = await scheduler.tick(local(2026, 3, 3, 9))
     finally:
         prepaid.use_device(None)
-    assert early["prepaid_evaluated"] == 1 and early["commands_acknowledged"] == 0
+    assert early["prepaid_evaluated"] == 0 and early["commands_acknowledged"] == 0
     assert done["commands_acknowledged"] == 1
     assert device.executed_actions(site["meter"].serial) == ["cut_off"]
 

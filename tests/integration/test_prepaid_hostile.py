@@ -31,6 +31,8 @@ from settlement.models import NotificationOutcome, OutboxMessage
 DAY = dt.date(2026, 3, 2)  # a Monday
 HEAVY = np.full(96, 5.0)  # [kWh per interval]: about 250 元 a day at these prices
 LIGHT = np.full(96, 0.1)
+# the night's cut-off notice goes out at 08:00; with a 2-hour grace period the cut-off is due at 10:00
+CUT_AT = local(2026, 3, 3, 10, 30)
 
 
 async def _owner_rows(event: str, identity: m.WechatIdentity) -> int:
@@ -43,7 +45,8 @@ async def _account(site) -> m.PrepaidAccount:
 
 async def _in_debt(site, pay_port, fake_pay, *, amount_fen: int = 10000):  # noqa: F811
     """Top up ``amount_fen`` on the morning of DAY, then a heavy day drives the account below zero
-    (ingested at 00:30 the next night): the cut-off notice goes out, due after the grace period."""
+    (ingested at 00:30 the next night): the cut-off notice waits for 08:00, the cut-off is due a
+    grace period later."""
     at = local(2026, 3, 2, 7)
     _, note = await top_up(pay_port, fake_pay, site["account"], site["identity"], amount_fen, at)
     assert (await notify(pay_port, note, at)).status == 204
@@ -99,7 +102,7 @@ async def test_a_cut_off_never_acknowledged_is_retried_then_alarms_staff(setting
     await _in_debt(site, pay_port, fake_pay)
     before = await _account(site)
     device.silence(serial)
-    now = local(2026, 3, 3, 9)
+    now = CUT_AT
     for _ in range(12):  # well past every retry
         await prepaid.tick(now, device)
         now += dt.timedelta(hours=2)
@@ -133,7 +136,7 @@ async def test_a_reading_after_the_cut_off_is_charged_and_cuts_off_nothing_again
     site = await prepaid_site(settings, device, grace_hours=2)
     serial, service = site["meter"].serial, site["service"]
     await _in_debt(site, pay_port, fake_pay)
-    await prepaid.tick(local(2026, 3, 3, 9), device)
+    await prepaid.tick(CUT_AT, device)
     assert device.executed_actions(serial) == ["cut_off"]
 
     # the head-end delivers late: a corrected interval of the heavy day, and the morning of the
@@ -172,7 +175,7 @@ async def test_a_top_up_during_a_pending_cut_off_never_leaves_the_site_cut_off(
     site = await prepaid_site(settings, device, grace_hours=2)
     serial = site["meter"].serial
     await _in_debt(site, pay_port, fake_pay)
-    now = local(2026, 3, 3, 9)
+    now = CUT_AT
     if stage == "queued":
         await prepaid.tick(now)  # no device port in this process: the command waits
     elif stage in ("unanswered", "ack_lost", "cut_off"):
@@ -282,7 +285,7 @@ async def test_a_restore_never_acknowledged_alarms_once_and_is_never_given_up(
     site = await prepaid_site(settings, device, grace_hours=2)
     serial = site["meter"].serial
     await _in_debt(site, pay_port, fake_pay)
-    now = local(2026, 3, 3, 9)
+    now = CUT_AT
     await prepaid.tick(now, device)
     assert device.executed_actions(serial) == ["cut_off"]
     device.silence(serial)
@@ -302,3 +305,17 @@ async def test_a_restore_never_acknowledged_alarms_once_and_is_never_given_up(
     account = await _account(site)
     assert (account.supply, account.alert_state) == (m.SupplyState.ON, m.AlertState.NORMAL)
     assert await OutboxMessage.filter(event="DeviceAlarm").count() == 1
+
+
+async def test_a_cut_off_retry_waits_out_the_quiet_hours(settings, device, pay_port, fake_pay):  # noqa: F811
+    site = await prepaid_site(settings, device, grace_hours=2)
+    serial = site["meter"].serial
+    await _in_debt(site, pay_port, fake_pay)
+    device.silence(serial)
+    await prepaid.tick(local(2026, 3, 3, 21, 50), device)  # first attempt, unanswered
+    device.silence(serial, False)
+    for at in (local(2026, 3, 3, 22, 30), local(2026, 3, 4, 3), local(2026, 3, 4, 7, 59)):
+        await prepaid.tick(at, device)
+    assert device.executed_actions(serial) == []
+    await prepaid.tick(local(2026, 3, 4, 8), device)
+    assert device.executed_actions(serial) == ["cut_off"]

@@ -33,7 +33,7 @@ from prepaid_support import (
 from pay_support import fake_pay, pay_port  # noqa: F401
 
 from billing_engine.pricing import price_cycle
-from settlement import bills, prepaid
+from settlement import bills, outbox, prepaid
 from settlement import models as m
 from settlement.models import OutboxMessage
 
@@ -158,9 +158,12 @@ async def test_sixty_days_of_a_prepaid_site(settings, device, pay_port, fake_pay
     commands = await m.SupplyCommand.filter(account_id=account.id).order_by("id")
     assert [(c.kind, c.state) for c in commands] == [(m.CommandKind.CUT_OFF, m.CommandState.ACKNOWLEDGED),
                                                      (m.CommandKind.RESTORE, m.CommandState.ACKNOWLEDGED)]
-    # the cut-off came at the first tick after the grace period (15:00 or 09:00, outside quiet hours)
-    due = moments["notice"] + dt.timedelta(hours=GRACE_HOURS)
-    assert due <= moments["cut_off"] < due + dt.timedelta(hours=18)
+    # the notice came in the night: it went out at 08:00 and the grace period ran from then; the
+    # cut-off came at the first tick after it (09:00 or 15:00, outside the quiet hours)
+    notice = await OutboxMessage.get(event="CutOffPending")
+    assert notice.not_before == (outbox.quiet_until(moments["notice"]) or moments["notice"])
+    due = notice.not_before + dt.timedelta(hours=GRACE_HOURS)
+    assert acc.cutoff_due_at is None and due <= moments["cut_off"] < due + dt.timedelta(hours=18)
     assert commands[0].created_at == moments["cut_off"]
     # the restore was sent at the top-up itself
     assert on_from == local(2026, 4, 5, 10)
