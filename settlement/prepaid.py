@@ -27,7 +27,8 @@ Daily charges
     is billed, :func:`true_up_bills` posts bill − Σ daily charges of the cycle and settles the
     bill from the account: prepaid and postpaid take the same money for the same energy.
 
-Thresholds (a state machine on the account, each step taken once per crossing)::
+Thresholds (a state machine on the account, each step taken once per crossing, moved by the
+money: an entry, or the grace period running out)::
 
     normal ──available ≤ warning──▶ warned                  low_balance notice
     normal | warned ──available ≤ 0──▶ cutoff_pending       cut-off notice (out of the quiet hours), the
