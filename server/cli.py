@@ -10,7 +10,8 @@ import logging
 import multiprocessing
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from server import bench_api, cli_readings
 from server import bench_bot
@@ -24,6 +25,7 @@ from server import logs
 from server.settings import Settings, SettingsError, demo_settings
 
 log = logging.getLogger("pvsettle")
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -176,22 +178,13 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def _with_database(work):
     """Run ``work()`` against PVSETTLE_DATABASE_URL (migrated first); domain errors exit 2."""
-    from settlement import db
     from settlement.errors import DomainError
 
     settings = Settings.from_env(require_secrets=False)
     logs.configure(settings.log_level, json_lines=False)
 
-    async def run():
-        await _migrate(settings.database_url, quiet=True)
-        await db.open_database(settings.database_url)
-        try:
-            return await work()
-        finally:
-            await db.close_database()
-
     try:
-        return asyncio.run(run())
+        return asyncio.run(_on_migrated(settings.database_url, work))
     except DomainError as exc:
         print(f"pvsettle: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -258,6 +251,22 @@ async def _migrate(database_url: str, *, quiet: bool) -> None:
 
     await db.migrate(database_url, progress=None if quiet else progress)
     await db.close_database()
+
+
+async def _on_migrated(database_url: str, work: Callable[[], Awaitable[T]]) -> T:
+    """Migrate ``database_url`` quietly, connect, await ``work()`` and disconnect (also when it raises).
+
+    Shared by ``_with_database`` here and in :mod:`server.cli_readings` and by the reports of
+    :mod:`server.cli_reports`.
+    """
+    from settlement import db
+
+    await _migrate(database_url, quiet=True)
+    await db.open_database(database_url)
+    try:
+        return await work()
+    finally:
+        await db.close_database()
 
 
 async def _prepare_demo(settings: Settings, plants: int) -> None:

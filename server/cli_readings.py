@@ -114,21 +114,11 @@ def cmd_readings_conflicts(args: argparse.Namespace) -> int:
 
 def _with_database(work: Callable[[], Awaitable[T]]) -> T:
     """Migrate, connect, run ``work``, disconnect — as ``pvsettle seed`` does."""
-    from server.cli import _migrate
-    from settlement import db
+    from server.cli import _on_migrated
 
     settings = Settings.from_env(require_secrets=False)
     logs.configure(settings.log_level, json_lines=False)
-
-    async def run() -> T:
-        await _migrate(settings.database_url, quiet=True)
-        await db.open_database(settings.database_url)
-        try:
-            return await work()
-        finally:
-            await db.close_database()
-
-    return asyncio.run(run())
+    return asyncio.run(_on_migrated(settings.database_url, work))
 
 
 def _lines(binary) -> Iterator[str]:

@@ -99,7 +99,8 @@ def cmd_report_nearby(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, make_report) -> dict[str, Any] | None:
     """Build the report from the database and write it; None (after saying why) when it cannot."""
-    from settlement import db, reports
+    from server.cli import _on_migrated
+    from settlement import reports
     from settlement.errors import DomainError
 
     out: Path = args.out
@@ -110,17 +111,8 @@ def _run(args: argparse.Namespace, make_report) -> dict[str, Any] | None:
     settings = Settings.from_env(require_secrets=False)
     logs.configure(settings.log_level, json_lines=False)
 
-    async def build():
-        await db.migrate(settings.database_url)
-        await db.close_database()
-        await db.open_database(settings.database_url)
-        try:
-            return await make_report()
-        finally:
-            await db.close_database()
-
     try:
-        report = asyncio.run(build())
+        report = asyncio.run(_on_migrated(settings.database_url, make_report))
     except DomainError as exc:
         print(f"pvsettle report: {exc.message}", file=sys.stderr)
         return None
