@@ -2,19 +2,17 @@
 
 Each benchmark makes its own database (a temporary SQLite file, or a fresh database on the
 PostgreSQL server of ``PVSETTLE_DATABASE_URL``) and removes it afterwards, so it never touches
-real data and two runs never see each other's.
+real data and two runs never see each other's; :mod:`server.bench_support` holds that start-up and
+clean-up. This module holds ``bench cycle``; ``bench engine`` is :mod:`billing_engine.bench`, and
+every other one has a module of its own, ``server/bench_<name>.py``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 import time
-import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from settlement import db
+from server.bench_support import bench_database
 
 # every reading day (1-28) falls on or before the 28th: one period holds every plant's cycle
 BENCH_TODAY = dt.date(2026, 10, 28)
@@ -26,43 +24,27 @@ async def bench_cycle(plants: int, database_url: str) -> dict:
     from settlement import bills, cycles, forms
     from settlement.seeding import NoProgress, SeedSpec, seed_portfolio
 
-    on_postgres = urlsplit(database_url).scheme in ("postgres", "asyncpg")
-    with tempfile.TemporaryDirectory(prefix="pvsettle-bench-") as tmp:
-        if on_postgres:
-            parts = urlsplit(database_url)
-            url = urlunsplit(("postgres", parts.netloc, f"/pvsettle_bench_{uuid.uuid4().hex[:10]}", "", ""))
-            await db.open_database(url, create=True)
-            await db.close_database()
-        else:
-            url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
-        await db.migrate(url)
-        await db.close_database()
-        await db.open_database(url)
-        try:
-            clock = time.perf_counter()
-            await seed_portfolio(SeedSpec(plants=plants, months=1, seed=42, telemetry_days=0, today=BENCH_TODAY),
-                                 progress=NoProgress)
-            seed_seconds = time.perf_counter() - clock
+    async with bench_database(database_url, prefix="pvsettle-bench-", connect=True) as bench:
+        clock = time.perf_counter()
+        await seed_portfolio(SeedSpec(plants=plants, months=1, seed=42, telemetry_days=0, today=BENCH_TODAY),
+                             progress=NoProgress)
+        seed_seconds = time.perf_counter() - clock
 
-            clock = time.perf_counter()
-            run = await cycles.run_cycle(BENCH_PERIOD)
-            forms_seconds = time.perf_counter() - clock
+        clock = time.perf_counter()
+        run = await cycles.run_cycle(BENCH_PERIOD)
+        forms_seconds = time.perf_counter() - clock
 
-            # the owners' answer, the quickest way the system has: nobody answers, all auto-confirm
-            clock = time.perf_counter()
-            confirmed = await forms.auto_confirm_due(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30))
-            confirm_seconds = time.perf_counter() - clock
+        # the owners' answer, the quickest way the system has: nobody answers, all auto-confirm
+        clock = time.perf_counter()
+        confirmed = await forms.auto_confirm_due(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30))
+        confirm_seconds = time.perf_counter() - clock
 
-            clock = time.perf_counter()
-            issued = await bills.issue_bills(BENCH_PERIOD)
-            bills_seconds = time.perf_counter() - clock
-        finally:
-            if on_postgres:
-                await db.drop_database()
-            await db.close_database()
+        clock = time.perf_counter()
+        issued = await bills.issue_bills(BENCH_PERIOD)
+        bills_seconds = time.perf_counter() - clock
     if run.forms_created != plants or issued != plants or confirmed != plants:
         raise RuntimeError(f"bench cycle made {run.forms_created} forms, confirmed {confirmed} and issued "
                            f"{issued} bills for {plants} plants")
-    return {"plants": plants, "database": "postgres" if on_postgres else "sqlite",
+    return {"plants": plants, "database": bench.kind,
             "forms_seconds": round(forms_seconds, 3), "bills_seconds": round(bills_seconds, 3),
             "confirm_seconds": round(confirm_seconds, 3), "seed_seconds": round(seed_seconds, 3)}

@@ -24,18 +24,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from server.bench_support import (blocking_bench_database, clean_redis, free_port, percentile, serve_environment,
+                                  start_group, start_serve, stop_process_group, wait_ready)
 
 WORKERS = 2
 BILLS = 20
@@ -61,12 +59,6 @@ if __name__ == "__main__":
     for p in procs:
         p.join()
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _seed(url: str) -> tuple[int, int]:
@@ -102,33 +94,16 @@ async def _seed(url: str) -> tuple[int, int]:
     return identity_id, BILLS
 
 
-async def _prepare(database_url: str) -> tuple[str, bool, int]:
+async def _seed_database(url: str) -> int:
+    """Connect to ``url``, seed it (:func:`_seed`) and disconnect: the owner under test's identity id."""
     from settlement import db
 
-    on_postgres = urlsplit(database_url).scheme in ("postgres", "asyncpg")
-    if on_postgres:
-        parts = urlsplit(database_url)
-        url = urlunsplit(("postgres", parts.netloc, f"/pvsettle_bench_{uuid.uuid4().hex[:10]}", "", ""))
-        await db.open_database(url, create=True)
-        await db.close_database()
-    else:
-        url = f"sqlite://{Path(tempfile.mkdtemp(prefix='pvsettle-bench-api-')) / 'bench.sqlite3'}"
-    await db.migrate(url)
-    await db.close_database()
     await db.open_database(url)
     try:
         identity_id, _ = await _seed(url)
     finally:
         await db.close_database()
-    return url, on_postgres, identity_id
-
-
-async def _drop(url: str) -> None:
-    from settlement import db
-
-    await db.open_database(url)
-    await db.drop_database()
-    await db.close_database()
+    return identity_id
 
 
 async def _session(redis_url: str, prefix: str, identity_id: int, secret_key: str) -> str:
@@ -141,30 +116,6 @@ async def _session(redis_url: str, prefix: str, identity_id: int, secret_key: st
                      ex=3600)
     await client.aclose()
     return sign_token(TokenClaims(identity_id, "bench", int(time.time()) + 3600), secret_key)
-
-
-async def _clean_redis(redis_url: str, prefix: str) -> None:
-    from settlement.redis_client import Namespace, open_redis
-
-    client = open_redis(redis_url)
-    await Namespace(prefix).delete_all(client)
-    await client.aclose()
-
-
-async def _wait_ready(url: str, headers: dict[str, str], timeout: float = 60) -> dict:
-    import aiohttp
-
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(url, headers=headers) as resp:
-                    if resp.status == 200:
-                        return await resp.json()
-            except aiohttp.ClientConnectionError:
-                pass  # not listening yet
-            await asyncio.sleep(0.25)
-    raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
 
 
 def _wrk(url: str, headers: dict[str, str], connections: int, seconds: int) -> dict:
@@ -204,7 +155,7 @@ async def load(url: str, headers: dict[str, str], connections: int, seconds: flo
         await asyncio.gather(*(worker(session) for _ in range(connections)))
         elapsed = time.perf_counter() - begun
     latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
+    p99 = percentile(latencies, 0.99) if latencies else float("nan")
     return {"rps": round(len(latencies) / elapsed, 1), "p99_ms": round(p99 * 1000, 2), "non_2xx": failures,
             "timeouts": 0}
 
@@ -223,56 +174,41 @@ def _measure(url: str, headers: dict[str, str], connections: int, seconds: int) 
     return {**generate(seconds), "load_generator": "aiohttp"}
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def bench_api(connections: int = 16, seconds: int = 10) -> dict:
     from server.settings import Settings, demo_settings
 
     base = Settings.from_env(require_secrets=False)
     if not base.redis_url:
         raise SystemExit("pvsettle bench api: PVSETTLE_REDIS_URL is needed (serve --workers 2 shares one Redis)")
-    url, on_postgres, identity_id = asyncio.run(_prepare(base.database_url))
     prefix = f"pvsettle-bench-api:{uuid.uuid4().hex[:8]}:"
-    with tempfile.TemporaryDirectory(prefix="pvsettle-bench-api-") as tmp:
+    with (blocking_bench_database(base.database_url, prefix="pvsettle-bench-api-") as bench,
+          tempfile.TemporaryDirectory(prefix="pvsettle-bench-api-") as tmp):
+        identity_id = asyncio.run(_seed_database(bench.url))
         # every secret serve needs: the environment's, the rest generated like the demo does
         settings = demo_settings(var_dir=tmp)
-        token = asyncio.run(_session(base.redis_url, prefix, identity_id, settings.secret_key))
-        port, hello_port = _free_port(), _free_port()
-        env = {**os.environ, **{Settings.env_name(k): str(v) for k, v in {
-            **{f: getattr(settings, f) for f in settings.__dataclass_fields__},
-            "database_url": url, "redis_url": base.redis_url, "redis_prefix": prefix, "port": port,
+        port, hello_port = free_port(), free_port()
+        env = serve_environment(settings, {
+            "database_url": bench.url, "redis_url": base.redis_url, "redis_prefix": prefix, "port": port,
             "host": "127.0.0.1", "scheduler_interval": 0, "log_level": "WARNING",
-            "api_rate_limit": 10**9, "mp_appid": "wxbench"}.items()}}
-        pvsettle = str(Path(sys.executable).parent / "pvsettle")
-        server = subprocess.Popen([pvsettle, "serve", "--workers", str(WORKERS)], env=env, cwd=tmp,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        hello = subprocess.Popen([sys.executable, "-c", HELLO, str(hello_port), str(WORKERS)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            "api_rate_limit": 10**9, "mp_appid": "wxbench"})
+        token = asyncio.run(_session(base.redis_url, prefix, identity_id, settings.secret_key))
+        server = start_serve(env, tmp, WORKERS)
+        hello = start_group([sys.executable, "-c", HELLO, str(hello_port), str(WORKERS)])
         try:
             headers = {"Authorization": f"Bearer {token}"}
             api_url = f"http://127.0.0.1:{port}/api/v1/bills?limit={BILLS}"
-            page = asyncio.run(_wait_ready(api_url, headers))
+            page = json.loads(asyncio.run(wait_ready(api_url, headers, alive=lambda: server.poll() is None)))
             if len(page["items"]) != BILLS:
                 raise RuntimeError(f"the bill list has {len(page['items'])} items, not {BILLS}")
-            asyncio.run(_wait_ready(f"http://127.0.0.1:{hello_port}/", {}))
+            asyncio.run(wait_ready(f"http://127.0.0.1:{hello_port}/", alive=lambda: hello.poll() is None))
             api = _measure(api_url, headers, connections, seconds)
             bare = _measure(f"http://127.0.0.1:{hello_port}/", {}, connections, seconds)
         finally:
-            _stop(server)
-            _stop(hello)
-            asyncio.run(_clean_redis(base.redis_url, prefix))
-            if on_postgres:
-                asyncio.run(_drop(url))
+            stop_process_group(server)
+            stop_process_group(hello)
+            asyncio.run(clean_redis(base.redis_url, prefix))
     return {"rps": api["rps"], "p99_ms": api["p99_ms"], "hello_rps": bare["rps"], "workers": WORKERS,
-            "database": "postgres" if on_postgres else "sqlite", "hello_p99_ms": bare["p99_ms"],
+            "database": bench.kind, "hello_p99_ms": bare["p99_ms"],
             "non_2xx": api["non_2xx"] + api["timeouts"], "connections": connections, "seconds": seconds,
             "load_generator": api["load_generator"], "items": BILLS}
 

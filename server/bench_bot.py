@@ -34,19 +34,14 @@ import datetime as dt
 import hashlib
 import itertools
 import json
-import os
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from server.bench_support import (blocking_bench_database, clean_redis, free_port, percentile, serve_environment,
+                                  start_serve, stop_process_group, wait_ready)
 
 WARM_UP = 50
 HOSTILE_ROUNDS = 30  # of each kind of hostile request
@@ -69,12 +64,6 @@ def cmd_bench_bot(args: argparse.Namespace) -> int:
         raise SystemExit("pvsettle bench bot: --messages, --owners and --concurrency must be at least 1")
     print(json.dumps(bench_bot(args.messages, args.owners, args.concurrency, args.safe)))
     return 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _seed(owners: int, redis_url: str, prefix: str) -> list[tuple[str, str]]:
@@ -126,41 +115,15 @@ async def _seed(owners: int, redis_url: str, prefix: str) -> list[tuple[str, str
     return out
 
 
-async def _prepare(database_url: str, owners: int, redis_url: str, prefix: str):
+async def _seed_database(url: str, owners: int, redis_url: str, prefix: str) -> list[tuple[str, str]]:
+    """Connect to ``url``, seed it (:func:`_seed`) and disconnect: (openid, plant code) of every bound owner."""
     from settlement import db
 
-    on_postgres = urlsplit(database_url).scheme in ("postgres", "asyncpg")
-    if on_postgres:
-        parts = urlsplit(database_url)
-        url = urlunsplit(("postgres", parts.netloc, f"/pvsettle_bench_{uuid.uuid4().hex[:10]}", "", ""))
-        await db.open_database(url, create=True)
-        await db.close_database()
-    else:
-        url = f"sqlite://{Path(tempfile.mkdtemp(prefix='pvsettle-bench-bot-')) / 'bench.sqlite3'}"
-    await db.migrate(url)
-    await db.close_database()
     await db.open_database(url)
     try:
-        senders = await _seed(owners, redis_url, prefix)
+        return await _seed(owners, redis_url, prefix)
     finally:
         await db.close_database()
-    return url, on_postgres, senders
-
-
-async def _drop(url: str) -> None:
-    from settlement import db
-
-    await db.open_database(url)
-    await db.drop_database()
-    await db.close_database()
-
-
-async def _clean_redis(redis_url: str, prefix: str) -> None:
-    from settlement.redis_client import Namespace, open_redis
-
-    client = open_redis(redis_url)
-    await Namespace(prefix).delete_all(client)
-    await client.aclose()
 
 
 def _text_message(openid: str, content: str, msg_id: int) -> str:
@@ -282,7 +245,7 @@ async def _hostile(base: str, settings, senders: list[tuple[str, str]], rounds: 
                 seconds.append(time.perf_counter() - started)
                 statuses[resp.status] = statuses.get(resp.status, 0) + 1
             seconds.sort()
-            out[kind] = {"statuses": statuses, "p99_ms": round(_percentile(seconds, 0.99) * 1000, 2),
+            out[kind] = {"statuses": statuses, "p99_ms": round(percentile(seconds, 0.99) * 1000, 2),
                          "max_ms": round(seconds[-1] * 1000, 2)}
     return out
 
@@ -315,88 +278,52 @@ async def _baseline(base: str, total: int = 500) -> list[float]:
     return sorted(latencies)
 
 
-async def _wait_ready(base: str, timeout: float = 60) -> None:
-    import aiohttp
-
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(base + "/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass  # not listening yet
-            await asyncio.sleep(0.25)
-    raise RuntimeError(f"{base} did not become healthy within {timeout} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
-
-
 def bench_bot(messages: int = 2000, owners: int = 50, concurrency: int = 1, safe: bool = False) -> dict:
     from server.settings import Settings, demo_settings
 
     base_settings = Settings.from_env(require_secrets=False)
     prefix = f"pvsettle-bench-bot:{uuid.uuid4().hex[:8]}:"
     redis_url = base_settings.redis_url
-    url, on_postgres, senders = asyncio.run(_prepare(base_settings.database_url, owners, redis_url, prefix))
     try:
-        with tempfile.TemporaryDirectory(prefix="pvsettle-bench-bot-") as tmp:
+        with (blocking_bench_database(base_settings.database_url, prefix="pvsettle-bench-bot-") as bench,
+              tempfile.TemporaryDirectory(prefix="pvsettle-bench-bot-") as tmp):
+            senders = asyncio.run(_seed_database(bench.url, owners, redis_url, prefix))
             # every secret serve needs: the environment's, the rest generated like the demo does
             settings = demo_settings(var_dir=tmp)
-            port = _free_port()
-            env = {**os.environ, **{Settings.env_name(k): str(v) for k, v in {
-                **{f: getattr(settings, f) for f in settings.__dataclass_fields__},
-                "database_url": url, "redis_url": redis_url, "redis_prefix": prefix, "port": port,
+            port = free_port()
+            env = serve_environment(settings, {
+                "database_url": bench.url, "redis_url": redis_url, "redis_prefix": prefix, "port": port,
                 "host": "127.0.0.1", "scheduler_interval": 0, "log_level": "WARNING", "oa_appid": APPID,
                 # the outbox dispatcher's polling is not what is measured here
                 "dispatcher_interval": "0",
                 # nothing here calls WeChat; a call would fail at once rather than reach the real one
-                "wechat_api_base": f"http://127.0.0.1:{_free_port()}"}.items()}}
-            pvsettle = str(Path(sys.executable).parent / "pvsettle")
-            server = subprocess.Popen([pvsettle, "serve"], env=env, cwd=tmp, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True)
+                "wechat_api_base": f"http://127.0.0.1:{free_port()}"})
+            server = start_serve(env, tmp)
             try:
                 base = f"http://127.0.0.1:{port}"
-                asyncio.run(_wait_ready(base))
+                asyncio.run(wait_ready(base + "/healthz", alive=lambda: server.poll() is None))
                 asyncio.run(_send(base, settings, senders, WARM_UP, concurrency, safe))
                 latencies, late = asyncio.run(_send(base, settings, senders, messages, concurrency, safe))
                 floor = asyncio.run(_baseline(base))
-                before = asyncio.run(_tables_intact(url))
+                before = asyncio.run(_tables_intact(bench.url))
                 hostile = asyncio.run(_hostile(base, settings, senders, HOSTILE_ROUNDS))
-                changed = asyncio.run(_tables_intact(url)) != before
+                changed = asyncio.run(_tables_intact(bench.url)) != before
             finally:
-                _stop(server)
+                stop_process_group(server)
     finally:
-        if on_postgres:
-            asyncio.run(_drop(url))
-        else:
-            shutil.rmtree(Path(url.removeprefix("sqlite://")).parent, ignore_errors=True)
         if redis_url:
-            asyncio.run(_clean_redis(redis_url, prefix))
+            asyncio.run(clean_redis(redis_url, prefix))
     every = sorted(seconds for _, seconds in latencies)
     by_command: dict[str, list[float]] = {}
     for command, seconds in latencies:
         by_command.setdefault(command, []).append(seconds)
-    return {"messages": len(every), "p50_ms": round(_percentile(every, 0.50) * 1000, 2),
-            "p99_ms": round(_percentile(every, 0.99) * 1000, 2),
-            "database": "postgres" if on_postgres else "sqlite", "redis": "redis" if redis_url else "emulated",
+    return {"messages": len(every), "p50_ms": round(percentile(every, 0.50) * 1000, 2),
+            "p99_ms": round(percentile(every, 0.99) * 1000, 2),
+            "database": bench.kind, "redis": "redis" if redis_url else "emulated",
             "concurrency": concurrency, "mode": "safe" if safe else "plaintext", "late": late,
             "max_ms": round(every[-1] * 1000, 2),
-            "p99_ms_by_command": {c: round(_percentile(sorted(v), 0.99) * 1000, 2) for c, v in by_command.items()},
-            "healthz_p50_ms": round(_percentile(floor, 0.50) * 1000, 2),
-            "healthz_p99_ms": round(_percentile(floor, 0.99) * 1000, 2),
+            "p99_ms_by_command": {c: round(percentile(sorted(v), 0.99) * 1000, 2) for c, v in by_command.items()},
+            "healthz_p50_ms": round(percentile(floor, 0.50) * 1000, 2),
+            "healthz_p99_ms": round(percentile(floor, 0.99) * 1000, 2),
             "hostile": hostile, "hostile_max_ms": max(h["max_ms"] for h in hostile.values()),
             "hostile_changed_anything": changed}

@@ -20,16 +20,14 @@ import asyncio
 import datetime as dt
 import json
 import multiprocessing
-import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
 from server import loop
+from server.bench_support import bench_database
 
 TEMPLATES = ("bill_issued", "payment_received", "refund_done", "fault_update")
 MP_APPID, MP_SECRET = "wxbenchmp000000001", "bench-mp-secret"
@@ -136,7 +134,6 @@ async def _seed(messages: int, template_ids: dict[str, str]) -> None:
 
 async def bench_notify(messages: int, database_url: str, redis_url: str, *, dispatchers: int = 4,
                        rate: int = 1000, concurrency: int = 64, batch_size: int = 500) -> dict:
-    from settlement import db
     from settlement.adapters.wechat_http import AiohttpWechatApi
     from settlement.dispatcher import Dispatcher
     from settlement.models import OutboxMessage, OutboxState
@@ -146,21 +143,10 @@ async def bench_notify(messages: int, database_url: str, redis_url: str, *, disp
     port_queue, stop = ctx.Queue(), ctx.Event()
     server = ctx.Process(target=_serve_fake, args=(port_queue, stop), daemon=True)
     server.start()
-    on_postgres = urlsplit(database_url).scheme in ("postgres", "asyncpg")
     template_ids = {name: f"bench-{name}" for name in TEMPLATES}
     try:
         base_url = f"http://127.0.0.1:{port_queue.get(timeout=30)}"
-        with tempfile.TemporaryDirectory(prefix="pvsettle-bench-notify-") as tmp:
-            if on_postgres:
-                parts = urlsplit(database_url)
-                url = urlunsplit(("postgres", parts.netloc, f"/pvsettle_bench_{uuid.uuid4().hex[:10]}", "", ""))
-                await db.open_database(url, create=True)
-                await db.close_database()
-            else:
-                url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
-            await db.migrate(url)
-            await db.close_database()
-            await db.open_database(url)
+        async with bench_database(database_url, prefix="pvsettle-bench-notify-", connect=True) as bench:
             redis = open_redis(redis_url)
             ns = Namespace(f"pvsettle-bench-notify:{uuid.uuid4().hex[:8]}:")
             try:
@@ -190,11 +176,6 @@ async def bench_notify(messages: int, database_url: str, redis_url: str, *, disp
             finally:
                 await ns.delete_all(redis)
                 await redis.aclose()
-                await db.close_database()
-                if on_postgres:
-                    await db.open_database(url)
-                    await db.drop_database()
-                    await db.close_database()
     finally:
         stop.set()
         server.join(10)
@@ -216,7 +197,7 @@ async def bench_notify(messages: int, database_url: str, redis_url: str, *, disp
         "rate_limit_per_template": rate,
         "templates": len(TEMPLATES),
         "dispatchers": dispatchers,
-        "database": "postgres" if on_postgres else "sqlite",
+        "database": bench.kind,
     }
 
 

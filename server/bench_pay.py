@@ -29,8 +29,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,7 +36,9 @@ import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from server.bench_support import (blocking_bench_database, free_port, percentile, serve_environment, start_serve,
+                                  stop_process_group, wait_ready)
 
 MCHID = "1900009999"
 APPID = "wxbenchpay00000001"
@@ -48,29 +48,13 @@ PERIODS = 24  # bills per plant: one per month
 WARM_UP = 200  # notifications sent before the clock starts
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _prepare(database_url: str, orders: int) -> tuple[str, bool, list[str]]:
-    """A fresh, migrated database with ``orders`` open bills, each with a pending order."""
+async def _seed(url: str, orders: int) -> list[str]:
+    """Connect to ``url`` and seed ``orders`` open bills, each with a pending order; their order numbers."""
     from decimal import Decimal
 
     from settlement import db
     from settlement import models as m
 
-    on_postgres = urlsplit(database_url).scheme in ("postgres", "asyncpg")
-    if on_postgres:
-        parts = urlsplit(database_url)
-        url = urlunsplit(("postgres", parts.netloc, f"/pvsettle_bench_{uuid.uuid4().hex[:10]}", "", ""))
-        await db.open_database(url, create=True)
-        await db.close_database()
-    else:
-        url = f"sqlite://{Path(tempfile.mkdtemp(prefix='pvsettle-bench-pay-')) / 'bench.sqlite3'}"
-    await db.migrate(url)
-    await db.close_database()
     await db.open_database(url)
     utc = dt.timezone.utc
     now = dt.datetime.now(utc)
@@ -112,7 +96,7 @@ async def _prepare(database_url: str, orders: int) -> tuple[str, bool, list[str]
             for no, (bill_id, owner_id) in zip(numbers, bills)], batch_size=1000)
     finally:
         await db.close_database()
-    return url, on_postgres, numbers
+    return numbers
 
 
 async def _count(url: str) -> tuple[int, int, int]:
@@ -128,40 +112,6 @@ async def _count(url: str) -> tuple[int, int, int]:
         await db.close_database()
 
 
-async def _drop(url: str) -> None:
-    from settlement import db
-
-    await db.open_database(url)
-    await db.drop_database()
-    await db.close_database()
-
-
-async def _wait_ready(url: str, timeout: float = 60) -> None:
-    import aiohttp
-
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass  # not listening yet
-            await asyncio.sleep(0.25)
-    raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def bench_pay(seconds: int = 60, concurrency: int = 16, workers: int = 1, max_rate: int = 600) -> dict:
     """Run the benchmark (see the module docstring); ``max_rate`` [1/s] sizes the orders seeded."""
     from server.settings import Settings, demo_settings
@@ -171,8 +121,8 @@ def bench_pay(seconds: int = 60, concurrency: int = 16, workers: int = 1, max_ra
     if workers > 1 and not base.redis_url:
         raise SystemExit("pvsettle bench pay: --workers > 1 needs PVSETTLE_REDIS_URL")
     orders = max_rate * seconds + WARM_UP
-    url, on_postgres, numbers = asyncio.run(_prepare(base.database_url, orders))
-    try:
+    with blocking_bench_database(base.database_url, prefix="pvsettle-bench-pay-") as bench:
+        numbers = asyncio.run(_seed(bench.url, orders))
         with tempfile.TemporaryDirectory(prefix="pvsettle-bench-pay-") as tmp:
             folder = Path(tmp)
             merchant, platform = new_rsa_key(), new_rsa_key()
@@ -182,9 +132,9 @@ def bench_pay(seconds: int = 60, concurrency: int = 16, workers: int = 1, max_ra
             (folder / "orders.json").write_text(json.dumps(numbers))
             public_key_id = "PUB_KEY_ID_" + secrets.token_hex(12).upper()
             settings = demo_settings(var_dir=str(folder / "var"))
-            port = _free_port()
+            port = free_port()
             overrides = {
-                "database_url": url, "redis_url": base.redis_url,
+                "database_url": bench.url, "redis_url": base.redis_url,
                 "redis_prefix": f"pvsettle-bench-pay:{uuid.uuid4().hex[:8]}:", "port": port, "host": "127.0.0.1",
                 "scheduler_interval": 0, "log_level": "WARNING", "mp_appid": APPID, "pay_mchid": MCHID,
                 # the receipts are written to the outbox with each payment (measured); sending them
@@ -194,28 +144,21 @@ def bench_pay(seconds: int = 60, concurrency: int = 16, workers: int = 1, max_ra
                 "pay_cert_serial": secrets.token_hex(20).upper(),
                 "pay_public_key_path": str(folder / "platform-public.pem"), "pay_public_key_id": public_key_id,
                 "pay_notify_url": f"http://127.0.0.1:{port}/pay/notify", "pay_api_base": "http://127.0.0.1:9"}
-            env = {**os.environ, **{Settings.env_name(k): str(v) for k, v in {
-                **{f: getattr(settings, f) for f in settings.__dataclass_fields__}, **overrides}.items()}}
-            pvsettle = str(Path(sys.executable).parent / "pvsettle")
-            server = subprocess.Popen([pvsettle, "serve", "--workers", str(workers)], env=env, cwd=tmp,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            server = start_serve(serve_environment(settings, overrides), tmp, workers)
             try:
-                asyncio.run(_wait_ready(f"http://127.0.0.1:{port}/healthz"))
+                asyncio.run(wait_ready(f"http://127.0.0.1:{port}/healthz", alive=lambda: server.poll() is None))
                 args = [sys.executable, "-m", "server.bench_pay", "load", f"http://127.0.0.1:{port}/pay/notify",
                         "--orders", str(folder / "orders.json"), "--platform-key", str(folder / "platform-private.pem"),
                         "--serial", public_key_id, "--seconds", str(seconds), "--concurrency", str(concurrency)]
                 load = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
             finally:
-                _stop(server)
-        payments, paid, accepted = asyncio.run(_count(url))
-    finally:
-        if on_postgres:
-            asyncio.run(_drop(url))
+                stop_process_group(server)
+        payments, paid, accepted = asyncio.run(_count(bench.url))
     if not payments == paid == accepted == load["accepted"]:
         raise RuntimeError(f"bench pay: {load['accepted']} notifications answered 204 but {payments} payments, "
                            f"{paid} bills paid and {accepted} notifications accepted are recorded")
     return {"notifications": load["measured"], "rate_per_s": load["rate_per_s"], "p99_ms": load["p99_ms"],
-            "database": "postgres" if on_postgres else "sqlite", "seconds": load["seconds"],
+            "database": bench.kind, "seconds": load["seconds"],
             "p50_ms": load["p50_ms"], "failed": load["failed"], "workers": workers, "concurrency": concurrency,
             "payments_recorded": payments}
 
@@ -288,7 +231,7 @@ async def load(url: str, notifications: list[tuple[dict[str, str], bytes]], seco
     latencies.sort()
 
     def pct(q: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000, 2) if latencies else 0.0
+        return round(percentile(latencies, q) * 1000, 2) if latencies else 0.0
 
     return {"measured": len(latencies), "rate_per_s": round(len(latencies) / elapsed, 1), "p99_ms": pct(0.99),
             "p50_ms": pct(0.5), "seconds": round(elapsed, 1), "accepted": counts["accepted"],
