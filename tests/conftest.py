@@ -4,7 +4,8 @@ The backend is chosen by the same settings the server reads:
 
 - ``PVSETTLE_DATABASE_URL`` unset (or sqlite://…): the embedded default, a fresh SQLite file per test;
 - ``PVSETTLE_DATABASE_URL=postgres://USER@HOST:PORT/ANY``: that PostgreSQL server, where this run
-  makes its own databases (``pvsettle_t_<run>_…``) and drops them afterwards;
+  makes its own databases (``pvsettle_t_<host>_<pid>_<random>_<n>``), drops each when its test is
+  over, and sweeps away those of earlier runs on this machine that were killed (their pid is gone);
 - ``PVSETTLE_REDIS_URL`` unset: the in-process emulation; set: that Redis, under a key prefix of
   this run's own that is deleted afterwards.
 
@@ -14,8 +15,11 @@ starts from exactly the schema the migrations make.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,7 +29,10 @@ import pytest
 
 from server.settings import Settings
 
-RUN_ID = uuid.uuid4().hex[:10]
+# <host>_<pid>_<random>: a later run on this machine can tell a killed run's databases (its process
+# is gone) from a live one's, and sweep only those
+HOST_TAG = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+RUN_ID = f"{HOST_TAG}_{os.getpid()}_{uuid.uuid4().hex[:4]}"
 DATABASE_URL = os.environ.get("PVSETTLE_DATABASE_URL", "")
 REDIS_URL = os.environ.get("PVSETTLE_REDIS_URL", "")
 ON_POSTGRES = urlsplit(DATABASE_URL).scheme in ("postgres", "asyncpg")
@@ -95,10 +102,51 @@ class DatabaseFactory:
         shutil.copy(self.template.removeprefix("sqlite://"), path)
         return f"sqlite://{path}"
 
+    async def drop(self, url: str) -> None:
+        """Drop one database made here as soon as its test is over (a run of the whole suite
+        would otherwise hold a thousand copies until its end)."""
+        name = urlsplit(url).path.lstrip("/")
+        if ON_POSTGRES and name in self.made:
+            await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self.made.remove(name)
+
     async def drop_all(self) -> None:
         for name in reversed(self.made):
             await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self.made.clear()
+
+
+async def _sweep_killed_runs() -> list[str]:
+    """Drop the databases of earlier runs on this machine whose process is gone (killed runs
+    never reach their clean-up). A live run's databases are never touched: its process exists."""
+    import asyncpg
+
+    parts = urlsplit(DATABASE_URL)
+    conn = await asyncpg.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username,
+                                 password=parts.password, database="postgres")
+    try:
+        names = [r["datname"] for r in await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1", f"pvsettle_t_{HOST_TAG}_%")]
+        dropped = []
+        for name in names:
+            match = re.fullmatch(rf"pvsettle_t_{HOST_TAG}_(\d+)_[0-9a-f]{{4}}_\d+", name)
+            if match is None or _alive(int(match.group(1))):
+                continue
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            dropped.append(name)
+        return dropped
+    finally:
+        await conn.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +154,8 @@ def database_factory(tmp_path_factory) -> Iterator[DatabaseFactory]:
     import asyncio
 
     factory = DatabaseFactory(tmp_path_factory.mktemp("db"))
+    if ON_POSTGRES:
+        asyncio.run(_sweep_killed_runs())
     yield factory
     if ON_POSTGRES:
         asyncio.run(factory.drop_all())
@@ -145,6 +195,7 @@ async def settings(database_factory: DatabaseFactory, redis_prefix: str, tmp_pat
         client = open_redis(REDIS_URL)
         await Namespace(redis_prefix).delete_all(client)
         await client.aclose()
+    await database_factory.drop(url)
 
 
 @pytest.fixture
