@@ -203,8 +203,8 @@ async def _close_if_producing(store: TelemetryStore, outage: PlantOutage, now: d
 async def outage_alarms_due(limit: int = 100) -> list[OutageAlarm]:
     """The staff alarms not yet sent, oldest first: outages opened, then outages ended.
 
-    The notification outbox calls this, writes its messages (keyed by ``alarm.dedupe_key``) and
-    then :func:`mark_outage_alarms_notified` in the same transaction.
+    :func:`send_outage_alarms` writes their messages to the outbox (keyed by ``alarm.dedupe_key``)
+    and calls :func:`mark_outage_alarms_notified` in the same transaction.
     """
     opened = await PlantOutage.filter(notified=AlarmState.PENDING).order_by("detected_at", "id").limit(limit) \
         .prefetch_related("plant")

@@ -39,7 +39,8 @@ The rules written down
 * **Concurrency.** A batch locks its plants for its transaction, so two processes that ingest
   the same plants take turns and each recomputes against what the other wrote.
 
-Queries per batch do not grow with its size (PostgreSQL: one statement per step over arrays).
+Queries per batch do not grow with its size, nor with the history stored (PostgreSQL: one
+statement per step over arrays, index lookups per key; new samples go in with a binary ``COPY``).
 """
 
 from __future__ import annotations
