@@ -206,6 +206,37 @@ async def test_a_claimed_row_is_not_claimed_twice(db, fake_wechat, wechat_api, w
     assert len(later) == 5
 
 
+async def test_a_claim_passes_over_rows_another_transaction_holds(db, fake_wechat, wechat_api, wechat_redis):
+    """Two dispatchers claiming at the same moment: the second takes other rows at once instead
+    of waiting for (and deadlocking with) the first. Only PostgreSQL has row locks; on SQLite the
+    claim holds the whole database and this cannot arise."""
+    if not db.database_url.startswith("postgres"):
+        pytest.skip("row locks are PostgreSQL's (SQLite serializes whole transactions)")
+    for n in range(6):
+        _, identity, _ = await person(db, n, accepts=1)
+        await _enqueue(identity, f"k{n}")
+    ids = sorted(await OutboxMessage.all().values_list("id", flat=True))
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def other_claimer() -> None:
+        async with in_transaction() as conn:  # holds the three oldest rows, mid-claim
+            await conn.execute_query(f"SELECT id FROM outbox_message WHERE id IN ({ids[0]},{ids[1]},{ids[2]}) "
+                                     "FOR UPDATE")
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(other_claimer())
+    await held.wait()
+    try:
+        d = dispatcher(wechat_api, wechat_redis, db)
+        _, _, rows_ = await asyncio.wait_for(d.claim(dt.datetime.now(UTC)), timeout=5)
+    finally:
+        release.set()
+        await holder
+    assert [r.id for r in rows_] == ids[3:]
+
+
 async def test_staff_alarm_and_cancel(db, fake_wechat, wechat_api, wechat_redis):
     await staff_member(db, 1)
     async with in_transaction() as conn:
