@@ -27,9 +27,41 @@ from ingest_api.auth import collector_key
 from ingest_api.responses import json_error
 from server.keys import metrics_registry_key, redis_key, redis_ns_key
 from settlement.errors import InvalidInput
-from settlement.telemetry import MAX_BATCH_SAMPLES, RowStatus, ingest_samples
+from settlement.telemetry import MAX_BATCH_SAMPLES, LivePublisher, RowStatus, ingest_samples
 
 routes = web.RouteTableDef()
+
+
+class _PublisherSlot:
+    """Where the sub-app keeps its live-state publisher, made with the first batch."""
+
+    publisher: LivePublisher | None = None
+
+
+live_publisher_key = web.AppKey("live_publisher_key", _PublisherSlot)
+
+
+async def live_publisher_ctx(app: web.Application):
+    """cleanup_ctx of the ingest sub-app: the live-state publisher (settlement.telemetry.LivePublisher).
+
+    It is made by the first batch, because Redis is the root app's (``request.config_dict``);
+    at shutdown it publishes what is pending and stops.
+    """
+    slot = _PublisherSlot()
+    app[live_publisher_key] = slot
+    yield
+    if slot.publisher is not None:
+        await slot.publisher.close()
+
+
+def _publisher(request: web.Request) -> LivePublisher | None:
+    """The app's publisher; None on an app without :func:`live_publisher_ctx` (published inline)."""
+    slot = request.app.get(live_publisher_key)
+    if slot is None:
+        return None
+    if slot.publisher is None:
+        slot.publisher = LivePublisher(request.config_dict[redis_key], request.config_dict[redis_ns_key])
+    return slot.publisher
 
 _row_counters: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
 
@@ -91,7 +123,8 @@ async def post_telemetry(request: web.Request) -> web.Response:
         rows = parse_samples(await request.read())
     except TooManySamples as exc:
         return json_error(413, exc.code, exc.message)
-    result = await ingest_samples(rows, received_from=f"collector:{collector.name}",
+    # the answer does not wait for the live state: it is published right after, off this request
+    result = await ingest_samples(rows, received_from=f"collector:{collector.name}", publisher=_publisher(request),
                                   redis=request.config_dict[redis_key], namespace=request.config_dict[redis_ns_key])
     counter = _rows_counter(request.config_dict[metrics_registry_key])
     for status in RowStatus:

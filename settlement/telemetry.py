@@ -45,6 +45,8 @@ statement per step over arrays, index lookups per key; new samples go in with a 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import logging
@@ -746,7 +748,7 @@ async def _apply(store: TelemetryStore, batch: _Batch, devices: dict[str, _Devic
 
 async def ingest_samples(rows: Sequence[object], *, received_from: str, now: dt.datetime | None = None,
                          redis: redis_asyncio.Redis | None = None, namespace: Namespace | None = None,
-                         device_serial: str | None = None) -> TelemetryResult:
+                         device_serial: str | None = None, publisher: LivePublisher | None = None) -> TelemetryResult:
     """Take a batch of telemetry samples: keep the good rows, report every row's outcome.
 
     The rules (clock skew, duplicates, late data, counters, rollups) are in the module docstring.
@@ -766,6 +768,9 @@ async def ingest_samples(rows: Sequence[object], *, received_from: str, now: dt.
         without them nothing is published.
     device_serial : str, optional
         The device all rows are from (MQTT: from the topic); a row naming another is refused.
+    publisher : LivePublisher, optional
+        Publishes the live state after this call returns instead of before (``redis`` and
+        ``namespace`` are then not needed).
 
     Returns
     -------
@@ -805,10 +810,12 @@ async def ingest_samples(rows: Sequence[object], *, received_from: str, now: dt.
             statuses.append(RowStatus.DUPLICATE)
     plants = tuple(sorted({p for p, _ in writes.touched}))
     result = TelemetryResult(statuses=statuses, errors=refused, flags=writes.flags, plants=plants)
-    if redis is not None and namespace is not None and plants:
+    if plants and (publisher is not None or (redis is not None and namespace is not None)):
         recent = {plant for plant, bucket in writes.touched
                   if bucket + QUARTER_US >= received_us - LIVE_WITHIN_US}
-        if recent:
+        if recent and publisher is not None:
+            publisher.request(recent, now)
+        elif recent:
             await publish_live_states(redis, namespace, sorted(recent), now)
     return result
 
@@ -916,3 +923,50 @@ async def publish_live_states(redis: redis_asyncio.Redis, namespace: Namespace, 
         chunk = dict(itertools.islice(states.items(), start, start + PUBLISH_CHUNK))
         await live.publish_states(redis, namespace, chunk)
     return len(states)
+
+
+class LivePublisher:
+    """Publishes plants' live state after their batches, off the caller's path.
+
+    The HTTP ingest answers a batch once it is stored; the plants it touched are handed here and
+    published (:func:`publish_live_states`, which reads their state as committed) by one task
+    of the process, one publication after another. Plants asked for while a publication runs go
+    out together in the next one, each with its state as it is then, so a state is never older
+    than the last batch committed before its publication started. A publication that fails is
+    logged; the plants' next batch publishes them again.
+    """
+
+    def __init__(self, redis: redis_asyncio.Redis, namespace: Namespace):
+        self._redis, self._namespace = redis, namespace
+        self._pending: dict[int, dt.datetime] = {}  # plant -> the latest receive time asked for
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="pvsettle-live-publisher")
+
+    def request(self, plant_ids: Iterable[int], now: dt.datetime) -> None:
+        for plant in plant_ids:
+            self._pending[plant] = max(now, self._pending.get(plant, now))
+        self._wake.set()
+
+    async def _publish_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        if pending:
+            await publish_live_states(self._redis, self._namespace, sorted(pending), max(pending.values()))
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._publish_pending()
+            except Exception:  # Redis or the database away for a moment: the next batch publishes again
+                log.exception("live state not published")
+
+    async def close(self) -> None:
+        """Publish what is still pending, then stop."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # the cancellation asked for just now
+            await self._task
+        try:
+            await self._publish_pending()
+        except Exception as exc:  # the database or Redis may already be closed at shutdown
+            log.warning("live state of %d plants not published at shutdown: %s", len(self._pending), exc)

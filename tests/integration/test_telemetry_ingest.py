@@ -17,7 +17,7 @@ import pytest
 from settlement import live
 from settlement import models as m
 from settlement.redis_client import Namespace, open_redis
-from settlement.telemetry import MAX_BATCH_SAMPLES, RowStatus, ingest_samples, plant_states
+from settlement.telemetry import MAX_BATCH_SAMPLES, LivePublisher, RowStatus, ingest_samples, plant_states
 from settlement.errors import InvalidInput
 
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -369,6 +369,32 @@ async def test_more_samples_than_a_batch_holds_are_refused_whole(plant):
 
 
 # --- live state ---------------------------------------------------------------------------------
+
+
+async def test_a_live_publisher_publishes_after_the_batch_and_what_is_pending_when_it_closes(db, settings):
+    import asyncio
+
+    plant = await make_plant("PV-LP", {"INV-LP": 5000})
+    other = await make_plant("PV-LQ", {"INV-LQ": 5000})
+    redis, ns = open_redis(settings.redis_url), Namespace(settings.redis_prefix)
+    publisher = LivePublisher(redis, ns)
+    try:
+        await ingest([sample("10-20 11:55", 900_000, 1500, device="INV-LP")], now="10-20 12:00", publisher=publisher)
+        for _ in range(100):  # published off the call, shortly after it
+            state = await live.latest_state(redis, ns, plant.id)
+            if state is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert (state["power_w"], state["ts"]) == (1500, local("10-20 11:55").astimezone(UTC).isoformat())
+        # asked for and closed at once: published by the close, with the state as committed
+        await ingest([sample("10-20 11:55", 50_000, 700, device="INV-LQ")], now="10-20 12:00", publisher=publisher)
+        await ingest([sample("10-20 12:00", 50_100, 800, device="INV-LQ")], now="10-20 12:01", publisher=publisher)
+    finally:
+        await publisher.close()
+    try:
+        assert (await live.latest_state(redis, ns, other.id))["power_w"] == 800
+    finally:
+        await redis.aclose()
 
 
 async def test_the_latest_state_is_published_with_todays_energy(db, settings):
