@@ -26,4 +26,5 @@ def create_app() -> web.Application:
     app.add_routes(views.routes)
     app.add_routes(telemetry_views.routes)
     app.add_routes(usage_views.routes)
+    app.cleanup_ctx.append(telemetry_views.live_publisher_ctx)  # live state published after a batch's answer
     return app
