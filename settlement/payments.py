@@ -335,26 +335,35 @@ async def _claim(conn, status: OrderStatus, now: dt.datetime, *,
     Returns the bill, the payer's identity id and the plant's name (for the receipt).
 
     Plain SQL rather than the ORM's query builder: this is the hot path of every notification
-    (benchmarked at 300/s), and building these two statements costs more than running them.
+    (benchmarked at 300/s), and building these statements costs more than running them.
     Datetimes are passed as aware UTC values, stored as the ORM stores them on each backend.
     """
     postgres = conn.capabilities.dialect == "postgres"
     p = (lambda n: f"${n}") if postgres else (lambda n: "?")
-    rows = await conn.execute_query_dict(
-        f'UPDATE "pay_order" SET "state"={p(1)},"transaction_id"={p(2)},"settled_at"={p(3)},'
-        f'"notified_at"=COALESCE("notified_at",{p(4)}) WHERE "out_trade_no"={p(5)} AND "amount_fen"={p(6)} '
-        f'AND "state" IN ({p(7)},{p(8)},{p(9)}) RETURNING "bill_id","payer_id"',
-        [PayOrderState.PAID.value, status.transaction_id, now, now if notified else None, status.out_trade_no,
-         status.amount_fen, PayOrderState.PENDING.value, PayOrderState.CLOSED.value, PayOrderState.FAILED.value])
-    if not rows:
-        return None
-    lock = ' FOR UPDATE OF "b"' if postgres else ""  # SQLite: the transaction holds the database
-    bills = await conn.execute_query_dict(
-        f'SELECT "b".*, "p"."name" AS "plant_name_" FROM "bill" "b" JOIN "plant" "p" ON "p"."id"="b"."plant_id" '
-        f'WHERE "b"."id"={p(1)}{lock}', [rows[0]["bill_id"]])
-    row = bills[0]
+    claim = (f'UPDATE "pay_order" SET "state"={p(1)},"transaction_id"={p(2)},"settled_at"={p(3)},'
+             f'"notified_at"=COALESCE("notified_at",{p(4)}) WHERE "out_trade_no"={p(5)} AND "amount_fen"={p(6)} '
+             f'AND "state" IN ({p(7)},{p(8)},{p(9)}) RETURNING "bill_id","payer_id"')
+    values = [PayOrderState.PAID.value, status.transaction_id, now, now if notified else None, status.out_trade_no,
+              status.amount_fen, PayOrderState.PENDING.value, PayOrderState.CLOSED.value, PayOrderState.FAILED.value]
+    bill_and_plant = ('"b".*, "p"."name" AS "plant_name_" FROM "bill" "b" '
+                      'JOIN "plant" "p" ON "p"."id"="b"."plant_id"')
+    if postgres:
+        # one round trip: the order claimed and its bill locked by the same statement
+        rows = await conn.execute_query_dict(
+            f'WITH "o" AS ({claim}) SELECT "o"."payer_id" AS "payer_id_", {bill_and_plant} '
+            'JOIN "o" ON "o"."bill_id"="b"."id" FOR UPDATE OF "b"', values)
+        if not rows:
+            return None
+        row = rows[0]
+        payer_id = row.pop("payer_id_")
+    else:  # SQLite has no UPDATE in a WITH clause; its transaction holds the whole database
+        claimed = await conn.execute_query_dict(claim, values)
+        if not claimed:
+            return None
+        row = (await conn.execute_query_dict(f'SELECT {bill_and_plant} WHERE "b"."id"=?', [claimed[0]["bill_id"]]))[0]
+        payer_id = claimed[0]["payer_id"]
     plant_name = row.pop("plant_name_")
-    return Bill._init_from_db(**row), rows[0]["payer_id"], plant_name
+    return Bill._init_from_db(**row), payer_id, plant_name
 
 
 async def _record_paid(bill: Bill, payer_id: int | None, status: OrderStatus, via: str, now: dt.datetime,
