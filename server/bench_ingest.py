@@ -8,10 +8,11 @@ emulation) and this process posts ``--batches`` batches of ``--batch-size`` samp
 counter, power), so each one appends to every plant's series, recomputes its rollups and
 publishes its live state, as a data-logger gateway's upload does. With ``--collectors C`` the
 plants are split between C gateways that post at the same time (each one batch after another);
-by default one posts alone. The bodies are encoded before the clock starts; each gateway's first
+by default four, as a server takes uploads from many gateways at once (``--collectors 1`` shows
+what one gateway posting alone gets: it waits for each answer before its next batch). The bodies are encoded before the clock starts; each gateway's first
 batch (every series' first sample) is a warm-up and not counted.
 
-Prints ``{"samples", "samples_per_s", "p99_batch_ms", "database"}``: samples posted after the
+Prints ``{"samples", "samples_per_s", "p99_batch_ms", "database", "collectors"}``: samples posted after the
 warm-up, samples per second of wall time over those batches, the 99th percentile of one batch's
 request time [ms], and ``postgres`` or ``sqlite``. The database is dropped afterwards.
 """
@@ -24,17 +25,16 @@ import datetime as dt
 import json
 import multiprocessing
 import secrets
-import socket
 import tempfile
 import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from server import logs
+from server.bench_support import bench_database, clean_redis, free_port, wait_ready
 from server.settings import Settings
 
 SLOT = dt.timedelta(minutes=5)
@@ -48,7 +48,9 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument("--batches", type=int, default=30, help="batches timed (after one warm-up batch)")
     ingest.add_argument("--batch-size", type=int, default=10_000,
                         help="samples per batch (a multiple of the plants per collector)")
-    ingest.add_argument("--collectors", type=int, default=1,
+    # a server takes uploads from many data-logger gateways at once: one posting alone measures
+    # its round trips more than the server (it waits for each answer before the next batch)
+    ingest.add_argument("--collectors", type=int, default=4,
                         help="gateways posting at the same time, each with its share of the plants")
     ingest.set_defaults(func=cmd_bench_ingest)
 
@@ -103,8 +105,6 @@ async def _prepare(url: str, plants: int, key: str) -> None:
     from settlement import models as m
     from settlement.readings import add_collector
 
-    await db.migrate(url)
-    await db.close_database()
     await db.open_database(url)
     try:
         owner = await m.Owner.create(name="bench")
@@ -124,88 +124,51 @@ def _serve(settings: Settings) -> None:
     """The server process: what ``pvsettle serve`` runs, on the bench's settings."""
     from aiohttp import web
 
+    from server import loop
     from server.app import create_app
 
     logs.configure("WARNING")
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None,
+                loop=loop.new_event_loop())
 
 
 async def bench_ingest(settings: Settings, plants: int, batches: int, batch_size: int, collectors: int = 1) -> dict:
     """Post the batches to one server process; returns the figures the command prints."""
-    from settlement import db
-
-    on_postgres = settings.uses_postgres
     key = secrets.token_urlsafe(32)
     share = plants // collectors
     payloads = [bodies(range(c * share, (c + 1) * share), batches + 1, batch_size) for c in range(collectors)]
-    with tempfile.TemporaryDirectory(prefix="pvsettle-bench-ingest-") as tmp:
-        if on_postgres:
-            parts = urlsplit(settings.database_url)
-            url = urlunsplit(("postgres", parts.netloc, f"/pvsettle_bench_{uuid.uuid4().hex[:10]}", "", ""))
-            await db.open_database(url, create=True)
-            await db.close_database()
-        else:
-            url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
-        try:
-            await _prepare(url, plants, key)
+    async with bench_database(settings.database_url, prefix="pvsettle-bench-ingest-") as bench:
+        await _prepare(bench.url, plants, key)
+        with tempfile.TemporaryDirectory(prefix="pvsettle-bench-ingest-") as tmp:
             server_settings = Settings(
-                database_url=url, redis_url=settings.redis_url, redis_prefix=f"pvsettle-bench:{uuid.uuid4().hex[:8]}:",
-                host="127.0.0.1", port=_free_port(), log_level="WARNING", scheduler_interval=0,
-                var_dir=str(Path(tmp) / "var"), secret_key=secrets.token_urlsafe(32))
+                database_url=bench.url, redis_url=settings.redis_url,
+                redis_prefix=f"pvsettle-bench:{uuid.uuid4().hex[:8]}:", host="127.0.0.1", port=free_port(),
+                log_level="WARNING", scheduler_interval=0, var_dir=str(Path(tmp) / "var"),
+                secret_key=secrets.token_urlsafe(32))
             process = multiprocessing.get_context("spawn").Process(target=_serve, args=(server_settings,),
                                                                    name="pvsettle-bench-server")
             process.start()
             try:
-                latencies, seconds = await _post_all(f"http://127.0.0.1:{server_settings.port}", key, payloads,
-                                                     process)
+                base = f"http://127.0.0.1:{server_settings.port}"
+                await wait_ready(f"{base}/healthz", alive=process.is_alive)
+                latencies, seconds = await _post_all(base, key, payloads)
             finally:
                 process.terminate()
                 process.join(30)
-            if settings.redis_url:
-                from settlement.redis_client import Namespace, open_redis
-
-                client = open_redis(settings.redis_url)
-                await Namespace(server_settings.redis_prefix).delete_all(client)
-                await client.aclose()
-        finally:
-            if on_postgres:
-                await db.open_database(url)
-                await db.drop_database()
-                await db.close_database()
+                if settings.redis_url:
+                    await clean_redis(settings.redis_url, server_settings.redis_prefix)
     samples = batch_size * len(latencies)
     return {"samples": samples, "samples_per_s": round(samples / seconds),
             "p99_batch_ms": round(float(np.percentile(np.array(latencies) * 1000, 99)), 1),
-            "database": "postgres" if on_postgres else "sqlite"}
+            "database": bench.kind, "collectors": collectors}
 
 
-async def _post_all(base: str, key: str, payloads: list[list[bytes]],
-                    process: multiprocessing.Process) -> tuple[list[float], float]:
+async def _post_all(base: str, key: str, payloads: list[list[bytes]]) -> tuple[list[float], float]:
     """Each gateway's warm-up batch, then all gateways at once: (timed batch latencies [s], wall time [s])."""
     import aiohttp
 
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
-        deadline = time.monotonic() + 60
-        while True:
-            if not process.is_alive():
-                raise RuntimeError("the bench server process exited before it answered")
-            try:
-                async with session.get(f"{base}/healthz") as resp:
-                    ready = resp.status == 200
-            except aiohttp.ClientConnectionError:
-                ready = False  # not listening yet
-            if ready:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the bench server did not answer /healthz within 60 s")
-            await asyncio.sleep(0.2)
-
         async def post(body: bytes) -> float:
             started = time.perf_counter()
             async with session.post(f"{base}/ingest/v1/telemetry", data=body, headers=headers) as resp:

@@ -71,6 +71,8 @@ def test_bench_ingest_prints_its_json(tmp_path):
     done = run(env, "bench", "ingest", "--plants", "20", "--batches", "2", "--batch-size", "100", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
-    assert set(result) == {"samples", "samples_per_s", "p99_batch_ms", "database"}
-    assert result["samples"] == 200 and result["samples_per_s"] > 0 and result["p99_batch_ms"] > 0
+    assert set(result) == {"samples", "samples_per_s", "p99_batch_ms", "database", "collectors"}
+    # four gateways by default, each posting its two timed batches of 100
+    assert result["collectors"] == 4 and result["samples"] == 800
+    assert result["samples_per_s"] > 0 and result["p99_batch_ms"] > 0
     assert result["database"] == ("postgres" if DATABASE_URL.startswith("postgres") else "sqlite")
