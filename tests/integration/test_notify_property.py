@@ -3,11 +3,13 @@ notification written is delivered exactly once or recorded failed with a reason.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reproduce_failure, settings
 from hypothesis import strategies as st
 from tortoise.transactions import in_transaction
 
@@ -34,6 +36,7 @@ def apps(settings):
 
 
 @given(people=st.lists(PEOPLE, min_size=6, max_size=6), steps=st.lists(STEP, min_size=1, max_size=25))
+@reproduce_failure('6.170.15', b'AXicVYjBDQAgEMIouhj7L+XJxwiPNo0EWb1mA+JAq/9a9VNdpdg6Bz4HDQ==')
 @settings(max_examples=25, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 async def test_every_notification_is_delivered_once_or_failed_with_a_reason(
@@ -73,11 +76,15 @@ async def test_every_notification_is_delivered_once_or_failed_with_a_reason(
             for _ in range(runs):
                 await d.run_once()
     fake_wechat.clear_faults()
-    # at the end WeChat is healthy: a dispatcher drains everything still pending
+    # at the end WeChat is healthy: a dispatcher drains everything still pending. Rows the rate
+    # limit deferred (each dispatcher above took a chunk of this second's allowance) come due in
+    # the next second, so the drain waits for them rather than stopping at the first empty claim
     d = dispatcher(wechat_api, wechat_redis, db, max_attempts=4)
-    for _ in range(50):
+    deadline = time.monotonic() + 30
+    while await OutboxMessage.filter(dedupe_key__in=list(keys), state=OutboxState.PENDING).exists():
+        assert time.monotonic() < deadline, "the outbox did not drain"
         if not await d.run_once():
-            break
+            await asyncio.sleep(0.05)
     rows = await OutboxMessage.filter(dedupe_key__in=list(keys))
     assert len(rows) == len(keys)  # one row per event, repeats deduplicated
     delivered = Counter(m.data.get("character_string1") for m in fake_wechat.sent
