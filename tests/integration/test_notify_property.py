@@ -9,7 +9,7 @@ import time
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, reproduce_failure, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tortoise.transactions import in_transaction
 
@@ -36,7 +36,6 @@ def apps(settings):
 
 
 @given(people=st.lists(PEOPLE, min_size=6, max_size=6), steps=st.lists(STEP, min_size=1, max_size=25))
-@reproduce_failure('6.170.15', b'AXicVYjBDQAgEMIouhj7L+XJxwiPNo0EWb1mA+JAq/9a9VNdpdg6Bz4HDQ==')
 @settings(max_examples=25, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 async def test_every_notification_is_delivered_once_or_failed_with_a_reason(
