@@ -15,18 +15,14 @@ is 413 before it is read whole.
 
 from __future__ import annotations
 
-import json
-import weakref
 from typing import Any
 
-import orjson
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter
 
 from ingest_api.auth import collector_key
+from ingest_api.batches import TooManyRows, batch_rows, decode, rows_counter
 from ingest_api.responses import json_error
 from server.keys import metrics_registry_key, redis_key, redis_ns_key
-from settlement.errors import InvalidInput
 from settlement.telemetry import MAX_BATCH_SAMPLES, LivePublisher, RowStatus, ingest_samples
 
 routes = web.RouteTableDef()
@@ -63,26 +59,10 @@ def _publisher(request: web.Request) -> LivePublisher | None:
         slot.publisher = LivePublisher(request.config_dict[redis_key], request.config_dict[redis_ns_key])
     return slot.publisher
 
-_row_counters: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
-
-
-def _rows_counter(registry: CollectorRegistry) -> Counter:
-    counter = _row_counters.get(registry)
-    if counter is None:
-        counter = Counter("pvsettle_ingest_telemetry", "Telemetry samples received from collectors", ["status"],
-                          registry=registry)
-        _row_counters[registry] = counter
-    return counter
-
-
-class TooManySamples(InvalidInput):
+class TooManySamples(TooManyRows):
     """More samples than one request may carry (answered 413)."""
 
     code = "too_many_samples"
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def parse_samples(body: bytes, key: str = "samples") -> list[Any]:
@@ -97,23 +77,7 @@ def parse_samples(body: bytes, key: str = "samples") -> list[Any]:
     TooManySamples
         More than ``MAX_BATCH_SAMPLES`` rows.
     """
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        document = None  # also what orjson refuses but JSON allows (numbers beyond 64 bits): judged below
-    try:
-        if document is None:
-            document = json.loads(body, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
-        raise InvalidInput(f"the body is not valid JSON: {reason[:200]}", code="invalid_json") from None
-    if not isinstance(document, dict) or not isinstance(document.get(key), list):
-        raise InvalidInput(f'the body must be an object {{"{key}": [ ... ]}}', code="invalid_body")
-    rows = document[key]
-    if len(rows) > MAX_BATCH_SAMPLES:
-        raise TooManySamples(f"a batch holds at most {MAX_BATCH_SAMPLES} samples, this one has {len(rows)}: "
-                             f"send it in parts")
-    return rows
+    return batch_rows(decode(body), key, MAX_BATCH_SAMPLES, too_many=TooManySamples, noun="samples")
 
 
 @routes.post("/telemetry")
@@ -126,7 +90,8 @@ async def post_telemetry(request: web.Request) -> web.Response:
     # the answer does not wait for the live state: it is published right after, off this request
     result = await ingest_samples(rows, received_from=f"collector:{collector.name}", publisher=_publisher(request),
                                   redis=request.config_dict[redis_key], namespace=request.config_dict[redis_ns_key])
-    counter = _rows_counter(request.config_dict[metrics_registry_key])
+    counter = rows_counter(request.config_dict[metrics_registry_key], "pvsettle_ingest_telemetry",
+                           "Telemetry samples received from collectors")
     for status in RowStatus:
         counter.labels(str(status)).inc(result.count(status))
     return web.json_response(result.as_dict())

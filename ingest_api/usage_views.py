@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
-
 from aiohttp import web
 
 from ingest_api.auth import collector_key
-from ingest_api.views import _refuse_constant
+from ingest_api.batches import TooManyRows, batch_rows, decode
+from ingest_api.responses import json_error
 from settlement import prepaid
-from settlement.errors import InvalidInput
 
 routes = web.RouteTableDef()
 
@@ -18,12 +15,12 @@ routes = web.RouteTableDef()
 @routes.post("/usage")
 async def post_usage(request: web.Request) -> web.Response:
     """``{"usage": [{"meter", "start", "quantity"}, …]}`` → ``{"services", "stored", "changed",
-    "unchanged", "charged_fen"}``; a bad row refuses the whole batch (400, naming it)."""
+    "unchanged", "charged_fen"}``; a bad row refuses the whole batch (400, naming it), more than
+    ``MAX_USAGE_ROWS`` rows are 413 as on the other ingest endpoints."""
     request[collector_key]  # authenticated by the sub-app's middleware
     try:
-        document = json.loads(await request.read(), parse_float=Decimal, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
-        raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
-    if not isinstance(document, dict) or not isinstance(document.get("usage"), list):
-        raise InvalidInput('the body must be an object {"usage": [ ... ]}', code="invalid_body")
-    return web.json_response(await prepaid.record_usage_batch(document["usage"]))
+        rows = batch_rows(decode(await request.read(), exact_decimals=True), "usage", prepaid.MAX_USAGE_ROWS,
+                          noun="usage rows")
+    except TooManyRows as exc:
+        return json_error(413, exc.code, exc.message)
+    return web.json_response(await prepaid.record_usage_batch(rows))

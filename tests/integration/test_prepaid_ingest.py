@@ -35,6 +35,11 @@ async def test_a_head_end_posts_usage_and_the_day_is_charged(client, settings, d
         status, answer = await _post(client, bad)
         assert status == 400, answer
         assert answer["error"]["code"] in ("bad_usage", "unknown_meter", "invalid_body", "invalid_json")
+    # NaN is not JSON; a batch over the limit is 413 like the other ingest endpoints'
+    status, answer = await _post(client, b'{"usage": [{"meter": "x", "start": "x", "quantity": NaN}]}')
+    assert (status, answer["error"]["code"]) == (400, "invalid_json")
+    status, answer = await _post(client, {"usage": rows * 60})  # 5,760 rows
+    assert (status, answer["error"]["code"]) == (413, "too_many_rows") and "5000" in answer["error"]["message"]
     assert not await m.PrepaidUsage.exists()
     status, answer = await _post(client, {"usage": rows})
     assert status == 200
