@@ -55,7 +55,6 @@ from settlement.models import (
     CreditEntry,
     FormState,
     LineKind,
-    Owner,
     OwnerKind,
     Payment,
     PaymentChannel,
@@ -357,6 +356,23 @@ def _late_fee_total(principal: int, due: dt.date, payments: list[tuple[dt.date, 
     return max(total, rates.minimum_fen) if total > 0 else 0
 
 
+def late_fee_to_date(bill: Bill, today: dt.date) -> tuple[int, int]:
+    """(the whole late fee of the bill through yesterday, what its late-fee lines charge already)
+    [fen], for a bill whose lines, payments, owner and plant contracts are loaded.
+
+    The fee runs through yesterday: today is not over.
+    """
+    contract = max(bill.plant.contracts, key=lambda c: c.effective_from)
+    rates = LateFeeRates(residential=contract.late_fee_rate, current_year=contract.late_fee_rate,
+                         cross_year=contract.late_fee_rate_cross_year)
+    principal = sum(l.amount_fen for l in bill.lines if l.kind != LineKind.LATE_FEE) - bill.credit_applied_fen
+    payments = [(p.paid_at.astimezone(LOCAL).date(), p.amount_fen) for p in bill.payments]
+    fee = _late_fee_total(principal, bill.due_on, payments, today - dt.timedelta(days=1),
+                          bill.owner.kind == OwnerKind.RESIDENTIAL, rates)
+    charged = sum(l.amount_fen for l in bill.lines if l.kind == LineKind.LATE_FEE)
+    return fee, charged
+
+
 async def accrue_late_fees(today: dt.date | None = None) -> int:
     """Add the late fee grown since the last accrual to every overdue bill; returns lines added."""
     today = today or dt.datetime.now(LOCAL).date()
@@ -364,15 +380,7 @@ async def accrue_late_fees(today: dt.date | None = None) -> int:
     bills = await Bill.filter(state__in=list(OPEN), due_on__lt=today).prefetch_related("lines", "payments", "owner",
                                                                                         "plant__contracts")
     for bill in bills:
-        contract = max(bill.plant.contracts, key=lambda c: c.effective_from)
-        rates = LateFeeRates(residential=contract.late_fee_rate, current_year=contract.late_fee_rate,
-                             cross_year=contract.late_fee_rate_cross_year)
-        principal = sum(l.amount_fen for l in bill.lines if l.kind != LineKind.LATE_FEE) - bill.credit_applied_fen
-        payments = [(p.paid_at.astimezone(LOCAL).date(), p.amount_fen) for p in bill.payments]
-        # the fee runs through yesterday: today's day is not over
-        fee = _late_fee_total(principal, bill.due_on, payments, today - dt.timedelta(days=1),
-                              bill.owner.kind == OwnerKind.RESIDENTIAL, rates)
-        charged = sum(l.amount_fen for l in bill.lines if l.kind == LineKind.LATE_FEE)
+        fee, charged = late_fee_to_date(bill, today)
         if fee <= charged:
             continue
         key = (today - dt.timedelta(days=1)).isoformat()

@@ -19,15 +19,12 @@ Auto-confirm notices are checked the same way: a form already answered fails its
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from billing_engine.latefee import LateFeeRates
 from settlement import outbox
-from settlement.bills import LOCAL, OPEN, _late_fee_total, owed_fen
-from settlement.models import (Bill, BillState, ConfirmationForm, FormState, LineKind, OutboxMessage, OutboxState,
-                               OwnerKind)
+from settlement.bills import LOCAL, OPEN, late_fee_to_date, owed_fen
+from settlement.models import (Bill, BillState, ConfirmationForm, FormState, OutboxMessage, OutboxState)
 
 UTC = dt.timezone.utc
 DEFAULT_OFFSETS = (-3, 0, 7, 15, 30)
@@ -45,14 +42,7 @@ def _plan_of(bill: Bill) -> tuple[tuple[int, ...], int]:
 def amount_with_late_fee(bill: Bill, today: dt.date) -> tuple[int, int]:
     """(owed with the late fee to date, the whole late fee to date) [fen] of a bill whose lines,
     payments, owner and plant contracts are loaded."""
-    contract = max(bill.plant.contracts, key=lambda c: c.effective_from)
-    rates = LateFeeRates(residential=contract.late_fee_rate, current_year=contract.late_fee_rate,
-                         cross_year=contract.late_fee_rate_cross_year)
-    principal = sum(l.amount_fen for l in bill.lines if l.kind != LineKind.LATE_FEE) - bill.credit_applied_fen
-    payments = [(p.paid_at.astimezone(LOCAL).date(), p.amount_fen) for p in bill.payments]
-    fee = _late_fee_total(principal, bill.due_on, payments, today - dt.timedelta(days=1),
-                          bill.owner.kind == OwnerKind.RESIDENTIAL, rates)
-    charged = sum(l.amount_fen for l in bill.lines if l.kind == LineKind.LATE_FEE)
+    fee, charged = late_fee_to_date(bill, today)
     return owed_fen(bill) + max(fee - charged, 0), max(fee, charged)
 
 
