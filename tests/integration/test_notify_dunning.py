@@ -12,7 +12,7 @@ from settlement import bills, dunning, outbox
 from settlement import models as m
 from settlement.models import OutboxMessage, OutboxState, SubscribeAcceptance, SubscribeAnswer, WechatIdentity
 from tests.integration.billed_plant import local, walked_plant
-from tests.integration.test_notify_support import TEMPLATE_IDS, dispatcher
+from tests.integration.test_notify_support import TEMPLATE_IDS, bound_owners, dispatcher  # noqa: F401 (a fixture)
 from tests.integration.wechat_fixtures import *  # noqa: F403
 
 
@@ -21,24 +21,11 @@ def apps(settings):
     outbox.configure(settings.mp_appid, settings.oa_appid)
 
 
-@pytest.fixture
-def bound_owners(monkeypatch, settings):
-    """Every owner made during the test gets a mini-program identity at once."""
-    original = m.Owner.create
-
-    async def create(*args, **kwargs):
-        owner = await original(*args, **kwargs)
-        await WechatIdentity.create(app_id=settings.mp_appid, openid=f"mp-owner-{owner.id}", owner=owner)
-        return owner
-
-    monkeypatch.setattr(m.Owner, "create", create)
-
-
 async def _reminders() -> list[OutboxMessage]:
     return await OutboxMessage.filter(event="ArrearsReminder").order_by("id")
 
 
-async def test_stages_amounts_with_late_fee_and_escalation(db, bound_owners):
+async def test_stages_amounts_with_late_fee_and_escalation(db, bound_owners):  # noqa: F811
     walked = await walked_plant()
     bill = walked["bill"]
     await WechatIdentity.create(app_id=db.oa_appid, openid="staff-oa", staff=walked["staff"])
@@ -67,7 +54,7 @@ async def test_stages_amounts_with_late_fee_and_escalation(db, bound_owners):
     assert escalation.payload["data"]["thing5"] == "逾期30天，请跟进催收"
 
 
-async def test_a_contract_plan_sets_the_stages(db, bound_owners):
+async def test_a_contract_plan_sets_the_stages(db, bound_owners):  # noqa: F811
     walked = await walked_plant()
     contract = await m.Contract.get(plant=walked["plant"])
     await m.DunningPlan.create(contract=contract, offsets=[0, 5], escalate_after=5)
@@ -77,7 +64,7 @@ async def test_a_contract_plan_sets_the_stages(db, bound_owners):
     assert [r.dedupe_key.split(":")[3] for r in await _reminders()] == ["5"]
 
 
-async def test_payment_stops_dunning_at_once(db, bound_owners, fake_wechat, wechat_api, wechat_redis):
+async def test_payment_stops_dunning_at_once(db, bound_owners, fake_wechat, wechat_api, wechat_redis):  # noqa: F811
     walked = await walked_plant()
     bill = walked["bill"]
     identity = await WechatIdentity.get(owner=walked["owner"])
@@ -104,7 +91,7 @@ async def test_payment_stops_dunning_at_once(db, bound_owners, fake_wechat, wech
     assert (await dunning.run(local(2026, 11, 24, 10)))["reminders"] == 0
 
 
-async def test_pending_reminders_of_a_paid_bill_are_cancelled_by_the_run(db, bound_owners):
+async def test_pending_reminders_of_a_paid_bill_are_cancelled_by_the_run(db, bound_owners):  # noqa: F811
     walked = await walked_plant()
     bill = walked["bill"]
     await dunning.run(local(2026, 11, 5, 10))
@@ -117,7 +104,7 @@ async def test_pending_reminders_of_a_paid_bill_are_cancelled_by_the_run(db, bou
     assert ("ArrearsReminder", "failed", "paid") in [(s["event"], s["state"], s["reason"]) for s in state]
 
 
-async def test_reminders_keep_quiet_hours(db, bound_owners):
+async def test_reminders_keep_quiet_hours(db, bound_owners):  # noqa: F811
     await walked_plant()
     await dunning.run(local(2026, 11, 5, 23, 30))
     row = (await _reminders())[-1]

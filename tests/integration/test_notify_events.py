@@ -7,10 +7,10 @@ import datetime as dt
 
 import pytest
 
-from settlement import models as m
 from settlement import outbox
 from settlement.models import OutboxMessage, OutboxState, WechatIdentity
 from tests.integration.billed_plant import walked_plant
+from tests.integration.test_notify_support import bound_owners  # noqa: F401 (a fixture)
 
 UTC = dt.timezone.utc
 
@@ -20,20 +20,7 @@ def apps(settings):
     outbox.configure(settings.mp_appid, settings.oa_appid)
 
 
-@pytest.fixture
-def bound_owners(monkeypatch, settings):
-    """Every owner made during the test gets a mini-program identity at once."""
-    original = m.Owner.create
-
-    async def create(*args, **kwargs):
-        owner = await original(*args, **kwargs)
-        await WechatIdentity.create(app_id=settings.mp_appid, openid=f"mp-owner-{owner.id}", owner=owner)
-        return owner
-
-    monkeypatch.setattr(m.Owner, "create", create)
-
-
-async def test_cycle_bill_and_payment_write_their_messages(db, bound_owners):
+async def test_cycle_bill_and_payment_write_their_messages(db, bound_owners):  # noqa: F811
     walked = await walked_plant()
     identity = await WechatIdentity.get(owner=walked["owner"])
     rows = {r.event: r for r in await OutboxMessage.all().order_by("id")}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from server.settings import Settings
 from settlement import outbox
 from settlement.dispatcher import Dispatcher
@@ -52,3 +54,16 @@ def settings_templates() -> str:
 
 async def rows() -> list[OutboxMessage]:
     return await OutboxMessage.all().order_by("id")
+
+
+@pytest.fixture
+def bound_owners(monkeypatch, settings):
+    """Every owner made during the test gets a mini-program identity at once."""
+    original = Owner.create
+
+    async def create(*args, **kwargs):
+        owner = await original(*args, **kwargs)
+        await WechatIdentity.create(app_id=settings.mp_appid, openid=f"mp-owner-{owner.id}", owner=owner)
+        return owner
+
+    monkeypatch.setattr(Owner, "create", create)
