@@ -49,12 +49,17 @@ def _pg_url(database: str) -> str:
     return urlunsplit(("postgres", parts.netloc, "/" + database, "", ""))
 
 
-async def _pg_admin(sql: str) -> None:
+async def _pg_connect():
+    """A plain connection to the server's ``postgres`` database (to make and drop test databases)."""
     import asyncpg
 
     parts = urlsplit(DATABASE_URL)
-    conn = await asyncpg.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username,
+    return await asyncpg.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username,
                                  password=parts.password, database="postgres")
+
+
+async def _pg_admin(sql: str) -> None:
+    conn = await _pg_connect()
     try:
         await conn.execute(sql)
     finally:
@@ -119,11 +124,7 @@ class DatabaseFactory:
 async def _sweep_killed_runs() -> list[str]:
     """Drop the databases of earlier runs on this machine whose process is gone (killed runs
     never reach their clean-up). A live run's databases are never touched: its process exists."""
-    import asyncpg
-
-    parts = urlsplit(DATABASE_URL)
-    conn = await asyncpg.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username,
-                                 password=parts.password, database="postgres")
+    conn = await _pg_connect()
     try:
         names = [r["datname"] for r in await conn.fetch(
             "SELECT datname FROM pg_database WHERE datname LIKE $1", f"pvsettle_t_{HOST_TAG}_%")]
