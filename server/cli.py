@@ -127,18 +127,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from sandbox.people import USERS
+
     settings = demo_settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, json_lines=logs.wants_json(sys.stderr))
+    if logging.getLogger().level >= logging.INFO:
+        # the sandbox page polls every 2 s: a line per request would scroll the banner away
+        logging.getLogger("pvsettle.access").setLevel(logging.WARNING)
     asyncio.run(_prepare_demo(settings, args.plants))
-    base = f"http://{settings.host}:{settings.port}"
-    print(f"pvsettle demo on {base}\n"
-          f"  health   {base}/healthz\n"
-          f"  metrics  {base}/metrics\n"
-          f"  sandbox  {base}/sandbox/  (the owner's mini-program, phone and bot without WeChat)\n"
-          f"  database {settings.database_url}  (redis: in-process emulation)\n"
-          f"Ctrl-C stops it.", flush=True)
+    print(demo_banner(settings, [(u.key, u.nickname, u.role.value if u.role else None) for u in USERS]),
+          flush=True)
     _serve_one(settings, reuse_port=False, with_sandbox=True)
     return 0
+
+
+def demo_banner(settings: Settings, users: Sequence[tuple[str, str, str | None]]) -> str:
+    """What ``pvsettle demo`` prints once it is ready: where to go, who to be, how to stop.
+
+    ``users`` are the sandbox's demo WeChat users as (key, nickname, staff role or None).
+    """
+    base = f"http://{settings.host}:{settings.port}"
+    redis = settings.redis_url or "in-process emulation"
+    owners = ", ".join(f"{nick} ({key})" for key, nick, role in users if role is None)
+    staff = ", ".join(f"{nick} ({key}, {role})" for key, nick, role in users if role is not None)
+    return "\n".join([
+        "",
+        f"pvsettle demo on {base}",
+        "",
+        f"  open     {base}/sandbox/   the owner's mini-program, phone and bot, without WeChat",
+        f"  health   {base}/healthz",
+        f"  metrics  {base}/metrics",
+        "",
+        "  demo users (pick one in the sandbox):",
+        f"    owners  {owners}: log in, then bind with an invitation code from the staff desk",
+        f"    staff   {staff}: bot commands such as 调整 or 退款",
+        "",
+        "  The demo plants follow the real sun at their sites in China: at night there (roughly",
+        "  10:00-22:00 UTC) they produce nothing.",
+        f"  database {settings.database_url}, Redis {redis}; PVSETTLE_LOG_LEVEL=DEBUG logs every request.",
+        "",
+        "  Stop it with Ctrl-C.",
+        "",
+    ])
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
