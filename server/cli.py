@@ -127,7 +127,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sandbox.people import USERS
+    # the one place outside sandbox/ that imports it (a test holds it to that)
+    from sandbox import app as sandbox_app, people
 
     settings = demo_settings()
     logs.configure(settings.log_level, json_lines=logs.wants_json(sys.stderr))
@@ -135,9 +136,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # the sandbox page polls every 2 s: a line per request would scroll the banner away
         logging.getLogger("pvsettle.access").setLevel(logging.WARNING)
     asyncio.run(_prepare_demo(settings, args.plants))
-    print(demo_banner(settings, [(u.key, u.nickname, u.role.value if u.role else None) for u in USERS]),
+    print(demo_banner(settings, [(u.key, u.nickname, u.role.value if u.role else None) for u in people.USERS]),
           flush=True)
-    _serve_one(settings, reuse_port=False, with_sandbox=True)
+    # fake WeChat and WeChat Pay, /sandbox/, the telemetry simulator
+    _serve_one(settings, reuse_port=False, install=sandbox_app.install)
     return 0
 
 
@@ -336,16 +338,15 @@ def _progress_factory():
     return Progress
 
 
-def _serve_one(settings: Settings, *, reuse_port: bool, with_sandbox: bool = False) -> None:
+def _serve_one(settings: Settings, *, reuse_port: bool,
+               install: Callable[[object], None] | None = None) -> None:
     from aiohttp import web
 
     from server import loop
     from server.app import create_app
 
     app = create_app(settings)
-    if with_sandbox:  # `pvsettle demo` only: fake WeChat and WeChat Pay, /sandbox/, the telemetry simulator
-        from sandbox.app import install
-
+    if install is not None:  # `pvsettle demo` only: the sandbox
         install(app)
     # open keep-alive connections get 10 s to finish on shutdown, not aiohttp's default minute
     web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port, loop=loop.new_event_loop(),
