@@ -151,7 +151,8 @@ def demo_banner(settings: Settings, users: Sequence[tuple[str, str, str | None]]
     base = f"http://{settings.host}:{settings.port}"
     redis = settings.redis_url or "in-process emulation"
     owners = ", ".join(f"{nick} ({key})" for key, nick, role in users if role is None)
-    staff = ", ".join(f"{nick} ({key}, {role})" for key, nick, role in users if role is not None)
+    staff = ", ".join(f"{nick} ({key})" if key == role else f"{nick} ({key}, {role})"
+                      for key, nick, role in users if role is not None)
     return "\n".join([
         "",
         f"pvsettle demo on {base}",
@@ -162,7 +163,7 @@ def demo_banner(settings: Settings, users: Sequence[tuple[str, str, str | None]]
         "",
         "  demo users (pick one in the sandbox):",
         f"    owners  {owners}: log in, then bind with an invitation code from the staff desk",
-        f"    staff   {staff}: bot commands such as 调整 or 退款",
+        f"    staff   {staff}: the bot console's staff commands, e.g. 调整 (operator) or 退款 (admin)",
         "",
         "  The demo plants follow the real sun at their sites in China: at night there (roughly",
         "  10:00-22:00 UTC) they produce nothing.",
