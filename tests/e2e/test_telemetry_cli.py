@@ -74,8 +74,8 @@ async def test_outages_flag_a_plant_that_trips_repeatedly(database_factory):
         for when in ("2026-06-02 10:00", "2026-06-04 10:00", "2026-06-06 10:00"):
             await m.PlantOutage.create(plant=plant, cause=m.OutageCause.FAULT, started_at=local(when),
                                        ended_at=local(when.replace("10:00", "11:00")), detected_at=local(when))
-        lone = await m.PlantOutage.create(plant=plant, cause=m.OutageCause.SILENT, detected_at=local("2026-05-01 12:00"),
-                                          started_at=local("2026-05-01 11:00"), ended_at=local("2026-05-01 12:30"))
+        lone = await m.PlantOutage.create(plant=plant, cause=m.OutageCause.SILENT, started_at=local("2026-05-01 11:00"),
+                                          ended_at=local("2026-05-01 12:30"), detected_at=local("2026-05-01 12:00"))
         assert (await check_repeated_trips(local("2026-06-06 12:00")))["trip_episodes_opened"] == 1
     finally:
         await db.close_database()

@@ -1,5 +1,6 @@
 """Repeated tripping (settlement.trips): episodes recorded by the check, one staff alarm per
-episode through the outbox, the flag in the reliability report and in ``pvsettle outages``.
+episode through the outbox, the flag in the reliability report (``pvsettle outages`` lists them:
+tests/e2e/test_telemetry_cli.py).
 
 Trips are outage events, made here by hand at the times a sequence needs.
 """
