@@ -132,7 +132,12 @@ class HistoryQuery(Strict):
 class HistoryBar(BaseModel):
     label: str
     start: dt.datetime
-    energy_kwh: Kwh | None
+    energy_kwh: Kwh | None = Field(description="generation [kWh]; null where nothing was measured (see reason)")
+    source: Literal["telemetry", "form", "telemetry+form"] | None = Field(
+        description="where energy_kwh (and co2_kg, coal_kg) come from: the plant's telemetry, or the generation "
+                    "of the confirmed form of billing_period for a month telemetry does not cover")
+    reason: str | None = Field(description="why energy_kwh is null (\"no telemetry\", \"not yet\"), or that "
+                                           "telemetry covers only part of the month (\"telemetry on 3 of 30 days\")")
     self_use_kwh: Kwh | None
     export_kwh: Kwh | None
     revenue_fen: int | None = Field(description="self-used energy at the owner's contract price, as billed [fen]")

@@ -102,13 +102,16 @@ async def plant_detail(request: web.Request, call: Call):
 async def plant_history(request: web.Request, call: Call):
     """Generation history: a day's 15-minute curve, a month's daily bars, a year's monthly bars, or every year.
 
-    Energy comes from telemetry; self-use, export and revenue of a month from its confirmed form
-    and bill (the reading cycle named by ``billing_period``); of a day from the grid meter's
-    midnight readings where there are some. What was not measured is null.
+    Energy comes from telemetry; a month that telemetry does not cover takes the generation of
+    its confirmed form instead (``source`` says which). Self-use, export and revenue of a month
+    come from its confirmed form and bill (the reading cycle named by ``billing_period``); of a
+    day from the grid meter's midnight readings where there are some. What was not measured is
+    null, and ``reason`` says why.
     """
     q: HistoryQuery = call.query
-    first = generation.parse_at(q.span, q.at, now())
-    bars, total = await generation.history(call.plant_id, q.span, first)
+    at = now()
+    first = generation.parse_at(q.span, q.at, at)
+    bars, total = await generation.history(call.plant_id, q.span, first, at)
     f = factors(request)
     return HistoryOut(plant_id=call.plant_id, span=q.span, bars=[HistoryBar(**b.as_dict(f)) for b in bars],
                       total=HistoryBar(**total.as_dict(f)),

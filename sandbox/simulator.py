@@ -5,12 +5,16 @@ Every ``INTERVAL_S`` each demo inverter reports one sample (power [W], lifetime 
 data logger would: samples are stored, counters turned into energy, rollups updated and the live
 state published to Redis for ``/api/v1/plants/{id}/live``.
 
-The sky is the sandbox's own: a daylight curve played ``SPEED`` times faster than the clock,
-starting in the morning, so a demo started at night in China still shows a plant producing and
-a whole day passes in ``24 h / SPEED``. Samples carry the real time (the ingest refuses a clock
-far ahead). At the default speed of 60 the simulated night lasts 12 minutes, less than the
-30 minutes of zero output in real daylight after which :mod:`settlement.outages` opens an outage,
-so the fast sky does not raise false staff alarms.
+The sky is the real one: power follows the sun's elevation at the plant's site at the sample's
+wall-clock time (:func:`settlement.solar.sun_elevation_deg`), with passing clouds, and is zero
+while the sun is below the horizon. Why not a faster sky of its own (it used to pass a day in 24
+minutes, so a demo started at night showed a plant producing): its samples then carried the wall
+clock's time under a sun of another hour, and a December day chart in Jiangsu showed generation at
+20:00, which owners read as a broken meter. Stamping the samples with the simulated time instead
+is no cure: it runs ahead of the clock by hours within minutes, which the ingest refuses or
+corrects as a fast device clock, and "today", the live state and the outage check all go by the
+real clock. So a demo started at night in China shows its plants asleep, as they are; the demo's
+banner says so.
 
 The counter continues from each device's latest stored sample (seeded telemetry included) and
 advances by power × time, so the energy the ingest derives matches the power shown.
@@ -24,42 +28,37 @@ import datetime as dt
 import logging
 import math
 import random
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import numpy as np
 from aiohttp import web
 
 from server.keys import redis_key, redis_ns_key
 from settlement import models as m
+from settlement.solar import DEFAULT_LATITUDE, DEFAULT_LONGITUDE, sun_elevation_deg
 from settlement.telemetry import ingest_samples, rebuild_rollups
+from settlement.telemetry_store import datetime_to_us
 
 log = logging.getLogger("pvsettle.sandbox.simulator")
 UTC = dt.timezone.utc
 
 INTERVAL_S = 5.0
-SPEED = 60.0
-START_HOUR = 10.0  # simulated local hour when the demo starts: mid-morning, producing
-SUNRISE, SUNSET = 6.0, 18.0  # [h] simulated local time
 RECEIVED_FROM = "collector:sandbox-simulator"
 # the first inverters of the portfolio only: a demo started with --plants 10000 would otherwise
 # write 10,000 samples every few seconds into its SQLite file (the demo users bind to the first owners)
 MAX_INVERTERS = 200
+#: Output at the sun's zenith under a clear sky, as a fraction of rated power (losses, heat).
+PEAK_FRACTION = 0.85
 
 
-def daylight(hour: float) -> float:
-    """Fraction of rated power under a clear sky at a local ``hour`` [h, 0–24): 0 at night, a
-    sine arch from sunrise to sunset raised to 1.5 (PV output is flatter at noon and steeper at
-    the edges than the sun's elevation alone), 1.0 at solar noon."""
-    hour = hour % 24.0
-    if not SUNRISE < hour < SUNSET:
+def clear_sky_fraction(elevation_deg: float) -> float:
+    """Fraction of rated power under a clear sky with the sun at ``elevation_deg`` [deg]: 0 with
+    the sun at or below the horizon, sin(elevation)^1.15 × :data:`PEAK_FRACTION` above it (the
+    irradiance shape the seed's telemetry uses too, :func:`settlement.seeding.generation_kwh`)."""
+    if elevation_deg <= 0.0:
         return 0.0
-    return math.sin(math.pi * (hour - SUNRISE) / (SUNSET - SUNRISE)) ** 1.5
-
-
-def simulated_hour(elapsed_s: float, *, speed: float = SPEED, start_hour: float = START_HOUR) -> float:
-    """The sandbox sky's local hour [h] after ``elapsed_s`` real seconds."""
-    return (start_hour + elapsed_s * speed / 3600.0) % 24.0
+    return PEAK_FRACTION * math.sin(math.radians(elevation_deg)) ** 1.15
 
 
 @dataclass
@@ -67,29 +66,37 @@ class Inverter:
     serial: str
     rated_w: int
     counter_wh: float  # lifetime counter, kept with its fraction so rounding never loses energy
+    latitude: float = DEFAULT_LATITUDE  # [deg] the plant's site
+    longitude: float = DEFAULT_LONGITUDE
+    clearness: float = 1.0  # the sky over it: 1 clear, lower under cloud
 
 
 class Simulator:
-    """One sample per inverter per :meth:`step`; the rng makes passing clouds (±8 %)."""
+    """One sample per inverter per :meth:`samples`; the rng moves the clouds."""
 
-    def __init__(self, inverters: list[Inverter], *, rng: random.Random | None = None,
-                 clock=time.monotonic, speed: float = SPEED):
+    def __init__(self, inverters: list[Inverter], *, rng: random.Random | None = None):
         self.inverters = inverters
         self.rng = rng or random.Random()
-        self.clock = clock
-        self.speed = speed
-        self.started = clock()
-        self.last = self.started
+        self.last: dt.datetime | None = None
+
+    def _clouds(self, inverter: Inverter) -> float:
+        # a random walk between overcast (0.25) and clear (1.0): clouds come and go over minutes,
+        # they do not flicker from one 5-second sample to the next
+        step = self.rng.uniform(-0.05, 0.05)
+        inverter.clearness = min(1.0, max(0.25, inverter.clearness + step))
+        return inverter.clearness
 
     def samples(self, now: dt.datetime) -> list[dict]:
-        """The next sample of every inverter at ``now`` (UTC), counters advanced by power × time."""
-        tick = self.clock()
-        hours = (tick - self.last) / 3600.0  # [h] real time since the previous samples
-        self.last = tick
-        sky = daylight(simulated_hour(tick - self.started, speed=self.speed))
+        """The next sample of every inverter at ``now`` (aware), counters advanced by the power of
+        this sample × the time since the previous one."""
+        hours = 0.0 if self.last is None else max(0.0, (now - self.last).total_seconds() / 3600.0)  # [h]
+        self.last = now
+        moment = np.array([datetime_to_us(now)], dtype=np.int64)
         rows = []
         for inverter in self.inverters:
-            power = inverter.rated_w * sky * (0.8 + 0.08 * self.rng.uniform(-1.0, 1.0)) if sky > 0 else 0.0
+            elevation = float(sun_elevation_deg(moment, inverter.latitude, inverter.longitude)[0])
+            sky = clear_sky_fraction(elevation)
+            power = inverter.rated_w * sky * self._clouds(inverter) if sky > 0 else 0.0
             inverter.counter_wh += power * hours
             rows.append({"device": inverter.serial, "ts": now.isoformat(), "power_w": round(power),
                          "energy_wh": int(inverter.counter_wh), "status": "ok" if power > 0 else "standby"})
@@ -97,15 +104,18 @@ class Simulator:
 
 
 async def load_inverters() -> list[Inverter]:
-    """The portfolio's first ``MAX_INVERTERS`` telemetry devices, each counter where its latest
-    sample left it."""
+    """The portfolio's first ``MAX_INVERTERS`` telemetry devices at their plants' sites, each
+    counter where its latest sample left it."""
     devices = await m.TelemetryDevice.all().prefetch_related("plant").order_by("id").limit(MAX_INVERTERS)
     inverters = []
     for device in devices:
         latest = await m.TelemetrySample.filter(device_id=device.id, energy_wh__isnull=False) \
             .order_by("-ts").first()
         rated = device.rated_power_w or int(device.plant.capacity_kwp * 1000)
-        inverters.append(Inverter(device.serial, rated, float(latest.energy_wh if latest else 0)))
+        plant = device.plant
+        site = ((float(plant.latitude), float(plant.longitude)) if plant.latitude is not None
+                and plant.longitude is not None else (DEFAULT_LATITUDE, DEFAULT_LONGITUDE))
+        inverters.append(Inverter(device.serial, rated, float(latest.energy_wh if latest else 0), *site))
     return inverters
 
 

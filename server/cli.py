@@ -127,18 +127,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # the one place outside sandbox/ that imports it (a test holds it to that)
+    from sandbox import app as sandbox_app, people
+
     settings = demo_settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, json_lines=logs.wants_json(sys.stderr))
+    if logging.getLogger().level >= logging.INFO:
+        # the sandbox page polls every 2 s: a line per request would scroll the banner away
+        logging.getLogger("pvsettle.access").setLevel(logging.WARNING)
     asyncio.run(_prepare_demo(settings, args.plants))
-    base = f"http://{settings.host}:{settings.port}"
-    print(f"pvsettle demo on {base}\n"
-          f"  health   {base}/healthz\n"
-          f"  metrics  {base}/metrics\n"
-          f"  sandbox  {base}/sandbox/  (the owner's mini-program, phone and bot without WeChat)\n"
-          f"  database {settings.database_url}  (redis: in-process emulation)\n"
-          f"Ctrl-C stops it.", flush=True)
-    _serve_one(settings, reuse_port=False, with_sandbox=True)
+    print(demo_banner(settings, [(u.key, u.nickname, u.role.value if u.role else None) for u in people.USERS]),
+          flush=True)
+    # fake WeChat and WeChat Pay, /sandbox/, the telemetry simulator
+    _serve_one(settings, reuse_port=False, install=sandbox_app.install)
     return 0
+
+
+def demo_banner(settings: Settings, users: Sequence[tuple[str, str, str | None]]) -> str:
+    """What ``pvsettle demo`` prints once it is ready: where to go, who to be, how to stop.
+
+    ``users`` are the sandbox's demo WeChat users as (key, nickname, staff role or None).
+    """
+    base = f"http://{settings.host}:{settings.port}"
+    redis = settings.redis_url or "in-process emulation"
+    owners = ", ".join(f"{nick} ({key})" for key, nick, role in users if role is None)
+    staff = ", ".join(f"{nick} ({key})" if key == role else f"{nick} ({key}, {role})"
+                      for key, nick, role in users if role is not None)
+    return "\n".join([
+        "",
+        f"pvsettle demo on {base}",
+        "",
+        f"  open     {base}/sandbox/   the owner's mini-program, phone and bot, without WeChat",
+        f"  health   {base}/healthz",
+        f"  metrics  {base}/metrics",
+        "",
+        "  demo users (pick one in the sandbox):",
+        f"    owners  {owners}: log in, then bind with an invitation code from the staff desk",
+        f"    staff   {staff}: the bot console's staff commands, e.g. 调整 (operator) or 退款 (admin)",
+        "",
+        "  The demo plants follow the real sun at their sites in China: at night there (roughly",
+        "  10:00-22:00 UTC) they produce nothing.",
+        f"  database {settings.database_url}, Redis {redis}; PVSETTLE_LOG_LEVEL=DEBUG logs every request.",
+        "",
+        "  Stop it with Ctrl-C.",
+        "",
+    ])
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -306,16 +339,15 @@ def _progress_factory():
     return Progress
 
 
-def _serve_one(settings: Settings, *, reuse_port: bool, with_sandbox: bool = False) -> None:
+def _serve_one(settings: Settings, *, reuse_port: bool,
+               install: Callable[[object], None] | None = None) -> None:
     from aiohttp import web
 
     from server import loop
     from server.app import create_app
 
     app = create_app(settings)
-    if with_sandbox:  # `pvsettle demo` only: fake WeChat and WeChat Pay, /sandbox/, the telemetry simulator
-        from sandbox.app import install
-
+    if install is not None:  # `pvsettle demo` only: the sandbox
         install(app)
     # open keep-alive connections get 10 s to finish on shutdown, not aiohttp's default minute
     web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port, loop=loop.new_event_loop(),

@@ -4,7 +4,9 @@
 ``pvsettle report reliability --period YYYY-MM[-DD]``              per plant and for the portfolio:
 ``    [--plant CODE …] [--now ISO-TIME]``                            availability, outages, SAIFI/SAIDI/
                                                                    CAIDI/ASAI, specific yield, PR
-``pvsettle outages [--all]``                                       open plant outages (or all), newest first
+``pvsettle outages [--all]``                                       open plant outages (or all), newest first,
+                                                                   and the episodes of repeated tripping going
+                                                                   on (or all), each outage naming its episode
 ``pvsettle telemetry rebuild [--plant CODE …]``                    interval energies and rollups recomputed
                                                                    from the samples (seeded data, repair)
 =================================================================  ========================================
@@ -101,20 +103,31 @@ def cmd_telemetry_rebuild(args: argparse.Namespace) -> int:
 
 def cmd_outages(args: argparse.Namespace) -> int:
     from server.cli import _with_database
-    from settlement.models import PlantOutage
+    from settlement.models import PlantOutage, TripEpisode
+    from settlement.trips import episode_as_dict
 
     if not 1 <= args.limit <= 10_000:
         print("pvsettle outages: --limit must be between 1 and 10000", file=sys.stderr)
         return 2
 
-    async def work() -> list[dict]:
+    async def work() -> dict:
+        now = dt.datetime.now(dt.timezone.utc)
         query = PlantOutage.all() if args.all else PlantOutage.filter(ended_at__isnull=True)
         rows = await query.order_by("-started_at", "-id").limit(args.limit).prefetch_related("plant")
-        return [{"id": o.id, "plant": o.plant.code, "cause": str(o.cause),
-                 "started_at": o.started_at.astimezone(LOCAL).isoformat(),
-                 "ended_at": o.ended_at.astimezone(LOCAL).isoformat() if o.ended_at else None,
-                 "detail": o.detail, "notified": str(o.notified),
-                 "end_notified": str(o.end_notified) if o.end_notified else None} for o in rows]
+        episodes = TripEpisode.all() if args.all else TripEpisode.filter(ends_at__gt=now)
+        episodes = await episodes.order_by("-started_at", "-id").limit(args.limit).prefetch_related("plant")
 
-    print(json.dumps({"outages": _with_database(work)}, ensure_ascii=False))
+        def episode_of(outage: PlantOutage) -> int | None:
+            return next((e.id for e in episodes if e.plant_id == outage.plant_id
+                         and e.first_trip_at <= outage.started_at <= e.last_trip_at), None)
+
+        return {"outages": [{"id": o.id, "plant": o.plant.code, "cause": str(o.cause),
+                             "started_at": o.started_at.astimezone(LOCAL).isoformat(),
+                             "ended_at": o.ended_at.astimezone(LOCAL).isoformat() if o.ended_at else None,
+                             "detail": o.detail, "notified": str(o.notified),
+                             "end_notified": str(o.end_notified) if o.end_notified else None,
+                             "repeated_trips": episode_of(o)} for o in rows],
+                "repeated_trips": [episode_as_dict(e, e.plant.code, now, LOCAL) for e in episodes]}
+
+    print(json.dumps(_with_database(work), ensure_ascii=False))
     return 0

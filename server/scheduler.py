@@ -12,7 +12,8 @@ gets it, and only it, does what is due:
 * bills of prepaid plants are settled from their accounts (true-up), cut-offs whose grace is
   over are decided and supply commands sent (settlement.prepaid);
 * late fees are accrued (once a day per bill: the accrual key is the day);
-* outages are opened and closed, and their staff alarms written to the outbox (settlement.outages).
+* outages are opened and closed, and their staff alarms written to the outbox (settlement.outages);
+* plants that trip repeatedly are flagged, one staff alarm per episode (settlement.trips).
 
 If the holder dies, the lock expires and another process takes over on a later tick. Every tick
 that did the work leaves an audit event naming the process, so an operator can see who ran what.
@@ -34,14 +35,17 @@ from aiohttp import web
 from server import pay
 from server.keys import redis_key, redis_ns_key, settings_key
 from settlement import audit, bills, cycles, dunning, forms
-from settlement import outages, prepaid
+from settlement import outages, prepaid, trips
 
 log = logging.getLogger("pvsettle.scheduler")
 UTC = dt.timezone.utc
 
 
-async def tick(now: dt.datetime | None = None) -> dict:
-    """Everything that is due at ``now``; safe to run again (each step is idempotent)."""
+async def tick(now: dt.datetime | None = None, trip_rule: trips.TripRule = trips.TripRule()) -> dict:
+    """Everything that is due at ``now``; safe to run again (each step is idempotent).
+
+    ``trip_rule`` is the repeated-trip setting (``PVSETTLE_REPEATED_TRIPS`` in ``…_DAYS``).
+    """
     now = now or dt.datetime.now(UTC)
     done = {"forms_created": 0, "plants_waiting": 0, "auto_confirmed": 0, "bills_issued": 0, "late_fee_lines": 0}
     for reading_day, period in cycles.due_periods(now):
@@ -59,6 +63,8 @@ async def tick(now: dt.datetime | None = None) -> dict:
     done.update({f"dunning_{k}": v for k, v in (await dunning.run(now)).items()})  # reminders, escalations
     done.update(await outages.check_outages(now))  # plants that stopped producing in daylight, for staff alarms
     done["outage_alarms"] = await outages.send_outage_alarms(now)  # into the outbox, marked in its transaction
+    done.update(await trips.check_repeated_trips(now, trip_rule))  # plants that trip again and again
+    done["trip_alarms"] = await trips.send_trip_alarms(now)  # one per episode, not per trip
     return done
 
 
@@ -75,8 +81,15 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+def tick_log_level(done: dict) -> int:
+    """INFO for a tick that did something, DEBUG for one that found nothing due: every few
+    seconds an empty line would bury what matters (the demo ticks every 5 s)."""
+    return logging.INFO if any(done.values()) else logging.DEBUG
+
+
 async def _loop(app: web.Application, interval: int) -> None:
     me = f"scheduler:{socket.gethostname()}:{os.getpid()}"
+    trip_rule = trips.TripRule.from_settings(app[settings_key])
     lock = app[redis_key].lock(app[redis_ns_key].key("lock", "scheduler"),
                                # long enough for a big cycle run; a dead holder frees it after this
                                timeout=max(10 * interval, 600), blocking=False)
@@ -86,10 +99,11 @@ async def _loop(app: web.Application, interval: int) -> None:
                 try:
                     started = dt.datetime.now(UTC)
                     clock = time.perf_counter()
-                    done = await tick(started)
+                    done = await tick(started, trip_rule)
                     await audit.record(me, "SchedulerTick", "scheduler", me,
                                        after={"started": started, "finished": dt.datetime.now(UTC), **done})
-                    log.info("scheduler tick", extra={"seconds": round(time.perf_counter() - clock, 3), **done})
+                    log.log(tick_log_level(done), "scheduler tick",
+                            extra={"seconds": round(time.perf_counter() - clock, 3), **done})
                 finally:
                     await lock.release()
         except asyncio.CancelledError:

@@ -88,6 +88,8 @@ class Settings:
     notify_templates: str = _plain(DEMO_NOTIFY_TEMPLATES, "JSON object: notification template name → WeChat template id (templates/notify/*.txt); the default holds demo ids for the fake WeChat")
     notify_rate: int = _plain(20, "notifications sent per second per template at most (all processes together)")
     dispatcher_interval: str = _plain("1", "seconds between outbox dispatcher polls when idle; 0 = no dispatcher in this process")
+    repeated_trips: int = _plain(3, "trips (outage events) of one plant within PVSETTLE_REPEATED_TRIPS_DAYS that flag it as tripping repeatedly, with one staff alarm per episode")
+    repeated_trips_days: int = _plain(7, "the window of PVSETTLE_REPEATED_TRIPS [days]")
     mqtt_url: str = _plain("", "MQTT broker the data loggers publish telemetry to: mqtt://[USER:PASSWORD@]HOST[:PORT][/TOPIC/PREFIX] (mqtts:// for TLS); empty = no MQTT subscriber")
 
     @classmethod
@@ -146,6 +148,8 @@ class Settings:
             problems.append(f"{n('notify_rate')} must be ≥ 1")
         if not _is_factor(self.dispatcher_interval):
             problems.append(f"{n('dispatcher_interval')}={self.dispatcher_interval!r} must be a number of seconds ≥ 0")
+        if self.repeated_trips < 2 or self.repeated_trips_days < 1:
+            problems.append(f"{n('repeated_trips')} must be ≥ 2 trips and {n('repeated_trips_days')} ≥ 1 day")
         if self.session_ttl < 60 or self.api_rate_limit < 1:
             problems.append(f"{n('session_ttl')} must be ≥ 60 s and {n('api_rate_limit')} ≥ 1")
         if not require_secrets:

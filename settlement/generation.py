@@ -16,7 +16,20 @@ Sources, in order of preference:
   the month's current bill [fen]. Without a bill it is unknown.
 * **CO2 and standard coal** avoided — energy × the factors of the settings [kg].
 
-Anything not measured is None (null in the API), never estimated.
+Anything not measured is None (null in the API), never estimated, and its bar says why
+(``reason``: "no telemetry", or "not yet" for a time still to come). Each bar also says where its
+energy comes from (``source``):
+
+* ``telemetry`` — as above.
+* ``form`` — a calendar month (year and lifetime views, and a month's total) whose telemetry does
+  not cover it (a day rollup for each of its days, up to today; a month rollup written without
+  day rollups stands for its whole month) takes the generation of the confirmed form of the
+  billing period of the same name instead: the generation meter's reading over the reading cycle,
+  which runs from reading day to reading day (``billing_period`` names it).
+* ``telemetry+form`` — a year (or lifetime total) made of months of both.
+
+A month with some telemetry and no confirmed form keeps what the telemetry measured, with a
+``reason`` saying how many of its days that covers.
 """
 
 from __future__ import annotations
@@ -48,6 +61,8 @@ LOCAL = ZoneInfo("Asia/Shanghai")
 UTC = dt.timezone.utc
 QUARTER = dt.timedelta(minutes=15)
 FINAL = (FormState.CONFIRMED, FormState.AUTO_CONFIRMED)
+NO_TELEMETRY = "no telemetry"
+NOT_YET = "not yet"
 SPANS = ("day", "month", "year", "lifetime")
 # a plant whose last state is older than this is shown offline
 ONLINE_WITHIN = dt.timedelta(minutes=30)
@@ -70,11 +85,23 @@ class Bar:
     export_wh: int | None = None
     revenue_fen: int | None = None
     billing_period: str | None = None
+    source: str | None = None  # of energy_wh: "telemetry", "form" or "telemetry+form"
+    reason: str | None = None  # why energy_wh is None, or only partly measured
+
+    def measured(self, wh: int | None, now: dt.datetime) -> Bar:
+        """Set the energy measured by telemetry, or why there is none."""
+        self.energy_wh = wh
+        if wh is not None:
+            self.source = "telemetry"
+        else:
+            self.reason = NOT_YET if self.start > now else NO_TELEMETRY
+        return self
 
     def as_dict(self, factors: Factors) -> dict:
         kwh = _kwh(self.energy_wh)
         return {
             "label": self.label, "start": self.start.isoformat(), "energy_kwh": kwh,
+            "source": self.source, "reason": self.reason,
             "self_use_kwh": _kwh(self.self_use_wh), "export_kwh": _kwh(self.export_wh),
             "revenue_fen": self.revenue_fen, "billing_period": self.billing_period,
             "co2_kg": None if kwh is None else _kg(kwh * factors.co2_kg_per_kwh),
@@ -233,33 +260,77 @@ async def _rollups(plant_id: int, granularity: TelemetryGranularity, starts_at: 
     return {start.astimezone(LOCAL): int(wh) for start, wh in rows}
 
 
-async def _monthly_energy(plant_id: int, first: dt.date, months: int) -> dict[tuple[int, int], int]:
-    """Energy per calendar month [Wh] from month rollups, else the month's day rollups."""
+@dataclass(frozen=True)
+class MonthTelemetry:
+    """What telemetry says of one calendar month: energy [Wh] and how many of its days it covers."""
+
+    energy_wh: int
+    days: int
+    whole: bool = False  # a month rollup without day rollups: a figure for the whole month
+
+
+async def _monthly_energy(plant_id: int, first: dt.date, months: int) -> dict[tuple[int, int], MonthTelemetry]:
+    """Energy per calendar month from month rollups, else the month's day rollups, with the days
+    the day rollups cover."""
     start = local_midnight(first)
     end_year, end_month = divmod(first.month - 1 + months, 12)
     end = local_midnight(dt.date(first.year + end_year, end_month + 1, 1))
-    out: dict[tuple[int, int], int] = {}
-    for when, wh in (await _rollups(plant_id, TelemetryGranularity.MONTH, start, end)).items():
-        out[(when.year, when.month)] = wh
-    days: dict[tuple[int, int], int] = defaultdict(int)
+    by_month = {(when.year, when.month): wh
+                for when, wh in (await _rollups(plant_id, TelemetryGranularity.MONTH, start, end)).items()}
+    days: dict[tuple[int, int], list[int]] = defaultdict(list)
     for when, wh in (await _rollups(plant_id, TelemetryGranularity.DAY, start, end)).items():
-        days[(when.year, when.month)] += wh
-    for key, wh in days.items():
-        out.setdefault(key, wh)
+        days[(when.year, when.month)].append(wh)
+    out = {key: MonthTelemetry(by_month.get(key, sum(whs)), len(whs)) for key, whs in days.items()}
+    for key, wh in by_month.items():
+        out.setdefault(key, MonthTelemetry(wh, 0, whole=True))
     return out
 
 
+def _days_due(year: int, month: int, now: dt.datetime) -> int:
+    """The days of a month up to today (local), today included: what telemetry should cover."""
+    today = now.astimezone(LOCAL).date()
+    first = dt.date(year, month, 1)
+    last = dt.date(year, month, calendar.monthrange(year, month)[1])
+    return max(0, (min(last, today) - first).days + 1)
+
+
+def _month_bar(bar: Bar, telemetry: MonthTelemetry | None, billed: dict, now: dt.datetime) -> Bar:
+    """A calendar month's energy: telemetry that covers it, else the confirmed form's generation,
+    else what telemetry there is, else None with the reason (module docstring)."""
+    due = _days_due(bar.start.year, bar.start.month, now)
+    if telemetry is not None and (telemetry.whole or telemetry.days >= due):
+        return bar.measured(telemetry.energy_wh, now)
+    if billed.get("generation_wh") is not None:
+        bar.energy_wh, bar.source, bar.billing_period = billed["generation_wh"], "form", bar.label
+        return bar
+    bar.measured(telemetry.energy_wh if telemetry is not None else None, now)
+    if telemetry is not None:
+        bar.reason = f"telemetry on {telemetry.days} of {due} days"
+    return bar
+
+
+def _combined(bars: list[Bar], now: dt.datetime, start: dt.datetime) -> tuple[int | None, str | None, str | None]:
+    """(energy, source, reason) of a sum of bars."""
+    energy = _sum(b.energy_wh for b in bars)
+    if energy is None:
+        return None, None, NOT_YET if start > now else NO_TELEMETRY
+    sources = {part for b in bars if b.source for part in b.source.split("+")}
+    return energy, "+".join(s for s in ("telemetry", "form") if s in sources), None
+
+
 async def billed_months(plant_id: int) -> dict[str, dict]:
-    """Per billing period: self-use and export [Wh] of its final form, revenue [fen] of its bill."""
+    """Per billing period: generation, self-use and export [Wh] of its final form, revenue [fen]
+    of its bill."""
     out: dict[str, dict] = {}
     cycles = {cid: period for cid, period in await ReadingCycle.filter(plant_id=plant_id).values_list("id", "period")}
     if not cycles:
         return out
-    for cycle_id, version, self_use, export in await ConfirmationForm.filter(
+    for cycle_id, version, self_use, export, generation in await ConfirmationForm.filter(
             cycle_id__in=list(cycles), state__in=FINAL).order_by("version") \
-            .values_list("cycle_id", "version", "self_use_kwh", "export_kwh"):
+            .values_list("cycle_id", "version", "self_use_kwh", "export_kwh", "generation_kwh"):
         out[cycles[cycle_id]] = {"self_use_wh": int(Decimal(self_use) * 1000),
-                                 "export_wh": int(Decimal(export) * 1000), "revenue_fen": None}
+                                 "export_wh": int(Decimal(export) * 1000), "revenue_fen": None,
+                                 "generation_wh": int(Decimal(generation) * 1000)}
     bills = {bid: cid for bid, cid in await Bill.filter(cycle_id__in=list(cycles)).exclude(
         state=BillState.SUPERSEDED).values_list("id", "cycle_id")}
     if bills:
@@ -272,18 +343,20 @@ async def billed_months(plant_id: int) -> dict[str, dict]:
     return out
 
 
-async def history(plant_id: int, span: str, first: dt.date) -> tuple[list[Bar], Bar]:
-    """The bars of one span and their total."""
+async def history(plant_id: int, span: str, first: dt.date,
+                  now: dt.datetime | None = None) -> tuple[list[Bar], Bar]:
+    """The bars of one span and their total (``now`` tells what is still to come)."""
+    now = now or dt.datetime.now(UTC)
     if span == "day":
-        return await _day(plant_id, first)
+        return await _day(plant_id, first, now)
     if span == "month":
-        return await _month(plant_id, first)
+        return await _month(plant_id, first, now)
     if span == "year":
-        return await _year(plant_id, first.year)
-    return await _lifetime(plant_id)
+        return await _year(plant_id, first.year, now)
+    return await _lifetime(plant_id, now)
 
 
-async def _day(plant_id: int, day: dt.date) -> tuple[list[Bar], Bar]:
+async def _day(plant_id: int, day: dt.date, now: dt.datetime) -> tuple[list[Bar], Bar]:
     start = local_midnight(day)
     end = local_midnight(day + dt.timedelta(days=1))
     rollups = await _rollups(plant_id, TelemetryGranularity.QUARTER_HOUR, start, end)
@@ -292,12 +365,12 @@ async def _day(plant_id: int, day: dt.date) -> tuple[list[Bar], Bar]:
     when = start
     while when < end:  # 92 or 100 quarters never happen here (no DST in China), but walk the clock
         wh = rollups.get(when, samples.get(when))
-        bars.append(Bar(label=when.strftime("%H:%M"), start=when, energy_wh=wh))
+        bars.append(Bar(label=when.strftime("%H:%M"), start=when).measured(wh, now))
         when = (when.astimezone(UTC) + QUARTER).astimezone(LOCAL)
     daily = await daily_energy(plant_id, start, end)
-    total = Bar(label=day.isoformat(), start=start, energy_wh=daily.generation_wh[0] if daily.days else None)
-    if total.energy_wh is None:
-        total.energy_wh = _sum(b.energy_wh for b in bars)
+    total = Bar(label=day.isoformat(), start=start).measured(
+        daily.generation_wh[0] if daily.days and daily.generation_wh[0] is not None
+        else _sum(b.energy_wh for b in bars), now)
     if daily.days and daily.self_use_wh[0] is not None and daily.generation_wh[0] == total.energy_wh:
         total.self_use_wh = daily.self_use_wh[0]
         if total.self_use_wh > 0:  # self-use = generation − export, exact unless clipped at zero
@@ -305,40 +378,41 @@ async def _day(plant_id: int, day: dt.date) -> tuple[list[Bar], Bar]:
     return bars, total
 
 
-async def _month(plant_id: int, first: dt.date) -> tuple[list[Bar], Bar]:
+async def _month(plant_id: int, first: dt.date, now: dt.datetime) -> tuple[list[Bar], Bar]:
     days_in = calendar.monthrange(first.year, first.month)[1]
     start = local_midnight(first)
     end = local_midnight(first + dt.timedelta(days=days_in))
     daily = await daily_energy(plant_id, start, end)
     bars = []
     for day, gen, self_use in zip(daily.days, daily.generation_wh, daily.self_use_wh):
-        bar = Bar(label=day.isoformat(), start=local_midnight(day), energy_wh=gen, self_use_wh=self_use)
+        bar = Bar(label=day.isoformat(), start=local_midnight(day), self_use_wh=self_use).measured(gen, now)
         if gen is not None and self_use:
             bar.export_wh = gen - self_use
         bars.append(bar)
     period = f"{first.year:04d}-{first.month:02d}"
     billed = (await billed_months(plant_id)).get(period, {})
-    total = Bar(label=period, start=start, energy_wh=_sum(b.energy_wh for b in bars),
-                self_use_wh=billed.get("self_use_wh"), export_wh=billed.get("export_wh"),
+    total = Bar(label=period, start=start, self_use_wh=billed.get("self_use_wh"), export_wh=billed.get("export_wh"),
                 revenue_fen=billed.get("revenue_fen"), billing_period=period if billed else None)
-    return bars, total
+    measured = [b.energy_wh for b in bars if b.energy_wh is not None]
+    telemetry = MonthTelemetry(sum(measured), len(measured)) if measured else None
+    return bars, _month_bar(total, telemetry, billed, now)
 
 
-async def _year(plant_id: int, year: int) -> tuple[list[Bar], Bar]:
+async def _year(plant_id: int, year: int, now: dt.datetime) -> tuple[list[Bar], Bar]:
     energy = await _monthly_energy(plant_id, dt.date(year, 1, 1), 12)
     billed = await billed_months(plant_id)
     bars = []
     for month in range(1, 13):
         period = f"{year:04d}-{month:02d}"
         b = billed.get(period, {})
-        bars.append(Bar(label=period, start=local_midnight(dt.date(year, month, 1)),
-                        energy_wh=energy.get((year, month)), self_use_wh=b.get("self_use_wh"),
-                        export_wh=b.get("export_wh"), revenue_fen=b.get("revenue_fen"),
-                        billing_period=period if b else None))
-    return bars, _total(f"{year:04d}", local_midnight(dt.date(year, 1, 1)), bars)
+        bars.append(_month_bar(Bar(label=period, start=local_midnight(dt.date(year, month, 1)),
+                                   self_use_wh=b.get("self_use_wh"), export_wh=b.get("export_wh"),
+                                   revenue_fen=b.get("revenue_fen"), billing_period=period if b else None),
+                               energy.get((year, month)), b, now))
+    return bars, _total(f"{year:04d}", local_midnight(dt.date(year, 1, 1)), bars, now)
 
 
-async def _lifetime(plant_id: int) -> tuple[list[Bar], Bar]:
+async def _lifetime(plant_id: int, now: dt.datetime) -> tuple[list[Bar], Bar]:
     rollups = await TelemetryRollup.filter(plant_id=plant_id).order_by("bucket_start") \
         .first().values_list("bucket_start", flat=True)
     billed = await billed_months(plant_id)
@@ -347,21 +421,29 @@ async def _lifetime(plant_id: int) -> tuple[list[Bar], Bar]:
         years.add(rollups.astimezone(LOCAL).year)
     bars = []
     if years:
-        first, last = min(years), max(max(years), dt.datetime.now(LOCAL).year)
+        first, last = min(years), max(max(years), now.astimezone(LOCAL).year)
         energy = await _monthly_energy(plant_id, dt.date(first, 1, 1), 12 * (last - first + 1))
         for year in range(first, last + 1):
             months = [p for p in billed if p.startswith(f"{year:04d}-")]
-            bars.append(Bar(label=f"{year:04d}", start=local_midnight(dt.date(year, 1, 1)),
-                            energy_wh=_sum(wh for (y, _), wh in energy.items() if y == year),
-                            self_use_wh=_sum(billed[p].get("self_use_wh") for p in months),
-                            export_wh=_sum(billed[p].get("export_wh") for p in months),
-                            revenue_fen=_sum(billed[p].get("revenue_fen") for p in months)))
-    total = _total("lifetime", bars[0].start if bars else local_midnight(dt.datetime.now(LOCAL).date()), bars)
-    total.energy_wh = (await lifetime_wh([plant_id]))[plant_id]
+            month_bars = [_month_bar(Bar(label=f"{year:04d}-{month:02d}",
+                                         start=local_midnight(dt.date(year, month, 1))),
+                                     energy.get((year, month)), billed.get(f"{year:04d}-{month:02d}", {}), now)
+                          for month in range(1, 13)]
+            bar = Bar(label=f"{year:04d}", start=local_midnight(dt.date(year, 1, 1)),
+                      self_use_wh=_sum(billed[p].get("self_use_wh") for p in months),
+                      export_wh=_sum(billed[p].get("export_wh") for p in months),
+                      revenue_fen=_sum(billed[p].get("revenue_fen") for p in months))
+            bar.energy_wh, bar.source, bar.reason = _combined(month_bars, now, bar.start)
+            bars.append(bar)
+    total = _total("lifetime", bars[0].start if bars else local_midnight(now.astimezone(LOCAL).date()), bars, now)
+    counters = (await lifetime_wh([plant_id]))[plant_id]
+    if counters is not None:  # the devices' lifetime counters, when there are some, say it best
+        total.energy_wh, total.source, total.reason = counters, "telemetry", None
     return bars, total
 
 
-def _total(label: str, start: dt.datetime, bars: list[Bar]) -> Bar:
-    return Bar(label=label, start=start, energy_wh=_sum(b.energy_wh for b in bars),
-               self_use_wh=_sum(b.self_use_wh for b in bars), export_wh=_sum(b.export_wh for b in bars),
-               revenue_fen=_sum(b.revenue_fen for b in bars))
+def _total(label: str, start: dt.datetime, bars: list[Bar], now: dt.datetime) -> Bar:
+    total = Bar(label=label, start=start, self_use_wh=_sum(b.self_use_wh for b in bars),
+                export_wh=_sum(b.export_wh for b in bars), revenue_fen=_sum(b.revenue_fen for b in bars))
+    total.energy_wh, total.source, total.reason = _combined(bars, now, start)
+    return total

@@ -22,6 +22,9 @@ Staff alarms go through the notification outbox: each outage records a ``notifie
 active staff member for each pending alarm with :func:`settlement.outbox.notify_staff` and marks
 the alarm in the same transaction; the outbox dispatcher delivers them. Nothing here talks to
 WeChat.
+
+Every outage is also a *trip* of the plant's grid connection for :mod:`settlement.trips`, which
+flags plants that trip again and again (one staff alarm per episode, not per trip).
 """
 
 from __future__ import annotations
@@ -245,6 +248,17 @@ async def mark_outage_alarms_notified(alarms: Iterable[OutageAlarm], at: dt.date
     return marked
 
 
+def alarm_plant_fields(plant_id: int, code: str, name: str) -> tuple[str, str]:
+    """The plant's name and code as the ``outage_alarm`` template's fields can carry them.
+
+    WeChat's ``character_string`` is ASCII without spaces: a code that is not stands as the id;
+    control characters in the name become spaces, and an empty name is the code.
+    """
+    code = code if _WECHAT_CODE.fullmatch(code) else f"PLANT-{plant_id}"
+    name = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in name).strip()
+    return name or code, code
+
+
 async def send_outage_alarms(now: dt.datetime | None = None, limit: int = 100) -> int:
     """Put the pending staff alarms into the notification outbox and mark them sent, together.
 
@@ -264,13 +278,11 @@ async def send_outage_alarms(now: dt.datetime | None = None, limit: int = 100) -
     marked = 0
     for alarm in await outage_alarms_due(limit):
         at = alarm.started_at if alarm.kind == "opened" else alarm.ended_at
-        # WeChat's character_string is ASCII without spaces: a plant code that is not stands as its id
-        code = alarm.plant_code if _WECHAT_CODE.fullmatch(alarm.plant_code) else f"PLANT-{alarm.plant_id}"
-        name = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in alarm.plant_name)
+        name, code = alarm_plant_fields(alarm.plant_id, alarm.plant_code, alarm.plant_name)
         try:
             async with in_transaction() as conn:
                 await outbox.notify_staff("OutageOpened" if alarm.kind == "opened" else "OutageEnded",
-                                          "outage_alarm", {"plant_name": name.strip() or code, "plant_code": code,
+                                          "outage_alarm", {"plant_name": name, "plant_code": code,
                                                            "started_at": at, "what": alarm.what},
                                           alarm.dedupe_key, using_db=conn, now=now)
                 marked += await mark_outage_alarms_notified([alarm], at=now, using_db=conn)

@@ -15,16 +15,24 @@ Figures per plant
   ``outage_daylight_hours`` — of those, the hours the sun was up (production really lost).
 * ``performance_ratio`` — PR = Yf / Yr with Yr = H_POA / 1 kW/m² (IEC 61724), over the slots that
   carry irradiance only (energy and irradiation of the same slots); None without a sensor.
+* ``trip_episodes``, ``repeated_tripping`` — the episodes of repeated tripping
+  (:mod:`settlement.trips`) that overlap the span, and whether there is one.
+* ``reason`` — why figures are None: ``"no telemetry"`` when the plant has neither a 15-minute
+  rollup in the span nor an outage overlapping it. Nothing was measured then, so energy, yield
+  and availability are None rather than 0 (no data is not a plant that produced nothing), and the
+  plant is left out of the figures over owners.
 
 Figures over owners (IEEE 1366; DL/T 836 RS-1 is the same as ASAI here)
 ------------------------------------------------------------------------
-The customers are the owners of the plants taken (NT of them); each outage interrupts its
+The customers are the owners of the measured plants taken (NT of them, ``owners``; plants with
+``reason`` "no telemetry" are counted in ``plants_without_telemetry`` only); each outage interrupts its
 plant's owner, weighted by the plant's share of the owner's capacity among the plants taken
 (``Ni = P0_plant / P0_owner``: an owner of one plant counts whole, an owner of two equal plants
 half for an outage of one), so an owner is never interrupted more than once at a time.
 ``ri`` is the outage's hours inside the span and ``T`` the span's hours:
 SAIFI = ΣNi / NT, SAIDI = Σ ri·Ni / NT [h], CAIDI = SAIDI / SAIFI [h] (None without outages),
-ASAI = (NT·T − Σ ri·Ni) / (NT·T).
+ASAI = (NT·T − Σ ri·Ni) / (NT·T). With no measured plant they are all None, and the portfolio's
+``reason`` says "no telemetry".
 
 Ratios are decimal strings with 4 places, hours 2, energy kWh 3, yields 3, when turned into
 JSON by :func:`figures_as_dict`.
@@ -44,8 +52,9 @@ import numpy as np
 from tortoise import connections
 
 from settlement.errors import InvalidInput
-from settlement.models import Plant
+from settlement.models import Plant, TelemetryGranularity, TelemetryRollup
 from settlement.outages import plant_outages
+from settlement.trips import plant_episodes
 from settlement.solar import DEFAULT_LATITUDE, DEFAULT_LONGITUDE, daylight_us, should_produce
 from settlement.telemetry_energy import HOUR_US, NULL, QUARTER_US
 from settlement.telemetry_store import TelemetryStore, datetime_to_us
@@ -57,6 +66,7 @@ AVAILABILITY_IRRADIANCE = 50
 #: The same, as irradiation in a 15-minute slot [Wh/m²].
 AVAILABILITY_IRRADIATION_WH_M2 = AVAILABILITY_IRRADIANCE / 4
 RATIO, HOURS, KWH = Decimal("0.0001"), Decimal("0.01"), Decimal("0.001")
+NO_TELEMETRY = "no telemetry"
 
 
 @dataclass(frozen=True)
@@ -100,8 +110,8 @@ class PlantFigures:
     owner_id: int
     period: str
     capacity_kwp: Decimal
-    energy_kwh: Decimal
-    specific_yield_kwh_per_kwp: Decimal
+    energy_kwh: Decimal | None
+    specific_yield_kwh_per_kwp: Decimal | None
     availability: Decimal | None
     expected_slots: int
     producing_slots: int
@@ -111,6 +121,9 @@ class PlantFigures:
     irradiation_kwh_m2: Decimal | None
     irradiated_energy_kwh: Decimal | None
     performance_ratio: Decimal | None
+    trip_episodes: int = 0
+    repeated_tripping: bool = False
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +134,7 @@ class PortfolioFigures:
     plants: int
     owners: int
     capacity_kwp: Decimal
-    energy_kwh: Decimal
+    energy_kwh: Decimal | None
     specific_yield_kwh_per_kwp: Decimal | None
     availability: Decimal | None
     outages: int
@@ -131,6 +144,9 @@ class PortfolioFigures:
     caidi_hours: Decimal | None
     asai: Decimal | None
     performance_ratio: Decimal | None
+    plants_without_telemetry: int = 0
+    plants_tripping_repeatedly: int = 0
+    reason: str | None = None
 
 
 def _q(value: Decimal | float | int, places: Decimal) -> Decimal:
@@ -193,6 +209,12 @@ async def _figures(span: Span, plants: list[dict], now: dt.datetime) -> list[Pla
     outages = defaultdict(list)
     for outage in await plant_outages([p["id"] for p in plants], span.start, span.end):
         outages[outage.plant_id].append(outage)
+    episodes: dict[int, int] = defaultdict(int)
+    for episode in await plant_episodes([p["id"] for p in plants], span.start, span.end):
+        episodes[episode.plant_id] += 1
+    reported = set(await TelemetryRollup.filter(
+        plant_id__in=[p["id"] for p in plants], granularity=TelemetryGranularity.QUARTER_HOUR,
+        bucket_start__gte=span.start, bucket_start__lt=span.end).distinct().values_list("plant_id", flat=True))
     slots = np.arange(start_us, end_us, QUARTER_US, dtype=np.int64)
     end_of_outages = min(now.astimezone(UTC), span.end)
     out = []
@@ -227,17 +249,21 @@ async def _figures(span: Span, plants: list[dict], now: dt.datetime) -> list[Pla
         pr = None
         if has_irradiance and capacity and reference_yield:
             pr = _ratio(Decimal(irradiated_energy_wh) / 1000 / capacity, reference_yield)
+        # an outage is telemetry too: the check opened it from the plant's samples
+        measured = plant["id"] in reported or plant["id"] in outages
+        specific_yield = _q(final_yield, KWH) if final_yield is not None else Decimal(0)
         out.append(PlantFigures(
             plant_id=plant["id"], plant_code=plant["code"], owner_id=plant["owner_id"], period=span.label,
-            capacity_kwp=capacity, energy_kwh=_q(Decimal(energy_wh) / 1000, KWH),
-            specific_yield_kwh_per_kwp=_q(final_yield, KWH) if final_yield is not None else Decimal(0),
-            availability=_ratio(int((producing & expected).sum()), int(expected.sum())),
+            capacity_kwp=capacity, energy_kwh=_q(Decimal(energy_wh) / 1000, KWH) if measured else None,
+            specific_yield_kwh_per_kwp=specific_yield if measured else None,
+            availability=_ratio(int((producing & expected).sum()), int(expected.sum())) if measured else None,
             expected_slots=int(expected.sum()), producing_slots=int((producing & expected).sum()),
             outages=count, outage_hours=_q(Decimal(hours) / HOUR_US, HOURS),
             outage_daylight_hours=_q(Decimal(daylight) / HOUR_US, HOURS),
             irradiation_kwh_m2=_q(reference_yield, KWH) if has_irradiance else None,
             irradiated_energy_kwh=_q(Decimal(irradiated_energy_wh) / 1000, KWH) if has_irradiance else None,
-            performance_ratio=pr))
+            performance_ratio=pr, trip_episodes=episodes.get(plant["id"], 0),
+            repeated_tripping=episodes.get(plant["id"], 0) > 0, reason=None if measured else NO_TELEMETRY))
     return out
 
 
@@ -257,6 +283,8 @@ async def portfolio_figures(period: str, plant_ids: Iterable[int] | None = None,
 
 def summarize(span: Span, figures: Sequence[PlantFigures]) -> PortfolioFigures:
     """The portfolio figures from the plants' (pure: no I/O)."""
+    taken = figures
+    figures = [f for f in taken if f.reason is None]
     owner_capacity: dict[int, Decimal] = defaultdict(Decimal)
     for f in figures:
         owner_capacity[f.owner_id] += f.capacity_kwp
@@ -269,8 +297,9 @@ def summarize(span: Span, figures: Sequence[PlantFigures]) -> PortfolioFigures:
         share = f.capacity_kwp / owner_capacity[f.owner_id] if owner_capacity[f.owner_id] else Decimal(1)
         interrupted += share * f.outages
         customer_hours += share * f.outage_hours
-    capacity = sum((f.capacity_kwp for f in figures), Decimal(0))
-    energy = sum((f.energy_kwh for f in figures), Decimal(0))
+    capacity = sum((f.capacity_kwp for f in taken), Decimal(0))
+    measured_capacity = sum((f.capacity_kwp for f in figures), Decimal(0))
+    energy = sum((f.energy_kwh for f in figures), Decimal(0)) if figures else None
     expected = sum(f.expected_slots for f in figures)
     irradiated = [f for f in figures if f.performance_ratio is not None]
     pr = None
@@ -283,13 +312,16 @@ def summarize(span: Span, figures: Sequence[PlantFigures]) -> PortfolioFigures:
     saidi = _ratio(customer_hours, owners, HOURS)
     total = owners * span.hours
     return PortfolioFigures(
-        period=span.label, plants=len(figures), owners=owners, capacity_kwp=capacity, energy_kwh=energy,
-        specific_yield_kwh_per_kwp=_ratio(energy, capacity, KWH),
+        period=span.label, plants=len(taken), owners=owners, capacity_kwp=capacity, energy_kwh=energy,
+        specific_yield_kwh_per_kwp=_ratio(energy, measured_capacity, KWH) if figures else None,
         availability=_ratio(sum(f.producing_slots for f in figures), expected),
         outages=sum(f.outages for f in figures), outage_hours=sum((f.outage_hours for f in figures), Decimal(0)),
         saifi=saifi, saidi_hours=saidi,
         caidi_hours=_ratio(customer_hours, interrupted, HOURS) if interrupted else None,
-        asai=_ratio(total - customer_hours, total) if total else None, performance_ratio=pr)
+        asai=_ratio(total - customer_hours, total) if total else None, performance_ratio=pr,
+        plants_without_telemetry=len(taken) - len(figures),
+        plants_tripping_repeatedly=sum(1 for f in taken if f.repeated_tripping),
+        reason=NO_TELEMETRY if taken and not figures else None)
 
 
 def figures_as_dict(figures: PlantFigures | PortfolioFigures) -> dict:

@@ -363,7 +363,8 @@ async function drawHistory(plantId, span, canvas, spans) {
     type: "bar",
     data: { labels: history.bars.map((b) => b.label),
             datasets: [{ label: t("energy_kwh"), data: history.bars.map((b) => b.energy_kwh === null ? null : Number(b.energy_kwh)),
-                         backgroundColor: "#07c160" }] },
+                         // a month taken from its confirmed form, not measured by telemetry, is drawn paler
+                         backgroundColor: history.bars.map((b) => (b.source === "form" ? "#9fdfbf" : "#07c160")) }] },
     options: { animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } } },
   });
   canvas.dataset.span = span;

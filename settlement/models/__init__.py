@@ -45,7 +45,7 @@ from settlement.models.miniapp import (
 from settlement.models.dunning import DunningPlan
 from settlement.models.nearby import NearbyConsumptionTerms
 from settlement.models.outbox import OutboxMessage
-from settlement.models.outages import AlarmState, OutageCause, PlantOutage
+from settlement.models.outages import AlarmState, OutageCause, PlantOutage, TripEpisode
 from settlement.models.parties import Owner, PlantAccess, Staff, WechatIdentity
 from settlement.models.pay import NotificationOutcome, PayNotification, PayOrder, PayOrderState, TradeBillReport
 from settlement.models.plants import Contract, Meter, Plant, Tariff
@@ -77,7 +77,7 @@ __all__ = [
     "WechatIdentity",
     "Attachment", "FaultReport", "FaultState", "OwnerInvitation", "PlantShare", "SubscribeAcceptance",
     "SubscribeAnswer",
-    "AlarmState", "OutageCause", "PlantOutage",
+    "AlarmState", "OutageCause", "PlantOutage", "TripEpisode",
     "NotificationOutcome", "PayNotification", "PayOrder", "PayOrderState", "TradeBillReport",
     "DunningPlan",
     "AlertState", "CommandKind", "CommandState", "EntryKind", "InvoiceRequest", "InvoiceState", "PrepaidAccount",

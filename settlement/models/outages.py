@@ -51,3 +51,32 @@ class PlantOutage(Model):
         table = "plant_outage"
         unique_together = (("plant", "started_at"),)
         indexes = (("ended_at",),)
+
+
+class TripEpisode(Model):
+    """A plant whose grid connection trips again and again: a run of outages that keeps at least
+    ``threshold`` of them within ``window_s`` (settlement/outages.py defines it exactly).
+
+    Written and extended by the periodic repeated-trip check; one staff alarm per episode, picked
+    up by the notification outbox while ``notified`` is ``pending``.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    plant: fields.ForeignKeyRelation[Plant] = fields.ForeignKeyField(
+        "settlement.Plant", related_name="trip_episodes", on_delete=fields.CASCADE)
+    started_at = fields.DatetimeField(description="the trip that brought the count within the window to the threshold")
+    first_trip_at = fields.DatetimeField(description="the earliest trip counted at the start")
+    last_trip_at = fields.DatetimeField(description="the latest trip of the episode so far")
+    trips = fields.IntField(description="trips from first_trip_at to last_trip_at")
+    ends_at = fields.DatetimeField(description="when the count falls below the threshold unless the plant trips again")
+    threshold = fields.SmallIntField(description="trips within the window that made it an episode (the setting then)")
+    window_s = fields.IntField(description="the window of the setting then [s]")
+    detected_at = fields.DatetimeField(description="when the check found it")
+    notified = fields.CharEnumField(AlarmState, max_length=8, default=AlarmState.PENDING,
+                                    description="the one staff alarm of this episode")
+    notified_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "plant_trip_episode"
+        unique_together = (("plant", "started_at"),)
+        indexes = (("ends_at",),)

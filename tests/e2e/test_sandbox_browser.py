@@ -72,6 +72,29 @@ async def demo(tmp_path):
         assert server.stop(signal.SIGINT) == 0, server.output()
 
 
+@pytest.fixture
+def demo_db(demo, tmp_path) -> Path:
+    return tmp_path / "var" / "pvsettle.sqlite3"
+
+
+def _sun(database: Path, plant_code: str) -> tuple[float, float]:
+    """The sun's elevation at the plant's site now, and its highest since local midnight [deg]."""
+    import datetime as dt
+    import sqlite3
+
+    import numpy as np
+
+    from settlement.solar import sun_elevation_deg
+
+    with sqlite3.connect(database) as conn:
+        lat, lon = conn.execute("SELECT latitude, longitude FROM plant WHERE code = ?", (plant_code,)).fetchone()
+    now = dt.datetime.now(dt.timezone(dt.timedelta(hours=8)))
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    minutes = np.arange(int(midnight.timestamp()), int(now.timestamp()) + 1, 60, dtype=np.int64) * 1_000_000
+    elevations = sun_elevation_deg(minutes, float(lat), float(lon))
+    return float(elevations[-1]), float(elevations.max())
+
+
 async def _two_plant_owner(base: str) -> dict:
     """An owner of two plants whose forms the scheduler has sent (its first tick is at start-up)."""
     async with aiohttp.ClientSession() as session:
@@ -80,7 +103,7 @@ async def _two_plant_owner(base: str) -> dict:
     return next(o for o in owners if len(o["plants"]) >= 2)
 
 
-async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo):
+async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo, demo_db):
     from playwright.async_api import async_playwright, expect
 
     chromium = _chromium()
@@ -119,18 +142,24 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo):
             await expect(page.get_by_test_id(f"plant-{second}")).to_be_visible()
             await shot("03-bound-plants")
 
-            # the live power moves (the simulator's samples through the ingest, SSE to the page)
+            # the live power (the simulator's samples through the ingest, SSE to the page) follows
+            # the real sun at the plant: it moves by day and is 0 at night
             await page.get_by_test_id(f"plant-{first}").click()
             power = page.get_by_test_id("live-power")
             await expect(power).to_have_attribute("data-w", re.compile(r"^\d+$"))  # [W]
-            before = await power.get_attribute("data-w")
-            await expect(power).not_to_have_attribute("data-w", before)
-            assert int(await power.get_attribute("data-w")) > 0
+            sun_now, sun_today = _sun(demo_db, first)
+            if sun_now > 3:
+                before = await power.get_attribute("data-w")
+                await expect(power).not_to_have_attribute("data-w", before)
+                assert int(await power.get_attribute("data-w")) > 0
+            elif sun_now < -1:
+                await expect(power).to_have_attribute("data-w", "0")
             await expect(power).to_have_text(re.compile(r"^\d+\.\d$"))  # [kW]
             chart = page.get_by_test_id("chart")
             await page.get_by_test_id("span-day").click()  # drawn again, now that the simulator has produced
             await expect(chart).to_have_attribute("data-span", "day")
-            await expect(chart).not_to_have_attribute("data-measured", "0")  # today: the simulator's energy
+            if sun_today > 3:  # today: the seeded and simulated energy since sunrise
+                await expect(chart).not_to_have_attribute("data-measured", "0")
             await shot("04-live-power-and-day-chart")
             for span in ("month", "year"):
                 await page.get_by_test_id(f"span-{span}").click()

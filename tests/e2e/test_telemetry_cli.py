@@ -63,6 +63,41 @@ async def test_reliability_report_and_outages_for_staff(database_factory):
         assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr
 
 
+async def test_outages_flag_a_plant_that_trips_repeatedly(database_factory):
+    from settlement.trips import check_repeated_trips
+
+    url = await database_factory.migrated()
+    await db.open_database(url)
+    try:
+        owner = await m.Owner.create(name="乙")
+        plant = await m.Plant.create(code="PV-T1", name="二号", owner=owner, capacity_kwp=Decimal("10"))
+        for when in ("2026-06-02 10:00", "2026-06-04 10:00", "2026-06-06 10:00"):
+            await m.PlantOutage.create(plant=plant, cause=m.OutageCause.FAULT, started_at=local(when),
+                                       ended_at=local(when.replace("10:00", "11:00")), detected_at=local(when))
+        lone = await m.PlantOutage.create(plant=plant, cause=m.OutageCause.SILENT, started_at=local("2026-05-01 11:00"),
+                                          ended_at=local("2026-05-01 12:30"), detected_at=local("2026-05-01 12:00"))
+        assert (await check_repeated_trips(local("2026-06-06 12:00")))["trip_episodes_opened"] == 1
+    finally:
+        await db.close_database()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PVSETTLE_")}
+    env["PVSETTLE_DATABASE_URL"] = url
+
+    done = run(env, "outages")  # nothing open, the episode long over
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"outages": [], "repeated_trips": []}
+    done = run(env, "outages", "--all")
+    listed = json.loads(done.stdout)
+    [episode] = listed["repeated_trips"]
+    assert {k: episode[k] for k in ("plant", "trips", "threshold", "window_days", "started_at", "going_on",
+                                    "notified")} == {
+        "plant": "PV-T1", "trips": 3, "threshold": 3, "window_days": 7.0, "started_at": "2026-06-06T10:00:00+08:00",
+        "going_on": False, "notified": "pending"}
+    assert [(o["started_at"][:10], o["repeated_trips"]) for o in listed["outages"]] == [
+        ("2026-06-06", episode["id"]), ("2026-06-04", episode["id"]), ("2026-06-02", episode["id"]),
+        ("2026-05-01", None)]
+    assert lone.id == listed["outages"][-1]["id"]
+
+
 @pytest.mark.slow
 def test_bench_ingest_prints_its_json(tmp_path):
     """A smoke run, not a measurement."""

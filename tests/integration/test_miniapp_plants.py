@@ -98,6 +98,62 @@ async def test_year_bars_take_self_use_export_and_revenue_from_forms_and_bills(a
     assert year["energy_kwh"] == "1334.567" and year["self_use_kwh"] == "800.000"
 
 
+async def test_a_month_telemetry_does_not_cover_takes_the_confirmed_forms_generation_marked_as_such(api, owner):
+    """The sandbox's case: seeded telemetry starts on the evening of a month's last day, so that
+    month's telemetry is 0 kWh while its confirmed form says 1,000 kWh generated."""
+    world, headers = owner
+    await m.TelemetryRollup.create(plant=world.plant, granularity=m.TelemetryGranularity.DAY,
+                                   bucket_start=_local(2026, 9, 30).astimezone(UTC), energy_wh=0)
+
+    async def months() -> dict[str, dict]:
+        body = await (await api.get(f"/api/v1/plants/{world.plant.id}/history?span=year&at=2026",
+                                    headers=headers)).json()
+        return {b["label"]: b for b in body["bars"]} | {"total": body["total"]}
+
+    bars = await months()  # the form is only sent: what telemetry measured, and how little it covers
+    assert {k: bars["2026-09"][k] for k in ("energy_kwh", "source", "reason", "co2_kg")} == {
+        "energy_kwh": "0.000", "source": "telemetry", "reason": "telemetry on 1 of 30 days", "co2_kg": "0.0"}
+    # a month without any telemetry nor form: null, and why
+    assert {k: bars["2026-01"][k] for k in ("energy_kwh", "source", "reason", "co2_kg", "coal_kg")} == {
+        "energy_kwh": None, "source": None, "reason": "no telemetry", "co2_kg": None, "coal_kg": None}
+
+    world.form.state = m.FormState.CONFIRMED
+    await world.form.save()
+    bars = await months()
+    # 1,000 kWh × 0.5703 = 570.3 kg CO2, × 0.300 = 300.0 kg coal
+    assert {k: bars["2026-09"][k] for k in ("energy_kwh", "source", "reason", "billing_period", "co2_kg",
+                                            "coal_kg")} == {
+        "energy_kwh": "1000.000", "source": "form", "reason": None, "billing_period": "2026-09",
+        "co2_kg": "570.3", "coal_kg": "300.0"}
+    assert (bars["total"]["energy_kwh"], bars["total"]["source"]) == ("1000.000", "form")
+
+    body = await (await api.get(f"/api/v1/plants/{world.plant.id}/history?span=month&at=2026-09",
+                                headers=headers)).json()
+    days = {b["label"]: b for b in body["bars"]}
+    assert (days["2026-09-30"]["energy_kwh"], days["2026-09-30"]["source"]) == ("0.000", "telemetry")
+    assert (days["2026-09-29"]["energy_kwh"], days["2026-09-29"]["reason"]) == (None, "no telemetry")
+    assert (body["total"]["energy_kwh"], body["total"]["source"]) == ("1000.000", "form")
+
+    lifetime = await (await api.get(f"/api/v1/plants/{world.plant.id}/history?span=lifetime",
+                                    headers=headers)).json()
+    year = {b["label"]: b for b in lifetime["bars"]}["2026"]
+    assert (year["energy_kwh"], year["source"]) == ("1000.000", "form")
+
+
+async def test_a_day_still_to_come_is_not_yet_and_a_past_one_without_data_no_telemetry(owner):
+    from settlement import generation
+
+    world, _ = owner
+    now = _local(2026, 7, 15, 12, 7)
+    bars, total = await generation.history(world.plant.id, "day", dt.date(2026, 7, 15), now)
+    by_label = {b.label: b for b in bars}
+    assert (by_label["11:00"].reason, by_label["12:00"].reason, by_label["12:15"].reason) == (
+        "no telemetry", "no telemetry", "not yet")
+    assert (total.energy_wh, total.reason) == (None, "no telemetry")
+    _, total = await generation.history(world.plant.id, "day", dt.date(2026, 7, 16), now)
+    assert (total.energy_wh, total.reason) == (None, "not yet")
+
+
 @pytest.mark.parametrize("query", ["span=week", "span=day&at=2026-13-01", "span=month&at=2026-07-01",
                                    "span=year&at=1999", "span=day&at=%27%3B%20DROP%20TABLE%20plant", "x=1"])
 async def test_bad_history_queries_are_400(api, owner, query):

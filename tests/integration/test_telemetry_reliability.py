@@ -118,3 +118,32 @@ async def test_the_report_is_json_ready_and_a_bad_period_is_refused(portfolio):
     for bad in ("2026-13", "2026-6", "June", "2026-06-31", "1999-12"):
         with pytest.raises(InvalidInput):
             await plant_figures(bad)
+
+
+async def test_a_month_without_telemetry_is_null_with_its_reason_not_zero(portfolio):
+    """April: no rollup and no outage of any plant. Nothing was measured, so nothing is 0 or 1."""
+    report = await reliability_report("2026-04", now=local("2026-07-01 00:00"))
+    for figures in report["plants"]:
+        assert {k: figures[k] for k in ("energy_kwh", "specific_yield_kwh_per_kwp", "availability", "reason")} == {
+            "energy_kwh": None, "specific_yield_kwh_per_kwp": None, "availability": None, "reason": "no telemetry"}
+    portfolio_ = report["portfolio"]
+    assert {k: portfolio_[k] for k in ("plants", "plants_without_telemetry", "owners", "energy_kwh", "availability",
+                                       "saifi", "saidi_hours", "asai", "reason")} == {
+        "plants": 5, "plants_without_telemetry": 5, "owners": 0, "energy_kwh": None, "availability": None,
+        "saifi": None, "saidi_hours": None, "asai": None, "reason": "no telemetry"}
+
+
+async def test_plants_without_telemetry_are_left_out_of_the_figures_over_owners(portfolio):
+    # on 06-15 only P4 and P5 (owner 丙) reported; P1–P3 had neither samples nor outages that day
+    summary, plants = await portfolio_figures("2026-06-15", now=local("2026-07-01 00:00"))
+    assert [(f.plant_code, f.reason, f.availability is None) for f in plants] == [
+        ("P1", "no telemetry", True), ("P2", "no telemetry", True), ("P3", "no telemetry", True),
+        ("P4", None, False), ("P5", None, False)]
+    assert (summary.plants, summary.plants_without_telemetry, summary.owners, summary.asai, summary.reason) == (
+        5, 3, 1, Decimal("1.0000"), None)
+    # P4's 15 kWh and P5's 7.2 kWh over their 15 kWp; the portfolio's capacity is still all 75 kWp
+    assert (summary.energy_kwh, summary.specific_yield_kwh_per_kwp, summary.capacity_kwp) == (
+        Decimal("22.200"), Decimal("1.480"), Decimal("75.000"))
+    # a plant with an outage but no samples was judged by the outage check: it is measured
+    [p3] = await plant_figures("2026-06-20", [portfolio["P3"].id])
+    assert (p3.reason, p3.energy_kwh, p3.availability) == (None, Decimal("0.000"), Decimal("0.0000"))

@@ -1,44 +1,88 @@
-"""The sandbox's telemetry simulator: its sky and its counters (no I/O)."""
+"""The sandbox's telemetry simulator: its sky is the real sun at the plant's site, and its
+counters (no I/O)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+from zoneinfo import ZoneInfo
 
-import pytest
+import numpy as np
 
-from sandbox.simulator import Inverter, Simulator, daylight, simulated_hour
+from sandbox.simulator import Inverter, Simulator, clear_sky_fraction
+from settlement.solar import sun_elevation_deg
+from settlement.telemetry_store import datetime_to_us
 
-
-def test_daylight_is_dark_at_night_and_full_at_solar_noon():
-    assert daylight(0.0) == daylight(5.99) == daylight(18.0) == daylight(23.5) == 0.0
-    assert daylight(12.0) == pytest.approx(1.0)
-    assert daylight(9.0) == pytest.approx(daylight(15.0))  # symmetric about noon
-    assert 0.0 < daylight(7.0) < daylight(9.0) < daylight(11.0) < 1.0
-    assert daylight(36.0) == pytest.approx(1.0)  # hours wrap at 24
+LOCAL = ZoneInfo("Asia/Shanghai")
+CHANGZHOU = (31.81, 119.97)  # a Jiangsu site [deg N, deg E]
 
 
-def test_the_sandbox_sky_starts_producing_and_keeps_nights_shorter_than_the_outage_threshold():
-    assert daylight(simulated_hour(0.0)) > 0.5  # a demo started at any hour shows a producing plant
-    assert simulated_hour(24 * 60.0) == pytest.approx(10.0)  # a whole day in 24 minutes at speed 60
-    night_s = 12 * 3600 / 60  # [s] of real time the 12 dark hours take
-    assert night_s < 30 * 60  # settlement.outages opens an outage after 30 minutes without output
+def run(inverter: Inverter, start: dt.datetime, hours: float, step: dt.timedelta = dt.timedelta(minutes=5),
+        seed: int = 1) -> list[tuple[dt.datetime, dict]]:
+    sim = Simulator([inverter], rng=random.Random(seed))
+    out, when = [], start
+    while when < start + dt.timedelta(hours=hours):
+        (row,) = sim.samples(when)
+        out.append((when, row))
+        when += step
+    return out
+
+
+def elevation(when: dt.datetime, site: tuple[float, float]) -> float:
+    return float(sun_elevation_deg(np.array([datetime_to_us(when)]), *site)[0])
+
+
+def test_no_simulated_sample_has_power_while_the_sun_at_the_site_is_below_the_horizon():
+    """Two December days and the night between in Jiangsu, the issue's case: nothing at 20:00."""
+    inverter = Inverter("INV-JS", rated_w=100_000, counter_wh=1_000_000.0, latitude=CHANGZHOU[0],
+                        longitude=CHANGZHOU[1])
+    rows = run(inverter, dt.datetime(2026, 12, 15, 0, 0, tzinfo=LOCAL), hours=48)
+    assert len(rows) == 576
+    for when, row in rows:
+        if elevation(when, CHANGZHOU) <= 0:
+            assert (row["power_w"], row["status"]) == (0, "standby"), when
+    # independent of the solar code: sunrise in Changzhou on 15 December is about 06:50 and
+    # sunset about 17:00 local (China Meteorological Administration almanac)
+    for when, row in rows:
+        local = when.astimezone(LOCAL).time()
+        if local >= dt.time(17, 15) or local <= dt.time(6, 35):
+            assert row["power_w"] == 0, when
+    evening = [row["power_w"] for when, row in rows if dt.time(20) <= when.time() < dt.time(21)]
+    assert evening == [0] * 24
+    # and it does produce by day: most of rated power at noon under whatever clouds there are
+    noon = [row["power_w"] for when, row in rows if when.time() == dt.time(12, 0)]
+    assert all(15_000 < p < 100_000 for p in noon), noon
+    # the counter moves only while it produces
+    for night in (dt.date(2026, 12, 15), dt.date(2026, 12, 16)):
+        counters = {row["energy_wh"] for when, row in rows if when.date() == night and when.time() <= dt.time(6)}
+        assert len(counters) == 1, night
+
+
+def test_the_sun_moves_with_the_site():
+    # one clock, two sites: Ürümqi's sun is about two hours behind Jiangsu's
+    when = dt.datetime(2026, 12, 15, 9, 30, tzinfo=dt.timezone.utc)  # 17:30 in Beijing time
+    east = Inverter("INV-E", rated_w=10_000, counter_wh=0.0, latitude=CHANGZHOU[0], longitude=CHANGZHOU[1])
+    west = Inverter("INV-W", rated_w=10_000, counter_wh=0.0, latitude=43.8, longitude=87.6)  # Ürümqi
+    east_row, west_row = Simulator([east, west], rng=random.Random(3)).samples(when)
+    assert east_row["power_w"] == 0 and west_row["power_w"] > 0  # set in Jiangsu, afternoon in Xinjiang
+
+
+def test_clear_sky_output_follows_the_elevation():
+    assert clear_sky_fraction(-5.0) == clear_sky_fraction(0.0) == 0.0
+    assert 0.0 < clear_sky_fraction(5.0) < clear_sky_fraction(30.0) < clear_sky_fraction(60.0) < 0.85
+    assert clear_sky_fraction(90.0) == 0.85
 
 
 def test_counters_advance_by_power_times_time_and_never_go_back():
-    now = [0.0]
-    inverter = Inverter("INV-1", rated_w=100_000, counter_wh=5_000_000.0)
-    sim = Simulator([inverter], rng=random.Random(1), clock=lambda: now[0])
-    at = dt.datetime(2026, 11, 22, 2, tzinfo=dt.timezone.utc)
-    counters, powers = [], []
-    for step in range(1, 200):
-        now[0] = step * 5.0
-        (row,) = sim.samples(at + dt.timedelta(seconds=5 * step))
-        counters.append(row["energy_wh"])
-        powers.append(row["power_w"])
-        assert 0 <= row["power_w"] <= 2 * inverter.rated_w  # the ingest's bound
-    assert counters == sorted(counters) and counters[0] >= 5_000_000
+    inverter = Inverter("INV-1", rated_w=100_000, counter_wh=5_000_000.0, latitude=CHANGZHOU[0],
+                        longitude=CHANGZHOU[1])
+    rows = run(inverter, dt.datetime(2026, 11, 22, 9, 0, tzinfo=LOCAL), hours=200 * 5 / 3600,
+               step=dt.timedelta(seconds=5))
+    counters = [row["energy_wh"] for _, row in rows]
+    powers = [row["power_w"] for _, row in rows]
+    assert all(0 < p <= inverter.rated_w for p in powers)  # the ingest's bound is twice rated
+    assert counters == sorted(counters) and counters[0] == 5_000_000
     assert len(set(powers)) > 50  # the live view moves
-    # energy = Σ power × 5 s, to within the rounding of each power value
-    expected = sum(p * 5 / 3600 for p in powers)
+    # energy = Σ power × 5 s (each sample's power over the interval before it), to the rounding
+    expected = sum(p * 5 / 3600 for p in powers[1:])
     assert abs((counters[-1] - 5_000_000) - expected) < 200 * 0.5 * 5 / 3600 + 1

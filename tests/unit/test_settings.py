@@ -64,3 +64,18 @@ def test_serve_without_settings_exits_naming_them_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     for name in SECRETS:
         assert Settings.env_name(name) in proc.stderr
+
+
+def test_the_repeated_trip_setting_defaults_to_3_in_7_days_and_refuses_nonsense():
+    import datetime as dt
+
+    from settlement.trips import TripRule
+
+    assert TripRule.from_settings(Settings.from_env({}, require_secrets=False)) == TripRule(3, dt.timedelta(days=7))
+    given = Settings.from_env({"PVSETTLE_REPEATED_TRIPS": "4", "PVSETTLE_REPEATED_TRIPS_DAYS": "2"},
+                              require_secrets=False)
+    assert TripRule.from_settings(given) == TripRule(4, dt.timedelta(days=2))
+    for env in ({"PVSETTLE_REPEATED_TRIPS": "1"}, {"PVSETTLE_REPEATED_TRIPS_DAYS": "0"}):
+        with pytest.raises(SettingsError) as err:
+            Settings.from_env(env, require_secrets=False)
+        assert "PVSETTLE_REPEATED_TRIPS must be ≥ 2 trips" in str(err.value)
