@@ -553,8 +553,12 @@ async def _chart_for(cycle: ReadingCycle, lang: str) -> dict:
     return chart(await daily_energy(cycle.plant_id, cycle.starts_at, cycle.ends_at), lang)
 
 
-async def render_form(form_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None) -> str:
-    """The HTML page of one confirmation form version.
+async def form_view(form_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None,
+                    pdf_url: str | None = None) -> dict:
+    """What the page of one confirmation form version shows, as text ready to print.
+
+    The one view-model of a form: the HTML page (:func:`render_form`) and the PDF
+    (:func:`settlement.ebill_pdf.render_pdf`) both draw it, so they cannot disagree.
 
     Raises
     ------
@@ -574,8 +578,16 @@ async def render_form(form_id: int, lang: str = "zh", *, lang_urls: dict[str, st
                  "superseded": form.state == FormState.ADJUSTED, "reader": form.reader,
                  "sent_at": _time_text(form.sent_at, lang), "answer_due": _time_text(form.answer_due_at, lang),
                  "answered_at": _time_text(form.answered_at, lang), "dispute_reason": form.dispute_reason or ""},
-        "body": _form_body(form, lang), "chart": await _chart_for(cycle, lang),
+        "body": _form_body(form, lang), "chart": await _chart_for(cycle, lang), "pdf_url": pdf_url,
+        "kind": "form", "file_stem": f"{cycle.period}-{cycle.plant.code}-v{form.version}",
     }
+    return context
+
+
+async def render_form(form_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None,
+                      pdf_url: str | None = None) -> str:
+    """The HTML page of one confirmation form version (:func:`form_view`)."""
+    context = await form_view(form_id, lang, lang_urls=lang_urls, pdf_url=pdf_url)
     return _ENV.get_template("ebill/form.html").render(context)
 
 
@@ -589,9 +601,13 @@ def _line_text(line, lang: str) -> str:
     return LINE_KIND_EN.get(line.kind, line.description)
 
 
-async def render_bill(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None,
-                      today: dt.date | None = None) -> str:
-    """The HTML page of one bill: its form's readings and energies, lines, totals and receipts.
+async def bill_view(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None,
+                    pdf_url: str | None = None, today: dt.date | None = None) -> dict:
+    """What the page of one bill shows: its form's readings and energies, lines, totals and
+    receipts, as text ready to print (amounts by :func:`format_yuan`).
+
+    The one view-model of a bill: the HTML page (:func:`render_bill`) and the PDF
+    (:func:`settlement.ebill_pdf.render_pdf`) both draw it, so they cannot disagree.
 
     Parameters
     ----------
@@ -599,6 +615,8 @@ async def render_bill(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, st
     lang : {"zh", "en"}
     lang_urls : dict, optional
         The same page in each language (the switch at the top).
+    pdf_url : str, optional
+        The same signed link as PDF (linked from the page).
     today : date, optional
         Local date that decides "overdue"; today in Asia/Shanghai by default.
 
@@ -648,8 +666,16 @@ async def render_bill(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, st
                 "reference": r.refund_id or r.out_refund_no, "amount": "-" + format_yuan(r.amount_fen)}
                for r in refunds],
         },
-        "body": _form_body(bill.form, lang), "chart": await _chart_for(cycle, lang),
+        "body": _form_body(bill.form, lang), "chart": await _chart_for(cycle, lang), "pdf_url": pdf_url,
+        "kind": "bill", "file_stem": bill.number,
     }
+    return context
+
+
+async def render_bill(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None,
+                      pdf_url: str | None = None, today: dt.date | None = None) -> str:
+    """The HTML page of one bill (:func:`bill_view`)."""
+    context = await bill_view(bill_id, lang, lang_urls=lang_urls, pdf_url=pdf_url, today=today)
     return _ENV.get_template("ebill/bill.html").render(context)
 
 
