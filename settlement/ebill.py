@@ -30,6 +30,7 @@ import datetime as dt
 import hashlib
 import hmac
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -162,6 +163,30 @@ def ebill_link(kind: str, id: int, expires_at: dt.datetime | None, secret_key: s
         raise InvalidInput("expires_at must carry a time zone", code="naive_datetime")
     exp = int(expires_at.timestamp())
     return f"/e/{kind}/{int(id)}?exp={exp}&sig={link_signature(kind, id, exp, secret_key)}"
+
+
+_EBILL_PATH = re.compile(r"/e/(form|bill)/(\d{1,10})(\.pdf)?")
+
+
+def is_ebill_path(path: str) -> bool:
+    """Whether ``path`` is an e-bill page or PDF, unsigned: ``/e/<kind>/<id>[.pdf]``."""
+    return _EBILL_PATH.fullmatch(path) is not None
+
+
+def sign_path(path: str, secret_key: str, expires_at: dt.datetime | None = None) -> str:
+    """``/e/<kind>/<id>[.pdf]`` as its signed link (:func:`ebill_link`), for notifications.
+
+    Raises
+    ------
+    InvalidInput
+        ``path`` is not an e-bill page or PDF.
+    """
+    found = _EBILL_PATH.fullmatch(path)
+    if found is None:
+        raise InvalidInput(f"{path[:60]!r} is not an e-bill path", code="bad_ebill_path")
+    kind, ident, pdf = found.groups()
+    link = ebill_link(kind, int(ident), expires_at, secret_key)
+    return link.replace("?", ".pdf?", 1) if pdf else link
 
 
 def verify_link(kind: str, ident: int, exp: str, sig: str, secret_key: str, *,

@@ -14,9 +14,17 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pypdf
+import pytest
+from tortoise.transactions import in_transaction
 
-from settlement import ebill
+from server.dispatcher import ebill_signer
+from settlement import ebill, outbox
+from settlement import models as m
+from settlement.errors import InvalidInput
+from settlement.outbox import NotificationContentError
 from tests.integration.billed_plant import plain_bill, walked_plant
+from tests.integration.test_notify_support import dispatcher
+from tests.integration.wechat_fixtures import *  # noqa: F403
 
 UTC = dt.timezone.utc
 
@@ -167,3 +175,40 @@ async def test_markup_in_names_is_text_in_the_pdf(client, settings):
     assert resp.status == 200
     text, _ = pdf_text(await resp.read())
     assert '<b>大</b> & <font size="40">公司</font> <para>' in text
+
+
+async def test_the_bill_notification_links_to_the_pdf(client, settings, fake_wechat, wechat_api, wechat_redis):
+    """BillIssued on the official account carries the bill's signed PDF link, signed when sent."""
+    outbox.configure(settings.mp_appid, settings.oa_appid)
+    walked = await walked_plant()
+    bill = walked["bill"]
+    await m.WechatIdentity.create(app_id=settings.oa_appid, openid="oa-owner-pdf", owner_id=bill.owner_id)
+    async with in_transaction() as conn:
+        assert await outbox.bills_issued([bill], using_db=conn) == 1
+    row = await m.OutboxMessage.get(template="bill_issued")
+    assert row.payload["url"] == f"/e/bill/{bill.id}.pdf"  # the row keeps the path, never a signature
+    await dispatcher(wechat_api, wechat_redis, settings, sign_link=ebill_signer(settings)).run_once()
+
+    [sent] = fake_wechat.sent
+    assert (sent.kind, sent.touser) == ("template", "oa-owner-pdf")
+    link = urlsplit(sent.url)
+    assert f"{link.scheme}://{link.netloc}" == f"http://{settings.host}:{settings.port}"
+    assert link.path == f"/e/bill/{bill.id}.pdf"
+    query = {k: v[0] for k, v in parse_qs(link.query).items()}
+    ebill.verify_link("bill", bill.id, query["exp"], query["sig"], settings.secret_key)  # raises if forged
+    resp = await client.get(link.path, params=query)
+    assert resp.status == 200 and resp.headers["Content-Type"] == "application/pdf"
+    text, _ = pdf_text(await resp.read())
+    assert has_row(text, "账单编号", "202610-PV-E1-1") and has_row(text, "应缴金额", "4,654.67 元")
+
+
+def test_only_e_bill_paths_are_signed_for_notifications(settings):
+    assert ebill.sign_path("/e/form/3", "k" * 40).startswith("/e/form/3?exp=")
+    assert ebill.sign_path("/e/bill/3.pdf", "k" * 40).startswith("/e/bill/3.pdf?exp=")
+    for bad in ("/e/bill/3.pdf?exp=1", "/api/v1/bills/3", "https://evil.example/e/bill/3", "/e/bill/x",
+                "/e/receipt/3", "/e/bill/3.pdf.pdf"):
+        with pytest.raises(InvalidInput):
+            ebill.sign_path(bad, "k" * 40)
+    with pytest.raises(NotificationContentError):
+        outbox.render("bill_issued", {"bill_number": "1", "plant_name": "站", "total_fen": 1, "owed_fen": 1,
+                                      "due_on": dt.date(2026, 12, 1), "bill_id": "3.pdf?https://evil.example/"})
