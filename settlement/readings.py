@@ -452,10 +452,14 @@ class _Series:
 
     def neighbours(self, at: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:
         """The nearest trusted (unflagged) readings before and after ``at``."""
-        i = bisect_left(self.times, at)
-        before = next((t for t in reversed(self.times[:i]) if t not in self.suspect), None)
-        after = next((t for t in self.times[i:] if t != at and t not in self.suspect), None)
-        return before, after
+        times, suspect = self.times, self.suspect
+        before = bisect_left(times, at) - 1
+        while before >= 0 and times[before] in suspect:
+            before -= 1
+        after = before + 1
+        while after < len(times) and (times[after] <= at or times[after] in suspect):
+            after += 1
+        return (times[before] if before >= 0 else None), (times[after] if after < len(times) else None)
 
 
 @dataclass
