@@ -670,11 +670,12 @@ def _implausible(row: _Parsed, meter: Meter, line: _Series, bounds: _Bounds,
                "value": value_text, "multiplier": meter.multiplier, "hours": f"{hours:.2f}",
                "kwh": f"{kwh:.3f}", "bound_kw": f"{bound_kw.normalize():f}", "basis": basis,
                "margin": f"{limits.margin.normalize():f}", "limit_kwh": f"{limit:.3f}"}
-    message = (f"{row.name}: meter {meter.serial} register {row.register}: {previous_text} → {value_text} since "
+    finding = (f"meter {meter.serial} register {row.register}: {previous_text} → {value_text} since "
                f"{_local(before)} is {kwh:,.3f} kWh of {what[0]} in {hours:.2f} h (×{meter.multiplier}), more "
                f"than {what[1]}: {limit:,.3f} kWh ({basis} × {max(hours, limits.min_hours):.2f} h × "
-               f"{limits.margin.normalize():f}); kept, flagged for staff")
-    return RowError(IMPLAUSIBLE_ENERGY, message), {**figures, "message": message[:500]}
+               f"{limits.margin.normalize():f})")
+    return (RowError(IMPLAUSIBLE_ENERGY, f"{row.name}: {finding}; kept, flagged for staff"),
+            {**figures, "message": finding[:500]})
 
 
 # --- the service --------------------------------------------------------------------------------

@@ -126,6 +126,7 @@ async def test_the_issue_s_jump_is_flagged_at_ingest_and_holds_the_form(plant, c
     assert (finding["previous"], finding["value"], finding["kwh"], finding["limit_kwh"]) == (
         "527975.9200", "999000.0000", "18840963.200", "3591.360")
     assert finding["read_at"] == "2026-09-15T16:00:00Z"
+    assert finding["message"].startswith("meter J-G register 00010000: 527975.9200 → 999000.0000 since ")
     assert not await m.OutboxMessage.filter(template="form_sent").exists()  # the owner is not told yet
     audit = await m.AuditEvent.get(action="CreateForm")
     assert audit.after["findings"][0]["kwh"] == "18840963.200"
