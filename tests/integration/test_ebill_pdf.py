@@ -202,6 +202,12 @@ async def test_the_bill_notification_links_to_the_pdf(client, settings, fake_wec
     assert has_row(text, "账单编号", "202610-PV-E1-1") and has_row(text, "应缴金额", "4,654.67 元")
 
 
+def test_the_form_notification_names_the_form_pdf():
+    fields = outbox.render("form_sent", {"plant_name": "厂房屋顶", "period": "2026-10", "self_use_kwh": "12000.000",
+                                         "answer_by": dt.datetime(2026, 11, 20, 4, tzinfo=UTC), "form_id": 7})
+    assert fields["url"] == "/e/form/7.pdf" and fields["page"] == "pages/forms/detail?id=7"
+
+
 def test_only_e_bill_paths_are_signed_for_notifications(settings):
     assert ebill.sign_path("/e/form/3", "k" * 40).startswith("/e/form/3?exp=")
     assert ebill.sign_path("/e/bill/3.pdf", "k" * 40).startswith("/e/bill/3.pdf?exp=")
