@@ -141,8 +141,11 @@ async def bills(cmd: Command, caller: Caller, env: Env) -> str:
                 "id", "number", "state", "total_fen", plant_code="plant__code", period="cycle__period")
     shown = listed or ([latest] if latest else [])
     links = {b["id"]: env.public_url + ebill_link("bill", b["id"], None, env.settings.secret_key) for b in shown}
+    # the same signed link as a PDF file, for owners who forward the bill or file it
+    pdf_links = {ident: link.replace("?", ".pdf?", 1) for ident, link in links.items()}
     today = env.now.astimezone(LOCAL).date()
-    return render("bills", bills=listed, count=count, owed_fen=owed, latest=latest, links=links, today=today)
+    return render("bills", bills=listed, count=count, owed_fen=owed, latest=latest, links=links,
+                  pdf_links=pdf_links, today=today)
 
 
 async def pay(cmd: Command, caller: Caller, env: Env) -> str:

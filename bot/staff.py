@@ -26,6 +26,7 @@ from bot.context import Caller, Env, Later
 from bot.owner import live_state, power_w
 from bot.replies import render
 from bot.report_links import report_link
+from server.settings import energy_limits
 from settlement import arrears as arrears_service
 from settlement import audit, bills, bindings, forms, generation, live, outbox, payments, readings
 from settlement.errors import Conflict, InvalidInput, NotFound
@@ -142,9 +143,10 @@ async def reading(cmd: Command, caller: Caller, env: Env) -> str:
         meter = candidates[0]
     result = await readings.ingest_readings(
         [{"meter": meter.serial, "register": register, "read_at": read_at, "value": value}],
-        source=ReadingSource.MANUAL, received_from=f"staff:{staff.id}", staff=staff, row_names=["抄表"])
+        source=ReadingSource.MANUAL, received_from=f"staff:{staff.id}", staff=staff, row_names=["抄表"],
+        limits=energy_limits(env.settings))
     row = result.results[0]
-    return render("reading", status=str(row.status), error=row.error, plant=plant, meter=meter,
+    return render("reading", status=str(row.status), error=row.error, flag=row.flag, plant=plant, meter=meter,
                   register=register, value=value, read_at=read_at)
 
 

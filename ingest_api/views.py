@@ -9,7 +9,8 @@ from aiohttp import web
 from ingest_api.auth import collector_key
 from ingest_api.batches import TooManyRows, batch_rows, decode, rows_counter
 from ingest_api.responses import json_error
-from server.keys import metrics_registry_key
+from server.keys import metrics_registry_key, settings_key
+from server.settings import energy_limits
 from settlement.errors import InvalidInput
 from settlement.models import ReadingSource
 from settlement.readings import MAX_BATCH_ROWS, RowStatus, ingest_readings
@@ -51,7 +52,8 @@ async def post_readings(request: web.Request) -> web.Response:
         rows = parse_batch(await request.read())
     except BatchTooLarge as exc:
         return json_error(413, exc.code, exc.message)
-    result = await ingest_readings(rows, source=ReadingSource.AMI, received_from=f"collector:{collector.name}")
+    result = await ingest_readings(rows, source=ReadingSource.AMI, received_from=f"collector:{collector.name}",
+                                   limits=energy_limits(request.config_dict[settings_key]))
     counter = rows_counter(request.config_dict[metrics_registry_key], "pvsettle_ingest_readings",
                            "Reading rows received from collectors")
     for status in RowStatus:

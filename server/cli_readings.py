@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from server import logs
-from server.settings import Settings
+from server.settings import Settings, energy_limits
 
 HEADER = ("meter", "register", "read_at", "value")
 IMPORT_BATCH = 2_000
@@ -87,7 +87,8 @@ def cmd_readings_import(args: argparse.Namespace) -> int:
         print(f"pvsettle readings import: {path}: {exc}", file=sys.stderr)
         return 2
     try:
-        summary = _with_database(lambda: _import(path, args.source))
+        limits = energy_limits(Settings.from_env(require_secrets=False))
+        summary = _with_database(lambda: _import(path, args.source, limits))
     except MalformedFile as exc:  # the file changed between the check and the import
         print(f"pvsettle readings import: {path}: {exc}", file=sys.stderr)
         return 2
@@ -165,18 +166,18 @@ def _check_file(path: Path) -> None:
         pass
 
 
-async def _import(path: Path, source: str) -> dict[str, int]:
+async def _import(path: Path, source: str, limits) -> dict[str, int]:
     from settlement.models import ReadingSource
     from settlement.readings import ingest_readings
 
-    counts = {"rows": 0, "created": 0, "duplicates": 0, "rejected": 0}
+    counts = {"rows": 0, "created": 0, "duplicates": 0, "rejected": 0, "flagged": 0}
     received_from = f"import:{path.name}"[:100]
     batch: list[tuple[int, dict[str, str]]] = []
 
     async def flush() -> None:
         result = await ingest_readings([row for _, row in batch], source=ReadingSource(source),
                                        received_from=received_from,
-                                       row_names=[f"line {line}" for line, _ in batch])
+                                       row_names=[f"line {line}" for line, _ in batch], limits=limits)
         counts["rows"] += len(batch)
         for key, value in result.counts().items():
             counts[key] += value
@@ -186,6 +187,10 @@ async def _import(path: Path, source: str) -> dict[str, int]:
                 rejected: dict[str, Any] = {"line": line, **row,
                                             "error": {"code": outcome.error.code, "message": outcome.error.message}}
                 print(json.dumps(rejected, ensure_ascii=False), file=sys.stderr)
+            elif outcome.flag is not None:  # kept, but staff should look: said where errors are said
+                line, row = batch[outcome.index]
+                flagged = {"line": line, **row, "flag": {"code": outcome.flag.code, "message": outcome.flag.message}}
+                print(json.dumps(flagged, ensure_ascii=False), file=sys.stderr)
         batch.clear()
 
     for record in _records(path):

@@ -12,23 +12,31 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 from aiohttp import web
 
 from server.keys import redis_key, redis_ns_key, settings_key, wechat_api_key
 from server.settings import Settings
-from settlement import outbox
+from settlement import ebill, outbox
 from settlement.dispatcher import Dispatcher
 
 log = logging.getLogger("pvsettle.dispatcher")
+
+
+def ebill_signer(settings: Settings) -> Callable[[str], str]:
+    """An e-bill path of a notification as the absolute signed link users open."""
+    origin = settings.public_url or f"http://{settings.host}:{settings.port}"
+    return lambda path: origin + ebill.sign_path(path, settings.secret_key)
 
 
 def build_dispatcher(app: web.Application, **options) -> Dispatcher:
     """A dispatcher on the app's resources; ``options`` go to :class:`Dispatcher`."""
     settings: Settings = app[settings_key]
     options.setdefault("rate_per_s", settings.notify_rate)
+    if settings.secret_key:
+        options.setdefault("sign_link", ebill_signer(settings))
     return Dispatcher(app[wechat_api_key], app[redis_key], app[redis_ns_key],
                       template_ids=json.loads(settings.notify_templates), mp_appid=settings.mp_appid,
                       oa_appid=settings.oa_appid, **options)

@@ -83,6 +83,10 @@ class Settings:
     # China Electricity Council annual reports: thermal power's average coal use per kWh supplied
     # has been about 300 g of standard coal since 2021 (300.7 g in 2022)
     coal_kg_per_kwh: str = _plain("0.300", "standard coal saved per kWh of PV generation [kg/kWh]")
+    # readings whose energy no plant could make or site could draw are flagged at ingest and hold
+    # their form for staff (settlement.readings "Plausibility")
+    reading_energy_margin: str = _plain("1.2", "a reading is flagged when its energy since the previous one exceeds capacity × hours × this margin [-]")
+    reading_site_kw_per_kwp: str = _plain("10", "what a site may draw from the grid when its plant has no connection capacity on file, as a multiple of the PV capacity [kW/kWp]")
     session_ttl: int = _plain(86400, "lifetime of a mini-program session token [s]")
     api_rate_limit: int = _plain(120, "mini-program API requests per user per minute; more get 429")
     notify_templates: str = _plain(DEMO_NOTIFY_TEMPLATES, "JSON object: notification template name → WeChat template id (templates/notify/*.txt); the default holds demo ids for the fake WeChat")
@@ -138,6 +142,9 @@ class Settings:
         for name in ("co2_kg_per_kwh", "coal_kg_per_kwh"):
             if not _is_factor(getattr(self, name)):
                 problems.append(f"{n(name)}={getattr(self, name)!r} must be a decimal number ≥ 0")
+        for name in ("reading_energy_margin", "reading_site_kw_per_kwp"):
+            if not _is_factor(getattr(self, name)) or not float(getattr(self, name)) > 0:
+                problems.append(f"{n(name)}={getattr(self, name)!r} must be a decimal number > 0")
         try:
             templates = json.loads(self.notify_templates)
             if not isinstance(templates, dict) or not all(isinstance(v, str) and v for v in templates.values()):
@@ -186,6 +193,16 @@ def _is_factor(text: str) -> bool:
     except InvalidOperation:
         return False
     return value.is_finite() and value >= 0
+
+
+def energy_limits(settings: Settings):
+    """The readings service's :class:`settlement.readings.EnergyLimits` from the settings."""
+    from decimal import Decimal
+
+    from settlement.readings import EnergyLimits
+
+    return EnergyLimits(margin=Decimal(settings.reading_energy_margin),
+                        site_kw_per_kwp=Decimal(settings.reading_site_kw_per_kwp))
 
 
 def setting_docs() -> list[tuple[str, str, object]]:

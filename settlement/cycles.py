@@ -18,6 +18,12 @@ The rules written down
   auto-confirm days, unless a finding holds it (:data:`HOLD`: a refused drop, TOU registers
   that do not add up, implausible energy, a missing reading, export above generation): then it
   stays a draft for staff to look at. Rollovers and replaced meters are noted on the form only.
+* **Suspect readings.** A reading flagged at ingest (energy no plant or site could make or draw,
+  :mod:`settlement.readings`) is never a boundary reading: the one closest to the boundary among
+  the others is used. When a flagged reading of the plant's meters lies in the cycle's reading
+  window (its span ± 72 hours), the form stays a draft with a finding (``ConfirmationForm.findings``)
+  that names the meter, the register and the figures, until staff correct the reading (a higher
+  revision replaces it) or send the form as it is.
 * **Batches.** Forms are written in batches, each batch (its cycles and forms) in one
   transaction, so a run killed part-way leaves whole batches that a re-run skips and completes.
 
@@ -208,6 +214,7 @@ class _Arrays:
     multiplier: np.ndarray  # (plants × 3,)
     rollover_at: np.ndarray
     capacity_kw: np.ndarray
+    suspects: list[list[dict]]  # per row (plants × 3): findings of flagged readings in the window
 
 
 async def _load_readings(plan: _Plan) -> _Arrays:
@@ -218,7 +225,7 @@ async def _load_readings(plan: _Plan) -> _Arrays:
                      current_at=np.full(shape, np.datetime64("NaT"), dtype="datetime64[s]"),
                      multiplier=np.ones(n), rollover_at=np.full(n, 1e6),
                      # import is bounded by the site's load, which we do not know: no plausibility limit
-                     capacity_kw=np.full(n, 1e12))
+                     capacity_kw=np.full(n, 1e12), suspects=[[] for _ in range(n)])
     row_of: dict[tuple[int, str], tuple[int, int]] = {}  # (meter id, register) → (row, column)
     boundaries: dict[int, tuple[dt.datetime, dt.datetime]] = {}
     for i, (plant, meters, span) in enumerate(zip(plan.plants, plan.meters, plan.spans)):
@@ -242,12 +249,15 @@ async def _load_readings(plan: _Plan) -> _Arrays:
     edge_of = {meter_id: (int(start.timestamp()), int(end.timestamp()))
                for meter_id, (start, end) in boundaries.items()}
     keys, times, revisions, values, edges = [], [], [], [], []
+    flagged: list[tuple[int, int, str]] = []  # (index into the rows below, meter id, register)
     for first in range(0, len(meter_ids), 2000):  # SQLite allows a bounded number of parameters
         chunk = meter_ids[first:first + 2000]
-        for meter_id, register, epoch, revision, value in await _reading_rows(chunk, lo, hi):
+        for meter_id, register, epoch, revision, value, flag in await _reading_rows(chunk, lo, hi):
             place = row_of.get((meter_id, register))
             if place is None:
                 continue
+            if flag:
+                flagged.append((len(keys), meter_id, register))
             keys.append(place[0] * 5 + place[1])
             times.append(epoch)
             revisions.append(revision)
@@ -261,10 +271,11 @@ async def _load_readings(plan: _Plan) -> _Arrays:
     value = np.array(values, dtype=np.float64)
     edge = np.array(edges, dtype=np.int64)
     window = int(WINDOW.total_seconds())
+    trusted = await _drop_suspects(arrays, flagged, key, at, revision, edge, window, plan)
     for b, (values_out, times_out) in enumerate(((arrays.previous, arrays.previous_at),
                                                  (arrays.current, arrays.current_at))):
         distance = np.abs(at - edge[:, b])
-        near = np.flatnonzero(distance <= window)
+        near = np.flatnonzero((distance <= window) & trusted)
         if near.size == 0:
             continue
         # closest first, then the earlier, then the highest revision; the first per register wins
@@ -276,8 +287,47 @@ async def _load_readings(plan: _Plan) -> _Arrays:
     return arrays
 
 
+async def _drop_suspects(arrays: _Arrays, flagged: list[tuple[int, int, str]], key: np.ndarray, at: np.ndarray,
+                         revision: np.ndarray, edge: np.ndarray, window: int, plan: _Plan) -> np.ndarray:
+    """Which reading rows may be boundary readings (not a flagged effective value), and the
+    findings of the flagged ones in their own cycle's window, into ``arrays.suspects``.
+
+    Flagged readings are few, so each is looked at on its own (one query for their figures).
+    """
+    trusted = np.ones(key.size, dtype=bool)
+    suspect = []
+    for i, meter_id, register in flagged:
+        same_time = (key == key[i]) & (at == at[i])
+        if (revision[same_time] > revision[i]).any():
+            continue  # a staff correction at that time replaces it
+        trusted &= ~same_time
+        if edge[i, 0] - window <= at[i] <= edge[i, 1] + window:
+            suspect.append((i, meter_id, register))
+    if not suspect:
+        return trusted
+    serial_of = {m.id: m.serial for meters in plan.meters for m in meters if m is not None}
+    stamps = [int(at[i]) for i, _, _ in suspect]
+    details = {}
+    for row in await Reading.filter(meter_id__in=list({m for _, m, _ in suspect}), flag__isnull=False,
+                                    read_at__gte=dt.datetime.fromtimestamp(min(stamps), UTC),
+                                    read_at__lte=dt.datetime.fromtimestamp(max(stamps), UTC)):
+        details[(row.meter_id, row.register, int(row.read_at.timestamp()), row.revision)] = row
+    for i, meter_id, register in suspect:
+        reading = details.get((meter_id, register, int(at[i]), int(revision[i])))
+        if reading is None:
+            continue  # changed since we read it: the next run sees it
+        detail = reading.flag_detail or {}
+        arrays.suspects[int(key[i]) // 5].append({
+            "code": "implausible_reading", "flag": reading.flag, "meter": serial_of.get(meter_id),
+            "register": register, "read_at": reading.read_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "value": str(reading.value),
+            **{k: detail[k] for k in ("previous", "previous_at", "multiplier", "hours", "kwh", "limit_kwh", "basis",
+                                      "margin", "message") if k in detail}})
+    return trusted
+
+
 async def _reading_rows(meter_ids: list[int], lo: dt.datetime, hi: dt.datetime) -> list[tuple]:
-    """(meter id, register, read_at [s since the epoch], revision, value [float]) of these
+    """(meter id, register, read_at [s since the epoch], revision, value [float], flag) of these
     meters' readings in [lo, hi].
 
     Plain SQL rather than the ORM, with the database doing the conversions: a cycle reads tens of
@@ -288,14 +338,14 @@ async def _reading_rows(meter_ids: list[int], lo: dt.datetime, hi: dt.datetime) 
     if conn.capabilities.dialect == "sqlite":
         marks = ", ".join("?" for _ in meter_ids)
         sql = ("SELECT meter_id, register, CAST(strftime('%s', read_at) AS INTEGER), revision, "
-               "CAST(value AS REAL) FROM reading WHERE read_at >= ? AND read_at <= ? "
+               "CAST(value AS REAL), flag FROM reading WHERE read_at >= ? AND read_at <= ? "
                f"AND meter_id IN ({marks})")
         # stored as UTC text: compare with text of the same form
         params = [p.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S+00:00") for p in (lo, hi)]
     else:
         marks = ", ".join(f"${i + 3}" for i in range(len(meter_ids)))
         sql = ("SELECT meter_id, register, CAST(EXTRACT(EPOCH FROM read_at) AS BIGINT), revision, "
-               "CAST(value AS DOUBLE PRECISION) FROM reading WHERE read_at >= $1 AND read_at <= $2 "
+               "CAST(value AS DOUBLE PRECISION), flag FROM reading WHERE read_at >= $1 AND read_at <= $2 "
                f"AND meter_id IN ({marks})")
         params = [lo.astimezone(UTC), hi.astimezone(UTC)]
     _, rows = await conn.execute_query(sql, [*params, *meter_ids])
@@ -333,7 +383,7 @@ def _only(plan: _Plan, computed: _Computed, arrays: _Arrays, keep: np.ndarray):
     arrays = _Arrays(previous=arrays.previous[rows], current=arrays.current[rows],
                      previous_at=arrays.previous_at[rows], current_at=arrays.current_at[rows],
                      multiplier=arrays.multiplier[rows], rollover_at=arrays.rollover_at[rows],
-                     capacity_kw=arrays.capacity_kw[rows])
+                     capacity_kw=arrays.capacity_kw[rows], suspects=[arrays.suspects[r] for r in rows])
     return plan, computed, arrays
 
 
@@ -381,8 +431,9 @@ def form_contents(plan: _Plan, arrays: _Arrays, computed: _Computed) -> list[dic
         periods = {rate: {k: _wh_text(int(v[r])) for k, v in per_rate.items()} for r, rate in enumerate(RATES)}
         total = {k: Decimal(int(v.sum())).scaleb(-3) for k, v in per_rate.items()}
         flags = int(computed.flags[i])
+        findings = [f for g in range(len(GROUPS)) for f in arrays.suspects[i * len(GROUPS) + g]]
         out.append({"lines": lines, "periods": periods, "total": total, "flags": flag_names(flags),
-                    "hold": bool(flags & HOLD)})
+                    "findings": findings, "hold": bool(flags & HOLD) or bool(findings)})
     return out
 
 
@@ -416,11 +467,12 @@ async def _write_forms(plan: _Plan, period: str, arrays: _Arrays, computed: _Com
                 cycle_id=cycle_of[plant.id], version=1, state=FormState.SENT if send else FormState.DRAFT,
                 lines=content["lines"], periods=content["periods"], generation_kwh=total["generation"],
                 self_use_kwh=total["self_use"], export_kwh=total["export"], grid_kwh=total["grid"],
-                flags=content["flags"], reader="AMI", sent_at=now if send else None,
+                flags=content["flags"], findings=content["findings"], reader="AMI", sent_at=now if send else None,
                 answer_due_at=now + dt.timedelta(days=contract.auto_confirm_days) if send else None))
             events.append(AuditEvent(
                 actor=audit.SYSTEM, action="CreateForm", entity="form", entity_id=f"{plant.code}/{period}/v1",
-                after=audit.plain({"state": forms[-1].state, "total": total, "flags": content["flags"]}),
+                after=audit.plain({"state": forms[-1].state, "total": total, "flags": content["flags"],
+                                   **({"findings": content["findings"]} if content["findings"] else {})}),
                 request_id=request_id_var.get()))
             created += 1
             flagged += not send

@@ -165,14 +165,20 @@ class Dispatcher:
         This dispatcher in ``claimed_by`` (default host:pid).
     clock : callable, optional
         The current time for the quiet hours (tests pass a fixed one).
+    sign_link : callable, optional
+        Turns a message's e-bill path (a template's ``url:`` line, e.g. ``/e/bill/7.pdf``) into
+        the absolute signed link the official-account message carries, at send time (so the
+        link's 30 days start when it is sent); without it such messages go out with no link.
     """
 
     def __init__(self, api: WechatApi, redis: redis_asyncio.Redis, ns: Namespace, *,
                  template_ids: Mapping[str, str], mp_appid: str, oa_appid: str, rate_per_s: int = 20,
                  batch_size: int = 200, concurrency: int = 20, lease: float = 120.0, lease_margin: float = 15.0,
                  backoff: float = 5.0, max_backoff: float = 3600.0, max_attempts: int = 12,
-                 name: str | None = None, clock: Callable[[], dt.datetime] | None = None):
+                 name: str | None = None, clock: Callable[[], dt.datetime] | None = None,
+                 sign_link: Callable[[str], str] | None = None):
         self.api = api
+        self.sign_link = sign_link
         self.redis = redis
         self.ns = ns
         self.template_ids = dict(template_ids)
@@ -428,7 +434,9 @@ class Dispatcher:
             oa_openid = self._oa_twin(row, recipients)
             if oa_openid is None:
                 return _Outcome(row, OutboxState.FAILED, "no channel")
+            url = payload.get("url")
             await self.api.send_template_message(oa_openid, template_id, oa_data or data,
+                                                 url=self.sign_link(url) if url and self.sign_link else None,
                                                  miniprogram_page=page, client_msg_id=f"outbox-{row.id}")
             return _Outcome(row, OutboxState.SENT, channel="template")
         except WechatError as exc:

@@ -30,6 +30,7 @@ import datetime as dt
 import hashlib
 import hmac
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -162,6 +163,30 @@ def ebill_link(kind: str, id: int, expires_at: dt.datetime | None, secret_key: s
         raise InvalidInput("expires_at must carry a time zone", code="naive_datetime")
     exp = int(expires_at.timestamp())
     return f"/e/{kind}/{int(id)}?exp={exp}&sig={link_signature(kind, id, exp, secret_key)}"
+
+
+_EBILL_PATH = re.compile(r"/e/(form|bill)/(\d{1,10})(\.pdf)?")
+
+
+def is_ebill_path(path: str) -> bool:
+    """Whether ``path`` is an e-bill page or PDF, unsigned: ``/e/<kind>/<id>[.pdf]``."""
+    return _EBILL_PATH.fullmatch(path) is not None
+
+
+def sign_path(path: str, secret_key: str, expires_at: dt.datetime | None = None) -> str:
+    """``/e/<kind>/<id>[.pdf]`` as its signed link (:func:`ebill_link`), for notifications.
+
+    Raises
+    ------
+    InvalidInput
+        ``path`` is not an e-bill page or PDF.
+    """
+    found = _EBILL_PATH.fullmatch(path)
+    if found is None:
+        raise InvalidInput(f"{path[:60]!r} is not an e-bill path", code="bad_ebill_path")
+    kind, ident, pdf = found.groups()
+    link = ebill_link(kind, int(ident), expires_at, secret_key)
+    return link.replace("?", ".pdf?", 1) if pdf else link
 
 
 def verify_link(kind: str, ident: int, exp: str, sig: str, secret_key: str, *,
@@ -553,8 +578,12 @@ async def _chart_for(cycle: ReadingCycle, lang: str) -> dict:
     return chart(await daily_energy(cycle.plant_id, cycle.starts_at, cycle.ends_at), lang)
 
 
-async def render_form(form_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None) -> str:
-    """The HTML page of one confirmation form version.
+async def form_view(form_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None,
+                    pdf_url: str | None = None) -> dict:
+    """What the page of one confirmation form version shows, as text ready to print.
+
+    The one view-model of a form: the HTML page (:func:`render_form`) and the PDF
+    (:func:`settlement.ebill_pdf.render_pdf`) both draw it, so they cannot disagree.
 
     Raises
     ------
@@ -574,8 +603,16 @@ async def render_form(form_id: int, lang: str = "zh", *, lang_urls: dict[str, st
                  "superseded": form.state == FormState.ADJUSTED, "reader": form.reader,
                  "sent_at": _time_text(form.sent_at, lang), "answer_due": _time_text(form.answer_due_at, lang),
                  "answered_at": _time_text(form.answered_at, lang), "dispute_reason": form.dispute_reason or ""},
-        "body": _form_body(form, lang), "chart": await _chart_for(cycle, lang),
+        "body": _form_body(form, lang), "chart": await _chart_for(cycle, lang), "pdf_url": pdf_url,
+        "kind": "form", "file_stem": f"{cycle.period}-{cycle.plant.code}-v{form.version}",
     }
+    return context
+
+
+async def render_form(form_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None,
+                      pdf_url: str | None = None) -> str:
+    """The HTML page of one confirmation form version (:func:`form_view`)."""
+    context = await form_view(form_id, lang, lang_urls=lang_urls, pdf_url=pdf_url)
     return _ENV.get_template("ebill/form.html").render(context)
 
 
@@ -589,9 +626,13 @@ def _line_text(line, lang: str) -> str:
     return LINE_KIND_EN.get(line.kind, line.description)
 
 
-async def render_bill(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None,
-                      today: dt.date | None = None) -> str:
-    """The HTML page of one bill: its form's readings and energies, lines, totals and receipts.
+async def bill_view(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None,
+                    pdf_url: str | None = None, today: dt.date | None = None) -> dict:
+    """What the page of one bill shows: its form's readings and energies, lines, totals and
+    receipts, as text ready to print (amounts by :func:`format_yuan`).
+
+    The one view-model of a bill: the HTML page (:func:`render_bill`) and the PDF
+    (:func:`settlement.ebill_pdf.render_pdf`) both draw it, so they cannot disagree.
 
     Parameters
     ----------
@@ -599,6 +640,8 @@ async def render_bill(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, st
     lang : {"zh", "en"}
     lang_urls : dict, optional
         The same page in each language (the switch at the top).
+    pdf_url : str, optional
+        The same signed link as PDF (linked from the page).
     today : date, optional
         Local date that decides "overdue"; today in Asia/Shanghai by default.
 
@@ -648,8 +691,16 @@ async def render_bill(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, st
                 "reference": r.refund_id or r.out_refund_no, "amount": "-" + format_yuan(r.amount_fen)}
                for r in refunds],
         },
-        "body": _form_body(bill.form, lang), "chart": await _chart_for(cycle, lang),
+        "body": _form_body(bill.form, lang), "chart": await _chart_for(cycle, lang), "pdf_url": pdf_url,
+        "kind": "bill", "file_stem": bill.number,
     }
+    return context
+
+
+async def render_bill(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None,
+                      pdf_url: str | None = None, today: dt.date | None = None) -> str:
+    """The HTML page of one bill (:func:`bill_view`)."""
+    context = await bill_view(bill_id, lang, lang_urls=lang_urls, pdf_url=pdf_url, today=today)
     return _ENV.get_template("ebill/bill.html").render(context)
 
 

@@ -272,7 +272,8 @@ async def _new_version(plant: Plant, period: str, old: ConfirmationForm, now: dt
         cycle_id=old.cycle_id, version=old.version + 1, state=FormState.SENT if send else FormState.DRAFT,
         lines=content["lines"],
         periods=content["periods"], generation_kwh=total["generation"], self_use_kwh=total["self_use"],
-        export_kwh=total["export"], grid_kwh=total["grid"], flags=content["flags"], reader=old.reader,
+        export_kwh=total["export"], grid_kwh=total["grid"], flags=content["flags"], findings=content["findings"],
+        reader=old.reader,
         sent_at=now if send else None,
         answer_due_at=now + dt.timedelta(days=plan.contracts[0].auto_confirm_days) if send else None,
         using_db=conn)

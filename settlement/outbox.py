@@ -11,7 +11,10 @@ Writing (:func:`enqueue`, :func:`notify_owner`, :func:`notify_staff`)
     refusing the message later (47003). Lines ``oa.<key>: value`` fill the official-account
     template message used as the fallback channel (free-text keys ``first``/``keywordN``/
     ``remark`` or typed keys, checked the same way); without them the subscribe fields are used.
-    A line ``page: …`` names the mini-program page the message opens.
+    A line ``page: …`` names the mini-program page the message opens; a line ``url: /e/…``
+    names an e-bill (page or ``.pdf``) that the official-account template message links to —
+    the dispatcher signs it when it sends (:func:`settlement.ebill.sign_path`), so no secret and
+    no expiry is stored in the row.
 
 Channels
     Rows addressed to a mini-program identity go out as subscribe messages when the user
@@ -44,6 +47,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from settlement.ebill import is_ebill_path
 from settlement.errors import InvalidInput
 from settlement.models import OutboxMessage, OutboxState, WechatIdentity
 
@@ -190,7 +194,7 @@ def check_field(key: str, value: str, *, template: str = "", free_text: bool = F
 
 
 def render(template: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The message fields of ``template`` for ``payload``: ``{"data", "oa_data", "page"}``.
+    """The message fields of ``template`` for ``payload``: ``{"data", "oa_data", "page", "url"}``.
 
     Raises
     ------
@@ -210,7 +214,7 @@ def render(template: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         raise NotificationContentError(f"notification {template}: {exc.message}", code="bad_notification") from None
     data: dict[str, str] = {}
     oa_data: dict[str, str] = {}
-    page = None
+    page = url = None
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -221,13 +225,18 @@ def render(template: str, payload: Mapping[str, Any]) -> dict[str, Any]:
                                            code="bad_notification")
         if key == "page":
             page = value.strip() or None
+        elif key == "url":
+            url = value.strip() or None
+            if url is not None and not is_ebill_path(url):
+                raise NotificationContentError(f"notification {template}: url {url[:40]!r} is not an e-bill path",
+                                               code="bad_notification")
         elif key.startswith("oa."):
             oa_data[key[3:]] = check_field(key[3:], value, template=template, free_text=True)
         else:
             data[key] = check_field(key, value, template=template)
     if not data:
         raise NotificationContentError(f"notification {template} has no fields", code="bad_notification")
-    return {"data": data, "oa_data": oa_data or dict(data), "page": page}
+    return {"data": data, "oa_data": oa_data or dict(data), "page": page, "url": url}
 
 
 def quiet_until(when: dt.datetime) -> dt.datetime | None:

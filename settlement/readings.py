@@ -30,6 +30,21 @@ The rules written down
   stored or accepted earlier in the same batch: the rows of a batch are taken in the order
   (meter, register, read_at, position), so of two different values for one key in a batch the
   first one wins and the second is the conflict.
+* **Plausibility.** A reading is kept but *flagged* ``implausible_energy`` when the energy since
+  the register's previous reading, (value − previous) × multiplier, is more than the plant or the
+  site could make or draw in the time between: ``bound_kw × max(hours, 1) × margin``. For
+  generation and export registers (a generation meter, the grid meter's reverse registers) the
+  bound is the plant's ``capacity_kwp``; for import (the grid meter's forward registers) it is the
+  connection capacity of the plant's nearby-consumption terms (``connection_kva``, the
+  transformers) where there are any, else ``capacity_kwp × site_kw_per_kwp``. The margin and
+  the multiple are settings (:class:`EnergyLimits`); an interval shorter than an hour is judged
+  as an hour, so that the last digit of a ×1000 meter read every 15 minutes is no jump. A
+  flagged reading is stored with its figures (``Reading.flag_detail``), reported in the row's
+  ``flag``, audited (``FlagReading``), and trusted by nothing: later rows are judged against the
+  last unflagged reading (so one absurd spike does not get every honest reading after it refused
+  as a decrease), and a reading cycle leaves it out and holds the form for staff with a finding
+  that names the register and the figures (:mod:`settlement.cycles`). A staff correction (a
+  higher revision) replaces it like any other reading.
 * **Conflicts** (``conflicting_reading``, ``reading_decreased``) are also kept as
   ``ReadingConflict`` rows for staff, once per (meter, register, time, value, code) while
   unresolved, so a collector retrying a batch does not pile them up. Malformed rows are only
@@ -43,9 +58,9 @@ The rules written down
   back and the batch is judged again against what is now stored, so the row comes back as a
   duplicate or a conflict, never as a server error.
 
-Queries per batch do not grow with its size: its meters in one query, the stored readings of
-its window in one, the nearest stored readings before and after the window in three, the open
-conflicts in one, then one bulk insert.
+Queries per batch do not grow with its size: its meters in one query, their plants' capacities
+and connection capacities in two, the stored readings of its window in one, the nearest stored
+readings before and after the window in three, the open conflicts in one, then one bulk insert.
 """
 
 from __future__ import annotations
@@ -73,6 +88,9 @@ from settlement.errors import Conflict, Forbidden, InvalidInput
 from settlement.models import (
     Collector,
     Meter,
+    MeterKind,
+    NearbyConsumptionTerms,
+    Plant,
     Reading,
     ReadingConflict,
     ReadingSource,
@@ -129,6 +147,42 @@ class RowErrorCode(StrEnum):
 
 
 CONFLICT_CODES = (RowErrorCode.CONFLICTING_READING, RowErrorCode.READING_DECREASED)
+#: The flag of a reading kept but not trusted (``Reading.flag``, a row's ``flag``).
+IMPLAUSIBLE_ENERGY = "implausible_energy"
+IMPORT_PREFIX = "0001"  # DL/T 645 forward active: on the grid meter, energy drawn from the grid
+
+
+@dataclass(frozen=True)
+class EnergyLimits:
+    """How much energy a register may advance between two readings before the reading is flagged.
+
+    Parameters
+    ----------
+    margin : Decimal [-]
+        Multiplies every bound: energy above ``bound_kw × hours × margin`` is implausible
+        (``PVSETTLE_READING_ENERGY_MARGIN``). 1.2 as the cycle's own check (billing_engine's
+        ``plausibility_factor``): a PV plant's output does not exceed its DC capacity for long.
+    site_kw_per_kwp : Decimal [kW/kWp]
+        The site's draw bound when the plant has no connection capacity on file, as a multiple of
+        its PV capacity (``PVSETTLE_READING_SITE_KW_PER_KWP``). Rooftop PV covers a part of a
+        site's load; 10× is far above any site it could share, far below a meter glitch.
+    min_hours : Decimal [h]
+        Intervals shorter than this are judged as this long (a last-digit step of a meter with a
+        large multiplier read every few minutes is no jump).
+    """
+
+    margin: Decimal = Decimal("1.2")
+    site_kw_per_kwp: Decimal = Decimal("10")
+    min_hours: Decimal = Decimal("1")
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """What one meter's plant can make and its site can draw [kW], and where the figure comes from."""
+
+    plant_kw: Decimal | None
+    site_kw: Decimal | None
+    site_basis: str  # "connection" (terms' connection_kva) or "capacity" (capacity × multiple)
 
 
 @dataclass(frozen=True)
@@ -144,11 +198,14 @@ class RowResult:
     index: int
     status: RowStatus
     error: RowError | None = None
+    flag: RowError | None = None  # created, but suspect (``implausible_energy``)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "status": str(self.status)}
         if self.error is not None:
             out["error"] = {"code": self.error.code, "message": self.error.message}
+        if self.flag is not None:
+            out["flag"] = {"code": self.flag.code, "message": self.flag.message}
         return out
 
 
@@ -174,11 +231,17 @@ class IngestResult:
     def rejected(self) -> int:
         return self.count(RowStatus.REJECTED)
 
+    @property
+    def flagged(self) -> int:
+        """Rows created but flagged as suspect (counted in ``created`` too)."""
+        return sum(1 for r in self.results if r.flag is not None)
+
     def counts(self) -> dict[str, int]:
-        return {"created": self.created, "duplicates": self.duplicates, "rejected": self.rejected}
+        return {"created": self.created, "duplicates": self.duplicates, "rejected": self.rejected,
+                "flagged": self.flagged}
 
     def as_dict(self) -> dict[str, Any]:
-        """The HTTP answer: counts and one result per row."""
+        """The HTTP answer: counts and one result per row (a flagged row carries its ``flag``)."""
         return {**self.counts(), "results": [r.as_dict() for r in self.results]}
 
 
@@ -365,24 +428,38 @@ class _Series:
     _revision: dict[dt.datetime, int] = field(default_factory=dict)
     original: dict[dt.datetime, Decimal] = field(default_factory=dict)  # revision 0, as first received
     from_batch: set[dt.datetime] = field(default_factory=set)
+    suspect: set[dt.datetime] = field(default_factory=set)  # effective value flagged: no neighbour
 
-    def add_stored(self, at: dt.datetime, revision: int, value: Decimal) -> None:
+    def add_stored(self, at: dt.datetime, revision: int, value: Decimal, flag: str | None = None) -> None:
         if at not in self.effective:
             insort(self.times, at)
         if revision >= self._revision.get(at, -1):
             self.effective[at], self._revision[at] = value, revision
+            if flag:
+                self.suspect.add(at)
+            else:
+                self.suspect.discard(at)
         if revision == 0:
             self.original[at] = value
 
-    def accept(self, at: dt.datetime, value: Decimal) -> None:
+    def accept(self, at: dt.datetime, value: Decimal, *, suspect: bool = False) -> None:
         insort(self.times, at)
         self.effective[at] = self.original[at] = value
         self._revision[at] = 0
         self.from_batch.add(at)
+        if suspect:
+            self.suspect.add(at)
 
     def neighbours(self, at: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:
-        i = bisect_left(self.times, at)
-        return (self.times[i - 1] if i else None), (self.times[i] if i < len(self.times) else None)
+        """The nearest trusted (unflagged) readings before and after ``at``."""
+        times, suspect = self.times, self.suspect
+        before = bisect_left(times, at) - 1
+        while before >= 0 and times[before] in suspect:
+            before -= 1
+        after = before + 1
+        while after < len(times) and (times[after] <= at or times[after] in suspect):
+            after += 1
+        return (times[before] if before >= 0 else None), (times[after] if after < len(times) else None)
 
 
 @dataclass
@@ -406,6 +483,29 @@ async def _load_meters(serials: set[str]) -> dict[str, Meter]:
     return meters
 
 
+async def _load_bounds(meters: Iterable[Meter], limits: EnergyLimits) -> dict[int, _Bounds]:
+    """Per plant of these meters: what it can make and what its site can draw [kW]."""
+    plant_ids = sorted({m.plant_id for m in meters})
+    capacity: dict[int, Decimal] = {}
+    connection: dict[int, Decimal] = {}
+    for chunk in _chunks(plant_ids):
+        capacity.update(await Plant.filter(id__in=chunk).values_list("id", "capacity_kwp"))
+        # the latest terms win (a plant has few versions, ordered so that the last one stays)
+        for plant_id, kva in await NearbyConsumptionTerms.filter(plant_id__in=chunk).order_by(
+                "effective_from", "id").values_list("plant_id", "connection_kva"):
+            connection[plant_id] = kva
+    bounds = {}
+    for plant_id in plant_ids:
+        kwp = Decimal(capacity[plant_id]) if capacity.get(plant_id) is not None else None
+        plant_kw = kwp if kwp is not None and kwp > 0 else None  # unknown capacity: no bound
+        if connection.get(plant_id):
+            bounds[plant_id] = _Bounds(plant_kw, Decimal(connection[plant_id]), "connection")
+        else:
+            bounds[plant_id] = _Bounds(plant_kw, plant_kw * limits.site_kw_per_kwp if plant_kw else None,
+                                       "capacity")
+    return bounds
+
+
 async def _load_stored(candidates: list[_Candidate]) -> dict[tuple[int, str], _Series]:
     """The stored readings each candidate is judged against, in four queries whatever the size.
 
@@ -419,14 +519,16 @@ async def _load_stored(candidates: list[_Candidate]) -> dict[tuple[int, str], _S
     registers = sorted({c.parsed.register for c in candidates})
     earliest = min(c.parsed.read_at for c in candidates)
     latest = max(c.parsed.read_at for c in candidates)
-    columns = ("meter_id", "register", "read_at", "revision", "value")
+    columns = ("meter_id", "register", "read_at", "revision", "value", "flag")
     stored: list[tuple] = []
     edges: dict[tuple[int, str, dt.datetime], None] = {}
     for chunk in _chunks(meter_ids):
         mine = Reading.filter(meter_id__in=chunk, register__in=registers)
         stored += await mine.filter(read_at__gte=earliest, read_at__lte=latest).values_list(*columns)
         for aggregate, condition in ((Max, {"read_at__lt": earliest}), (Min, {"read_at__gt": latest})):
-            found = await (Reading.filter(meter_id__in=chunk, register__in=registers, **condition)
+            # the nearest trusted reading: a flagged one is no neighbour (a correction of it is)
+            found = await (Reading.filter(meter_id__in=chunk, register__in=registers, flag__isnull=True,
+                                          **condition)
                            .group_by("meter_id", "register").annotate(edge=aggregate("read_at"))
                            .values_list("meter_id", "register", "edge"))
             edges.update({(mid, reg, at): None for mid, reg, at in found if (mid, reg) in series})
@@ -435,9 +537,9 @@ async def _load_stored(candidates: list[_Candidate]) -> dict[tuple[int, str], _S
         rows = await Reading.filter(meter_id__in=meter_ids, register__in=registers,
                                     read_at__in=chunk).values_list(*columns)
         stored += [row for row in rows if (row[0], row[1], row[2]) in edges]
-    for meter_id, register, at, revision, value in stored:
+    for meter_id, register, at, revision, value, flag in stored:
         if (meter_id, register) in series:
-            series[(meter_id, register)].add_stored(at, revision, value)
+            series[(meter_id, register)].add_stored(at, revision, value, flag)
     return series
 
 
@@ -462,7 +564,7 @@ async def _load_open_conflicts(candidates: list[_Candidate]) -> set[tuple[str, s
 
 
 async def _plan(parsed: list[_Parsed], *, now: dt.datetime, source: ReadingSource, received_from: str,
-                staff: Staff | None) -> _Plan:
+                staff: Staff | None, limits: EnergyLimits) -> _Plan:
     """Judge every well-formed row; returns what to write and every row's outcome."""
     outcomes: dict[int, RowResult] = {}
     meters = await _load_meters({row.serial for row in parsed})
@@ -472,6 +574,7 @@ async def _plan(parsed: list[_Parsed], *, now: dt.datetime, source: ReadingSourc
             candidates.append(_check_meter(row, meters.get(row.serial), now))
         except _Refused as refused:
             outcomes[row.index] = RowResult(row.index, RowStatus.REJECTED, refused.error)
+    bounds = await _load_bounds([c.meter for c in candidates], limits)
     series = await _load_stored(candidates)
     open_conflicts = await _load_open_conflicts(candidates)
 
@@ -486,10 +589,13 @@ async def _plan(parsed: list[_Parsed], *, now: dt.datetime, source: ReadingSourc
             if row.read_at in line.effective:
                 outcomes[row.index] = RowResult(row.index, RowStatus.DUPLICATE)
                 continue
-            line.accept(row.read_at, row.value)
+            implausible = _implausible(row, meter, line, bounds[meter.plant_id], limits)
+            flag, detail = implausible if implausible else (None, None)
+            line.accept(row.read_at, row.value, suspect=flag is not None)
             readings.append(Reading(meter=meter, register=row.register, read_at=row.read_at, value=row.value,
-                                    source=source, revision=0, entered_by=staff))
-            outcomes[row.index] = RowResult(row.index, RowStatus.CREATED)
+                                    source=source, revision=0, entered_by=staff,
+                                    flag=IMPLAUSIBLE_ENERGY if flag else None, flag_detail=detail))
+            outcomes[row.index] = RowResult(row.index, RowStatus.CREATED, flag=flag)
             continue
         code, message, stored_value = refusal
         outcomes[row.index] = RowResult(row.index, RowStatus.REJECTED, RowError(str(code), message))
@@ -532,6 +638,46 @@ def _judge(row: _Parsed, meter: Meter, line: _Series) -> tuple[RowErrorCode, str
     return None
 
 
+def _implausible(row: _Parsed, meter: Meter, line: _Series, bounds: _Bounds,
+                 limits: EnergyLimits) -> tuple[RowError, dict[str, Any]] | None:
+    """The flag and its figures when the energy since the previous trusted reading is more than
+    the plant could make (generation, export) or the site could draw (import); else None.
+
+    Called for a row that :func:`_judge` accepted, so a lower value is a rollover.
+    """
+    before, _ = line.neighbours(row.read_at)
+    if before is None:
+        return None  # the first reading of a register: no interval to judge
+    importing = meter.kind == MeterKind.GRID and row.register.startswith(IMPORT_PREFIX)
+    bound_kw = bounds.site_kw if importing else bounds.plant_kw
+    if bound_kw is None:
+        return None
+    previous = line.effective[before]
+    advance = row.value - previous if row.value >= previous else row.value + 10 ** meter.register_digits - previous
+    kwh = advance * meter.multiplier
+    hours = Decimal((row.read_at - before).total_seconds()) / 3600
+    limit = bound_kw * max(hours, limits.min_hours) * limits.margin
+    if kwh <= limit:
+        return None
+    what = ("import", "the site could draw") if importing else (
+        "export" if meter.kind == MeterKind.GRID else "generation", "the plant could make")
+    basis = {"connection": f"connection {bound_kw.normalize():f} kVA",
+             "capacity": f"{limits.site_kw_per_kwp.normalize():f} × {bounds.plant_kw.normalize():f} kWp"
+             }[bounds.site_basis] if importing else f"{bound_kw.normalize():f} kWp"
+    step = Decimal(1).scaleb(-MAX_DECIMALS)  # readings as stored, whatever digits they came with
+    previous_text, value_text = str(previous.quantize(step)), str(row.value.quantize(step))
+    figures = {"kind": what[0], "previous": previous_text, "previous_at": before.isoformat(),
+               "value": value_text, "multiplier": meter.multiplier, "hours": f"{hours:.2f}",
+               "kwh": f"{kwh:.3f}", "bound_kw": f"{bound_kw.normalize():f}", "basis": basis,
+               "margin": f"{limits.margin.normalize():f}", "limit_kwh": f"{limit:.3f}"}
+    finding = (f"meter {meter.serial} register {row.register}: {previous_text} → {value_text} since "
+               f"{_local(before)} is {kwh:,.3f} kWh of {what[0]} in {hours:.2f} h (×{meter.multiplier}), more "
+               f"than {what[1]}: {limit:,.3f} kWh ({basis} × {max(hours, limits.min_hours):.2f} h × "
+               f"{limits.margin.normalize():f})")
+    return (RowError(IMPLAUSIBLE_ENERGY, f"{row.name}: {finding}; kept, flagged for staff"),
+            {**figures, "message": finding[:500]})
+
+
 # --- the service --------------------------------------------------------------------------------
 
 
@@ -542,7 +688,8 @@ def _check_staff(staff: Staff) -> None:
 
 async def ingest_readings(rows: Iterable[object], *, source: ReadingSource, received_from: str,
                           staff: Staff | None = None, now: dt.datetime | None = None,
-                          row_names: Sequence[str] | None = None) -> IngestResult:
+                          row_names: Sequence[str] | None = None,
+                          limits: EnergyLimits | None = None) -> IngestResult:
     """Take a batch of register readings: keep the good rows, report every row's outcome.
 
     The rules (rollover, duplicates, conflicts, backfills, concurrency) are in the module
@@ -565,12 +712,15 @@ async def ingest_readings(rows: Iterable[object], *, source: ReadingSource, rece
         The clock readings in the future are judged by; defaults to the current time.
     row_names : sequence of str, optional
         How messages name each row, default ``row <index>``; the CSV import names lines.
+    limits : EnergyLimits, optional
+        When a reading's energy is implausible (the settings' margins; defaults otherwise).
 
     Returns
     -------
     IngestResult
-        One ``RowResult`` per row in the order given: created, duplicate, or rejected with a code
-        and a message naming the row and the field.
+        One ``RowResult`` per row in the order given: created (with a ``flag`` when its energy is
+        implausible), duplicate, or rejected with a code and a message naming the row and the
+        field.
 
     Raises
     ------
@@ -601,7 +751,8 @@ async def ingest_readings(rows: Iterable[object], *, source: ReadingSource, rece
             refused[index] = RowResult(index, RowStatus.REJECTED, exc.error)
 
     for attempt in range(1, WRITE_ATTEMPTS + 1):
-        plan = await _plan(parsed, now=now, source=source, received_from=received_from, staff=staff)
+        plan = await _plan(parsed, now=now, source=source, received_from=received_from, staff=staff,
+                           limits=limits or EnergyLimits())
         outcomes = {**refused, **plan.outcomes}
         result = IngestResult(results=tuple(outcomes[i] for i in range(len(rows))),
                               conflicts_recorded=len(plan.conflicts))
@@ -636,6 +787,15 @@ async def _write(plan: _Plan, result: IngestResult, *, source: ReadingSource, re
                     using_db=conn)
         if plan.conflicts:
             await ReadingConflict.bulk_create(plan.conflicts, batch_size=1000, using_db=conn)
+        for reading in plan.readings:
+            if reading.flag:  # few: each its own event, for staff going through the audit trail
+                meter = reading.meter
+                await audit.record(
+                    received_from[:64], "FlagReading", "reading",
+                    f"{meter.serial}/{reading.register}/{int(reading.read_at.timestamp())}",
+                    after={"meter": meter.serial, "register": reading.register, "read_at": reading.read_at,
+                           "value": reading.value, "flag": reading.flag, **(reading.flag_detail or {})},
+                    using_db=conn)
         times = [r.read_at for r in plan.readings] or [c.read_at for c in plan.conflicts]
         await audit.record(
             received_from[:64], "IngestReadings", "reading_batch", uuid.uuid4().hex,

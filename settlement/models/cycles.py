@@ -54,6 +54,7 @@ class ConfirmationForm(Model):
     export_kwh = fields.DecimalField(max_digits=14, decimal_places=3)
     grid_kwh = fields.DecimalField(max_digits=14, decimal_places=3)
     flags = fields.JSONField(default=list, description="engine flags for staff to look at")
+    findings = fields.JSONField(default=list, description="what holds the form, naming the register and its figures")
     reader = fields.CharField(max_length=100, default="AMI")
     sent_at = fields.DatetimeField(null=True)
     answer_due_at = fields.DatetimeField(null=True, description="auto-confirm after this")

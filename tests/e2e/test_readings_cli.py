@@ -84,7 +84,7 @@ async def test_import_keeps_good_rows_reports_bad_ones_and_is_idempotent(cli, me
     proc = await cli("readings", "import", str(csv_file))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"file": str(csv_file), "rows": 9, "created": 3, "duplicates": 0,
-                                       "rejected": 6}
+                                       "rejected": 6, "flagged": 0}
     rejected = rejected_lines(proc)
     assert [(r["line"], r["meter"], r["error"]["code"]) for r in rejected] == [
         (6, "NOPE", "unknown_meter"), (7, "M1", "reading_decreased"), (8, "M1", "invalid_field"),
@@ -106,7 +106,7 @@ async def test_import_keeps_good_rows_reports_bad_ones_and_is_idempotent(cli, me
     again = await cli("readings", "import", str(csv_file), "--source", "ami")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == {"file": str(csv_file), "rows": 9, "created": 0, "duplicates": 3,
-                                        "rejected": 6}
+                                        "rejected": 6, "flagged": 0}
     assert await m.Reading.all().count() == 3 and await m.ReadingConflict.all().count() == 1
 
     listed = await cli("readings", "conflicts")
@@ -128,7 +128,7 @@ async def test_import_streams_a_large_file_in_batches(cli, meters, tmp_path):
     proc = await cli("readings", "import", str(csv_file))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"file": str(csv_file), "rows": 4500, "created": 4499, "duplicates": 0,
-                                       "rejected": 1}
+                                       "rejected": 1, "flagged": 0}
     [rejected] = rejected_lines(proc)
     assert rejected["line"] == 2002 and rejected["error"]["code"] == "reading_decreased"
     assert rejected["error"]["message"].startswith("line 2002: field 'value' 0 is below 1999.5000")

@@ -4,9 +4,11 @@ unsubscribe, menu clicks, locations), every owner command, in both modes where i
 from __future__ import annotations
 
 import datetime as dt
+import io
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
+import pypdf
 import pytest
 
 from settlement import bindings, live
@@ -218,6 +220,14 @@ async def test_bills_list_what_is_owed_with_a_signed_e_bill_link(bot: Bot, peopl
     verify_link("bill", bill.id, query["exp"], query["sig"], bot.settings.secret_key)  # raises if forged
     page = await bot.client.get(parts.path, params=query)
     assert page.status == 200 and "4,654.67" in await page.text()
+    # and the same bill as a PDF, on the same signature
+    pdf_link = next(line.strip() for line in reply.text.splitlines() if line.strip().startswith("PDF："))
+    pdf = urlsplit(pdf_link.removeprefix("PDF："))
+    assert pdf.path == parts.path + ".pdf" and pdf.query == parts.query
+    resp = await bot.client.get(pdf.path, params=query)
+    assert resp.status == 200 and resp.headers["Content-Type"] == "application/pdf"
+    text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(await resp.read())).pages)
+    assert bill.number in text and "4,654.67" in text
 
 
 async def test_bills_when_all_are_paid_show_the_latest(bot: Bot, people):
@@ -226,6 +236,7 @@ async def test_bills_when_all_are_paid_show_the_latest(bot: Bot, people):
     await bill.save()
     reply = await bot.say(OWNER, "账单")
     assert "没有待缴账单" in reply.text and "已缴清" in reply.text and "/e/bill/" in reply.text
+    assert f"/e/bill/{bill.id}.pdf?" in reply.text
 
 
 async def test_pay_links_into_the_mini_program(bot: Bot, people):

@@ -89,6 +89,14 @@ async def test_reading_records_a_manual_reading_with_its_audit(bot: Bot, people)
     assert len(await audit_events("IngestReadings")) == 1
 
 
+async def test_a_reading_no_plant_could_make_is_recorded_flagged_and_staff_are_told(bot: Bot, people):
+    reply = await bot.say(OPERATOR, "抄表 PV-E1 PV-E1-G 00010000 999999 2026-11-05 08:00")
+    assert "已录入读数" in reply.text and "已标记为异常" in reply.text and "kWh of generation" in reply.text
+    reading = await m.Reading.get(read_at=dt.datetime(2026, 11, 5, 0, tzinfo=UTC), register="00010000")
+    assert reading.flag == "implausible_energy" and reading.entered_by_id == people["operator"].id
+    assert len(await audit_events("FlagReading")) == 1
+
+
 async def test_reading_finds_the_meter_of_a_register_only_one_meter_has(bot: Bot, people):
     reply = await bot.say(OPERATOR, "ｒｅａｄ　ｐｖ－ｅ１　００020000　６５０ 2026-11-05T08:00")
     assert "已录入读数" in reply.text and "PV-E1-N" in reply.text

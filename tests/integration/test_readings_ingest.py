@@ -84,7 +84,7 @@ async def test_good_rows_are_stored_exactly_once_with_decimal_values_and_local_t
         row(read_at=dt.datetime(2026, 10, 1), value=1300),  # naive datetime, int value
         row(register=EXPORT, read_at=dt.datetime(2026, 7, 31, 16, tzinfo=UTC), value=12.5),  # aware, float
     ])
-    assert result.counts() == {"created": 4, "duplicates": 0, "rejected": 0}
+    assert result.counts() == {"created": 4, "duplicates": 0, "rejected": 0, "flagged": 0}
     assert [r.as_dict() for r in result.results] == [{"index": i, "status": "created"} for i in range(4)]
     assert await stored() == [(at(T1), Decimal("1000.1000"), 0), (at(T2), Decimal("1200.2000"), 0),
                               (at(T3), Decimal("1300.0000"), 0)]
@@ -93,16 +93,16 @@ async def test_good_rows_are_stored_exactly_once_with_decimal_values_and_local_t
     assert reading.source == m.ReadingSource.AMI and reading.entered_by_id is None
     event = await m.AuditEvent.get(action="IngestReadings")
     assert event.actor == "collector:test" and event.entity == "reading_batch"
-    assert event.after == {"created": 4, "duplicates": 0, "rejected": 0, "conflicts_recorded": 0,
+    assert event.after == {"created": 4, "duplicates": 0, "rejected": 0, "flagged": 0, "conflicts_recorded": 0,
                            "source": "ami", "rows": 4, "from": at(T1).isoformat(), "to": at(T3).isoformat()}
 
 
 async def test_reposting_the_same_batch_is_all_duplicates_and_writes_nothing(meters):
     batch = [row(read_at=T1, value="1000"), row(read_at=T2, value="1100.5"), row(register=EXPORT, value="7")]
     first = await ingest(batch)
-    assert first.counts() == {"created": 3, "duplicates": 0, "rejected": 0}
+    assert first.counts() == {"created": 3, "duplicates": 0, "rejected": 0, "flagged": 0}
     again = await ingest([dict(r, value=str(Decimal(r["value"]) + Decimal("0.000"))) for r in batch])
-    assert again.counts() == {"created": 0, "duplicates": 3, "rejected": 0}
+    assert again.counts() == {"created": 0, "duplicates": 3, "rejected": 0, "flagged": 0}
     assert {r.status for r in again.results} == {RowStatus.DUPLICATE}
     assert await m.Reading.all().count() == 3
     assert await m.AuditEvent.all().count() == 1  # the batch that changed nothing left no trace
@@ -120,7 +120,7 @@ async def test_a_batch_mixing_good_and_bad_rows_keeps_the_good_ones(meters):
         row(value="abc"),  # malformed
         row(read_at=T1, value="999"),  # conflicts with the stored reading
     ])
-    assert result.counts() == {"created": 2, "duplicates": 1, "rejected": 4}
+    assert result.counts() == {"created": 2, "duplicates": 1, "rejected": 4, "flagged": 0}
     assert [(r.status.value, r.error.code if r.error else None) for r in result.results] == [
         ("created", None), ("rejected", "unknown_meter"), ("duplicate", None), ("rejected", "reading_decreased"),
         ("created", None), ("rejected", "invalid_field"), ("rejected", "conflicting_reading")]
@@ -133,7 +133,7 @@ async def test_a_batch_mixing_good_and_bad_rows_keeps_the_good_ones(meters):
 async def test_rows_of_one_batch_are_checked_against_each_other_in_time_order(meters):
     shuffled = await ingest([row(read_at=T3, value="1300"), row(read_at=T1, value="1000"),
                              row(read_at=T2, value="1200")])
-    assert shuffled.counts() == {"created": 3, "duplicates": 0, "rejected": 0}
+    assert shuffled.counts() == {"created": 3, "duplicates": 0, "rejected": 0, "flagged": 0}
     twice = await ingest([row(read_at="2026-10-02T00:00+08:00", value="1400"),
                           row(read_at="2026-10-02T00:00+08:00", value="1400.00"),
                           row(read_at="2026-10-02T00:00+08:00", value="1401")])
@@ -321,7 +321,7 @@ async def test_a_replaced_meter_starts_its_own_series(meters):
         row(meter="NEW", read_at="2026-09-15T10:00+08:00", value="0.50"),  # initial reading
         row(meter="NEW", read_at=T3, value="1500.00"),
     ])
-    assert result.counts() == {"created": 4, "duplicates": 0, "rejected": 0}
+    assert result.counts() == {"created": 4, "duplicates": 0, "rejected": 0, "flagged": 0}
 
 
 async def test_names_given_for_rows_are_used_in_messages(meters):
@@ -345,7 +345,7 @@ async def test_manual_readings_by_staff_are_audited_one_by_one(meters):
     staff = await m.Staff.create(name="李四", role=m.StaffRole.OPERATOR)
     result = await ingest([row(read_at=T1, value="1000"), row(read_at=T2, value="1100"), row(meter="X")],
                           source=m.ReadingSource.MANUAL, received_from=f"staff:{staff.id}", staff=staff)
-    assert result.counts() == {"created": 2, "duplicates": 0, "rejected": 1}
+    assert result.counts() == {"created": 2, "duplicates": 0, "rejected": 1, "flagged": 0}
     readings = await m.Reading.all().order_by("read_at")
     assert {(r.source, r.entered_by_id) for r in readings} == {(m.ReadingSource.MANUAL, staff.id)}
     events = await m.AuditEvent.filter(action="RecordManualReading").order_by("id")
