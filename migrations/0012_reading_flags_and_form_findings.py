@@ -8,7 +8,7 @@ from tortoise.fields.data import JSON_DUMPS
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('settlement', '0010_telemetry_samples_without_device_constraint')]
+    dependencies = [('settlement', '0011_repeated_trip_episodes')]
 
     initial = False
 
