@@ -33,7 +33,7 @@ from settlement.redis_client import Namespace
 
 log = logging.getLogger("pvsettle.pay")
 WINDOW_S = 60  # [s] a refusal counts in its minute
-REDIS_WAIT = 0.5  # [s] for Redis to count a refusal before this process counts it alone
+REDIS_WAIT = 1.0  # [s] for Redis to count a refusal before this process counts it alone
 LOCAL_SOURCES = 100_000  # sources one process counts alone at most in a window; beyond, it starts over
 UNKNOWN = "unknown"  # the source of a delivery without a peer address (a unix socket)
 
