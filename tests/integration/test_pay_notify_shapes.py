@@ -93,6 +93,16 @@ async def test_a_signed_timestamp_no_time_can_be_made_of_is_refused(paying, case
     assert (await m.Bill.get(id=paying["world"]["bill"].id)).paid_fen == 23456
 
 
+@pytest.mark.parametrize("stamp", ["999999999999", "tomorrow"])
+async def test_a_refund_notification_with_an_odd_timestamp_is_refused(refunding, stamp):
+    fake, url, refund = refunding["fake"], refunding["url"], refunding["refund"]
+    before = await _state()
+    await _refused(fake, url, fake.refund_notification(refund.out_refund_no, timestamp=stamp), (401,))
+    assert await _state() == before
+    assert (await m.Refund.get(id=refund.id)).state == m.RefundState.PENDING
+    assert await fake.notify_refund(url, refund.out_refund_no) == (204, "")
+
+
 async def test_digits_that_are_not_ascii_are_no_timestamp(pay_port, fake_pay):
     """``"¹⁷…".isdigit()`` is true and ``int()`` of it fails: refused before anything is made of it."""
     headers, body = fake_pay.build_notification("TRANSACTION.SUCCESS", {"out_trade_no": "X"}, timestamp="¹⁷⁰⁰⁰⁰⁰⁰⁰⁰")
