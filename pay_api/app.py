@@ -91,19 +91,17 @@ async def notify(request: web.Request) -> web.Response:
     pay = request.config_dict.get(pay_api_key)
     delivery = _delivery(request, request.app[refusal_limiter_key])
     fields = functools.partial(payments.notification_fields, request.headers, source=delivery.source)
+    too_large = payments.Handled(413, NotificationOutcome.REFUSED, f"a notification is at most {MAX_BODY} bytes")
     if request.content_length is not None and request.content_length > MAX_BODY:
-        reason = f"a notification is at most {MAX_BODY} bytes, this one has {request.content_length}"
-        return _answer(request, await _keep(request, fields(b"", size=request.content_length),
-                                   payments.Handled(413, NotificationOutcome.REFUSED, reason), delivery))
+        record = fields(b"", size=request.content_length)
+        return _answer(request, await _keep(request, record, too_large, delivery))
     body = await request.read()
     if len(body) > MAX_BODY:  # sent in chunks, without a Content-Length
-        reason = f"a notification is at most {MAX_BODY} bytes, this one has {len(body)}"
-        return _answer(request, await _keep(request, fields(body),
-                                   payments.Handled(413, NotificationOutcome.REFUSED, reason), delivery))
+        return _answer(request, await _keep(request, fields(body), too_large, delivery))
     if pay is None:
         # nothing can be verified: kept like a refusal, within the same limits
-        return _answer(request, await _keep(request, fields(body), payments.Handled(
-            503, NotificationOutcome.ERROR, "WeChat Pay is not configured on this server"), delivery))
+        unconfigured = payments.Handled(503, NotificationOutcome.ERROR, "WeChat Pay is not configured on this server")
+        return _answer(request, await _keep(request, fields(body), unconfigured, delivery))
     try:
         async with asyncio.timeout(DEADLINE):
             handled = await payments.handle_notification(pay, request.headers, body, delivery=delivery)

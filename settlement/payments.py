@@ -386,7 +386,7 @@ async def _record_paid(bill: Bill, payer_id: int | None, status: OrderStatus, vi
 # added 33 MB in under a second).
 KEPT_HEADERS = ("Wechatpay-Serial", "Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature",
                 "Wechatpay-Signature-Type", "Content-Type", "User-Agent", "X-Forwarded-For")
-HEADER_KEPT = 512  # [characters] of each kept header (a signature is 344)
+HEADER_KEPT = 512  # [bytes] of each kept header (a signature is 344)
 UNVERIFIED_BODY_KEPT = 2048  # [bytes] of an unverified body: a genuine notification is about 1 KiB
 UNVERIFIED_KEPT = 10_000  # unverified deliveries kept at most (PVSETTLE_PAY_REFUSALS_KEPT)
 
@@ -405,9 +405,11 @@ class Delivery:
     keep_unverified: int = UNVERIFIED_KEPT  # the oldest beyond this many are pruned
 
 
-def _storable(text: str) -> str:
-    """Text any database column takes: no NUL (PostgreSQL refuses it), no lone surrogate."""
-    return text.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", "\ufffd")
+def _storable(text: str, limit: int | None = None) -> str:
+    """Text any database column takes (no NUL, which PostgreSQL refuses; no lone surrogate), cut
+    to at most ``limit`` bytes of UTF-8."""
+    data = text.replace("\x00", "\ufffd").encode("utf-8", errors="replace")
+    return data[:limit].decode("utf-8", errors="ignore")  # a character cut in two is dropped
 
 
 def notification_fields(headers: Mapping[str, str], body: bytes, *, source: str | None = None,
@@ -416,10 +418,10 @@ def notification_fields(headers: Mapping[str, str], body: bytes, *, source: str 
     SHA-256 of the body and its first :data:`UNVERIFIED_BODY_KEPT` bytes. ``size`` is the
     declared size of a body that was not read (too large)."""
     wanted = {name.lower(): name for name in KEPT_HEADERS}
-    kept = {wanted[str(k).lower()]: _storable(str(v)[:HEADER_KEPT])
+    kept = {wanted[str(k).lower()]: _storable(str(v)[:HEADER_KEPT], HEADER_KEPT)
             for k, v in headers.items() if str(k).lower() in wanted}
     return {"headers": kept, "source": source,
-            "body": _storable(body[:UNVERIFIED_BODY_KEPT].decode("utf-8", errors="replace")),
+            "body": _storable(body[:UNVERIFIED_BODY_KEPT].decode("utf-8", errors="replace"), UNVERIFIED_BODY_KEPT),
             "body_bytes": len(body) if size is None else size,
             "body_sha256": hashlib.sha256(body).hexdigest() if size is None else None}
 

@@ -33,7 +33,7 @@ RATE = 25
 FLOOD = 300
 AT_ONCE = 30  # posts in flight together: the test client shares the server's event loop
 BODY = 60_000  # [bytes] of each hostile body
-# a kept row: the body's first 2 KiB, each kept header at most 512 characters, and its JSON punctuation
+# a kept row: the body's first 2 KiB, each kept header at most 512 bytes, and its JSON punctuation
 ROW_BOUND = payments.UNVERIFIED_BODY_KEPT + len(payments.KEPT_HEADERS) * (payments.HEADER_KEPT + 40)
 
 
@@ -126,6 +126,20 @@ async def test_a_flood_from_one_source_is_kept_bounded_and_a_valid_notification_
     stored = await _kept_bytes(refused)
     assert stored <= RATE * ROW_BOUND  # ≈ 25 × 6 KiB, of 300 × 60 KB received
     assert stored * 100 < FLOOD * BODY
+
+
+def test_what_is_kept_of_any_bytes_is_bounded_and_storable():
+    """Binary garbage, NULs, cut UTF-8 and lone surrogates in headers: still at most the bounds in
+    bytes of UTF-8, and nothing PostgreSQL refuses."""
+    body = b"\x00\xff\xfe" * 30_000 + "电费".encode() * 10_000
+    headers = {"wechatpay-serial": "\udcff\x00" * 1000, "User-Agent": "電" * 1000, "X-Other": "x" * 10_000}
+    record = payments.notification_fields(headers, body, source="192.0.2.1")
+    assert len(record["body"].encode()) <= payments.UNVERIFIED_BODY_KEPT and "\x00" not in record["body"]
+    assert set(record["headers"]) == {"Wechatpay-Serial", "User-Agent"}
+    for value in record["headers"].values():
+        assert len(value.encode()) <= payments.HEADER_KEPT and "\x00" not in value
+        value.encode("utf-8")  # no lone surrogate left
+    assert (record["body_bytes"], record["body_sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
 
 
 async def test_refused_rows_are_capped_the_oldest_pruned_and_verified_ones_kept(settings, aiohttp_client, tmp_path):
