@@ -137,7 +137,7 @@ class _Shape(BaseModel):
 
 
 def _when(value: Any) -> dt.datetime | None:
-    if value is None:
+    if value is None or value == "":  # WeChat Pay leaves a time it does not know yet empty
         return None
     if not isinstance(value, str) or len(value) > 40:
         raise ValueError("not an RFC 3339 time")
@@ -154,7 +154,7 @@ Time = Annotated[dt.datetime | None, BeforeValidator(_when)]
 
 
 class PayerResource(_Shape):
-    openid: str = Field(min_length=1, max_length=128, pattern=_WORD)
+    openid: str | None = Field(None, min_length=1, max_length=128, pattern=_WORD)  # {} on an unpaid order
 
 
 class PaymentAmount(_Shape):
@@ -182,6 +182,12 @@ class PaymentResource(_Shape):
     amount: PaymentAmount | None = None
     scene_info: dict[str, Any] | None = None
     promotion_detail: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _paid_by_someone(self) -> PaymentResource:
+        if self.trade_state == SUCCESS and (self.payer is None or self.payer.openid is None):
+            raise ValueError("a successful payment names its payer.openid")
+        return self
 
 
 class RefundAmount(_Shape):

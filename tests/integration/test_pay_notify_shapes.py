@@ -153,8 +153,8 @@ async def test_a_payment_without_a_field_it_needs_is_refused(paying, name):
 
 # wrong values for each field of the resources WeChat Pay sends (settlement.fakes.pay_server)
 WRONG_VALUES = [12345, True, 1.5, None, ["x"], {"x": 1}, "", "x" * 300, "a\u0000b"]
-FREE_TEXT = {"trade_state_desc", "attach", "bank_type", "user_received_account"}  # "" is fine there
-NESTED = {"payer": [{"openid": 5}, {"openid": None}, {"openid": ""}, {}],
+EMPTY_IS_FINE = {"trade_state_desc", "attach", "bank_type", "user_received_account", "success_time"}
+NESTED = {"payer": [{"openid": 5}, {"openid": ""}, {"openid": "o\u0000"}, {"openid": ["o"]}],
           "amount@payment": [{"total": 23456, "currency": 156}, {"total": "23456", "currency": "CNY"},
                              {"currency": "CNY"}],
           "amount@refund": [{"total": 23456, "refund": "5000"}, {"total": "23456", "refund": 5000}, {"total": 23456}],
@@ -165,7 +165,7 @@ OPTIONAL = {"trade_type", "trade_state_desc", "attach", "payer", "bank_type", "s
 
 def wrong_values(name: str, kind: str) -> list:
     """The values that are wrong for a field (None only where the field is required)."""
-    values = [v for v in WRONG_VALUES if not (v == "" and name in FREE_TEXT)
+    values = [v for v in WRONG_VALUES if not (v == "" and name in EMPTY_IS_FINE)
               and not (v is None and (name in OPTIONAL or f"{name}@{kind}" in OPTIONAL))]
     return values + NESTED.get(name, NESTED.get(f"{name}@{kind}", []))
 
