@@ -23,6 +23,7 @@ Exceptions::
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
@@ -109,6 +110,7 @@ _CODE = r"^[A-Z][A-Z_]*$"  # trade_state, refund status, trade_type …
 _OUT_NO = r"^[0-9A-Za-z_\-|*@]+$"  # WeChat Pay's charset of merchant order and refund numbers
 _WORD = r"^[0-9A-Za-z_\-]+$"  # ids WeChat Pay gives out: appid, mchid, transaction_id, openid …
 _DEPTH = 16  # nesting of a resource's JSON: WeChat Pay's go 3 deep
+_UNREADABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")  # C0 controls but tab and line ends; lone surrogates
 
 
 def unreadable_text(value: Any, depth: int = 0) -> str | None:
@@ -119,10 +121,8 @@ def unreadable_text(value: Any, depth: int = 0) -> str | None:
     if isinstance(value, int) and not -(2**63) <= value < 2**63:
         return "a number beyond 64 bits"  # no JSON column takes it
     if isinstance(value, str):
-        for char in value:
-            if (ord(char) < 0x20 and char not in "\t\n\r") or 0xD800 <= ord(char) <= 0xDFFF:
-                return f"a string holds the character U+{ord(char):04X}"
-        return None
+        found = _UNREADABLE.search(value)
+        return f"a string holds the character U+{ord(found.group()):04X}" if found else None
     if isinstance(value, dict):
         items = list(value.keys()) + list(value.values())
     elif isinstance(value, list):
