@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
+import ipaddress
 import json
 import os
 import secrets
@@ -89,6 +91,9 @@ class Settings:
     reading_site_kw_per_kwp: str = _plain("10", "what a site may draw from the grid when its plant has no connection capacity on file, as a multiple of the PV capacity [kW/kWp]")
     session_ttl: int = _plain(86400, "lifetime of a mini-program session token [s]")
     api_rate_limit: int = _plain(120, "mini-program API requests per user per minute; more get 429")
+    pay_refusal_rate: int = _plain(20, "refused /pay/notify deliveries (signature not holding) kept per source per minute; more are answered 429 and not kept")
+    pay_refusals_kept: int = _plain(10000, "refused /pay/notify deliveries kept at most (headers, body size, SHA-256 and first 2 KiB); the oldest are deleted first")
+    trusted_proxies: str = _plain("", "comma-separated addresses or networks of the reverse proxies in front of this server (e.g. 127.0.0.1,10.0.0.0/8), whose X-Forwarded-For names the client; empty = the peer is the client")
     notify_templates: str = _plain(DEMO_NOTIFY_TEMPLATES, "JSON object: notification template name → WeChat template id (templates/notify/*.txt); the default holds demo ids for the fake WeChat")
     notify_rate: int = _plain(20, "notifications sent per second per template at most (all processes together)")
     dispatcher_interval: str = _plain("1", "seconds between outbox dispatcher polls when idle; 0 = no dispatcher in this process")
@@ -159,6 +164,13 @@ class Settings:
             problems.append(f"{n('repeated_trips')} must be ≥ 2 trips and {n('repeated_trips_days')} ≥ 1 day")
         if self.session_ttl < 60 or self.api_rate_limit < 1:
             problems.append(f"{n('session_ttl')} must be ≥ 60 s and {n('api_rate_limit')} ≥ 1")
+        if self.pay_refusal_rate < 1 or self.pay_refusals_kept < 1:
+            problems.append(f"{n('pay_refusal_rate')} and {n('pay_refusals_kept')} must be ≥ 1")
+        try:
+            self.trusted_proxy_networks
+        except ValueError:
+            problems.append(f"{n('trusted_proxies')}={self.trusted_proxies!r} must be addresses or networks "
+                            f"(CIDR), separated by commas")
         if not require_secrets:
             return problems
         if self.secret_key and len(self.secret_key) < 32:
@@ -174,6 +186,11 @@ class Settings:
         return problems
 
     @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """:attr:`trusted_proxies` parsed; ``ValueError`` when one is no address or network."""
+        return _networks(self.trusted_proxies)
+
+    @property
     def uses_postgres(self) -> bool:
         return urlsplit(self.database_url).scheme in ("postgres", "asyncpg")
 
@@ -183,6 +200,11 @@ class Settings:
             f.name: ("***" if f.metadata["secret"] and getattr(self, f.name) else getattr(self, f.name))
             for f in dataclasses.fields(self)
         }
+
+
+@functools.cache
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
 def _is_factor(text: str) -> bool:

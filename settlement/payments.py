@@ -21,7 +21,9 @@ Orders::
   ``transaction_id`` looked up (and held unique by the database), so concurrent copies queue
   behind the first and find its payment. A verified payment for an order we do not know is
   recorded without a bill, for staff. Every notification is kept as a :class:`PayNotification`
-  with what became of it.
+  with what became of it; one whose signature does not hold only in bounded form (its headers,
+  the size and SHA-256 of its body, the first 2 KiB of it), at most so many a minute from one
+  source (:class:`Delivery`) and so many in all, the oldest pruned first.
 * **Refunds.** Admins only, with a reason, at most what is left of the payment. The money is
   taken back when the refund is asked for: first from the owner's account credit, then from the
   payment's bill (which owes again); a refund that fails gives it back the way a payment is
@@ -33,9 +35,10 @@ Orders::
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -81,6 +84,7 @@ from settlement.ports.pay import (
     StaleNotification,
     UnknownSerial,
     WechatPay,
+    unreadable_text,
 )
 
 log = logging.getLogger("pvsettle.pay")
@@ -239,6 +243,7 @@ class Handled:
     outcome: NotificationOutcome
     reason: str | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    kept: bool = True  # False: refused beyond its source's rate, not kept
 
     @property
     def accepted(self) -> bool:
@@ -375,11 +380,50 @@ async def _record_paid(bill: Bill, payer_id: int | None, status: OrderStatus, vi
     await apply_payment(bill, payment, f"wechatpay:{via}", conn, plant_name=plant_name)
 
 
-def notification_fields(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-    # str(k): aiohttp's header names are multidict's istr, which orjson (tortoise's JSON encoder
-    # once installed) refuses as dict keys
-    return {"headers": {str(k): str(v)[:512] for k, v in headers.items() if k.lower().startswith("wechatpay-")},
-            "body": body[:MAX_KEPT_BODY].decode("utf-8", errors="replace")}
+# What is kept of a delivery. One whose signature held is WeChat Pay's and kept whole. Any other
+# may come from anyone, as often as they like, so only what an investigation needs is kept of it,
+# a bounded amount per row and a bounded number of rows (issue #20: 500 unsigned 60 KB posts once
+# added 33 MB in under a second).
+KEPT_HEADERS = ("Wechatpay-Serial", "Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature",
+                "Wechatpay-Signature-Type", "Content-Type", "User-Agent", "X-Forwarded-For")
+HEADER_KEPT = 512  # [bytes] of each kept header (a signature is 344)
+UNVERIFIED_BODY_KEPT = 2048  # [bytes] of an unverified body: a genuine notification is about 1 KiB
+UNVERIFIED_KEPT = 10_000  # unverified deliveries kept at most (PVSETTLE_PAY_REFUSALS_KEPT)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Who sent a notification, and what may be kept of it when its signature does not hold.
+
+    ``admit`` is asked before such a delivery is kept: False means its source is over its rate of
+    refusals, and it is answered 429 and not kept. A delivery whose signature holds never meets
+    these limits.
+    """
+
+    source: str | None = None  # the sender's address (behind trusted proxies: the one they name)
+    admit: Callable[[], Awaitable[bool]] | None = None
+    keep_unverified: int = UNVERIFIED_KEPT  # the oldest beyond this many are pruned
+
+
+def _storable(text: str, limit: int | None = None) -> str:
+    """Text any database column takes (no NUL, which PostgreSQL refuses; no lone surrogate), cut
+    to at most ``limit`` bytes of UTF-8."""
+    data = text.replace("\x00", "\ufffd").encode("utf-8", errors="replace")
+    return data[:limit].decode("utf-8", errors="ignore")  # a character cut in two is dropped
+
+
+def notification_fields(headers: Mapping[str, str], body: bytes, *, source: str | None = None,
+                        size: int | None = None) -> dict[str, Any]:
+    """What is kept of a delivery before its signature is checked: the kept headers, the size and
+    SHA-256 of the body and its first :data:`UNVERIFIED_BODY_KEPT` bytes. ``size`` is the
+    declared size of a body that was not read (too large)."""
+    wanted = {name.lower(): name for name in KEPT_HEADERS}
+    kept = {wanted[str(k).lower()]: _storable(str(v)[:HEADER_KEPT], HEADER_KEPT)
+            for k, v in headers.items() if str(k).lower() in wanted}
+    return {"headers": kept, "source": source,
+            "body": _storable(body[:UNVERIFIED_BODY_KEPT].decode("utf-8", errors="replace"), UNVERIFIED_BODY_KEPT),
+            "body_bytes": len(body) if size is None else size,
+            "body_sha256": hashlib.sha256(body).hexdigest() if size is None else None}
 
 
 async def keep_notification(record: dict[str, Any], handled: Handled) -> None:
@@ -388,26 +432,56 @@ async def keep_notification(record: dict[str, Any], handled: Handled) -> None:
                                  reason=(handled.reason or "")[:500] or None)
 
 
+async def keep_unverified(record: dict[str, Any], handled: Handled, delivery: Delivery) -> Handled:
+    """Keep a delivery whose signature did not hold (or was not checked), within the limits.
+
+    Over its source's rate it is not kept and answered 429; kept, the oldest unverified rows
+    beyond ``delivery.keep_unverified`` are deleted.
+    """
+    if delivery.admit is not None and not await delivery.admit():
+        return Handled(429, handled.outcome, f"too many refused notifications from this source, not kept "
+                                             f"({handled.reason})"[:500], record, kept=False)
+    await keep_notification(record, handled)
+    await prune_unverified(delivery.keep_unverified)
+    return handled
+
+
+async def prune_unverified(keep: int) -> int:
+    """Delete the unverified deliveries beyond the newest ``keep``; returns how many."""
+    cutoff = await PayNotification.filter(signed_at__isnull=True).order_by("-id").offset(keep) \
+        .limit(1).values_list("id", flat=True)
+    if not cutoff:
+        return 0
+    return await PayNotification.filter(signed_at__isnull=True, id__lte=cutoff[0]).delete()
+
+
 async def handle_notification(pay: WechatPay, headers: Mapping[str, str], body: bytes, *,
-                              now: dt.datetime | None = None) -> Handled:
-    """Verify, check and record one notification from WeChat Pay; it is always kept.
+                              now: dt.datetime | None = None, delivery: Delivery = Delivery()) -> Handled:
+    """Verify, check and record one notification from WeChat Pay; it is kept (within
+    :func:`keep_unverified`'s limits when its signature does not hold).
 
     Returns what to answer: 204 when it is recorded (or was already, or is kept for staff),
     4xx when it is refused (nothing recorded), 5xx when we failed (WeChat Pay sends it again).
     """
     now = (now or dt.datetime.now(UTC)).astimezone(UTC)
-    record = notification_fields(headers, body)
+    record = notification_fields(headers, body, source=delivery.source)
     try:
         notification = await pay.verify_notification(headers, body, now=now)
     except NotificationRefused as exc:
         status = 401 if isinstance(exc, (BadSignature, UnknownSerial, StaleNotification)) else 400
-        handled = Handled(status, NotificationOutcome.REFUSED, f"{exc.code}: {exc.reason}", record)
-        record["serial"] = str(headers.get("Wechatpay-Serial", ""))[:80] or None
+        record["serial"] = _storable(str(headers.get("Wechatpay-Serial", ""))[:80]) or None
+        return await keep_unverified(record, Handled(status, NotificationOutcome.REFUSED,
+                                                     f"{exc.code}: {exc.reason}", record), delivery)
+    # WeChat Pay's: kept whole (the signature covers the body, at most 64 KiB)
+    record["body"] = _storable(body[:MAX_KEPT_BODY].decode("utf-8", errors="replace"))
+    record.update(notification_id=notification.id[:64] or None, event_type=notification.event_type[:40] or None,
+                  serial=notification.serial[:80], signed_at=notification.timestamp)
+    problem = unreadable_text([notification.id, notification.event_type, dict(notification.resource)])
+    if problem:  # a NUL in a signed resource: refused, the resource not kept (no database takes it)
+        handled = Handled(400, NotificationOutcome.REFUSED, f"malformed notification: {problem}", record)
         await keep_notification(record, handled)
         return handled
-    record.update(notification_id=notification.id[:64] or None, event_type=notification.event_type[:40] or None,
-                  serial=notification.serial[:80], signed_at=notification.timestamp,
-                  resource=dict(notification.resource))
+    record["resource"] = dict(notification.resource)
     resource = notification.resource
     for name in ("out_trade_no", "transaction_id", "out_refund_no"):
         value = resource.get(name)

@@ -197,7 +197,7 @@ class WechatPayV3:
             raise BadSignature("the Wechatpay-Signature, -Timestamp, -Nonce and -Serial headers are needed")
         if kind != SIGNATURE_TYPE:
             raise BadSignature(f"signature type {kind[:40]!r} is not {SIGNATURE_TYPE}")
-        if not stamp.isdigit() or len(stamp) > 12:
+        if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:  # "²" is a digit to isdigit()
             raise BadSignature("Wechatpay-Timestamp is not a unix time")
         try:
             text = body.decode("utf-8")
@@ -208,12 +208,12 @@ class WechatPayV3:
             raise UnknownSerial(f"no WeChat Pay key with serial {serial[:64]!r}")
         if not rsa_verify(stamp, nonce, text, signature, key):
             raise BadSignature("the signature does not verify")
-        signed_at = dt.datetime.fromtimestamp(int(stamp), UTC)
         now = now or dt.datetime.now(UTC)
-        if abs(now - signed_at) > self._max_skew:
-            raise StaleNotification(f"signed at {signed_at.isoformat()}, more than "
+        # compared as numbers first: a datetime of a signed 999999999999 (year 33658) cannot be made
+        if abs(now.timestamp() - int(stamp)) > self._max_skew.total_seconds():
+            raise StaleNotification(f"signed at unix time {stamp}, more than "
                                     f"{int(self._max_skew.total_seconds())} s from now")
-        return decrypt_notification(text, self._apiv3_key, signed_at, serial)
+        return decrypt_notification(text, self._apiv3_key, dt.datetime.fromtimestamp(int(stamp), UTC), serial)
 
 
 def decrypt_notification(text: str, apiv3_key: str, signed_at: dt.datetime, serial: str) -> Notification:
@@ -228,16 +228,19 @@ def decrypt_notification(text: str, apiv3_key: str, signed_at: dt.datetime, seri
                             associated_data=resource.get("associated_data") or "", apiv3_key=apiv3_key)
     except UndecryptableResource:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error, RecursionError) as exc:
         raise UndecryptableResource(f"the notification is malformed: {type(exc).__name__}") from exc
     if plain is None:
         raise UndecryptableResource("the resource does not decrypt with our APIv3 key (tampered or another key)")
     try:
         content = json.loads(plain)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
         raise UndecryptableResource("the decrypted resource is not JSON") from exc
     if not isinstance(content, dict):
         raise UndecryptableResource("the decrypted resource is not a JSON object")
+    envelope = ("id", "event_type", "resource_type", "create_time", "summary")
+    if not all(isinstance(data.get(name, ""), str) and len(data.get(name, "")) <= 256 for name in envelope):
+        raise UndecryptableResource(f"the notification's {', '.join(envelope)} are not all short strings")
     return Notification(id=str(data.get("id") or ""), event_type=str(data.get("event_type") or ""),
                         resource_type=str(data.get("resource_type") or ""), resource=content,
                         timestamp=signed_at, serial=serial, create_time=data.get("create_time"),

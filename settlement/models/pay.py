@@ -65,9 +65,12 @@ class PayOrder(Model):
 class PayNotification(Model):
     """A notification received at /pay/notify, kept whatever became of it, for staff.
 
-    Refused ones are kept too, with the reason, and so are verified ones for orders we do not
-    know. ``body`` is the raw body (at most 64 KiB), ``resource`` the decrypted resource when the
-    signature held.
+    One whose signature held (``signed_at`` set) is WeChat Pay's: kept whole, ``body`` the raw
+    body (at most 64 KiB) and ``resource`` the decrypted resource. One whose signature did not
+    hold, or could not be checked (``signed_at`` null), may be anyone's: kept as evidence only,
+    its ``headers``, the size and SHA-256 of its body and the first 2 KiB of it, at most
+    ``PVSETTLE_PAY_REFUSALS_KEPT`` of them (the oldest go first) and at most
+    ``PVSETTLE_PAY_REFUSAL_RATE`` a minute from one source (settlement.payments).
     """
 
     id = fields.BigIntField(primary_key=True)
@@ -78,16 +81,20 @@ class PayNotification(Model):
     notification_id = fields.CharField(max_length=64, null=True)
     event_type = fields.CharField(max_length=40, null=True)
     serial = fields.CharField(max_length=80, null=True)
-    signed_at = fields.DatetimeField(null=True)
+    signed_at = fields.DatetimeField(null=True)  # the signed Wechatpay-Timestamp, once the signature held
     out_trade_no = fields.CharField(max_length=64, null=True, db_index=True)
     transaction_id = fields.CharField(max_length=64, null=True)
     out_refund_no = fields.CharField(max_length=64, null=True)
-    headers = fields.JSONField(description="the Wechatpay-* headers")
-    body = fields.TextField()
+    source = fields.CharField(max_length=64, null=True, description="the sender's address (IPv6: its /64)")
+    headers = fields.JSONField(description="the Wechatpay-* headers")  # and a few that say who sent it
+    body = fields.TextField()  # only its first 2 KiB when the signature did not hold
+    body_bytes = fields.IntField(null=True, description="size of the body received [bytes]")
+    body_sha256 = fields.CharField(max_length=64, null=True, description="SHA-256 of the body received, hex")
     resource = fields.JSONField(null=True)
 
     class Meta:
         table = "pay_notification"
+        indexes = (("signed_at", "id"),)  # the unverified ones, oldest first, to prune
 
 
 class TradeBillReport(Model):

@@ -23,9 +23,12 @@ Exceptions::
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 # WeChat Pay: "a notification older than a few minutes by its timestamp is a replay" (DOMAIN.md);
 # 5 minutes is the window WeChat Pay's own SDKs use for signed timestamps.
@@ -93,6 +96,155 @@ class UndecryptableResource(NotificationRefused):
     code = "undecryptable"
 
 
+# --- the resources as WeChat Pay sends them, checked by shape ---------------------------------------
+#
+# A decrypted resource is signed by WeChat Pay, but it is still outside input: each field we read
+# is checked here for type (strictly: "23456" is no amount, true is no number), range and length
+# before anything uses it, so an odd one is refused (400) instead of failing somewhere inside
+# (500, which WeChat Pay sends again for a day). Fields WeChat Pay documents are checked even
+# where we do not read them (a resource that breaks WeChat Pay's own schema is not believed);
+# fields it may add later pass.
+
+MAX_AMOUNT_FEN = 10**12  # the bound settlement.bills.MAX_PAYMENT_FEN puts on any payment [fen]
+_CODE = r"^[A-Z][A-Z_]*$"  # trade_state, refund status, trade_type …
+_OUT_NO = r"^[0-9A-Za-z_\-|*@]+$"  # WeChat Pay's charset of merchant order and refund numbers
+_WORD = r"^[0-9A-Za-z_\-]+$"  # ids WeChat Pay gives out: appid, mchid, transaction_id, openid …
+_DEPTH = 16  # nesting of a resource's JSON: WeChat Pay's go 3 deep
+_UNREADABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")  # C0 controls but tab and line ends; lone surrogates
+
+
+def unreadable_text(value: Any, depth: int = 0) -> str | None:
+    """Why a JSON value cannot be kept as it is (a NUL, a control character, a lone surrogate in
+    some string or key, a number beyond 64 bits, nesting beyond :data:`_DEPTH`), or None when it can."""
+    if depth > _DEPTH:
+        return "nested too deep"
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return "a number beyond 64 bits"  # no JSON column takes it
+    if isinstance(value, str):
+        found = _UNREADABLE.search(value)
+        return f"a string holds the character U+{ord(found.group()):04X}" if found else None
+    if isinstance(value, dict):
+        items = list(value.keys()) + list(value.values())
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    return next((problem for item in items if (problem := unreadable_text(item, depth + 1))), None)
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+
+def _when(value: Any) -> dt.datetime | None:
+    if value is None or value == "":  # WeChat Pay leaves a time it does not know yet empty
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError("not an RFC 3339 time")
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not an RFC 3339 time") from None
+    if when.tzinfo is None:
+        raise ValueError("a time without its UTC offset")
+    return when
+
+
+Time = Annotated[dt.datetime | None, BeforeValidator(_when)]
+
+
+class PayerResource(_Shape):
+    openid: str | None = Field(None, min_length=1, max_length=128, pattern=_WORD)  # {} on an unpaid order
+
+
+class PaymentAmount(_Shape):
+    total: int = Field(ge=1, le=MAX_AMOUNT_FEN)  # [fen]
+    payer_total: int | None = Field(None, ge=0, le=MAX_AMOUNT_FEN)  # [fen] less the coupons
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    payer_currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+
+
+class PaymentResource(_Shape):
+    """An order: the decrypted resource of a TRANSACTION.* notification, or a query's answer
+    (WeChat Pay API v3 "支付成功回调通知" / "查询订单")."""
+
+    appid: str = Field(min_length=1, max_length=32, pattern=_WORD)
+    mchid: str = Field(min_length=1, max_length=32, pattern=_WORD)
+    out_trade_no: str = Field(min_length=1, max_length=32, pattern=_OUT_NO)
+    trade_state: str = Field(min_length=1, max_length=32, pattern=_CODE)
+    transaction_id: str | None = Field(None, min_length=1, max_length=32, pattern=_WORD)
+    trade_type: str | None = Field(None, max_length=16, pattern=_CODE)
+    trade_state_desc: str | None = Field(None, max_length=256)
+    bank_type: str | None = Field(None, max_length=32)
+    attach: str | None = Field(None, max_length=128)
+    success_time: Time = None
+    payer: PayerResource | None = None
+    amount: PaymentAmount | None = None
+    scene_info: dict[str, Any] | None = None
+    promotion_detail: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _paid_by_someone(self) -> PaymentResource:
+        if self.trade_state == SUCCESS and (self.payer is None or self.payer.openid is None):
+            raise ValueError("a successful payment names its payer.openid")
+        return self
+
+
+class RefundAmount(_Shape):
+    total: int = Field(ge=1, le=MAX_AMOUNT_FEN)  # of the order [fen]
+    refund: int = Field(ge=1, le=MAX_AMOUNT_FEN)  # [fen]
+    payer_total: int | None = Field(None, ge=0, le=MAX_AMOUNT_FEN)
+    payer_refund: int | None = Field(None, ge=0, le=MAX_AMOUNT_FEN)
+    settlement_refund: int | None = Field(None, ge=0, le=MAX_AMOUNT_FEN)
+    settlement_total: int | None = Field(None, ge=0, le=MAX_AMOUNT_FEN)
+    discount_refund: int | None = Field(None, ge=0, le=MAX_AMOUNT_FEN)
+    refund_fee: int | None = Field(None, ge=0, le=MAX_AMOUNT_FEN)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    from_: list[dict[str, Any]] | None = Field(None, alias="from")
+
+
+class RefundResource(_Shape):
+    """A refund: the decrypted resource of a REFUND.* notification (status in ``refund_status``),
+    or a refund's or refund query's answer (in ``status``) (WeChat Pay API v3 "退款结果通知" /
+    "查询单笔退款")."""
+
+    out_refund_no: str = Field(min_length=1, max_length=64, pattern=_OUT_NO)
+    status: str | None = Field(None, min_length=1, max_length=32, pattern=_CODE)
+    refund_status: str | None = Field(None, min_length=1, max_length=32, pattern=_CODE)
+    amount: RefundAmount
+    refund_id: str | None = Field(None, min_length=1, max_length=32, pattern=_WORD)
+    mchid: str | None = Field(None, min_length=1, max_length=32, pattern=_WORD)
+    out_trade_no: str | None = Field(None, min_length=1, max_length=32, pattern=_OUT_NO)
+    transaction_id: str | None = Field(None, min_length=1, max_length=32, pattern=_WORD)
+    success_time: Time = None
+    create_time: Time = None
+    user_received_account: str | None = Field(None, max_length=64)
+    channel: str | None = Field(None, max_length=16, pattern=_CODE)
+    funds_account: str | None = Field(None, max_length=32, pattern=_CODE)
+    promotion_detail: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _has_a_status(self) -> RefundResource:
+        if self.status is None and self.refund_status is None:
+            raise ValueError("status (or refund_status) is missing")
+        return self
+
+
+def _shaped(model: type[BaseModel], data: Any) -> Any:
+    """``data`` validated as ``model``; ``ValueError`` saying the first problems otherwise."""
+    if not isinstance(data, Mapping):
+        raise ValueError("the resource is not a JSON object")
+    problem = unreadable_text(dict(data))
+    if problem:
+        raise ValueError(problem)
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        # the messages name the field and what is wrong, never the value (it may be anything)
+        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc'])) or 'resource'}: {e['msg']}"
+                                   for e in exc.errors(include_url=False, include_input=False)[:3])[:300]) from None
+
+
 @dataclass(frozen=True)
 class OrderStatus:
     """An order as WeChat Pay reports it (query by out_trade_no, or a payment notification)."""
@@ -112,20 +264,15 @@ class OrderStatus:
     def from_resource(cls, data: Mapping[str, Any]) -> OrderStatus:
         """From WeChat Pay's JSON order object (query answer or decrypted notification resource).
 
-        Raises ``ValueError`` when a required field is missing or of the wrong type.
+        Raises ``ValueError`` when it is not a :class:`PaymentResource`.
         """
-        amount = data.get("amount") or {}
-        total = amount.get("total")
-        if total is not None and (not isinstance(total, int) or isinstance(total, bool)):
-            raise ValueError("amount.total is not a whole number of fen")
-        for name in ("out_trade_no", "trade_state"):
-            if not isinstance(data.get(name), str) or not data.get(name):
-                raise ValueError(f"{name} is missing")
-        return cls(out_trade_no=data["out_trade_no"], trade_state=data["trade_state"],
-                   mchid=str(data.get("mchid") or ""), appid=str(data.get("appid") or ""),
-                   transaction_id=data.get("transaction_id") or None, amount_fen=total,
-                   currency=amount.get("currency"), payer_openid=(data.get("payer") or {}).get("openid"),
-                   success_time=parse_time(data.get("success_time")), raw=dict(data))
+        order: PaymentResource = _shaped(PaymentResource, data)
+        return cls(out_trade_no=order.out_trade_no, trade_state=order.trade_state, mchid=order.mchid,
+                   appid=order.appid, transaction_id=order.transaction_id,
+                   amount_fen=order.amount.total if order.amount else None,
+                   currency=order.amount.currency if order.amount else None,
+                   payer_openid=order.payer.openid if order.payer else None,
+                   success_time=order.success_time, raw=dict(data))
 
 
 @dataclass(frozen=True)
@@ -145,18 +292,12 @@ class RefundStatus:
 
     @classmethod
     def from_resource(cls, data: Mapping[str, Any]) -> RefundStatus:
-        amount = data.get("amount") or {}
-        refund, total = amount.get("refund"), amount.get("total")
-        for value in (refund, total):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ValueError("refund amounts are not whole numbers of fen")
-        status = data.get("status") or data.get("refund_status")
-        if not isinstance(data.get("out_refund_no"), str) or not isinstance(status, str):
-            raise ValueError("out_refund_no or status is missing")
-        return cls(out_refund_no=data["out_refund_no"], status=status, refund_id=data.get("refund_id"),
-                   refund_fen=refund, total_fen=total, out_trade_no=data.get("out_trade_no"),
-                   transaction_id=data.get("transaction_id"), mchid=data.get("mchid"),
-                   success_time=parse_time(data.get("success_time")), raw=dict(data))
+        """From WeChat Pay's JSON refund object; ``ValueError`` when it is not a :class:`RefundResource`."""
+        refund: RefundResource = _shaped(RefundResource, data)
+        return cls(out_refund_no=refund.out_refund_no, status=refund.status or refund.refund_status,
+                   refund_id=refund.refund_id, refund_fen=refund.amount.refund, total_fen=refund.amount.total,
+                   out_trade_no=refund.out_trade_no, transaction_id=refund.transaction_id, mchid=refund.mchid,
+                   success_time=refund.success_time, raw=dict(data))
 
 
 @dataclass(frozen=True)
@@ -205,18 +346,6 @@ class WechatPay(Protocol):
     async def verify_notification(self, headers: Mapping[str, str], body: bytes, *,
                                   now: dt.datetime | None = None) -> Notification:
         """Check the signature (serial → key), the timestamp (±MAX_SKEW) and decrypt the resource."""
-
-
-def parse_time(text: Any) -> dt.datetime | None:
-    """WeChat Pay's RFC 3339 times (``2018-06-08T10:34:56+08:00``) as aware datetimes."""
-    if not text:
-        return None
-    if not isinstance(text, str):
-        raise ValueError(f"not a time: {text!r}")
-    value = dt.datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise ValueError(f"time without offset: {text!r}")
-    return value
 
 
 def format_time(value: dt.datetime) -> str:

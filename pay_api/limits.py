@@ -1,0 +1,131 @@
+"""Who sent a delivery to /pay/notify, and how many of their refused deliveries are kept.
+
+Only deliveries whose signature does not hold (or cannot be checked) meet these limits: anyone on
+the internet can post them, as fast as they like. A notification whose signature holds is WeChat
+Pay's and is never limited, so a flood cannot crowd out a payment.
+
+**Source.** The peer address, or, when the peer is one of ``PVSETTLE_TRUSTED_PROXIES`` (nginx in
+front of the server), the address those proxies name in ``X-Forwarded-For``: read from the right,
+the first hop that is not a trusted proxy (nginx's ``$proxy_add_x_forwarded_for`` appends the
+address it saw; what the client wrote is further left and not believed). Without trusted proxies
+``X-Forwarded-For`` is ignored, so writing one evades nothing. An IPv6 source counts by its /64,
+which one subscriber usually holds whole.
+
+**Rate.** At most ``PVSETTLE_PAY_REFUSAL_RATE`` refused deliveries of one source are kept per
+one-minute window (Redis ``INCR`` on a key per source and window, shared by every process, as the
+mini-program API counts its requests); beyond that they are answered 429 and not kept. When Redis
+does not answer within :data:`REDIS_WAIT`, each process counts on its own instead: refusals are
+still limited (per process), and nothing else depends on Redis here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import redis.asyncio as redis_asyncio
+from redis.exceptions import RedisError
+
+from settlement.redis_client import Namespace
+
+log = logging.getLogger("pvsettle.pay")
+WINDOW_S = 60  # [s] a refusal counts in its minute
+REDIS_WAIT = 1.0  # [s] for Redis to count a refusal before this process counts it alone
+LOCAL_SOURCES = 100_000  # sources one process counts alone at most in a window; beyond, it starts over
+UNKNOWN = "unknown"  # the source of a delivery without a peer address (a unix socket)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(text: str | None) -> Address | None:
+    """An address as peers and proxies write it (``1.2.3.4``, ``1.2.3.4:5678``, ``[::1]:80``)."""
+    text = (text or "").strip()[:64]
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(address: Address, proxies: Sequence[Network]) -> bool:
+    return any(address in network for network in proxies)
+
+
+def source_of(remote: str | None, forwarded_for: str | None, proxies: Sequence[Network]) -> str:
+    """The source a delivery counts against (see the module docstring).
+
+    Parameters
+    ----------
+    remote : the peer address (``request.remote``)
+    forwarded_for : the ``X-Forwarded-For`` header, if any
+    proxies : the trusted proxies (``Settings.trusted_proxy_networks``)
+    """
+    address = _address(remote)
+    if address is None:
+        return UNKNOWN
+    if forwarded_for and _trusted(address, proxies):
+        for hop in reversed(forwarded_for.split(",")):
+            named = _address(hop)
+            if named is None:
+                break  # garbled: the last hop a trusted proxy vouched for is all we know
+            address = named
+            if not _trusted(named, proxies):
+                break
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class RefusalLimiter:
+    """Counts refused deliveries per source and window; one per process (the /pay sub-app's).
+
+    ``clock`` gives the time [s since the epoch]; tests set it to stay inside one window.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._window = -1
+        self._local: dict[str, int] = {}  # this window's counts while Redis does not answer
+
+    def retry_after(self) -> int:
+        """Seconds until the current window ends [s], at least 1."""
+        now = self.clock()
+        return max(1, int((int(now // WINDOW_S) + 1) * WINDOW_S - now + 0.999))
+
+    async def admit(self, client: redis_asyncio.Redis | None, ns: Namespace, source: str, per_window: int) -> bool:
+        """Count one refused delivery of ``source``; False when it is beyond ``per_window``."""
+        window = int(self.clock() // WINDOW_S)
+        try:
+            if client is None:
+                raise RedisError("no Redis client")
+            key = ns.key("pay-refusals", source, window)
+            async with asyncio.timeout(REDIS_WAIT):
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.incr(key)
+                    pipe.expire(key, WINDOW_S + 1)
+                    count = int((await pipe.execute())[0])
+        except (RedisError, OSError, TimeoutError) as exc:
+            count = self._count_locally(source, window)
+            if count == 1:
+                log.warning("Redis did not count a refused notification (%s): this process counts alone",
+                            type(exc).__name__)
+        if count == per_window + 1:
+            log.warning("more than %d refused notifications from %s this minute: the rest are not kept",
+                        per_window, source)
+        return count <= per_window
+
+    def _count_locally(self, source: str, window: int) -> int:
+        if window != self._window or len(self._local) >= LOCAL_SOURCES:
+            self._window, self._local = window, {}
+        self._local[source] = self._local.get(source, 0) + 1
+        return self._local[source]
