@@ -13,6 +13,7 @@ rather than left to time out.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from aiohttp.typedefs import Handler
 
 from server.keys import pay_api_key
 from settlement import payments
+from settlement import text as outside_text
 from settlement.models import NotificationOutcome
 
 log = logging.getLogger("pvsettle.pay")
@@ -55,6 +57,20 @@ async def _keep_failure(request: web.Request, body: bytes, status: int, reason: 
         log.exception("could not keep a failed notification (%s)", reason)
 
 
+def _refused_text(body: bytes) -> str | None:
+    """What :mod:`settlement.text` refuses in a notification, raw or as a JSON escape
+    (``\\u0000``), before anything reads it; None when there is nothing."""
+    raw = body.decode("utf-8", errors="replace")
+    refused = outside_text.message("the body", raw)
+    if refused is not None:
+        return refused
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None  # not JSON: the verification says so
+    return outside_text.first_refused(document)
+
+
 async def notify(request: web.Request) -> web.Response:
     """A payment or refund notification from WeChat Pay."""
     pay = request.config_dict.get(pay_api_key)
@@ -63,6 +79,10 @@ async def notify(request: web.Request) -> web.Response:
         await _keep_failure(request, b"", 413, reason, NotificationOutcome.REFUSED)
         return fail(413, reason)
     body = await request.read()
+    refused = _refused_text(body)
+    if refused is not None:  # kept without its body, which the database could not hold (settlement.text)
+        await _keep_failure(request, b"", 400, refused, NotificationOutcome.REFUSED)
+        return fail(400, refused)
     if pay is None:
         await _keep_failure(request, body, 503, "WeChat Pay is not configured on this server")
         return fail(503, "WeChat Pay is not configured on this server")
