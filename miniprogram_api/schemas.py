@@ -102,8 +102,12 @@ class PageQuery(Strict):
 # --- sessions and binding -----------------------------------------------------------------------
 
 
+# Codes that name something only WeChat or this server knows carry a format of their own, so a
+# client (or a test generator) can tell them from free text: a schema cannot say which exist.
+
+
 class SessionIn(Strict):
-    code: Code = Field(description="the code wx.login gave")
+    code: Code = Field(description="the code wx.login gave", json_schema_extra={"format": "wx-login-code"})
 
 
 class OwnerOut(BaseModel):
@@ -124,8 +128,14 @@ class SessionOut(BaseModel):
 
 
 class BindingIn(Strict):
-    invitation_code: Code | None = Field(None, description="the code staff issued for the owner account")
-    phone_code: Code | None = Field(None, description="the code of getPhoneNumber; its number must be on file")
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["invitation_code"]},
+                                                           {"required": ["phone_code"]}]})
+
+    # one or the other, never null: what the oneOf above says
+    invitation_code: Code = Field(None, description="the code staff issued for the owner account",
+                                  json_schema_extra={"format": "pvsettle-invitation-code"})
+    phone_code: Code = Field(None, description="the code of getPhoneNumber; its number must be on file",
+                             json_schema_extra={"format": "wx-phone-code"})
 
     @model_validator(mode="after")
     def exactly_one(self) -> BindingIn:
@@ -356,7 +366,8 @@ class ShareOut(BaseModel):
 
 
 class RedeemIn(Strict):
-    code: Code
+    code: Code = Field(description="the share code the owner passed on",
+                       json_schema_extra={"format": "pvsettle-share-code"})
 
 
 class GrantOut(BaseModel):

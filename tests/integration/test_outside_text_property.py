@@ -107,6 +107,9 @@ def client(database_factory, tmp_path_factory):
                         oa_token=OA_TOKEN, oa_aes_key="a" * 43, wechat_api_base="http://127.0.0.1:9",
                         pay_api_base="http://127.0.0.1:9", api_rate_limit=1_000_000)
     server = ThreadedServer(settings).start()
+    # hundreds of logins a minute from one address: the login rate limit is not under test here
+    limits = pytest.MonkeyPatch()
+    limits.setattr("miniprogram_api.app.LOGIN_LIMIT_PER_ADDRESS", 1_000_000)
 
     async def collector() -> None:
         from settlement.readings import add_collector
@@ -125,6 +128,7 @@ def client(database_factory, tmp_path_factory):
 
         server.run(clean())
     server.stop()
+    limits.undo()
 
 
 def _row_refused(answer: dict) -> bool:
