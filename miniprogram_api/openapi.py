@@ -23,7 +23,7 @@ from miniprogram_api.schemas import Error
 REF = "#/components/schemas/{model}"
 STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content", 400: "Invalid request", 401: "Not logged in",
                403: "Not allowed", 404: "Not found", 409: "Conflict with the current state",
-               413: "Body too large", 429: "Too many requests", 503: "WeChat unavailable"}
+               413: "Body too large", 414: "URL too long", 429: "Too many requests", 503: "WeChat unavailable"}
 
 
 def _operation_id(route: Route) -> str:

@@ -69,7 +69,7 @@ class Route:
 
     @property
     def error_statuses(self) -> list[int]:
-        statuses = {400, 429, *self.errors}
+        statuses = {400, 414, 429, *self.errors}  # 414: a URL too long (server.middleware)
         if self.auth == "session":
             statuses.add(401)
         if self.path_ids:
