@@ -265,8 +265,10 @@ def test_text_from_outside_is_refused_exactly_when_the_rule_says_and_never_a_5xx
         answer = send(text)
         assert answer.status < 500, (name, text)
         # as the server reads it: escaped JSON joins a high and a low surrogate into one character;
-        # the XML parser strips the whitespace around an element's text (U+0085 is whitespace)
-        seen = text.strip() if name == "POST /wechat Content" else json.loads(json.dumps(text))
+        # the XML parser strips the whitespace around an element's text (U+0085 is whitespace); an
+        # import's rows are Python strings, where a pair of surrogates stays two
+        seen = (text.strip() if name == "POST /wechat Content" else text if "import" in name
+                else json.loads(json.dumps(text)))
         assert answer.invalid_text == refused(seen), (name, text, answer)
 
     check()
