@@ -85,8 +85,9 @@ def build(routes: list[Route]) -> dict[str, Any]:
             form = {"type": "object", "properties": {**fields["properties"], "photos": _photos_schema()},
                     "required": fields.get("required", []), "additionalProperties": False}
             # each photo part is an image, judged by its content (settlement.storage.check_photo)
+            photos = {"photos": {"contentType": "image/jpeg, image/png"}}
             op["requestBody"] = {"required": True, "content": {
-                "multipart/form-data": {"schema": form, "encoding": {"photos": {"contentType": "image/jpeg, image/png"}}},
+                "multipart/form-data": {"schema": form, "encoding": photos},
                 "application/json": {"schema": ref(route.multipart, "validation")}}}
         responses: dict[str, Any] = {}
         if route.stream:

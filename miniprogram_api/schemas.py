@@ -12,7 +12,17 @@ from decimal import Decimal
 from typing import Annotated, Generic, Literal, TypeVar
 
 import annotated_types
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler, RootModel, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    RootModel,
+    StrictInt,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError, core_schema
 
 from settlement import text as outside_text
@@ -104,8 +114,6 @@ class PageQuery(Strict):
 
 # Codes that name something only WeChat or this server knows carry a format of their own, so a
 # client (or a test generator) can tell them from free text: a schema cannot say which exist.
-
-
 class SessionIn(Strict):
     code: Code = Field(description="the code wx.login gave", json_schema_extra={"format": "wx-login-code"})
 

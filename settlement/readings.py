@@ -297,11 +297,9 @@ def _parse(index: int, name: str, raw: object) -> _Parsed:
     if not isinstance(raw, Mapping):
         raise _Refused(RowErrorCode.INVALID_ROW,
                        f"{name}: must be an object with {', '.join(FIELDS)}, not {type(raw).__name__}")
-    for key in FIELDS:
-        value = raw.get(key)
-        refused = outside_text.message(f"{name}: field '{key}'", value) if isinstance(value, str) else None
-        if refused is not None:
-            raise _Refused(RowErrorCode.INVALID_TEXT, refused)
+    refused = outside_text.refused_field(raw, FIELDS, name)
+    if refused is not None:
+        raise _Refused(RowErrorCode.INVALID_TEXT, refused)
     serial = _text(name, "meter", _required(name, raw, "meter"))
     register = _text(name, "register", _required(name, raw, "register"))
     if not _REGISTER.match(register):

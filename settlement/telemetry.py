@@ -261,11 +261,9 @@ def _parse_row(index: int, raw: object, serial: str | None, ts_cache: dict[str, 
     if not isinstance(raw, Mapping):
         raise _Refused(RowErrorCode.INVALID_ROW,
                        f"{name}: must be an object with {', '.join(FIELDS)}, not {type(raw).__name__}")
-    for key in FIELDS:
-        value = raw.get(key)
-        refused = outside_text.message(f"{name}: field '{key}'", value) if isinstance(value, str) else None
-        if refused is not None:
-            raise _Refused(RowErrorCode.INVALID_TEXT, refused)
+    refused = outside_text.refused_field(raw, FIELDS, name)
+    if refused is not None:
+        raise _Refused(RowErrorCode.INVALID_TEXT, refused)
     device = raw.get("device")
     if serial is not None and device is None:
         device = serial

@@ -19,7 +19,7 @@ because JSON Schema strings are sequences of Unicode scalar values, in which the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from settlement.errors import InvalidInput
@@ -72,6 +72,17 @@ def check(field: str, text: str) -> str:
     if refused is not None:
         raise InvalidText(refused)
     return text
+
+
+def refused_field(row: Mapping, keys: Iterable[str], name: str) -> str | None:
+    """The refusal's message for the first of ``keys`` whose value in ``row`` is text that may not
+    be kept (``row 3: field 'meter' holds NUL …``), or None; values that are not text are not judged."""
+    for key in keys:
+        value = row.get(key)
+        refused = message(f"{name}: field '{key}'", value) if isinstance(value, str) else None
+        if refused is not None:
+            return refused
+    return None
 
 
 def shown(text: str) -> str:

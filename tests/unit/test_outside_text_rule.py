@@ -18,7 +18,8 @@ def test_control_characters_and_lone_surrogates_are_refused(char):
     with pytest.raises(text.InvalidText) as caught:
         text.check("reason", f"ab{char}c")
     assert caught.value.code == "invalid_text"
-    assert caught.value.message.startswith("reason holds ") and f"U+{ord(char):04X}) at position 2" in caught.value.message
+    assert caught.value.message.startswith("reason holds ")
+    assert f"U+{ord(char):04X}) at position 2" in caught.value.message
 
 
 @pytest.mark.parametrize("value", ["", "逆变器报警", "line\r\nnext\ttab", "€ 𐀀 \u00a0 \u2028 \ufeff"])
