@@ -267,6 +267,9 @@ def _parse_row(index: int, raw: object, serial: str | None, ts_cache: dict[str, 
     device = raw.get("device")
     if serial is not None and device is None:
         device = serial
+        refused = outside_text.message(f"{name}: the device of the topic", serial)  # MQTT topics are outside text too
+        if refused is not None:
+            raise _Refused(RowErrorCode.INVALID_TEXT, refused)
     if device is None or device == "":
         raise _Refused(RowErrorCode.MISSING_FIELD, f"{name}: field 'device' is missing")
     if not isinstance(device, str):

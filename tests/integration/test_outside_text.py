@@ -206,3 +206,13 @@ async def test_the_payment_import_refuses_a_row_holding_nul_and_records_nothing(
     assert result.rejected[0]["error"]["code"] == "invalid_text"
     assert "reference" in result.rejected[0]["error"]["message"]
     assert await m.Payment.all().count() == 0
+
+
+async def test_an_mqtt_topic_naming_a_device_with_a_control_character_is_refused(db):
+    from settlement.telemetry import ingest_samples
+
+    ts = dt.datetime.now(UTC).replace(microsecond=0).isoformat()
+    result = await ingest_samples([{"ts": ts, "power_w": 1, "energy_wh": 1}], received_from="mqtt:logger",
+                                  device_serial="INV\x01TX")
+    assert result.errors[0].code == "invalid_text" and "the device of the topic" in result.errors[0].message
+    assert await m.TelemetrySample.all().count() == 0
