@@ -5,10 +5,13 @@ from __future__ import annotations
 from bot import events, run
 from bot.context import Env, Later, find_caller
 from bot.inbound import Inbound
+from bot.replies import render
 
 
 async def handle(inbound: Inbound, env: Env) -> str | Later | None:
     """The reply (None: no reply, ``success``), or background work and its acknowledgement."""
+    if inbound.refused_text is not None:  # before anything is looked up or stored with it
+        return render("bad_text")
     caller = await find_caller(env.app_id, inbound.openid)
     if inbound.kind == "text":
         return await run.run_text(inbound.content, caller, env)

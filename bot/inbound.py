@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from wechatpy.messages import BaseMessage
 
 from bot.protocol import MalformedMessage
+from settlement import text as outside_text
 
 #: The longest text message the bot reads [characters]; WeChat's own limit is about 2048 bytes.
 MAX_CONTENT = 2000
@@ -61,6 +62,9 @@ class Inbound:
     latitude: Decimal | None = None
     longitude: Decimal | None = None
     label: str = ""
+    #: why the message's text is refused (settlement.text: NUL, control characters, lone
+    #: surrogates), naming the field; the bot then answers politely and runs nothing
+    refused_text: str | None = None
 
     @classmethod
     def of(cls, message: BaseMessage) -> Inbound:
@@ -83,9 +87,12 @@ class Inbound:
             lat, lon = _degrees(data, "Location_X", 90), _degrees(data, "Location_Y", 180)
         else:
             lat, lon = _degrees(data, "Latitude", 90), _degrees(data, "Longitude", 180)
+        content, label = _text(data, "Content", MAX_CONTENT), _text(data, "Label", 200)
+        fields = {"MsgType": kind, "FromUserName": openid, "Event": event, "EventKey": key, "Content": content,
+                  "Label": label}
+        refused = next(filter(None, (outside_text.message(name, value) for name, value in fields.items())), None)
         return cls(kind=kind, event=event, openid=openid, create_time=create_time, msg_id=_int(data, "MsgId"),
-                   content=_text(data, "Content", MAX_CONTENT), event_key=key, latitude=lat, longitude=lon,
-                   label=_text(data, "Label", 200))
+                   content=content, event_key=key, latitude=lat, longitude=lon, label=label, refused_text=refused)
 
     def dedupe_key(self) -> str:
         """The natural key of the delivery: MsgId, or sender + CreateTime (+ event) for events,

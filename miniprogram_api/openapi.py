@@ -23,7 +23,7 @@ from miniprogram_api.schemas import Error
 REF = "#/components/schemas/{model}"
 STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content", 400: "Invalid request", 401: "Not logged in",
                403: "Not allowed", 404: "Not found", 409: "Conflict with the current state",
-               413: "Body too large", 429: "Too many requests", 503: "WeChat unavailable"}
+               413: "Body too large", 414: "URL too long", 429: "Too many requests", 503: "WeChat unavailable"}
 
 
 def _operation_id(route: Route) -> str:
@@ -84,8 +84,10 @@ def build(routes: list[Route]) -> dict[str, Any]:
             fields = resolve(ref(route.multipart, "validation"))
             form = {"type": "object", "properties": {**fields["properties"], "photos": _photos_schema()},
                     "required": fields.get("required", []), "additionalProperties": False}
+            # each photo part is an image, judged by its content (settlement.storage.check_photo)
+            photos = {"photos": {"contentType": "image/jpeg, image/png"}}
             op["requestBody"] = {"required": True, "content": {
-                "multipart/form-data": {"schema": form},
+                "multipart/form-data": {"schema": form, "encoding": photos},
                 "application/json": {"schema": ref(route.multipart, "validation")}}}
         responses: dict[str, Any] = {}
         if route.stream:

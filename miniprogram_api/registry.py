@@ -31,7 +31,9 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from settlement import text as outside_text
 from settlement.access import Principal, Right
+from settlement.errors import InvalidInput
 
 Handler = Callable[[web.Request, "Call"], Awaitable[Any]]
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
@@ -67,7 +69,7 @@ class Route:
 
     @property
     def error_statuses(self) -> list[int]:
-        statuses = {400, 429, *self.errors}
+        statuses = {400, 414, 429, *self.errors}  # 414: a URL too long (server.middleware)
         if self.auth == "session":
             statuses.add(401)
         if self.path_ids:
@@ -118,35 +120,54 @@ class Registry:
         return self.route("DELETE", path, **options)
 
 
-def validation_message(exc: ValidationError) -> str:
-    """The first few problems of a pydantic error, as one line a developer can act on."""
+def validation_message(exc: ValidationError | list) -> str:
+    """The first few problems of a pydantic error (or of some of its errors), as one line a
+    developer can act on."""
     parts = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "body"
+    for error in (exc.errors() if isinstance(exc, ValidationError) else exc)[:5]:
+        where = outside_text.shown(".".join(str(p) for p in error["loc"])) or "body"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
 
 
-def parse_json_body(model: type[BaseModel], raw: bytes) -> BaseModel:
-    from settlement.errors import InvalidInput
+def refused(exc: ValidationError, code: str) -> InvalidInput:
+    """The 400 of a validation error: ``invalid_text`` naming the field when text from outside
+    was refused (settlement.text), else ``code`` with the first few problems."""
+    bad_text = [e for e in exc.errors() if e["type"] == outside_text.CODE]
+    if bad_text:
+        return outside_text.InvalidText(validation_message(bad_text))
+    return InvalidInput(validation_message(exc), code=code)
 
+
+def parse_json_body(model: type[BaseModel], raw: bytes) -> BaseModel:
     if not raw.strip():
         raise InvalidInput("a JSON body is needed", code="invalid_body")
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
+            # pydantic's parser refuses "\ud800" as it refuses broken JSON; the stdlib reads it, so
+            # a lone surrogate is answered like any text from outside, naming its field
+            bad_text = _surrogate_in(raw)
+            if bad_text is not None:
+                raise outside_text.InvalidText(bad_text) from None
             raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
-        raise InvalidInput(validation_message(exc), code="invalid_body") from None
+        raise refused(exc, "invalid_body") from None
+
+
+def _surrogate_in(raw: bytes) -> str | None:
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return outside_text.first_refused(document)
 
 
 def parse_query(model: type[BaseModel], request: web.Request) -> BaseModel:
-    from settlement.errors import InvalidInput
-
     try:
         return model.model_validate({k: request.query.getone(k) for k in request.query})
     except ValidationError as exc:
-        raise InvalidInput(validation_message(exc), code="invalid_query") from None
+        raise refused(exc, "invalid_query") from None
 
 
 def json_model(model: BaseModel, status: int = 200) -> web.Response:

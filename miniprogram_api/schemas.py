@@ -11,12 +11,78 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+import annotated_types
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    RootModel,
+    StrictInt,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError, core_schema
+
+from settlement import text as outside_text
+from settlement.models import SubscribeAnswer
+from settlement.subscriptions import MAX_TEMPLATES_PER_REPORT, TEMPLATE_ID
 
 T = TypeVar("T")
 
-Code = Annotated[str, Field(min_length=1, max_length=128)]
+
+class FromOutside:
+    """Marks a str as text from outside (:mod:`settlement.text`): checked before the handler runs,
+    refused as ``invalid_text`` (see :func:`miniprogram_api.registry.parse_json_body`), and said
+    so in the OpenAPI document by a pattern. Every str of a request model is one."""
+
+    def __get_pydantic_core_schema__(self, source: type, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        # before the field's own rules, so text that holds NUL is refused as such whatever else it breaks
+        return core_schema.no_info_before_validator_function(_checked, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> dict:
+        out = handler(schema)
+        out.setdefault("pattern", outside_text.JSON_SCHEMA_PATTERN)  # a narrower pattern of the field stays
+        return out
+
+
+def _checked(value: object) -> object:
+    found = outside_text.problem(value) if isinstance(value, str) else None
+    if found is not None:
+        raise PydanticCustomError(outside_text.CODE, "{problem}: text may not hold NUL, control characters or "
+                                  "lone surrogates", {"problem": found})
+    return value
+
+
+Text = Annotated[str, FromOutside()]
+Code = Annotated[str, Field(min_length=1, max_length=128), FromOutside()]
+# what miniprogram_api.pagination.encode_cursor makes: base64url without padding
+Cursor = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9_-]*$",
+                              json_schema_extra={"format": "pvsettle-cursor"}), FromOutside()]
+# a year or month 2000–2099, or a day of one (its calendar written out: 30 days hath September, …;
+# 29 February in leap years, which between 2000 and 2099 are those divisible by 4)
+AT_PATTERN = ("^(20[0-9]{2}(-(0[1-9]|1[0-2]))?"
+              "|20[0-9]{2}-(0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])"
+              "|20[0-9]{2}-(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+              "|20[0-9]{2}-02-(0[1-9]|1[0-9]|2[0-8])"
+              "|20([02468][048]|[13579][26])-02-29)$")
+At = Annotated[str, Field(pattern=AT_PATTERN), FromOutside()]
 Kwh = Annotated[Decimal, Field(description="[kWh], decimal string")]
+
+
+def _whole(value: object) -> object:
+    # JSON Schema's integer is a number without a fraction, so 39.0 is one; a float that large
+    # would already have lost fen is not taken (2**53)
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
+def fen(least: int, most: int) -> object:
+    """An amount in request bodies [fen], ``least`` to ``most``: a JSON integer (39 or 39.0),
+    never a string or a bool."""
+    return Annotated[StrictInt, annotated_types.Ge(least), annotated_types.Le(most), BeforeValidator(_whole)]
 
 
 class Strict(BaseModel):
@@ -39,15 +105,17 @@ class Page(BaseModel, Generic[T]):
 
 
 class PageQuery(Strict):
-    cursor: str | None = Field(None, max_length=200, description="opaque, from the previous page")
+    cursor: Cursor | None = Field(None, description="opaque: the next_cursor of the previous page")
     limit: int = Field(20, ge=1, le=100)
 
 
 # --- sessions and binding -----------------------------------------------------------------------
 
 
+# Codes that name something only WeChat or this server knows carry a format of their own, so a
+# client (or a test generator) can tell them from free text: a schema cannot say which exist.
 class SessionIn(Strict):
-    code: Code = Field(description="the code wx.login gave")
+    code: Code = Field(description="the code wx.login gave", json_schema_extra={"format": "wx-login-code"})
 
 
 class OwnerOut(BaseModel):
@@ -68,8 +136,14 @@ class SessionOut(BaseModel):
 
 
 class BindingIn(Strict):
-    invitation_code: Code | None = Field(None, description="the code staff issued for the owner account")
-    phone_code: Code | None = Field(None, description="the code of getPhoneNumber; its number must be on file")
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["invitation_code"]},
+                                                           {"required": ["phone_code"]}]})
+
+    # one or the other, never null: what the oneOf above says
+    invitation_code: Code = Field(None, description="the code staff issued for the owner account",
+                                  json_schema_extra={"format": "pvsettle-invitation-code"})
+    phone_code: Code = Field(None, description="the code of getPhoneNumber; its number must be on file",
+                             json_schema_extra={"format": "wx-phone-code"})
 
     @model_validator(mode="after")
     def exactly_one(self) -> BindingIn:
@@ -126,7 +200,8 @@ class PlantDetail(PlantSummary):
 
 class HistoryQuery(Strict):
     span: Literal["day", "month", "year", "lifetime"] = "day"
-    at: str | None = Field(None, max_length=10, description="YYYY-MM-DD (day), YYYY-MM (month), YYYY (year)")
+    at: At | None = Field(None, description="a day, month or year (YYYY-MM-DD, YYYY-MM, YYYY, 2000–2099): the "
+                                            "span containing its first day is shown; default today")
 
 
 class HistoryBar(BaseModel):
@@ -231,7 +306,7 @@ class FormDetail(FormSummary):
 
 
 class DisputeFields(Strict):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 # --- bills --------------------------------------------------------------------------------------
@@ -304,7 +379,8 @@ class ShareOut(BaseModel):
 
 
 class RedeemIn(Strict):
-    code: Code
+    code: Code = Field(description="the share code the owner passed on",
+                       json_schema_extra={"format": "pvsettle-share-code"})
 
 
 class GrantOut(BaseModel):
@@ -338,7 +414,7 @@ class FaultQuery(PageQuery):
 
 
 class FaultFields(Strict):
-    text: str = Field(min_length=1, max_length=1000)
+    text: Text = Field(min_length=1, max_length=1000)
 
 
 class FaultOut(BaseModel):
@@ -353,6 +429,24 @@ class FaultOut(BaseModel):
     attachments: list[AttachmentOut]
 
 
-class SubscribeIn(RootModel[dict[str, str]]):
+def _subscribe_schema(schema: dict) -> None:
+    # what settlement.subscriptions.record_answers enforces: 1 to 20 template ids, each answered
+    # accept, reject or ban; errMsg, if left in, is any text and not counted
+    most = MAX_TEMPLATES_PER_REPORT
+    schema.clear()
+    schema.update({
+        "type": "object",
+        "properties": {"errMsg": {"type": "string", "pattern": outside_text.JSON_SCHEMA_PATTERN}},
+        "propertyNames": {"pattern": TEMPLATE_ID.pattern},
+        "additionalProperties": {"enum": [a.value for a in SubscribeAnswer]},
+        "if": {"required": ["errMsg"]},
+        "then": {"minProperties": 2, "maxProperties": most + 1},
+        "else": {"minProperties": 1, "maxProperties": most},
+    })
+
+
+class SubscribeIn(RootModel[dict[Text, Text]]):
     """wx.requestSubscribeMessage's result as the mini-program got it: ``{template_id: "accept" |
     "reject" | "ban"}``; its ``errMsg`` key, if left in, is ignored."""
+
+    model_config = ConfigDict(json_schema_extra=_subscribe_schema)

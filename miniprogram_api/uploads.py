@@ -11,7 +11,8 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
-from miniprogram_api.registry import parse_json_body, validation_message
+from miniprogram_api.registry import parse_json_body, refused
+from settlement import text as outside_text
 from settlement.errors import InvalidInput
 from settlement.storage import MAX_PHOTO_BYTES, MAX_PHOTOS, CheckedPhoto, PhotoRefused, TooManyPhotos, check_photo
 
@@ -43,7 +44,8 @@ async def read_multipart(request: web.Request, model: type[BaseModel]) -> tuple[
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise InvalidInput("nested multipart bodies are not taken", code="invalid_body")
-            name = part.name or ""
+            name = outside_text.check("a part's name", part.name or "")
+            outside_text.check(f"the file name of part {name!r}", part.filename or "")
             if name in PHOTO_FIELDS:
                 if len(photos) == MAX_PHOTOS:
                     raise TooManyPhotos(f"at most {MAX_PHOTOS} photos")
@@ -67,4 +69,4 @@ async def read_multipart(request: web.Request, model: type[BaseModel]) -> tuple[
     try:
         return model.model_validate(fields), photos
     except ValidationError as exc:
-        raise InvalidInput(validation_message(exc), code="invalid_body") from None
+        raise refused(exc, "invalid_body") from None

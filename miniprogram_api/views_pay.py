@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from miniprogram_api.common import api
 from miniprogram_api.registry import Call
-from miniprogram_api.schemas import Strict
+from miniprogram_api.schemas import Strict, fen
 from server.keys import pay_api_key
 from settlement import payments
 from settlement.access import Right
@@ -24,7 +24,7 @@ from settlement.ports.pay import PayCallFailed, PayRejected
 
 
 class PayIn(Strict):
-    amount_fen: StrictInt | None = Field(None, ge=1, le=10**12,
+    amount_fen: fen(1, 10**12) | None = Field(None,
                                    description="[fen] what to pay; leave out for everything owed. Less than that "
                                                "only where the contract allows partial payment")
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from miniprogram_api.common import api
 from miniprogram_api.registry import Call
-from miniprogram_api.schemas import Strict
+from miniprogram_api.schemas import Strict, Text, fen
 from miniprogram_api.views_pay import RequestPayment
 from server.keys import pay_api_key
 from settlement import prepaid
@@ -72,11 +72,11 @@ class StatementOut(BaseModel):
 
 
 class TopUpIn(Strict):
-    amount_fen: StrictInt = Field(ge=1, le=prepaid.MAX_TOPUP_FEN, description="[fen] to add to the account")
+    amount_fen: fen(1, prepaid.MAX_TOPUP_FEN) = Field(description="[fen] to add to the account")
 
 
 class TopUpByNumberIn(TopUpIn):
-    number: str = Field(min_length=1, max_length=20, description="the prepaid account number")
+    number: Text = Field(min_length=1, max_length=20, description="the prepaid account number")
 
 
 class TopUpOut(BaseModel):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 
 from aiohttp import web
@@ -24,6 +25,7 @@ from aiohttp.typedefs import Handler
 from pay_api.limits import RefusalLimiter, source_of
 from server.keys import pay_api_key, redis_key, redis_ns_key, settings_key
 from settlement import payments
+from settlement import text as outside_text
 from settlement.models import NotificationOutcome
 
 log = logging.getLogger("pvsettle.pay")
@@ -86,6 +88,20 @@ def _answer(request: web.Request, handled: payments.Handled) -> web.Response:
     return fail(handled.status, handled.reason or "refused")
 
 
+def _refused_text(body: bytes) -> str | None:
+    """What :mod:`settlement.text` refuses in a notification, raw or as a JSON escape
+    (``\\u0000``), before anything reads it; None when there is nothing."""
+    raw = body.decode("utf-8", errors="replace")
+    refused = outside_text.message("the body", raw)
+    if refused is not None:
+        return refused
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None  # not JSON: the verification says so
+    return outside_text.first_refused(document)
+
+
 async def notify(request: web.Request) -> web.Response:
     """A payment or refund notification from WeChat Pay."""
     pay = request.config_dict.get(pay_api_key)
@@ -98,6 +114,10 @@ async def notify(request: web.Request) -> web.Response:
     body = await request.read()
     if len(body) > MAX_BODY:  # sent in chunks, without a Content-Length
         return _answer(request, await _keep(request, fields(body), too_large, delivery))
+    refused = _refused_text(body)
+    if refused is not None:  # kept without its body, which the database could not hold (settlement.text)
+        handled = payments.Handled(400, NotificationOutcome.REFUSED, refused)
+        return _answer(request, await _keep(request, fields(b"", size=len(body)), handled, delivery))
     if pay is None:
         # nothing can be verified: kept like a refusal, within the same limits
         unconfigured = payments.Handled(503, NotificationOutcome.ERROR, "WeChat Pay is not configured on this server")

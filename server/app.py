@@ -13,7 +13,13 @@ import pages.app
 import pay_api.app
 from server import health
 from server.keys import metrics_registry_key, settings_key
-from server.middleware import error_middleware, metrics_middleware_factory, request_id_middleware
+from server.middleware import (
+    MAX_REQUEST_LINE_BYTES,
+    error_middleware,
+    metrics_middleware_factory,
+    request_id_middleware,
+    url_length_middleware,
+)
 from server.resources import database_ctx, http_client_ctx, redis_ctx
 from server.dispatcher import dispatcher_ctx
 from server.pay import pay_api_ctx
@@ -29,8 +35,10 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 def create_app(settings: Settings) -> web.Application:
     registry = CollectorRegistry()
     app = web.Application(
-        middlewares=[request_id_middleware, metrics_middleware_factory(registry), error_middleware],
+        middlewares=[request_id_middleware, metrics_middleware_factory(registry), url_length_middleware,
+                     error_middleware],
         client_max_size=MAX_BODY_BYTES,
+        handler_args={"max_line_size": MAX_REQUEST_LINE_BYTES},
     )
     app[settings_key] = settings
     app[metrics_registry_key] = registry

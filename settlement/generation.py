@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -230,24 +231,33 @@ def live_today_wh(state: dict | None, now: dt.datetime) -> int | None:
 # --- history ------------------------------------------------------------------------------------
 
 
+#: The days ``at`` may name: a plant has nothing before, and the API's document says the same range.
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
+_AT = re.compile(r"^([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?$")
+
+
 def parse_at(span: str, at: str | None, now: dt.datetime) -> dt.date:
-    """The first local day of the span that ``at`` names (YYYY-MM-DD, YYYY-MM or YYYY; default now)."""
+    """The first local day of the span that contains ``at``'s first day (``at`` a day, month or
+    year: YYYY-MM-DD, YYYY-MM or YYYY; default today): ``span=month&at=2026-05-17`` is May 2026,
+    ``span=day&at=2026-05`` is 1 May 2026. A span in the future has nothing measured (nulls)."""
     today = now.astimezone(LOCAL).date()
     if span not in SPANS:
         raise InvalidInput(f"span is one of {', '.join(SPANS)}", code="bad_span")
     if span == "lifetime":
         return today
-    formats = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
     if not at:
         day = today
     else:
+        found = _AT.match(at)
         try:
-            day = dt.datetime.strptime(at, formats[span]).date()
+            if found is None:
+                raise ValueError(at)
+            year, month, mday = (int(part) if part else 1 for part in found.groups())
+            day = dt.date(year, month, mday)
         except ValueError:
-            raise InvalidInput(f"for span {span}, at is written {formats[span].replace('%', '')}",
-                               code="bad_at") from None
-    if not dt.date(2000, 1, 1) <= day <= today + dt.timedelta(days=366):
-        raise InvalidInput("that date is outside what a plant can have", code="bad_at")
+            raise InvalidInput("at is a day, month or year: YYYY-MM-DD, YYYY-MM or YYYY", code="bad_at") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput(f"at is between {FIRST_DAY.year} and {LAST_DAY.year}", code="bad_at")
     return day.replace(day=1) if span == "month" else day.replace(month=1, day=1) if span == "year" else day
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from settlement import bills
+from settlement import text as outside_text
 from settlement.errors import DomainError, InvalidInput, NotFound
 from settlement.models import Bill, Payment, PaymentChannel, Staff
 
@@ -57,6 +58,9 @@ def _amount(text) -> int:
 
 async def _one(row: dict, staff: Staff | None, source: str, place: str) -> bool:
     """Record one row; True when it was new, False when it was already recorded."""
+    refused = outside_text.refused_field(row, FIELDS, place)
+    if refused is not None:
+        raise outside_text.InvalidText(refused)
     missing = [name for name in FIELDS if not str(row.get(name) or "").strip()]
     if missing:
         raise InvalidInput(f"missing {', '.join(missing)}", code="missing_field")

@@ -71,6 +71,7 @@ from billing_engine import bill as interval_bill
 from billing_engine import tou
 from billing_engine.pricing import price_cycle
 from settlement import audit, outbox, payments
+from settlement import text as outside_text
 from settlement.bills import OPEN, contract_terms, grid_prices, owed_fen, tariff_for
 from settlement.cycles import RATES
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -339,6 +340,9 @@ async def record_usage_batch(rows: Sequence[object], *, now: dt.datetime | None 
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not isinstance(row.get("meter"), str) or "quantity" not in row:
             raise InvalidInput(f"row {i}: an object with meter, start and quantity", code="bad_usage")
+        refused = outside_text.refused_field(row, ("meter", "start", "quantity"), f"row {i}")
+        if refused is not None:
+            raise outside_text.InvalidText(refused)
         at = _interval_start(i, row.get("start"))
         if at > now:
             raise InvalidInput(f"row {i}: the interval {at.isoformat()} has not started yet", code="bad_usage")

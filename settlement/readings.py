@@ -84,6 +84,7 @@ from tortoise.functions import Max, Min
 from tortoise.transactions import in_transaction
 
 from settlement import audit
+from settlement import text as outside_text
 from settlement.errors import Conflict, Forbidden, InvalidInput
 from settlement.models import (
     Collector,
@@ -136,6 +137,7 @@ class RowErrorCode(StrEnum):
     INVALID_ROW = "invalid_row"  # not an object / mapping
     MISSING_FIELD = "missing_field"
     INVALID_FIELD = "invalid_field"  # wrong type or unparseable
+    INVALID_TEXT = outside_text.CODE  # NUL, a control character or a lone surrogate (settlement.text)
     UNKNOWN_METER = "unknown_meter"
     UNKNOWN_REGISTER = "unknown_register"  # the meter does not report this register
     VALUE_OUT_OF_RANGE = "value_out_of_range"  # negative, or not below 10**register_digits
@@ -358,6 +360,9 @@ def _parse(index: int, name: str, raw: object) -> _Parsed:
     if not isinstance(raw, Mapping):
         raise _Refused(RowErrorCode.INVALID_ROW,
                        f"{name}: must be an object with {', '.join(FIELDS)}, not {type(raw).__name__}")
+    refused = outside_text.refused_field(raw, FIELDS, name)
+    if refused is not None:
+        raise _Refused(RowErrorCode.INVALID_TEXT, refused)
     serial = _text(name, "meter", _required(name, raw, "meter"))
     register = _text(name, "register", _required(name, raw, "register"))
     if not _REGISTER.match(register):

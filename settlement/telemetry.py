@@ -65,6 +65,7 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from settlement import audit, live
+from settlement import text as outside_text
 from settlement.errors import InvalidInput
 from settlement.redis_client import Namespace
 from settlement.telemetry_energy import (
@@ -142,6 +143,7 @@ class RowErrorCode(StrEnum):
     INVALID_ROW = "invalid_row"
     MISSING_FIELD = "missing_field"
     INVALID_FIELD = "invalid_field"
+    INVALID_TEXT = outside_text.CODE  # NUL, a control character or a lone surrogate (settlement.text)
     UNKNOWN_DEVICE = "unknown_device"
     VALUE_OUT_OF_RANGE = "value_out_of_range"
     TS_IN_FUTURE = "ts_in_future"
@@ -259,9 +261,15 @@ def _parse_row(index: int, raw: object, serial: str | None, ts_cache: dict[str, 
     if not isinstance(raw, Mapping):
         raise _Refused(RowErrorCode.INVALID_ROW,
                        f"{name}: must be an object with {', '.join(FIELDS)}, not {type(raw).__name__}")
+    refused = outside_text.refused_field(raw, FIELDS, name)
+    if refused is not None:
+        raise _Refused(RowErrorCode.INVALID_TEXT, refused)
     device = raw.get("device")
     if serial is not None and device is None:
         device = serial
+        refused = outside_text.message(f"{name}: the device of the topic", serial)  # MQTT topics are outside text too
+        if refused is not None:
+            raise _Refused(RowErrorCode.INVALID_TEXT, refused)
     if device is None or device == "":
         raise _Refused(RowErrorCode.MISSING_FIELD, f"{name}: field 'device' is missing")
     if not isinstance(device, str):
@@ -313,7 +321,10 @@ def _parse(rows: Sequence[object], serial: str | None, refused: dict[int, RowErr
             ts_cache[text] = _ts("", text)
         except _Refused:
             pass  # the rows with this time are judged one by one below, which words the error
-    quick = [type(d) is str and 0 < len(d) <= MAX_SERIAL and type(t) is str and t in ts_cache
+    # a batch names few devices: each distinct one is checked once (a time in ts_cache parsed, a
+    # status in STATUSES is known, so neither can hold what settlement.text refuses)
+    bad_text = {d for d in set(d for d in device if type(d) is str) if outside_text.problem(d) is not None}
+    quick = [type(d) is str and 0 < len(d) <= MAX_SERIAL and d not in bad_text and type(t) is str and t in ts_cache
              and (p is None or (type(p) is int and 0 <= p <= MAX_POWER_W))
              and (e is None or (type(e) is int and 0 <= e < MAX_ENERGY_WH))
              and (i is None or (type(i) is int and 0 <= i <= MAX_IRRADIANCE_W_M2))

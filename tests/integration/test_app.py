@@ -4,6 +4,7 @@ import asyncio
 import dataclasses
 import socket
 
+import pytest
 from aiohttp import web
 
 from server.app import create_app
@@ -61,6 +62,20 @@ async def test_unknown_path_gets_the_json_error_shape(client):
     body = await resp.json()
     assert body["error"]["code"] == "not_found"
     assert set(body["error"]) == {"code", "message"}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/bills?cursor=", "/ingest/v1/readings?x=", "/healthz?x="])
+async def test_a_url_too_long_gets_the_json_error_shape_not_aiohttp_plain_text(client, path):
+    resp = await client.get(path + "a" * 9000)  # over aiohttp's 8,190-byte request line
+    assert resp.status == 414
+    body = await resp.json()
+    assert body["error"]["code"] == "uri_too_long" and set(body["error"]) == {"code", "message"}
+    assert resp.headers["X-Request-Id"]
+
+
+async def test_a_url_of_aiohttps_limit_is_still_answered(client):
+    resp = await client.get("/healthz?x=" + "a" * 8000)
+    assert resp.status == 200
 
 
 async def test_wrong_method_keeps_allow_header(client):

@@ -154,12 +154,24 @@ async def test_a_day_still_to_come_is_not_yet_and_a_past_one_without_data_no_tel
     assert (total.energy_wh, total.reason) == (None, "not yet")
 
 
-@pytest.mark.parametrize("query", ["span=week", "span=day&at=2026-13-01", "span=month&at=2026-07-01",
-                                   "span=year&at=1999", "span=day&at=%27%3B%20DROP%20TABLE%20plant", "x=1"])
+@pytest.mark.parametrize("query", ["span=week", "span=day&at=2026-13-01", "span=day&at=2026-02-30",
+                                   "span=month&at=2100-01", "span=year&at=1999",
+                                   "span=day&at=%27%3B%20DROP%20TABLE%20plant", "x=1"])
 async def test_bad_history_queries_are_400(api, owner, query):
     world, headers = owner
     resp = await api.get(f"/api/v1/plants/{world.plant.id}/history?{query}", headers=headers)
     assert resp.status == 400
+
+
+async def test_history_at_may_name_a_day_month_or_year_for_any_span(api, owner):
+    """The span containing at's first day is shown: one form of at for every span (the document's pattern)."""
+    world, headers = owner
+    url = f"/api/v1/plants/{world.plant.id}/history"
+    by_month = await (await api.get(url, params={"span": "month", "at": "2026-07"}, headers=headers)).json()
+    by_day = await (await api.get(url, params={"span": "month", "at": "2026-07-19"}, headers=headers)).json()
+    assert by_day == by_month and by_month["bars"][0]["start"].startswith("2026-07-01")
+    day = await (await api.get(url, params={"span": "day", "at": "2026"}, headers=headers)).json()
+    assert day["bars"][0]["start"].startswith("2026-01-01T00:00")
 
 
 async def test_plant_list_uses_the_live_state(api, owner):
