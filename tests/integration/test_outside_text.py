@@ -185,11 +185,12 @@ async def test_a_notification_holding_nul_is_refused_unread_and_kept_without_its
 
 async def test_the_readings_csv_import_refuses_a_row_holding_a_control_character(db, tmp_path, capsys):
     from server.cli_readings import _import
+    from server.settings import Settings, energy_limits
 
     path = tmp_path / "readings.csv"
     path.write_text("meter,register,read_at,value\nM\x01X,00010000,2026-11-01 00:00,12.5\n", encoding="utf-8")
-    counts = await _import(path, "imported")
-    assert counts == {"rows": 1, "created": 0, "duplicates": 0, "rejected": 1}
+    counts = await _import(path, "imported", energy_limits(Settings()))
+    assert counts == {"rows": 1, "created": 0, "duplicates": 0, "flagged": 0, "rejected": 1}
     refused = json.loads(capsys.readouterr().err.strip())
     assert refused["line"] == 2 and refused["error"]["code"] == "invalid_text"
     assert "line 2: field 'meter'" in refused["error"]["message"]

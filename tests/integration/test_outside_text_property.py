@@ -105,7 +105,10 @@ def client(database_factory, tmp_path_factory):
                         dispatcher_interval="0", secret_key="s" * 40, mp_appid="wxtestmp0000000001",
                         mp_secret="mp-secret", oa_appid="wxtestoa0000000001", oa_secret="oa-secret",
                         oa_token=OA_TOKEN, oa_aes_key="a" * 43, wechat_api_base="http://127.0.0.1:9",
-                        pay_api_base="http://127.0.0.1:9", api_rate_limit=1_000_000)
+                        pay_api_base="http://127.0.0.1:9", api_rate_limit=1_000_000,
+                        # hundreds of refused notifications from one address: that limit is tested in
+                        # test_pay_notify_flood, not here
+                        pay_refusal_rate=1_000_000)
     server = ThreadedServer(settings).start()
     # hundreds of logins a minute from one address: the login rate limit is not under test here
     limits = pytest.MonkeyPatch()
