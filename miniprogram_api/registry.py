@@ -31,6 +31,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from settlement import i18n
 from settlement.access import Principal, Right
 
 Handler = Callable[[web.Request, "Call"], Awaitable[Any]]
@@ -127,17 +128,37 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def validation_params(exc: ValidationError) -> dict[str, Any]:
+    """The same problems as catalogue messages (``validation.<pydantic type>``) for the error's ``params``."""
+    problems = []
+    for error in exc.errors()[:5]:
+        loc = [str(p) for p in error["loc"] if not isinstance(p, int)]
+        kind = f"validation.{error['type']}"
+        problem = i18n.Ref(kind if i18n.has(kind) else "validation._other",
+                           {k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, (str, int, float))})
+        problems.append(i18n.Ref("validation._item", {"field": i18n.field_label(loc[-1] if loc else "body"),
+                                                      "problem": problem}))
+    return {"problems": problems}
+
+
+def invalid(message: str, problem: str, code: str = "invalid_body", **params: Any):
+    """An InvalidInput of ``code`` whose one problem is the catalogue's ``problem.<problem>``."""
+    from settlement.errors import InvalidInput
+
+    return InvalidInput(message, code=code, params={"problems": [i18n.Ref(f"problem.{problem}", params)]})
+
+
 def parse_json_body(model: type[BaseModel], raw: bytes) -> BaseModel:
     from settlement.errors import InvalidInput
 
     if not raw.strip():
-        raise InvalidInput("a JSON body is needed", code="invalid_body")
+        raise invalid("a JSON body is needed", "json_needed")
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
-        raise InvalidInput(validation_message(exc), code="invalid_body") from None
+        raise InvalidInput(validation_message(exc), code="invalid_body", params=validation_params(exc)) from None
 
 
 def parse_query(model: type[BaseModel], request: web.Request) -> BaseModel:
@@ -146,7 +167,7 @@ def parse_query(model: type[BaseModel], request: web.Request) -> BaseModel:
     try:
         return model.model_validate({k: request.query.getone(k) for k in request.query})
     except ValidationError as exc:
-        raise InvalidInput(validation_message(exc), code="invalid_query") from None
+        raise InvalidInput(validation_message(exc), code="invalid_query", params=validation_params(exc)) from None
 
 
 def json_model(model: BaseModel, status: int = 200) -> web.Response:

@@ -70,7 +70,7 @@ async def _one(row: dict, staff: Staff | None, source: str, place: str) -> bool:
     number = str(row["bill"]).strip()
     bill = await Bill.get_or_none(number=number)
     if bill is None:
-        raise NotFound(f"no bill {number[:40]!r}", code="unknown_bill")
+        raise NotFound(f"no bill {number[:40]!r}", code="unknown_bill", params={"bill": number[:40]})
     reference = str(row["reference"]).strip()
     existed = await Payment.exists(transaction_id=f"{channel.value}:{reference}")
     await bills.record_payment(bill.id, amount, channel, reference, staff=staff, paid_at=paid_at,

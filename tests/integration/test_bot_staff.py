@@ -183,7 +183,7 @@ async def test_confirm_on_the_owners_written_word(bot: Bot, people):
     assert confirmed.actor == word.actor == f"staff:{people['operator'].id}"
     assert word.reason == "业主 11-03 盖章回函" and word.entity_id == str(form.id)
     again = await bot.say(OPERATOR, f"确认 {form.id}")
-    assert "当前状态不允许此操作" in again.text
+    assert "当前状态（已确认）不允许此操作" in again.text
 
 
 # ---------------------------------------------------------------------- 收款
