@@ -17,6 +17,7 @@ from miniprogram_api import gate, live, openapi
 from miniprogram_api import views_bills, views_forms, views_misc, views_plants, views_session  # noqa: F401
 from miniprogram_api import views_pay  # noqa: F401  (POST /bills/{bill_id}/pay, WeChat Pay)
 from miniprogram_api import views_prepaid  # noqa: F401  (/plants/{plant_id}/prepaid…: balance, statement, top-up)
+from miniprogram_api import views_i18n  # noqa: F401  (/i18n: the message catalogue for clients)
 from miniprogram_api.common import api, principal_key, session_id_key
 from miniprogram_api.registry import Call, Route, json_model, parse_json_body, parse_query
 from server.keys import redis_key, redis_ns_key, settings_key

@@ -277,6 +277,8 @@ class PaymentOut(BaseModel):
 
 class BillDetail(BillSummary):
     plant_name: str
+    discount: Decimal | None = Field(description="factor on the grid price of the contract the bill was priced "
+                                                 "under (0.8500: 85 % of the grid price); null when not so priced")
     written_off_at: dt.datetime | None
     lines: list[BillLineOut]
     payments: list[PaymentOut]
@@ -351,3 +353,17 @@ class FaultOut(BaseModel):
 class SubscribeIn(RootModel[dict[str, str]]):
     """wx.requestSubscribeMessage's result as the mini-program got it: ``{template_id: "accept" |
     "reject" | "ban"}``; its ``errMsg`` key, if left in, is ignored."""
+
+
+# --- the message catalogue ----------------------------------------------------------------------
+
+
+class CatalogueQuery(Strict):
+    lang: Literal["zh", "en"] = "zh"
+
+
+class CatalogueOut(BaseModel):
+    lang: Literal["zh", "en"]
+    messages: dict[str, str] = Field(description="message id → text: error.<code>, rate.<period>, "
+                                                 "form_state.<state>, bill_state.<state>, plant_status.<status>, "
+                                                 "channel.<channel>, template.<name>.<field>, …")
