@@ -228,7 +228,7 @@ function messageText(m) {
   if (m.kind === "custom") return m.text;
   const fields = Object.entries(m.data || {}).map(([k, v]) => {
     if (m.kind === "template" && (k === "first" || k === "remark")) return v; // free text, no label
-    return `${fieldLabel(m, k) ?? k}：${v}`;
+    return `${fieldLabel(m, k) ?? k}${state.lang === "zh" ? "：" : ": "}${v}`;
   }).join("\n");
   const title = label(`template.${m.template}._title`, m.template || m.template_id);
   return `${title}\n${fields}`;
