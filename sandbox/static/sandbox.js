@@ -26,9 +26,9 @@ const TEXT = {
     kind_subscribe: "订阅消息", kind_template: "模板消息", kind_custom: "客服消息", kind_bot: "机器人",
     photos: "照片（最多 6 张，JPEG/PNG）", photos_attached: "{n} 张照片",
     staff: "运维", owner_user: "待绑定的业主", reply_later: "（稍后以客服消息回复）", register: "表",
-    rate: "时段", item: "项目", energy: "电量", unit_price: "单价 (元/kWh)", amount: "金额",
+    rate: "时段", item: "项目", unit_price: "单价(元/kWh)", amount: "金额",
     discount: "电价折扣", discount_value: "电网电价 × {factor}", credit_applied: "余额抵扣",
-    ebill: "电子账单（可打印）", eform: "电子确认单（可打印）", lifetime_unit: "kWh",
+    ebill: "电子账单（可打印）", eform: "电子确认单（可打印）",
   },
   en: {
     title: "Sandbox: an owner's month without WeChat", users: "WeChat users", users_hint: "Pick a demo user and open the mini-program on the phone.",
@@ -48,9 +48,9 @@ const TEXT = {
     kind_template: "template message", kind_custom: "customer-service message", kind_bot: "bot", staff: "staff",
     photos: "Photos (up to 6, JPEG/PNG)", photos_attached: "{n} photo(s)", owner_user: "would-be owner",
     reply_later: "(answered later by customer-service message)", register: "register",
-    rate: "Period", item: "Item", energy: "Energy", unit_price: "Unit price (yuan/kWh)", amount: "Amount",
+    rate: "Period", item: "Item", unit_price: "Price (¥/kWh)", amount: "Amount",
     discount: "Discount", discount_value: "grid price × {factor}", credit_applied: "Account credit applied",
-    ebill: "Printable e-bill", eform: "Printable form", lifetime_unit: "kWh",
+    ebill: "Printable e-bill", eform: "Printable form",
   },
 };
 
@@ -219,8 +219,8 @@ function pickUser(key) {
 // a subscribe message's fields (thing2, amount3 …) and a template message's (first, keywordN, remark)
 // under the labels their template has in WeChat's console: template.<name>.<key> in the catalogue
 function fieldLabel(m, key) {
-  if (m.kind === "template" && /^keyword\d+$/.test(key)) return label(`template.${m.template}.oa.${key}`, null);
-  return label(`template.${m.template}.${key}`, null);
+  if (m.kind === "template" && /^keyword\d+$/.test(key)) return label(`template.${m.template}.oa.${key}`);
+  return label(`template.${m.template}.${key}`);
 }
 
 function messageText(m) {
@@ -228,7 +228,7 @@ function messageText(m) {
   if (m.kind === "custom") return m.text;
   const fields = Object.entries(m.data || {}).map(([k, v]) => {
     if (m.kind === "template" && (k === "first" || k === "remark")) return v; // free text, no label
-    return `${fieldLabel(m, k) ?? k}${state.lang === "zh" ? "：" : ": "}${v}`;
+    return `${fieldLabel(m, k)}${state.lang === "zh" ? "：" : ": "}${v}`;
   }).join("\n");
   const title = label(`template.${m.template}._title`, m.template || m.template_id);
   return `${title}\n${fields}`;
@@ -492,7 +492,7 @@ async function renderBill(screen) {
       bill.discount ? el("div", { class: "muted", "data-testid": "bill-discount" },
         `${t("discount")}: ${t("discount_value", { factor: num(bill.discount, 2) })}`) : null,
       el("div", { class: "table-scroll" }, el("table", {},
-        el("tr", {}, el("th", {}, t("item")), el("th", { class: "num" }, `${t("energy")} (kWh)`),
+        el("tr", {}, el("th", {}, t("item")), el("th", { class: "num" }, "kWh"),
            el("th", { class: "num" }, t("unit_price")), el("th", { class: "num" }, t("amount"))),
         bill.lines.map((line) => el("tr", { "data-testid": "bill-line" }, el("td", {}, line.description),
           el("td", { class: "num" }, line.kwh ? kwh(line.kwh) : ""),
