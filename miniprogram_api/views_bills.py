@@ -62,7 +62,8 @@ async def bill_detail(request: web.Request, call: Call):
     lines = await BillLine.filter(bill_id=bill_id).order_by("seq")
     payments = await Payment.filter(bill_id=bill_id).order_by("paid_at", "id")
     # the contract version in force when the bill was issued is the one it was priced under
-    contract = await Contract.filter(plant_id=row["plant_id"], effective_from__lte=row["issued_at"].date()) \
+    issued_on = row["issued_at"].astimezone(ebill.LOCAL).date()
+    contract = await Contract.filter(plant_id=row["plant_id"], effective_from__lte=issued_on) \
         .order_by("-effective_from").first()
     return BillDetail(
         **_summary(row), plant_name=row["plant__name"], written_off_at=row["written_off_at"],
