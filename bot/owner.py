@@ -53,7 +53,7 @@ async def _plants(caller: Caller, least: Right = Right.VIEW) -> tuple[Principal,
 async def _named_plant(code: str, rights: dict[int, Right]) -> Plant:
     plant = await Plant.get_or_none(code=code) or await Plant.filter(code__iexact=code).first()
     if plant is None or plant.id not in rights:
-        raise NotFound(f"no plant {code!r} of yours", code="unknown_plant")
+        raise NotFound(f"no plant {code!r} of yours", code="unknown_plant", params={"plant": code})
     return plant
 
 

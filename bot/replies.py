@@ -1,5 +1,9 @@
 """Every text the bot sends comes from a jinja2 template under ``templates/bot/``.
 
+The words the templates share — names of states, rates, roles, refusals — come from the message
+catalogue (:mod:`settlement.i18n`) through the globals ``names(section)`` and ``refusal_text``;
+the bot speaks Chinese (the official account's users; WeChat tells the bot no language).
+
 Templates are plain text: autoescape is off (there is no HTML to protect), and what users typed is
 only ever a *value* given to a template, never a template itself, so ``{0.__class__}`` or
 ``{{ 7*7 }}`` in a message is shown as typed. Keeping the reply XML intact is the job of
@@ -18,9 +22,11 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from settlement import i18n
 from settlement.ebill import format_yuan
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+LANG = "zh"
 LOCAL = ZoneInfo("Asia/Shanghai")
 #: WeChat's limit for a text message is 2048 bytes; keep room for the cut note.
 MAX_REPLY_BYTES = 2000
@@ -54,6 +60,8 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=False)
     env.filters.update(yuan=format_yuan, kwh=_kwh, wh_kwh=_wh_as_kwh, local_time=_local_time, percent=_percent)
+    env.globals.update(names=lambda section: i18n.section(section, LANG),
+                       refusal_text=lambda code, params=None: i18n.error_text(code, LANG, params))
     return env
 
 

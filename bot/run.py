@@ -17,7 +17,7 @@ from settlement.errors import DomainError
 
 
 def refusal(exc: DomainError) -> str:
-    return render("refused", code=exc.code, message=exc.message)
+    return render("refused", code=exc.code, params=exc.params)
 
 
 def malformed(exc: Malformed) -> str:

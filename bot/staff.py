@@ -30,6 +30,7 @@ from server.settings import energy_limits
 from settlement import arrears as arrears_service
 from settlement import audit, bills, bindings, forms, generation, live, outbox, payments, readings
 from settlement.errors import Conflict, InvalidInput, NotFound
+from settlement.i18n import Ref
 from settlement.models import (
     Bill,
     ConfirmationForm,
@@ -85,7 +86,7 @@ async def plant_by_code(code: str) -> Plant:
         matches = await Plant.filter(code__iexact=code).limit(2)
         plant = matches[0] if len(matches) == 1 else None
     if plant is None:
-        raise NotFound(f"no plant {code!r}", code="unknown_plant")
+        raise NotFound(f"no plant {code!r}", code="unknown_plant", params={"plant": code})
     return plant
 
 
@@ -98,7 +99,7 @@ async def bill_by_ref(ref: str) -> Bill:
     if bill is None and ref.isascii() and ref.isdigit() and len(ref) <= 12:
         bill = await Bill.get_or_none(id=int(ref))
     if bill is None:
-        raise NotFound(f"no bill {ref!r}", code="unknown_bill")
+        raise NotFound(f"no bill {ref!r}", code="unknown_bill", params={"bill": ref})
     return bill
 
 
@@ -210,7 +211,7 @@ async def reissue(cmd: Command, caller: Caller, env: Env) -> Later:
             return render("reissue", plant=plant, period=period, form=form, sent=True, rows=rows)
         if form.state not in (FormState.SENT, FormState.DISPUTED):
             raise Conflict(f"the latest form (#{form.id}) is {form.state.value}: there is nothing to send again",
-                           code="bad_state")
+                           code="bad_state", params={"state": Ref(f"form_state.{form.state.value}")})
         payload = {"plant_name": plant.name, "period": period, "self_use_kwh": f"{form.self_use_kwh:.3f}",
                    "answer_by": form.answer_due_at or env.now, "form_id": form.id}
         async with in_transaction() as conn:

@@ -32,7 +32,6 @@ def bearer_key(header: str) -> str:
 async def collector_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     collector = await collector_for_key(bearer_key(request.headers.get("Authorization", "")))
     if collector is None:
-        return json_error(401, "unauthorized", "a valid collector key is needed: Authorization: Bearer <key>",
-                          headers={"WWW-Authenticate": 'Bearer realm="ingest"'})
+        return json_error(401, "unauthorized", headers={"WWW-Authenticate": 'Bearer realm="ingest"'})
     request[collector_key] = collector
     return await handler(request)

@@ -16,6 +16,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter
 
 from settlement.errors import InvalidInput
+from settlement.i18n import Ref
 
 
 class TooManyRows(InvalidInput):
@@ -67,10 +68,12 @@ def batch_rows(document: Any, key: str, limit: int, *, too_many: type[TooManyRow
         (or ``too_many``) more than ``limit`` rows.
     """
     if not isinstance(document, dict) or not isinstance(document.get(key), list):
-        raise InvalidInput(f'the body must be an object {{"{key}": [ ... ]}}', code="invalid_body")
+        raise InvalidInput(f'the body must be an object {{"{key}": [ ... ]}}', code="invalid_body",
+                           params={"problems": [Ref("problem.body_shape", {"key": key})]})
     rows = document[key]
     if len(rows) > limit:
-        raise too_many(f"a batch holds at most {limit} {noun}, this one has {len(rows)}: send it in parts")
+        raise too_many(f"a batch holds at most {limit} {noun}, this one has {len(rows)}: send it in parts",
+                       params={"limit": limit})
     return rows
 
 

@@ -86,7 +86,7 @@ async def post_telemetry(request: web.Request) -> web.Response:
     try:
         rows = parse_samples(await request.read())
     except TooManySamples as exc:
-        return json_error(413, exc.code, exc.message)
+        return json_error(413, exc.code, exc.params)
     # the answer does not wait for the live state: it is published right after, off this request
     result = await ingest_samples(rows, received_from=f"collector:{collector.name}", publisher=_publisher(request),
                                   redis=request.config_dict[redis_key], namespace=request.config_dict[redis_ns_key])

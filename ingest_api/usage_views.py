@@ -22,5 +22,5 @@ async def post_usage(request: web.Request) -> web.Response:
         rows = batch_rows(decode(await request.read(), exact_decimals=True), "usage", prepaid.MAX_USAGE_ROWS,
                           noun="usage rows")
     except TooManyRows as exc:
-        return json_error(413, exc.code, exc.message)
+        return json_error(413, exc.code, exc.params)
     return web.json_response(await prepaid.record_usage_batch(rows))

@@ -12,6 +12,7 @@ from ingest_api.responses import json_error
 from server.keys import metrics_registry_key, settings_key
 from server.settings import energy_limits
 from settlement.errors import InvalidInput
+from settlement.i18n import Ref
 from settlement.models import ReadingSource
 from settlement.readings import MAX_BATCH_ROWS, RowStatus, ingest_readings
 
@@ -41,7 +42,7 @@ def parse_batch(body: bytes) -> list[Any]:
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
             raise InvalidInput(f"readings[{index}] must be an object with meter, register, read_at and value",
-                               code="invalid_body")
+                               code="invalid_body", params={"problems": [Ref("problem.row_shape", {"key": "readings", "index": index})]})
     return rows
 
 
@@ -51,7 +52,7 @@ async def post_readings(request: web.Request) -> web.Response:
     try:
         rows = parse_batch(await request.read())
     except BatchTooLarge as exc:
-        return json_error(413, exc.code, exc.message)
+        return json_error(413, exc.code, exc.params)
     result = await ingest_readings(rows, source=ReadingSource.AMI, received_from=f"collector:{collector.name}",
                                    limits=energy_limits(request.config_dict[settings_key]))
     counter = rows_counter(request.config_dict[metrics_registry_key], "pvsettle_ingest_readings",

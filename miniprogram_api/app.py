@@ -17,9 +17,11 @@ from miniprogram_api import gate, live, openapi
 from miniprogram_api import views_bills, views_forms, views_misc, views_plants, views_session  # noqa: F401
 from miniprogram_api import views_pay  # noqa: F401  (POST /bills/{bill_id}/pay, WeChat Pay)
 from miniprogram_api import views_prepaid  # noqa: F401  (/plants/{plant_id}/prepaid…: balance, statement, top-up)
+from miniprogram_api import views_i18n  # noqa: F401  (/i18n: the message catalogue for clients)
 from miniprogram_api.common import api, principal_key, session_id_key
 from miniprogram_api.registry import Call, Route, json_model, parse_json_body, parse_query
 from server.keys import redis_key, redis_ns_key, settings_key
+from server.middleware import error_response
 from settlement.access import Principal, require
 from settlement.errors import NotFound
 from settlement.models import Attachment, Bill, ConfirmationForm, FaultReport, Plant
@@ -32,12 +34,8 @@ RATE_WINDOW_S = gate.RATE_WINDOW_S
 LOGIN_LIMIT_PER_ADDRESS = 300
 
 
-def _json_error(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
-
-
-def _unauthorized(code: str, message: str) -> web.Response:
-    return _json_error(401, code, message, {"WWW-Authenticate": 'Bearer realm="pvsettle"'})
+def _unauthorized(request: web.Request, code: str) -> web.Response:
+    return error_response(request, 401, code, headers={"WWW-Authenticate": 'Bearer realm="pvsettle"'})
 
 
 async def _plant_of_plant(ident: int) -> int | None:
@@ -81,30 +79,29 @@ async def _count_address(request: web.Request) -> tuple[int, int]:
     return int(results[0]), max(1, int((window + 1) * RATE_WINDOW_S - now + 0.999))
 
 
-def _too_many(left: int) -> web.Response:
-    return _json_error(429, "rate_limited", f"too many requests: try again in {left} s",
-                       {"Retry-After": str(left)})
+def _too_many(request: web.Request, left: int) -> web.Response:
+    return error_response(request, 429, "rate_limited", {"seconds": left}, {"Retry-After": str(left)})
 
 
 async def _authenticate(request: web.Request) -> Principal | web.Response:
     settings = request.config_dict[settings_key]
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return _unauthorized("unauthorized", "log in first: Authorization: Bearer <session token>")
+        return _unauthorized(request, "unauthorized")
     try:
         claims = verify_token(token.strip(), settings.secret_key, now=time.time())
     except InvalidToken as exc:
-        return _unauthorized(exc.code, exc.message)
+        return _unauthorized(request, exc.code)
     ns = request.config_dict[redis_ns_key]
     admission = await gate.admit(request.config_dict[redis_key], ns, claims.identity_id,
                                  session_key_name(ns, claims.session_id))
     if not admission.session_alive:
-        return _unauthorized("session_closed", "this session has ended: log in again")
+        return _unauthorized(request, "session_closed")
     if admission.count > settings.api_rate_limit:
-        return _too_many(admission.retry_after)
+        return _too_many(request, admission.retry_after)
     principal = admission.principal
     if principal is None:
-        return _unauthorized("invalid_token", "the session token is not valid: log in again")
+        return _unauthorized(request, "invalid_token")
     request[session_id_key] = claims.session_id
     return principal
 
@@ -121,7 +118,7 @@ def _wrap(route: Route):
         else:
             count, left = await _count_address(request)
             if count > LOGIN_LIMIT_PER_ADDRESS:
-                return _too_many(left)
+                return _too_many(request, left)
         ids = {}
         for name in route.path_ids:
             value = int(request.match_info[name])

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from settlement import i18n
 from settlement import text as outside_text
 from settlement.access import Principal, Right
 from settlement.errors import InvalidInput
@@ -135,13 +136,34 @@ def refused(exc: ValidationError, code: str) -> InvalidInput:
     was refused (settlement.text), else ``code`` with the first few problems."""
     bad_text = [e for e in exc.errors() if e["type"] == outside_text.CODE]
     if bad_text:
-        return outside_text.InvalidText(validation_message(bad_text))
-    return InvalidInput(validation_message(exc), code=code)
+        where = [str(p) for p in bad_text[0]["loc"] if not isinstance(p, int)]
+        return outside_text.InvalidText(validation_message(bad_text), field=where[-1] if where else "body")
+    return InvalidInput(validation_message(exc), code=code, params=validation_params(exc))
+
+
+def validation_params(exc: ValidationError) -> dict[str, Any]:
+    """The same problems as catalogue messages (``validation.<pydantic type>``) for the error's ``params``."""
+    problems = []
+    for error in exc.errors()[:5]:
+        loc = [str(p) for p in error["loc"] if not isinstance(p, int)]
+        kind = f"validation.{error['type']}"
+        problem = i18n.Ref(kind if i18n.has(kind) else "validation._other",
+                           {k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, (str, int, float))})
+        problems.append(i18n.Ref("validation._item", {"field": i18n.field_label(loc[-1] if loc else "body"),
+                                                      "problem": problem}))
+    return {"problems": problems}
+
+
+def invalid(message: str, problem: str, code: str = "invalid_body", **params: Any):
+    """An InvalidInput of ``code`` whose one problem is the catalogue's ``problem.<problem>``."""
+    from settlement.errors import InvalidInput
+
+    return InvalidInput(message, code=code, params={"problems": [i18n.Ref(f"problem.{problem}", params)]})
 
 
 def parse_json_body(model: type[BaseModel], raw: bytes) -> BaseModel:
     if not raw.strip():
-        raise InvalidInput("a JSON body is needed", code="invalid_body")
+        raise invalid("a JSON body is needed", "json_needed")
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
@@ -150,17 +172,17 @@ def parse_json_body(model: type[BaseModel], raw: bytes) -> BaseModel:
             # a lone surrogate is answered like any text from outside, naming its field
             bad_text = _surrogate_in(raw)
             if bad_text is not None:
-                raise outside_text.InvalidText(bad_text) from None
+                raise bad_text from None
             raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
         raise refused(exc, "invalid_body") from None
 
 
-def _surrogate_in(raw: bytes) -> str | None:
+def _surrogate_in(raw: bytes) -> outside_text.InvalidText | None:
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError):
         return None
-    return outside_text.first_refused(document)
+    return outside_text.document_refusal(document)
 
 
 def parse_query(model: type[BaseModel], request: web.Request) -> BaseModel:

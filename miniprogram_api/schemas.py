@@ -357,6 +357,8 @@ class PaymentOut(BaseModel):
 
 class BillDetail(BillSummary):
     plant_name: str
+    discount: Decimal | None = Field(description="factor on the grid price of the contract the bill was priced "
+                                                 "under (0.8500: 85 % of the grid price); null when not so priced")
     written_off_at: dt.datetime | None
     lines: list[BillLineOut]
     payments: list[PaymentOut]
@@ -450,3 +452,16 @@ class SubscribeIn(RootModel[dict[Text, Text]]):
     "reject" | "ban"}``; its ``errMsg`` key, if left in, is ignored."""
 
     model_config = ConfigDict(json_schema_extra=_subscribe_schema)
+
+# --- the message catalogue ----------------------------------------------------------------------
+
+
+class CatalogueQuery(Strict):
+    lang: Literal["zh", "en"] = "zh"
+
+
+class CatalogueOut(BaseModel):
+    lang: Literal["zh", "en"]
+    messages: dict[str, str] = Field(description="message id → text: error.<code>, rate.<period>, "
+                                                 "form_state.<state>, bill_state.<state>, plant_status.<status>, "
+                                                 "channel.<channel>, template.<name>.<field>, …")

@@ -11,9 +11,9 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
-from miniprogram_api.registry import parse_json_body, refused
+from miniprogram_api.registry import invalid, parse_json_body, refused
+from settlement import i18n
 from settlement import text as outside_text
-from settlement.errors import InvalidInput
 from settlement.storage import MAX_PHOTO_BYTES, MAX_PHOTOS, CheckedPhoto, PhotoRefused, TooManyPhotos, check_photo
 
 PHOTO_FIELDS = ("photos", "photo")
@@ -37,13 +37,13 @@ async def read_multipart(request: web.Request, model: type[BaseModel]) -> tuple[
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError, KeyError, HttpProcessingError):
-        raise InvalidInput("the multipart body cannot be read", code="invalid_body") from None
+        raise invalid("the multipart body cannot be read", "multipart_unreadable") from None
     fields: dict[str, str] = {}
     photos: list[CheckedPhoto] = []
     try:
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
-                raise InvalidInput("nested multipart bodies are not taken", code="invalid_body")
+                raise invalid("nested multipart bodies are not taken", "multipart_nested")
             name = outside_text.check("a part's name", part.name or "")
             outside_text.check(f"the file name of part {name!r}", part.filename or "")
             if name in PHOTO_FIELDS:
@@ -55,17 +55,17 @@ async def read_multipart(request: web.Request, model: type[BaseModel]) -> tuple[
                 photos.append(check_photo(data, name=label))
             elif name in model.model_fields:
                 if name in fields:
-                    raise InvalidInput(f"{name} is given twice", code="invalid_body")
-                raw = await _read_limited(part, MAX_FIELD_BYTES, InvalidInput(f"{name} is too long",
-                                                                              code="invalid_body"))
+                    raise invalid(f"{name} is given twice", "given_twice", name=i18n.field_label(name))
+                raw = await _read_limited(part, MAX_FIELD_BYTES, invalid(f"{name} is too long", "too_long",
+                                                                         name=i18n.field_label(name)))
                 try:
                     fields[name] = raw.decode(part.get_charset("utf-8"))
                 except (UnicodeDecodeError, LookupError):
-                    raise InvalidInput(f"{name} is not UTF-8 text", code="invalid_body") from None
+                    raise invalid(f"{name} is not UTF-8 text", "not_utf8", name=i18n.field_label(name)) from None
             else:
-                raise InvalidInput(f"unexpected part {name[:40]!r}", code="invalid_body")
+                raise invalid(f"unexpected part {name[:40]!r}", "unexpected_part", name=name[:40])
     except (ValueError, AssertionError, HttpProcessingError):  # aiohttp's reader on a body that is not what it says
-        raise InvalidInput("the multipart body is malformed", code="invalid_body") from None
+        raise invalid("the multipart body is malformed", "multipart_malformed") from None
     try:
         return model.model_validate(fields), photos
     except ValidationError as exc:

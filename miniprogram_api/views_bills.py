@@ -15,7 +15,7 @@ from miniprogram_api.registry import Call
 from miniprogram_api.schemas import BillDetail, BillLineOut, BillQuery, BillSummary, Page, PageQuery, PaymentOut
 from settlement import ebill, owner_lists
 from settlement.access import Right, visible_plants
-from settlement.models import Bill, BillLine, Payment
+from settlement.models import Bill, BillLine, Contract, Payment
 
 SUMMARY_FIELDS = ("id", "number", "plant_id", "plant__code", "cycle__period", "version", "state", "issued_at",
                   "due_on", "total_fen", "tax_fen", "paid_fen", "credit_applied_fen")
@@ -61,8 +61,13 @@ async def bill_detail(request: web.Request, call: Call):
     row = (await Bill.filter(id=bill_id).values(*SUMMARY_FIELDS, "plant__name", "written_off_at"))[0]
     lines = await BillLine.filter(bill_id=bill_id).order_by("seq")
     payments = await Payment.filter(bill_id=bill_id).order_by("paid_at", "id")
+    # the contract version in force when the bill was issued is the one it was priced under
+    issued_on = row["issued_at"].astimezone(ebill.LOCAL).date()
+    contract = await Contract.filter(plant_id=row["plant_id"], effective_from__lte=issued_on) \
+        .order_by("-effective_from").first()
     return BillDetail(
         **_summary(row), plant_name=row["plant__name"], written_off_at=row["written_off_at"],
+        discount=contract.discount if contract is not None else None,
         lines=[BillLineOut(seq=x.seq, kind=x.kind.value, description=x.description, kwh=x.kwh,
                            unit_price=x.unit_price, amount_fen=x.amount_fen, tax_fen=x.tax_fen) for x in lines],
         payments=[PaymentOut(id=p.id, bill_id=p.bill_id, bill_number=row["number"], channel=p.channel.value,

@@ -38,6 +38,7 @@ from server.keys import http_client_key, settings_key
 from server.middleware import json_error
 from server.settings import Settings
 from settlement.errors import Conflict, InvalidInput, NotFound
+from settlement.i18n import Ref
 
 STATIC = Path(__file__).resolve().parent / "static"
 console_key = web.AppKey("sandbox_console_key", Console)
@@ -173,7 +174,8 @@ async def pay(request: web.Request) -> web.Response:
     if order.payer_openid != person.mp_openid:
         raise InvalidInput("this order is another WeChat user's", code="other_payer")
     if order.trade_state != "NOTPAY":
-        raise Conflict(f"the order is {order.trade_state}", code="bad_state")
+        raise Conflict(f"the order is {order.trade_state}", code="bad_state",
+                       params={"state": Ref(f"trade_state.{order.trade_state}")})
     fake.pay_order(no)
     # WeChat Pay tells the merchant at the notify URL of the order; a failed delivery is left to
     # the reconciliation's query, as with the real one after its retries

@@ -82,7 +82,8 @@ async def _plant_ids(codes: list[str] | None) -> list[int] | None:
     found = dict(await Plant.filter(code__in=codes).values_list("code", "id"))
     missing = sorted(set(codes) - set(found))
     if missing:
-        raise NotFound(f"no plant has the code {', '.join(missing)}", code="unknown_plant")
+        raise NotFound(f"no plant has the code {', '.join(missing)}", code="unknown_plant",
+                       params={"plant": ", ".join(missing)})
     return list(found.values())
 
 

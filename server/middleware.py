@@ -1,8 +1,10 @@
 """Root middlewares: request ids, metrics, and the one place exceptions become HTTP answers.
 
-Errors leave as ``{"error": {"code": …, "message": …}}`` with a fitting 4xx/5xx status. An
-unexpected exception is logged with its traceback and answered with a plain 500: no stack trace
-ever leaves the server. Sub-apps that speak another protocol (the official account, WeChat Pay
+Errors leave as ``{"error": {"code": …, "message": …}}`` with a fitting 4xx/5xx status: the code
+for programs, the message for people, from the catalogue (:mod:`settlement.i18n`) in the
+caller's language — ``Accept-Language`` (``zh`` or ``en``), Chinese when it names neither; the
+collectors of ``/ingest`` are machines and always get English. An unexpected exception is logged
+with its traceback and answered with a plain 500: no stack trace ever leaves the server. Sub-apps that speak another protocol (the official account, WeChat Pay
 notifications) catch their own errors first and answer in that protocol.
 """
 
@@ -18,6 +20,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from server.logs import request_id_var
+from settlement import i18n
 from settlement.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger("pvsettle.http")
@@ -42,6 +45,19 @@ def error_body(code: str, message: str) -> dict:
 
 def json_error(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
     return web.json_response(error_body(code, message), status=status, headers=headers)
+
+
+def language_of(request: web.Request) -> str:
+    """The language error messages are given in: English for collectors, else the caller's choice."""
+    if request.path.startswith("/ingest/"):
+        return "en"
+    return i18n.negotiate(request.headers.get("Accept-Language"))
+
+
+def error_response(request: web.Request, status: int, code: str, params: dict | None = None,
+                   headers: dict | None = None) -> web.Response:
+    """The JSON error of ``code`` with the catalogue's message in the caller's language."""
+    return json_error(status, code, i18n.error_text(code, language_of(request), params), headers)
 
 
 @web.middleware
@@ -80,13 +96,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # aiohttp's own 404/405/413 pages become the JSON shape; Allow etc. headers are kept
         code = exc.reason.lower().replace(" ", "_")
         headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
-        return json_error(exc.status, code, exc.text or exc.reason, headers)
+        return error_response(request, exc.status, code, headers=headers)
     except DomainError as exc:
         status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 400)
-        return json_error(status, exc.code, exc.message)
+        return error_response(request, status, exc.code, exc.params)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return json_error(500, "internal_error", "internal server error")
+        return error_response(request, 500, "internal_error")
 
 
 def metrics_middleware_factory(registry: CollectorRegistry):

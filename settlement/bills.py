@@ -275,7 +275,7 @@ async def record_payment(bill_id: int, amount_fen: int, channel: PaymentChannel,
                            code="duplicate_reference")
         bill = await Bill.filter(id=bill_id).using_db(conn).select_for_update().first()
         if bill is None:
-            raise NotFound(f"no bill {bill_id}", code="unknown_bill")
+            raise NotFound(f"no bill {bill_id}", code="unknown_bill", params={"bill": bill_id})
         if bill.state not in OPEN:
             raise Conflict(f"bill {bill.number} is {bill.state.value}", code="bill_closed")
         before = {"state": bill.state, "paid_fen": bill.paid_fen}
@@ -323,7 +323,7 @@ async def write_off(bill_id: int, reason: str, staff: Staff) -> Bill:
     async with in_transaction() as conn:
         bill = await Bill.filter(id=bill_id).using_db(conn).select_for_update().first()
         if bill is None:
-            raise NotFound(f"no bill {bill_id}", code="unknown_bill")
+            raise NotFound(f"no bill {bill_id}", code="unknown_bill", params={"bill": bill_id})
         if bill.state not in OPEN:
             raise Conflict(f"bill {bill.number} is {bill.state.value}", code="bill_closed")
         before = {"state": bill.state, "owed_fen": owed_fen(bill)}

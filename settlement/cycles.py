@@ -160,7 +160,7 @@ async def run_cycle(period: str, plant_code: str | None = None, *, reading_day: 
         query = query.filter(reading_day=reading_day)
     plants = await query
     if plant_code is not None and not plants:
-        raise NotFound(f"no plant {plant_code!r}", code="unknown_plant")
+        raise NotFound(f"no plant {plant_code!r}", code="unknown_plant", params={"plant": plant_code})
     existing_ids = set(await ConfirmationForm.filter(cycle__period=period, cycle__plant_id__in=[p.id for p in plants])
                        .values_list("cycle__plant_id", flat=True)) if plants else set()
     due = [p for p in plants if p.id not in existing_ids]

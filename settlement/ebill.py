@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from settlement import i18n
 from settlement.errors import Forbidden, InvalidInput, NotFound
 from settlement.models import (
     Bill,
@@ -49,7 +50,6 @@ from settlement.models import (
     Meter,
     MeterKind,
     Payment,
-    PaymentChannel,
     Plant,
     Reading,
     ReadingCycle,
@@ -216,95 +216,22 @@ def verify_link(kind: str, ident: int, exp: str, sig: str, secret_key: str, *,
 
 # --- the words of the pages ------------------------------------------------------------------
 
-TEXT = {
-    "zh": {
-        "form_title": "电量确认单", "bill_title": "电费账单", "plant": "电站", "plant_code": "电站编号",
-        "address": "地址", "capacity": "装机容量", "owner": "业主 / 用电方", "tax_id": "纳税人识别号",
-        "period": "结算月份", "span": "抄表周期", "days": "天", "version": "版本", "state": "状态",
-        "reader": "抄表", "sent_at": "发送时间", "answer_due": "确认截止", "answered_at": "答复时间",
-        "dispute_reason": "异议原因", "readings": "表计读数", "meter": "表号", "group": "计量点",
-        "register": "示数类型", "previous": "上次示数", "current": "本次示数", "read_at": "抄表时间",
-        "multiplier": "倍率", "kwh": "电量 (kWh)", "energies": "电量汇总 (kWh)", "rate": "时段",
-        "generation": "发电量", "self_use": "自用电量", "export": "上网电量", "grid": "下网电量",
-        "total": "合计", "bill_no": "账单编号", "issued_at": "出账时间", "due_on": "缴费截止日",
-        "lines": "账单明细", "description": "项目", "unit_price": "单价 (元/kWh)", "amount": "金额 (元)",
-        "tax": "其中税额 (元)", "energy_subtotal": "电费小计", "late_fees": "违约金",
-        "late_fee_total": "违约金合计", "bill_total": "账单合计", "tax_total": "其中增值税",
-        "paid": "已缴金额", "credit_applied": "账户余额抵扣", "owed": "应缴金额",
-        "overdue": "已逾期 {days} 天", "receipts": "缴费记录", "paid_at": "缴费时间", "channel": "缴费方式",
-        "reference": "交易单号", "no_payments": "暂无缴费记录",
-        "refund_done": "退款", "refund_pending": "退款处理中", "chart": "本周期逐日发电量与自用电量",
-        "chart_gen": "发电量 (kWh)", "chart_self": "自用电量 (kWh)",
-        "no_generation": "本周期没有逐日发电数据（无遥测记录）。",
-        "missing_days": "{n} 天没有发电数据，图中留空。",
-        "no_self_use": "没有逐日自用电量数据（缺少关口表逐日冻结示数），图中未画出自用电量。",
-        "partial_self_use": "自用电量只画出有关口表逐日冻结示数的日子（{m} 天中的 {n} 天）。",
-        "yuan": "元", "print_hint": "打印：使用浏览器的“打印”功能，可另存为 PDF。",
-        "footer": "本页由 pvsettle 生成；如对数据有疑问，请在小程序中提出异议或联系运维人员。",
-        "superseded": "此版本已被更新的版本取代。", "none": "—",
-        "error_invalid": "链接无效", "error_invalid_body": "请使用通知中的最新链接，或联系运维人员重新发送。",
-        "error_expired": "链接已过期", "error_expired_body": "请在小程序中查看，或联系运维人员重新发送链接。",
-        "error_not_found": "未找到", "error_not_found_body": "没有找到这份单据。",
-        "error_other": "无法显示此页面", "error_other_body": "请稍后再试，或联系运维人员。",
-    },
-    "en": {
-        "form_title": "Electricity confirmation form", "bill_title": "Electricity bill", "plant": "Plant",
-        "plant_code": "Plant code", "address": "Address", "capacity": "Capacity", "owner": "Owner",
-        "tax_id": "Tax id", "period": "Period", "span": "Reading cycle", "days": "days", "version": "Version",
-        "state": "State", "reader": "Read by", "sent_at": "Sent", "answer_due": "Answer due",
-        "answered_at": "Answered", "dispute_reason": "Dispute reason", "readings": "Meter readings",
-        "meter": "Meter", "group": "Metering point", "register": "Register", "previous": "Previous",
-        "current": "Current", "read_at": "Read at", "multiplier": "Multiplier", "kwh": "kWh",
-        "energies": "Energy (kWh)", "rate": "Period", "generation": "Generation", "self_use": "Self-use",
-        "export": "Export", "grid": "From grid", "total": "Total", "bill_no": "Bill number",
-        "issued_at": "Issued", "due_on": "Due date", "lines": "Charges", "description": "Item",
-        "unit_price": "Unit price (yuan/kWh)", "amount": "Amount (yuan)", "tax": "of which tax (yuan)",
-        "energy_subtotal": "Energy charges", "late_fees": "Late fees", "late_fee_total": "Late fees total",
-        "bill_total": "Bill total", "tax_total": "of which VAT", "paid": "Paid",
-        "credit_applied": "Account credit applied", "owed": "Amount owed", "overdue": "{days} days overdue",
-        "receipts": "Payments received", "paid_at": "Paid at", "channel": "Channel", "reference": "Reference",
-        "refund_done": "Refund", "refund_pending": "Refund in progress", "no_payments": "No payments yet",
-        "chart": "Daily generation and self-use in this cycle",
-        "chart_gen": "Generation (kWh)", "chart_self": "Self-use (kWh)",
-        "no_generation": "No daily generation data for this cycle (no telemetry).",
-        "missing_days": "{n} days without generation data are left blank.",
-        "no_self_use": "No daily self-use data (no daily grid-meter readings): self-use is not drawn.",
-        "partial_self_use": "Self-use is drawn only where daily grid-meter readings exist ({n} of {m} days).",
-        "yuan": "yuan", "print_hint": "To print, use the browser's Print command (it can save as PDF).",
-        "footer": "Generated by pvsettle. Questions about these figures: dispute in the mini-program or "
-                  "contact O&M staff.",
-        "superseded": "This version has been replaced by a newer one.", "none": "—",
-        "error_invalid": "This link is not valid",
-        "error_invalid_body": "Please use the latest link from your notification, or ask O&M staff for a new one.",
-        "error_expired": "This link has expired",
-        "error_expired_body": "Please look it up in the mini-program, or ask O&M staff for a new link.",
-        "error_not_found": "Not found", "error_not_found_body": "There is no such document.",
-        "error_other": "This page cannot be shown", "error_other_body": "Please try again later, or contact O&M staff.",
-    },
-}
-RATE_LABEL = {"zh": {"sharp": "尖", "peak": "峰", "flat": "平", "valley": "谷"},
-              "en": {"sharp": "Sharp", "peak": "Peak", "flat": "Flat", "valley": "Valley"}}
-GROUP_LABEL = {"zh": {"generation": "发电表", "grid": "关口表 正向（下网）", "export": "关口表 反向（上网）"},
-               "en": {"generation": "Generation meter", "grid": "Grid meter, import", "export": "Grid meter, export"}}
-REGISTER_LABEL = {"zh": {"0000": "总", "0100": "尖", "0200": "峰", "0300": "平", "0400": "谷"},
-                  "en": {"0000": "total", "0100": "sharp", "0200": "peak", "0300": "flat", "0400": "valley"}}
-FORM_STATE = {"zh": {FormState.DRAFT: "草稿", FormState.SENT: "待确认", FormState.CONFIRMED: "已确认",
-                     FormState.DISPUTED: "有异议", FormState.ADJUSTED: "已更正", FormState.AUTO_CONFIRMED: "已自动确认"},
-              "en": {FormState.DRAFT: "draft", FormState.SENT: "awaiting confirmation", FormState.CONFIRMED: "confirmed",
-                     FormState.DISPUTED: "disputed", FormState.ADJUSTED: "replaced by a correction",
-                     FormState.AUTO_CONFIRMED: "confirmed automatically"}}
-BILL_STATE = {"zh": {BillState.OPEN: "待缴费", BillState.PARTLY_PAID: "部分缴费", BillState.PAID: "已结清",
-                     BillState.WRITTEN_OFF: "已核销", BillState.SUPERSEDED: "已作废"},
-              "en": {BillState.OPEN: "open", BillState.PARTLY_PAID: "partly paid", BillState.PAID: "paid",
-                     BillState.WRITTEN_OFF: "written off", BillState.SUPERSEDED: "superseded"}}
-CHANNEL = {"zh": {PaymentChannel.WECHAT: "微信支付", PaymentChannel.BANK_TRANSFER: "银行转账",
-                  PaymentChannel.COUNTER: "柜台缴费", PaymentChannel.OTHER: "其他"},
-           "en": {PaymentChannel.WECHAT: "WeChat Pay", PaymentChannel.BANK_TRANSFER: "bank transfer",
-                  PaymentChannel.COUNTER: "counter", PaymentChannel.OTHER: "other"}}
-LINE_KIND_EN = {LineKind.ENERGY: "Self-use energy", LineKind.FIXED: "Fixed charge", LineKind.CAPACITY: "Capacity charge",
-                LineKind.SYSTEM_OPERATION: "System operation fee", LineKind.WIRE_LOSS: "Wire-loss cost",
-                LineKind.LATE_FEE: "Late fee", LineKind.CREDIT: "Credit",
-                LineKind.EXPORT_INFO: "Export (for information)"}
+# The words of the pages are the message catalogue's (templates/i18n/messages.toml), by language;
+# the states' and channels' names are the ones the sandbox and the bot show too.
+TEXT = {lang: i18n.section("ebill", lang) for lang in LANGS}
+RATE_LABEL = {lang: i18n.section("rate", lang) for lang in LANGS}
+GROUP_LABEL = {lang: i18n.section("meter_group", lang) for lang in LANGS}
+REGISTER_LABEL = {lang: i18n.section("register", lang) for lang in LANGS}
+FORM_STATE = {lang: i18n.section("form_state", lang) for lang in LANGS}
+BILL_STATE = {lang: i18n.section("bill_state", lang) for lang in LANGS}
+CHANNEL = {lang: i18n.section("channel", lang) for lang in LANGS}
+LINE_KIND_EN = i18n.section("line_kind", "en")
+
+
+def payment_reference(transaction_id: str, channel: str) -> str:
+    """The reference a person reads: an offline payment's is stored as ``<channel>:<reference>``."""
+    prefix = f"{channel}:"
+    return transaction_id[len(prefix):] if transaction_id.startswith(prefix) else transaction_id
 
 
 def _date_text(day: dt.date | None, lang: str) -> str:
@@ -654,7 +581,7 @@ async def bill_view(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str]
     today = today or dt.datetime.now(LOCAL).date()
     bill = await Bill.get_or_none(id=bill_id).prefetch_related("cycle", "plant__owner", "form", "lines")
     if bill is None:
-        raise NotFound(f"no bill {bill_id}", code="unknown_bill")
+        raise NotFound(f"no bill {bill_id}", code="unknown_bill", params={"bill": bill_id})
     payments = await Payment.filter(bill_id=bill.id).order_by("paid_at", "id")
     # money given back shows beside the money received, so the list adds up to what is paid
     refunds = await Refund.filter(payment__bill_id=bill.id, state__in=[RefundState.PENDING, RefundState.SUCCEEDED]) \
@@ -685,7 +612,7 @@ async def bill_view(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str]
             "paid": format_yuan(bill.paid_fen), "credit_applied": format_yuan(bill.credit_applied_fen),
             "owed": format_yuan(max(owed, 0)),
             "payments": [{"paid_at": _time_text(p.paid_at, lang), "channel": CHANNEL[lang].get(p.channel, str(p.channel)),
-                          "reference": p.transaction_id, "amount": format_yuan(p.amount_fen)} for p in payments]
+                          "reference": payment_reference(p.transaction_id, str(p.channel)), "amount": format_yuan(p.amount_fen)} for p in payments]
             + [{"paid_at": _time_text(r.settled_at or r.created_at, lang),
                 "channel": t["refund_done" if r.state == RefundState.SUCCEEDED else "refund_pending"],
                 "reference": r.refund_id or r.out_refund_no, "amount": "-" + format_yuan(r.amount_fen)}

@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 from settlement import audit
 from settlement.access import Principal, Right, require
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
+from settlement.i18n import Ref
 from settlement.models import Attachment, FaultReport, FaultState, Staff, StaffRole
 from settlement.storage import MAX_PHOTOS, CheckedPhoto, PhotoStore, TooManyPhotos
 
@@ -70,7 +71,8 @@ async def set_fault_state(report_id: int, state: FaultState, staff: Staff, note:
         if report is None:
             raise NotFound(f"no fault report {report_id}", code="unknown_fault")
         if state not in NEXT[report.state]:
-            raise Conflict(f"a {report.state.value} report cannot become {state.value}", code="bad_state")
+            raise Conflict(f"a {report.state.value} report cannot become {state.value}", code="bad_state",
+                           params={"state": Ref(f"fault_state.{report.state.value}")})
         before = {"state": report.state, "note": report.staff_note}
         report.state, report.handled_by_id = state, staff.id
         if note is not None:

@@ -22,6 +22,7 @@ from settlement import audit, outbox
 from settlement.cycles import RATES, _compute, _load_readings, _plan, form_contents
 from settlement.context import request_id_var
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
+from settlement.i18n import Ref
 from settlement.models import (
     AuditEvent,
     ConfirmationForm,
@@ -70,7 +71,8 @@ async def send_form(form_id: int, staff: Staff, *, now: dt.datetime | None = Non
     async with in_transaction() as conn:
         form = await _locked_latest(form_id, conn)
         if form.state != FormState.DRAFT:
-            raise Conflict(f"only a draft can be sent; this form is {form.state.value}", code="bad_state")
+            raise Conflict(f"only a draft can be sent; this form is {form.state.value}", code="bad_state",
+                           params={"state": Ref(f"form_state.{form.state.value}")})
         cycle = await ReadingCycle.get(id=form.cycle_id).using_db(conn).prefetch_related("plant__contracts")
         days = max((c for c in cycle.plant.contracts), key=lambda c: c.effective_from).auto_confirm_days
         before = form.state
@@ -92,7 +94,8 @@ async def confirm_form(form_id: int, *, by: WechatIdentity | None = None, staff:
         form = await _locked_latest(form_id, conn)
         allowed = (FormState.SENT, FormState.DISPUTED) if staff is not None else (FormState.SENT,)
         if form.state not in allowed:
-            raise Conflict(f"a {form.state.value} form cannot be confirmed", code="bad_state")
+            raise Conflict(f"a {form.state.value} form cannot be confirmed", code="bad_state",
+                           params={"state": Ref(f"form_state.{form.state.value}")})
         before = form.state
         form.state, form.answered_at, form.answered_by_id = FormState.CONFIRMED, now, by.id if by else None
         await form.save(using_db=conn, update_fields=["state", "answered_at", "answered_by_id"])
@@ -114,7 +117,8 @@ async def dispute_form(form_id: int, reason: str, *, by: WechatIdentity | None =
     async with in_transaction() as conn:
         form = await _locked_latest(form_id, conn)
         if form.state != FormState.SENT:
-            raise Conflict(f"a {form.state.value} form cannot be disputed", code="bad_state")
+            raise Conflict(f"a {form.state.value} form cannot be disputed", code="bad_state",
+                           params={"state": Ref(f"form_state.{form.state.value}")})
         form.state, form.answered_at, form.dispute_reason = FormState.DISPUTED, now, reason
         form.answered_by_id = by.id if by else None
         await form.save(using_db=conn, update_fields=["state", "answered_at", "dispute_reason", "answered_by_id"])
@@ -147,7 +151,7 @@ async def adjust_reading(plant_code: str, period: str, meter_serial: str, regist
     now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
     plant = await Plant.get_or_none(code=plant_code)
     if plant is None:
-        raise NotFound(f"no plant {plant_code!r}", code="unknown_plant")
+        raise NotFound(f"no plant {plant_code!r}", code="unknown_plant", params={"plant": plant_code})
     meter = await Meter.get_or_none(serial=meter_serial, plant_id=plant.id)
     if meter is None:
         raise NotFound(f"plant {plant_code} has no meter {meter_serial!r}", code="unknown_meter")
@@ -221,7 +225,7 @@ async def adjust_energy(plant_code: str, period: str, what: str, rate: str, kwh:
     now = (now or dt.datetime.now(UTC)).astimezone(UTC)
     plant = await Plant.get_or_none(code=plant_code).prefetch_related("contracts")
     if plant is None:
-        raise NotFound(f"no plant {plant_code!r}", code="unknown_plant")
+        raise NotFound(f"no plant {plant_code!r}", code="unknown_plant", params={"plant": plant_code})
     cycle = await ReadingCycle.get_or_none(plant_id=plant.id, period=period)
     if cycle is None:
         raise NotFound(f"plant {plant_code} has no cycle {period}", code="unknown_cycle")

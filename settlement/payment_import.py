@@ -58,9 +58,9 @@ def _amount(text) -> int:
 
 async def _one(row: dict, staff: Staff | None, source: str, place: str) -> bool:
     """Record one row; True when it was new, False when it was already recorded."""
-    refused = outside_text.refused_field(row, FIELDS, place)
+    refused = outside_text.refusal(row, FIELDS, place)
     if refused is not None:
-        raise outside_text.InvalidText(refused)
+        raise refused
     missing = [name for name in FIELDS if not str(row.get(name) or "").strip()]
     if missing:
         raise InvalidInput(f"missing {', '.join(missing)}", code="missing_field")
@@ -74,7 +74,7 @@ async def _one(row: dict, staff: Staff | None, source: str, place: str) -> bool:
     number = str(row["bill"]).strip()
     bill = await Bill.get_or_none(number=number)
     if bill is None:
-        raise NotFound(f"no bill {number[:40]!r}", code="unknown_bill")
+        raise NotFound(f"no bill {number[:40]!r}", code="unknown_bill", params={"bill": number[:40]})
     reference = str(row["reference"]).strip()
     existed = await Payment.exists(transaction_id=f"{channel.value}:{reference}")
     await bills.record_payment(bill.id, amount, channel, reference, staff=staff, paid_at=paid_at,

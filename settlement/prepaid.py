@@ -340,9 +340,9 @@ async def record_usage_batch(rows: Sequence[object], *, now: dt.datetime | None 
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not isinstance(row.get("meter"), str) or "quantity" not in row:
             raise InvalidInput(f"row {i}: an object with meter, start and quantity", code="bad_usage")
-        refused = outside_text.refused_field(row, ("meter", "start", "quantity"), f"row {i}")
+        refused = outside_text.refusal(row, ("meter", "start", "quantity"), f"row {i}")
         if refused is not None:
-            raise outside_text.InvalidText(refused)
+            raise refused
         at = _interval_start(i, row.get("start"))
         if at > now:
             raise InvalidInput(f"row {i}: the interval {at.isoformat()} has not started yet", code="bad_usage")

@@ -739,7 +739,7 @@ async def ingest_readings(rows: Iterable[object], *, source: ReadingSource, rece
     rows = list(rows)
     if len(rows) > MAX_BATCH_ROWS:
         raise InvalidInput(f"a batch holds at most {MAX_BATCH_ROWS} readings, not {len(rows)}",
-                           code="too_many_readings")
+                           code="too_many_readings", params={"limit": MAX_BATCH_ROWS})
     names = list(row_names) if row_names is not None else [f"row {i}" for i in range(len(rows))]
     if len(names) != len(rows):
         raise InvalidInput(f"{len(names)} row names for {len(rows)} rows")

@@ -797,7 +797,7 @@ async def ingest_samples(rows: Sequence[object], *, received_from: str, now: dt.
     rows = list(rows)
     if len(rows) > MAX_BATCH_SAMPLES:
         raise InvalidInput(f"a batch holds at most {MAX_BATCH_SAMPLES} samples, not {len(rows)}: send it in parts",
-                           code="too_many_samples")
+                           code="too_many_samples", params={"limit": MAX_BATCH_SAMPLES})
     now = dt.datetime.now(UTC) if now is None else (now if now.tzinfo else now.replace(tzinfo=LOCAL))
     received_us = datetime_to_us(now)
     refused: dict[int, RowError] = {}

@@ -32,9 +32,16 @@ CODE = "invalid_text"
 
 
 class InvalidText(InvalidInput):
-    """Text holding a character it may not hold; the message names the field and the character."""
+    """Text holding a character it may not hold. ``message`` names the field, the character and its
+    position for developers; ``params["field"]`` names the field for the catalogue's
+    ``error.invalid_text`` (settlement.i18n), which people read."""
 
     code = CODE
+
+    def __init__(self, message: str, *, field: str):
+        from settlement import i18n  # the catalogue imports nothing of ours; imported here to keep this module light
+
+        super().__init__(message, params={"field": i18n.field_label(field)})
 
 
 def problem(text: str) -> str | None:
@@ -70,18 +77,24 @@ def check(field: str, text: str) -> str:
     """
     refused = message(field, text)
     if refused is not None:
-        raise InvalidText(refused)
+        raise InvalidText(refused, field=field)
     return text
 
 
 def refused_field(row: Mapping, keys: Iterable[str], name: str) -> str | None:
     """The refusal's message for the first of ``keys`` whose value in ``row`` is text that may not
     be kept (``row 3: field 'meter' holds NUL …``), or None; values that are not text are not judged."""
+    refused = refusal(row, keys, name)
+    return None if refused is None else refused.message
+
+
+def refusal(row: Mapping, keys: Iterable[str], name: str) -> InvalidText | None:
+    """:func:`refused_field` as the exception to raise, its field ``<name>: <key>``."""
     for key in keys:
         value = row.get(key)
         refused = message(f"{name}: field '{key}'", value) if isinstance(value, str) else None
         if refused is not None:
-            return refused
+            return InvalidText(refused, field=f"{name}: {key}")
     return None
 
 
@@ -109,13 +122,19 @@ def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
 def first_refused(value: Any, where: str = "") -> str | None:
     """The refusal's message for the first refused string anywhere in a decoded JSON document
     (keys included), or None when every string may be kept."""
+    refused = document_refusal(value, where)
+    return None if refused is None else refused.message
+
+
+def document_refusal(value: Any, where: str = "") -> InvalidText | None:
+    """:func:`first_refused` as the exception to raise, naming the string by its path."""
     try:
         for name, text in _strings(value, where):
             refused = message(name or "body", text)
             if refused is not None:
-                return refused
+                return InvalidText(refused, field=name or "body")
     except RecursionError:  # a document nested deeper than Python's stack: not text anyone sends
-        return f"{where or 'the body'} is nested too deeply"
+        return InvalidText(f"{where or 'the body'} is nested too deeply", field=where or "body")
     return None
 
 
@@ -127,7 +146,7 @@ def check_document(value: Any, where: str = "") -> Any:
     InvalidText
         Naming the first string that may not be kept by its path (``readings[3].meter``).
     """
-    refused = first_refused(value, where)
+    refused = document_refusal(value, where)
     if refused is not None:
-        raise InvalidText(refused)
+        raise refused
     return value

@@ -22,11 +22,13 @@ const TEXT = {
     grid: "下网电量", confirm: "确认无误", dispute: "提出异议", dispute_reason: "异议原因（必填）",
     total: "合计", owed: "待付", paid: "已付", due_on: "到期日", pay: "微信支付 {amount}",
     subscribed: "已订阅：{names}", paying: "支付中…", paid_ok: "支付成功", logout: "退出",
-    sent: "待确认", confirmed: "已确认", auto_confirmed: "自动确认", disputed: "有异议", draft: "草稿",
-    superseded: "已被新版本取代", open: "待支付", partly_paid: "部分支付", written_off: "已核销", overdue: "已逾期",
+    superseded: "已被新版本取代", overdue: "已逾期",
     kind_subscribe: "订阅消息", kind_template: "模板消息", kind_custom: "客服消息", kind_bot: "机器人",
     photos: "照片（最多 6 张，JPEG/PNG）", photos_attached: "{n} 张照片",
     staff: "运维", owner_user: "待绑定的业主", reply_later: "（稍后以客服消息回复）", register: "表",
+    rate: "时段", item: "项目", unit_price: "单价(元/kWh)", amount: "金额",
+    discount: "电价折扣", discount_value: "电网电价 × {factor}", credit_applied: "余额抵扣",
+    ebill: "电子账单（可打印）", eform: "电子确认单（可打印）",
   },
   en: {
     title: "Sandbox: an owner's month without WeChat", users: "WeChat users", users_hint: "Pick a demo user and open the mini-program on the phone.",
@@ -42,37 +44,38 @@ const TEXT = {
     grid: "Grid import", confirm: "Confirm", dispute: "Dispute", dispute_reason: "Why do you dispute it? (required)",
     total: "Total", owed: "Owed", paid: "Paid", due_on: "Due on", pay: "Pay {amount} with WeChat Pay",
     subscribed: "Subscribed: {names}", paying: "Paying…", paid_ok: "Paid", logout: "Log out",
-    sent: "to confirm", confirmed: "confirmed", auto_confirmed: "auto-confirmed", disputed: "disputed", draft: "draft",
-    superseded: "superseded by a newer version", open: "open", partly_paid: "partly paid", written_off: "written off",
-    overdue: "overdue", kind_subscribe: "subscribe message", kind_template: "template message",
-    kind_custom: "customer-service message", kind_bot: "bot", staff: "staff",
+    superseded: "superseded by a newer version", overdue: "overdue", kind_subscribe: "subscribe message",
+    kind_template: "template message", kind_custom: "customer-service message", kind_bot: "bot", staff: "staff",
     photos: "Photos (up to 6, JPEG/PNG)", photos_attached: "{n} photo(s)", owner_user: "would-be owner",
     reply_later: "(answered later by customer-service message)", register: "register",
+    rate: "Period", item: "Item", unit_price: "Price (¥/kWh)", amount: "Amount",
+    discount: "Discount", discount_value: "grid price × {factor}", credit_applied: "Account credit applied",
+    ebill: "Printable e-bill", eform: "Printable form",
   },
-};
-
-// the titles a template has in WeChat's console (the sandbox's demo ids have none of their own)
-const TEMPLATE_TITLES = {
-  zh: { form_sent: "电量确认单通知", auto_confirm_coming: "确认单即将自动确认", bill_issued: "电费账单通知",
-        payment_received: "缴费成功通知", refund_done: "退款成功通知", arrears_reminder: "欠费提醒",
-        arrears_escalation: "欠费升级通知", low_balance: "余额不足提醒", outage_alarm: "电站停机告警",
-        fault_update: "报修进度通知", prepaid_notice: "预付费通知" },
-  en: { form_sent: "Confirmation form", auto_confirm_coming: "Form confirms itself soon", bill_issued: "Bill issued",
-        payment_received: "Payment received", refund_done: "Refund done", arrears_reminder: "Arrears reminder",
-        arrears_escalation: "Arrears escalated", low_balance: "Low balance", outage_alarm: "Plant outage",
-        fault_update: "Fault report update", prepaid_notice: "Prepaid account notice" },
 };
 
 const state = {
   lang: localStorage.getItem("sandbox-lang") || "zh",
   users: [], templates: {}, user: null, sessions: {}, view: { name: "plants" },
   live: null, chart: null, seenMessages: 0, invitation: null,
+  catalogue: {}, // language → the server's message catalogue (GET /api/v1/i18n), id → text
 };
 
 function t(key, vars) {
   let text = (TEXT[state.lang] || TEXT.zh)[key] ?? key;
   for (const [k, v] of Object.entries(vars || {})) text = text.replace(`{${k}}`, v);
   return text;
+}
+
+// The words for the codes the API returns (form_state.adjusted, rate.peak, template.bill_issued.amount3,
+// …) come from the server's one catalogue, as the mini-program's would; the code itself shows
+// only if the catalogue lacks it, which the browser test catches.
+async function loadCatalogue(lang) {
+  if (!state.catalogue[lang]) state.catalogue[lang] = (await call("GET", `${API}/i18n?lang=${lang}`)).messages;
+}
+
+function label(id, fallback) {
+  return (state.catalogue[state.lang] || {})[id] ?? fallback ?? id.split(".").pop();
 }
 
 function el(tag, attrs, ...children) {
@@ -91,9 +94,26 @@ function el(tag, attrs, ...children) {
 // replaceChildren would print a null child as "null": views leave out what does not apply with null
 const show = (parent, ...children) => parent.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
 
-const kw = (w) => (w === null || w === undefined ? "—" : (w / 1000).toFixed(1));
-const yuan = (fen) => `¥${(fen / 100).toFixed(2)}`;
-const when = (iso) => iso ? new Date(iso).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB", { hour12: false }) : "—";
+// numbers and times follow the UI's language (not the browser's), times in the plants' zone
+const locale = () => (state.lang === "zh" ? "zh-CN" : "en-GB");
+const TIME_ZONE = "Asia/Shanghai";
+function num(value, digits) {
+  if (value === null || value === undefined || value === "") return "—";
+  return new Intl.NumberFormat(locale(), { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(Number(value));
+}
+const kw = (w) => (w === null || w === undefined ? "—" : num(w / 1000, 1));
+const kwh = (value) => num(value, 3);
+// integer fen: whole yuan grouped by Intl, the fen appended, so no float rounding touches money
+function yuan(fen) {
+  const whole = Math.trunc(Math.abs(fen) / 100);
+  const cents = String(Math.abs(fen) % 100).padStart(2, "0");
+  // both zh-CN and en-GB write the decimal point as "."
+  return `${fen < 0 ? "-" : ""}¥${new Intl.NumberFormat(locale()).format(whole)}.${cents}`;
+}
+const when = (iso) => iso ? new Date(iso).toLocaleString(locale(), { hour12: false, timeZone: TIME_ZONE }) : "—";
+const clockTime = (date) => date.toLocaleTimeString(locale(), { hour12: false, timeZone: TIME_ZONE });
+// an e-bill or e-form link in the UI's language
+const inLanguage = (url) => `${url}${url.includes("?") ? "&" : "?"}lang=${state.lang}`;
 
 function toast(text) {
   const box = document.getElementById("toast");
@@ -108,7 +128,7 @@ class ApiError extends Error {
 }
 
 async function call(method, url, body, token, form) {
-  const headers = {};
+  const headers = { "Accept-Language": state.lang };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined && !form) headers["Content-Type"] = "application/json";
   const response = await fetch(url, { method, headers, body: form ? body : body === undefined ? undefined : JSON.stringify(body) });
@@ -138,7 +158,7 @@ async function subscribe(names) {
   const answers = {};
   for (const name of names) if (state.templates[name]) answers[state.templates[name]] = "accept";
   await api("PUT", "/subscriptions", answers);
-  toast(t("subscribed", { names: names.join(", ") }));
+  toast(t("subscribed", { names: names.map((name) => label(`template.${name}._title`, name)).join(state.lang === "zh" ? "、" : ", ") }));
 }
 
 // --- the people panel ----------------------------------------------------------------------------
@@ -153,12 +173,12 @@ async function loadUsers() {
   list.replaceChildren();
   botUser.replaceChildren();
   for (const user of state.users) {
-    const role = user.role ? `${t("staff")} · ${user.role}` : user.owner ? `${t("bound")} · ${user.owner.name}` : t("owner_user");
+    const role = user.role ? `${t("staff")} · ${label(`role.${user.role}`)}` : user.owner ? `${t("bound")} · ${user.owner.name}` : t("owner_user");
     list.append(el("li", {}, el("label", {},
       el("input", { type: "radio", name: "user", value: user.key, "data-testid": `user-${user.key}`,
                     checked: state.user?.key === user.key, on: { change: () => pickUser(user.key) } }),
       el("span", {}, user.nickname), el("span", { class: "role" }, role))));
-    botUser.append(el("option", { value: user.key }, `${user.nickname}${user.role ? ` (${user.role})` : ""}`));
+    botUser.append(el("option", { value: user.key }, `${user.nickname}${user.role ? ` (${label(`role.${user.role}`)})` : ""}`));
   }
   botUser.value = keep || state.users.find((u) => u.role === "operator")?.key || state.users[0]?.key;
 }
@@ -196,11 +216,21 @@ function pickUser(key) {
 
 // --- the phone's messages ------------------------------------------------------------------------
 
+// a subscribe message's fields (thing2, amount3 …) and a template message's (first, keywordN, remark)
+// under the labels their template has in WeChat's console: template.<name>.<key> in the catalogue
+function fieldLabel(m, key) {
+  if (m.kind === "template" && /^keyword\d+$/.test(key)) return label(`template.${m.template}.oa.${key}`);
+  return label(`template.${m.template}.${key}`);
+}
+
 function messageText(m) {
   if (m.kind === "bot") return `> ${m.text}\n${m.reply ?? t("reply_later")}`;
   if (m.kind === "custom") return m.text;
-  const fields = Object.entries(m.data || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
-  const title = (TEMPLATE_TITLES[state.lang] || {})[m.template] || m.template || m.template_id;
+  const fields = Object.entries(m.data || {}).map(([k, v]) => {
+    if (m.kind === "template" && (k === "first" || k === "remark")) return v; // free text, no label
+    return `${fieldLabel(m, k)}${state.lang === "zh" ? "：" : ": "}${v}`;
+  }).join("\n");
+  const title = label(`template.${m.template}._title`, m.template || m.template_id);
   return `${title}\n${fields}`;
 }
 
@@ -210,7 +240,7 @@ async function refreshInbox() {
   const list = document.getElementById("inbox");
   list.replaceChildren(...messages.map((m) => el("li", { class: m.kind, "data-testid": "message", "data-kind": m.kind,
                                                         "data-template": m.template || "" },
-    el("div", { class: "kind" }, `${t("kind_" + m.kind)} · ${new Date(m.at * 1000).toLocaleTimeString()}`),
+    el("div", { class: "kind" }, `${t("kind_" + m.kind)} · ${clockTime(new Date(m.at * 1000))}`),
     messageText(m))));
   if (messages.length > state.seenMessages) list.scrollTop = list.scrollHeight;
   state.seenMessages = messages.length;
@@ -229,7 +259,8 @@ async function sendToBot(event) {
     out.textContent = answer.reply ?? t("reply_later");
     input.value = "";
   } catch (error) {
-    out.textContent = `${error.code}: ${error.message}`;
+    out.textContent = error.message;
+    out.dataset.code = error.code;
   }
   refreshInbox();
 }
@@ -258,7 +289,7 @@ async function render() {
                     bills: renderBills, bill: renderBill };
     await views[state.view.name](screen);
   } catch (error) {
-    show(screen, el("div", { class: "card" }, `${error.code || "error"}: ${error.message}`));
+    show(screen, el("div", { class: "card", "data-testid": "error", "data-code": error.code || "" }, error.message));
   }
 }
 
@@ -285,7 +316,7 @@ function renderBind(screen) {
         session().me = { ...session().me, bound: true, owner: bound.owner };
         await loadUsers();
         render();
-      } catch (e) { error.textContent = `${e.code}: ${e.message}`; }
+      } catch (e) { error.textContent = e.message; error.dataset.code = e.code; }
     } } }, t("bind"))), error));
 }
 
@@ -299,8 +330,10 @@ async function renderPlants(screen) {
   const { items } = await api("GET", "/plants");
   show(screen, tabs("plants"), ...items.map((p) => el("div", {
     class: "card link", "data-testid": `plant-${p.code}`, on: { click: () => go({ name: "plant", id: p.id }) } },
-    el("h3", {}, p.name), el("div", { class: "muted" }, `${p.code} · ${p.capacity_kwp} kWp · ${p.status}`),
-    el("div", {}, `${t("live_power")}: ${kw(p.power_w)} kW · ${t("today")}: ${p.today_kwh ?? "—"} kWh`))),
+    el("h3", {}, p.name),
+    el("div", { class: "muted" }, `${p.code} · ${num(p.capacity_kwp, 1)} kWp · `,
+       el("span", { "data-testid": "plant-status", "data-status": p.status }, label(`plant_status.${p.status}`))),
+    el("div", {}, `${t("live_power")}: ${kw(p.power_w)} kW · ${t("today")}: ${kwh(p.today_kwh)} kWh`))),
   items.length ? null : el("p", { class: "muted" }, t("no_items")));
 }
 
@@ -308,7 +341,7 @@ async function renderPlant(screen) {
   const plant = await api("GET", `/plants/${state.view.id}`);
   // shown in kW; the exact watts stay on the element (data-w) for whoever reads it closely
   const power = el("span", { class: "big", "data-testid": "live-power", "data-w": plant.power_w ?? "" }, kw(plant.power_w));
-  const today = el("span", { "data-testid": "live-today" }, plant.today_kwh ?? "—");
+  const today = el("span", { "data-testid": "live-today" }, kwh(plant.today_kwh));
   const seen = el("div", { class: "muted", "data-testid": "live-ts" }, t("updated", { time: when(plant.last_seen) }));
   const canvas = el("canvas", { "data-testid": "chart" });
   const spans = el("div", { class: "tabs" }, ["day", "month", "year"].map((span) => el("button", {
@@ -317,7 +350,8 @@ async function renderPlant(screen) {
     el("button", { class: "back", type: "button", on: { click: () => go({ name: "plants" }) } }, t("back")),
     el("div", { class: "card" }, el("h3", {}, plant.name), el("div", { class: "muted" }, `${plant.code} · ${plant.address}`),
       el("div", {}, t("live_power"), el("br"), power, " kW"),
-      el("div", {}, `${t("today")}: `, today, " kWh · ", `${t("lifetime")}: ${plant.lifetime_kwh ?? "—"} kWh`), seen),
+      el("div", {}, `${t("today")}: `, today, " kWh · ", `${t("lifetime")}: `,
+         el("span", { "data-testid": "lifetime" }, kwh(plant.lifetime_kwh)), " kWh"), seen),
     el("div", { class: "card" }, spans, el("div", { class: "chart-box" }, canvas)));
   drawHistory(plant.id, "day", canvas, spans);
   followLive(plant.id, power, today, seen);
@@ -346,7 +380,7 @@ async function followLive(plantId, power, today, seen) {
         const live = JSON.parse(lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n"));
         power.textContent = kw(live.power_w);
         power.dataset.w = String(live.power_w);
-        today.textContent = live.today_kwh;
+        today.textContent = kwh(live.today_kwh);
         seen.textContent = t("updated", { time: when(live.ts) });
       }
     }
@@ -365,21 +399,25 @@ async function drawHistory(plantId, span, canvas, spans) {
             datasets: [{ label: t("energy_kwh"), data: history.bars.map((b) => b.energy_kwh === null ? null : Number(b.energy_kwh)),
                          // a month taken from its confirmed form, not measured by telemetry, is drawn paler
                          backgroundColor: history.bars.map((b) => (b.source === "form" ? "#9fdfbf" : "#07c160")) }] },
-    options: { animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } } },
+    options: { animation: false, maintainAspectRatio: false, locale: locale(), plugins: { legend: { display: false } },
+               scales: { y: { beginAtZero: true, title: { display: true, text: "kWh" },
+                              ticks: { callback: (value) => new Intl.NumberFormat(locale()).format(value) } } } },
   });
   canvas.dataset.span = span;
+  canvas.dataset.yUnit = state.chart.options.scales.y.title.text;
   canvas.dataset.bars = String(history.bars.length);
   canvas.dataset.measured = String(history.bars.filter((b) => b.energy_kwh !== null && Number(b.energy_kwh) > 0).length);
 }
 
-const stateLabel = (value) => el("span", { class: `state ${value}`, "data-testid": "state" }, t(value));
+const stateLabel = (section, value) => el("span", { class: `state ${value}`, "data-testid": "state", "data-state": value },
+                                          label(`${section}.${value}`));
 
 async function renderForms(screen) {
   const { items } = await api("GET", "/forms");
   show(screen, tabs("forms"), ...items.map((f) => el("div", {
     class: "card link", "data-testid": `form-${f.plant_code}-v${f.version}`, on: { click: () => go({ name: "form", id: f.id }) } },
-    el("h3", {}, `${f.plant_code} · ${f.period}`), stateLabel(f.state), " ",
-    el("span", { class: "muted" }, `${t("version", { v: f.version })} · ${t("generation")} ${f.generation_kwh} kWh`))),
+    el("h3", {}, `${f.plant_code} · ${f.period}`), stateLabel("form_state", f.state), " ",
+    el("span", { class: "muted" }, `${t("version", { v: f.version })} · ${t("generation")} ${kwh(f.generation_kwh)} kWh`))),
   items.length ? null : el("p", { class: "muted" }, t("no_items")));
 }
 
@@ -402,24 +440,25 @@ async function renderForm(screen) {
       body.append("reason", reason.value);
       for (const photo of photos.files) body.append("photos", photo, photo.name);
       try { await api("POST", `/forms/${form.id}/dispute`, body, true); render(); }
-      catch (e) { toast(`${e.code}: ${e.message}`); }
+      catch (e) { toast(e.message); }
     } } }, t("dispute")))) : null;
   const periods = Object.entries(form.periods).map(([name, p]) => el("tr", {},
-    el("td", {}, name), el("td", { class: "num" }, p.generation), el("td", { class: "num" }, p.self_use),
-    el("td", { class: "num" }, p.export), el("td", { class: "num" }, p.grid)));
+    el("td", { "data-rate": name }, label(`rate.${name}`)), el("td", { class: "num" }, kwh(p.generation)),
+    el("td", { class: "num" }, kwh(p.self_use)), el("td", { class: "num" }, kwh(p.export)), el("td", { class: "num" }, kwh(p.grid))));
   show(screen, tabs("forms"),
     el("button", { class: "back", type: "button", on: { click: () => go({ name: "forms" }) } }, t("back")),
     el("div", { class: "card", "data-testid": "form" },
       el("h3", {}, `${form.plant_name}`), el("div", { class: "muted" }, `${t("period")} ${form.period} · `,
         el("span", { "data-testid": "form-version" }, t("version", { v: form.version }))),
-      el("div", {}, stateLabel(form.state), form.superseded ? el("span", { class: "muted" }, ` ${t("superseded")}`) : null),
+      el("div", {}, stateLabel("form_state", form.state), form.superseded ? el("span", { class: "muted" }, ` ${t("superseded")}`) : null),
       form.dispute_reason ? el("p", { class: "muted" }, form.dispute_reason,
         form.attachments.length ? ` · ${t("photos_attached", { n: form.attachments.length })}` : "") : null,
-      el("table", {}, el("tr", {}, el("th", {}, ""), el("th", { class: "num" }, t("generation")), el("th", { class: "num" }, t("self_use")),
-                                 el("th", { class: "num" }, t("export")), el("th", { class: "num" }, t("grid"))),
+      el("div", { class: "table-scroll" }, el("table", {}, el("tr", {}, el("th", {}, t("rate")), el("th", { class: "num" }, t("generation")),
+                                 el("th", { class: "num" }, t("self_use")), el("th", { class: "num" }, t("export")), el("th", { class: "num" }, t("grid"))),
         periods,
-        el("tr", {}, el("th", {}, t("total")), el("th", { class: "num" }, form.generation_kwh), el("th", { class: "num" }, form.self_use_kwh),
-           el("th", { class: "num" }, form.export_kwh), el("th", { class: "num" }, form.grid_kwh)))),
+        el("tr", {}, el("th", {}, t("total")), el("th", { class: "num" }, kwh(form.generation_kwh)), el("th", { class: "num" }, kwh(form.self_use_kwh)),
+           el("th", { class: "num" }, kwh(form.export_kwh)), el("th", { class: "num" }, kwh(form.grid_kwh))))),
+      el("p", {}, el("a", { href: inLanguage(form.ebill_url), target: "_blank", rel: "noopener", "data-testid": "form-ebill" }, t("eform")))),
     actions);
 }
 
@@ -427,7 +466,7 @@ async function renderBills(screen) {
   const { items } = await api("GET", "/bills");
   show(screen, tabs("bills"), ...items.map((b) => el("div", {
     class: "card link", "data-testid": `bill-${b.plant_code}`, on: { click: () => go({ name: "bill", id: b.id }) } },
-    el("h3", {}, `${b.plant_code} · ${b.period}`), stateLabel(b.state), " ",
+    el("h3", {}, `${b.plant_code} · ${b.period}`), stateLabel("bill_state", b.state), " ",
     el("span", { class: "muted" }, `${t("total")} ${yuan(b.total_fen)} · ${t("owed")} ${yuan(b.owed_fen)}`))),
   items.length ? null : el("p", { class: "muted" }, t("no_items")));
 }
@@ -444,18 +483,28 @@ async function renderBill(screen) {
       await sandbox("POST", "/pay", { user: state.user.key, out_trade_no: order.out_trade_no, request_payment: order.request_payment });
       toast(t("paid_ok"));
       render();
-    } catch (e) { toast(`${e.code}: ${e.message}`); render(); }
+    } catch (e) { toast(e.message); render(); }
   } } }, t("pay", { amount: yuan(bill.owed_fen) })) : null;
   show(screen, tabs("bills"),
     el("button", { class: "back", type: "button", on: { click: () => go({ name: "bills" }) } }, t("back")),
     el("div", { class: "card", "data-testid": "bill" },
       el("h3", {}, bill.plant_name), el("div", { class: "muted" }, `${bill.number} · ${t("due_on")} ${bill.due_on}`),
-      el("div", {}, stateLabel(bill.state)),
-      el("table", {}, bill.lines.map((line) => el("tr", {}, el("td", {}, line.description),
-        el("td", { class: "num" }, line.kwh ? `${line.kwh} kWh` : ""), el("td", { class: "num" }, yuan(line.amount_fen)))),
-        el("tr", {}, el("th", {}, t("total")), el("th", {}, ""), el("th", { class: "num" }, yuan(bill.total_fen))),
-        el("tr", {}, el("th", {}, t("paid")), el("th", {}, ""), el("th", { class: "num", "data-testid": "bill-paid" }, yuan(bill.paid_fen))),
-        el("tr", {}, el("th", {}, t("owed")), el("th", {}, ""), el("th", { class: "num", "data-testid": "bill-owed" }, yuan(bill.owed_fen))))),
+      el("div", {}, stateLabel("bill_state", bill.state)),
+      bill.discount ? el("div", { class: "muted", "data-testid": "bill-discount" },
+        `${t("discount")}: ${t("discount_value", { factor: num(bill.discount, 2) })}`) : null,
+      el("div", { class: "table-scroll" }, el("table", {},
+        el("tr", {}, el("th", {}, t("item")), el("th", { class: "num" }, "kWh"),
+           el("th", { class: "num" }, t("unit_price")), el("th", { class: "num" }, t("amount"))),
+        bill.lines.map((line) => el("tr", { "data-testid": "bill-line" }, el("td", {}, line.description),
+          el("td", { class: "num" }, line.kwh ? kwh(line.kwh) : ""),
+          el("td", { class: "num", "data-testid": "bill-unit-price" }, line.unit_price ? num(line.unit_price, 4) : ""),
+          el("td", { class: "num" }, yuan(line.amount_fen)))),
+        el("tr", {}, el("th", { colspan: 3 }, t("total")), el("th", { class: "num" }, yuan(bill.total_fen))),
+        bill.credit_applied_fen ? el("tr", {}, el("th", { colspan: 3 }, t("credit_applied")),
+                                     el("th", { class: "num" }, yuan(bill.credit_applied_fen))) : null,
+        el("tr", {}, el("th", { colspan: 3 }, t("paid")), el("th", { class: "num", "data-testid": "bill-paid" }, yuan(bill.paid_fen))),
+        el("tr", {}, el("th", { colspan: 3 }, t("owed")), el("th", { class: "num", "data-testid": "bill-owed" }, yuan(bill.owed_fen))))),
+      el("p", {}, el("a", { href: inLanguage(bill.ebill_url), target: "_blank", rel: "noopener", "data-testid": "bill-ebill" }, t("ebill")))),
     pay);
 }
 
@@ -469,10 +518,12 @@ function applyLanguage() {
 }
 
 async function start() {
+  await loadCatalogue(state.lang);
   applyLanguage();
   document.getElementById("lang").addEventListener("click", async () => {
     state.lang = state.lang === "zh" ? "en" : "zh";
     localStorage.setItem("sandbox-lang", state.lang);
+    await loadCatalogue(state.lang);
     applyLanguage();
     await Promise.all([loadUsers(), loadOwners()]);
     render();
@@ -482,7 +533,7 @@ async function start() {
   await Promise.all([loadUsers(), loadOwners()]);
   render();
   setInterval(() => refreshInbox().catch(() => {}), 2000);
-  setInterval(() => { document.getElementById("clock").textContent = new Date().toLocaleTimeString(); }, 1000);
+  setInterval(() => { document.getElementById("clock").textContent = clockTime(new Date()); }, 1000);
 }
 
 start();

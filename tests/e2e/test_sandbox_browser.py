@@ -7,6 +7,14 @@ the dispatcher sent through the fake WeChat) shows on the phone. Then the staff 
 owner disputes the other plant's form, the operator types 调整 in the bot console (real signed
 XML to /wechat), and the owner sees form v2.
 
+On every screen, in Chinese and then again in English, no visible text is an internal code: no
+snake_case identifier, no subscribe-message template key (``amount3``), no English state or TOU
+period in the Chinese UI, no 12-hour time, no big figure without thousands separators
+(:func:`_assert_no_codes`). The printable e-bill and e-form, and the sandbox itself, do not
+scroll sideways at a 390 px wide phone viewport and their table headings stay on one line
+(:func:`_assert_fits_a_phone`). The browser's own locale is en-US on purpose: the UI's language,
+not the browser's, decides how numbers and times are written.
+
 A screenshot of each step is kept under ``test-artifacts/sandbox-browser/`` (or
 ``$PVSETTLE_TEST_ARTIFACTS``); the path is printed. Without ``/usr/bin/chromium`` the test skips,
 except in CI (``CI`` set), where it fails: ``.ci/run`` installs chromium.
@@ -103,6 +111,50 @@ async def _two_plant_owner(base: str) -> dict:
     return next(o for o in owners if len(o["plants"]) >= 2)
 
 
+# what must never be shown to a person
+SNAKE_CASE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
+TEMPLATE_KEY = re.compile(r"\b(?:thing|amount|character_string|number|time|date|phrase|keyword)\d+\b")
+TWELVE_HOUR = re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?\s?[AP]M\b")
+UNGROUPED = re.compile(r"(?<![\d,.])\d{4,}\.\d+\s*(?:kWh|kW|kWp|元)\b|¥\d{4,}")
+# codes the API returns that are English words: in the Chinese UI each is a label missing
+CODE_WORDS = re.compile(r"\b(?:online|offline|draft|sent|confirmed|disputed|adjusted|open|paid|superseded|sharp|peak"
+                        r"|flat|valley|wechat|counter|viewer|operator|admin)\b")
+
+
+def _codes_in(text: str, lang: str, *, grouped: bool = True) -> list[str]:
+    patterns = (SNAKE_CASE, TEMPLATE_KEY, TWELVE_HOUR) + ((UNGROUPED,) if grouped else ())
+    found = [m.group(0) for pattern in patterns for m in pattern.finditer(text)]
+    if lang == "zh":
+        found += [m.group(0) for m in CODE_WORDS.finditer(text)]
+    return found
+
+
+async def _assert_no_codes(page, where: str, lang: str) -> None:
+    """The visible text has no internal code. The phone's messages are what WeChat delivered:
+    WeChat's ``amount`` fields take digits only (no separators), so figures there are not grouped."""
+    text = await page.evaluate("document.body.innerText")
+    inbox = await page.evaluate("document.getElementById('inbox')?.innerText ?? ''")
+    codes = _codes_in(text.replace(inbox, ""), lang) + _codes_in(inbox, lang, grouped=False)
+    assert not codes, f"{where} ({lang}) shows internal codes {codes}:\n{text}"
+
+
+PHONE_VIEWPORT = {"width": 390, "height": 844}
+
+
+async def _assert_fits_a_phone(page, where: str) -> None:
+    """No sideways scroll at 390 px, and every table heading on one line."""
+    widths = await page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], f"{where} scrolls sideways at 390 px: scrollWidth {widths[0]} > {widths[1]}"
+    broken = await page.evaluate("""[...document.querySelectorAll('th')].filter((th) => {
+        if (!th.textContent.trim()) return false;
+        const range = document.createRange();
+        range.selectNodeContents(th);
+        const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        return tops.size > 1;
+      }).map((th) => th.textContent.trim())""")
+    assert broken == [], f"{where}: table headings wrap: {broken}"
+
+
 async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo, demo_db):
     from playwright.async_api import async_playwright, expect
 
@@ -118,15 +170,35 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo, demo_d
         browser = await p.chromium.launch(executable_path=chromium, headless=True,
                                           args=["--no-sandbox", "--disable-dev-shm-usage"])
         try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            # the browser's locale is not the UI's: numbers and times must follow the UI
+            context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US",
+                                                timezone_id="America/New_York")
+            page = await context.new_page()
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.set_default_timeout(STEP_TIMEOUT_MS)
             expect.set_options(timeout=STEP_TIMEOUT_MS)
 
+            lang = "zh"
+
             async def shot(name: str) -> None:
                 await page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+                await _assert_no_codes(page, name, lang)
+
+            async def printable(link, name: str) -> None:
+                """The e-bill or e-form behind ``link``, on a phone: fits, speaks the UI's language."""
+                href = await link.get_attribute("href")
+                assert f"lang={lang}" in href, href
+                phone = await context.new_page()
+                await phone.set_viewport_size(PHONE_VIEWPORT)
+                await phone.goto(demo.base + href if href.startswith("/") else href)
+                await phone.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+                await _assert_fits_a_phone(phone, name)
+                await _assert_no_codes(phone, name, lang)
+                assert await phone.evaluate("document.documentElement.lang") == ("zh-CN" if lang == "zh" else "en")
+                await phone.close()
 
             await page.goto(f"{demo.base}/sandbox/")
+            await expect(page.get_by_test_id("user-aming")).to_be_visible()
             await shot("01-sandbox")
 
             # staff issue an invitation; 阿明 logs in to the mini-program and binds with it
@@ -135,11 +207,18 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo, demo_d
             assert re.fullmatch(r"[2-9A-Z]{10}", code), code
             await page.get_by_test_id("user-aming").check()
             await page.get_by_test_id("login").click()
+            # a wrong code first: refused in words, in the UI's language, the code only on the element
+            await page.get_by_test_id("bind-code").fill("WRONG23456")
+            await page.get_by_test_id("bind").click()
+            await expect(page.get_by_test_id("bind-error")).to_have_text("邀请码无效、已使用或已过期")
+            await expect(page.get_by_test_id("bind-error")).to_have_attribute("data-code", "invalid_invitation")
             await page.get_by_test_id("bind-code").fill(code)
             await shot("02-login-and-bind")
             await page.get_by_test_id("bind").click()
             await expect(page.get_by_test_id(f"plant-{first}")).to_be_visible()
             await expect(page.get_by_test_id(f"plant-{second}")).to_be_visible()
+            await expect(page.get_by_test_id(f"plant-{first}").get_by_test_id("plant-status")).to_have_text(
+                re.compile(r"^(在线|离线|无实时数据)$"))
             await shot("03-bound-plants")
 
             # the live power (the simulator's samples through the ingest, SSE to the page) follows
@@ -154,12 +233,15 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo, demo_d
                 assert int(await power.get_attribute("data-w")) > 0
             elif sun_now < -1:
                 await expect(power).to_have_attribute("data-w", "0")
-            await expect(power).to_have_text(re.compile(r"^\d+\.\d$"))  # [kW]
+            await expect(power).to_have_text(re.compile(r"^\d{1,3}(,\d{3})*\.\d$"))  # [kW], grouped
             chart = page.get_by_test_id("chart")
             await page.get_by_test_id("span-day").click()  # drawn again, now that the simulator has produced
             await expect(chart).to_have_attribute("data-span", "day")
             if sun_today > 3:  # today: the seeded and simulated energy since sunrise
                 await expect(chart).not_to_have_attribute("data-measured", "0")
+            await expect(chart).to_have_attribute("data-y-unit", "kWh")  # the y axis says its unit
+            await expect(page.get_by_test_id("lifetime")).to_have_text(re.compile(r"^(\d{1,3}(,\d{3})*\.\d{3}|—)$"))
+            await expect(page.locator("#clock")).to_have_text(re.compile(r"^\d{2}:\d{2}:\d{2}$"))  # 24 h, not PM
             await shot("04-live-power-and-day-chart")
             for span in ("month", "year"):
                 await page.get_by_test_id(f"span-{span}").click()
@@ -171,6 +253,8 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo, demo_d
             # confirm the form of the first plant; the scheduler bills it within a tick
             await page.get_by_test_id("tab-forms").click()
             await page.get_by_test_id(f"form-{first}-v1").click()
+            await expect(page.locator("[data-testid=form] td[data-rate=peak]")).to_have_text("峰")
+            await printable(page.get_by_test_id("form-ebill"), "06a-eform-390px")
             await page.get_by_test_id("form-confirm").click()
             await expect(page.locator("[data-testid=form] .state.confirmed")).to_be_visible()
             await shot("06-form-confirmed")
@@ -181,7 +265,11 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo, demo_d
                 await page.wait_for_timeout(1000)
                 await page.get_by_test_id("tab-bills").click()
             await page.get_by_test_id(f"bill-{first}").click()
+            # the phone's bill: unit prices, the contract's discount, the printable e-bill
+            await expect(page.get_by_test_id("bill-unit-price").first).to_have_text(re.compile(r"^\d+\.\d{4}$"))
+            await expect(page.get_by_test_id("bill-discount")).to_contain_text("电网电价 × 0.")
             await shot("07-bill-open")
+            await printable(page.get_by_test_id("bill-ebill"), "07a-ebill-390px")
 
             # pay: the fake WeChat Pay signs and encrypts its notification to /pay/notify
             await page.get_by_test_id("bill-pay").click()
@@ -193,11 +281,22 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo, demo_d
             await expect(receipt).to_contain_text("缴费成功通知")
             await expect(receipt).to_contain_text(owner["plants"][0]["name"][:10])
             await expect(receipt).to_contain_text(f"-{first}-1")  # the bill's number
+            # each field under the label its template gives it, not thing3 / amount1
+            for label in ("缴费金额：¥", "账单编号：", "电站名称：", "缴费时间：", "尚欠金额：¥0.00"):
+                await expect(receipt).to_contain_text(label)
+            issued = page.locator("[data-testid=message][data-template=bill_issued]")
+            await expect(issued).to_have_count(1)
+            for label in ("电费账单通知", "账单金额：¥", "应缴金额（扣除余额抵扣）：¥", "缴费截止日："):
+                await expect(issued).to_contain_text(label)
+            await expect(receipt.locator(".kind")).to_have_text(re.compile(r"· \d{2}:\d{2}:\d{2}$"))
             await shot("09-receipt-on-the-phone")
 
             # the staff journey: dispute → 调整 by the operator in the bot console → form v2
             await page.get_by_test_id("tab-forms").click()
             await page.get_by_test_id(f"form-{second}-v1").click()
+            # a dispute without its reason is refused in words (the API's own check, not the page's)
+            await page.get_by_test_id("form-dispute").click()
+            await expect(page.get_by_test_id("toast")).to_have_text("请求内容有误：原因不能为空")
             await page.get_by_test_id("dispute-reason").fill("峰段发电量比逆变器记录少")
             await page.get_by_test_id("dispute-photos").set_input_files(
                 [{"name": "inverter.png", "mimeType": "image/png", "buffer": _png()}])
@@ -223,11 +322,38 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo, demo_d
             await expect(page.locator("[data-testid=message][data-template=form_sent]")).to_have_count(1)
             await shot("12-owner-sees-form-v2")
 
-            # and the page speaks English
+            # and the page speaks English, every screen of the owner's journey again
+            lang = "en"
             await page.get_by_test_id("lang").click()
             await expect(page.get_by_test_id("tab-forms")).to_have_text("Forms")
             await expect(page.get_by_test_id("bot-send")).to_have_text("Send")
-            await shot("13-english")
+            await expect(page.locator("[data-testid=form] .state.sent")).to_have_text("awaiting confirmation")
+            await expect(page.locator("[data-testid=form] td[data-rate=peak]")).to_have_text("Peak")
+            await expect(receipt).to_contain_text("Amount paid: ¥")
+            await expect(issued).to_contain_text("Amount owed (after account credit): ¥")
+            await shot("13-english-form-v2")
+            await printable(page.get_by_test_id("form-ebill"), "13a-eform-390px-english")
+            await page.get_by_test_id("tab-forms").click()
+            await expect(page.get_by_test_id(f"form-{first}-v1").get_by_test_id("state")).to_have_text("confirmed")
+            await shot("14-english-forms")
+            await page.get_by_test_id("tab-plants").click()
+            await expect(page.get_by_test_id(f"plant-{first}").get_by_test_id("plant-status")).to_have_text(
+                re.compile(r"^(online|offline|no live data)$"))
+            await shot("15-english-plants")
+            await page.get_by_test_id(f"plant-{first}").click()
+            await expect(chart).to_have_attribute("data-y-unit", "kWh")
+            await shot("16-english-plant")
+            await page.get_by_test_id("tab-bills").click()
+            await page.get_by_test_id(f"bill-{first}").click()
+            await expect(page.locator("[data-testid=bill] .state.paid")).to_have_text("paid")
+            await expect(page.get_by_test_id("bill-discount")).to_contain_text("grid price × 0.")
+            await shot("17-english-bill")
+            await printable(page.get_by_test_id("bill-ebill"), "17a-ebill-390px-english")
+
+            # the sandbox itself on a phone-sized window
+            await page.set_viewport_size(PHONE_VIEWPORT)
+            await shot("18-sandbox-390px-english")
+            await _assert_fits_a_phone(page, "the sandbox")
         finally:
             await browser.close()
     assert errors == [], errors

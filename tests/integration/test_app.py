@@ -107,12 +107,16 @@ async def test_unexpected_error_is_logged_and_answered_without_traceback(setting
     app.router.add_get("/boom", boom)
     app.router.add_get("/missing", missing)
     client = await aiohttp_client(app)
-    resp = await client.get("/boom")
+    resp = await client.get("/boom", headers={"Accept-Language": "en-GB,en;q=0.9"})
     assert resp.status == 500
     text = await resp.text()
     assert "secret internals" not in text and "Traceback" not in text
-    assert (await resp.json())["error"] == {"code": "internal_error", "message": "internal server error"}
+    assert (await resp.json())["error"] == {"code": "internal_error",
+                                            "message": "Internal server error: please try again later"}
     assert any("RuntimeError" in (r.exc_text or "") or r.exc_info for r in caplog.records)
-    resp = await client.get("/missing")
+    # the message is the catalogue's, in the caller's language; Chinese when the caller names none
+    resp = await client.get("/missing", headers={"Accept-Language": "en"})
     assert resp.status == 404
-    assert (await resp.json())["error"] == {"code": "not_found", "message": "no such plant"}
+    assert (await resp.json())["error"] == {"code": "not_found", "message": "Not found"}
+    resp = await client.get("/missing")
+    assert (await resp.json())["error"] == {"code": "not_found", "message": "没有找到"}

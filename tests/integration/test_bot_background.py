@@ -123,7 +123,7 @@ async def test_reissue_of_a_confirmed_form_is_refused_by_message(bot: Bot, peopl
     await bot.say(OPERATOR, "重发 PV-E1 2026-10")
     await bot.idle()
     [to_staff] = _messages(fake_wechat, OPERATOR)
-    assert "当前状态不允许此操作" in to_staff and "confirmed" in to_staff
+    assert "当前状态（已确认）不允许此操作" in to_staff
     assert _messages(fake_wechat, OWNER) == [] and await audit_events("NotifyForm") == []
 
 

@@ -158,7 +158,7 @@ async def test_adjust_a_reading_makes_a_new_form_version(bot: Bot, people):
 async def test_adjust_an_energy_directly(bot: Bot, people):
     cycle = await november_cycle(people)
     reply = await bot.say(ADMIN, "调整 PV-E1 电量 发电 峰 2000 原因 电表故障，按逆变器估算")
-    assert "峰时段发电电量设为 2000 kWh" in reply.text
+    assert "峰时段发电电量设为 2,000.000 kWh" in reply.text
     form = await m.ConfirmationForm.get(cycle=cycle, version=2)
     assert form.periods["peak"]["generation"] == "2000.000"
     [event] = await audit_events("AdjustEnergy")
@@ -191,7 +191,7 @@ async def test_confirm_on_the_owners_written_word(bot: Bot, people):
     assert confirmed.actor == word.actor == f"staff:{people['operator'].id}"
     assert word.reason == "业主 11-03 盖章回函" and word.entity_id == str(form.id)
     again = await bot.say(OPERATOR, f"确认 {form.id}")
-    assert "当前状态不允许此操作" in again.text
+    assert "当前状态（已确认）不允许此操作" in again.text
 
 
 # ---------------------------------------------------------------------- 收款

@@ -77,7 +77,7 @@ async def test_bill_page_shows_every_amount_to_the_fen_in_chinese_and_english(cl
     assert 'id="credit-applied">5.00 元<' in html
     assert 'id="owed">4,654.67 元<' in html
     # the receipt section: the bank transfer of 10-20
-    assert "2026年10月20日 15:00</td><td>银行转账</td><td>bank_transfer:BANK-PV-E1-1020</td>" \
+    assert "2026年10月20日 15:00</td><td>银行转账</td><td>BANK-PV-E1-1020</td>" \
            "<td class=\"num\">3,000.00</td>" in html
     # what the form holds: meter × register, previous and current reading, multiplier, kWh
     assert re.search(r"<td>PV-E1-G</td><td>00010200 峰</td>\s*<td class=\"num\"[^>]*>300.0000</td>\s*"
