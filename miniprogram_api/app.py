@@ -22,7 +22,7 @@ from miniprogram_api.registry import Call, Route, json_model, parse_json_body, p
 from server.keys import redis_key, redis_ns_key, settings_key
 from settlement.access import Principal, require
 from settlement.errors import NotFound
-from settlement.models import Attachment, Bill, ConfirmationForm, FaultReport, Plant
+from settlement.models import Attachment, Bill, ConfirmationForm, FaultReport, FormState, Plant
 from settlement.sessions import InvalidToken, session_key_name, verify_token
 
 MAX_ID = 2**31 - 1
@@ -45,7 +45,9 @@ async def _plant_of_plant(ident: int) -> int | None:
 
 
 async def _plant_of_form(ident: int) -> int | None:
-    rows = await ConfirmationForm.filter(id=ident).values_list("cycle__plant_id", flat=True)
+    # a draft is staff's until it is sent: to the owner it does not exist yet
+    rows = await ConfirmationForm.filter(id=ident).exclude(state=FormState.DRAFT).values_list(
+        "cycle__plant_id", flat=True)
     return rows[0] if rows else None
 
 

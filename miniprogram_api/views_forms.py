@@ -52,10 +52,11 @@ async def _detail(request: web.Request, form_id: int, right: Right) -> FormDetai
 
 @api.get("/forms", query=FormQuery, response=Page[FormSummary], tag="forms")
 async def list_forms(request: web.Request, call: Call):
-    """Confirmation forms of the user's plants, newest first, optionally of one state."""
+    """Confirmation forms of the user's plants, newest first, optionally of one state; drafts stay with staff."""
     q: FormQuery = call.query
     rights = await visible_plants(call.principal)
-    queryset = ConfirmationForm.filter(cycle__plant_id__in=list(rights)).prefetch_related("cycle__plant")
+    queryset = (ConfirmationForm.filter(cycle__plant_id__in=list(rights)).exclude(state=FormState.DRAFT)
+                .prefetch_related("cycle__plant"))
     if q.state is not None:
         queryset = queryset.filter(state=FormState(q.state))
     rows, cursor = await page(queryset, q.limit, q.cursor, settings(request).secret_key)
