@@ -55,6 +55,9 @@ class Settings:
     database_url: str = _plain("sqlite://var/pvsettle.sqlite3", "tortoise URL: sqlite://PATH or postgres://USER@HOST:PORT/DB")
     redis_url: str = _plain("", "redis://HOST:PORT/DB; empty = in-process emulation (one process only)")
     redis_prefix: str = _plain("pvsettle:", "prefix of every Redis key, so several deployments or test runs share one Redis")
+    redis_connect_timeout_ms: int = _plain(500, "time to open a Redis connection before Redis counts as down [ms]")
+    redis_timeout_ms: int = _plain(500, "time for Redis to answer a command before it counts as down [ms]")
+    redis_retry_ms: int = _plain(2000, "after Redis failed, a process serves without it this long before asking again [ms]")
     host: str = _plain("127.0.0.1", "address to listen on")
     port: int = _plain(8080, "port to listen on")
     log_level: str = _plain("INFO", "logging level")
@@ -127,6 +130,9 @@ class Settings:
             problems.append(f"{n('database_url')} must be sqlite://… or postgres://…, not {scheme or 'empty'}://")
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             problems.append(f"{n('redis_url')} must be redis://… (or empty for the in-process emulation)")
+        for name in ("redis_connect_timeout_ms", "redis_timeout_ms", "redis_retry_ms"):
+            if getattr(self, name) < 1:
+                problems.append(f"{n(name)} must be ≥ 1 ms")
         if self.scheduler_interval < 0:
             problems.append(f"{n('scheduler_interval')} must be ≥ 0")
         if self.mqtt_url and (urlsplit(self.mqtt_url).scheme not in ("mqtt", "mqtts") or not urlsplit(self.mqtt_url).hostname):
