@@ -37,6 +37,10 @@ def photo_store(request: web.Request) -> PhotoStore:
     return store
 
 
+def photo_quota_bytes(request: web.Request) -> int:
+    return settings(request).photo_quota_mb * 1024 * 1024
+
+
 def factors(request: web.Request) -> Factors:
     s = settings(request)
     return Factors(co2_kg_per_kwh=Decimal(s.co2_kg_per_kwh), coal_kg_per_kwh=Decimal(s.coal_kg_per_kwh))

@@ -88,6 +88,7 @@ class Settings:
     coal_kg_per_kwh: str = _plain("0.300", "standard coal saved per kWh of PV generation [kg/kWh]")
     session_ttl: int = _plain(86400, "lifetime of a mini-program session token [s]")
     api_rate_limit: int = _plain(120, "mini-program API requests per user per minute; more get 429")
+    photo_quota_mb: int = _plain(200, "room for each owner's photos (disputes and fault reports, as stored) [MB]; more is 409")
     notify_templates: str = _plain(DEMO_NOTIFY_TEMPLATES, "JSON object: notification template name → WeChat template id (templates/notify/*.txt); the default holds demo ids for the fake WeChat")
     notify_rate: int = _plain(20, "notifications sent per second per template at most (all processes together)")
     dispatcher_interval: str = _plain("1", "seconds between outbox dispatcher polls when idle; 0 = no dispatcher in this process")
@@ -152,6 +153,8 @@ class Settings:
             problems.append(f"{n('notify_rate')} must be ≥ 1")
         if not _is_factor(self.dispatcher_interval):
             problems.append(f"{n('dispatcher_interval')}={self.dispatcher_interval!r} must be a number of seconds ≥ 0")
+        if self.photo_quota_mb < 1:
+            problems.append(f"{n('photo_quota_mb')} must be ≥ 1")
         if self.session_ttl < 60 or self.api_rate_limit < 1:
             problems.append(f"{n('session_ttl')} must be ≥ 60 s and {n('api_rate_limit')} ≥ 1")
         if not require_secrets:
