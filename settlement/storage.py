@@ -146,9 +146,11 @@ async def check_photo_off_loop(data: bytes, *, name: str = "photo") -> CheckedPh
 async def stored_bytes_of_owner(owner_id: int) -> int:
     """[bytes] of the photos stored for the owner's plants, on disputes and on fault reports."""
     total = 0
-    for where in ({"form__cycle__plant__owner_id": owner_id}, {"fault__plant__owner_id": owner_id}):
-        row = await Attachment.filter(**where).annotate(total=Sum("size_bytes")).first().values("total")
-        total += int((row or {}).get("total") or 0)
+    for owner_field in ("form__cycle__plant__owner_id", "fault__plant__owner_id"):
+        # one group, the owner's: tortoise groups an annotation by every column unless told
+        sums = await (Attachment.filter(**{owner_field: owner_id}).annotate(total=Sum("size_bytes"))
+                      .group_by(owner_field).values_list("total", flat=True))
+        total += sum(int(s or 0) for s in sums)
     return total
 
 
