@@ -12,7 +12,8 @@ gets it, and only it, does what is due:
 * bills of prepaid plants are settled from their accounts (true-up), cut-offs whose grace is
   over are decided and supply commands sent (settlement.prepaid);
 * late fees are accrued (once a day per bill: the accrual key is the day);
-* outages are opened and closed, and their staff alarms written to the outbox (settlement.outages).
+* outages are opened and closed, and their staff alarms written to the outbox (settlement.outages);
+* the records of mini-program sessions past their expiry are deleted (settlement.sessions).
 
 If the holder dies, the lock expires and another process takes over on a later tick. Every tick
 that did the work leaves an audit event naming the process, so an operator can see who ran what.
@@ -34,7 +35,7 @@ from aiohttp import web
 from server import pay
 from server.keys import redis_key, redis_ns_key, settings_key
 from settlement import audit, bills, cycles, dunning, forms
-from settlement import outages, prepaid
+from settlement import outages, prepaid, sessions
 
 log = logging.getLogger("pvsettle.scheduler")
 UTC = dt.timezone.utc
@@ -59,6 +60,7 @@ async def tick(now: dt.datetime | None = None) -> dict:
     done.update({f"dunning_{k}": v for k, v in (await dunning.run(now)).items()})  # reminders, escalations
     done.update(await outages.check_outages(now))  # plants that stopped producing in daylight, for staff alarms
     done["outage_alarms"] = await outages.send_outage_alarms(now)  # into the outbox, marked in its transaction
+    done["sessions_purged"] = await sessions.purge_expired(now)  # their tokens are refused by their expiry anyway
     return done
 
 

@@ -171,6 +171,11 @@ async def remember(client: redis_asyncio.Redis, ns: Namespace, claims: TokenClai
                      ex=max(1, int(claims.expires_at - now)))
 
 
+async def purge_expired(now: dt.datetime) -> int:
+    """Delete the records of sessions past their expiry (their tokens say so themselves); how many."""
+    return await SessionRecord.filter(expires_at__lte=now).delete()
+
+
 async def close_session(client: redis_asyncio.Redis, guard: RedisGuard, ns: Namespace, claims: TokenClaims,
                         *, now: float) -> None:
     """Log out: the session is closed in the database, then in Redis (until the token's expiry).
