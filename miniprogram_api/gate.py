@@ -31,6 +31,7 @@ import json
 import logging
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import redis.asyncio as redis_asyncio
@@ -69,7 +70,6 @@ class Admission:
     retry_after: int  # [s] until the window ends
     session_alive: bool
     principal: Principal | None
-    from_database: bool = False  # Redis did not answer: the database did
 
 
 @dataclass
@@ -112,32 +112,23 @@ async def admit(client: redis_asyncio.Redis, guard: RedisGuard, ns: Namespace, c
                 local: LocalWindows) -> Admission:
     """Count the request, check the session and find the principal (None: the identity is gone)."""
     now = time.time()
-    try:
-        with guard.using():
-            return await _admit_with_redis(client, ns, claims, now)
-    except RedisUnavailable:
-        pass  # logged by the guard once per outage
-    count, retry_after = local.count("identity", claims.identity_id, now)
-    if not await sessions.open_in_database(claims, now):
-        return Admission(count, retry_after, False, None, from_database=True)
-    return Admission(count, retry_after, True, await load_principal(claims.identity_id), from_database=True)
-
-
-async def _admit_with_redis(client: redis_asyncio.Redis, ns: Namespace, claims: sessions.TokenClaims,
-                            now: float) -> Admission:
     identity_id = claims.identity_id
     window = int(now // RATE_WINDOW_S)
     script = _scripts.get(client)
     if script is None:
         script = _scripts[client] = client.register_script(_ADMIT)  # its SHA is computed once
-    count, state, gen, cached = await script(
-        keys=[ns.key("ratelimit", "identity", identity_id, window), sessions.session_key_name(ns, claims.session_id),
-              _generation_key(ns, identity_id)],
-        args=[RATE_WINDOW_S + 1, _principal_key(ns, identity_id), sessions.CLOSED])
+    try:
+        with guard.using():  # only Redis inside: a database error must not count as Redis down
+            count, state, gen, cached = await script(
+                keys=[ns.key("ratelimit", "identity", identity_id, window),
+                      sessions.session_key_name(ns, claims.session_id), _generation_key(ns, identity_id)],
+                args=[RATE_WINDOW_S + 1, _principal_key(ns, identity_id), sessions.CLOSED])
+    except RedisUnavailable:  # the guard logs the outage, once
+        return await _admit_from_database(claims, now, local)
     retry_after = _seconds_left(window, now)
     if state == _UNKNOWN:  # Redis forgot the session (restarted, say): the database knows
         is_open = await sessions.open_in_database(claims, now)
-        await sessions.remember(client, ns, claims, is_open, now)
+        await _cache(guard, lambda: sessions.remember(client, ns, claims, is_open, now), "session state")
         state = _OPEN if is_open else _CLOSED
     if state != _OPEN:
         return Admission(int(count), retry_after, False, None)
@@ -146,8 +137,25 @@ async def _admit_with_redis(client: redis_asyncio.Redis, ns: Namespace, claims: 
     principal = await load_principal(identity_id)
     if principal is not None:
         gen_text = gen.decode() if isinstance(gen, bytes) else str(gen)
-        await client.set(_principal_key(ns, identity_id) + gen_text, _dump(principal), ex=PRINCIPAL_TTL_S)
+        await _cache(guard, lambda: client.set(_principal_key(ns, identity_id) + gen_text, _dump(principal),
+                                               ex=PRINCIPAL_TTL_S), "principal")
     return Admission(int(count), retry_after, True, principal)
+
+
+async def _admit_from_database(claims: sessions.TokenClaims, now: float, local: LocalWindows) -> Admission:
+    count, retry_after = local.count("identity", claims.identity_id, now)
+    if not await sessions.open_in_database(claims, now):
+        return Admission(count, retry_after, False, None)
+    return Admission(count, retry_after, True, await load_principal(claims.identity_id))
+
+
+async def _cache(guard: RedisGuard, write: Callable[[], Awaitable[object]], what: str) -> None:
+    """A cache write that may meet an outage: the answer stands without it, the next request loads again."""
+    try:
+        with guard.using():
+            await write()
+    except RedisUnavailable as exc:
+        log.info("%s not cached: %s", what, exc)
 
 
 async def invalidate(client: redis_asyncio.Redis, guard: RedisGuard, ns: Namespace, *identity_ids: int) -> None:
