@@ -9,7 +9,8 @@ A token is accepted while its signature holds, its expiry is ahead and its sessi
 Whether a session is open has two records:
 
 * the database's ``mp_session`` row (:class:`~settlement.models.MiniProgramSession`), written at
-  login and closed at logout — the record that decides;
+  login and closed at logout — the durable record, asked when Redis has forgotten a session
+  or does not answer;
 * Redis's ``<prefix>mp-session:<session id>``, expiring with the token: a JSON object while the
   session is open (with WeChat's ``session_key``, which never leaves Redis or the server), the
   word ``closed`` once it is closed. Requests read only this while it is there; a session Redis
@@ -21,7 +22,8 @@ logged-out token is refused whichever record a process reads: by Redis while it 
 database while it does not. While Redis does not answer, logins still work (the session_key is
 then not kept, with a warning: nothing here uses it after login) and a logout answers
 :class:`~settlement.redis_client.RedisUnavailable` after closing the database's record, to be
-repeated once Redis answers.
+repeated once Redis answers (until then a process that reads Redis may still accept the
+token: the client was told the logout did not happen).
 
 Exceptions::
 
