@@ -145,6 +145,20 @@ async def test_valid_photo_round_trip_and_how_it_is_served(api, owner, settings)
         assert np.array_equal(np.asarray(back.convert("RGB")), np.asarray(sent.convert("RGB")))  # PNG: lossless
 
 
+async def test_a_jpeg_carrying_html_after_its_end_is_stored_without_it(api, owner, settings):
+    """Phones write trailers after a JPEG's end, so the file is taken; what is kept is only the image."""
+    world, headers = owner
+    polyglot = VALID_JPEG + b"<html><script>alert(document.cookie)</script></html>"
+    resp = await api.post(f"/api/v1/plants/{world.plant.id}/faults", data=_fault_form(("p.jpg", polyglot)),
+                          headers=headers)
+    assert resp.status == 201, await resp.text()
+    (stored,) = _stored_files(settings)
+    data = stored.read_bytes()
+    assert b"<script" not in data and b"<html" not in data and data.endswith(b"\xff\xd9")
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "JPEG" and image.size == (40, 30)
+
+
 async def test_each_owner_has_a_photo_quota(settings, aiohttp_client, fake_wechat):
     from server.app import create_app
 
