@@ -4,12 +4,15 @@ Every route is declared once in :mod:`miniprogram_api.registry` (by the ``views_
 wrapped here: session token, per-user rate limit, the right on the plant the path id belongs to,
 query and body validation — in that order, so a stranger learns nothing from an id (401 before
 404 before 400). Errors are DESIGN.md's JSON shape; the root app's middleware maps the domain's
-exceptions, this module answers 401 and 429 itself.
+exceptions, this module answers 401, 429 and 503 (a route that cannot do without Redis while
+Redis does not answer, with Retry-After) itself.
 """
 
 from __future__ import annotations
 
+import math
 import time
+
 from aiohttp import web
 from pydantic import BaseModel
 
@@ -18,16 +21,19 @@ from miniprogram_api import views_bills, views_forms, views_misc, views_plants, 
 from miniprogram_api import views_pay  # noqa: F401  (POST /bills/{bill_id}/pay, WeChat Pay)
 from miniprogram_api import views_prepaid  # noqa: F401  (/plants/{plant_id}/prepaid…: balance, statement, top-up)
 from miniprogram_api import views_i18n  # noqa: F401  (/i18n: the message catalogue for clients)
-from miniprogram_api.common import api, principal_key, session_id_key
+from miniprogram_api.common import api, principal_key, token_claims_key
 from miniprogram_api.registry import Call, Route, json_model, parse_json_body, parse_query
-from server.keys import redis_key, redis_ns_key, settings_key
+from server.keys import redis_guard_key, redis_key, redis_ns_key, settings_key
 from server.middleware import error_response
 from settlement.access import Principal, require
 from settlement.errors import NotFound
-from settlement.models import Attachment, Bill, ConfirmationForm, FaultReport, Plant
-from settlement.sessions import InvalidToken, session_key_name, verify_token
+from settlement.models import Attachment, Bill, ConfirmationForm, FaultReport, FormState, Plant
+from settlement.redis_client import RedisUnavailable
+from settlement.sessions import InvalidToken, verify_token
 
 MAX_ID = 2**31 - 1
+# rate-limit counts of this process for while Redis does not answer (gate.LocalWindows)
+local_windows_key = web.AppKey("local_windows_key", gate.LocalWindows)
 RATE_WINDOW_S = gate.RATE_WINDOW_S
 # logins are counted per address (there is no user yet): a guard against hammering WeChat's
 # code2session through us, generous because owners behind one carrier NAT share an address
@@ -43,7 +49,9 @@ async def _plant_of_plant(ident: int) -> int | None:
 
 
 async def _plant_of_form(ident: int) -> int | None:
-    rows = await ConfirmationForm.filter(id=ident).values_list("cycle__plant_id", flat=True)
+    # a draft is staff's until it is sent: to the owner it does not exist yet
+    rows = await ConfirmationForm.filter(id=ident).exclude(state=FormState.DRAFT).values_list(
+        "cycle__plant_id", flat=True)
     return rows[0] if rows else None
 
 
@@ -72,10 +80,14 @@ async def _count_address(request: web.Request) -> tuple[int, int]:
     now = time.time()
     window = int(now // RATE_WINDOW_S)
     key = ns.key("ratelimit", "address", request.remote, window)
-    async with client.pipeline(transaction=False) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, RATE_WINDOW_S + 1)
-        results = await pipe.execute()
+    try:
+        with request.config_dict[redis_guard_key].using():
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, RATE_WINDOW_S + 1)
+                results = await pipe.execute()
+    except RedisUnavailable:  # counted in this process until Redis answers (see gate)
+        return request.app[local_windows_key].count("address", request.remote, now)
     return int(results[0]), max(1, int((window + 1) * RATE_WINDOW_S - now + 0.999))
 
 
@@ -83,7 +95,12 @@ def _too_many(request: web.Request, left: int) -> web.Response:
     return error_response(request, 429, "rate_limited", {"seconds": left}, {"Retry-After": str(left)})
 
 
-async def _authenticate(request: web.Request) -> Principal | web.Response:
+async def _authenticate(request: web.Request, route: Route) -> Principal | None | web.Response:
+    """The request's principal, or the answer that refuses it.
+
+    None only for a route that ends the session (logout), repeated with a token whose session
+    has ended already: it may finish what an earlier attempt started.
+    """
     settings = request.config_dict[settings_key]
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -92,29 +109,36 @@ async def _authenticate(request: web.Request) -> Principal | web.Response:
         claims = verify_token(token.strip(), settings.secret_key, now=time.time())
     except InvalidToken as exc:
         return _unauthorized(request, exc.code)
-    ns = request.config_dict[redis_ns_key]
-    admission = await gate.admit(request.config_dict[redis_key], ns, claims.identity_id,
-                                 session_key_name(ns, claims.session_id))
-    if not admission.session_alive:
+    admission = await gate.admit(request.config_dict[redis_key], request.config_dict[redis_guard_key],
+                                 request.config_dict[redis_ns_key], claims, request.app[local_windows_key])
+    if not admission.session_alive and not route.ends_session:
         return _unauthorized(request, "session_closed")
     if admission.count > settings.api_rate_limit:
         return _too_many(request, admission.retry_after)
+    request[token_claims_key] = claims
+    if not admission.session_alive:
+        return None
     principal = admission.principal
     if principal is None:
         return _unauthorized(request, "invalid_token")
-    request[session_id_key] = claims.session_id
     return principal
+
+
+def _redis_unavailable(request: web.Request, exc: RedisUnavailable) -> web.Response:
+    left = max(1, math.ceil(exc.retry_after_s))
+    return error_response(request, 503, "redis_unavailable", {"seconds": left}, {"Retry-After": str(left)})
 
 
 def _wrap(route: Route):
     async def handler(request: web.Request) -> web.StreamResponse:
         principal = None
         if route.auth == "session":
-            outcome = await _authenticate(request)
+            outcome = await _authenticate(request, route)
             if isinstance(outcome, web.Response):
                 return outcome
             principal = outcome
-            request[principal_key] = principal
+            if principal is not None:
+                request[principal_key] = principal
         else:
             count, left = await _count_address(request)
             if count > LOGIN_LIMIT_PER_ADDRESS:
@@ -136,7 +160,10 @@ def _wrap(route: Route):
             call.query = parse_query(route.query, request)
         if route.body is not None:
             call.body = parse_json_body(route.body, await request.read())
-        result = await route.handler(request, call)
+        try:
+            result = await route.handler(request, call)
+        except RedisUnavailable as exc:  # a route that cannot do without Redis (the live stream, logout)
+            return _redis_unavailable(request, exc)
         if isinstance(result, web.StreamResponse):
             return result
         if result is None:
@@ -150,6 +177,7 @@ def _wrap(route: Route):
 
 def create_app() -> web.Application:
     app = web.Application()
+    app[local_windows_key] = gate.LocalWindows()
     for route in api.routes:
         app.router.add_route(route.method, route.aiohttp_path, _wrap(route), name=route.handler.__name__)
     app.router.add_get("/openapi.json", openapi.serve)

@@ -13,12 +13,13 @@ from server.keys import settings_key
 from server.settings import Settings
 from settlement.access import Principal
 from settlement.generation import Factors
+from settlement.sessions import TokenClaims
 from settlement.storage import LocalDiskStore, PhotoStore
 
 api = Registry()
 
 principal_key = web.RequestKey("principal_key", Principal)
-session_id_key = web.RequestKey("session_id_key", str)
+token_claims_key = web.RequestKey("token_claims_key", TokenClaims)
 # tests may put another store here; by default photos go to <var>/uploads on local disk
 photo_store_key = web.AppKey("photo_store_key", PhotoStore)
 
@@ -34,6 +35,10 @@ def photo_store(request: web.Request) -> PhotoStore:
     if store is None:
         store = LocalDiskStore(Path(settings(request).var_dir) / "uploads")
     return store
+
+
+def photo_quota_bytes(request: web.Request) -> int:
+    return settings(request).photo_quota_mb * 1024 * 1024
 
 
 def factors(request: web.Request) -> Factors:

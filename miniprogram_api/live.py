@@ -27,9 +27,10 @@ from redis.exceptions import RedisError
 
 from miniprogram_api.common import api
 from miniprogram_api.registry import Call
-from server.keys import redis_key, redis_ns_key
+from server.keys import redis_guard_key, redis_key, redis_ns_key
 from settlement import live
 from settlement.access import Right
+from settlement.redis_client import RedisUnavailable
 
 log = logging.getLogger("pvsettle.live")
 
@@ -86,17 +87,19 @@ async def plant_live(request: web.Request, call: Call):
     channel = live.channel(ns, call.plant_id)
     pubsub = client.pubsub()
     try:
-        await pubsub.subscribe(channel)
-    except RedisError:
+        with request.config_dict[redis_guard_key].using():  # at once while this process knows Redis is down
+            await pubsub.subscribe(channel)
+            state = await live.latest_state(client, ns, call.plant_id)  # before the 200: Redis answers
+    except (RedisError, RedisUnavailable):
         await pubsub.aclose()
         log.warning("live stream of plant %s: Redis refused the subscription", call.plant_id, exc_info=True)
-        raise web.HTTPServiceUnavailable(text="the live stream is unavailable: try again shortly") from None
+        raise RedisUnavailable("the live stream needs Redis", request.config_dict[redis_guard_key].retry_after_s) \
+            from None
     task = asyncio.current_task()
     streams.open.add(task)
     try:
         await response.prepare(request)
         await response.write(b"retry: 3000\n\n")
-        state = await live.latest_state(client, ns, call.plant_id)
         if state is not None:
             await response.write(_event(json.dumps(state, ensure_ascii=False)))
         last_write = time.monotonic()

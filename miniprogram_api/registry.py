@@ -48,6 +48,7 @@ class Route:
     summary: str
     tag: str
     auth: Literal["public", "session"] = "session"
+    ends_session: bool = False  # logout: a token whose session already ended may repeat it (to finish it)
     resource: str | None = None  # the kind the first path id names: plant, form, bill, fault
     needs: Right | None = None  # the right on that thing's plant this route needs
     query: type[BaseModel] | None = None

@@ -237,7 +237,9 @@ class HistoryOut(BaseModel):
 # --- forms --------------------------------------------------------------------------------------
 
 
-FormStateName = Literal["draft", "sent", "confirmed", "disputed", "adjusted", "auto_confirmed"]
+# No "draft": a draft form (findings that need a look) stays with staff until it is sent, so owners
+# never see one (404 by id, left out of lists) and cannot ask for them by state (400).
+FormStateName = Literal["sent", "confirmed", "disputed", "adjusted", "auto_confirmed"]
 
 
 class FormQuery(PageQuery):

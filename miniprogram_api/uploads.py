@@ -1,4 +1,5 @@
-"""Multipart bodies with photos: text fields validated by a model, each photo checked by content.
+"""Multipart bodies with photos: text fields validated by a model, each photo decoded and encoded
+anew (:func:`settlement.storage.check_photo`, in a worker thread).
 
 Read as a stream, part by part, so a body far above the root app's size limit is refused as soon
 as one photo passes 5 MB or a seventh photo starts, without reading the rest. A JSON body (no
@@ -14,11 +15,18 @@ from pydantic import BaseModel, ValidationError
 from miniprogram_api.registry import invalid, parse_json_body, refused
 from settlement import i18n
 from settlement import text as outside_text
-from settlement.storage import MAX_PHOTO_BYTES, MAX_PHOTOS, CheckedPhoto, PhotoRefused, TooManyPhotos, check_photo
+from settlement.storage import (MAX_PHOTO_BYTES, MAX_PHOTOS, CheckedPhoto, PhotoRefused, TooManyPhotos,
+                                 check_photo_off_loop)
 
 PHOTO_FIELDS = ("photos", "photo")
 MAX_FIELD_BYTES = 8 * 1024
 CHUNK = 64 * 1024
+
+
+def _label(number: int, filename: str | None) -> str:
+    """How an error names the photo: its place in the body, and the file's name when it has one."""
+    shown = (filename or "").strip()[:60]
+    return f"photo {number} ({shown})" if shown else f"photo {number}"
 
 
 async def _read_limited(part: BodyPartReader, limit: int, refuse: Exception) -> bytes:
@@ -49,10 +57,10 @@ async def read_multipart(request: web.Request, model: type[BaseModel]) -> tuple[
             if name in PHOTO_FIELDS:
                 if len(photos) == MAX_PHOTOS:
                     raise TooManyPhotos(f"at most {MAX_PHOTOS} photos")
-                label = f"photo {len(photos) + 1}"
+                label = _label(len(photos) + 1, part.filename)
                 data = await _read_limited(part, MAX_PHOTO_BYTES,
                                            PhotoRefused(f"{label} is larger than {MAX_PHOTO_BYTES // 2**20} MB"))
-                photos.append(check_photo(data, name=label))
+                photos.append(await check_photo_off_loop(data, name=label))
             elif name in model.model_fields:
                 if name in fields:
                     raise invalid(f"{name} is given twice", "given_twice", name=i18n.field_label(name))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from tortoise.transactions import in_transaction
 
-from miniprogram_api.common import api, photo_store, settings
+from miniprogram_api.common import api, photo_quota_bytes, photo_store, settings
 from miniprogram_api.pagination import page
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import (
@@ -19,7 +19,7 @@ from miniprogram_api.schemas import (
     Page,
 )
 from miniprogram_api.uploads import read_multipart
-from settlement import ebill, forms
+from settlement import ebill, forms, storage
 from settlement.access import Right, visible_plants
 from settlement.models import Attachment, ConfirmationForm, FormState, WechatIdentity
 from settlement.storage import MAX_PHOTOS
@@ -52,10 +52,11 @@ async def _detail(request: web.Request, form_id: int, right: Right) -> FormDetai
 
 @api.get("/forms", query=FormQuery, response=Page[FormSummary], tag="forms")
 async def list_forms(request: web.Request, call: Call):
-    """Confirmation forms of the user's plants, newest first, optionally of one state."""
+    """Confirmation forms of the user's plants, newest first, optionally of one state; drafts stay with staff."""
     q: FormQuery = call.query
     rights = await visible_plants(call.principal)
-    queryset = ConfirmationForm.filter(cycle__plant_id__in=list(rights)).prefetch_related("cycle__plant")
+    queryset = (ConfirmationForm.filter(cycle__plant_id__in=list(rights)).exclude(state=FormState.DRAFT)
+                .prefetch_related("cycle__plant"))
     if q.state is not None:
         queryset = queryset.filter(state=FormState(q.state))
     rows, cursor = await page(queryset, q.limit, q.cursor, settings(request).secret_key)
@@ -83,10 +84,12 @@ async def confirm(request: web.Request, call: Call):
 @api.post("/forms/{form_id}/dispute", resource="form", needs=Right.OWNER, multipart=DisputeFields,
           response=FormDetail, tag="forms", errors=(409,),
           description=f"multipart/form-data with ``reason`` and up to {MAX_PHOTOS} ``photos`` (JPEG or PNG, "
-                      "5 MB each), or a JSON body ``{\"reason\": …}``.")
+                      "5 MB each, stored re-encoded without metadata), or a JSON body ``{\"reason\": …}``. "
+                      "409 ``photo_quota_exceeded`` when the owner's photos would pass their quota.")
 async def dispute(request: web.Request, call: Call):
     """The owner disputes the form, saying why, with up to 6 photos."""
     fields, photos = await read_multipart(request, DisputeFields)
+    await storage.check_quota(call.plant_id, photos, photo_quota_bytes(request))
     store = photo_store(request)
     keys = [await store.put(photo) for photo in photos]
     try:

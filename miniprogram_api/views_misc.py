@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from miniprogram_api.common import api, photo_store, settings
+from miniprogram_api.common import api, photo_quota_bytes, photo_store, settings
 from miniprogram_api.pagination import page
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import (
@@ -19,7 +19,7 @@ from miniprogram_api.schemas import (
     SubscriptionsOut,
 )
 from miniprogram_api.uploads import read_multipart
-from settlement import faults, subscriptions
+from settlement import faults, storage, subscriptions
 from settlement.access import Right, visible_plants
 from settlement.errors import NotFound
 from settlement.models import Attachment, FaultReport, FaultState, SubscribeAcceptance
@@ -60,12 +60,14 @@ async def _fault_out(report: FaultReport) -> FaultOut:
 
 
 @api.post("/plants/{plant_id}/faults", resource="plant", needs=Right.OWNER, multipart=FaultFields,
-          response=FaultOut, status=201, tag="faults",
+          response=FaultOut, status=201, tag="faults", errors=(409,),
           description=f"multipart/form-data with ``text`` and up to {MAX_PHOTOS} ``photos`` (JPEG or PNG, "
-                      "5 MB each), or a JSON body ``{\"text\": …}``.")
+                      "5 MB each, stored re-encoded without metadata), or a JSON body ``{\"text\": …}``. "
+                      "409 ``photo_quota_exceeded`` when the owner's photos would pass their quota.")
 async def report_fault(request: web.Request, call: Call):
     """Report a fault of the plant (报修), with up to 6 photos (owner only)."""
     fields, photos = await read_multipart(request, FaultFields)
+    await storage.check_quota(call.plant_id, photos, photo_quota_bytes(request))
     report = await faults.report_fault(call.principal, call.plant_id, fields.text, photos, photo_store(request))
     return await _fault_out(report)
 
@@ -97,5 +99,10 @@ async def attachment(request: web.Request, call: Call):
         data = await photo_store(request).get(row.storage_key)
     except FileNotFoundError:
         raise NotFound("this photo is no longer stored", code="photo_gone") from None
-    return web.Response(body=data, content_type=row.content_type,
-                        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
+    extension = "png" if row.content_type == "image/png" else "jpg"
+    return web.Response(body=data, content_type=row.content_type, headers={
+        "Cache-Control": "private, max-age=3600",
+        "X-Content-Type-Options": "nosniff",  # never sniffed as anything but the image it says
+        "Content-Disposition": f'inline; filename="photo-{row.id}.{extension}"',
+        "Content-Security-Policy": "default-src 'none'",  # opened as a page, it may run and load nothing
+    })

@@ -27,10 +27,11 @@ from miniprogram_api.schemas import (
     ShareIn,
     ShareOut,
 )
-from server.keys import redis_key, redis_ns_key
+from server.keys import redis_guard_key, redis_key, redis_ns_key
 from settlement import generation, grants, live
 from settlement.access import Right, visible_plants
 from settlement.models import Contract, Owner, Plant, PlantAccess, PlantRight
+from settlement.redis_client import RedisUnavailable
 
 
 def _wh_kwh(wh: int | None) -> Decimal | None:
@@ -41,8 +42,13 @@ async def _summaries(request: web.Request, plants: list[Plant], rights: dict[int
     client, ns = request.config_dict[redis_key], request.config_dict[redis_ns_key]
     at = now()
     states = {}
+    raw: list[bytes | None] = []
     if plants:
-        raw = await client.mget([live.channel(ns, p.id) for p in plants])
+        try:
+            with request.config_dict[redis_guard_key].using():
+                raw = await client.mget([live.channel(ns, p.id) for p in plants])
+        except RedisUnavailable:  # no live state: today's energy from the database, status unknown
+            raw = []
         for plant, body in zip(plants, raw):
             try:
                 states[plant.id] = json.loads(body) if body else None
@@ -142,7 +148,8 @@ async def create_share(request: web.Request, call: Call):
 async def redeem_share(request: web.Request, call: Call):
     """Take the right a share code gives (any logged-in user; the code then stops working)."""
     grant = await grants.redeem_share(call.principal, call.body.code)
-    await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_ns_key], grant.identity_id)
+    await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_guard_key],
+                          request.config_dict[redis_ns_key], grant.identity_id)
     await grant.fetch_related("identity")
     return _grant_out(grant)
 
@@ -162,7 +169,8 @@ async def list_grants(request: web.Request, call: Call):
 async def revoke_grant(request: web.Request, call: Call):
     """Take a right back (owner only); the grantee no longer sees the plant."""
     grant = await grants.revoke_grant(call.principal, call.plant_id, call.ids["grant_id"])
-    await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_ns_key], grant.identity_id)
+    await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_guard_key],
+                          request.config_dict[redis_ns_key], grant.identity_id)
     await grant.fetch_related("identity")
     return _grant_out(grant)
 

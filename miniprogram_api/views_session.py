@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from miniprogram_api import gate
-from miniprogram_api.common import api, session_id_key, settings
+from miniprogram_api.common import api, settings, token_claims_key
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import AccountOut, BindingIn, BindingOut, MeOut, OwnerOut, SessionIn, SessionOut
-from server.keys import redis_key, redis_ns_key, wechat_api_key
+from server.keys import redis_guard_key, redis_key, redis_ns_key, wechat_api_key
 from settlement import bills, bindings, sessions
 from settlement.errors import NotFound
 from settlement.models import Owner
@@ -53,19 +55,25 @@ async def open_session(request: web.Request, call: Call):
         return _wechat_answer(WechatError(-1, "no WeChat client configured"))
     try:
         opened = await sessions.open_session(api_client, request.config_dict[redis_key],
-                                             request.config_dict[redis_ns_key], call.body.code, app_id=s.mp_appid,
-                                             secret_key=s.secret_key, ttl_s=s.session_ttl)
+                                             request.config_dict[redis_guard_key], request.config_dict[redis_ns_key],
+                                             call.body.code, app_id=s.mp_appid, secret_key=s.secret_key,
+                                             ttl_s=s.session_ttl)
     except WechatError as exc:
         return _wechat_answer(exc)
     return SessionOut(token=opened.token, expires_at=opened.expires_at,
                       me=await _me(opened.identity.id, opened.identity.owner_id))
 
 
-@api.delete("/session", tag="session")
+@api.delete("/session", tag="session", ends_session=True, errors=(503,))
 async def close_session(request: web.Request, call: Call):
-    """Log out: the token stops working at once."""
-    await sessions.close_session(request.config_dict[redis_key], request.config_dict[redis_ns_key],
-                                 request[session_id_key])
+    """Log out: the token stops working at once, in every process.
+
+    While Redis does not answer this is 503 with Retry-After: the session is closed in the
+    database already, and the same DELETE repeated once Redis answers finishes the logout (a
+    token whose session already ended may repeat it).
+    """
+    await sessions.close_session(request.config_dict[redis_key], request.config_dict[redis_guard_key],
+                                 request.config_dict[redis_ns_key], request[token_claims_key], now=time.time())
 
 
 @api.get("/me", response=MeOut, tag="session")
@@ -91,8 +99,8 @@ async def bind(request: web.Request, call: Call):
             return _wechat_answer(exc)
         owner = await bindings.bind_with_phone(call.principal.identity_id, phone)
         how = "phone"
-    await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_ns_key],
-                          call.principal.identity_id)
+    await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_guard_key],
+                          request.config_dict[redis_ns_key], call.principal.identity_id)
     return BindingOut(owner=OwnerOut(id=owner.id, name=owner.name), by=how)
 
 
@@ -100,8 +108,8 @@ async def bind(request: web.Request, call: Call):
 async def unbind(request: web.Request, call: Call):
     """Leave the owner account; rights others granted to this user stay."""
     await bindings.unbind(call.principal.identity_id)
-    await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_ns_key],
-                          call.principal.identity_id)
+    await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_guard_key],
+                          request.config_dict[redis_ns_key], call.principal.identity_id)
 
 
 @api.get("/account", response=AccountOut, tag="bills", errors=(404,))

@@ -31,10 +31,15 @@ async def _check(probe: Callable[[], Awaitable[object]]) -> str:
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
+    """``ok``; ``degraded`` (still 200) when only Redis is down, since the API serves without it
+    (rate limits per process, no live stream); ``unavailable`` (503) when the database is down."""
     db_state, redis_state = await asyncio.gather(_check(db.ping), _check(request.app[redis_key].ping))
-    healthy = db_state == "ok" and redis_state == "ok"
-    body = {"status": "ok" if healthy else "unavailable", "db": db_state, "redis": redis_state}
-    return web.json_response(body, status=200 if healthy else 503)
+    if db_state != "ok":
+        status = "unavailable"
+    else:
+        status = "ok" if redis_state == "ok" else "degraded"
+    body = {"status": status, "db": db_state, "redis": redis_state}
+    return web.json_response(body, status=503 if status == "unavailable" else 200)
 
 
 @routes.get("/metrics")

@@ -10,11 +10,12 @@ from prometheus_client import CollectorRegistry
 from server.settings import Settings
 from settlement.ports.pay import WechatPay
 from settlement.ports.wechat import WechatApi
-from settlement.redis_client import Namespace
+from settlement.redis_client import Namespace, RedisGuard
 
 settings_key = web.AppKey("settings_key", Settings)
 redis_key = web.AppKey("redis_key", redis_asyncio.Redis)
 redis_ns_key = web.AppKey("redis_ns_key", Namespace)
+redis_guard_key = web.AppKey("redis_guard_key", RedisGuard)  # this process's view of whether Redis answers
 http_client_key = web.AppKey("http_client_key", aiohttp.ClientSession)
 metrics_registry_key = web.AppKey("metrics_registry_key", CollectorRegistry)
 wechat_api_key = web.AppKey("wechat_api_key", WechatApi)

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from server.keys import http_client_key, redis_key, redis_ns_key, settings_key
+from server.keys import http_client_key, redis_guard_key, redis_key, redis_ns_key, settings_key
 from settlement import db
-from settlement.redis_client import Namespace, open_redis
+from settlement.redis_client import Namespace, RedisGuard, open_redis
 
 log = logging.getLogger("pvsettle.server")
 
@@ -30,9 +30,11 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
-    client = open_redis(settings.redis_url)
+    client = open_redis(settings.redis_url, connect_timeout_s=settings.redis_connect_timeout_ms / 1000,
+                        timeout_s=settings.redis_timeout_ms / 1000)
     app[redis_key] = client
     app[redis_ns_key] = Namespace(settings.redis_prefix)
+    app[redis_guard_key] = RedisGuard(retry_s=settings.redis_retry_ms / 1000)
     # Not pinged here: a server whose Redis is down still starts and says so on /healthz.
     yield
     await client.aclose()

@@ -13,7 +13,8 @@ gets it, and only it, does what is due:
   over are decided and supply commands sent (settlement.prepaid);
 * late fees are accrued (once a day per bill: the accrual key is the day);
 * outages are opened and closed, and their staff alarms written to the outbox (settlement.outages);
-* plants that trip repeatedly are flagged, one staff alarm per episode (settlement.trips).
+* plants that trip repeatedly are flagged, one staff alarm per episode (settlement.trips);
+* the records of mini-program sessions past their expiry are deleted (settlement.sessions).
 
 If the holder dies, the lock expires and another process takes over on a later tick. Every tick
 that did the work leaves an audit event naming the process, so an operator can see who ran what.
@@ -35,7 +36,7 @@ from aiohttp import web
 from server import pay
 from server.keys import redis_key, redis_ns_key, settings_key
 from settlement import audit, bills, cycles, dunning, forms
-from settlement import outages, prepaid, trips
+from settlement import outages, prepaid, sessions, trips
 
 log = logging.getLogger("pvsettle.scheduler")
 UTC = dt.timezone.utc
@@ -65,6 +66,7 @@ async def tick(now: dt.datetime | None = None, trip_rule: trips.TripRule = trips
     done["outage_alarms"] = await outages.send_outage_alarms(now)  # into the outbox, marked in its transaction
     done.update(await trips.check_repeated_trips(now, trip_rule))  # plants that trip again and again
     done["trip_alarms"] = await trips.send_trip_alarms(now)  # one per episode, not per trip
+    done["sessions_purged"] = await sessions.purge_expired(now)  # their tokens are refused by their expiry anyway
     return done
 
 

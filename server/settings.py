@@ -57,6 +57,9 @@ class Settings:
     database_url: str = _plain("sqlite://var/pvsettle.sqlite3", "tortoise URL: sqlite://PATH or postgres://USER@HOST:PORT/DB")
     redis_url: str = _plain("", "redis://HOST:PORT/DB; empty = in-process emulation (one process only)")
     redis_prefix: str = _plain("pvsettle:", "prefix of every Redis key, so several deployments or test runs share one Redis")
+    redis_connect_timeout_ms: int = _plain(500, "time to open a Redis connection before Redis counts as down [ms]")
+    redis_timeout_ms: int = _plain(500, "time for Redis to answer a command before it counts as down [ms]")
+    redis_retry_ms: int = _plain(2000, "after Redis failed, a process serves without it this long before asking again [ms]")
     host: str = _plain("127.0.0.1", "address to listen on")
     port: int = _plain(8080, "port to listen on")
     log_level: str = _plain("INFO", "logging level")
@@ -94,6 +97,7 @@ class Settings:
     pay_refusal_rate: int = _plain(20, "refused /pay/notify deliveries (signature not holding) kept per source per minute; more are answered 429 and not kept")
     pay_refusals_kept: int = _plain(10000, "refused /pay/notify deliveries kept at most (headers, body size, SHA-256 and first 2 KiB); the oldest are deleted first")
     trusted_proxies: str = _plain("", "comma-separated addresses or networks of the reverse proxies in front of this server (e.g. 127.0.0.1,10.0.0.0/8), whose X-Forwarded-For names the client; empty = the peer is the client")
+    photo_quota_mb: int = _plain(200, "room for each owner's photos (disputes and fault reports, as stored) [MB]; more is 409")
     notify_templates: str = _plain(DEMO_NOTIFY_TEMPLATES, "JSON object: notification template name → WeChat template id (templates/notify/*.txt); the default holds demo ids for the fake WeChat")
     notify_rate: int = _plain(20, "notifications sent per second per template at most (all processes together)")
     dispatcher_interval: str = _plain("1", "seconds between outbox dispatcher polls when idle; 0 = no dispatcher in this process")
@@ -138,6 +142,9 @@ class Settings:
             problems.append(f"{n('database_url')} must be sqlite://… or postgres://…, not {scheme or 'empty'}://")
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             problems.append(f"{n('redis_url')} must be redis://… (or empty for the in-process emulation)")
+        for name in ("redis_connect_timeout_ms", "redis_timeout_ms", "redis_retry_ms"):
+            if getattr(self, name) < 1:
+                problems.append(f"{n(name)} must be ≥ 1 ms")
         if self.scheduler_interval < 0:
             problems.append(f"{n('scheduler_interval')} must be ≥ 0")
         if self.mqtt_url and (urlsplit(self.mqtt_url).scheme not in ("mqtt", "mqtts") or not urlsplit(self.mqtt_url).hostname):
@@ -162,6 +169,8 @@ class Settings:
             problems.append(f"{n('dispatcher_interval')}={self.dispatcher_interval!r} must be a number of seconds ≥ 0")
         if self.repeated_trips < 2 or self.repeated_trips_days < 1:
             problems.append(f"{n('repeated_trips')} must be ≥ 2 trips and {n('repeated_trips_days')} ≥ 1 day")
+        if self.photo_quota_mb < 1:
+            problems.append(f"{n('photo_quota_mb')} must be ≥ 1")
         if self.session_ttl < 60 or self.api_rate_limit < 1:
             problems.append(f"{n('session_ttl')} must be ≥ 60 s and {n('api_rate_limit')} ≥ 1")
         if self.pay_refusal_rate < 1 or self.pay_refusals_kept < 1:

@@ -3,29 +3,121 @@ client interface for the embedded default, so there is one code path.
 
 Every key goes through a :class:`Namespace`, so several deployments or test runs share one Redis
 without touching each other's keys.
+
+Redis is a cache and a meeting point here, never the only record of anything an owner depends
+on: the mini-program API serves without it (``miniprogram_api.gate``). For that a Redis that does
+not answer must fail fast — short connect and read timeouts — and a process that saw it fail stops
+asking for a while (:class:`RedisGuard`), so an outage costs one timeout now and then, not one per
+request.
+
+Exceptions::
+
+    RedisUnavailable          Redis did not answer, or this process is not asking it for now
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import redis.asyncio as redis_asyncio
+import redis.exceptions
 
-# Bounded so that an unreachable Redis answers an error quickly instead of hanging a request.
-CONNECT_TIMEOUT_S = 1.0
-COMMAND_TIMEOUT_S = 2.0
+log = logging.getLogger("pvsettle.redis")
+
+# Defaults of PVSETTLE_REDIS_CONNECT_TIMEOUT_MS / _TIMEOUT_MS / _RETRY_MS. A healthy Redis answers
+# in well under a millisecond; half a second leaves room for a busy host and still lets a request
+# that met a hung Redis answer from the database within a second.
+CONNECT_TIMEOUT_S = 0.5
+COMMAND_TIMEOUT_S = 0.5
+RETRY_S = 2.0
+
+# What an unreachable or hung Redis raises (builtin TimeoutError covers asyncio's). A ResponseError
+# (a bug of ours, a wrong key type) is not an outage and is left to surface.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
-def open_redis(url: str) -> redis_asyncio.Redis:
-    """A client for ``url``; empty means the in-process emulation (one process only)."""
+class RedisUnavailable(Exception):
+    """Redis did not answer (or failed so recently that this process does not ask it yet)."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def open_redis(url: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S,
+               timeout_s: float = COMMAND_TIMEOUT_S) -> redis_asyncio.Redis:
+    """A client for ``url``; empty means the in-process emulation (one process only).
+
+    ``connect_timeout_s`` bounds opening a connection and ``timeout_s`` each command's answer [s].
+    """
     if not url:
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(decode_responses=False)
     return redis_asyncio.Redis.from_url(
         url,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        socket_timeout=COMMAND_TIMEOUT_S,
+        socket_connect_timeout=connect_timeout_s,
+        socket_timeout=timeout_s,
         health_check_interval=30,
     )
+
+
+class RedisGuard:
+    """This process's view of whether its Redis answers.
+
+    After an outage error it reports Redis unavailable for ``retry_s`` [s]; the next use after
+    that asks Redis again. Per process by design: it is what this process saw, which no other
+    process needs.
+    """
+
+    def __init__(self, retry_s: float = RETRY_S, clock: Callable[[], float] = time.monotonic):
+        self.retry_s = retry_s
+        self._clock = clock
+        self._down_until: float | None = None  # [monotonic s] None: Redis answered last time
+
+    @property
+    def available(self) -> bool:
+        return self._down_until is None or self._clock() >= self._down_until
+
+    @property
+    def retry_after_s(self) -> float:
+        """[s] until this process asks Redis again (the retry period while it answers)."""
+        if self._down_until is None:
+            return self.retry_s
+        return max(0.0, self._down_until - self._clock())
+
+    def failed(self, exc: BaseException) -> None:
+        if self._down_until is None:
+            log.warning("Redis did not answer (%s: %s): serving without it, asking again every %.1f s",
+                        type(exc).__name__, exc, self.retry_s)
+        self._down_until = self._clock() + self.retry_s
+
+    def answered(self) -> None:
+        if self._down_until is not None:
+            log.warning("Redis answers again")
+        self._down_until = None
+
+    @contextmanager
+    def using(self) -> Iterator[None]:
+        """Wrap Redis calls: RedisUnavailable at once while Redis is down, or when the calls meet an outage.
+
+        ::
+
+            with guard.using():
+                await client.set(key, value)
+        """
+        if not self.available:
+            raise RedisUnavailable("Redis is not answering", self.retry_after_s)
+        try:
+            yield
+        except OUTAGE_ERRORS as exc:
+            self.failed(exc)
+            raise RedisUnavailable(f"Redis did not answer: {type(exc).__name__}", self.retry_after_s) from exc
+        self.answered()
 
 
 class Namespace:

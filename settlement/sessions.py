@@ -3,10 +3,27 @@
 The token is ``v1.<identity id>.<session id>.<expiry>.<signature>`` with
 ``signature = base64url(HMAC-SHA256(secret key, "mp-session:v1:<identity id>:<session id>:<expiry>"))``.
 The ``mp-session`` prefix keeps these signatures apart from the e-bill links' (same key). The
-token carries no secret: WeChat's ``session_key`` stays in Redis under the session id
-(``<prefix>mp-session:<session id>``, expiring with the token) and never leaves the server.
-A token is accepted while its signature holds, its expiry is ahead and its Redis entry exists,
-so deleting the entry ends the session before its expiry (logout).
+token carries no secret.
+
+A token is accepted while its signature holds, its expiry is ahead and its session is open.
+Whether a session is open has two records:
+
+* the database's ``mp_session`` row (:class:`~settlement.models.MiniProgramSession`), written at
+  login and closed at logout — the durable record, asked when Redis has forgotten a session
+  or does not answer;
+* Redis's ``<prefix>mp-session:<session id>``, expiring with the token: a JSON object while the
+  session is open (with WeChat's ``session_key``, which never leaves Redis or the server), the
+  word ``closed`` once it is closed. Requests read only this while it is there; a session Redis
+  has forgotten (restarted, evicted) is looked up in the database and remembered again with
+  ``SET NX``, so a logout's ``closed`` written meanwhile is never overwritten.
+
+A logout writes the database first and Redis second and is done only when both are written, so a
+logged-out token is refused whichever record a process reads: by Redis while it answers, by the
+database while it does not. While Redis does not answer, logins still work (the session_key is
+then not kept, with a warning: nothing here uses it after login) and a logout answers
+:class:`~settlement.redis_client.RedisUnavailable` after closing the database's record, to be
+repeated once Redis answers (until then a process that reads Redis may still accept the
+token: the client was told the logout did not happen).
 
 Exceptions::
 
@@ -21,6 +38,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -28,13 +46,17 @@ import redis.asyncio as redis_asyncio
 from tortoise.exceptions import IntegrityError
 
 from settlement.errors import DomainError
+from settlement.models import MiniProgramSession as SessionRecord
 from settlement.models import WechatIdentity
 from settlement.ports.wechat import MiniProgramSession, WechatApi
-from settlement.redis_client import Namespace
+from settlement.redis_client import Namespace, RedisGuard, RedisUnavailable
+
+log = logging.getLogger("pvsettle.sessions")
 
 UTC = dt.timezone.utc
 VERSION = "v1"
 MAX_TOKEN_LENGTH = 200
+CLOSED = b"closed"  # the Redis value of a session that was logged out
 
 
 class InvalidToken(DomainError):
@@ -110,23 +132,61 @@ class OpenedSession:
     identity: WechatIdentity
 
 
-async def open_session(api: WechatApi, client: redis_asyncio.Redis, ns: Namespace, code: str, *, app_id: str,
-                       secret_key: str, ttl_s: int, now: dt.datetime | None = None) -> OpenedSession:
+async def open_session(api: WechatApi, client: redis_asyncio.Redis, guard: RedisGuard, ns: Namespace, code: str,
+                       *, app_id: str, secret_key: str, ttl_s: int, now: dt.datetime | None = None) -> OpenedSession:
     """Log a mini-program user in with their wx.login code.
 
     Raises the WeChat port's errors (InvalidCode, RateLimited, RiskyUser, WechatUnavailable)
-    unchanged, for the API to answer each in its own way.
+    unchanged, for the API to answer each in its own way. Works without Redis (see the module).
     """
     wx = await api.code2session(code)
     identity = await identity_for(app_id, wx)
     now = now or dt.datetime.now(UTC)
     session_id = secrets.token_urlsafe(18)
     expires = int(now.timestamp()) + ttl_s
-    await client.set(session_key_name(ns, session_id),
-                     json.dumps({"identity_id": identity.id, "session_key": wx.session_key}), ex=ttl_s)
+    expires_at = dt.datetime.fromtimestamp(expires, UTC)
+    await SessionRecord.create(session_id=session_id, identity_id=identity.id, expires_at=expires_at)
+    try:
+        with guard.using():
+            await client.set(session_key_name(ns, session_id),
+                             json.dumps({"identity_id": identity.id, "session_key": wx.session_key}), ex=ttl_s)
+    except RedisUnavailable as exc:
+        log.warning("login of identity %s without Redis (%s): WeChat's session_key is not kept", identity.id, exc)
     token = sign_token(TokenClaims(identity.id, session_id, expires), secret_key)
-    return OpenedSession(token=token, expires_at=dt.datetime.fromtimestamp(expires, UTC), identity=identity)
+    return OpenedSession(token=token, expires_at=expires_at, identity=identity)
 
 
-async def close_session(client: redis_asyncio.Redis, ns: Namespace, session_id: str) -> None:
-    await client.delete(session_key_name(ns, session_id))
+async def open_in_database(claims: TokenClaims, now: float) -> bool:
+    """Whether the database holds this session open (logged in, not logged out, not expired)."""
+    return await SessionRecord.filter(
+        session_id=claims.session_id, identity_id=claims.identity_id, closed_at__isnull=True,
+        expires_at__gt=dt.datetime.fromtimestamp(now, UTC)).exists()
+
+
+async def remember(client: redis_asyncio.Redis, ns: Namespace, claims: TokenClaims, is_open: bool, now: float) -> None:
+    """Put the database's answer about a session Redis had forgotten back into Redis.
+
+    ``NX``: a ``closed`` written by a logout since the database was read stays.
+    """
+    value = json.dumps({"identity_id": claims.identity_id}).encode() if is_open else CLOSED
+    await client.set(session_key_name(ns, claims.session_id), value, nx=True,
+                     ex=max(1, int(claims.expires_at - now)))
+
+
+async def purge_expired(now: dt.datetime) -> int:
+    """Delete the records of sessions past their expiry (their tokens say so themselves); how many."""
+    return await SessionRecord.filter(expires_at__lte=now).delete()
+
+
+async def close_session(client: redis_asyncio.Redis, guard: RedisGuard, ns: Namespace, claims: TokenClaims,
+                        *, now: float) -> None:
+    """Log out: the session is closed in the database, then in Redis (until the token's expiry).
+
+    Raises RedisUnavailable when Redis could not be written; the database's record is closed by
+    then, so processes serving without Redis refuse the token already, and calling this again
+    once Redis answers finishes the logout.
+    """
+    await SessionRecord.filter(session_id=claims.session_id, identity_id=claims.identity_id,
+                               closed_at__isnull=True).update(closed_at=dt.datetime.fromtimestamp(now, UTC))
+    with guard.using():
+        await client.set(session_key_name(ns, claims.session_id), CLOSED, ex=max(1, int(claims.expires_at - now)))

@@ -140,3 +140,23 @@ class Attachment(Model):
 
     class Meta:
         table = "attachment"
+
+
+class MiniProgramSession(Model):
+    """A mini-program login: the database's record of which session tokens are open.
+
+    Redis caches each session's state (and keeps WeChat's session_key, which never comes here);
+    this row is what a token is checked against when Redis has forgotten it (restarted) or cannot
+    be reached, and ``closed_at`` is what makes a logout final in either case.
+    """
+
+    id = fields.IntField(primary_key=True)
+    session_id = fields.CharField(max_length=32, unique=True)
+    identity: fields.ForeignKeyRelation[WechatIdentity] = fields.ForeignKeyField(
+        "settlement.WechatIdentity", related_name="sessions", on_delete=fields.CASCADE)
+    expires_at = fields.DatetimeField(db_index=True)
+    closed_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "mp_session"

@@ -112,8 +112,19 @@ async def owner_world(code: str, name: str, openid: str, app_id: str) -> tuple[O
                       attachment=attachment, grant=grant), identity
 
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+def _image(fmt: str, size: tuple[int, int] = (8, 6)) -> bytes:
+    """A real, small image (uploads are decoded in full, a header alone is refused)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 40)).save(out, format=fmt)
+    return out.getvalue()
+
+
+PNG = _image("PNG")
+JPEG = _image("JPEG")
 
 
 # --- fixtures (import them into a test module: from tests.integration.miniapp_support import *) ---

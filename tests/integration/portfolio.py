@@ -62,6 +62,7 @@ async def one_of_everything() -> dict[str, object]:
     fault = await m.FaultReport.create(plant=plant, reported_by=identity, text="逆变器报警")
     attachment = await m.Attachment.create(storage_key="ab/cdef.jpg", content_type="image/jpeg", size_bytes=10,
                                            sha256="3" * 64, uploaded_by=identity, fault=fault)
+    mp_session = await m.MiniProgramSession.create(session_id="s" * 24, identity=identity, expires_at=now)
     pay_order = await m.PayOrder.create(out_trade_no="261025B1N1", bill=bill, attempt=1, amount_fen=10000,
                                         payer=identity, payer_openid="o-owner", expires_at=now)
     pay_notification = await m.PayNotification.create(outcome=m.NotificationOutcome.ACCEPTED, status=204,
@@ -96,7 +97,7 @@ async def one_of_everything() -> dict[str, object]:
         "NearbyConsumptionTerms": nearby, "OwnerInvitation": invitation, "PlantShare": share,
         "SubscribeAcceptance": subscription, "FaultReport": fault, "Attachment": attachment,
         "PayOrder": pay_order, "PayNotification": pay_notification, "TradeBillReport": trade_bill,
-        "DunningPlan": dunning_plan,
+        "DunningPlan": dunning_plan, "MiniProgramSession": mp_session,
         "PrepaidAccount": prepaid, "PrepaidService": prepaid_service, "PrepaidUsage": prepaid_usage,
         "PrepaidEntry": prepaid_entry, "TopUpOrder": topup_order, "SupplyCommand": supply_command,
         "InvoiceRequest": invoice,

@@ -63,10 +63,11 @@ async def test_dispute_with_photos_stores_them_and_shows_them(api, owner, settin
     body = await resp.json()
     assert body["state"] == "disputed" and body["dispute_reason"] == "读数与现场不符"
     assert [a["content_type"] for a in body["attachments"]] == ["image/jpeg", "image/png"]
-    stored = sorted(p for p in (Path(settings.var_dir) / "uploads").rglob("*") if p.is_file())
-    assert [p.read_bytes() for p in stored] in ([JPEG, PNG], [PNG, JPEG])
+    stored = {p.suffix: p.read_bytes() for p in (Path(settings.var_dir) / "uploads").rglob("*") if p.is_file()}
+    assert sorted(stored) == [".jpg", ".png"]  # encoded anew, not the uploads' bytes (test_miniapp_photos.py)
     photo = await api.get(f"/api/v1/attachments/{body['attachments'][1]['id']}", headers=headers)
-    assert photo.status == 200 and await photo.read() == PNG and photo.headers["Content-Type"] == "image/png"
+    assert photo.status == 200 and await photo.read() == stored[".png"]
+    assert photo.headers["Content-Type"] == "image/png"
     # answered already: a second dispute or a confirmation conflicts
     again = await api.post(f"/api/v1/forms/{world.form.id}/dispute", json={"reason": "再次"}, headers=headers)
     assert again.status == 409
@@ -128,6 +129,29 @@ async def test_forms_and_bills_listed_by_state_and_paged(api, owner):
     for bad in ("limit=0", "limit=101", "limit=x", "cursor=AAAA", "cursor=MTIzLmZvcmdlZA", "state=bogus"):
         resp = await api.get(f"/api/v1/bills?{bad}", headers=headers)
         assert resp.status == 400, bad
+
+
+async def test_draft_forms_stay_with_staff(api, owner):
+    """README: a form whose findings need a look stays a draft for staff; the owner sees it once sent."""
+    world, headers = owner
+    cycle = await m.ReadingCycle.get(id=world.form.cycle_id)
+    draft = await m.ConfirmationForm.create(cycle=cycle, version=2, state=m.FormState.DRAFT, lines=[], periods={},
+                                            generation_kwh=0, self_use_kwh=0, export_kwh=0, grid_kwh=0,
+                                            flags=["TOU_MISMATCH"])
+    assert (await api.get(f"/api/v1/forms/{draft.id}", headers=headers)).status == 404
+    for action in ("confirm", "dispute"):
+        resp = await api.post(f"/api/v1/forms/{draft.id}/{action}", headers=headers, json={"reason": "x"})
+        assert resp.status == 404, action
+    listed = await (await api.get("/api/v1/forms", headers=headers)).json()
+    assert [f["id"] for f in listed["items"]] == [world.form.id]
+    resp = await api.get("/api/v1/forms?state=draft", headers=headers)
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_query"
+    spec = await (await api.get("/api/v1/openapi.json")).json()
+    states = spec["components"]["schemas"]["FormSummary"]["properties"]["state"]["enum"]
+    assert "draft" not in states and "sent" in states
+    assert (await m.ConfirmationForm.get(id=draft.id)).state == m.FormState.DRAFT  # nothing changed
+    await m.ConfirmationForm.filter(id=draft.id).update(state=m.FormState.SENT)  # staff send it
+    assert (await api.get(f"/api/v1/forms/{draft.id}", headers=headers)).status == 200
 
 
 async def test_bill_detail_lines_payments_and_ebill(api, owner):

@@ -79,6 +79,37 @@ async def test_forged_expired_and_closed_tokens_are_401(api, fake_wechat, settin
     assert resp.status == 401 and (await resp.json())["error"]["code"] == "session_closed"
 
 
+async def test_sessions_are_recorded_in_the_database_and_purged_after_expiry(api, fake_wechat, settings):
+    headers = await login(api, fake_wechat, "o-rec")
+    sid = headers["Authorization"].split()[1].split(".")[2]
+    record = await m.MiniProgramSession.get(session_id=sid)
+    assert record.closed_at is None and record.expires_at > dt.datetime.now(dt.timezone.utc)
+    # Redis forgets the session (a restart, say): the database still knows it, and Redis learns it again
+    from settlement.redis_client import Namespace, open_redis
+    from settlement.sessions import purge_expired, session_key_name
+
+    if settings.redis_url:  # a real Redis beside the app's client (the emulation is the app's own)
+        client, ns = open_redis(settings.redis_url), Namespace(settings.redis_prefix)
+        try:
+            await client.delete(session_key_name(ns, sid))
+            assert (await api.get("/api/v1/me", headers=headers)).status == 200
+            assert await client.get(session_key_name(ns, sid)) is not None
+        finally:
+            await client.aclose()
+    assert (await api.delete("/api/v1/session", headers=headers)).status == 204
+    assert (await m.MiniProgramSession.get(session_id=sid)).closed_at is not None
+    assert (await api.delete("/api/v1/session", headers=headers)).status == 204  # repeating a logout is fine
+    assert (await api.get("/api/v1/me", headers=headers)).status == 401
+    # past their expiry the records go: the tokens carry their expiry themselves
+    kept = await login(api, fake_wechat, "o-kept")
+    kept_sid = kept["Authorization"].split()[1].split(".")[2]
+    await m.MiniProgramSession.filter(session_id=kept_sid).update(expires_at=record.expires_at + dt.timedelta(hours=1))
+    assert await purge_expired(record.expires_at - dt.timedelta(seconds=1)) == 0
+    assert await purge_expired(record.expires_at) == 1
+    assert not await m.MiniProgramSession.exists(session_id=sid)
+    assert await m.MiniProgramSession.exists(session_id=kept_sid)
+
+
 async def test_bind_by_invitation_once_then_unbind(api, fake_wechat):
     owner = await m.Owner.create(name="常州某厂", phone="13900000001")
     staff = await m.Staff.create(name="运维", role=m.StaffRole.OPERATOR)

@@ -1,0 +1,59 @@
+"""RedisGuard: after an outage error a process stops asking Redis for a while, then asks again."""
+
+from __future__ import annotations
+
+import pytest
+import redis.exceptions
+
+from settlement.redis_client import RedisGuard, RedisUnavailable
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("outage", [redis.exceptions.TimeoutError("Timeout reading"),
+                                    redis.exceptions.ConnectionError("Connection refused"),
+                                    ConnectionResetError(104, "reset"), TimeoutError()])
+def test_an_outage_makes_redis_unavailable_for_the_retry_period(outage):
+    clock = Clock()
+    guard = RedisGuard(retry_s=2.0, clock=clock)
+    assert guard.available
+    with pytest.raises(RedisUnavailable) as refused, guard.using():
+        raise outage
+    assert refused.value.__cause__ is outage and refused.value.retry_after_s == 2.0
+    assert not guard.available
+    ran = []
+    with pytest.raises(RedisUnavailable), guard.using():
+        ran.append("asked Redis")  # not reached: the guard refuses before the body
+    assert ran == []
+    clock.now += 1.5
+    assert not guard.available and guard.retry_after_s == pytest.approx(0.5)
+    clock.now += 0.5
+    assert guard.available
+    with guard.using():  # asked again, and it answers
+        ran.append("asked Redis")
+    assert ran == ["asked Redis"] and guard.available
+
+
+def test_a_response_error_is_not_an_outage():
+    guard = RedisGuard(retry_s=2.0, clock=Clock())
+    with pytest.raises(redis.exceptions.ResponseError), guard.using():
+        raise redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+    assert guard.available
+
+
+def test_a_failure_while_retrying_starts_the_period_again():
+    clock = Clock()
+    guard = RedisGuard(retry_s=2.0, clock=clock)
+    with pytest.raises(RedisUnavailable), guard.using():
+        raise redis.exceptions.TimeoutError()
+    clock.now += 2.0
+    with pytest.raises(RedisUnavailable), guard.using():
+        raise redis.exceptions.TimeoutError()
+    clock.now += 1.9
+    assert not guard.available
