@@ -58,9 +58,11 @@ async def read_multipart(request: web.Request, model: type[BaseModel]) -> tuple[
                 if len(photos) == MAX_PHOTOS:
                     raise TooManyPhotos(f"at most {MAX_PHOTOS} photos")
                 label = _label(len(photos) + 1, part.filename)
+                shown = (part.filename or "").strip()[:60] or f"#{len(photos) + 1}"  # for people: the file's name
                 data = await _read_limited(part, MAX_PHOTO_BYTES,
-                                           PhotoRefused(f"{label} is larger than {MAX_PHOTO_BYTES // 2**20} MB"))
-                photos.append(await check_photo_off_loop(data, name=label))
+                                           PhotoRefused(f"{label} is larger than {MAX_PHOTO_BYTES // 2**20} MB",
+                                                        photo=shown, why="too_large", mb=MAX_PHOTO_BYTES // 2**20))
+                photos.append(await check_photo_off_loop(data, name=label, shown=shown))
             elif name in model.model_fields:
                 if name in fields:
                     raise invalid(f"{name} is given twice", "given_twice", name=i18n.field_label(name))

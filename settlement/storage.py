@@ -60,7 +60,15 @@ _UNDECODABLE = (OSError, SyntaxError, ValueError, TypeError, EOFError, struct.er
 
 
 class PhotoRefused(InvalidInput):
+    """``message`` for developers; ``photo`` names the photo for people (the catalogue's
+    ``error.photo_refused``): its file name, or its place in the request."""
+
     code = "photo_refused"
+
+    def __init__(self, message: str, *, photo: str, why: str, **why_params: object):
+        from settlement import i18n  # the catalogue's parameter type; imported here, storage loads early
+
+        super().__init__(message, params={"photo": photo, "why": i18n.Ref(f"photo_problem.{why}", why_params)})
 
 
 class TooManyPhotos(InvalidInput):
@@ -83,21 +91,24 @@ class CheckedPhoto:
     height: int  # [px]
 
 
-def check_photo(data: bytes, *, name: str = "photo") -> CheckedPhoto:
+def check_photo(data: bytes, *, name: str = "photo", shown: str | None = None) -> CheckedPhoto:
     """The upload ``data`` decoded and encoded anew, or PhotoRefused naming it by ``name``.
 
     CPU-bound (a large photo takes a good part of a second): call it off the event loop.
     """
     if not data:
-        raise PhotoRefused(f"{name} is empty")
+        raise PhotoRefused(f"{name} is empty", photo=shown or name, why="empty")
     if len(data) > MAX_PHOTO_BYTES:
-        raise PhotoRefused(f"{name} is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB")
+        raise PhotoRefused(f"{name} is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB",
+                           photo=shown or name, why="too_large", mb=MAX_PHOTO_BYTES // (1024 * 1024))
     kind = next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), None)
     if kind is None:
-        raise PhotoRefused(f"{name} is not a JPEG or PNG image")
+        raise PhotoRefused(f"{name} is not a JPEG or PNG image", photo=shown or name, why="not_an_image")
     if kind == "PNG" and not data.endswith(_PNG_END):
-        raise PhotoRefused(f"{name} is not a whole PNG image: it is cut short or has something after its end")
-    undecodable = PhotoRefused(f"{name} is not a whole {kind} image: it cannot be decoded")
+        raise PhotoRefused(f"{name} is not a whole PNG image: it is cut short or has something after its end",
+                           photo=shown or name, why="cut_short")
+    undecodable = PhotoRefused(f"{name} is not a whole {kind} image: it cannot be decoded",
+                               photo=shown or name, why="undecodable")
     with warnings.catch_warnings():
         # Pillow warns of a possible decompression bomb before it refuses one: refuse at once
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -106,14 +117,16 @@ def check_photo(data: bytes, *, name: str = "photo") -> CheckedPhoto:
                 width, height = probe.size
                 if width * height > MAX_PHOTO_PIXELS:
                     raise PhotoRefused(f"{name} has {width}×{height} pixels, more than "
-                                       f"{MAX_PHOTO_PIXELS // 1_000_000} million")
+                                       f"{MAX_PHOTO_PIXELS // 1_000_000} million", photo=shown or name, why="pixels",
+                                       width=width, height=height, million=MAX_PHOTO_PIXELS // 1_000_000)
                 probe.verify()  # checksums and structure; the image is spent after it
             with Image.open(io.BytesIO(data), formats=[kind]) as image:
                 image.load()  # every pixel: a truncated file fails here
                 encoded = _encode_anew(image, kind)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):  # Pillow's guard, at open
-            raise PhotoRefused(f"{name} declares more than {MAX_PHOTO_PIXELS // 1_000_000} million pixels") \
-                from None
+            raise PhotoRefused(f"{name} declares more than {MAX_PHOTO_PIXELS // 1_000_000} million pixels",
+                               photo=shown or name, why="too_many_pixels",
+                               million=MAX_PHOTO_PIXELS // 1_000_000) from None
         except _UNDECODABLE:
             raise undecodable from None
     content_type, extension = _FORMATS[kind]
@@ -138,9 +151,9 @@ def _encode_anew(image: Image.Image, kind: str) -> io.BytesIO:
     return out
 
 
-async def check_photo_off_loop(data: bytes, *, name: str = "photo") -> CheckedPhoto:
+async def check_photo_off_loop(data: bytes, *, name: str = "photo", shown: str | None = None) -> CheckedPhoto:
     """:func:`check_photo` in a worker thread (Pillow decodes without holding the GIL)."""
-    return await asyncio.to_thread(check_photo, data, name=name)
+    return await asyncio.to_thread(check_photo, data, name=name, shown=shown)
 
 
 async def stored_bytes_of_owner(owner_id: int) -> int:
@@ -169,7 +182,7 @@ async def check_quota(plant_id: int, photos: list[CheckedPhoto], quota_bytes: in
         mb = 1024 * 1024
         raise QuotaExceeded(f"these photos ({adding / mb:.1f} MB) would take the owner's photos to "
                             f"{(used + adding) / mb:.1f} MB, over their {quota_bytes / mb:.0f} MB: "
-                            "ask staff to remove old ones")
+                            "ask staff to remove old ones", params={"quota_mb": f"{quota_bytes / mb:.0f}"})
 
 
 class PhotoStore(Protocol):

@@ -94,7 +94,7 @@ async def test_hostile_photo_is_refused_naming_the_file(api, owner, settings, ca
             form = aiohttp.FormData()
             form.add_field("reason", "读数不对")
             form.add_field("photos", io.BytesIO(data), filename=f"{case}.png", content_type="image/png")
-        resp = await api.post(route, data=form, headers=headers)
+        resp = await api.post(route, data=form, headers=headers | {"Accept-Language": "en"})
         assert resp.status == 400, (route, await resp.text())
         error = (await resp.json())["error"]
         assert error["code"] == "photo_refused"
@@ -179,7 +179,7 @@ async def test_each_owner_has_a_photo_quota(settings, aiohttp_client, fake_wecha
                               headers=headers)
         assert resp.status == 201, await resp.text()
     resp = await api.post(f"/api/v1/plants/{world.plant.id}/faults", data=_fault_form(("n.png", noisy)),
-                          headers=headers)
+                          headers=headers | {"Accept-Language": "en"})
     assert resp.status == 409
     error = (await resp.json())["error"]
     assert error["code"] == "photo_quota_exceeded" and "1 MB" in error["message"]

@@ -7,7 +7,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('settlement', '0010_telemetry_samples_without_device_constraint')]
+    dependencies = [('settlement', '0013_pay_notification_bounded_refusals')]
 
     initial = False
 
