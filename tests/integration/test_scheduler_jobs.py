@@ -120,10 +120,16 @@ async def test_two_schedulers_never_run_the_same_job_at_once(db, redis):
     started, release = asyncio.Event(), asyncio.Event()
     calls: list[str] = []
 
+    running: list[str] = []
+
     async def slow(now: dt.datetime, context: JobContext) -> dict[str, int]:
         calls.append("slow")
+        if running:  # fail rather than wait for a release that only follows the second pass
+            raise AssertionError("slow is running in the other process")
+        running.append("slow")
         started.set()
         await release.wait()
+        running.remove("slow")
         return {"slow": 1}
 
     jobs = (Job("slow", slow), counting("quick", calls, quick=1))
