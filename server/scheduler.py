@@ -148,9 +148,9 @@ async def _pay(now: dt.datetime, context: JobContext) -> dict[str, int]:
 # The order of one pass. Where it matters, a job uses what an earlier one did in the same pass:
 # a form made by ``cycles`` and auto-confirmed is billed by ``bills``, a bill is settled from its
 # prepaid account by ``prepaid`` before ``late_fees`` looks at it. Across processes two different
-# jobs may run at once (each only with itself is exclusive); each is written to be safe beside the
-# others as it is beside an owner or staff acting at the same moment, so order buys promptness,
-# not correctness. Steps that must follow each other in one go (an outage check and its alarms)
+# jobs may run at once (a job is exclusive only with itself); each already guards its rows (row
+# locks, unique keys) against an owner or staff acting at the same moment, and late fees touch only
+# bills days past due, long after their true-up: so order buys promptness, not correctness. Steps that must follow each other in one go (an outage check and its alarms)
 # are one job. A new job goes where its inputs are ready.
 JOBS: tuple[Job, ...] = (
     Job("cycles", _cycles),
