@@ -1,86 +1,234 @@
-"""The scheduler: a background task in every server process, of which one at a time does the work.
+"""The scheduler: a background task in every server process, running a registry of independent jobs.
 
-Each tick (``PVSETTLE_SCHEDULER_INTERVAL`` seconds) a process tries to take a Redis lock with an
-expiry (redis-py's Lock: SET NX PX to take, a script to release only its own token). The one that
-gets it, and only it, does what is due:
+:data:`JOBS` lists them, in the order one pass runs them:
 
-* for each reading day, the cycle of its latest cut-off: while the 72-hour reading window after
-  the cut-off is open, only plants whose readings are all in get their form (the rest wait for
-  their head-end); once it has closed, the rest get drafts flagged MISSING for staff;
-* forms past their answer date are auto-confirmed;
-* final forms are billed;
-* bills of prepaid plants are settled from their accounts (true-up), cut-offs whose grace is
-  over are decided and supply commands sent (settlement.prepaid);
-* late fees are accrued (once a day per bill: the accrual key is the day);
-* outages are opened and closed, and their staff alarms written to the outbox (settlement.outages);
-* plants that trip repeatedly are flagged, one staff alarm per episode (settlement.trips);
-* the records of mini-program sessions past their expiry are deleted (settlement.sessions).
+* ``cycles`` — for each reading day, the cycle of its latest cut-off: while the 72-hour reading
+  window after the cut-off is open, only plants whose readings are all in get their form (the rest
+  wait for their head-end); once it has closed, the rest get drafts flagged MISSING for staff;
+* ``auto_confirm`` — forms past their answer date are auto-confirmed;
+* ``bills`` — final forms are billed;
+* ``prepaid`` — bills of prepaid plants are settled from their accounts (true-up), cut-offs whose
+  grace is over are decided and supply commands sent (settlement.prepaid);
+* ``late_fees`` — late fees are accrued (once a day per bill: the accrual key is the day);
+* ``pay`` — WeChat Pay: silent orders and top-ups queried, yesterday's trade bill reconciled;
+* ``dunning`` — reminders and escalations of overdue bills;
+* ``outages`` — outages are opened and closed, and their staff alarms written to the outbox;
+* ``trips`` — plants that trip repeatedly are flagged, one staff alarm per episode.
+* ``sessions`` — the records of mini-program sessions past their expiry are deleted (their tokens
+  are refused by their expiry anyway).
 
-If the holder dies, the lock expires and another process takes over on a later tick. Every tick
-that did the work leaves an audit event naming the process, so an operator can see who ran what.
+Every ``PVSETTLE_SCHEDULER_INTERVAL`` seconds each process makes a pass over the jobs. For each job
+it tries to take that job's own Redis lock (redis-py's Lock: SET NX PX to take, a script to extend
+or release only its own token); the process that gets it runs the job, unless the job ran (anywhere)
+less than its interval ago, and the others go on to the next job. So a long cycle run holds up
+neither the pay reconciliation nor the outage alarms, and no job ever runs in two processes at once:
+while a job runs, a companion task extends its lock, so it never outlives its expiry; if the holder
+dies, the lock expires and another process takes the job over on a later pass.
+
+A job that raises is logged with its traceback and counted
+(``pvsettle_scheduler_job_runs_total{job, outcome}``, durations in ``pvsettle_scheduler_job_seconds``);
+the jobs after it still run, and it is tried again when its interval has passed. A pass in which a
+job did something leaves an audit event naming the process and what each job did, so an operator
+can see who ran what; an idle pass leaves none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError
 
 from server import pay
-from server.keys import redis_key, redis_ns_key, settings_key
+from server.keys import metrics_registry_key, redis_key, redis_ns_key, settings_key
 from settlement import audit, bills, cycles, dunning, forms
 from settlement import outages, prepaid, sessions, trips
+from settlement.redis_client import Namespace
 
 log = logging.getLogger("pvsettle.scheduler")
 UTC = dt.timezone.utc
 
+# A job's lock expires this long after its last extension: a dead holder frees the job after at
+# most this long. The holder extends it every third of that while the job runs.
+LOCK_EXPIRY_S = 60.0
+# A job is due again ``every`` after it last started, less this: asyncio may wake a sleep a hair
+# early, and a job that runs every pass must not then skip every other one.
+_DUE_SLACK_S = 0.1
 
-async def tick(now: dt.datetime | None = None, trip_rule: trips.TripRule = trips.TripRule()) -> dict:
-    """Everything that is due at ``now``; safe to run again (each step is idempotent).
 
-    ``trip_rule`` is the repeated-trip setting (``PVSETTLE_REPEATED_TRIPS`` in ``…_DAYS``).
+@dataclasses.dataclass(frozen=True)
+class JobContext:
+    """What jobs get besides the time: the settings they need, read once per process."""
+
+    trip_rule: trips.TripRule = trips.TripRule()  # PVSETTLE_REPEATED_TRIPS
+
+
+JobRun = Callable[[dt.datetime, JobContext], Awaitable[dict[str, int]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One independent piece of scheduled work.
+
+    Parameters
+    ----------
+    name : str
+        Names its lock, its metrics labels and its entry in the audit event.
+    run : callable
+        ``await run(now, context)`` does what is due at ``now`` and returns counters of what it
+        did (all zero when nothing was due). It must be safe to run again.
+    every : datetime.timedelta or None
+        The least time between two starts of the job, across every process; ``None``: the
+        scheduler's interval (``PVSETTLE_SCHEDULER_INTERVAL``), i.e. on every pass.
     """
-    now = now or dt.datetime.now(UTC)
-    done = {"forms_created": 0, "plants_waiting": 0, "auto_confirmed": 0, "bills_issued": 0, "late_fee_lines": 0}
+
+    name: str
+    run: JobRun
+    every: dt.timedelta | None = None
+
+
+async def _cycles(now: dt.datetime, context: JobContext) -> dict[str, int]:
+    done = {"forms_created": 0, "plants_waiting": 0}
     for reading_day, period in cycles.due_periods(now):
         _, cut_off = cycles.cycle_span(period, reading_day)
         result = await cycles.run_cycle(period, reading_day=reading_day, now=now,
                                         wait_for_readings=now < cut_off + cycles.WINDOW)
         done["forms_created"] += result.forms_created
         done["plants_waiting"] += result.plants_waiting
-    done["auto_confirmed"] = await forms.auto_confirm_due(now)
-    done["bills_issued"] = await bills.issue_bills(now=now)
-    # prepaid: bills of prepaid plants settled from their accounts before late fees, cut-offs due, commands
-    done.update(await prepaid.tick(now, prepaid.active_device()))
-    done["late_fee_lines"] = await bills.accrue_late_fees(now.astimezone(cycles.LOCAL).date())
-    done.update(await pay.scheduled(now))  # WeChat Pay: silent orders queried, yesterday's trade bill
-    done.update({f"dunning_{k}": v for k, v in (await dunning.run(now)).items()})  # reminders, escalations
-    done.update(await outages.check_outages(now))  # plants that stopped producing in daylight, for staff alarms
-    done["outage_alarms"] = await outages.send_outage_alarms(now)  # into the outbox, marked in its transaction
-    done.update(await trips.check_repeated_trips(now, trip_rule))  # plants that trip again and again
-    done["trip_alarms"] = await trips.send_trip_alarms(now)  # one per episode, not per trip
-    done["sessions_purged"] = await sessions.purge_expired(now)  # their tokens are refused by their expiry anyway
     return done
 
 
-async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The background task of this process (cleanup_ctx: started, then cancelled and awaited)."""
-    settings = app[settings_key]
-    if settings.scheduler_interval == 0:
-        yield
-        return
-    task = asyncio.create_task(_loop(app, settings.scheduler_interval), name="pvsettle-scheduler")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):  # the cancellation we asked for
-        await task
+async def _auto_confirm(now: dt.datetime, context: JobContext) -> dict[str, int]:
+    return {"auto_confirmed": await forms.auto_confirm_due(now)}
+
+
+async def _bills(now: dt.datetime, context: JobContext) -> dict[str, int]:
+    return {"bills_issued": await bills.issue_bills(now=now)}
+
+
+async def _prepaid(now: dt.datetime, context: JobContext) -> dict[str, int]:
+    return await prepaid.tick(now, prepaid.active_device())
+
+
+async def _late_fees(now: dt.datetime, context: JobContext) -> dict[str, int]:
+    return {"late_fee_lines": await bills.accrue_late_fees(now.astimezone(cycles.LOCAL).date())}
+
+
+async def _dunning(now: dt.datetime, context: JobContext) -> dict[str, int]:
+    return {f"dunning_{k}": v for k, v in (await dunning.run(now)).items()}
+
+
+async def _outages(now: dt.datetime, context: JobContext) -> dict[str, int]:
+    done = await outages.check_outages(now)  # plants that stopped producing in daylight
+    # the alarms of what the check just opened or closed, in the same run; sent into the outbox,
+    # each marked in its transaction
+    done["outage_alarms"] = await outages.send_outage_alarms(now)
+    return done
+
+
+async def _trips(now: dt.datetime, context: JobContext) -> dict[str, int]:
+    done = await trips.check_repeated_trips(now, context.trip_rule)
+    done["trip_alarms"] = await trips.send_trip_alarms(now)  # one per episode, not per trip
+    return done
+
+
+async def _sessions(now: dt.datetime, context: JobContext) -> dict[str, int]:
+    return {"sessions_purged": await sessions.purge_expired(now)}
+
+
+async def _pay(now: dt.datetime, context: JobContext) -> dict[str, int]:
+    return await pay.scheduled(now)
+
+
+# The order of one pass. Where it matters, a job uses what an earlier one did in the same pass:
+# a form made by ``cycles`` and auto-confirmed is billed by ``bills``, a bill is settled from its
+# prepaid account by ``prepaid`` before ``late_fees`` looks at it. Across processes two different
+# jobs may run at once (a job is exclusive only with itself); each already guards its rows (row
+# locks, unique keys) against an owner or staff acting at the same moment, and late fees touch only
+# bills days past due, long after their true-up: so order buys promptness, not correctness. Steps that must follow each other in one go (an outage check and its alarms)
+# are one job. A new job goes where its inputs are ready.
+JOBS: tuple[Job, ...] = (
+    Job("cycles", _cycles),
+    Job("auto_confirm", _auto_confirm),
+    Job("bills", _bills),
+    Job("prepaid", _prepaid),
+    Job("late_fees", _late_fees),
+    Job("pay", _pay),
+    Job("dunning", _dunning),
+    Job("outages", _outages),
+    Job("trips", _trips),
+    Job("sessions", _sessions),
+)
+
+
+@dataclasses.dataclass
+class PassReport:
+    """What one pass over the jobs did.
+
+    ``done`` merges the counters of the jobs that ran; ``ran`` maps each job that ran to its start
+    and end; ``failed`` each job that raised to its exception.
+    """
+
+    done: dict[str, int] = dataclasses.field(default_factory=dict)
+    ran: dict[str, tuple[dt.datetime, dt.datetime]] = dataclasses.field(default_factory=dict)
+    failed: dict[str, Exception] = dataclasses.field(default_factory=dict)
+
+    def raise_failures(self) -> None:
+        """Raise the failures, if any, together (after every job has had its turn)."""
+        if self.failed:
+            raise ExceptionGroup(f"scheduler jobs failed: {', '.join(self.failed)}", list(self.failed.values()))
+
+
+async def _run_isolated(job: Job, now: dt.datetime, context: JobContext, report: PassReport) -> bool:
+    """Run ``job`` into ``report``; True when it ran without raising."""
+    started = dt.datetime.now(UTC)
+    try:
+        done = await job.run(now, context)
+    except Exception as exc:  # one job's failure is its own: logged, counted, the others go on
+        log.exception("scheduler job %s failed", job.name, extra={"job": job.name})
+        report.failed[job.name] = exc
+        return False
+    finally:
+        report.ran[job.name] = (started, dt.datetime.now(UTC))
+    for key, value in done.items():
+        report.done[key] = report.done.get(key, 0) + value
+    return True
+
+
+async def run_all(now: dt.datetime | None = None, context: JobContext = JobContext(),
+                  jobs: Sequence[Job] = JOBS) -> PassReport:
+    """Every job once, in order, here and now: no locks, no intervals (tests, one-off runs).
+
+    A job that raises is logged and reported in ``failed``; the jobs after it still run.
+    """
+    now = now or dt.datetime.now(UTC)
+    report = PassReport()
+    for job in jobs:
+        await _run_isolated(job, now, context, report)
+    return report
+
+
+async def tick(now: dt.datetime | None = None, trip_rule: trips.TripRule = trips.TripRule()) -> dict[str, int]:
+    """Everything that is due at ``now`` (every job once, in order); returns the merged counters.
+
+    ``trip_rule`` is the repeated-trip setting (``PVSETTLE_REPEATED_TRIPS`` in ``…_DAYS``). A job
+    that raises does not stop the ones after it; once all have run, the failures are raised
+    together as an :class:`ExceptionGroup`.
+    """
+    report = await run_all(now, JobContext(trip_rule))
+    report.raise_failures()
+    return report.done
 
 
 def tick_log_level(done: dict) -> int:
@@ -89,28 +237,132 @@ def tick_log_level(done: dict) -> int:
     return logging.INFO if any(done.values()) else logging.DEBUG
 
 
-async def _loop(app: web.Application, interval: int) -> None:
-    me = f"scheduler:{socket.gethostname()}:{os.getpid()}"
-    trip_rule = trips.TripRule.from_settings(app[settings_key])
-    lock = app[redis_key].lock(app[redis_ns_key].key("lock", "scheduler"),
-                               # long enough for a big cycle run; a dead holder frees it after this
-                               timeout=max(10 * interval, 600), blocking=False)
-    while True:
+class Scheduler:
+    """One process's share of the scheduled work: passes over ``jobs``, each job under its lock.
+
+    Parameters
+    ----------
+    redis, namespace
+        Where the jobs' locks and due times live, shared by every process of the deployment.
+    interval : float [s]
+        Between the end of a pass and the start of the next; a job's default interval.
+    jobs : sequence of Job
+        In the order a pass runs them.
+    registry : prometheus_client.CollectorRegistry
+        Where the job metrics are registered (the app's, served at /metrics).
+    lock_expiry : float [s]
+        A job's lock expires this long after it was taken or last extended.
+    """
+
+    def __init__(self, redis: Redis, namespace: Namespace, *, interval: float,
+                 context: JobContext = JobContext(), jobs: Sequence[Job] = JOBS,
+                 registry: CollectorRegistry | None = None, lock_expiry: float = LOCK_EXPIRY_S,
+                 actor: str | None = None):
+        self.redis, self.namespace, self.interval = redis, namespace, interval
+        self.context, self.jobs, self.lock_expiry = context, tuple(jobs), lock_expiry
+        self.actor = actor or f"scheduler:{socket.gethostname()}:{os.getpid()}"
+        registry = registry if registry is not None else CollectorRegistry()
+        self.runs = Counter("pvsettle_scheduler_job_runs", "scheduler job runs, by outcome (ok, failed)",
+                            ["job", "outcome"], registry=registry)
+        self.seconds = Histogram("pvsettle_scheduler_job_seconds", "scheduler job run time [s]", ["job"],
+                                 registry=registry,
+                                 buckets=(0.01, 0.05, 0.25, 1, 5, 15, 60, 300, 900, 3600))
+        # thread_local=False: the token belongs to this object, not to a thread (asyncio: one thread)
+        self._locks: dict[str, Lock] = {
+            job.name: redis.lock(namespace.key("lock", "scheduler", job.name), timeout=lock_expiry,
+                                 blocking=False, thread_local=False)
+            for job in self.jobs}
+
+    def _due_key(self, job: Job) -> str:
+        return self.namespace.key("scheduler", "not-before", job.name)
+
+    async def run_pass(self, now: dt.datetime | None = None) -> PassReport:
+        """Each job whose lock this process gets and whose interval has passed, in order."""
+        now = now or dt.datetime.now(UTC)
+        started = dt.datetime.now(UTC)
+        clock = time.perf_counter()
+        report = PassReport()
+        for job in self.jobs:
+            try:
+                await self._run_job(job, now, report)
+            except Exception as exc:  # Redis away: the job's lock or due time failed; the next job may do
+                log.exception("scheduler job %s: its lock or due time failed", job.name, extra={"job": job.name})
+                report.failed.setdefault(job.name, exc)
+                self.runs.labels(job.name, "failed").inc()
+        if any(report.done.values()):
+            await audit.record(self.actor, "SchedulerTick", "scheduler", self.actor, after={
+                "started": started, "finished": dt.datetime.now(UTC), **report.done,
+                "jobs": {name: {"started": a, "finished": b} for name, (a, b) in report.ran.items()},
+                "failed": sorted(report.failed)})
+        log.log(tick_log_level(report.done), "scheduler tick",
+                extra={"seconds": round(time.perf_counter() - clock, 3), **report.done,
+                       "failed": sorted(report.failed)})
+        return report
+
+    async def _run_job(self, job: Job, now: dt.datetime, report: PassReport) -> None:
+        lock = self._locks[job.name]
+        if not await lock.acquire():
+            return  # another process runs it now
         try:
-            if await lock.acquire():
-                try:
-                    started = dt.datetime.now(UTC)
-                    clock = time.perf_counter()
-                    done = await tick(started, trip_rule)
-                    await audit.record(me, "SchedulerTick", "scheduler", me,
-                                       after={"started": started, "finished": dt.datetime.now(UTC), **done})
-                    log.log(tick_log_level(done), "scheduler tick",
-                            extra={"seconds": round(time.perf_counter() - clock, 3), **done})
-                finally:
-                    await lock.release()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # a failed tick (database or Redis away) is logged and retried on the next one
-            log.exception("scheduler tick failed")
-        await asyncio.sleep(interval)
+            if await self.redis.exists(self._due_key(job)):
+                return  # it ran less than its interval ago
+            clock = time.perf_counter()
+            keeper = asyncio.create_task(self._keep(job, lock), name=f"pvsettle-scheduler-lock-{job.name}")
+            try:
+                ok = await _run_isolated(job, now, self.context, report)
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):  # the cancellation we asked for
+                    await keeper
+            took = time.perf_counter() - clock
+            self.seconds.labels(job.name).observe(took)
+            self.runs.labels(job.name, "ok" if ok else "failed").inc()
+            every = job.every.total_seconds() if job.every is not None else self.interval
+            rest = every - took - _DUE_SLACK_S
+            if rest > 0:  # a failed job waits its interval too: a broken step is not hammered
+                await self.redis.set(self._due_key(job), self.actor, px=int(rest * 1000))
+        finally:
+            with contextlib.suppress(LockError):  # expired meanwhile and maybe taken: not ours to free
+                await lock.release()
+
+    async def _keep(self, job: Job, lock: Lock) -> None:
+        """Extend ``lock`` to its full expiry every third of it, until cancelled."""
+        while True:
+            await asyncio.sleep(self.lock_expiry / 3)
+            try:
+                await lock.reacquire()
+            except LockError:
+                # it expired (this process stalled longer than the expiry) and another process
+                # may hold it now; the job's steps are idempotent, so finishing it is safe
+                log.error("scheduler job %s lost its lock while running", job.name, extra={"job": job.name})
+                return
+            except Exception:  # Redis away for a moment: try again at the next third
+                log.warning("scheduler job %s: lock not extended", job.name, exc_info=True,
+                            extra={"job": job.name})
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # the audit event could not be written (database away): logged, the next pass retries
+                log.exception("scheduler tick failed")
+            await asyncio.sleep(self.interval)
+
+
+async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The background task of this process (cleanup_ctx: started, then cancelled and awaited)."""
+    settings = app[settings_key]
+    if settings.scheduler_interval == 0:
+        yield
+        return
+    scheduler = Scheduler(app[redis_key], app[redis_ns_key], interval=settings.scheduler_interval,
+                          context=JobContext(trips.TripRule.from_settings(settings)),
+                          registry=app[metrics_registry_key])
+    task = asyncio.create_task(scheduler.run_forever(), name="pvsettle-scheduler")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):  # the cancellation we asked for
+        await task
