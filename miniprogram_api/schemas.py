@@ -80,7 +80,14 @@ class BindingIn(Strict):
 
 class BindingOut(BaseModel):
     owner: OwnerOut
-    by: Literal["invitation", "phone"]
+    by: Literal["invitation", "phone", "link"] = Field(
+        description="link: a link code the same person made in the official account")
+
+
+class LinkCodeOut(BaseModel):
+    code: str = Field(description="one-time code that binds this person in the official account too")
+    expires_at: dt.datetime
+    send: str = Field(description="what to send to the official account, e.g. 绑定 7KQ2M9XH4C")
 
 
 class AccountOut(BaseModel):
