@@ -215,6 +215,20 @@ class AttachmentOut(BaseModel):
     size_bytes: int
 
 
+class FormAdjustment(BaseModel):
+    """A correction staff made that led to this version (from the audit trail)."""
+
+    version: int = Field(description="the form version the correction made")
+    kind: Literal["energy", "reading"]
+    field: str = Field(description="energy: <generation|export|grid>.<rate>; reading: <meter> <register> "
+                                   "<previous|current> (readings: an old correction that did not name it)")
+    before: str | None = Field(description="the value before [kWh, or as read]")
+    after: str | None
+    by: str = Field(description="the staff member who made it")
+    at: dt.datetime
+    reason: str
+
+
 class FormDetail(FormSummary):
     plant_name: str
     plant_address: str
@@ -230,6 +244,7 @@ class FormDetail(FormSummary):
     superseded: bool = Field(description="a newer version of this form exists")
     can_answer: bool = Field(description="this user may confirm or dispute it now")
     ebill_url: str = Field(description="the printable form, a signed link valid 30 days")
+    adjustments: list[FormAdjustment] = Field(description="what staff corrected to make this version, oldest first")
 
 
 class DisputeFields(Strict):

@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from settlement.errors import Forbidden, InvalidInput, NotFound
+from settlement.forms import adjustments_of
 from settlement.models import (
     Bill,
     BillState,
@@ -221,6 +222,10 @@ TEXT = {
         "error_expired": "链接已过期", "error_expired_body": "请在小程序中查看，或联系运维人员重新发送链接。",
         "error_not_found": "未找到", "error_not_found_body": "没有找到这份单据。",
         "error_other": "无法显示此页面", "error_other_body": "请稍后再试，或联系运维人员。",
+        "adjustments": "调整记录", "adjustments_note": "本单据的数据经运维人员调整，下表为每次调整的内容、调整人、时间和原因。",
+        "adjusted_item": "调整项", "adjusted_before": "原值", "adjusted_after": "新值", "adjusted_by": "调整人",
+        "adjusted_at": "调整时间", "adjusted_reason": "原因", "adjusted_readings": "表计读数",
+        "boundary_previous": "上次示数", "boundary_current": "本次示数",
     },
     "en": {
         "form_title": "Electricity confirmation form", "bill_title": "Electricity bill", "plant": "Plant",
@@ -255,6 +260,12 @@ TEXT = {
         "error_expired_body": "Please look it up in the mini-program, or ask O&M staff for a new link.",
         "error_not_found": "Not found", "error_not_found_body": "There is no such document.",
         "error_other": "This page cannot be shown", "error_other_body": "Please try again later, or contact O&M staff.",
+        "adjustments": "Adjustments",
+        "adjustments_note": "O&M staff adjusted the figures of this document: each adjustment, who made it, "
+                            "when and why.",
+        "adjusted_item": "Item", "adjusted_before": "Before", "adjusted_after": "After", "adjusted_by": "By",
+        "adjusted_at": "At", "adjusted_reason": "Reason", "adjusted_readings": "Meter readings",
+        "boundary_previous": "previous reading", "boundary_current": "current reading",
     },
 }
 RATE_LABEL = {"zh": {"sharp": "尖", "peak": "峰", "flat": "平", "valley": "谷"},
@@ -549,6 +560,31 @@ def _form_body(form: ConfirmationForm, lang: str) -> dict:
     return {"lines": lines, "energies": energies, "totals": totals}
 
 
+ENERGY_LABEL = {"zh": {"generation": "发电量", "export": "上网电量", "grid": "下网电量"},
+                "en": {"generation": "Generation", "export": "Export", "grid": "From grid"}}
+
+
+async def _adjustments(form: ConfirmationForm, lang: str) -> list[dict]:
+    """The form's adjustments (settlement.forms.adjustments_of) as the pages show them."""
+    t = TEXT[lang]
+    rows = []
+    for a in await adjustments_of(form):
+        if a.kind == "energy":
+            what, _, rate = a.field.partition(".")
+            item = f"{ENERGY_LABEL[lang].get(what, what)} {RATE_LABEL[lang].get(rate, rate)} (kWh)"
+            before, after = _kwh_text(a.before), _kwh_text(a.after)
+        elif a.field == "readings":
+            item, before, after = t["adjusted_readings"], t["none"], t["none"]
+        else:
+            meter, register, boundary = (a.field.split(" ") + ["", "", ""])[:3]
+            label = REGISTER_LABEL[lang].get(register[-4:], "")
+            item = f"{meter} {register} {label} {t.get('boundary_' + boundary, boundary)}".replace("  ", " ")
+            before, after = a.before or t["none"], a.after or t["none"]
+        rows.append({"version": a.version, "item": item, "before": before, "after": after, "by": a.by,
+                     "at": _time_text(a.at, lang), "reason": a.reason})
+    return rows
+
+
 async def _chart_for(cycle: ReadingCycle, lang: str) -> dict:
     return chart(await daily_energy(cycle.plant_id, cycle.starts_at, cycle.ends_at), lang)
 
@@ -575,6 +611,7 @@ async def render_form(form_id: int, lang: str = "zh", *, lang_urls: dict[str, st
                  "sent_at": _time_text(form.sent_at, lang), "answer_due": _time_text(form.answer_due_at, lang),
                  "answered_at": _time_text(form.answered_at, lang), "dispute_reason": form.dispute_reason or ""},
         "body": _form_body(form, lang), "chart": await _chart_for(cycle, lang),
+        "adjustments": await _adjustments(form, lang),
     }
     return _ENV.get_template("ebill/form.html").render(context)
 
@@ -649,6 +686,7 @@ async def render_bill(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, st
                for r in refunds],
         },
         "body": _form_body(bill.form, lang), "chart": await _chart_for(cycle, lang),
+        "adjustments": await _adjustments(bill.form, lang),
     }
     return _ENV.get_template("ebill/bill.html").render(context)
 

@@ -27,6 +27,8 @@ const TEXT = {
     kind_subscribe: "订阅消息", kind_template: "模板消息", kind_custom: "客服消息", kind_bot: "机器人",
     photos: "照片（最多 6 张，JPEG/PNG）", photos_attached: "{n} 张照片",
     staff: "运维", owner_user: "待绑定的业主", reply_later: "（稍后以客服消息回复）", register: "表",
+    adjustments: "运维调整记录", adjusted: "v{v} {field}：{before} → {after}，{by}，{at}，原因：{reason}",
+    open_eform: "打开电子确认单（可打印）", open_ebill: "打开电子账单（可打印）",
   },
   en: {
     title: "Sandbox: an owner's month without WeChat", users: "WeChat users", users_hint: "Pick a demo user and open the mini-program on the phone.",
@@ -48,6 +50,8 @@ const TEXT = {
     kind_custom: "customer-service message", kind_bot: "bot", staff: "staff",
     photos: "Photos (up to 6, JPEG/PNG)", photos_attached: "{n} photo(s)", owner_user: "would-be owner",
     reply_later: "(answered later by customer-service message)", register: "register",
+    adjustments: "Adjusted by O&M staff", adjusted: "v{v} {field}: {before} → {after}, by {by}, {at}, reason: {reason}",
+    open_eform: "Open the printable form", open_ebill: "Open the printable bill",
   },
 };
 
@@ -418,7 +422,12 @@ async function renderForm(screen) {
                                  el("th", { class: "num" }, t("export")), el("th", { class: "num" }, t("grid"))),
         periods,
         el("tr", {}, el("th", {}, t("total")), el("th", { class: "num" }, form.generation_kwh), el("th", { class: "num" }, form.self_use_kwh),
-           el("th", { class: "num" }, form.export_kwh), el("th", { class: "num" }, form.grid_kwh)))),
+           el("th", { class: "num" }, form.export_kwh), el("th", { class: "num" }, form.grid_kwh))),
+      form.adjustments.length ? el("div", { class: "warn", "data-testid": "form-adjustments" },
+        el("strong", {}, t("adjustments")), ...form.adjustments.map((a) => el("div", {}, t("adjusted", {
+          v: a.version, field: a.field, before: a.before ?? "—", after: a.after ?? "—", by: a.by,
+          at: new Date(a.at).toLocaleString(), reason: a.reason })))) : null,
+      el("a", { href: form.ebill_url, target: "_blank", rel: "noopener", "data-testid": "form-ebill" }, t("open_eform"))),
     actions);
 }
 
@@ -454,7 +463,8 @@ async function renderBill(screen) {
         el("td", { class: "num" }, line.kwh ? `${line.kwh} kWh` : ""), el("td", { class: "num" }, yuan(line.amount_fen)))),
         el("tr", {}, el("th", {}, t("total")), el("th", {}, ""), el("th", { class: "num" }, yuan(bill.total_fen))),
         el("tr", {}, el("th", {}, t("paid")), el("th", {}, ""), el("th", { class: "num", "data-testid": "bill-paid" }, yuan(bill.paid_fen))),
-        el("tr", {}, el("th", {}, t("owed")), el("th", {}, ""), el("th", { class: "num", "data-testid": "bill-owed" }, yuan(bill.owed_fen))))),
+        el("tr", {}, el("th", {}, t("owed")), el("th", {}, ""), el("th", { class: "num", "data-testid": "bill-owed" }, yuan(bill.owed_fen)))),
+      el("a", { href: bill.ebill_url, target: "_blank", rel: "noopener", "data-testid": "bill-ebill" }, t("open_ebill"))),
     pay);
 }
 
