@@ -296,7 +296,7 @@ async def _on_migrated(database_url: str, work: Callable[[], Awaitable[T]]) -> T
 async def _prepare_demo(settings: Settings, plants: int) -> None:
     from settlement import db
     from settlement.models import Owner
-    from settlement.seeding import SeedSpec, seed_portfolio
+    from settlement.seeding import SeedSpec, seed_demo_extras, seed_portfolio
 
     await _migrate(settings.database_url, quiet=True)
     await db.open_database(settings.database_url)
@@ -305,6 +305,12 @@ async def _prepare_demo(settings: Settings, plants: int) -> None:
             print(f"seeding a demo portfolio of {plants} plants …", file=sys.stderr)
             await seed_portfolio(SeedSpec(plants=plants, months=3, seed=1, telemetry_days=2),
                                  progress=_progress_factory())
+        # a nearby-consumption project and a prepaid account to look at (kept when they exist)
+        extras = await seed_demo_extras()
+        if extras:
+            print(f"demo: nearby-consumption project {extras['nearby_plant']}, prepaid account "
+                  f"{extras['prepaid_account']} (id {extras['prepaid_account_id']}) of plant "
+                  f"{extras['prepaid_plant']}", file=sys.stderr)
     finally:
         await db.close_database()
 
