@@ -243,7 +243,7 @@ class FormDetail(FormSummary):
     attachments: list[AttachmentOut]
     superseded: bool = Field(description="a newer version of this form exists")
     can_answer: bool = Field(description="this user may confirm or dispute it now")
-    ebill_url: str = Field(description="the printable form, a signed link valid 30 days")
+    ebill_url: str = Field(description="the printable form: an absolute signed link (PVSETTLE_PUBLIC_URL, else this server), valid 30 days")
     adjustments: list[FormAdjustment] = Field(description="what staff corrected to make this version, oldest first")
 
 
@@ -302,7 +302,7 @@ class BillDetail(BillSummary):
     written_off_at: dt.datetime | None
     lines: list[BillLineOut]
     payments: list[PaymentOut]
-    ebill_url: str = Field(description="the printable bill, a signed link valid 30 days")
+    ebill_url: str = Field(description="the printable bill: an absolute signed link (PVSETTLE_PUBLIC_URL, else this server), valid 30 days")
 
 
 # --- sharing ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from tortoise.transactions import in_transaction
 
-from miniprogram_api.common import api, photo_store, settings
+from miniprogram_api.common import api, ebill_url, photo_store, settings
 from miniprogram_api.pagination import page
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import (
@@ -20,7 +20,7 @@ from miniprogram_api.schemas import (
     Page,
 )
 from miniprogram_api.uploads import read_multipart
-from settlement import ebill, forms
+from settlement import forms
 from settlement.access import Right, visible_plants
 from settlement.models import Attachment, ConfirmationForm, FormState, WechatIdentity
 from settlement.storage import MAX_PHOTOS
@@ -48,7 +48,7 @@ async def _detail(request: web.Request, form_id: int, right: Right) -> FormDetai
         attachments=[AttachmentOut(id=a.id, content_type=a.content_type, size_bytes=a.size_bytes)
                      for a in attachments],
         superseded=superseded, can_answer=right >= Right.OWNER and form.state == FormState.SENT and not superseded,
-        ebill_url=ebill.ebill_link("form", form.id, None, settings(request).secret_key),
+        ebill_url=ebill_url(request, "form", form.id),
         adjustments=[FormAdjustment(**a.as_dict()) for a in await forms.adjustments_of(form)])
 
 

@@ -139,6 +139,13 @@ def link_signature(kind: str, ident: int, exp: int, secret_key: str) -> str:
     return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
 
 
+def public_origin(public_url: str, fallback: str) -> str:
+    """Where links given to users start (no trailing slash): ``PVSETTLE_PUBLIC_URL`` when set,
+    else ``fallback`` — ``http://HOST:PORT`` for the bot, the request's own origin for the API.
+    The bot and the mini-program API both build their absolute e-bill links with it."""
+    return (public_url or fallback).rstrip("/")
+
+
 def ebill_link(kind: str, id: int, expires_at: dt.datetime | None, secret_key: str) -> str:  # noqa: A002
     """The path of a form's or bill's e-bill page, signed, valid until ``expires_at``.
 
