@@ -77,6 +77,11 @@ async def test_the_demo_wiring_serves_the_sandbox_on_the_fake_wechat(settings, a
     assert page.status == 200 and "chart.umd.min.js?v=" in await page.text()
     users = await (await client.get("/sandbox/api/users")).json()
     assert (users["wechat"], users["pay"]) == (True, False)
+    from settlement import models as m
+
+    staff_ids = {u["key"]: u["staff_id"] for u in users["users"] if u["role"]}
+    assert staff_ids == {key: (await m.Staff.get(name=name)).id
+                         for key, name in (("operator", "沙箱运维小周"), ("admin", "沙箱财务老陈"))}
 
     code = (await (await client.post("/sandbox/api/login", json={"user": "aming"})).json())["code"]
     opened = await client.post("/api/v1/session", json={"code": code})  # code2session on the fake WeChat
