@@ -69,8 +69,7 @@ async def bind(cmd: Command, caller: Caller, env: Env) -> str:
         if caller.owner_id is None:
             raise Malformed(cmd.spec)
         # bound here already: the one-tap way to the mini-program, where WeChat gives no unionid
-        return render("bound", owner=caller.owner, plants=None, link=await _mini_program_link(caller.identity.id),
-                      mp_appid=env.settings.mp_appid)
+        return render("bound", owner=caller.owner, plants=None, link=await _mini_program_link(caller.identity.id))
     return await bind_code("".join(cmd.args), caller, env)
 
 
@@ -134,7 +133,7 @@ async def bind_code(code: str, caller: Caller, env: Env) -> str:
     await principal_cache.invalidate(env.redis, env.ns, *await bindings.person_identity_ids(identity.id))
     plants = await Plant.filter(owner_id=owner.id).order_by("code").values_list("code", "name")
     link = await _mini_program_link(identity.id) if how != "link" else None
-    return render("bound", owner=owner, plants=plants, link=link, mp_appid=env.settings.mp_appid)
+    return render("bound", owner=owner, plants=plants, link=link)
 
 
 def live_state(body: bytes | None) -> dict | None:
