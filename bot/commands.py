@@ -45,7 +45,9 @@ Owners (a WeChat user bound to an owner account; 绑定 and 帮助 work for anyo
 ==========================  =====================  ========================================================
 command                     aliases                does
 ==========================  =====================  ========================================================
-绑定 <code>                  bind                   bind this WeChat user to the owner the invitation is for
+绑定 <code>                  bind                   bind this WeChat user to the owner the invitation (or the
+                                                    mini-program's link code) is for; 绑定 alone, when bound:
+                                                    a link code for the mini-program
 发电 [plant]                 gen, generation        live power, today's and lifetime energy per plant
 账单                         bills, bill            open bills with what is owed, and e-bill links
 缴费                         pay                    a link into the mini-program's bill page
@@ -139,7 +141,7 @@ class Spec:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("bind", ("绑定", "bind"), None, 1, 4),
+    Spec("bind", ("绑定", "bind"), None, 0, 4),
     Spec("gen", ("发电", "gen", "generation"), None, 0, 1),
     Spec("bills", ("账单", "bills", "bill"), None, 0, 0),
     Spec("pay", ("缴费", "pay"), None, 0, 0),

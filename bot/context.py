@@ -11,6 +11,7 @@ from tortoise.exceptions import IntegrityError
 
 from server.settings import Settings
 from settlement.access import Principal
+from settlement.ebill import public_origin
 from settlement.models import Owner, Staff, StaffRole, WechatIdentity
 from settlement.ports.pay import WechatPay
 from settlement.ports.wechat import WechatApi
@@ -39,8 +40,7 @@ class Env:
     @property
     def public_url(self) -> str:
         """Where links sent to users start (no trailing slash)."""
-        base = self.settings.public_url or f"http://{self.settings.host}:{self.settings.port}"
-        return base.rstrip("/")
+        return public_origin(self.settings.public_url, f"http://{self.settings.host}:{self.settings.port}")
 
 
 @dataclass

@@ -8,30 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot import commands
 from bot.commands import Command, Malformed
-from bot.context import Caller, Env, ensure_identity
+from bot.context import Caller, Env, ensure_identity, find_caller
 from bot.replies import render
 from settlement import bindings, faults, generation, live, principal_cache
 from settlement.access import Principal, Right, load_principal, visible_plants
 from settlement.ebill import ebill_link
 from settlement.errors import Forbidden, NotFound
-from settlement.models import Bill, BillState, Plant
+from settlement.models import Bill, BillState, Plant, WechatIdentity
+from settlement.ports.wechat import WechatError
 from settlement.storage import LocalDiskStore
 
+log = logging.getLogger("pvsettle.bot")
 LOCAL = ZoneInfo("Asia/Shanghai")
 OPEN = (BillState.OPEN, BillState.PARTLY_PAID)
 #: Mini-program pages the replies link into.
 BILL_LIST_PAGE = "pages/bill/list"
 BILL_PAGE = "pages/bill/detail?id={id}"
+#: The mini-program page that redeems a link code (as POST /api/v1/binding's invitation_code).
+LINK_PAGE = "pages/bind/link?code={code}"
 #: Plants and bills listed in one reply (the rest are counted).
 MAX_LISTED = 5
 #: Attempts at an invitation code per WeChat user per hour: codes are not guessable, and this
 #: keeps it so.
 BIND_ATTEMPTS_PER_HOUR = 10
+#: How long a message waits for user/info (the unionid) before it is answered without [s].
+USER_INFO_TIMEOUT_S = 1.0
 
 
 async def _plants(caller: Caller, least: Right = Right.VIEW) -> tuple[Principal, dict[int, Right]]:
@@ -58,7 +65,56 @@ async def _named_plant(code: str, rights: dict[int, Right]) -> Plant:
 
 
 async def bind(cmd: Command, caller: Caller, env: Env) -> str:
+    if not cmd.args:
+        if caller.owner_id is None:
+            raise Malformed(cmd.spec)
+        # bound here already: the one-tap way to the mini-program, where WeChat gives no unionid
+        return render("bound", owner=caller.owner, plants=None, link=await _mini_program_link(caller.identity.id))
     return await bind_code("".join(cmd.args), caller, env)
+
+
+async def _mini_program_link(identity_id: int) -> dict | None:
+    """A link code and the mini-program page that redeems it, unless the same person (by
+    unionid) is bound in the mini-program already."""
+    identity = await WechatIdentity.get(id=identity_id)
+    others = [i for i in await WechatIdentity.filter(id__in=await bindings.person_identity_ids(identity_id))
+              if i.id != identity_id]
+    if any(i.owner_id == identity.owner_id for i in others):
+        return None
+    code, expires_at = await bindings.issue_link_code(identity_id)
+    return {"code": code, "page": LINK_PAGE.format(code=code), "expires_at": expires_at.astimezone(LOCAL)}
+
+
+async def learn_unionid(caller: Caller, env: Env) -> None:
+    """Link a sender the bot cannot place yet to the same person in the mini-program: WeChat's
+    user/info tells the unionid when both apps share an open-platform account. Asked once a day
+    per sender at most (a user without unionid would otherwise cost a call per message)."""
+    if caller.owner_id is not None or caller.role is not None:
+        return
+    if caller.identity is not None and caller.identity.unionid:
+        unionid = caller.identity.unionid
+    else:
+        asked = env.ns.key("bot", "unionid-asked", env.app_id, caller.openid)
+        if not await env.redis.set(asked, "1", ex=86400, nx=True):
+            return
+        try:
+            # the reply must not wait for a slow WeChat: without an answer the sender stays unlinked today
+            async with asyncio.timeout(USER_INFO_TIMEOUT_S):
+                unionid = (await env.wechat.user_info(caller.openid)).unionid
+        except WechatError as exc:
+            log.info("user/info refused, the sender stays unlinked", extra={"errcode": exc.errcode})
+            return
+        except TimeoutError:
+            log.info("user/info did not answer in time, the sender stays unlinked")
+            return
+        if not unionid:
+            return
+    identity = await ensure_identity(caller, env.app_id)
+    linked = await bindings.link_by_unionid(identity.id, unionid)
+    if linked:
+        await principal_cache.invalidate(env.redis, env.ns, *linked)
+        refreshed = await find_caller(env.app_id, caller.openid)
+        caller.identity, caller.owner = refreshed.identity, refreshed.owner
 
 
 async def bind_code(code: str, caller: Caller, env: Env) -> str:
@@ -70,12 +126,14 @@ async def bind_code(code: str, caller: Caller, env: Env) -> str:
     if tried > BIND_ATTEMPTS_PER_HOUR:
         raise Forbidden("too many invitation codes tried, wait an hour", code="too_many_attempts")
     identity = await ensure_identity(caller, env.app_id)
-    owner = await bindings.bind_with_invitation(identity.id, code, now=env.now)
+    owner, how = await bindings.bind_with_code(identity.id, code, now=env.now)
     identity.owner_id = owner.id
-    # the binding changed what this user may see: no process may keep serving the old view
-    await principal_cache.invalidate(env.redis, env.ns, identity.id)
+    # the binding changed what this user (and the same person in the mini-program) may see: no
+    # process may keep serving the old view
+    await principal_cache.invalidate(env.redis, env.ns, *await bindings.person_identity_ids(identity.id))
     plants = await Plant.filter(owner_id=owner.id).order_by("code").values_list("code", "name")
-    return render("bound", owner=owner, plants=plants)
+    link = await _mini_program_link(identity.id) if how != "link" else None
+    return render("bound", owner=owner, plants=plants, link=link)
 
 
 def live_state(body: bytes | None) -> dict | None:

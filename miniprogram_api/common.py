@@ -11,6 +11,7 @@ from aiohttp import web
 from miniprogram_api.registry import Registry
 from server.keys import settings_key
 from server.settings import Settings
+from settlement import ebill
 from settlement.access import Principal
 from settlement.generation import Factors
 from settlement.sessions import TokenClaims
@@ -28,6 +29,14 @@ UTC = dt.timezone.utc
 
 def settings(request: web.Request) -> Settings:
     return request.config_dict[settings_key]
+
+
+def ebill_url(request: web.Request, kind: str, ident: int) -> str:
+    """The absolute signed link of a form's or bill's printable page (as the bot sends it):
+    ``PVSETTLE_PUBLIC_URL``, else the origin this request reached us at."""
+    s = settings(request)
+    origin = ebill.public_origin(s.public_url, f"{request.scheme}://{request.host}")
+    return origin + ebill.ebill_link(kind, ident, None, s.secret_key)
 
 
 def photo_store(request: web.Request) -> PhotoStore:

@@ -154,7 +154,14 @@ class BindingIn(Strict):
 
 class BindingOut(BaseModel):
     owner: OwnerOut
-    by: Literal["invitation", "phone"]
+    by: Literal["invitation", "phone", "link"] = Field(
+        description="link: a link code the same person made in the official account")
+
+
+class LinkCodeOut(BaseModel):
+    code: str = Field(description="one-time code that binds this person in the official account too")
+    expires_at: dt.datetime
+    send: str = Field(description="what to send to the official account, e.g. 绑定 7KQ2M9XH4C")
 
 
 class AccountOut(BaseModel):
@@ -290,6 +297,20 @@ class AttachmentOut(BaseModel):
     size_bytes: int
 
 
+class FormAdjustment(BaseModel):
+    """A correction staff made that led to this version (from the audit trail)."""
+
+    version: int = Field(description="the form version the correction made")
+    kind: Literal["energy", "reading"]
+    field: str = Field(description="energy: <generation|export|grid>.<rate>; reading: <meter> <register> "
+                                   "<previous|current> (readings: an old correction that did not name it)")
+    before: str | None = Field(description="the value before [kWh, or as read]")
+    after: str | None
+    by: str = Field(description="the staff member who made it")
+    at: dt.datetime
+    reason: str
+
+
 class FormDetail(FormSummary):
     plant_name: str
     plant_address: str
@@ -304,7 +325,8 @@ class FormDetail(FormSummary):
     attachments: list[AttachmentOut]
     superseded: bool = Field(description="a newer version of this form exists")
     can_answer: bool = Field(description="this user may confirm or dispute it now")
-    ebill_url: str = Field(description="the printable form, a signed link valid 30 days")
+    ebill_url: str = Field(description="the printable form: an absolute signed link (PVSETTLE_PUBLIC_URL, else this server), valid 30 days")
+    adjustments: list[FormAdjustment] = Field(description="what staff corrected to make this version, oldest first")
 
 
 class DisputeFields(Strict):
@@ -364,7 +386,7 @@ class BillDetail(BillSummary):
     written_off_at: dt.datetime | None
     lines: list[BillLineOut]
     payments: list[PaymentOut]
-    ebill_url: str = Field(description="the printable bill, a signed link valid 30 days")
+    ebill_url: str = Field(description="the printable bill: an absolute signed link (PVSETTLE_PUBLIC_URL, else this server), valid 30 days")
 
 
 # --- sharing ------------------------------------------------------------------------------------

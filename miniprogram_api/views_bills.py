@@ -9,11 +9,11 @@ import datetime as dt
 
 from aiohttp import web
 
-from miniprogram_api.common import api, settings
+from miniprogram_api.common import api, ebill_url, settings
 from miniprogram_api.pagination import decode_cursor, encode_cursor
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import BillDetail, BillLineOut, BillQuery, BillSummary, Page, PageQuery, PaymentOut
-from settlement import ebill, owner_lists
+from settlement import owner_lists
 from settlement.access import Right, visible_plants
 from settlement.models import Bill, BillLine, Contract, Payment
 
@@ -72,7 +72,7 @@ async def bill_detail(request: web.Request, call: Call):
                            unit_price=x.unit_price, amount_fen=x.amount_fen, tax_fen=x.tax_fen) for x in lines],
         payments=[PaymentOut(id=p.id, bill_id=p.bill_id, bill_number=row["number"], channel=p.channel.value,
                              amount_fen=p.amount_fen, paid_at=p.paid_at) for p in payments],
-        ebill_url=ebill.ebill_link("bill", bill_id, None, settings(request).secret_key))
+        ebill_url=ebill_url(request, "bill", bill_id))
 
 
 @api.get("/payments", query=PageQuery, response=Page[PaymentOut], tag="bills")

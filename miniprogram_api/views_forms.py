@@ -5,12 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from tortoise.transactions import in_transaction
 
-from miniprogram_api.common import api, photo_quota_bytes, photo_store, settings
+from miniprogram_api.common import api, ebill_url, photo_quota_bytes, photo_store, settings
 from miniprogram_api.pagination import page
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import (
     AttachmentOut,
     DisputeFields,
+    FormAdjustment,
     FormDetail,
     FormLine,
     FormPeriod,
@@ -47,7 +48,8 @@ async def _detail(request: web.Request, form_id: int, right: Right) -> FormDetai
         attachments=[AttachmentOut(id=a.id, content_type=a.content_type, size_bytes=a.size_bytes)
                      for a in attachments],
         superseded=superseded, can_answer=right >= Right.OWNER and form.state == FormState.SENT and not superseded,
-        ebill_url=ebill.ebill_link("form", form.id, None, settings(request).secret_key))
+        ebill_url=ebill_url(request, "form", form.id),
+        adjustments=[FormAdjustment(**a.as_dict()) for a in await forms.adjustments_of(form)])
 
 
 @api.get("/forms", query=FormQuery, response=Page[FormSummary], tag="forms")

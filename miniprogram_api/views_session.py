@@ -9,7 +9,16 @@ from aiohttp import web
 from miniprogram_api import gate
 from miniprogram_api.common import api, settings, token_claims_key
 from miniprogram_api.registry import Call
-from miniprogram_api.schemas import AccountOut, BindingIn, BindingOut, MeOut, OwnerOut, SessionIn, SessionOut
+from miniprogram_api.schemas import (
+    AccountOut,
+    BindingIn,
+    BindingOut,
+    LinkCodeOut,
+    MeOut,
+    OwnerOut,
+    SessionIn,
+    SessionOut,
+)
 from server.keys import redis_guard_key, redis_key, redis_ns_key, wechat_api_key
 from settlement import bills, bindings, sessions
 from settlement.errors import NotFound
@@ -87,8 +96,7 @@ async def bind(request: web.Request, call: Call):
     """Bind this WeChat user to an owner account, by invitation code or by phone number on file."""
     body: BindingIn = call.body
     if body.invitation_code is not None:
-        owner = await bindings.bind_with_invitation(call.principal.identity_id, body.invitation_code)
-        how = "invitation"
+        owner, how = await bindings.bind_with_code(call.principal.identity_id, body.invitation_code)
     else:
         api_client = _wechat(request)
         if api_client is None:
@@ -99,17 +107,29 @@ async def bind(request: web.Request, call: Call):
             return _wechat_answer(exc)
         owner = await bindings.bind_with_phone(call.principal.identity_id, phone)
         how = "phone"
+    # the same person in the official account (by unionid) was bound too: no cached view stays
     await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_guard_key],
-                          request.config_dict[redis_ns_key], call.principal.identity_id)
+                          request.config_dict[redis_ns_key], *await bindings.person_identity_ids(call.principal.identity_id))
     return BindingOut(owner=OwnerOut(id=owner.id, name=owner.name), by=how)
 
 
 @api.delete("/binding", tag="binding", errors=(404,))
 async def unbind(request: web.Request, call: Call):
-    """Leave the owner account; rights others granted to this user stay."""
+    """Leave the owner account — here and in the official account where WeChat says (unionid) it
+    is the same person; rights others granted to this user stay."""
+    person = await bindings.person_identity_ids(call.principal.identity_id)
     await bindings.unbind(call.principal.identity_id)
     await gate.invalidate(request.config_dict[redis_key], request.config_dict[redis_guard_key],
-                          request.config_dict[redis_ns_key], call.principal.identity_id)
+                          request.config_dict[redis_ns_key], *person)
+
+
+@api.post("/binding/link-code", response=LinkCodeOut, status=201, tag="binding", errors=(404,))
+async def link_code(request: web.Request, call: Call):
+    """A one-time code (10 minutes) that binds this person in the official account too, for when
+    WeChat gives no unionid to link the two: send ``绑定 <code>`` to the official account. A user
+    bound to no owner gets 404 ``not_bound``."""
+    code, expires_at = await bindings.issue_link_code(call.principal.identity_id)
+    return LinkCodeOut(code=code, expires_at=expires_at, send=f"绑定 {code}")
 
 
 @api.get("/account", response=AccountOut, tag="bills", errors=(404,))

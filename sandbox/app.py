@@ -3,7 +3,8 @@
 Routes (JSON unless said; refusals in the server's JSON error shape):
 
 - ``GET /sandbox/`` — the page (HTML), its files under ``/sandbox/static/``;
-- ``GET /sandbox/api/users`` — the demo users, whom each owner user is bound to, the
+- ``GET /sandbox/api/users`` — the demo users, whom each owner user is bound to (staff users:
+  their staff id), the
   notification templates (name → id) the page subscribes to, and which fakes are on;
 - ``POST /sandbox/api/login {user}`` — a ``wx.login`` code for the user, registered with the
   fake WeChat (the page then calls ``POST /api/v1/session`` with it);
@@ -112,6 +113,8 @@ async def users(request: web.Request) -> web.Response:
     for person in people.USERS:
         entry = person.as_dict()
         entry["owner"] = None if person.role else await people.bound_owner(person, settings.mp_appid)
+        if person.role:  # what `pvsettle payments import --staff ID` takes
+            entry["staff_id"] = await people.staff_id(person, settings.oa_appid)
         listed.append(entry)
     return web.json_response({
         "users": listed, "templates": json.loads(settings.notify_templates),

@@ -70,6 +70,14 @@ async def sandbox_fakes_ctx(app: web.Application) -> AsyncIterator[None]:
             wechat = FakeWechat()
             wechat.register_app(settings.mp_appid, settings.mp_secret, "mp")
             wechat.register_app(settings.oa_appid, settings.oa_secret, "oa")
+            # the two apps share an open-platform account, so WeChat tells each user's unionid in
+            # both: binding in one binds the other (settlement.bindings)
+            wechat.share_open_platform(settings.mp_appid, settings.oa_appid)
+            from sandbox.people import USERS
+
+            for person in USERS:
+                wechat.register_user(settings.mp_appid, person.mp_openid, unionid=person.unionid)
+                wechat.register_user(settings.oa_appid, person.oa_openid, unionid=person.unionid)
             changes["wechat_api_base"] = await wechat.start("127.0.0.1", 0)
             app[sandbox_wechat_key] = wechat
         else:

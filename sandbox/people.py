@@ -129,6 +129,12 @@ async def bound_owner(person: DemoUser, mp_appid: str) -> dict | None:
     return {"id": identity.owner.id, "name": identity.owner.name}
 
 
+async def staff_id(person: DemoUser, oa_appid: str) -> int | None:
+    """The staff record's id of a staff user (the id CLI commands such as ``--staff`` take)."""
+    identity = await m.WechatIdentity.get_or_none(app_id=oa_appid, openid=person.oa_openid)
+    return identity.staff_id if identity is not None else None
+
+
 async def staff_ctx(app: web.Application) -> AsyncIterator[None]:
     """Needs the database: the users and staff exist before the first bot command."""
     await ensure_users(app[settings_key].oa_appid)

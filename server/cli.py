@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--period", required=True, help="YYYY-MM")
     run.add_argument("--plant", help="one plant's code")
     run.add_argument("--batch-size", type=int, default=500, help="plants per transaction")
+    run.add_argument("--yes", action="store_true",
+                     help="run although the period's cut-off is more than a month ago (forms of old electricity)")
     run.set_defaults(func=cmd_cycle_run)
     status = cycle_sub.add_parser("status", help="forms and bills of a period by state")
     status.add_argument("--period", required=True, help="YYYY-MM")
@@ -224,10 +226,32 @@ def _with_database(work):
 
 
 def cmd_cycle_run(args: argparse.Namespace) -> int:
+    """Say which electricity the period is (it is the month *before* for most reading days),
+    refuse an old one without --yes, then run."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
     from settlement import cycles
 
-    result = _with_database(lambda: cycles.run_cycle(args.period, args.plant, batch_size=args.batch_size))
-    print(json.dumps(result.as_dict()))
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+    async def work():
+        covers = await cycles.period_covers(args.period, args.plant)
+        for cover in covers:
+            print(f"period {args.period}, plants read on day {cover.reading_day} ({cover.plants}): electricity "
+                  f"from {cover.starts} 00:00 to {cover.ends} 00:00", file=sys.stderr)
+        old = [c for c in covers if cycles.ended_over_a_month_ago(c, today)]
+        if old and not args.yes:
+            return covers, None
+        return covers, await cycles.run_cycle(args.period, args.plant, batch_size=args.batch_size)
+
+    covers, result = _with_database(work)
+    if result is None:
+        ended = max(c.ends for c in covers)
+        print(f"pvsettle cycle run: period {args.period} ended on {ended}, more than a month ago: "
+              f"forms would go to owners for old electricity; add --yes if that is meant", file=sys.stderr)
+        return 2
+    print(json.dumps({**result.as_dict(), "covers": [c.as_dict() for c in covers]}))
     return 0
 
 
@@ -305,7 +329,7 @@ async def _on_migrated(database_url: str, work: Callable[[], Awaitable[T]]) -> T
 async def _prepare_demo(settings: Settings, plants: int) -> None:
     from settlement import db
     from settlement.models import Owner
-    from settlement.seeding import SeedSpec, seed_portfolio
+    from settlement.seeding import SeedSpec, seed_demo_extras, seed_portfolio
 
     await _migrate(settings.database_url, quiet=True)
     await db.open_database(settings.database_url)
@@ -314,6 +338,12 @@ async def _prepare_demo(settings: Settings, plants: int) -> None:
             print(f"seeding a demo portfolio of {plants} plants …", file=sys.stderr)
             await seed_portfolio(SeedSpec(plants=plants, months=3, seed=1, telemetry_days=2),
                                  progress=_progress_factory())
+        # a nearby-consumption project and a prepaid account to look at (kept when they exist)
+        extras = await seed_demo_extras()
+        if extras:
+            print(f"demo: nearby-consumption project {extras['nearby_plant']}, prepaid account "
+                  f"{extras['prepaid_account']} (id {extras['prepaid_account_id']}) of plant "
+                  f"{extras['prepaid_plant']}", file=sys.stderr)
     finally:
         await db.close_database()
 

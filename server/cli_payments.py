@@ -12,7 +12,9 @@
                                                               cannot be read or is malformed
 ==========================================================  =========================================
 
-``bill`` is the bill number, ``amount_fen`` whole fen, ``channel`` bank_transfer, counter or other,
+``bill`` is the bill number (as printed on the bill, e.g. ``202610-P0001-1``; not its id),
+``amount_fen`` whole fen (an amount beyond what is owed plus the bill's total again is refused by
+row unless ``--allow-overpayment``), ``channel`` bank_transfer, counter or other,
 ``reference`` the finance system's own id of the payment (the same reference again is the same
 payment), ``paid_at`` ISO 8601 (China time when it has no offset). ``--staff`` records the import
 as that staff member (operator or admin), otherwise as the system.
@@ -43,7 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     payments_sub = payments.add_subparsers(dest="action", metavar="ACTION", required=True)
     imp = payments_sub.add_parser("import", help="import a CSV or JSON file of bank transfers and counter payments")
     imp.add_argument("file", metavar="FILE")
-    imp.add_argument("--staff", type=int, help="record as this staff member (operator or admin)")
+    imp.add_argument("--staff", type=int, metavar="ID",
+                     help="record as this staff member (operator or admin; the staff id, as the sandbox and "
+                          "the bot's 帮助 show it)")
+    imp.add_argument("--allow-overpayment", action="store_true",
+                     help="take amounts beyond what is owed plus the bill's total again as credit "
+                          "(refused by row otherwise)")
     imp.set_defaults(func=cmd_payments_import)
 
 
@@ -129,7 +136,8 @@ def cmd_payments_import(args: argparse.Namespace) -> int:
             staff = await Staff.get_or_none(id=args.staff)
             if staff is None or not staff.active or staff.role not in (StaffRole.OPERATOR, StaffRole.ADMIN):
                 raise DomainError(f"staff {args.staff} is not an active operator or admin")
-        return await import_offline_payments(rows, source=f"import:{path.name}"[:100], staff=staff)
+        return await import_offline_payments(rows, source=f"import:{path.name}"[:100], staff=staff,
+                                             allow_overpayment=args.allow_overpayment)
 
     try:
         result = _with_database(work)

@@ -11,9 +11,10 @@
 ``pvsettle readings conflicts [--limit N]``         unresolved conflicts, one JSON line each
 ==================================================  ===============================================
 
-The file is read twice: once to check that it is UTF-8 CSV with the right header and the same
-number of fields on every line, so that a malformed file changes nothing, then in batches of
-2,000 rows through the readings service, so that memory does not grow with the file.
+The file is read twice: once to check that it is UTF-8 CSV with the right header, so that a
+malformed file changes nothing, then in batches of 2,000 rows through the readings service, so
+that memory does not grow with the file. A line with too many or too few fields is one rejected
+row (``wrong_field_count``), like a row with a bad value: the rest of the file is imported.
 """
 
 from __future__ import annotations
@@ -132,8 +133,12 @@ def _lines(binary) -> Iterator[str]:
         yield text.removeprefix("\ufeff") if number == 1 else text  # Excel writes a BOM
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line, row) for every data record; raises MalformedFile naming the line of the first fault."""
+WRONG_FIELD_COUNT = "wrong_field_count"
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, str] | list[str]]]:
+    """(line, row) for every data record — the fields as a list when their number is not the
+    header's; raises MalformedFile naming the line of the first fault of the file itself."""
     try:
         binary = open(path, "rb")
     except OSError as exc:
@@ -152,8 +157,8 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 if not record:
                     continue  # a blank line
                 if len(record) != len(names):
-                    raise MalformedFile(f"line {reader.line_num}: {len(record)} fields, the header has "
-                                        f"{len(names)}")
+                    yield reader.line_num, record
+                    continue
                 yield reader.line_num, dict(zip(names, record))
         except csv.Error as exc:
             raise MalformedFile(f"line {reader.line_num}: {exc}") from None
@@ -193,8 +198,15 @@ async def _import(path: Path, source: str, limits) -> dict[str, int]:
                 print(json.dumps(flagged, ensure_ascii=False), file=sys.stderr)
         batch.clear()
 
-    for record in _records(path):
-        batch.append(record)
+    for line, row in _records(path):
+        if isinstance(row, list):  # refused here, as the service refuses a bad value
+            counts["rows"] += 1
+            counts["rejected"] += 1
+            message = f"line {line}: {len(row)} fields, the header has {len(HEADER)}"
+            print(json.dumps({"line": line, "fields": row, "error": {"code": WRONG_FIELD_COUNT, "message": message}},
+                             ensure_ascii=False), file=sys.stderr)
+            continue
+        batch.append((line, row))
         if len(batch) == IMPORT_BATCH:
             await flush()
     if batch:

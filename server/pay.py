@@ -7,7 +7,8 @@ otherwise. Requests go to ``PVSETTLE_PAY_API_BASE``.
 
 A server without the pay settings (tests, a half-configured demo) starts without WeChat Pay and
 says so in its log: /pay/notify then answers 503 (WeChat Pay sends again later) and paying a bill
-answers 503. ``pvsettle serve`` refuses to start without them anyway.
+answers 503. ``pvsettle serve`` does the same when none of the seven WeChat Pay settings is set,
+and refuses to start when only some are (:mod:`server.settings`).
 """
 
 from __future__ import annotations

@@ -32,6 +32,15 @@ DEMO_SCHEDULER_INTERVAL = 5  # [s] the demo's default; its portfolio is small
 DEMO_NOTIFY_TEMPLATES = json.dumps({name: f"demo-{name.replace('_', '-')}" for name in (
     "form_sent", "auto_confirm_coming", "bill_issued", "payment_received", "refund_done", "arrears_reminder",
     "arrears_escalation", "low_balance", "outage_alarm", "fault_update", "prepaid_notice")})
+#: ``PVSETTLE_NOTIFY_TEMPLATES=demo``: the demo ids, chosen on purpose (``serve`` needs the setting).
+DEMO_TEMPLATES_WORD = "demo"
+#: WeChat Pay's settings: ``serve`` runs without WeChat Pay (503 where it is needed) when none is
+#: set, and refuses, naming the missing ones, when only some are.
+PAY_FIELDS = ("pay_mchid", "pay_apiv3_key", "pay_private_key_path", "pay_cert_serial", "pay_public_key_path",
+              "pay_public_key_id", "pay_notify_url")
+#: Without these five WeChat Pay cannot work; the public key path and id go together (public-key
+#: mode), and neither means platform-certificate mode.
+PAY_REQUIRED = ("pay_mchid", "pay_apiv3_key", "pay_private_key_path", "pay_cert_serial", "pay_notify_url")
 
 
 class SettingsError(Exception):
@@ -98,7 +107,7 @@ class Settings:
     pay_refusals_kept: int = _plain(10000, "refused /pay/notify deliveries kept at most (headers, body size, SHA-256 and first 2 KiB); the oldest are deleted first")
     trusted_proxies: str = _plain("", "comma-separated addresses or networks of the reverse proxies in front of this server (e.g. 127.0.0.1,10.0.0.0/8), whose X-Forwarded-For names the client; empty = the peer is the client")
     photo_quota_mb: int = _plain(200, "room for each owner's photos (disputes and fault reports, as stored) [MB]; more is 409")
-    notify_templates: str = _plain(DEMO_NOTIFY_TEMPLATES, "JSON object: notification template name → WeChat template id (templates/notify/*.txt); the default holds demo ids for the fake WeChat")
+    notify_templates: str = _plain(DEMO_NOTIFY_TEMPLATES, "JSON object: notification template name → WeChat template id (templates/notify/*.txt); `demo` = demo ids for the fake WeChat (the demo's default; serve needs it set)")
     notify_rate: int = _plain(20, "notifications sent per second per template at most (all processes together)")
     dispatcher_interval: str = _plain("1", "seconds between outbox dispatcher polls when idle; 0 = no dispatcher in this process")
     repeated_trips: int = _plain(3, "trips (outage events) of one plant within PVSETTLE_REPEATED_TRIPS_DAYS that flag it as tripping repeatedly, with one staff alarm per episode")
@@ -115,12 +124,22 @@ class Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
         problems: list[str] = []
+        given = {f.name for f in dataclasses.fields(cls) if environ.get(cls.env_name(f.name))}
+        pay_given = given & set(PAY_FIELDS)
         for f in dataclasses.fields(cls):
             raw = environ.get(cls.env_name(f.name))
             if raw is None or raw == "":
-                if f.metadata["secret"] and require_secrets:
+                if f.metadata["secret"] and require_secrets and _needed(f.name, pay_given):
                     problems.append(f"{cls.env_name(f.name)} is missing ({f.metadata['doc']})")
+                elif f.name == "notify_templates" and require_secrets:
+                    # the demo ids only work with the fake WeChat: a real deployment would send
+                    # nothing and log every notification as refused
+                    problems.append(f"{cls.env_name(f.name)} is missing (the WeChat template ids of the "
+                                    f"notifications, a JSON object; {DEMO_TEMPLATES_WORD!r} = the demo ids, "
+                                    f"which only the fake WeChat accepts)")
                 continue
+            if f.name == "notify_templates" and raw.strip() == DEMO_TEMPLATES_WORD:
+                raw = DEMO_NOTIFY_TEMPLATES
             if f.type == "int":
                 try:
                     values[f.name] = int(raw)
@@ -216,6 +235,17 @@ def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
+def _needed(name: str, pay_given: set[str]) -> bool:
+    """Whether a missing secret is a problem: WeChat Pay's only when some of them are given."""
+    if name not in PAY_FIELDS:
+        return True
+    if not pay_given:
+        return False
+    if name in PAY_REQUIRED:
+        return True
+    return bool(pay_given & {"pay_public_key_path", "pay_public_key_id"})  # one without the other
+
+
 def _is_factor(text: str) -> bool:
     from decimal import Decimal, InvalidOperation
 
@@ -264,6 +294,7 @@ def demo_settings(environ: Mapping[str, str] | None = None, var_dir: str | None 
     merged[Settings.env_name("database_url")] = f"sqlite://{var / 'pvsettle.sqlite3'}"
     # a confirmed form becomes a bill on the next tick: seconds, not a minute, for someone trying it out
     merged[Settings.env_name("scheduler_interval")] = str(DEMO_SCHEDULER_INTERVAL)
+    merged[Settings.env_name("notify_templates")] = DEMO_TEMPLATES_WORD  # the sandbox's fake WeChat takes them
     merged.update({k: v for k, v in environ.items() if k.startswith(PREFIX) and v})
     return Settings.from_env(merged)
 

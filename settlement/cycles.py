@@ -111,6 +111,47 @@ def cycle_span(period: str, reading_day: int) -> tuple[dt.datetime, dt.datetime]
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class PeriodCover:
+    """What a period means for the plants read on one day: the electricity from ``starts`` to
+    ``ends`` (local dates, the cut-off at 00:00 of ``ends``)."""
+
+    reading_day: int
+    starts: dt.date
+    ends: dt.date
+    plants: int
+
+    def as_dict(self) -> dict:
+        return {"reading_day": self.reading_day, "from": self.starts.isoformat(), "to": self.ends.isoformat(),
+                "plants": self.plants}
+
+
+async def period_covers(period: str, plant_code: str | None = None) -> list[PeriodCover]:
+    """The dates ``period`` covers for each reading day of the plants in scope, by reading day.
+
+    Period ``2026-11`` of plants read on the 1st is October's electricity (10-01 to 11-01): what
+    an operator running a cycle should see before forms go out.
+    """
+    parse_period(period)
+    query = Plant.all()
+    if plant_code is not None:
+        query = query.filter(code=plant_code)
+    days: dict[int, int] = {}
+    for day in await query.values_list("reading_day", flat=True):
+        days[day] = days.get(day, 0) + 1
+    covers = []
+    for day, count in sorted(days.items()):
+        start, end = cycle_span(period, day)
+        covers.append(PeriodCover(day, start.astimezone(LOCAL).date(), end.astimezone(LOCAL).date(), count))
+    return covers
+
+
+def ended_over_a_month_ago(cover: PeriodCover, today: dt.date) -> bool:
+    """Whether the cover's cut-off lies more than a calendar month before ``today``."""
+    year, month = (cover.ends.year, cover.ends.month + 1) if cover.ends.month < 12 else (cover.ends.year + 1, 1)
+    return dt.date(year, month, min(cover.ends.day, 28)) < today
+
+
 @dataclass
 class CycleRunResult:
     period: str

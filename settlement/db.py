@@ -27,7 +27,8 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         connection: dict[str, Any] | str = {
-            "engine": "tortoise.backends.sqlite",
+            # tortoise's SQLite client, with transactions that begin by taking the write lock
+            "engine": "settlement.sqlite_backend",
             "credentials": {
                 "file_path": path,
                 # tortoise already sets WAL and foreign keys; the busy timeout lets a second process

@@ -41,6 +41,7 @@ import jinja2
 
 from settlement import i18n
 from settlement.errors import Forbidden, InvalidInput, NotFound
+from settlement.forms import adjustments_of
 from settlement.models import (
     Bill,
     BillState,
@@ -137,6 +138,13 @@ def link_signature(kind: str, ident: int, exp: int, secret_key: str) -> str:
         raise InvalidInput("e-bill links need PVSETTLE_SECRET_KEY", code="no_secret_key")
     message = f"{kind}:{int(ident)}:{int(exp)}".encode()
     return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def public_origin(public_url: str, fallback: str) -> str:
+    """Where links given to users start (no trailing slash): ``PVSETTLE_PUBLIC_URL`` when set,
+    else ``fallback`` — ``http://HOST:PORT`` for the bot, the request's own origin for the API.
+    The bot and the mini-program API both build their absolute e-bill links with it."""
+    return (public_url or fallback).rstrip("/")
 
 
 def ebill_link(kind: str, id: int, expires_at: dt.datetime | None, secret_key: str) -> str:  # noqa: A002
@@ -501,6 +509,30 @@ def _form_body(form: ConfirmationForm, lang: str) -> dict:
     return {"lines": lines, "energies": energies, "totals": totals}
 
 
+ENERGY_LABEL = {lang: {k: TEXT[lang][k] for k in ("generation", "export", "grid")} for lang in LANGS}
+
+
+async def _adjustments(form: ConfirmationForm, lang: str) -> list[dict]:
+    """The form's adjustments (settlement.forms.adjustments_of) as the pages show them."""
+    t = TEXT[lang]
+    rows = []
+    for a in await adjustments_of(form):
+        if a.kind == "energy":
+            what, _, rate = a.field.partition(".")
+            item = f"{ENERGY_LABEL[lang].get(what, what)} {RATE_LABEL[lang].get(rate, rate)} (kWh)"
+            before, after = _kwh_text(a.before), _kwh_text(a.after)
+        elif a.field == "readings":
+            item, before, after = t["adjusted_readings"], t["none"], t["none"]
+        else:
+            meter, register, boundary = (a.field.split(" ") + ["", "", ""])[:3]
+            label = REGISTER_LABEL[lang].get(register[-4:], "")
+            item = f"{meter} {register} {label} {t.get('boundary_' + boundary, boundary)}".replace("  ", " ")
+            before, after = a.before or t["none"], a.after or t["none"]
+        rows.append({"version": a.version, "item": item, "before": before, "after": after, "by": a.by,
+                     "at": _time_text(a.at, lang), "reason": a.reason})
+    return rows
+
+
 async def _chart_for(cycle: ReadingCycle, lang: str) -> dict:
     return chart(await daily_energy(cycle.plant_id, cycle.starts_at, cycle.ends_at), lang)
 
@@ -532,6 +564,7 @@ async def form_view(form_id: int, lang: str = "zh", *, lang_urls: dict[str, str]
                  "answered_at": _time_text(form.answered_at, lang), "dispute_reason": form.dispute_reason or ""},
         "body": _form_body(form, lang), "chart": await _chart_for(cycle, lang), "pdf_url": pdf_url,
         "kind": "form", "file_stem": f"{cycle.period}-{cycle.plant.code}-v{form.version}",
+        "adjustments": await _adjustments(form, lang),
     }
     return context
 
@@ -620,6 +653,7 @@ async def bill_view(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str]
         },
         "body": _form_body(bill.form, lang), "chart": await _chart_for(cycle, lang), "pdf_url": pdf_url,
         "kind": "bill", "file_stem": bill.number,
+        "adjustments": await _adjustments(bill.form, lang),
     }
     return context
 

@@ -14,6 +14,7 @@ Every transition writes an audit event in the same transaction.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from tortoise.transactions import in_transaction
@@ -187,10 +188,14 @@ async def adjust_reading(plant_code: str, period: str, meter_serial: str, regist
                                   "value": reading.value, "revision": reading.revision}, reason=reason,
                            using_db=conn)
         new_form = await _new_version(plant, period, form, now, conn)
+        # the form's own event names the reading too, so the form can say what was adjusted
         await audit.record(audit.actor_of(staff), "AdjustForm", "form", new_form.id,
                            before={"version": form.version, "state": form.state, "total": _totals(form)},
                            after={"version": new_form.version, "state": new_form.state,
-                                  "total": _totals(new_form)}, reason=reason, using_db=conn)
+                                  "total": _totals(new_form),
+                                  "reading": {"meter": meter_serial, "register": register, "boundary": boundary,
+                                              "before": stored.value if stored else None,
+                                              "after": reading.value}}, reason=reason, using_db=conn)
         await outbox.forms_sent([new_form.id], using_db=conn, now=now)  # a draft (sent_at None) is skipped
         form.state = FormState.ADJUSTED
         await form.save(using_db=conn, update_fields=["state"])
@@ -257,6 +262,64 @@ async def adjust_energy(plant_code: str, period: str, what: str, rate: str, kwh:
         form.state = FormState.ADJUSTED
         await form.save(using_db=conn, update_fields=["state"])
     return new_form
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """One correction staff made to a form, as the form, the e-bill and the mini-program show it.
+
+    ``kind`` is ``energy`` (``field`` = ``<generation|export|grid>.<rate>``, values in kWh) or
+    ``reading`` (``field`` = ``<meter> <register> <previous|current>``, values as read);
+    ``version`` is the form version the correction made; ``by`` the staff member's name.
+    """
+
+    version: int
+    kind: str
+    field: str
+    before: str | None
+    after: str | None
+    by: str
+    at: dt.datetime
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"version": self.version, "kind": self.kind, "field": self.field, "before": self.before,
+                "after": self.after, "by": self.by, "at": self.at, "reason": self.reason}
+
+
+async def adjustments_of(form: ConfirmationForm) -> list[Adjustment]:
+    """Every adjustment that led to this version of the form, oldest first (from the audit trail:
+    ``AdjustEnergy`` and ``AdjustForm`` events of this and the earlier versions of its cycle)."""
+    versions = dict(await ConfirmationForm.filter(cycle_id=form.cycle_id, version__lte=form.version)
+                    .values_list("id", "version"))
+    events = await AuditEvent.filter(entity="form", entity_id__in=[str(i) for i in versions],
+                                     action__in=("AdjustEnergy", "AdjustForm")).order_by("at", "id")
+    staff_ids = {int(e.actor.split(":", 1)[1]) for e in events
+                 if e.actor.startswith("staff:") and e.actor.split(":", 1)[1].isdigit()}
+    names = dict(await Staff.filter(id__in=staff_ids).values_list("id", "name")) if staff_ids else {}
+
+    def by(actor: str) -> str:
+        kind, _, ident = actor.partition(":")
+        return names.get(int(ident), actor) if kind == "staff" and ident.isdigit() else actor
+
+    out = []
+    for event in events:
+        after, before = event.after or {}, event.before or {}
+        if event.action == "AdjustEnergy":
+            what = next((k for k in ENERGIES if k in after), None)
+            kind, field = "energy", f"{what}.{after.get('rate')}"
+            old, new = before.get(what), after.get(what)
+        else:
+            reading = after.get("reading")
+            if reading:
+                kind, field = "reading", f"{reading['meter']} {reading['register']} {reading['boundary']}"
+                old, new = reading.get("before"), reading.get("after")
+            else:  # written before the event named its reading: only that the readings changed
+                kind, field, old, new = "reading", "readings", None, None
+        out.append(Adjustment(version=versions[int(event.entity_id)], kind=kind, field=field,
+                              before=None if old is None else str(old), after=None if new is None else str(new),
+                              by=by(event.actor), at=event.at, reason=event.reason or ""))
+    return out
 
 
 def _totals(form: ConfirmationForm) -> dict:

@@ -5,6 +5,11 @@ system's own reference and when it was paid. Rows go through :func:`settlement.b
 — the bill rules, the (channel, reference) key that makes a row recorded twice one payment, and
 the audit event — each in its own transaction, so a bad row is refused on its own and the rest go
 in. A row refused says why (``code``, ``message``) and names its place.
+
+An overpayment becomes account credit, as it does in WeChat Pay; but an amount beyond what is
+owed plus the bill's whole total again (more credit than another month's bill) is far more likely
+a typo or a wrong column than money received, so such a row is refused (``overpayment``) unless
+the import allows it (``--allow-overpayment``).
 """
 
 from __future__ import annotations
@@ -56,7 +61,13 @@ def _amount(text) -> int:
     return int(text)
 
 
-async def _one(row: dict, staff: Staff | None, source: str, place: str) -> bool:
+def overpayment_limit_fen(bill: Bill) -> int:
+    """The most a row may pay on ``bill`` without ``allow_overpayment`` [fen]: what is owed plus
+    the bill's total again."""
+    return max(bills.owed_fen(bill), 0) + bill.total_fen
+
+
+async def _one(row: dict, staff: Staff | None, source: str, place: str, allow_overpayment: bool = False) -> bool:
     """Record one row; True when it was new, False when it was already recorded."""
     refused = outside_text.refusal(row, FIELDS, place)
     if refused is not None:
@@ -75,6 +86,12 @@ async def _one(row: dict, staff: Staff | None, source: str, place: str) -> bool:
     bill = await Bill.get_or_none(number=number)
     if bill is None:
         raise NotFound(f"no bill {number[:40]!r}", code="unknown_bill", params={"bill": number[:40]})
+    if not allow_overpayment and amount > overpayment_limit_fen(bill):
+        owed = max(bills.owed_fen(bill), 0)
+        raise InvalidInput(f"amount_fen {amount} is far beyond the {owed} fen owed on bill {number} "
+                           f"(total {bill.total_fen}): refused; import with --allow-overpayment if it "
+                           f"is right", code="overpayment",
+                           params={"amount_fen": amount, "owed_fen": owed, "bill": number})
     reference = str(row["reference"]).strip()
     existed = await Payment.exists(transaction_id=f"{channel.value}:{reference}")
     await bills.record_payment(bill.id, amount, channel, reference, staff=staff, paid_at=paid_at,
@@ -83,14 +100,17 @@ async def _one(row: dict, staff: Staff | None, source: str, place: str) -> bool:
     return not existed
 
 
-async def import_offline_payments(rows: list[tuple[str, dict]], *, source: str,
-                                  staff: Staff | None = None) -> ImportResult:
-    """Record ``(place, row)`` pairs (place: e.g. ``line 3``); returns counts and refused rows."""
+async def import_offline_payments(rows: list[tuple[str, dict]], *, source: str, staff: Staff | None = None,
+                                  allow_overpayment: bool = False) -> ImportResult:
+    """Record ``(place, row)`` pairs (place: e.g. ``line 3``); returns counts and refused rows.
+
+    ``allow_overpayment`` takes amounts beyond :func:`overpayment_limit_fen` as credit.
+    """
     result = ImportResult()
     for place, row in rows:
         result.rows += 1
         try:
-            if await _one(row, staff, source, place):
+            if await _one(row, staff, source, place, allow_overpayment):
                 result.recorded += 1
             else:
                 result.duplicates += 1

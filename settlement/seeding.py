@@ -40,6 +40,7 @@ from tortoise.transactions import in_transaction
 from billing_engine.tariff import Tariff, parse_tariff
 from billing_engine.tou import classify
 from settlement import models as m
+from settlement import prepaid
 from settlement.redis_client import Namespace
 from settlement.telemetry import publish_live_states, rebuild_rollups
 
@@ -425,3 +426,35 @@ def _telemetry(rng, plan: dict, days: int) -> list[m.TelemetrySample]:
                           power_w=int(p), energy_wh=int(c), interval_wh=iv, status="ok")
         for i, (p, c, iv) in enumerate(zip(power_w, counter, interval))
     ]
+
+
+# --- what the demo shows beyond plain plants -----------------------------------------------------
+
+#: Terms of the demo's nearby-consumption (就近消纳) project: figures of the size a 10 kV project
+#: has, for the demo only — real ones are published per province and entered per project.
+DEMO_NEARBY_TERMS = {"voltage_level": "10kV", "td_price": Decimal("0.150000"), "average_load_rate": Decimal("0.450000"),
+                     "connection_kva": Decimal("800.000"), "current_capacity_charge": Decimal("19200.00"),
+                     "system_operation_fee": Decimal("0.020000"), "wire_loss_price": Decimal("0.015000")}
+
+
+async def seed_demo_extras() -> dict:
+    """Make the demo portfolio show what plain plants do not: the first plant becomes a
+    nearby-consumption project (its terms from its commissioning day), and the first plant of
+    another owner gets a prepaid account whose electricity follows the plant's contract, metered
+    by its grid meter. Idempotent: what exists is kept. Returns the ids made or found."""
+    plants = await m.Plant.all().order_by("id").prefetch_related("owner")
+    if not plants:
+        return {}
+    nearby = plants[0]
+    await m.NearbyConsumptionTerms.get_or_create(plant=nearby, effective_from=nearby.commissioned_on,
+                                                 defaults=DEMO_NEARBY_TERMS)
+    site = next((p for p in plants if p.owner_id != nearby.owner_id), plants[-1])
+    account = await m.PrepaidAccount.filter(plant_id=site.id).first()
+    if account is None:
+        account = await prepaid.open_account(site.owner_id, f"{site.name} 预付费", f"{site.code}-SW", plant_id=site.id,
+                                             allow_pay_by_number=True)
+        meter = await m.Meter.get_or_none(serial=f"{site.code}-N")
+        await prepaid.add_service(account.id, "用电", m.Utility.ELECTRICITY, "kWh", follows_contract=True,
+                                  meter_id=meter.id if meter else None)
+    return {"nearby_plant": nearby.code, "prepaid_account": account.number, "prepaid_account_id": account.id,
+            "prepaid_plant": site.code}

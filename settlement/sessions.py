@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import redis.asyncio as redis_asyncio
 from tortoise.exceptions import IntegrityError
 
+from settlement import bindings, principal_cache
 from settlement.errors import DomainError
 from settlement.models import MiniProgramSession as SessionRecord
 from settlement.models import WechatIdentity
@@ -141,6 +142,12 @@ async def open_session(api: WechatApi, client: redis_asyncio.Redis, guard: Redis
     """
     wx = await api.code2session(code)
     identity = await identity_for(app_id, wx)
+    if identity.unionid:
+        # the same person bound in the official account is bound here too (and the other way round)
+        linked = await bindings.link_by_unionid(identity.id)
+        if linked:
+            await principal_cache.invalidate(client, ns, *linked)
+            await identity.refresh_from_db(fields=["owner_id"])
     now = now or dt.datetime.now(UTC)
     session_id = secrets.token_urlsafe(18)
     expires = int(now.timestamp()) + ttl_s

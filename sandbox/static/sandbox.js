@@ -29,6 +29,7 @@ const TEXT = {
     rate: "时段", item: "项目", unit_price: "单价(元/kWh)", amount: "金额",
     discount: "电价折扣", discount_value: "电网电价 × {factor}", credit_applied: "余额抵扣",
     ebill: "电子账单（可打印）", eform: "电子确认单（可打印）",
+    adjustments: "运维调整记录", adjusted: "v{v} {field}：{before} → {after}，{by}，{at}，原因：{reason}",
   },
   en: {
     title: "Sandbox: an owner's month without WeChat", users: "WeChat users", users_hint: "Pick a demo user and open the mini-program on the phone.",
@@ -51,6 +52,7 @@ const TEXT = {
     rate: "Period", item: "Item", unit_price: "Price (¥/kWh)", amount: "Amount",
     discount: "Discount", discount_value: "grid price × {factor}", credit_applied: "Account credit applied",
     ebill: "Printable e-bill", eform: "Printable form",
+    adjustments: "Adjusted by O&M staff", adjusted: "v{v} {field}: {before} → {after}, by {by}, {at}, reason: {reason}",
   },
 };
 
@@ -113,6 +115,18 @@ function yuan(fen) {
 const when = (iso) => iso ? new Date(iso).toLocaleString(locale(), { hour12: false, timeZone: TIME_ZONE }) : "—";
 const clockTime = (date) => date.toLocaleTimeString(locale(), { hour12: false, timeZone: TIME_ZONE });
 // an e-bill or e-form link in the UI's language
+// what an adjustment changed, in words: the API gives its field as a code (generation.peak, a
+// reading as "<meter> <register> <boundary>")
+function adjustedItem(a) {
+  if (a.kind === "energy") {
+    const [what, rate] = a.field.split(".");
+    return `${label(`ebill.${what}`)} ${label(`rate.${rate}`)}`;
+  }
+  if (a.field === "readings") return label("ebill.adjusted_readings");
+  const [meter, register, boundary] = a.field.split(" ");
+  return `${meter} ${register} ${label(`ebill.boundary_${boundary}`, "")}`.trim();
+}
+
 const inLanguage = (url) => `${url}${url.includes("?") ? "&" : "?"}lang=${state.lang}`;
 
 function toast(text) {
@@ -458,6 +472,10 @@ async function renderForm(screen) {
         periods,
         el("tr", {}, el("th", {}, t("total")), el("th", { class: "num" }, kwh(form.generation_kwh)), el("th", { class: "num" }, kwh(form.self_use_kwh)),
            el("th", { class: "num" }, kwh(form.export_kwh)), el("th", { class: "num" }, kwh(form.grid_kwh))))),
+      form.adjustments.length ? el("div", { class: "warn", "data-testid": "form-adjustments" },
+        el("strong", {}, t("adjustments")), ...form.adjustments.map((a) => el("div", {}, t("adjusted", {
+          v: a.version, field: adjustedItem(a), before: a.before ?? "—", after: a.after ?? "—", by: a.by,
+          at: when(a.at), reason: a.reason })))) : null,
       el("p", {}, el("a", { href: inLanguage(form.ebill_url), target: "_blank", rel: "noopener", "data-testid": "form-ebill" }, t("eform")))),
     actions);
 }

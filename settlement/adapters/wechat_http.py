@@ -39,6 +39,7 @@ from redis.exceptions import LockError, RedisError
 
 from settlement.ports.wechat import (
     MiniProgramSession,
+    OfficialAccountUser,
     RateLimited,
     TokenExpired,
     WechatError,
@@ -56,6 +57,7 @@ GET_PHONE_NUMBER = "/wxa/business/getuserphonenumber"
 SUBSCRIBE_SEND = "/cgi-bin/message/subscribe/send"
 TEMPLATE_SEND = "/cgi-bin/message/template/send"
 CUSTOM_SEND = "/cgi-bin/message/custom/send"
+USER_INFO = "/cgi-bin/user/info"
 
 APPS = ("mp", "oa")
 
@@ -229,6 +231,16 @@ class AiohttpWechatApi:
         user last wrote to it)."""
         body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
         await self.request("oa", "POST", CUSTOM_SEND, json_body=body, endpoint="custom_send")
+
+    async def user_info(self, openid: str) -> OfficialAccountUser:
+        """The official account's user/info: whether ``openid`` follows, and their unionid when
+        the account is bound to an open-platform account (the key that links them to the same
+        person in the mini-program)."""
+        data = await self.request("oa", "GET", USER_INFO, params={"openid": openid, "lang": "zh_CN"},
+                                  endpoint="user_info")
+        unionid = data.get("unionid")
+        return OfficialAccountUser(openid=openid, subscribed=data.get("subscribe") == 1,
+                                   unionid=unionid if isinstance(unionid, str) and unionid else None)
 
     # ------------------------------------------------------------------ authenticated calls
 

@@ -21,6 +21,13 @@ What it plays, as WeChat does:
   the same way; ``keywordN``/``first``/``remark`` are free text); 43004 for a user who does not
   follow the account; one message per (openid, ``client_msg_id``) for 10 minutes.
 - ``POST /cgi-bin/message/custom/send``: customer-service text; 45015 for a user who does not follow.
+- ``GET /cgi-bin/user/info`` (official account): a registered user's ``subscribe`` and ``openid``,
+  and their ``unionid`` when the account is bound to an open-platform account
+  (:meth:`FakeWechat.share_open_platform`); 40003 for an openid the account never saw.
+
+unionid, as WeChat gives it: a user registered with :meth:`FakeWechat.register_user` has one
+unionid across the apps of one open-platform account; code2session and user/info tell it only for
+apps bound to that account. (A login code registered with an explicit ``unionid`` tells it anyway.)
 
 Every call is recorded in :attr:`FakeWechat.calls` (without secrets), every message delivered in
 :attr:`FakeWechat.sent`. Faults are injected per endpoint (names in :data:`ENDPOINTS`): the next N
@@ -52,10 +59,12 @@ ENDPOINTS = {
     "subscribe_send": "/cgi-bin/message/subscribe/send",
     "template_send": "/cgi-bin/message/template/send",
     "custom_send": "/cgi-bin/message/custom/send",
+    "user_info": "/cgi-bin/user/info",
 }
 
 # Which kind of app may call each token-authenticated endpoint.
-_KIND = {"getuserphonenumber": "mp", "subscribe_send": "mp", "template_send": "oa", "custom_send": "oa"}
+_KIND = {"getuserphonenumber": "mp", "subscribe_send": "mp", "template_send": "oa", "custom_send": "oa",
+         "user_info": "oa"}
 
 ERRMSG = {
     -1: "system error",
@@ -204,6 +213,8 @@ class FakeWechat:
         self._logins: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._refusals: set[tuple[str, str | None]] = set()
         self._unfollowed: set[str] = set()
+        self._users: dict[tuple[str, str], str | None] = {}  # (appid, openid) → unionid
+        self._open_platform: set[str] = set()  # appids bound to the one open-platform account
         self._templates: dict[str, dict[str, frozenset[str] | None]] = defaultdict(dict)
         self._client_msg_ids: dict[tuple[str, str, str], tuple[float, int]] = {}
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
@@ -228,6 +239,19 @@ class FakeWechat:
         self._login_codes[code] = _Code(appid=appid, issued_at=self.clock(), openid=openid, unionid=unionid,
                                         session_key=session_key or secrets.token_urlsafe(16))
         return code
+
+    def register_user(self, appid: str, openid: str, *, unionid: str | None = None) -> None:
+        """``openid`` is a user of ``appid`` (an official account's follower, a mini-program's
+        user) whose unionid on the open platform is ``unionid``."""
+        self._users[(appid, openid)] = unionid
+
+    def share_open_platform(self, *appids: str) -> None:
+        """The apps are bound to one open-platform account: code2session and user/info tell
+        their users' unionid."""
+        self._open_platform.update(appids)
+
+    def _unionid(self, appid: str, openid: str) -> str | None:
+        return self._users.get((appid, openid)) if appid in self._open_platform else None
 
     def register_phone_code(self, appid: str, phone: str, *, country_code: str = "86",
                             code: str | None = None) -> str:
@@ -310,6 +334,7 @@ class FakeWechat:
         app.router.add_post(ENDPOINTS["subscribe_send"], self._endpoint("subscribe_send", self._subscribe_send))
         app.router.add_post(ENDPOINTS["template_send"], self._endpoint("template_send", self._template_send))
         app.router.add_post(ENDPOINTS["custom_send"], self._endpoint("custom_send", self._custom_send))
+        app.router.add_get(ENDPOINTS["user_info"], self._endpoint("user_info", self._user_info))
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -490,8 +515,9 @@ class FakeWechat:
         recent.append(now)
         code.used = True
         answer = {"openid": code.openid, "session_key": code.session_key}
-        if code.unionid:
-            answer["unionid"] = code.unionid
+        unionid = code.unionid or self._unionid(app.appid, code.openid)
+        if unionid:
+            answer["unionid"] = unionid
         return answer
 
     def _phone_number(self, call: Call, query: Mapping[str, str], body: dict[str, Any]) -> dict[str, Any]:
@@ -572,6 +598,20 @@ class FakeWechat:
         self.sent.append(SentMessage(kind="custom", appid=call.appid, touser=touser, msgid=msgid, text=content,
                                      at=self.clock()))
         return {"errcode": 0, "errmsg": "ok"}
+
+    def _user_info(self, call: Call, query: Mapping[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        openid = query.get("openid")
+        if not openid or (call.appid, openid) not in self._users:
+            raise _Refusal(40003)
+        if openid in self._unfollowed:  # WeChat tells only this of someone who left
+            return {"subscribe": 0, "openid": openid}
+        answer: dict[str, Any] = {"subscribe": 1, "openid": openid, "language": "zh_CN",
+                                  "subscribe_time": int(self.clock()), "remark": "", "groupid": 0,
+                                  "tagid_list": [], "subscribe_scene": "ADD_SCENE_QR_CODE"}
+        unionid = self._unionid(call.appid, openid)
+        if unionid:
+            answer["unionid"] = unionid
+        return answer
 
     # ------------------------------------------------------------------ message checks
 

@@ -34,6 +34,10 @@ class SubscribeAnswer(StrEnum):
 class OwnerInvitation(Model):
     """A code staff give an owner to bind a WeChat user to the owner's account, used once, expiring.
 
+    Or a **link code** (``linked_from`` set): made by an owner's bound WeChat user in one app (the
+    mini-program or the official account) to bind the same person in the other app, where WeChat
+    gives no unionid to link them by (:func:`settlement.bindings.issue_link_code`).
+
     Only the SHA-256 of the code is stored, so the table does not leak usable codes.
     """
 
@@ -47,6 +51,9 @@ class OwnerInvitation(Model):
     used_at = fields.DatetimeField(null=True)
     used_by: fields.ForeignKeyNullableRelation[WechatIdentity] = fields.ForeignKeyField(
         "settlement.WechatIdentity", related_name=False, null=True, on_delete=fields.SET_NULL)
+    linked_from: fields.ForeignKeyNullableRelation[WechatIdentity] = fields.ForeignKeyField(
+        "settlement.WechatIdentity", related_name=False, null=True, on_delete=fields.CASCADE,
+        description="a link code: the owner's bound WeChat user in the other app who made it")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -89,6 +89,16 @@ class MiniProgramSession:
     unionid: str | None = None
 
 
+@dataclass(frozen=True)
+class OfficialAccountUser:
+    """What the official account's user/info tells of a follower: whether they follow, and
+    their unionid when the account is bound to an open-platform account."""
+
+    openid: str
+    subscribed: bool
+    unionid: str | None = None
+
+
 class WechatApi(Protocol):
     """The calls pvsettle makes. ``app`` is ``"mp"`` (mini-program) or ``"oa"`` (official account)."""
 
@@ -109,3 +119,7 @@ class WechatApi(Protocol):
                                     url: str | None = None, miniprogram_page: str | None = None) -> None: ...
 
     async def send_customer_service_text(self, openid: str, text: str) -> None: ...
+
+    async def user_info(self, openid: str) -> OfficialAccountUser:
+        """The official account's user/info of a follower (unionid when WeChat gives one)."""
+        ...

@@ -57,7 +57,7 @@ def _env(url: str) -> dict[str, str]:
 
 
 def _run(url: str, *args: str) -> dict:
-    proc = subprocess.run([PVSETTLE, "cycle", "run", "--period", PERIOD, *args], env=_env(url),
+    proc = subprocess.run([PVSETTLE, "cycle", "run", "--period", PERIOD, "--yes", *args], env=_env(url),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -67,7 +67,7 @@ async def test_a_run_killed_part_way_is_completed_exactly_by_a_rerun(database_fa
     plants = 240
     killed_url = await _seeded(database_factory, plants)
     clean_url = await _seeded(database_factory, plants)
-    proc = subprocess.Popen([PVSETTLE, "cycle", "run", "--period", PERIOD, "--batch-size", "8"],
+    proc = subprocess.Popen([PVSETTLE, "cycle", "run", "--period", PERIOD, "--yes", "--batch-size", "8"],
                             env=_env(killed_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done_before_kill = 0
     for _ in range(600):
@@ -96,7 +96,7 @@ async def test_two_runs_at_once_make_the_same_forms_as_one(database_factory):
     plants = 120
     raced_url = await _seeded(database_factory, plants)
     clean_url = await _seeded(database_factory, plants)
-    command = [PVSETTLE, "cycle", "run", "--period", PERIOD, "--batch-size", "10"]
+    command = [PVSETTLE, "cycle", "run", "--period", PERIOD, "--yes", "--batch-size", "10"]
     procs = [subprocess.Popen(command, env=_env(raced_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
     results = []
@@ -169,3 +169,50 @@ async def test_two_servers_one_scheduler_at_a_time(settings, database_factory, t
         assert await m.AuditEvent.filter(action="CreateForm").count() == plants
     finally:
         await database.close_database()
+
+
+def _months_before(today: dt.date, months: int) -> str:
+    index = today.year * 12 + today.month - 1 - months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+async def test_cycle_run_says_which_dates_a_period_covers_and_wants_yes_for_an_old_one(database_factory):
+    from zoneinfo import ZoneInfo
+
+    url = await _seeded(database_factory, 6)
+    await database.open_database(url)
+    try:
+        days = sorted(set(await m.Plant.all().values_list("reading_day", flat=True)))
+    finally:
+        await database.close_database()
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    old = _months_before(today, 3)
+    proc = subprocess.run([PVSETTLE, "cycle", "run", "--period", old], env=_env(url), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert "more than a month ago" in proc.stderr and "--yes" in proc.stderr
+    year, month = (int(x) for x in old.split("-"))
+    before = dt.date(year, month, 1) - dt.timedelta(days=1)
+    for day in days:  # e.g. period 2026-09 of plants read on the 1st: 2026-08-01 to 2026-09-01
+        assert (f"plants read on day {day} " in proc.stderr
+                and f"from {before.replace(day=day)} 00:00 to {dt.date(year, month, day)} 00:00" in proc.stderr)
+    await database.open_database(url)
+    try:
+        assert await m.ConfirmationForm.all().count() == 0  # refused: nothing made
+    finally:
+        await database.close_database()
+
+    proc = subprocess.run([PVSETTLE, "cycle", "run", "--period", old, "--yes"], env=_env(url), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    assert [c["reading_day"] for c in printed["covers"]] == days
+    assert sum(c["plants"] for c in printed["covers"]) == printed["plants"] == 6
+    assert printed["covers"][0]["to"] == dt.date(year, month, days[0]).isoformat()
+
+    # this month's period is not old: no --yes needed
+    recent = _months_before(today, 0)
+    proc = subprocess.run([PVSETTLE, "cycle", "run", "--period", recent], env=_env(url), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["period"] == recent

@@ -25,7 +25,14 @@ async def test_demo_starts_healthy_with_a_portfolio_and_restarts_on_the_same_dat
     with sqlite3.connect(database) as conn:
         plants = conn.execute("SELECT count(*) FROM plant").fetchone()[0]
         readings = conn.execute("SELECT count(*) FROM reading").fetchone()[0]
+        nearby = conn.execute("SELECT count(*) FROM nearby_consumption_terms").fetchone()[0]
+        accounts = conn.execute("SELECT number, id FROM prepaid_account").fetchall()
+        services = conn.execute("SELECT count(*) FROM prepaid_service").fetchone()[0]
     assert plants == 4 and readings > 0
+    # something of each kind to look at: a nearby-consumption project, a prepaid account with a service
+    assert nearby == 1 and len(accounts) == 1 and services == 1
+    number, ident = accounts[0]
+    assert f"prepaid account {number} (id {ident})" in server.output()
 
     again = ServerProcess(["demo", "--plants", "4"], env, tmp_path, port)
     try:
@@ -35,3 +42,4 @@ async def test_demo_starts_healthy_with_a_portfolio_and_restarts_on_the_same_dat
     assert "seeding" not in again.output()  # the portfolio is kept, not made twice
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT count(*) FROM plant").fetchone()[0] == 4
+        assert conn.execute("SELECT count(*) FROM prepaid_account").fetchone()[0] == 1

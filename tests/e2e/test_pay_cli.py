@@ -45,6 +45,28 @@ async def test_payments_import_as_a_process(db, tmp_path):
     assert await m.Payment.all().count() == 1
 
 
+async def test_payments_import_refuses_a_far_overpayment_unless_allow_overpayment(db, tmp_path):
+    world = await open_bill(4_574_037)
+    path = tmp_path / "bank.csv"
+    path.write_text("bill,amount_fen,channel,reference,paid_at\n"
+                    f"{world['bill'].number},999999999,bank_transfer,ICBC-10,2026-10-20 10:00\n", encoding="utf-8")
+
+    async def run(*extra: str) -> subprocess.CompletedProcess:
+        return await asyncio.to_thread(subprocess.run, [PVSETTLE, "payments", "import", str(path), *extra],
+                                       env=_env(db.database_url), cwd=tmp_path, capture_output=True, text=True,
+                                       timeout=120)
+
+    proc = await run()
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["rejected"] == 1
+    [refused] = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert refused["error"]["code"] == "overpayment"
+    assert await m.Payment.all().count() == 0
+    proc = await run("--allow-overpayment")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["recorded"] == 1, proc.stderr
+    assert (await m.Payment.get()).amount_fen == 999_999_999
+
+
 def test_bench_pay_runs_and_reports_what_it_measured(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PVSETTLE_REDIS_URL",)}
     proc = subprocess.run([PVSETTLE, "bench", "pay", "--seconds", "2", "--max-rate", "100", "--concurrency", "4"],

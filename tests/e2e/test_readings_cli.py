@@ -141,10 +141,6 @@ async def test_import_streams_a_large_file_in_batches(cli, meters, tmp_path):
                  id="wrong header"),
     pytest.param(b"meter,register,read_at\nM1,00010000,2026-08-01\n", "line 1: the header", id="a column short"),
     pytest.param(b"", "line 1: the file is empty", id="empty"),
-    pytest.param(b"meter,register,read_at,value\nM1,00010000,2026-08-01 00:00,1\nM1,00010000,2026-09-01,2,3\n",
-                 "line 3: 5 fields, the header has 4", id="a field too many"),
-    pytest.param(b"meter,register,read_at,value\nM1,00010000,2026-08-01 00:00,1\nM1,00010000\n",
-                 "line 3: 2 fields, the header has 4", id="a field short"),
     pytest.param(b"meter,register,read_at,value\nM1,00010000,2026-08-01 00:00,1\nM\xe9ter,00010000,2026-09-01,2\n",
                  "line 3: not UTF-8 text", id="latin-1"),
     pytest.param(b"meter,register,read_at,value\nM1,00010000,2026-08-01 00:00,1\n\"M1,00010000,2026-09-01,2\n",
@@ -160,6 +156,25 @@ async def test_a_malformed_file_is_refused_whole_naming_the_line(cli, meters, tm
     assert proc.stderr.startswith(f"pvsettle readings import: {csv_file}: {says}")
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert await m.Reading.all().count() == 0  # not even the good line before the fault
+
+
+async def test_a_row_with_a_wrong_field_count_is_one_rejected_row_and_the_rest_is_imported(cli, meters, tmp_path):
+    csv_file = tmp_path / "ragged.csv"
+    csv_file.write_text("meter,register,read_at,value\n"
+                        "M1,00010000,2026-08-01 00:00,1000\n"
+                        "M1,00010000,2026-09-01 00:00,1100,oops\n"  # line 3: a field too many
+                        "M1,00010000\n"  # line 4: a field short
+                        "M1,00020000,2026-08-01 00:00,12\n", encoding="utf-8")
+    proc = await cli("readings", "import", str(csv_file))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"file": str(csv_file), "rows": 4, "created": 2, "duplicates": 0,
+                                       "rejected": 2}
+    assert rejected_lines(proc) == [
+        {"line": 3, "fields": ["M1", "00010000", "2026-09-01 00:00", "1100", "oops"],
+         "error": {"code": "wrong_field_count", "message": "line 3: 5 fields, the header has 4"}},
+        {"line": 4, "fields": ["M1", "00010000"],
+         "error": {"code": "wrong_field_count", "message": "line 4: 2 fields, the header has 4"}}]
+    assert await m.Reading.all().count() == 2
 
 
 @pytest.mark.parametrize("name", ["missing.csv", "."])

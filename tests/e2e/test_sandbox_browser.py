@@ -270,6 +270,8 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo, demo_d
             await expect(page.get_by_test_id("bill-discount")).to_contain_text("电网电价 × 0.")
             await shot("07-bill-open")
             await printable(page.get_by_test_id("bill-ebill"), "07a-ebill-390px")
+            bill_href = await page.get_by_test_id("bill-ebill").get_attribute("href")
+            assert bill_href.startswith(f"{demo.base}/e/bill/"), bill_href  # absolute, as the bot's (#23 point 8)
 
             # pay: the fake WeChat Pay signs and encrypts its notification to /pay/notify
             await page.get_by_test_id("bill-pay").click()
@@ -321,6 +323,22 @@ async def test_an_owner_month_and_a_staff_adjustment_in_the_browser(demo, demo_d
             # the owner subscribed when disputing: the new version reached the phone
             await expect(page.locator("[data-testid=message][data-template=form_sent]")).to_have_count(1)
             await shot("12-owner-sees-form-v2")
+            # the form says it was adjusted, and by whom and why; its printable page too (#23 points 5, 8)
+            adjustments = page.get_by_test_id("form-adjustments")
+            await expect(adjustments).to_contain_text("业主提供逆变器记录")
+            await expect(adjustments).to_contain_text("发电量 峰")  # generation.peak, in words
+            eform_href = await page.get_by_test_id("form-ebill").get_attribute("href")
+            assert eform_href.startswith(f"{demo.base}/e/form/"), eform_href
+            eform = await browser.new_page()
+            await eform.goto(eform_href)
+            await expect(eform.locator("#adjustments")).to_contain_text("业主提供逆变器记录")
+            await eform.close()
+            # bound in the mini-program, the same person is bound in the official account (#23 point 3)
+            await page.get_by_test_id("bot-user").select_option("aming")
+            await page.get_by_test_id("bot-input").fill("账单")
+            await page.get_by_test_id("bot-send").click()
+            await expect(page.get_by_test_id("bot-reply")).to_contain_text(owner["plants"][0]["code"])
+            await expect(page.get_by_test_id("bot-reply")).not_to_contain_text("还没有绑定")
 
             # and the page speaks English, every screen of the owner's journey again
             lang = "en"

@@ -64,3 +64,43 @@ def test_serve_refuses_several_workers_on_the_in_process_emulation(settings, tmp
     assert proc.returncode == 2
     assert "PVSETTLE_REDIS_URL is needed with --workers > 1" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+async def test_serve_without_any_wechat_pay_setting_runs_and_answers_503_where_pay_is_needed(settings, tmp_path):
+    env = settings_env(settings, tmp_path)
+    for name in ("MCHID", "APIV3_KEY", "PRIVATE_KEY_PATH", "CERT_SERIAL", "PUBLIC_KEY_PATH", "PUBLIC_KEY_ID",
+                 "NOTIFY_URL"):
+        env.pop(f"PVSETTLE_PAY_{name}")
+    port = free_port()
+    env["PVSETTLE_PORT"] = str(port)
+    server = ServerProcess(["serve"], env, tmp_path, port)
+    try:
+        await server.wait_healthy()
+        async with aiohttp.ClientSession() as session:
+            async with session.post(server.base + "/pay/notify", data=b"{}",
+                                    headers={"Content-Type": "application/json"}) as resp:
+                assert resp.status == 503  # WeChat Pay sends again later
+    finally:
+        assert server.stop(signal.SIGTERM) == 0, server.output()
+    assert "WeChat Pay is off" in server.output()
+
+
+def test_serve_with_some_wechat_pay_settings_names_the_missing_ones(settings, tmp_path):
+    import subprocess
+
+    env = settings_env(settings, tmp_path)
+    del env["PVSETTLE_PAY_APIV3_KEY"], env["PVSETTLE_PAY_NOTIFY_URL"]
+    proc = subprocess.run([PVSETTLE, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "PVSETTLE_PAY_APIV3_KEY is missing" in proc.stderr and "PVSETTLE_PAY_NOTIFY_URL is missing" in proc.stderr
+    assert "PVSETTLE_PAY_MCHID" not in proc.stderr
+
+
+def test_serve_without_notify_templates_refuses_and_says_how_to_choose_the_demo_ids(settings, tmp_path):
+    import subprocess
+
+    env = settings_env(settings, tmp_path)
+    del env["PVSETTLE_NOTIFY_TEMPLATES"]
+    proc = subprocess.run([PVSETTLE, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "PVSETTLE_NOTIFY_TEMPLATES is missing" in proc.stderr and "'demo'" in proc.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -50,8 +51,9 @@ async def test_form_detail_shows_the_whole_form(api, owner):
     assert (body["state"], body["can_answer"], body["superseded"]) == ("sent", True, False)
     assert body["owner_name"] == "常州某厂" and body["period"] == "2026-09"
     assert body["generation_kwh"] == "1000.000"
-    assert body["ebill_url"].startswith(f"/e/form/{form.id}?exp=")
-    page = await api.get(body["ebill_url"])  # the link works without a session
+    # absolute, as the bot's: this server's origin when PVSETTLE_PUBLIC_URL is not set
+    assert body["ebill_url"].startswith(f"http://{api.host}:{api.port}/e/form/{form.id}?exp=")
+    page = await api.get(urlsplit(body["ebill_url"])._replace(scheme="", netloc="").geturl())  # no session needed
     assert page.status == 200 and "text/html" in page.headers["Content-Type"]
 
 
@@ -159,7 +161,8 @@ async def test_bill_detail_lines_payments_and_ebill(api, owner):
     body = await (await api.get(f"/api/v1/bills/{world.bill.id}", headers=headers)).json()
     assert [line["amount_fen"] for line in body["lines"]] == [123456]
     assert [(p["amount_fen"], p["channel"]) for p in body["payments"]] == [(20000, "wechat")]
-    assert body["owed_fen"] == 103456 and body["ebill_url"].startswith(f"/e/bill/{world.bill.id}?")
+    assert body["owed_fen"] == 103456
+    assert body["ebill_url"].startswith(f"http://{api.host}:{api.port}/e/bill/{world.bill.id}?")
     payments = await (await api.get("/api/v1/payments", headers=headers)).json()
     assert [p["bill_number"] for p in payments["items"]] == [world.bill.number]
     await m.CreditEntry.create(owner=world.owner, amount_fen=550, reason="overpayment")

@@ -59,6 +59,35 @@ async def test_json_as_well(db, tmp_path):
     assert (await m.Bill.get(id=world["bill"].id)).state == m.BillState.PAID
 
 
+async def test_an_amount_far_beyond_what_is_owed_is_refused_by_row_unless_allowed(db, tmp_path):
+    world = await open_bill(4_574_037)  # 45,740.37 元
+    number = world["bill"].number
+    path = tmp_path / "finance.csv"
+    path.write_text("bill,amount_fen,channel,reference,paid_at\n"
+                    f"{number},999999999,bank_transfer,TYPO-1,2026-10-20\n"
+                    f"{number},9148075,bank_transfer,OK-1,2026-10-20\n",  # owed + total + 1 fen
+                    encoding="utf-8")
+    result = await import_offline_payments(read_rows(path), source="import:finance.csv")
+    assert result.counts() == {"rows": 2, "recorded": 0, "duplicates": 0, "rejected": 2}
+    assert {r["error"]["code"] for r in result.rejected} == {"overpayment"}
+    assert "4574037 fen owed" in result.rejected[0]["error"]["message"]
+    assert "--allow-overpayment" in result.rejected[0]["error"]["message"]
+    assert await m.Payment.all().count() == 0 and await credit_balance(world["owner"].id) == 0
+
+    # at the limit: what is owed plus the bill's total again becomes credit without a flag
+    path.write_text("bill,amount_fen,channel,reference,paid_at\n"
+                    f"{number},9148074,bank_transfer,OK-2,2026-10-20\n", encoding="utf-8")
+    result = await import_offline_payments(read_rows(path), source="import:finance.csv")
+    assert result.counts()["recorded"] == 1 and await credit_balance(world["owner"].id) == 4_574_037
+
+    other = await open_bill(10_000)
+    path.write_text("bill,amount_fen,channel,reference,paid_at\n"
+                    f"{other['bill'].number},999999999,bank_transfer,BIG-1,2026-10-20\n", encoding="utf-8")
+    result = await import_offline_payments(read_rows(path), source="import:finance.csv", allow_overpayment=True)
+    assert result.counts()["recorded"] == 1
+    assert await credit_balance(other["owner"].id) == 999_999_999 - 10_000
+
+
 @pytest.mark.parametrize("name, content, where", [
     ("a.csv", b"", "line 1"),
     ("a.csv", b"bill,amount,channel\n", "line 1"),

@@ -47,3 +47,35 @@ async def test_staff_open_an_account_add_electricity_and_read_the_statement(db, 
     assert code == 2 and "no plant" in err
     assert (await _pvsettle(settings, "show", "PA0000000000"))[0] == 2
     assert await m.PrepaidAccount.all().count() == 1 and await m.PrepaidService.all().count() == 1
+
+
+async def test_show_takes_the_id_open_printed_as_well_as_the_number(db, settings):
+    owner = await m.Owner.create(name="钱七")
+    code, opened, err = await _pvsettle(settings, "open", "--owner", str(owner.id), "--name", "宿舍预付费",
+                                        "--switch", "SW-9")
+    assert code == 0, err
+    by_id = await _pvsettle(settings, "show", str(opened["id"]))
+    by_number = await _pvsettle(settings, "show", opened["number"])
+    assert by_id[0] == 0 and by_id[1] == by_number[1], by_id[2]
+    assert by_id[1]["account"]["number"] == opened["number"]
+    # the service command finds the account by its id too (and then judges the request itself)
+    code, _, err = await _pvsettle(settings, "service", str(opened["id"]), "--name", "水", "--utility",
+                                   "water", "--unit", "kWh", "--tariff", "x")
+    assert code == 2 and "no prepaid account" not in err, err
+    code, _, err = await _pvsettle(settings, "show", str(opened["id"] + 1000))
+    assert code == 2 and "no prepaid account with the number or id" in err and "Traceback" not in err
+
+
+def test_every_prepaid_option_says_what_it_is():
+    import argparse
+
+    from server.cli import _parser
+
+    parser = _parser()
+    prepaid = next(a for a in parser._subparsers._group_actions[0].choices["prepaid"]._actions
+                   if isinstance(a, argparse._SubParsersAction))
+    for name, sub in prepaid.choices.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help and action.help != argparse.SUPPRESS, f"prepaid {name} {action.dest} has no help"

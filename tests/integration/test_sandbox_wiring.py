@@ -77,6 +77,11 @@ async def test_the_demo_wiring_serves_the_sandbox_on_the_fake_wechat(settings, a
     assert page.status == 200 and "chart.umd.min.js?v=" in await page.text()
     users = await (await client.get("/sandbox/api/users")).json()
     assert (users["wechat"], users["pay"]) == (True, False)
+    from settlement import models as m
+
+    staff_ids = {u["key"]: u["staff_id"] for u in users["users"] if u["role"]}
+    assert staff_ids == {key: (await m.Staff.get(name=name)).id
+                         for key, name in (("operator", "沙箱运维小周"), ("admin", "沙箱财务老陈"))}
 
     code = (await (await client.post("/sandbox/api/login", json={"user": "aming"})).json())["code"]
     opened = await client.post("/api/v1/session", json={"code": code})  # code2session on the fake WeChat
@@ -93,3 +98,24 @@ async def test_the_demo_wiring_serves_the_sandbox_on_the_fake_wechat(settings, a
     assert refused.status == 503
     unknown = await client.post("/sandbox/api/login", json={"user": "nobody"})
     assert unknown.status == 404 and (await unknown.json())["error"]["code"] == "unknown_user"
+
+
+async def test_binding_in_the_sandbox_mini_program_binds_the_official_account(settings, aiohttp_client):
+    """#23 point 3: after binding with a code in the mini-program, 发电 / 账单 in the bot know the owner."""
+    from sandbox.app import install
+    from settlement import models as m
+    from settlement.seeding import NoProgress, SeedSpec, seed_portfolio
+
+    settings = dataclasses.replace(settings, wechat_api_base=WECHAT_API_BASE, pay_api_base=PAY_API_BASE)
+    client = await aiohttp_client(install(create_app(settings)))  # its start opens the database
+    await seed_portfolio(SeedSpec(plants=2, months=1, seed=3, telemetry_days=0), progress=NoProgress)
+    owner = await m.Owner.all().order_by("id").first()
+    invitation = (await (await client.post("/sandbox/api/invitation", json={"owner_id": owner.id})).json())
+    code = (await (await client.post("/sandbox/api/login", json={"user": "aming"})).json())["code"]
+    token = (await (await client.post("/api/v1/session", json={"code": code})).json())["token"]
+    bound = await client.post("/api/v1/binding", json={"invitation_code": invitation["invitation_code"]},
+                              headers={"Authorization": f"Bearer {token}"})
+    assert bound.status == 200
+    for word in ("账单", "发电"):
+        reply = await (await client.post("/sandbox/api/bot", json={"user": "aming", "text": word})).json()
+        assert reply["status"] == 200 and "还没有绑定" not in reply["reply"], reply

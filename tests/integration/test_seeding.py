@@ -125,3 +125,25 @@ async def test_seeded_telemetry_has_the_rollups_and_live_state_the_ingest_would_
     assert done["samples_changed"] == 0
     assert sorted(await m.TelemetryRollup.all().values_list("plant_id", "granularity", "bucket_start",
                                                             "energy_wh", "samples")) == rollups
+
+
+async def test_the_demo_extras_make_a_nearby_consumption_project_and_a_prepaid_account(db):
+    from settlement import prepaid, reports
+    from settlement.seeding import seed_demo_extras
+
+    await seed_portfolio(SPEC, progress=NoProgress)
+    extras = await seed_demo_extras()
+    assert await seed_demo_extras() == extras  # kept, not made twice
+    first = await m.Plant.all().order_by("id").first()
+    [terms] = await m.NearbyConsumptionTerms.filter(plant=first)
+    assert extras["nearby_plant"] == first.code and terms.effective_from == first.commissioned_on
+    report = await reports.nearby_report("2026-10")
+    assert [row["plant_code"] for row in report.rows] == [first.code]
+
+    account = await m.PrepaidAccount.get(number=extras["prepaid_account"]).prefetch_related("plant")
+    assert account.id == extras["prepaid_account_id"] and account.plant.code == extras["prepaid_plant"]
+    assert account.owner_id != first.owner_id and account.plant.owner_id == account.owner_id
+    [service] = await m.PrepaidService.filter(account=account).prefetch_related("meter")
+    assert service.follows_contract and service.meter.serial == f"{account.plant.code}-N"
+    statement = await prepaid.statement(account.id)
+    assert statement["account"]["available_fen"] == 0 and statement["services"][0]["unit"] == "kWh"
