@@ -91,7 +91,7 @@ async def _one(row: dict, staff: Staff | None, source: str, place: str, allow_ov
         raise InvalidInput(f"amount_fen {amount} is far beyond the {owed} fen owed on bill {number} "
                            f"(total {bill.total_fen}): refused; import with --allow-overpayment if it "
                            f"is right", code="overpayment",
-                           params={"amount_fen": amount, "owed_fen": owed, "bill": number})
+                           params={"amount": amount, "owed": owed, "bill": number})
     reference = str(row["reference"]).strip()
     existed = await Payment.exists(transaction_id=f"{channel.value}:{reference}")
     await bills.record_payment(bill.id, amount, channel, reference, staff=staff, paid_at=paid_at,
