@@ -41,7 +41,6 @@ import jinja2
 
 from settlement import i18n
 from settlement.errors import Forbidden, InvalidInput, NotFound
-from settlement.forms import adjustments_of
 from settlement.models import (
     Bill,
     BillState,
@@ -514,6 +513,9 @@ ENERGY_LABEL = {lang: {k: TEXT[lang][k] for k in ("generation", "export", "grid"
 
 async def _adjustments(form: ConfirmationForm, lang: str) -> list[dict]:
     """The form's adjustments (settlement.forms.adjustments_of) as the pages show them."""
+    # imported here: forms → cycles → outbox → ebill would be a circle at import time
+    from settlement.forms import adjustments_of
+
     t = TEXT[lang]
     rows = []
     for a in await adjustments_of(form):

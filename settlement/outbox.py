@@ -47,7 +47,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from settlement import ebill  # as a module: ebill → forms → outbox → ebill is a circle of imports
+from settlement.ebill import is_ebill_path
 from settlement.errors import InvalidInput
 from settlement.models import OutboxMessage, OutboxState, WechatIdentity
 
@@ -227,7 +227,7 @@ def render(template: str, payload: Mapping[str, Any]) -> dict[str, Any]:
             page = value.strip() or None
         elif key == "url":
             url = value.strip() or None
-            if url is not None and not ebill.is_ebill_path(url):
+            if url is not None and not is_ebill_path(url):
                 raise NotificationContentError(f"notification {template}: url {url[:40]!r} is not an e-bill path",
                                                code="bad_notification")
         elif key.startswith("oa."):

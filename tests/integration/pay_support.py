@@ -113,3 +113,20 @@ async def open_bill(total_fen: int, *, allow_partial: bool = True, appid: str = 
 
 async def admin() -> m.Staff:
     return await m.Staff.create(name="财务管理员", role=m.StaffRole.ADMIN)
+
+
+@pytest.fixture
+async def paying(settings, aiohttp_client, tmp_path):
+    """The whole server with WeChat Pay on a fake, and a bill with a pending order the fake has paid."""
+    from server.app import create_app
+    from server.keys import pay_api_key
+    from settlement import payments
+
+    async with make_fake(settings.mp_appid) as fake:
+        app = create_app(pay_settings(settings, fake, tmp_path / "keys"))
+        client = await aiohttp_client(app)
+        world = await open_bill(23456)
+        start = await payments.start_payment(app[pay_api_key], world["bill"].id, world["identity"].id)
+        fake.pay_order(start.out_trade_no)
+        yield {"fake": fake, "app": app, "client": client, "url": str(client.make_url("/pay/notify")),
+               "world": world, "out_trade_no": start.out_trade_no}

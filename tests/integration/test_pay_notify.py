@@ -14,7 +14,7 @@ import json
 import time
 
 import pytest
-from pay_support import make_fake, open_bill, pay_settings, stranger_key
+from pay_support import make_fake, open_bill, pay_settings, paying, stranger_key  # noqa: F401 (paying)
 
 from server.app import create_app
 from settlement import models as m
@@ -24,20 +24,6 @@ from settlement.models import NotificationOutcome
 
 UTC = dt.timezone.utc
 
-
-@pytest.fixture
-async def paying(settings, aiohttp_client, tmp_path):
-    """The whole server with WeChat Pay on a fake, and a bill with a pending order the fake has paid."""
-    async with make_fake(settings.mp_appid) as fake:
-        app = create_app(pay_settings(settings, fake, tmp_path / "keys"))
-        client = await aiohttp_client(app)
-        from server.keys import pay_api_key
-
-        world = await open_bill(23456)
-        start = await payments.start_payment(app[pay_api_key], world["bill"].id, world["identity"].id)
-        fake.pay_order(start.out_trade_no)
-        yield {"fake": fake, "client": client, "url": str(client.make_url("/pay/notify")), "world": world,
-               "out_trade_no": start.out_trade_no}
 
 
 async def _bill(world) -> m.Bill:

@@ -8,26 +8,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from pay_support import admin, fake_pay, make_fake, open_bill, pay_port, pay_settings  # noqa: F401
+from pay_support import admin, fake_pay, pay_port, paying  # noqa: F401
 
-from server.app import create_app
 from server.keys import pay_api_key
 from settlement import models as m
 from settlement import payments
 from settlement.models import NotificationOutcome
 
-
-@pytest.fixture
-async def paying(settings, aiohttp_client, tmp_path):
-    """The whole server with WeChat Pay on a fake; a bill with an order the fake has paid."""
-    async with make_fake(settings.mp_appid) as fake:
-        app = create_app(pay_settings(settings, fake, tmp_path / "keys"))
-        client = await aiohttp_client(app)
-        world = await open_bill(23456)
-        start = await payments.start_payment(app[pay_api_key], world["bill"].id, world["identity"].id)
-        fake.pay_order(start.out_trade_no)
-        yield {"fake": fake, "app": app, "url": str(client.make_url("/pay/notify")), "world": world,
-               "out_trade_no": start.out_trade_no}
 
 
 @pytest.fixture
