@@ -13,7 +13,7 @@ from miniprogram_api.common import api, ebill_url, settings
 from miniprogram_api.pagination import decode_cursor, encode_cursor
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import BillDetail, BillLineOut, BillQuery, BillSummary, Page, PageQuery, PaymentOut
-from settlement import owner_lists
+from settlement import ebill, owner_lists
 from settlement.access import Right, visible_plants
 from settlement.models import Bill, BillLine, Contract, Payment
 

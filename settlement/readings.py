@@ -190,7 +190,8 @@ class _Bounds:
 @dataclass(frozen=True)
 class RowError:
     code: str
-    message: str
+    message: str  # for developers and collectors (English)
+    figures: dict[str, Any] | None = None  # a flag's figures, for the words people read (the bot)
 
 
 @dataclass(frozen=True)
@@ -679,7 +680,7 @@ def _implausible(row: _Parsed, meter: Meter, line: _Series, bounds: _Bounds,
                f"{_local(before)} is {kwh:,.3f} kWh of {what[0]} in {hours:.2f} h (×{meter.multiplier}), more "
                f"than {what[1]}: {limit:,.3f} kWh ({basis} × {max(hours, limits.min_hours):.2f} h × "
                f"{limits.margin.normalize():f})")
-    return (RowError(IMPLAUSIBLE_ENERGY, f"{row.name}: {finding}; kept, flagged for staff"),
+    return (RowError(IMPLAUSIBLE_ENERGY, f"{row.name}: {finding}; kept, flagged for staff", figures),
             {**figures, "message": finding[:500]})
 
 

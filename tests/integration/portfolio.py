@@ -63,6 +63,8 @@ async def one_of_everything() -> dict[str, object]:
     attachment = await m.Attachment.create(storage_key="ab/cdef.jpg", content_type="image/jpeg", size_bytes=10,
                                            sha256="3" * 64, uploaded_by=identity, fault=fault)
     mp_session = await m.MiniProgramSession.create(session_id="s" * 24, identity=identity, expires_at=now)
+    trip_episode = await m.TripEpisode.create(plant=plant, started_at=now, first_trip_at=now, last_trip_at=now,
+                                              trips=3, ends_at=now, threshold=3, window_s=7 * 86400, detected_at=now)
     pay_order = await m.PayOrder.create(out_trade_no="261025B1N1", bill=bill, attempt=1, amount_fen=10000,
                                         payer=identity, payer_openid="o-owner", expires_at=now)
     pay_notification = await m.PayNotification.create(outcome=m.NotificationOutcome.ACCEPTED, status=204,
@@ -98,6 +100,7 @@ async def one_of_everything() -> dict[str, object]:
         "SubscribeAcceptance": subscription, "FaultReport": fault, "Attachment": attachment,
         "PayOrder": pay_order, "PayNotification": pay_notification, "TradeBillReport": trade_bill,
         "DunningPlan": dunning_plan, "MiniProgramSession": mp_session,
+        "TripEpisode": trip_episode,
         "PrepaidAccount": prepaid, "PrepaidService": prepaid_service, "PrepaidUsage": prepaid_usage,
         "PrepaidEntry": prepaid_entry, "TopUpOrder": topup_order, "SupplyCommand": supply_command,
         "InvoiceRequest": invoice,

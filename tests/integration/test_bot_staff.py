@@ -5,6 +5,7 @@ in arguments is only ever a value."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -91,7 +92,8 @@ async def test_reading_records_a_manual_reading_with_its_audit(bot: Bot, people)
 
 async def test_a_reading_no_plant_could_make_is_recorded_flagged_and_staff_are_told(bot: Bot, people):
     reply = await bot.say(OPERATOR, "抄表 PV-E1 PV-E1-G 00010000 999999 2026-11-05 08:00")
-    assert "已录入读数" in reply.text and "已标记为异常" in reply.text and "kWh of generation" in reply.text
+    assert "已录入读数" in reply.text and "已标记为异常" in reply.text
+    assert re.search(r"折合 [\d.]+ kWh.*上限 [\d.]+ kWh", reply.text), reply.text  # the figures, in words
     reading = await m.Reading.get(read_at=dt.datetime(2026, 11, 5, 0, tzinfo=UTC), register="00010000")
     assert reading.flag == "implausible_energy" and reading.entered_by_id == people["operator"].id
     assert len(await audit_events("FlagReading")) == 1

@@ -88,7 +88,7 @@ async def test_bill_pdf_holds_the_bill_number_every_line_and_the_total_to_the_fe
     for row in (("账单合计", "7,659.67 元"), ("其中增值税", "870.70 元"), ("已缴金额", "3,000.00 元"),
                 ("账户余额抵扣", "5.00 元"), ("应缴金额", "4,654.67 元")):
         assert has_row(text, *row), row
-    assert has_row(text, "2026年10月20日 15:00", "银行转账", "bank_transfer:BANK-PV-E1-1020", "3,000.00")
+    assert has_row(text, "2026年10月20日 15:00", "银行转账", "BANK-PV-E1-1020", "3,000.00")
     # and the readings and energies of its form
     assert has_row(text, "发电表", "PV-E1-G", "00010200 峰", "300.0000", "600.0000", "20", "6,000.000")
     assert has_row(text, "合计", "14,000.000", "12,000.000", "2,000.000", "8,000.000")
