@@ -312,8 +312,9 @@ class Scheduler:
                 ok = await _run_isolated(job, now, self.context, report)
             finally:
                 keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):  # the cancellation we asked for
-                    await keeper
+                # wait for it without taking its CancelledError for ours: a suppress() here would
+                # also swallow this task's own cancellation (server shutdown) and never end
+                await asyncio.wait([keeper])
             took = time.perf_counter() - clock
             self.seconds.labels(job.name).observe(took)
             self.runs.labels(job.name, "ok" if ok else "failed").inc()

@@ -168,7 +168,7 @@ async def test_a_row_with_a_wrong_field_count_is_one_rejected_row_and_the_rest_i
     proc = await cli("readings", "import", str(csv_file))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"file": str(csv_file), "rows": 4, "created": 2, "duplicates": 0,
-                                       "rejected": 2}
+                                       "flagged": 0, "rejected": 2}
     assert rejected_lines(proc) == [
         {"line": 3, "fields": ["M1", "00010000", "2026-09-01 00:00", "1100", "oops"],
          "error": {"code": "wrong_field_count", "message": "line 3: 5 fields, the header has 4"}},
