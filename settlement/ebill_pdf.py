@@ -217,6 +217,20 @@ def _chart(view: Mapping[str, Any]) -> list:
     return [KeepTogether([_p(t["chart"], _H2), _DailyChart(c, t), *(_p(note, _NOTE) for note in c["notes"])])]
 
 
+def _adjustments(view: Mapping[str, Any]) -> list:
+    """What staff changed on the form, who, when and why: the page's adjustments block."""
+    t, rows_in = view["t"], view.get("adjustments") or []
+    if not rows_in:
+        return []
+    rows = [[t["version"], t["adjusted_item"], t["adjusted_before"], t["adjusted_after"], t["adjusted_by"],
+             t["adjusted_at"], t["adjusted_reason"]]]
+    rows += [[f"v{a['version']}", _p(a["item"]), _p(a["before"]), _p(a["after"]), _p(a["by"]), _p(a["at"]),
+              _p(a["reason"])] for a in rows_in]
+    return [_p(t["adjustments"], _H2), _p(t["adjustments_note"], _WARN),
+            _table(rows, [0.07 * WIDTH, 0.22 * WIDTH, 0.11 * WIDTH, 0.11 * WIDTH, 0.12 * WIDTH, 0.15 * WIDTH,
+                          0.22 * WIDTH])]
+
+
 def render_pdf(view: Mapping[str, Any]) -> bytes:
     """One e-bill or confirmation form as an A4 PDF.
 
@@ -235,6 +249,7 @@ def render_pdf(view: Mapping[str, Any]) -> bytes:
     story: list = [_p(view["title"], _H1), *_header(view)]
     story += _bill_part(view) if view["kind"] == "bill" else _form_part(view)
     story += _readings(view)
+    story += _adjustments(view)
     story += _chart(view)
     story.append(Spacer(0, 10))
     story.append(_p(t["footer"], _NOTE))

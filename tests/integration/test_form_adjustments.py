@@ -5,7 +5,10 @@ why — on the printable form and e-bill, in /api/v1/forms/{id}, as the audit tr
 from __future__ import annotations
 
 import datetime as dt
+import io
 from urllib.parse import urlsplit
+
+from pypdf import PdfReader
 
 from settlement import bills, forms
 from settlement import models as m
@@ -76,6 +79,14 @@ async def test_an_adjusted_form_and_its_bill_show_each_adjustment(bot: Bot, bot_
     resp = await bot_app.get(f"/api/v1/bills/{bill.id}", headers=headers)
     page = await _page(bot_app, (await resp.json())["ebill_url"])
     assert 'id="adjustments"' in page and "电表故障，按逆变器估算" in page and people["admin"].name in page
+
+    # and its PDF, drawn from the same view
+    parts = urlsplit((await resp.json())["ebill_url"])
+    pdf = await bot_app.get(parts.path + ".pdf?" + parts.query)
+    assert pdf.status == 200 and pdf.content_type == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(await pdf.read())).pages)
+    for words in ("调整记录", "电表故障，按逆变器估算", people["admin"].name, "v3"):
+        assert words in text, words
 
 
 async def test_a_form_never_adjusted_shows_no_adjustment_block(bot: Bot, bot_app, fake_wechat, people,
