@@ -117,6 +117,11 @@ const clockTime = (date) => date.toLocaleTimeString(locale(), { hour12: false, t
 // an e-bill or e-form link in the UI's language
 // what an adjustment changed, in words: the API gives its field as a code (generation.peak, a
 // reading as "<meter> <register> <boundary>")
+function adjustedValue(a, value) {
+  if (value === null || value === undefined) return "—";
+  return a.kind === "energy" ? kwh(value) : value;
+}
+
 function adjustedItem(a) {
   if (a.kind === "energy") {
     const [what, rate] = a.field.split(".");
@@ -474,7 +479,8 @@ async function renderForm(screen) {
            el("th", { class: "num" }, kwh(form.export_kwh)), el("th", { class: "num" }, kwh(form.grid_kwh))))),
       form.adjustments.length ? el("div", { class: "warn", "data-testid": "form-adjustments" },
         el("strong", {}, t("adjustments")), ...form.adjustments.map((a) => el("div", {}, t("adjusted", {
-          v: a.version, field: adjustedItem(a), before: a.before ?? "—", after: a.after ?? "—", by: a.by,
+          // energies are kWh figures, grouped like every other; readings are shown as the meter reads
+          v: a.version, field: adjustedItem(a), before: adjustedValue(a, a.before), after: adjustedValue(a, a.after), by: a.by,
           at: when(a.at), reason: a.reason })))) : null,
       el("p", {}, el("a", { href: inLanguage(form.ebill_url), target: "_blank", rel: "noopener", "data-testid": "form-ebill" }, t("eform")))),
     actions);
