@@ -28,7 +28,7 @@ from server.middleware import error_response
 from settlement.access import Principal, require
 from settlement.errors import NotFound
 from settlement.models import Attachment, Bill, ConfirmationForm, FaultReport, FormState, Plant
-from settlement.redis_client import RedisUnavailable
+from settlement.redis_client import RedisUnavailable, seconds_left
 from settlement.sessions import InvalidToken, verify_token
 
 MAX_ID = 2**31 - 1
@@ -88,7 +88,7 @@ async def _count_address(request: web.Request) -> tuple[int, int]:
                 results = await pipe.execute()
     except RedisUnavailable:  # counted in this process until Redis answers (see gate)
         return request.app[local_windows_key].count("address", request.remote, now)
-    return int(results[0]), max(1, int((window + 1) * RATE_WINDOW_S - now + 0.999))
+    return int(results[0]), seconds_left(window, now)
 
 
 def _too_many(request: web.Request, left: int) -> web.Response:

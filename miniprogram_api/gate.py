@@ -32,7 +32,7 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis.asyncio as redis_asyncio
 
@@ -40,11 +40,11 @@ from settlement import sessions
 from settlement.access import Principal, Right, load_principal
 from settlement.principal_cache import generation_key, principal_key_prefix
 from settlement.principal_cache import invalidate as invalidate_in_redis
-from settlement.redis_client import Namespace, RedisGuard, RedisUnavailable
+from settlement.redis_client import WINDOW_S as RATE_WINDOW_S
+from settlement.redis_client import LocalWindows, Namespace, RedisGuard, RedisUnavailable, seconds_left
 
 log = logging.getLogger("pvsettle.api")
 
-RATE_WINDOW_S = 60
 PRINCIPAL_TTL_S = 10
 
 # the session's record: 0 Redis does not know it, 1 open, 2 closed
@@ -70,27 +70,6 @@ class Admission:
     retry_after: int  # [s] until the window ends
     session_alive: bool
     principal: Principal | None
-
-
-@dataclass
-class LocalWindows:
-    """Fixed one-minute windows counted in this process, for while Redis does not answer."""
-
-    counts: dict[tuple[str, object], int] = field(default_factory=dict)
-    window: int = -1
-
-    def count(self, kind: str, who: object, now: float) -> tuple[int, int]:
-        """This request's number in ``who``'s current window, and [s] until the window ends."""
-        window = int(now // RATE_WINDOW_S)
-        if window != self.window:  # the old window's counts are of no use any more
-            self.counts.clear()
-            self.window = window
-        n = self.counts[(kind, who)] = self.counts.get((kind, who), 0) + 1
-        return n, _seconds_left(window, now)
-
-
-def _seconds_left(window: int, now: float) -> int:
-    return max(1, int((window + 1) * RATE_WINDOW_S - now + 0.999))
 
 
 _principal_key = principal_key_prefix
@@ -125,7 +104,7 @@ async def admit(client: redis_asyncio.Redis, guard: RedisGuard, ns: Namespace, c
                 args=[RATE_WINDOW_S + 1, _principal_key(ns, identity_id), sessions.CLOSED])
     except RedisUnavailable:  # the guard logs the outage, once
         return await _admit_from_database(claims, now, local)
-    retry_after = _seconds_left(window, now)
+    retry_after = seconds_left(window, now)
     if state == _UNKNOWN:  # Redis forgot the session (restarted, say): the database knows
         is_open = await sessions.open_in_database(claims, now)
         await _cache(guard, lambda: sessions.remember(client, ns, claims, is_open, now), "session state")

@@ -29,12 +29,10 @@ from collections.abc import Callable, Sequence
 import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
-from settlement.redis_client import Namespace
+from settlement.redis_client import WINDOW_S, LocalWindows, Namespace, seconds_left
 
 log = logging.getLogger("pvsettle.pay")
-WINDOW_S = 60  # [s] a refusal counts in its minute
 REDIS_WAIT = 1.0  # [s] for Redis to count a refusal before this process counts it alone
-LOCAL_SOURCES = 100_000  # sources one process counts alone at most in a window; beyond, it starts over
 UNKNOWN = "unknown"  # the source of a delivery without a peer address (a unix socket)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -94,13 +92,12 @@ class RefusalLimiter:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self._window = -1
-        self._local: dict[str, int] = {}  # this window's counts while Redis does not answer
+        self._local = LocalWindows()  # this window's counts while Redis does not answer
 
     def retry_after(self) -> int:
         """Seconds until the current window ends [s], at least 1."""
         now = self.clock()
-        return max(1, int((int(now // WINDOW_S) + 1) * WINDOW_S - now + 0.999))
+        return seconds_left(int(now // WINDOW_S), now)
 
     async def admit(self, client: redis_asyncio.Redis | None, ns: Namespace, source: str, per_window: int) -> bool:
         """Count one refused delivery of ``source``; False when it is beyond ``per_window``."""
@@ -115,7 +112,7 @@ class RefusalLimiter:
                     pipe.expire(key, WINDOW_S + 1)
                     count = int((await pipe.execute())[0])
         except (RedisError, OSError, TimeoutError) as exc:
-            count = self._count_locally(source, window)
+            count, _ = self._local.count("pay-refusal", source, self.clock())
             if count == 1:
                 log.warning("Redis did not count a refused notification (%s): this process counts alone",
                             type(exc).__name__)
@@ -123,9 +120,3 @@ class RefusalLimiter:
             log.warning("more than %d refused notifications from %s this minute: the rest are not kept",
                         per_window, source)
         return count <= per_window
-
-    def _count_locally(self, source: str, window: int) -> int:
-        if window != self._window or len(self._local) >= LOCAL_SOURCES:
-            self._window, self._local = window, {}
-        self._local[source] = self._local.get(source, 0) + 1
-        return self._local[source]

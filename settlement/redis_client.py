@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import redis.asyncio as redis_asyncio
 import redis.exceptions
@@ -64,6 +65,38 @@ def open_redis(url: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S,
         socket_timeout=timeout_s,
         health_check_interval=30,
     )
+
+
+#: [s] a rate limit's fixed window: counted in Redis with INCR on a key per window, or in
+#: :class:`LocalWindows` while Redis does not answer
+WINDOW_S = 60
+
+
+def seconds_left(window: int, now: float) -> int:
+    """[s] until fixed window ``window`` (``int(now // WINDOW_S)``) ends, at least 1: a Retry-After."""
+    return max(1, int((window + 1) * WINDOW_S - now + 0.999))
+
+
+@dataclass
+class LocalWindows:
+    """Fixed windows counted in this process, for while Redis does not answer.
+
+    At most ``max_keys`` counters a window: past that (addresses from all over the internet) the
+    window starts over rather than grow without bound.
+    """
+
+    max_keys: int = 100_000
+    counts: dict[tuple[str, object], int] = field(default_factory=dict)
+    window: int = -1
+
+    def count(self, kind: str, who: object, now: float) -> tuple[int, int]:
+        """This event's number in ``who``'s current window, and [s] until the window ends."""
+        window = int(now // WINDOW_S)
+        if window != self.window or len(self.counts) >= self.max_keys:  # old counts are of no use
+            self.counts.clear()
+            self.window = window
+        n = self.counts[(kind, who)] = self.counts.get((kind, who), 0) + 1
+        return n, seconds_left(window, now)
 
 
 class RedisGuard:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis.exceptions
 
-from settlement.redis_client import RedisGuard, RedisUnavailable
+from settlement.redis_client import LocalWindows, RedisGuard, RedisUnavailable
 
 
 class Clock:
@@ -57,3 +57,13 @@ def test_a_failure_while_retrying_starts_the_period_again():
         raise redis.exceptions.TimeoutError()
     clock.now += 1.9
     assert not guard.available
+
+
+def test_local_windows_count_per_window_and_start_over_at_their_bound():
+    windows = LocalWindows(max_keys=2)
+    at = 1_800_000_030.0  # half way through a minute
+    assert windows.count("ip", "a", at) == (1, 30) and windows.count("ip", "a", at + 1) == (2, 29)
+    assert windows.count("ip", "a", at + 31)[0] == 1  # the next minute starts at one
+    windows.count("ip", "b", at + 32)
+    # a third source would pass the bound: the window starts over rather than grow
+    assert windows.count("ip", "c", at + 33)[0] == 1 and windows.counts == {("ip", "c"): 1}
