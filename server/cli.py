@@ -229,11 +229,10 @@ def cmd_cycle_run(args: argparse.Namespace) -> int:
     """Say which electricity the period is (it is the month *before* for most reading days),
     refuse an old one without --yes, then run."""
     import datetime as dt
-    from zoneinfo import ZoneInfo
 
     from settlement import cycles
 
-    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    today = dt.datetime.now(cycles.LOCAL).date()
 
     async def work():
         covers = await cycles.period_covers(args.period, args.plant)

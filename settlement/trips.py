@@ -186,7 +186,7 @@ async def _record(plant_id: int, trips: list[dt.datetime], episode: Episode, rul
     return 1, 0
 
 
-async def send_trip_alarms(now: dt.datetime | None = None, rule: TripRule = TripRule(), limit: int = 100) -> int:
+async def send_trip_alarms(now: dt.datetime | None = None, limit: int = 100) -> int:
     """Put the pending episode alarms into the outbox and mark them sent, one transaction each.
 
     One ``RepeatedTrips`` message per active staff member, keyed ``trips:<episode id>``: written
