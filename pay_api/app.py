@@ -95,6 +95,8 @@ def _refused_text(body: bytes) -> str | None:
     refused = outside_text.message("the body", raw)
     if refused is not None:
         return refused
+    if "\\u" not in raw:  # no JSON escape, so nothing a parse could reveal: spare the hot path a parse
+        return None
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError):
