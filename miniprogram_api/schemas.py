@@ -56,6 +56,11 @@ def _checked(value: object) -> object:
 
 
 Text = Annotated[str, FromOutside()]
+# text that must say something: the services strip it and refuse what is left empty, so the
+# document says "one character that is not whitespace" within the outside-text rule
+_KEPT = "[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]"
+_SAID = "[^\\s\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]"
+Said = Annotated[str, Field(pattern=f"^{_KEPT}*{_SAID}{_KEPT}*$"), FromOutside()]
 Code = Annotated[str, Field(min_length=1, max_length=128), FromOutside()]
 # what miniprogram_api.pagination.encode_cursor makes: base64url without padding
 Cursor = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9_-]*$",
@@ -330,7 +335,7 @@ class FormDetail(FormSummary):
 
 
 class DisputeFields(Strict):
-    reason: Text = Field(min_length=1, max_length=500)
+    reason: Said = Field(min_length=1, max_length=500)
 
 
 # --- bills --------------------------------------------------------------------------------------
@@ -440,7 +445,7 @@ class FaultQuery(PageQuery):
 
 
 class FaultFields(Strict):
-    text: Text = Field(min_length=1, max_length=1000)
+    text: Said = Field(min_length=1, max_length=1000)
 
 
 class FaultOut(BaseModel):
