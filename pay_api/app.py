@@ -95,7 +95,7 @@ def _refused_text(body: bytes) -> str | None:
     refused = outside_text.message("the body", raw)
     if refused is not None:
         return refused
-    if "\\u" not in raw:  # no JSON escape, so nothing a parse could reveal: spare the hot path a parse
+    if "\\" not in raw:  # no JSON escape (\uXXXX, \b, \f): nothing a parse could reveal, so no parse
         return None
     try:
         document = json.loads(raw)
