@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from types import SimpleNamespace
 
 import pytest
 
+from miniprogram_api import gate
 from settlement import bindings
 from settlement import models as m
+from settlement.redis_client import WINDOW_S
 from settlement.sessions import TokenClaims, sign_token
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import FakeWechatApi, login
@@ -186,13 +189,17 @@ async def test_binding_needs_exactly_one_way(api, fake_wechat, body):
     assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_body"
 
 
-async def test_rate_limit_per_user_answers_429_with_retry_after(api, fake_wechat, settings):
+async def test_rate_limit_per_user_answers_429_with_retry_after(api, fake_wechat, settings, monkeypatch):
     headers = await login(api, fake_wechat, "o-busy")
     other = await login(api, fake_wechat, "o-calm")
+    # the limiter's clock held one second into a window: a window that ended mid-burst would
+    # start the count over (the test failed now and then), and the Retry-After is known exactly
+    held = (time.time() // WINDOW_S) * WINDOW_S + 1.0
+    monkeypatch.setattr(gate, "time", SimpleNamespace(time=lambda: held))
     statuses = [(await api.get("/api/v1/me", headers=headers)).status for _ in range(settings.api_rate_limit + 1)]
     assert statuses.count(429) >= 1 and statuses[0] == 200
     resp = await api.get("/api/v1/me", headers=headers)
-    assert resp.status == 429 and 1 <= int(resp.headers["Retry-After"]) <= 61
+    assert resp.status == 429 and resp.headers["Retry-After"] == str(WINDOW_S - 1)
     assert (await resp.json())["error"]["code"] == "rate_limited"
     assert (await api.get("/api/v1/me", headers=other)).status == 200  # per user, not global
 
