@@ -37,7 +37,8 @@ from .registers import (
     register_energy,
     self_consumption,
 )
-from .tariff import Tariff, TariffVersion, example, loads, parse_tariff
+from .tariff import Tariff, TariffVersion, parse_tariff
+from .tariff_files import example, loads
 from .urdb import from_urdb
 
 __all__ = [

@@ -31,7 +31,8 @@ import numpy as np
 from .billing import bill, summary
 from .errors import BillingError, IntervalDataError
 from .intervals import check_timestamps
-from .tariff import Tariff, loads
+from .tariff import Tariff
+from .tariff_files import loads
 
 EXIT_BAD_INPUT = 2
 

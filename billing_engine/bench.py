@@ -41,7 +41,8 @@ import numpy as np
 from .billing import bill
 from .pricing import ContractTerms, price_cycle
 from .registers import MeterReplacement, register_energy
-from .tariff import Tariff, example
+from .tariff import Tariff
+from .tariff_files import example
 
 __all__ = ["run"]
 

@@ -69,7 +69,7 @@ Rules
   refused.
 
 URDB rate records are read into the same :class:`Tariff` by :mod:`billing_engine.urdb`;
-:func:`loads` accepts either.
+:func:`billing_engine.tariff_files.loads` accepts either.
 
 Internal form
 -------------
@@ -81,11 +81,8 @@ billing code needs is an array lookup into these.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import zoneinfo
 from dataclasses import dataclass, field
-from decimal import Decimal
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -105,9 +102,6 @@ __all__ = [
     "TariffVersion",
     "Tariff",
     "parse_tariff",
-    "loads",
-    "example",
-    "EXAMPLES",
     "slot_of",
     "schedule_from_ranges",
 ]
@@ -118,7 +112,6 @@ SLOTS_PER_DAY = 96
 WEEKDAY, WEEKEND, HOLIDAY = 0, 1, 2
 """Day types, the second axis of :attr:`TariffVersion.slot_period`."""
 NO_PERIOD = -1
-EXAMPLES = ("jiangsu-2025", "zhejiang-2024")
 
 _DAY_NAMES = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
@@ -555,36 +548,3 @@ def parse_tariff(obj: Any) -> Tariff:
     return Tariff(name=str(obj.get("name", "")), periods=tuple(periods), versions=parsed,
                   timezone=timezone, currency=str(obj.get("currency", "CNY")),
                   note=str(obj.get("note", "")))
-
-
-def loads(text: str | bytes) -> Tariff:
-    """Decode a tariff: the project's own format or an OpenEI URDB rate record.
-
-    A record is taken as URDB when it has ``energyratestructure`` (or is an API answer
-    ``{"items": [record]}``).
-
-    Raises
-    ------
-    TariffError
-        Invalid JSON (naming line and column) or an invalid tariff (naming the field).
-    """
-    try:
-        obj = json.loads(text, parse_float=Decimal)
-    except json.JSONDecodeError as exc:
-        raise TariffError(f"invalid JSON: {exc.msg}",
-                          where=f"line {exc.lineno} column {exc.colno}") from None
-    except UnicodeDecodeError:
-        raise TariffError("not UTF-8 text") from None
-    if isinstance(obj, dict) and ("energyratestructure" in obj or "items" in obj):
-        from .urdb import from_urdb
-
-        return from_urdb(obj)
-    return parse_tariff(obj)
-
-
-def example(name: str) -> Tariff:
-    """One of the shipped example tariffs (:data:`EXAMPLES`), e.g. ``"jiangsu-2025"``."""
-    if name not in EXAMPLES:
-        raise TariffError(f"no example tariff {name!r} (have {', '.join(EXAMPLES)})")
-    text = resources.files("billing_engine").joinpath("tariffs", f"{name}.json").read_text("utf-8")
-    return loads(text)
