@@ -173,7 +173,7 @@ async def test_a_usage_batch_holding_nul_is_refused_whole(api, collector):
                                   b'{"id": "EV-1", "summary": "\\b"}', b'{"id": "EV-1", "summary": "\\f"}'],
                          ids=["escaped-nul", "raw-nul", "surrogate-key", "short-escape-backspace",
                               "short-escape-form-feed"])
-async def test_a_notification_holding_nul_is_refused_unread_and_kept_without_its_body(api, body):
+async def test_a_notification_holding_a_refused_character_is_refused_unread_and_kept_without_its_body(api, body):
     resp = await api.post("/pay/notify", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == 400
     answer = await resp.json()
