@@ -33,7 +33,6 @@ from settlement.errors import Conflict, InvalidInput, NotFound
 from settlement.i18n import Ref
 from settlement.models import (
     Bill,
-    ConfirmationForm,
     FaultReport,
     FaultState,
     FormState,

@@ -20,7 +20,6 @@ whatever the user pointed it at, and the sandbox says the part it cannot play is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from server import pay as server_pay
 from server.keys import settings_key
 from server.settings import PAY_API_BASE, WECHAT_API_BASE, Settings
+from settlement import background
 from settlement.fakes.pay_server import FakeWechatPay, public_pem
 from settlement.fakes.wechat_server import FakeWechat
 
@@ -127,19 +127,8 @@ async def refund_settler_ctx(app: web.Application) -> AsyncIterator[None]:
     if pay is None:
         yield
         return
-    task = asyncio.create_task(_settle_loop(pay), name="pvsettle-sandbox-refunds")
+    task = asyncio.create_task(  # a failure is tried again on the next poll
+        background.repeat(lambda: settle_refunds(pay, dt.datetime.now(UTC)), REFUND_POLL_S, log=log,
+                          failure="sandbox refund settling failed"), name="pvsettle-sandbox-refunds")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):  # the cancellation we asked for
-        await task
-
-
-async def _settle_loop(pay: FakeWechatPay) -> None:
-    while True:
-        try:
-            await settle_refunds(pay, dt.datetime.now(UTC))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("sandbox refund settling failed")  # tried again on the next poll
-        await asyncio.sleep(REFUND_POLL_S)
+    await background.stop(task)

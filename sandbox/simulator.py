@@ -23,7 +23,6 @@ advances by power × time, so the energy the ingest derives matches the power sh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import math
@@ -35,6 +34,7 @@ import numpy as np
 from aiohttp import web
 
 from server.keys import redis_key, redis_ns_key
+from settlement import background
 from settlement import models as m
 from settlement.solar import DEFAULT_LATITUDE, DEFAULT_LONGITUDE, sun_elevation_deg
 from settlement.telemetry import ingest_samples, rebuild_rollups
@@ -133,23 +133,15 @@ async def simulator_ctx(app: web.Application) -> AsyncIterator[None]:
     if rebuilt:
         log.info("sandbox: rollups of the seeded telemetry built", extra=rebuilt)
     simulator = Simulator(await load_inverters())
-    task = asyncio.create_task(_loop(app, simulator), name="pvsettle-sandbox-simulator")
+
+    async def step() -> None:
+        if simulator.inverters:
+            now = dt.datetime.now(UTC).replace(microsecond=0)
+            await ingest_samples(simulator.samples(now), received_from=RECEIVED_FROM, now=now,
+                                 redis=app[redis_key], namespace=app[redis_ns_key])
+
+    # database or Redis busy or away: logged, the next step tries again
+    task = asyncio.create_task(background.repeat(step, INTERVAL_S, log=log, failure="sandbox telemetry step failed"),
+                               name="pvsettle-sandbox-simulator")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):  # the cancellation we asked for
-        await task
-
-
-async def _loop(app: web.Application, simulator: Simulator) -> None:
-    while True:
-        try:
-            if simulator.inverters:
-                now = dt.datetime.now(UTC).replace(microsecond=0)
-                await ingest_samples(simulator.samples(now), received_from=RECEIVED_FROM, now=now,
-                                     redis=app[redis_key], namespace=app[redis_ns_key])
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # database or Redis busy or away: logged, the next step tries again
-            log.exception("sandbox telemetry step failed")
-        await asyncio.sleep(INTERVAL_S)
+    await background.stop(task)

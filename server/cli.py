@@ -378,9 +378,25 @@ def _serve_one(settings: Settings, *, reuse_port: bool,
     app = create_app(settings)
     if install is not None:  # `pvsettle demo` only: the sandbox
         install(app)
+    event_loop = loop.new_event_loop()
+    # `kill -USR1` prints the event loop's tasks as well as the threads: a hang at shutdown is an
+    # await that never ends, which only a task's stack shows. The loop's handler goes first and
+    # faulthandler chains to it, as setting either one alone would replace the other (and
+    # faulthandler, registered already by main(), re-installs itself only once unregistered).
+    faulthandler.unregister(signal.SIGUSR1)
+    event_loop.add_signal_handler(signal.SIGUSR1, _print_tasks, event_loop)
+    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)
     # open keep-alive connections get 10 s to finish on shutdown, not aiohttp's default minute
-    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port, loop=loop.new_event_loop(),
+    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port, loop=event_loop,
                 print=None, access_log=logging.getLogger("pvsettle.access"), shutdown_timeout=10)
+
+
+def _print_tasks(event_loop: asyncio.AbstractEventLoop) -> None:
+    """Every task of ``event_loop`` with the stack it waits in, to stderr."""
+    for task in asyncio.all_tasks(event_loop):
+        print(f"asyncio task {task.get_name()}:", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _worker(settings: Settings) -> None:

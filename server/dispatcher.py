@@ -9,7 +9,6 @@ polls every interval. Several processes may run it at once: rows are claimed
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +18,7 @@ from aiohttp import web
 
 from server.keys import redis_key, redis_ns_key, settings_key, wechat_api_key
 from server.settings import Settings
-from settlement import ebill, outbox
+from settlement import background, ebill, outbox
 from settlement.dispatcher import Dispatcher
 
 log = logging.getLogger("pvsettle.dispatcher")
@@ -51,20 +50,8 @@ async def dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     dispatcher = build_dispatcher(app)
-    task = asyncio.create_task(_loop(dispatcher, interval), name="pvsettle-dispatcher")
+    # database, Redis or WeChat away: logged, tried again on the next poll
+    task = asyncio.create_task(background.repeat(dispatcher.drain, interval, log=log, failure="outbox dispatch failed"),
+                               name="pvsettle-dispatcher")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):  # the cancellation we asked for
-        await task
-
-
-async def _loop(dispatcher: Dispatcher, interval: float) -> None:
-    while True:
-        try:
-            await dispatcher.drain()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # database, Redis or WeChat away: logged, tried again on the next poll
-            log.exception("outbox dispatch failed")
-        await asyncio.sleep(interval)
+    await background.stop(task)

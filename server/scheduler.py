@@ -52,7 +52,7 @@ from redis.exceptions import LockError
 
 from server import pay
 from server.keys import metrics_registry_key, redis_key, redis_ns_key, settings_key
-from settlement import audit, bills, cycles, dunning, forms
+from settlement import audit, background, bills, cycles, dunning, forms
 from settlement import outages, prepaid, sessions, trips
 from settlement.redis_client import Namespace
 
@@ -283,6 +283,7 @@ class Scheduler:
         clock = time.perf_counter()
         report = PassReport()
         for job in self.jobs:
+            background.raise_if_cancelling()  # stopping: the jobs left wait for the next process
             try:
                 await self._run_job(job, now, report)
             except Exception as exc:  # Redis away: the job's lock or due time failed; the next job may do
@@ -329,7 +330,7 @@ class Scheduler:
     async def _keep(self, job: Job, lock: Lock) -> None:
         """Extend ``lock`` to its full expiry every third of it, until cancelled."""
         while True:
-            await asyncio.sleep(self.lock_expiry / 3)
+            await background.pause(self.lock_expiry / 3)
             try:
                 await lock.reacquire()
             except LockError:
@@ -342,15 +343,8 @@ class Scheduler:
                             extra={"job": job.name})
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.run_pass()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # the audit event could not be written (database away): logged, the next pass retries
-                log.exception("scheduler tick failed")
-            await asyncio.sleep(self.interval)
+        # a pass that raises could not write its audit event (database away): the next one retries
+        await background.repeat(self.run_pass, self.interval, log=log, failure="scheduler tick failed")
 
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -364,6 +358,4 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
                           registry=app[metrics_registry_key])
     task = asyncio.create_task(scheduler.run_forever(), name="pvsettle-scheduler")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):  # the cancellation we asked for
-        await task
+    await background.stop(task)

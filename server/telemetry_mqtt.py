@@ -33,7 +33,6 @@ connection is retried for ever with exponential back-off (1 s doubling to 60 s, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -52,6 +51,7 @@ import redis.asyncio as redis_asyncio
 from aiohttp import web
 
 from server.keys import redis_key, redis_ns_key, settings_key
+from settlement import background
 from settlement.readings import collector_for_key
 from settlement.redis_client import Namespace
 from settlement.telemetry import MAX_BATCH_SAMPLES, ingest_samples
@@ -139,9 +139,7 @@ class TelemetrySubscriber:
         try:
             await self._subscribe_forever()
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):  # the cancellation we asked for
-                await flusher
+            await background.stop(flusher)
             await self.flush()
 
     async def _subscribe_forever(self) -> None:
@@ -162,13 +160,14 @@ class TelemetrySubscriber:
                     backoff = BACKOFF_FIRST_S
                     async for message in client.messages:
                         await self.handle(str(message.topic), message.payload)
+                        background.raise_if_cancelling()  # lost in the handling's Redis or database calls
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 wait = backoff * random.uniform(0.5, 1.0)
                 log.warning("MQTT broker unavailable, trying again", extra={
                     "broker": f"{self.broker.hostname}:{self.broker.port}", "error": str(exc)[:200],
                     "retry_in_s": round(wait, 1)})
-                await asyncio.sleep(wait)
+                await background.pause(wait)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
 
     async def handle(self, topic: str, payload: Any) -> None:
@@ -242,7 +241,7 @@ class TelemetrySubscriber:
     async def _flush_loop(self) -> None:
         while True:
             await self._wakeup.wait()
-            await asyncio.sleep(self.linger_s)
+            await background.pause(self.linger_s)  # a cancellation lost in the last flush stops it here
             self._wakeup.clear()
             await self.flush()
 
@@ -294,6 +293,4 @@ async def telemetry_mqtt_ctx(app: web.Application) -> AsyncIterator[None]:
     app[telemetry_subscriber_key] = subscriber
     task = asyncio.create_task(subscriber.run(), name="pvsettle-mqtt")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):  # the cancellation we asked for
-        await task
+    await background.stop(task)

@@ -46,7 +46,6 @@ statement per step over arrays, index lookups per key; new samples go in with a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import itertools
 import logging
@@ -64,7 +63,7 @@ import redis.asyncio as redis_asyncio
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from settlement import audit, live
+from settlement import audit, background, live
 from settlement import text as outside_text
 from settlement.errors import InvalidInput
 from settlement.redis_client import Namespace
@@ -966,6 +965,7 @@ class LivePublisher:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            background.raise_if_cancelling()
             self._wake.clear()
             try:
                 await self._publish_pending()
@@ -974,9 +974,7 @@ class LivePublisher:
 
     async def close(self) -> None:
         """Publish what is still pending, then stop."""
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):  # the cancellation asked for just now
-            await self._task
+        await background.stop(self._task)
         try:
             await self._publish_pending()
         except Exception as exc:  # the database or Redis may already be closed at shutdown

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field

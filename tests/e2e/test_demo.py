@@ -3,6 +3,7 @@
 import os
 import signal
 import sqlite3
+import time
 
 import pytest
 
@@ -17,6 +18,15 @@ async def test_demo_starts_healthy_with_a_portfolio_and_restarts_on_the_same_dat
     env["PVSETTLE_PORT"] = str(port)
     server = ServerProcess(["demo", "--plants", "4"], env, tmp_path, port)
     try:
+        assert await server.wait_healthy() == {"status": "ok", "db": "ok", "redis": "ok"}
+        # where a process hangs, as an operator asks it: the loop's tasks and the threads, and it goes on
+        server.proc.send_signal(signal.SIGUSR1)
+        for _ in range(40):
+            if "asyncio task pvsettle-scheduler:" in server.output() and "most recent call first" in server.output():
+                break
+            time.sleep(0.25)
+        assert "asyncio task pvsettle-scheduler:" in server.output(), server.output()
+        assert "most recent call first" in server.output(), server.output()  # faulthandler's threads
         assert await server.wait_healthy() == {"status": "ok", "db": "ok", "redis": "ok"}
     finally:
         assert server.stop(signal.SIGINT) == 0, server.output()
