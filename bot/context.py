@@ -10,12 +10,12 @@ import redis.asyncio as redis_asyncio
 from tortoise.exceptions import IntegrityError
 
 from server.settings import Settings
-from settlement.access import Principal
-from settlement.ebill import public_origin
+from settlement.owners.access import Principal
+from settlement.billing.ebill_links import public_origin
 from settlement.models import Owner, Staff, StaffRole, WechatIdentity
 from settlement.ports.pay import WechatPay
 from settlement.ports.wechat import WechatApi
-from settlement.redis_client import Namespace
+from settlement.infra.redis_client import Namespace
 
 UTC = dt.timezone.utc
 

@@ -24,7 +24,7 @@ from bot.inbound import Inbound
 from bot.replies import render
 from bot.run import refusal, run_command
 from settlement import audit
-from settlement.access import visible_plants
+from settlement.owners.access import visible_plants
 from settlement.errors import DomainError
 from settlement.models import Plant
 

@@ -1,6 +1,6 @@
 """Owner commands: 绑定, 发电, 账单, 缴费, 报修, 帮助 — each calls one service and renders one template.
 
-What an owner may see follows :mod:`settlement.access`: their own plants, and plants shared with
+What an owner may see follows :mod:`settlement.owners.access`: their own plants, and plants shared with
 this WeChat user (view or pay). A plant code they have no right on is answered as not found.
 """
 
@@ -16,13 +16,17 @@ from bot import commands
 from bot.commands import Command, Malformed
 from bot.context import Caller, Env, ensure_identity, find_caller
 from bot.replies import render
-from settlement import bindings, faults, generation, live, principal_cache
-from settlement.access import Principal, Right, load_principal, visible_plants
-from settlement.ebill import ebill_link
+from settlement.owners import bindings
+from settlement.owners import faults
+from settlement.telemetry import generation
+from settlement.telemetry import live
+from settlement.owners import principal_cache
+from settlement.owners.access import Principal, Right, load_principal, visible_plants
+from settlement.billing.ebill_links import ebill_link
 from settlement.errors import Forbidden, NotFound
 from settlement.models import Bill, BillState, Plant, WechatIdentity
 from settlement.ports.wechat import WechatError
-from settlement.storage import LocalDiskStore
+from settlement.infra.storage import LocalDiskStore
 
 log = logging.getLogger("pvsettle.bot")
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -49,7 +53,7 @@ async def _plants(caller: Caller, least: Right = Right.VIEW) -> tuple[Principal,
     Forbidden
         ``not_bound``: the sender is bound to no owner and holds no right on any plant.
     """
-    # the user with every plant they may see, in one query (settlement.access)
+    # the user with every plant they may see, in one query (settlement.owners.access)
     principal = await load_principal(caller.identity.id) if caller.identity is not None else None
     rights = await visible_plants(principal) if principal is not None else {}
     if not rights:
@@ -137,7 +141,7 @@ async def bind_code(code: str, caller: Caller, env: Env) -> str:
 
 
 def live_state(body: bytes | None) -> dict | None:
-    """A plant's live state as stored in Redis (:mod:`settlement.live`), or None when there is
+    """A plant's live state as stored in Redis (:mod:`settlement.telemetry.live`), or None when there is
     none or it cannot be read."""
     try:
         state = json.loads(body) if body else None

@@ -26,7 +26,7 @@ from pathlib import Path
 from aiohttp import web
 
 from server.keys import settings_key
-from settlement.reports import cycle_report, write_report
+from settlement.billing.reports import cycle_report, write_report
 
 LINK_LIFETIME = dt.timedelta(hours=24)
 FORMATS = {"csv": "text/csv; charset=utf-8",

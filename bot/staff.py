@@ -7,7 +7,7 @@ the bot does: notifying an owner of a form again (NotifyForm, with the outbox ro
 owner's written word behind a confirmation (RecordOwnerWord), the arrears list, a plant's status
 and a bill's notifications looked at (ListArrears, ViewPlant, ViewDelivery) and a report link
 handed out (IssueReportLink). Owners are notified through the notification outbox
-(:mod:`settlement.outbox`), never directly from here.
+(:mod:`settlement.notify.outbox`), never directly from here.
 """
 
 from __future__ import annotations
@@ -27,8 +27,16 @@ from bot.owner import live_state, power_w
 from bot.replies import render
 from bot.report_links import report_link
 from server.settings import energy_limits
-from settlement import arrears as arrears_service
-from settlement import audit, bills, bindings, forms, generation, live, outbox, payments, readings
+from settlement.billing import arrears as arrears_service
+from settlement import audit
+from settlement.billing import bills
+from settlement.owners import bindings
+from settlement.cycles import forms
+from settlement.telemetry import generation
+from settlement.telemetry import live
+from settlement.notify import outbox
+from settlement.pay import payments
+from settlement.readings import ingest as readings
 from settlement.errors import Conflict, InvalidInput, NotFound
 from settlement.i18n import Ref
 from settlement.models import (
@@ -48,7 +56,7 @@ from settlement.models import (
     Staff,
     TelemetrySample,
 )
-from settlement.reports import cycle_report
+from settlement.billing.reports import cycle_report
 
 log = logging.getLogger("pvsettle.bot")
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -288,7 +296,7 @@ async def payment_by_ref(ref: str) -> Payment:
 
 
 async def refund(cmd: Command, caller: Caller, env: Env) -> Later:
-    """退款 <payment> <amount> 原因 <reason> (admin): settlement.payments.request_refund, in the
+    """退款 <payment> <amount> 原因 <reason> (admin): settlement.pay.payments.request_refund, in the
     background (a WeChat Pay refund calls WeChat Pay)."""
     staff = _staff(caller)
     if len(cmd.args) != 2 or not cmd.reason:

@@ -11,7 +11,7 @@ from aiohttp.typedefs import Handler
 
 from ingest_api.responses import json_error
 from settlement.models import Collector
-from settlement.readings import collector_for_key
+from settlement.readings.ingest import collector_for_key
 
 collector_key = web.RequestKey("collector_key", Collector)
 

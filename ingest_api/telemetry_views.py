@@ -2,7 +2,7 @@
 
 Body ``{"samples": [{"device", "ts", "power_w", "energy_wh", "status", "irradiance_w_m2"}, …]}``
 with at most 10,000 samples (413 above); the rules each sample is judged by are in
-:mod:`settlement.telemetry`. The answer (200) counts the rows and names every refused one::
+:mod:`settlement.telemetry.ingest`. The answer (200) counts the rows and names every refused one::
 
     {"created": n, "updated": n, "duplicates": n, "rejected": n, "flagged": n,
      "errors": [{"index": i, "code": "...", "message": "..."}],
@@ -23,7 +23,7 @@ from ingest_api.auth import collector_key
 from ingest_api.batches import TooManyRows, batch_rows, decode, rows_counter
 from ingest_api.responses import json_error
 from server.keys import metrics_registry_key, redis_key, redis_ns_key
-from settlement.telemetry import MAX_BATCH_SAMPLES, LivePublisher, RowStatus, ingest_samples
+from settlement.telemetry.ingest import MAX_BATCH_SAMPLES, LivePublisher, RowStatus, ingest_samples
 
 routes = web.RouteTableDef()
 
@@ -38,7 +38,7 @@ live_publisher_key = web.AppKey("live_publisher_key", _PublisherSlot)
 
 
 async def live_publisher_ctx(app: web.Application):
-    """cleanup_ctx of the ingest sub-app: the live-state publisher (settlement.telemetry.LivePublisher).
+    """cleanup_ctx of the ingest sub-app: the live-state publisher (settlement.telemetry.ingest.LivePublisher).
 
     It is made by the first batch, because Redis is the root app's (``request.config_dict``);
     at shutdown it publishes what is pending and stops.

@@ -1,4 +1,4 @@
-"""``POST /usage``: interval usage of prepaid services' meters, charged as it arrives (settlement.prepaid)."""
+"""``POST /usage``: interval usage of prepaid services' meters, charged as it arrives (settlement.prepaid.accounts)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from aiohttp import web
 from ingest_api.auth import collector_key
 from ingest_api.batches import TooManyRows, batch_rows, decode
 from ingest_api.responses import json_error
-from settlement import prepaid
+from settlement.prepaid import accounts as prepaid
 
 routes = web.RouteTableDef()
 

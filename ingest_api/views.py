@@ -14,7 +14,7 @@ from server.settings import energy_limits
 from settlement.errors import InvalidInput
 from settlement.i18n import Ref
 from settlement.models import ReadingSource
-from settlement.readings import MAX_BATCH_ROWS, RowStatus, ingest_readings
+from settlement.readings.ingest import MAX_BATCH_ROWS, RowStatus, ingest_readings
 
 routes = web.RouteTableDef()
 

@@ -25,11 +25,11 @@ from miniprogram_api.common import api, principal_key, token_claims_key
 from miniprogram_api.registry import Call, Route, json_model, parse_json_body, parse_query
 from server.keys import redis_guard_key, redis_key, redis_ns_key, settings_key
 from server.middleware import error_response
-from settlement.access import Principal, require
+from settlement.owners.access import Principal, require
 from settlement.errors import NotFound
 from settlement.models import Attachment, Bill, ConfirmationForm, FaultReport, FormState, Plant
-from settlement.redis_client import RedisUnavailable, seconds_left
-from settlement.sessions import InvalidToken, verify_token
+from settlement.infra.redis_client import RedisUnavailable, seconds_left
+from settlement.owners.sessions import InvalidToken, verify_token
 
 MAX_ID = 2**31 - 1
 # rate-limit counts of this process for while Redis does not answer (gate.LocalWindows)

@@ -11,11 +11,11 @@ from aiohttp import web
 from miniprogram_api.registry import Registry
 from server.keys import settings_key
 from server.settings import Settings
-from settlement import ebill
-from settlement.access import Principal
-from settlement.generation import Factors
-from settlement.sessions import TokenClaims
-from settlement.storage import LocalDiskStore, PhotoStore
+from settlement.billing import ebill_links
+from settlement.owners.access import Principal
+from settlement.telemetry.generation import Factors
+from settlement.owners.sessions import TokenClaims
+from settlement.infra.storage import LocalDiskStore, PhotoStore
 
 api = Registry()
 
@@ -35,8 +35,8 @@ def ebill_url(request: web.Request, kind: str, ident: int) -> str:
     """The absolute signed link of a form's or bill's printable page (as the bot sends it):
     ``PVSETTLE_PUBLIC_URL``, else the origin this request reached us at."""
     s = settings(request)
-    origin = ebill.public_origin(s.public_url, f"{request.scheme}://{request.host}")
-    return origin + ebill.ebill_link(kind, ident, None, s.secret_key)
+    origin = ebill_links.public_origin(s.public_url, f"{request.scheme}://{request.host}")
+    return origin + ebill_links.ebill_link(kind, ident, None, s.secret_key)
 
 
 def photo_store(request: web.Request) -> PhotoStore:

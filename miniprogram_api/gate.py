@@ -5,12 +5,12 @@ Per request the API must count it against the user's rate limit (a fixed one-min
 ``INCR`` and an expiry set once), check that the session is still open (logout ends it), and know
 who the user is and which plants they may see. A Lua script does the first two and fetches the
 cached principal in one call; only on a cache miss is the database asked (one query,
-:func:`settlement.access.load_principal`) and the answer cached. A session Redis does not know
-(it restarted) is looked up in the database and remembered (:mod:`settlement.sessions`).
+:func:`settlement.owners.access.load_principal`) and the answer cached. A session Redis does not know
+(it restarted) is looked up in the database and remembered (:mod:`settlement.owners.sessions`).
 
 Cache correctness: the cached principal lives under ``mp-principal:<identity>:<generation>``; a
 change to what the user may see (binding, unbinding, a grant redeemed or revoked — every path in
-this API; anyone else changing them calls :func:`settlement.principal_cache.invalidate` too)
+this API; anyone else changing them calls :func:`settlement.owners.principal_cache.invalidate` too)
 increments ``mp-principal-gen:<identity>``, so the next request
 reads a key that does not exist yet and loads afresh, in every process at once. A request that
 loaded the old state just before the change writes under the old generation, which nobody reads
@@ -18,7 +18,7 @@ again. Changes made outside this API (staff moving a plant to another owner), an
 while Redis did not answer (the generation could not be moved), are seen within
 :data:`PRINCIPAL_TTL_S`.
 
-Without Redis (:class:`~settlement.redis_client.RedisGuard` says it is down, or the script meets
+Without Redis (:class:`~settlement.infra.redis_client.RedisGuard` says it is down, or the script meets
 an outage) the database answers: the session's ``mp_session`` row, the principal loaded afresh,
 and the rate limit counted in this process (:class:`LocalWindows`) — the same limit per process,
 so a user spread over N processes gets at most N times it while Redis is away. Counting in the
@@ -36,12 +36,12 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis_asyncio
 
-from settlement import sessions
-from settlement.access import Principal, Right, load_principal
-from settlement.principal_cache import generation_key, principal_key_prefix
-from settlement.principal_cache import invalidate as invalidate_in_redis
-from settlement.redis_client import WINDOW_S as RATE_WINDOW_S
-from settlement.redis_client import LocalWindows, Namespace, RedisGuard, RedisUnavailable, seconds_left
+from settlement.owners import sessions
+from settlement.owners.access import Principal, Right, load_principal
+from settlement.owners.principal_cache import generation_key, principal_key_prefix
+from settlement.owners.principal_cache import invalidate as invalidate_in_redis
+from settlement.infra.redis_client import WINDOW_S as RATE_WINDOW_S
+from settlement.infra.redis_client import LocalWindows, Namespace, RedisGuard, RedisUnavailable, seconds_left
 
 log = logging.getLogger("pvsettle.api")
 

@@ -1,7 +1,7 @@
 """``GET /plants/{id}/live``: the plant's live state as Server-Sent Events.
 
 Any process can serve any client: a stream subscribes to the plant's Redis pub/sub channel
-(:mod:`settlement.live`), so a sample ingested by another process reaches it. On connect the
+(:mod:`settlement.telemetry.live`), so a sample ingested by another process reaches it. On connect the
 last known state is sent first (subscribing before reading it, so nothing published in between
 is lost); then every state published, each as ``event: state`` with the JSON in ``data``; a
 comment line ``: heartbeat`` every 15 s keeps proxies from closing a quiet stream and finds
@@ -28,9 +28,9 @@ from redis.exceptions import RedisError
 from miniprogram_api.common import api
 from miniprogram_api.registry import Call
 from server.keys import redis_guard_key, redis_key, redis_ns_key
-from settlement import live
-from settlement.access import Right
-from settlement.redis_client import RedisUnavailable
+from settlement.telemetry import live
+from settlement.owners.access import Right
+from settlement.infra.redis_client import RedisUnavailable
 
 log = logging.getLogger("pvsettle.live")
 

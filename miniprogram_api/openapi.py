@@ -84,7 +84,7 @@ def build(routes: list[Route]) -> dict[str, Any]:
             fields = resolve(ref(route.multipart, "validation"))
             form = {"type": "object", "properties": {**fields["properties"], "photos": _photos_schema()},
                     "required": fields.get("required", []), "additionalProperties": False}
-            # each photo part is an image, judged by its content (settlement.storage.check_photo)
+            # each photo part is an image, judged by its content (settlement.infra.storage.check_photo)
             photos = {"photos": {"contentType": "image/jpeg, image/png"}}
             op["requestBody"] = {"required": True, "content": {
                 "multipart/form-data": {"schema": form, "encoding": photos},

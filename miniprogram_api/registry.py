@@ -17,7 +17,7 @@ Before it runs, the wrapper made here:
 1. authenticates the session token (routes with ``auth="session"``: 401 when it is missing,
    forged, expired or closed) and counts the request against the user's rate limit (429);
 2. resolves the path id to its plant and checks the user's right on it (404 when they have none,
-   403 when it is too weak) — see :mod:`settlement.access`;
+   403 when it is too weak) — see :mod:`settlement.owners.access`;
 3. validates the query and the JSON body with the route's pydantic models (400).
 """
 
@@ -33,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from settlement import i18n
 from settlement import text as outside_text
-from settlement.access import Principal, Right
+from settlement.owners.access import Principal, Right
 from settlement.errors import InvalidInput
 
 Handler = Callable[[web.Request, "Call"], Awaitable[Any]]

@@ -27,7 +27,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from settlement import text as outside_text
 from settlement.models import SubscribeAnswer
-from settlement.subscriptions import MAX_TEMPLATES_PER_REPORT, TEMPLATE_ID
+from settlement.notify.subscriptions import MAX_TEMPLATES_PER_REPORT, TEMPLATE_ID
 
 T = TypeVar("T")
 
@@ -461,7 +461,7 @@ class FaultOut(BaseModel):
 
 
 def _subscribe_schema(schema: dict) -> None:
-    # what settlement.subscriptions.record_answers enforces: 1 to 20 template ids, each answered
+    # what settlement.notify.subscriptions.record_answers enforces: 1 to 20 template ids, each answered
     # accept, reject or ban; errMsg, if left in, is any text and not counted
     most = MAX_TEMPLATES_PER_REPORT
     schema.clear()

@@ -1,5 +1,5 @@
 """Multipart bodies with photos: text fields validated by a model, each photo decoded and encoded
-anew (:func:`settlement.storage.check_photo`, in a worker thread).
+anew (:func:`settlement.infra.storage.check_photo`, in a worker thread).
 
 Read as a stream, part by part, so a body far above the root app's size limit is refused as soon
 as one photo passes 5 MB or a seventh photo starts, without reading the rest. A JSON body (no
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from miniprogram_api.registry import invalid, parse_json_body, refused
 from settlement import i18n
 from settlement import text as outside_text
-from settlement.storage import (MAX_PHOTO_BYTES, MAX_PHOTOS, CheckedPhoto, PhotoRefused, TooManyPhotos,
+from settlement.infra.storage import (MAX_PHOTO_BYTES, MAX_PHOTOS, CheckedPhoto, PhotoRefused, TooManyPhotos,
                                  check_photo_off_loop)
 
 PHOTO_FIELDS = ("photos", "photo")

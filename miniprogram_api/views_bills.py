@@ -13,8 +13,9 @@ from miniprogram_api.common import api, ebill_url, settings
 from miniprogram_api.pagination import decode_cursor, encode_cursor
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import BillDetail, BillLineOut, BillQuery, BillSummary, Page, PageQuery, PaymentOut
-from settlement import ebill, owner_lists
-from settlement.access import Right, visible_plants
+from settlement.billing import ebill
+from settlement.owners import owner_lists
+from settlement.owners.access import Right, visible_plants
 from settlement.models import Bill, BillLine, Contract, Payment
 
 SUMMARY_FIELDS = ("id", "number", "plant_id", "plant__code", "cycle__period", "version", "state", "issued_at",

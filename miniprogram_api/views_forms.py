@@ -20,10 +20,11 @@ from miniprogram_api.schemas import (
     Page,
 )
 from miniprogram_api.uploads import read_multipart
-from settlement import ebill, forms, storage
-from settlement.access import Right, visible_plants
+from settlement.cycles import forms
+from settlement.infra import storage
+from settlement.owners.access import Right, visible_plants
 from settlement.models import Attachment, ConfirmationForm, FormState, WechatIdentity
-from settlement.storage import MAX_PHOTOS
+from settlement.infra.storage import MAX_PHOTOS
 
 
 def summary_of(form: ConfirmationForm) -> dict:

@@ -19,11 +19,13 @@ from miniprogram_api.schemas import (
     SubscriptionsOut,
 )
 from miniprogram_api.uploads import read_multipart
-from settlement import faults, storage, subscriptions
-from settlement.access import Right, visible_plants
+from settlement.owners import faults
+from settlement.infra import storage
+from settlement.notify import subscriptions
+from settlement.owners.access import Right, visible_plants
 from settlement.errors import NotFound
 from settlement.models import Attachment, FaultReport, FaultState, SubscribeAcceptance
-from settlement.storage import MAX_PHOTOS
+from settlement.infra.storage import MAX_PHOTOS
 
 
 def _subscription(row: SubscribeAcceptance) -> SubscriptionOut:

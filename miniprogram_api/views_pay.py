@@ -3,7 +3,7 @@
 Answers what ``wx.requestPayment`` needs (timeStamp, nonceStr, package, signType, paySign) for a
 JSAPI prepay order of what is owed, or of a chosen part where the plant's contract allows partial
 payment. The owner or anyone with the pay right on the plant may pay. The order is reused while
-it is valid for the same payer and amount (settlement.payments.start_payment); the payment itself
+it is valid for the same payer and amount (settlement.pay.payments.start_payment); the payment itself
 is recorded when WeChat Pay's notification comes (/pay/notify), not here.
 """
 
@@ -18,8 +18,8 @@ from miniprogram_api.common import api
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import Strict, fen
 from server.keys import pay_api_key
-from settlement import payments
-from settlement.access import Right
+from settlement.pay import payments
+from settlement.owners.access import Right
 from settlement.ports.pay import PayCallFailed, PayRejected
 
 

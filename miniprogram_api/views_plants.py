@@ -28,10 +28,12 @@ from miniprogram_api.schemas import (
     ShareOut,
 )
 from server.keys import redis_guard_key, redis_key, redis_ns_key
-from settlement import generation, grants, live
-from settlement.access import Right, visible_plants
+from settlement.telemetry import generation
+from settlement.owners import grants
+from settlement.telemetry import live
+from settlement.owners.access import Right, visible_plants
 from settlement.models import Contract, Owner, Plant, PlantAccess, PlantRight
-from settlement.redis_client import RedisUnavailable
+from settlement.infra.redis_client import RedisUnavailable
 
 
 def _wh_kwh(wh: int | None) -> Decimal | None:

@@ -4,7 +4,7 @@
 ``POST /plants/{plant_id}/prepaid/topup`` for the owner or whoever has the pay right on it;
 ``POST /prepaid/topup`` with the account number, for anyone the owner lets pay by number. The
 top-up itself is recorded when WeChat Pay's notification comes (/pay/notify), as for bills
-(settlement.prepaid). A plant without a prepaid account answers 404 ``not_prepaid``.
+(settlement.prepaid.accounts). A plant without a prepaid account answers 404 ``not_prepaid``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from miniprogram_api.registry import Call
 from miniprogram_api.schemas import Strict, Text, fen
 from miniprogram_api.views_pay import RequestPayment
 from server.keys import pay_api_key
-from settlement import prepaid
-from settlement.access import Right
+from settlement.prepaid import accounts as prepaid
+from settlement.owners.access import Right
 from settlement.errors import NotFound
 from settlement.models import PrepaidAccount, PrepaidService
 from settlement.ports.pay import PayCallFailed, PayRejected

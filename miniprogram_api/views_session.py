@@ -20,7 +20,9 @@ from miniprogram_api.schemas import (
     SessionOut,
 )
 from server.keys import redis_guard_key, redis_key, redis_ns_key, wechat_api_key
-from settlement import bills, bindings, sessions
+from settlement.billing import bills
+from settlement.owners import bindings
+from settlement.owners import sessions
 from settlement.errors import NotFound
 from settlement.models import Owner
 from settlement.ports.wechat import InvalidCode, RateLimited, RiskyUser, WechatApi, WechatError

@@ -7,9 +7,9 @@
 ``GET /e/bill/<id>.pdf?exp=…&sig=…[&lang=en]``  the same bill as a PDF file
 ===========================================  =====================================================
 
-Links are made by :func:`settlement.ebill.ebill_link`; the PDF takes the page's signature as it
+Links are made by :func:`settlement.billing.ebill_links.ebill_link`; the PDF takes the page's signature as it
 is (the signature covers kind, id and expiry, not the format), and is drawn from the page's own
-view-model (:mod:`settlement.ebill_pdf`). A forged, tampered or expired link is
+view-model (:mod:`settlement.billing.ebill_pdf`). A forged, tampered or expired link is
 answered 403 and an unknown id (behind a valid signature) 404, each as a plain HTML page: the
 root app's error middleware would turn errors into JSON, so this sub-app answers its own errors
 (:func:`html_errors`) before they get there. No stack trace or internal detail leaves the server.
@@ -25,7 +25,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server.keys import settings_key
-from settlement import ebill, ebill_pdf
+from settlement.billing import ebill
+from settlement.billing import ebill_links
+from settlement.billing import ebill_pdf
 from settlement.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger("pvsettle.pages")
@@ -110,7 +112,7 @@ async def pdf_response(view: dict) -> web.Response:
 
 def _verified_id(request: web.Request, kind: str) -> int:
     ident = int(request.match_info["id"])
-    ebill.verify_link(kind, ident, request.query.get("exp", ""), request.query.get("sig", ""),
+    ebill_links.verify_link(kind, ident, request.query.get("exp", ""), request.query.get("sig", ""),
                       request.config_dict[settings_key].secret_key)
     return ident
 

@@ -4,7 +4,7 @@ It speaks WeChat Pay's protocol, not the API's: a notification recorded (or alre
 kept for staff) is answered 204 with no body; any failure is a 4xx/5xx with
 ``{"code": "FAIL", "message": …}``, and WeChat Pay sends it again later (15 s, 15 s, 30 s, 3 m, …).
 Deliveries whose signature does not hold are kept in bounded form, and beyond their source's rate
-answered 429 and not kept (:mod:`pay_api.limits`, :class:`settlement.payments.Delivery`).
+answered 429 and not kept (:mod:`pay_api.limits`, :class:`settlement.pay.payments.Delivery`).
 The sub-app's own middleware answers every error in that shape, so the root's JSON error
 middleware (``{"error": …}``) never sees an exception from here.
 
@@ -24,7 +24,7 @@ from aiohttp.typedefs import Handler
 
 from pay_api.limits import RefusalLimiter, source_of
 from server.keys import pay_api_key, redis_key, redis_ns_key, settings_key
-from settlement import payments
+from settlement.pay import payments
 from settlement import text as outside_text
 from settlement.models import NotificationOutcome
 

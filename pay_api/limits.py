@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
-from settlement.redis_client import WINDOW_S, LocalWindows, Namespace, seconds_left
+from settlement.infra.redis_client import WINDOW_S, LocalWindows, Namespace, seconds_left
 
 log = logging.getLogger("pvsettle.pay")
 REDIS_WAIT = 1.0  # [s] for Redis to count a refusal before this process counts it alone

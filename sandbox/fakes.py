@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from server import pay as server_pay
 from server.keys import settings_key
 from server.settings import PAY_API_BASE, WECHAT_API_BASE, Settings
-from settlement import background
+from settlement.infra import background
 from settlement.fakes.pay_server import FakeWechatPay, public_pem
 from settlement.fakes.wechat_server import FakeWechat
 
@@ -71,7 +71,7 @@ async def sandbox_fakes_ctx(app: web.Application) -> AsyncIterator[None]:
             wechat.register_app(settings.mp_appid, settings.mp_secret, "mp")
             wechat.register_app(settings.oa_appid, settings.oa_secret, "oa")
             # the two apps share an open-platform account, so WeChat tells each user's unionid in
-            # both: binding in one binds the other (settlement.bindings)
+            # both: binding in one binds the other (settlement.owners.bindings)
             wechat.share_open_platform(settings.mp_appid, settings.oa_appid)
             from sandbox.people import USERS
 

@@ -23,7 +23,7 @@ from aiohttp import web
 from tortoise.transactions import in_transaction
 
 from server.keys import settings_key
-from settlement import bindings
+from settlement.owners import bindings
 from settlement import models as m
 from settlement.errors import NotFound
 

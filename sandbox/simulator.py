@@ -1,12 +1,12 @@
 """The sandbox's telemetry simulator: the demo plants keep producing, so the live view moves.
 
 Every ``INTERVAL_S`` each demo inverter reports one sample (power [W], lifetime energy counter
-[Wh], status) through the real ingest service (:func:`settlement.telemetry.ingest_samples`), as a
+[Wh], status) through the real ingest service (:func:`settlement.telemetry.ingest.ingest_samples`), as a
 data logger would: samples are stored, counters turned into energy, rollups updated and the live
 state published to Redis for ``/api/v1/plants/{id}/live``.
 
 The sky is the real one: power follows the sun's elevation at the plant's site at the sample's
-wall-clock time (:func:`settlement.solar.sun_elevation_deg`), with passing clouds, and is zero
+wall-clock time (:func:`settlement.telemetry.solar.sun_elevation_deg`), with passing clouds, and is zero
 while the sun is below the horizon. Why not a faster sky of its own (it used to pass a day in 24
 minutes, so a demo started at night showed a plant producing): its samples then carried the wall
 clock's time under a sun of another hour, and a December day chart in Jiangsu showed generation at
@@ -34,11 +34,11 @@ import numpy as np
 from aiohttp import web
 
 from server.keys import redis_key, redis_ns_key
-from settlement import background
+from settlement.infra import background
 from settlement import models as m
-from settlement.solar import DEFAULT_LATITUDE, DEFAULT_LONGITUDE, sun_elevation_deg
-from settlement.telemetry import ingest_samples, rebuild_rollups
-from settlement.telemetry_store import datetime_to_us
+from settlement.telemetry.solar import DEFAULT_LATITUDE, DEFAULT_LONGITUDE, sun_elevation_deg
+from settlement.telemetry.ingest import ingest_samples, rebuild_rollups
+from settlement.telemetry.store import datetime_to_us
 
 log = logging.getLogger("pvsettle.sandbox.simulator")
 UTC = dt.timezone.utc

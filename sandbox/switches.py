@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from settlement import prepaid
+from settlement.prepaid import accounts as prepaid
 from settlement.fakes.device_simulator import DeviceSimulator
 
 switches_key = web.AppKey("sandbox_switches_key", DeviceSimulator)

@@ -21,7 +21,9 @@ BENCH_PERIOD = "2026-10"
 
 async def bench_cycle(plants: int, database_url: str) -> dict:
     """A reading cycle of ``plants`` plants from readings to forms and bills, timed by stage."""
-    from settlement import bills, cycles, forms
+    from settlement.billing import bills
+    from settlement.cycles import runs as cycles
+    from settlement.cycles import forms
     from settlement.seeding import NoProgress, SeedSpec, seed_portfolio
 
     async with bench_database(database_url, prefix="pvsettle-bench-", connect=True) as bench:

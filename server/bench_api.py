@@ -96,7 +96,7 @@ async def _seed(url: str) -> tuple[int, int]:
 
 async def _seed_database(url: str) -> int:
     """Connect to ``url``, seed it (:func:`_seed`) and disconnect: the owner under test's identity id."""
-    from settlement import db
+    from settlement.infra import db
 
     await db.open_database(url)
     try:
@@ -108,8 +108,8 @@ async def _seed_database(url: str) -> int:
 
 async def _session(redis_url: str, prefix: str, identity_id: int, secret_key: str) -> str:
     """A session as POST /session leaves it (WeChat is not what this bench measures)."""
-    from settlement.redis_client import Namespace, open_redis
-    from settlement.sessions import TokenClaims, session_key_name, sign_token
+    from settlement.infra.redis_client import Namespace, open_redis
+    from settlement.owners.sessions import TokenClaims, session_key_name, sign_token
 
     client = open_redis(redis_url)
     await client.set(session_key_name(Namespace(prefix), "bench"), json.dumps({"identity_id": identity_id}),

@@ -69,8 +69,8 @@ def cmd_bench_bot(args: argparse.Namespace) -> int:
 async def _seed(owners: int, redis_url: str, prefix: str) -> list[tuple[str, str]]:
     """(openid, plant code) of every bound owner."""
     from settlement import models as m
-    from settlement.redis_client import Namespace, open_redis
-    from settlement.telemetry import ingest_samples
+    from settlement.infra.redis_client import Namespace, open_redis
+    from settlement.telemetry.ingest import ingest_samples
 
     local = dt.timezone(dt.timedelta(hours=8))
     now = dt.datetime.now(dt.timezone.utc)
@@ -117,7 +117,7 @@ async def _seed(owners: int, redis_url: str, prefix: str) -> list[tuple[str, str
 
 async def _seed_database(url: str, owners: int, redis_url: str, prefix: str) -> list[tuple[str, str]]:
     """Connect to ``url``, seed it (:func:`_seed`) and disconnect: (openid, plant code) of every bound owner."""
-    from settlement import db
+    from settlement.infra import db
 
     await db.open_database(url)
     try:
@@ -252,7 +252,7 @@ async def _hostile(base: str, settings, senders: list[tuple[str, str]], rounds: 
 
 async def _tables_intact(url: str) -> dict[str, int]:
     """Rows the hostile requests must not have changed (counted before and after)."""
-    from settlement import db
+    from settlement.infra import db
     from settlement import models as m
 
     await db.open_database(url)

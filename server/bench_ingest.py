@@ -101,9 +101,9 @@ def bodies(plants: range, batches: int, batch_size: int, end: dt.datetime | None
 
 
 async def _prepare(url: str, plants: int, key: str) -> None:
-    from settlement import db
+    from settlement.infra import db
     from settlement import models as m
-    from settlement.readings import add_collector
+    from settlement.readings.ingest import add_collector
 
     await db.open_database(url)
     try:

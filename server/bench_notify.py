@@ -92,7 +92,7 @@ def _serve_fake(port_queue: multiprocessing.Queue, stop: multiprocessing.Event) 
 
 
 async def _seed(messages: int, template_ids: dict[str, str]) -> None:
-    from settlement import outbox
+    from settlement.notify import outbox
     from settlement.models import (OutboxMessage, OutboxState, Owner, SubscribeAcceptance, SubscribeAnswer,
                                    WechatIdentity)
 
@@ -135,9 +135,9 @@ async def _seed(messages: int, template_ids: dict[str, str]) -> None:
 async def bench_notify(messages: int, database_url: str, redis_url: str, *, dispatchers: int = 4,
                        rate: int = 1000, concurrency: int = 64, batch_size: int = 500) -> dict:
     from settlement.adapters.wechat_http import AiohttpWechatApi
-    from settlement.dispatcher import Dispatcher
+    from settlement.notify.dispatcher import Dispatcher
     from settlement.models import OutboxMessage, OutboxState
-    from settlement.redis_client import Namespace, open_redis
+    from settlement.infra.redis_client import Namespace, open_redis
 
     ctx = multiprocessing.get_context("spawn")
     port_queue, stop = ctx.Queue(), ctx.Event()

@@ -52,7 +52,7 @@ async def _seed(url: str, orders: int) -> list[str]:
     """Connect to ``url`` and seed ``orders`` open bills, each with a pending order; their order numbers."""
     from decimal import Decimal
 
-    from settlement import db
+    from settlement.infra import db
     from settlement import models as m
 
     await db.open_database(url)
@@ -101,7 +101,7 @@ async def _seed(url: str, orders: int) -> list[str]:
 
 async def _count(url: str) -> tuple[int, int, int]:
     """Payments recorded, bills paid, notifications accepted."""
-    from settlement import db
+    from settlement.infra import db
     from settlement import models as m
 
     await db.open_database(url)

@@ -81,7 +81,7 @@ async def create_bench_database(database_url: str, *, prefix: str) -> BenchDatab
     BenchDatabase
         Remove it with :func:`remove_bench_database`. If the migration fails it is removed here.
     """
-    from settlement import db
+    from settlement.infra import db
 
     if urlsplit(database_url).scheme in POSTGRES_SCHEMES:
         parts = urlsplit(database_url)
@@ -106,7 +106,7 @@ async def remove_bench_database(bench: BenchDatabase) -> None:
     Closes the ORM's connections first (they may be to ``bench`` itself, which PostgreSQL will not
     drop while they are open).
     """
-    from settlement import db
+    from settlement.infra import db
 
     await db.close_database()
     if bench.on_postgres:
@@ -138,7 +138,7 @@ async def bench_database(database_url: str, *, prefix: str, connect: bool = Fals
         Its URL and whether it is PostgreSQL. Dropped or deleted when the block ends, also when it
         raises.
     """
-    from settlement import db
+    from settlement.infra import db
 
     bench = await create_bench_database(database_url, prefix=prefix)
     try:
@@ -253,7 +253,7 @@ async def wait_ready(url: str, headers: Mapping[str, str] | None = None, *, time
 
 async def clean_redis(redis_url: str, prefix: str) -> None:
     """Delete every key under ``prefix`` (the bench's own key prefix) on ``redis_url``."""
-    from settlement.redis_client import Namespace, open_redis
+    from settlement.infra.redis_client import Namespace, open_redis
 
     client = open_redis(redis_url)
     try:

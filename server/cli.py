@@ -184,7 +184,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from settlement.redis_client import Namespace, open_redis
+    from settlement.infra.redis_client import Namespace, open_redis
     from settlement.seeding import SeedSpec, seed_portfolio
 
     settings = Settings.from_env(require_secrets=False)
@@ -193,7 +193,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
                     telemetry_days=args.telemetry_days)
 
     async def run() -> dict:
-        from settlement import db
+        from settlement.infra import db
 
         await _migrate(settings.database_url, quiet=True)
         await db.open_database(settings.database_url)
@@ -230,7 +230,7 @@ def cmd_cycle_run(args: argparse.Namespace) -> int:
     refuse an old one without --yes, then run."""
     import datetime as dt
 
-    from settlement import cycles
+    from settlement.cycles import runs as cycles
 
     today = dt.datetime.now(cycles.LOCAL).date()
 
@@ -255,14 +255,14 @@ def cmd_cycle_run(args: argparse.Namespace) -> int:
 
 
 def cmd_cycle_status(args: argparse.Namespace) -> int:
-    from settlement import cycles
+    from settlement.cycles import runs as cycles
 
     print(json.dumps(_with_database(lambda: cycles.cycle_status(args.period)), ensure_ascii=False))
     return 0
 
 
 def cmd_cycle_bill(args: argparse.Namespace) -> int:
-    from settlement import bills
+    from settlement.billing import bills
 
     issued = _with_database(lambda: bills.issue_bills(args.period))
     print(json.dumps({"period": args.period, "bills_issued": issued}))
@@ -270,10 +270,11 @@ def cmd_cycle_bill(args: argparse.Namespace) -> int:
 
 
 def cmd_cycle_daily(args: argparse.Namespace) -> int:
-    from settlement import bills, forms
+    from settlement.billing import late_fees
+    from settlement.cycles import forms
 
     async def work():
-        return {"auto_confirmed": await forms.auto_confirm_due(), "late_fee_lines": await bills.accrue_late_fees()}
+        return {"auto_confirmed": await forms.auto_confirm_due(), "late_fee_lines": await late_fees.accrue_late_fees()}
 
     print(json.dumps(_with_database(work)))
     return 0
@@ -299,7 +300,7 @@ def cmd_bench_engine(args: argparse.Namespace) -> int:
 
 
 async def _migrate(database_url: str, *, quiet: bool) -> None:
-    from settlement import db
+    from settlement.infra import db
 
     def progress(event: str, app_label: str, name: str) -> None:
         if event == "apply_done":
@@ -315,7 +316,7 @@ async def _on_migrated(database_url: str, work: Callable[[], Awaitable[T]]) -> T
     Shared by ``_with_database`` here and in :mod:`server.cli_readings` and by the reports of
     :mod:`server.cli_reports`.
     """
-    from settlement import db
+    from settlement.infra import db
 
     await _migrate(database_url, quiet=True)
     await db.open_database(database_url)
@@ -326,7 +327,7 @@ async def _on_migrated(database_url: str, work: Callable[[], Awaitable[T]]) -> T
 
 
 async def _prepare_demo(settings: Settings, plants: int) -> None:
-    from settlement import db
+    from settlement.infra import db
     from settlement.models import Owner
     from settlement.seeding import SeedSpec, seed_demo_extras, seed_portfolio
 

@@ -20,7 +20,7 @@ payment), ``paid_at`` ISO 8601 (China time when it has no offset). ``--staff`` r
 as that staff member (operator or admin), otherwise as the system.
 
 The whole file is read and checked before anything is recorded, so a malformed file changes
-nothing; then each row is recorded on its own (settlement.payment_import).
+nothing; then each row is recorded on its own (settlement.pay.offline_import).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def read_rows(path: Path) -> list[tuple[str, dict]]:
 
 
 def _json_rows(text: str) -> list[tuple[str, dict]]:
-    from settlement.payment_import import FIELDS
+    from settlement.pay.offline_import import FIELDS
 
     try:
         data = json.loads(text)
@@ -95,7 +95,7 @@ def _json_rows(text: str) -> list[tuple[str, dict]]:
 
 
 def _csv_rows(text: str) -> list[tuple[str, dict]]:
-    from settlement.payment_import import FIELDS
+    from settlement.pay.offline_import import FIELDS
 
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows = []
@@ -121,7 +121,7 @@ def cmd_payments_import(args: argparse.Namespace) -> int:
     from server.cli_readings import _with_database
     from settlement.errors import DomainError
     from settlement.models import Staff, StaffRole
-    from settlement.payment_import import import_offline_payments
+    from settlement.pay.offline_import import import_offline_payments
 
     path = Path(args.file)
     try:

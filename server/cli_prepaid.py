@@ -86,7 +86,7 @@ def _run(work) -> int:
 
 
 def cmd_open(args: argparse.Namespace) -> int:
-    from settlement import prepaid
+    from settlement.prepaid import accounts as prepaid
 
     async def work():
         account = await prepaid.open_account(
@@ -98,7 +98,7 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
-    from settlement import prepaid
+    from settlement.prepaid import accounts as prepaid
     from settlement.errors import NotFound
     from settlement.models import Meter, Utility
 
@@ -119,7 +119,7 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from settlement import prepaid
+    from settlement.prepaid import accounts as prepaid
 
     async def work():
         return await prepaid.statement((await find_account(args.account)).id)

@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_collector_add(args: argparse.Namespace) -> int:
     from settlement.errors import DomainError
-    from settlement.readings import add_collector
+    from settlement.readings.ingest import add_collector
 
     key = secrets.token_urlsafe(32)
     try:
@@ -99,7 +99,7 @@ def cmd_readings_import(args: argparse.Namespace) -> int:
 
 def cmd_readings_conflicts(args: argparse.Namespace) -> int:
     from settlement.errors import DomainError
-    from settlement.readings import conflict_as_dict, list_conflicts
+    from settlement.readings.ingest import conflict_as_dict, list_conflicts
 
     try:
         conflicts = _with_database(lambda: list_conflicts(unresolved_only=True, limit=args.limit))
@@ -173,7 +173,7 @@ def _check_file(path: Path) -> None:
 
 async def _import(path: Path, source: str, limits) -> dict[str, int]:
     from settlement.models import ReadingSource
-    from settlement.readings import ingest_readings
+    from settlement.readings.ingest import ingest_readings
 
     counts = {"rows": 0, "created": 0, "duplicates": 0, "rejected": 0, "flagged": 0}
     received_from = f"import:{path.name}"[:100]

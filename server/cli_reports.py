@@ -33,7 +33,7 @@ FORMATS = ("csv", "xlsx")
 
 
 def _period(text: str) -> str:
-    from settlement.cycles import parse_period
+    from settlement.cycles.runs import parse_period
     from settlement.errors import InvalidInput
 
     try:
@@ -76,7 +76,7 @@ def _output_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_report_cycle(args: argparse.Namespace) -> int:
-    from settlement import reports
+    from settlement.billing import reports
 
     as_of = args.as_of or dt.datetime.now(LOCAL).date()
     summary = _run(args, lambda: reports.cycle_report(args.period, plant_code=args.plant, as_of=as_of))
@@ -88,7 +88,7 @@ def cmd_report_cycle(args: argparse.Namespace) -> int:
 
 
 def cmd_report_nearby(args: argparse.Namespace) -> int:
-    from settlement import reports
+    from settlement.billing import reports
 
     summary = _run(args, lambda: reports.nearby_report(args.period))
     if summary is None:
@@ -100,7 +100,7 @@ def cmd_report_nearby(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, make_report) -> dict[str, Any] | None:
     """Build the report from the database and write it; None (after saying why) when it cannot."""
     from server.cli import _on_migrated
-    from settlement import reports
+    from settlement.billing import reports
     from settlement.errors import DomainError
 
     out: Path = args.out

@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_report_reliability(args: argparse.Namespace) -> int:
     from server.cli import _with_database
-    from settlement.reliability import reliability_report
+    from settlement.telemetry.reliability import reliability_report
 
     async def work() -> dict:
         return await reliability_report(args.period, await _plant_ids(args.plant), now=args.now)
@@ -90,7 +90,7 @@ async def _plant_ids(codes: list[str] | None) -> list[int] | None:
 def cmd_telemetry_rebuild(args: argparse.Namespace) -> int:
     from server.cli import _with_database
     from settlement.models import TelemetryDevice
-    from settlement.telemetry import rebuild_rollups
+    from settlement.telemetry.ingest import rebuild_rollups
 
     async def work() -> dict:
         plant_ids = await _plant_ids(args.plant)
@@ -105,7 +105,7 @@ def cmd_telemetry_rebuild(args: argparse.Namespace) -> int:
 def cmd_outages(args: argparse.Namespace) -> int:
     from server.cli import _with_database
     from settlement.models import PlantOutage, TripEpisode
-    from settlement.trips import episode_as_dict
+    from settlement.telemetry.trips import episode_as_dict
 
     if not 1 <= args.limit <= 10_000:
         print("pvsettle outages: --limit must be between 1 and 10000", file=sys.stderr)

@@ -3,7 +3,7 @@
 It is built from the settings (``PVSETTLE_NOTIFY_TEMPLATES``, ``PVSETTLE_NOTIFY_RATE``,
 ``PVSETTLE_DISPATCHER_INTERVAL``) on the app's WeChat port and Redis, drains what is due, then
 polls every interval. Several processes may run it at once: rows are claimed
-(:mod:`settlement.dispatcher`). ``PVSETTLE_DISPATCHER_INTERVAL=0`` runs none in this process.
+(:mod:`settlement.notify.dispatcher`). ``PVSETTLE_DISPATCHER_INTERVAL=0`` runs none in this process.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from aiohttp import web
 
 from server.keys import redis_key, redis_ns_key, settings_key, wechat_api_key
 from server.settings import Settings
-from settlement import background, ebill, outbox
-from settlement.dispatcher import Dispatcher
+from settlement.infra import background
+from settlement.billing import ebill_links
+from settlement.notify import outbox
+from settlement.notify.dispatcher import Dispatcher
 
 log = logging.getLogger("pvsettle.dispatcher")
 
@@ -27,7 +29,7 @@ log = logging.getLogger("pvsettle.dispatcher")
 def ebill_signer(settings: Settings) -> Callable[[str], str]:
     """An e-bill path of a notification as the absolute signed link users open."""
     origin = settings.public_url or f"http://{settings.host}:{settings.port}"
-    return lambda path: origin + ebill.sign_path(path, settings.secret_key)
+    return lambda path: origin + ebill_links.sign_path(path, settings.secret_key)
 
 
 def build_dispatcher(app: web.Application, **options) -> Dispatcher:

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from server.settings import Settings
 from settlement.ports.pay import WechatPay
 from settlement.ports.wechat import WechatApi
-from settlement.redis_client import Namespace, RedisGuard
+from settlement.infra.redis_client import Namespace, RedisGuard
 
 settings_key = web.AppKey("settings_key", Settings)
 redis_key = web.AppKey("redis_key", redis_asyncio.Redis)

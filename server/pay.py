@@ -80,13 +80,13 @@ def active_pay() -> WechatPay | None:
 async def scheduled(now: dt.datetime) -> dict[str, int]:
     """The scheduler's pay work: query silent orders and refunds, and reconcile yesterday's trade
     bill once it is ready. Nothing when this process has no WeChat Pay."""
-    from settlement import pay_reconcile, prepaid
+    from settlement.pay import reconcile as pay_reconcile
 
     pay = active_pay()
     if pay is None:
         return {}
     done = await pay_reconcile.reconcile_orders(pay, now=now)
-    done.update(await prepaid.reconcile_topups(pay, now=now))  # top-ups whose notification never came
+    done.update(await pay_reconcile.reconcile_topups(pay, now=now))  # top-ups whose notification never came
     try:
         report = await pay_reconcile.trade_bill_due(pay, now=now)
     except PayCallFailed as exc:

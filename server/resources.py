@@ -10,8 +10,8 @@ import aiohttp
 from aiohttp import web
 
 from server.keys import http_client_key, redis_guard_key, redis_key, redis_ns_key, settings_key
-from settlement import db
-from settlement.redis_client import Namespace, RedisGuard, open_redis
+from settlement.infra import db
+from settlement.infra.redis_client import Namespace, RedisGuard, open_redis
 
 log = logging.getLogger("pvsettle.server")
 

@@ -8,7 +8,7 @@
 * ``auto_confirm`` — forms past their answer date are auto-confirmed;
 * ``bills`` — final forms are billed;
 * ``prepaid`` — bills of prepaid plants are settled from their accounts (true-up), cut-offs whose
-  grace is over are decided and supply commands sent (settlement.prepaid);
+  grace is over are decided and supply commands sent (settlement.prepaid.accounts);
 * ``late_fees`` — late fees are accrued (once a day per bill: the accrual key is the day);
 * ``pay`` — WeChat Pay: silent orders and top-ups queried, yesterday's trade bill reconciled;
 * ``dunning`` — reminders and escalations of overdue bills;
@@ -52,9 +52,17 @@ from redis.exceptions import LockError
 
 from server import pay
 from server.keys import metrics_registry_key, redis_key, redis_ns_key, settings_key
-from settlement import audit, background, bills, cycles, dunning, forms
-from settlement import outages, prepaid, sessions, trips
-from settlement.redis_client import Namespace
+from settlement import audit
+from settlement.infra import background
+from settlement.billing import bills, late_fees
+from settlement.cycles import runs as cycles
+from settlement.billing import dunning
+from settlement.cycles import forms
+from settlement.telemetry import outages
+from settlement.prepaid import accounts as prepaid
+from settlement.owners import sessions
+from settlement.telemetry import trips
+from settlement.infra.redis_client import Namespace
 
 log = logging.getLogger("pvsettle.scheduler")
 UTC = dt.timezone.utc
@@ -122,7 +130,7 @@ async def _prepaid(now: dt.datetime, context: JobContext) -> dict[str, int]:
 
 
 async def _late_fees(now: dt.datetime, context: JobContext) -> dict[str, int]:
-    return {"late_fee_lines": await bills.accrue_late_fees(now.astimezone(cycles.LOCAL).date())}
+    return {"late_fee_lines": await late_fees.accrue_late_fees(now.astimezone(cycles.LOCAL).date())}
 
 
 async def _dunning(now: dt.datetime, context: JobContext) -> dict[str, int]:

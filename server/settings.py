@@ -98,7 +98,7 @@ class Settings:
     # has been about 300 g of standard coal since 2021 (300.7 g in 2022)
     coal_kg_per_kwh: str = _plain("0.300", "standard coal saved per kWh of PV generation [kg/kWh]")
     # readings whose energy no plant could make or site could draw are flagged at ingest and hold
-    # their form for staff (settlement.readings "Plausibility")
+    # their form for staff (settlement.readings.ingest "Plausibility")
     reading_energy_margin: str = _plain("1.2", "a reading is flagged when its energy since the previous one exceeds capacity × hours × this margin [-]")
     reading_site_kw_per_kwp: str = _plain("10", "what a site may draw from the grid when its plant has no connection capacity on file, as a multiple of the PV capacity [kW/kWp]")
     session_ttl: int = _plain(86400, "lifetime of a mini-program session token [s]")
@@ -257,10 +257,10 @@ def _is_factor(text: str) -> bool:
 
 
 def energy_limits(settings: Settings):
-    """The readings service's :class:`settlement.readings.EnergyLimits` from the settings."""
+    """The readings service's :class:`settlement.readings.ingest.EnergyLimits` from the settings."""
     from decimal import Decimal
 
-    from settlement.readings import EnergyLimits
+    from settlement.readings.ingest import EnergyLimits
 
     return EnergyLimits(margin=Decimal(settings.reading_energy_margin),
                         site_kw_per_kwp=Decimal(settings.reading_site_kw_per_kwp))

@@ -11,7 +11,7 @@ A logger publishes to ``<prefix>/<collector name>/<device serial>`` a JSON objec
 
 or one sample with the key beside its fields: ``{"key": …, "ts": …, "power_w": …, "energy_wh": …}``.
 The device is the topic's last level (a sample naming another device is refused). Samples are
-judged exactly as on ``POST /ingest/v1/telemetry`` (:mod:`settlement.telemetry`).
+judged exactly as on ``POST /ingest/v1/telemetry`` (:mod:`settlement.telemetry.ingest`).
 
 Authentication is the collector's own key in every payload, checked like the HTTP bearer key,
 and the collector it belongs to must be the one the topic names: pvsettle does not have to trust
@@ -51,10 +51,10 @@ import redis.asyncio as redis_asyncio
 from aiohttp import web
 
 from server.keys import redis_key, redis_ns_key, settings_key
-from settlement import background
-from settlement.readings import collector_for_key
-from settlement.redis_client import Namespace
-from settlement.telemetry import MAX_BATCH_SAMPLES, ingest_samples
+from settlement.infra import background
+from settlement.readings.ingest import collector_for_key
+from settlement.infra.redis_client import Namespace
+from settlement.telemetry.ingest import MAX_BATCH_SAMPLES, ingest_samples
 
 log = logging.getLogger("pvsettle.telemetry.mqtt")
 

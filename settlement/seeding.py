@@ -40,9 +40,9 @@ from tortoise.transactions import in_transaction
 from billing_engine.tariff import Tariff, parse_tariff
 from billing_engine.tou import classify
 from settlement import models as m
-from settlement import prepaid
-from settlement.redis_client import Namespace
-from settlement.telemetry import publish_live_states, rebuild_rollups
+from settlement.prepaid import accounts as prepaid
+from settlement.infra.redis_client import Namespace
+from settlement.telemetry.ingest import publish_live_states, rebuild_rollups
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 UTC = dt.timezone.utc
@@ -222,7 +222,7 @@ async def seed_portfolio(spec: SeedSpec, progress: Callable[[str, int], Progress
     """Write the portfolio; returns counts. Deterministic for a given spec (and today).
 
     With ``redis`` and ``namespace`` the live state of each plant with telemetry is published
-    there too (settlement/live.py), as the ingest would have left it.
+    there too (settlement/telemetry/live.py), as the ingest would have left it.
     """
     rng = np.random.default_rng(spec.seed)
     today = spec.today or dt.datetime.now(LOCAL).date()

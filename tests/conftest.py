@@ -90,7 +90,7 @@ class DatabaseFactory:
 
     async def migrated(self) -> str:
         """The URL of a new database holding exactly what the migrations make."""
-        from settlement import db
+        from settlement.infra import db
 
         if self.template is None:
             url = await self.empty()
@@ -191,7 +191,7 @@ async def settings(database_factory: DatabaseFactory, redis_prefix: str, tmp_pat
         pay_api_base="http://127.0.0.1:9",
     )
     if REDIS_URL:
-        from settlement.redis_client import Namespace, open_redis
+        from settlement.infra.redis_client import Namespace, open_redis
 
         client = open_redis(REDIS_URL)
         await Namespace(redis_prefix).delete_all(client)
@@ -202,7 +202,7 @@ async def settings(database_factory: DatabaseFactory, redis_prefix: str, tmp_pat
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Settings]:
     """The ORM connected to this test's database (for tests that use models without the app)."""
-    from settlement import db as database
+    from settlement.infra import db as database
 
     await database.open_database(settings.database_url)
     yield settings

@@ -46,7 +46,7 @@ from settlement.ports.wechat import (
     WechatUnavailable,
     error_for,
 )
-from settlement.redis_client import Namespace
+from settlement.infra.redis_client import Namespace
 
 log = logging.getLogger("pvsettle.wechat")
 

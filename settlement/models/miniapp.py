@@ -36,7 +36,7 @@ class OwnerInvitation(Model):
 
     Or a **link code** (``linked_from`` set): made by an owner's bound WeChat user in one app (the
     mini-program or the official account) to bind the same person in the other app, where WeChat
-    gives no unionid to link them by (:func:`settlement.bindings.issue_link_code`).
+    gives no unionid to link them by (:func:`settlement.owners.bindings.issue_link_code`).
 
     Only the SHA-256 of the code is stored, so the table does not leak usable codes.
     """

@@ -1,5 +1,5 @@
 """Plant outages: a plant that should produce and does not, from the moment it stopped to the
-moment it produced again (settlement/outages.py opens and closes them)."""
+moment it produced again (settlement/telemetry/outages.py opens and closes them)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class PlantOutage(Model):
 
 class TripEpisode(Model):
     """A plant whose grid connection trips again and again: a run of outages that keeps at least
-    ``threshold`` of them within ``window_s`` (settlement/outages.py defines it exactly).
+    ``threshold`` of them within ``window_s`` (settlement/telemetry/outages.py defines it exactly).
 
     Written and extended by the periodic repeated-trip check; one staff alarm per episode, picked
     up by the notification outbox while ``notified`` is ``pending``.

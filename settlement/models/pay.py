@@ -70,7 +70,7 @@ class PayNotification(Model):
     hold, or could not be checked (``signed_at`` null), may be anyone's: kept as evidence only,
     its ``headers``, the size and SHA-256 of its body and the first 2 KiB of it, at most
     ``PVSETTLE_PAY_REFUSALS_KEPT`` of them (the oldest go first) and at most
-    ``PVSETTLE_PAY_REFUSAL_RATE`` a minute from one source (settlement.payments).
+    ``PVSETTLE_PAY_REFUSAL_RATE`` a minute from one source (settlement.pay.payments).
     """
 
     id = fields.BigIntField(primary_key=True)

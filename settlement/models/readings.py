@@ -35,7 +35,7 @@ class Reading(Model):
         "settlement.Staff", related_name=False, null=True, on_delete=fields.SET_NULL)
     received_at = fields.DatetimeField(auto_now_add=True)
     # kept, but not trusted: a suspect reading holds the forms whose span it falls in, and later
-    # readings are judged against the last unflagged one (settlement.readings, "Plausibility")
+    # readings are judged against the last unflagged one (settlement.readings.ingest, "Plausibility")
     flag = fields.CharField(max_length=32, null=True, description="why the reading is suspect: implausible_energy")
     flag_detail = fields.JSONField(null=True, description="the figures behind the flag")
 

@@ -41,10 +41,10 @@ class TelemetrySample(Model):
     power_w = fields.IntField(null=True, description="[W]")
     energy_wh = fields.BigIntField(null=True, description="lifetime counter [Wh]")
     status = fields.CharField(max_length=16, default="ok")
-    # Derived by the telemetry service (settlement/telemetry.py), kept so that a rollup bucket is
+    # Derived by the telemetry service (settlement/telemetry/ingest.py), kept so that a rollup bucket is
     # recomputed from its own samples alone.
     interval_wh = fields.BigIntField(null=True, description="energy since the previous counter sample of the device [Wh]")
-    flags = fields.SmallIntField(default=0, description="bit set of settlement.telemetry_energy.SampleFlag")
+    flags = fields.SmallIntField(default=0, description="bit set of settlement.telemetry.energy.SampleFlag")
     device_ts = fields.DatetimeField(null=True, description="the device's own time when it was corrected for clock skew")
     irradiance_w_m2 = fields.IntField(null=True, description="plane-of-array irradiance [W/m2]")
 

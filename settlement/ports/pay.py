@@ -105,7 +105,7 @@ class UndecryptableResource(NotificationRefused):
 # where we do not read them (a resource that breaks WeChat Pay's own schema is not believed);
 # fields it may add later pass.
 
-MAX_AMOUNT_FEN = 10**12  # the bound settlement.bills.MAX_PAYMENT_FEN puts on any payment [fen]
+MAX_AMOUNT_FEN = 10**12  # the bound settlement.billing.bills.MAX_PAYMENT_FEN puts on any payment [fen]
 _CODE = r"^[A-Z][A-Z_]*$"  # trade_state, refund status, trade_type …
 _OUT_NO = r"^[0-9A-Za-z_\-|*@]+$"  # WeChat Pay's charset of merchant order and refund numbers
 _WORD = r"^[0-9A-Za-z_\-]+$"  # ids WeChat Pay gives out: appid, mchid, transaction_id, openid …

@@ -11,7 +11,7 @@ import subprocess
 import aiohttp
 import pytest
 
-from settlement import db as database
+from settlement.infra import db as database
 from settlement import models as m
 from settlement.seeding import NoProgress, SeedSpec, seed_portfolio
 from tests.conftest import REDIS_URL

@@ -3,7 +3,7 @@ emulation cannot be shared between processes.
 
 - A sample ingested by ``POST /ingest/v1/telemetry`` on one `pvsettle serve` process reaches a
   client streaming from another within 1 s of the POST.
-- A state published by a third process (a script calling :func:`settlement.live.publish_state`,
+- A state published by a third process (a script calling :func:`settlement.telemetry.live.publish_state`,
   the contract itself) reaches clients of both servers within 1 s; a stopping server ends its
   streams at once instead of waiting out its shutdown timeout.
 """
@@ -21,10 +21,10 @@ import time
 import aiohttp
 import pytest
 
-from settlement import db as database
+from settlement.infra import db as database
 from settlement import models as m
-from settlement.redis_client import Namespace, open_redis
-from settlement.sessions import TokenClaims, session_key_name, sign_token
+from settlement.infra.redis_client import Namespace, open_redis
+from settlement.owners.sessions import TokenClaims, session_key_name, sign_token
 from tests.conftest import REDIS_URL
 from tests.e2e.processes import ServerProcess, free_port, settings_env
 
@@ -34,8 +34,8 @@ pytestmark = pytest.mark.skipif(not REDIS_URL, reason="needs PVSETTLE_REDIS_URL:
 COLLECTOR_KEY = "k" * 43
 PUBLISHER = textwrap.dedent("""
     import asyncio, json, sys, time
-    from settlement.live import publish_state
-    from settlement.redis_client import Namespace, open_redis
+    from settlement.telemetry.live import publish_state
+    from settlement.infra.redis_client import Namespace, open_redis
 
     async def main(url, prefix, plant_id, power):
         client = open_redis(url)
@@ -53,7 +53,7 @@ PUBLISHER = textwrap.dedent("""
 async def _session_header(settings) -> tuple[int, dict[str, str]]:
     """A plant with an inverter, a collector, and a logged-in owner, made the way POST /session
     leaves them (WeChat is not under test)."""
-    from settlement.readings import add_collector
+    from settlement.readings.ingest import add_collector
 
     await database.open_database(settings.database_url)
     try:

@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 from tortoise.transactions import in_transaction
 
-from settlement import outbox
+from settlement.notify import outbox
 from settlement.models import OutboxMessage, OutboxState
 from tests.integration.test_notify_support import BILL_PAYLOAD, TEMPLATE_IDS, dispatcher, person
 from tests.integration.wechat_fixtures import *  # noqa: F403
@@ -30,8 +30,8 @@ import asyncio, json, sys
 import aiohttp
 from settlement import db as database
 from settlement.adapters.wechat_http import AiohttpWechatApi
-from settlement.dispatcher import Dispatcher
-from settlement.redis_client import Namespace, open_redis
+from settlement.notify.dispatcher import Dispatcher
+from settlement.infra.redis_client import Namespace, open_redis
 
 async def main():
     cfg = json.loads(sys.argv[1])

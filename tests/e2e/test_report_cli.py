@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import openpyxl
 
-from settlement import db
+from settlement.infra import db
 from settlement import models as m
 from tests.e2e.processes import PVSETTLE
 from tests.integration.billed_plant import walked_plant

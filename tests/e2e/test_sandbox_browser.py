@@ -92,7 +92,7 @@ def _sun(database: Path, plant_code: str) -> tuple[float, float]:
 
     import numpy as np
 
-    from settlement.solar import sun_elevation_deg
+    from settlement.telemetry.solar import sun_elevation_deg
 
     with sqlite3.connect(database) as conn:
         lat, lon = conn.execute("SELECT latitude, longitude FROM plant WHERE code = ?", (plant_code,)).fetchone()

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from settlement import db
+from settlement.infra import db
 from settlement import models as m
 from tests.conftest import DATABASE_URL, REDIS_URL
 from tests.e2e.processes import PVSETTLE
@@ -64,7 +64,7 @@ async def test_reliability_report_and_outages_for_staff(database_factory):
 
 
 async def test_outages_flag_a_plant_that_trips_repeatedly(database_factory):
-    from settlement.trips import check_repeated_trips
+    from settlement.telemetry.trips import check_repeated_trips
 
     url = await database_factory.migrated()
     await db.open_database(url)

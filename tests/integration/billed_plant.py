@@ -39,7 +39,9 @@ from decimal import Decimal
 from importlib import resources
 from zoneinfo import ZoneInfo
 
-from settlement import bills, cycles, forms
+from settlement.billing import bills, late_fees
+from settlement.cycles import runs as cycles
+from settlement.cycles import forms
 from settlement import models as m
 
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -103,7 +105,7 @@ async def walked_plant(code: str = "PV-E1", owner_name: str = "常州某纺织�
     bill = await m.Bill.get(cycle=cycle)
     await bills.record_payment(bill.id, 300000, m.PaymentChannel.BANK_TRANSFER, f"BANK-{code}-1020",
                                staff=staff, paid_at=local(2026, 10, 20, 15))
-    await bills.accrue_late_fees(dt.date(2026, 11, 5))
+    await late_fees.accrue_late_fees(dt.date(2026, 11, 5))
     bill = await m.Bill.get(id=bill.id)
     return {"owner": owner, "plant": plant, "cycle": cycle, "form": form, "bill": bill, "staff": staff,
             "grid_meter": grid, "gen_meter": gen}

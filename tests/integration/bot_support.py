@@ -169,7 +169,7 @@ async def people(bot_app, wechat_settings: Settings) -> dict[str, Any]:
 async def november_cycle(people: dict[str, Any]) -> m.ReadingCycle:
     """Readings for 2026-11-01 (continuing the walked plant's) and the cycle 2026-11 run: its form
     is sent to the owner."""
-    from settlement import cycles
+    from settlement.cycles import runs as cycles
     from tests.integration.billed_plant import GEN, REV
 
     when = dt.datetime(2026, 11, 1, tzinfo=LOCAL)

@@ -120,7 +120,7 @@ async def paying(settings, aiohttp_client, tmp_path):
     """The whole server with WeChat Pay on a fake, and a bill with a pending order the fake has paid."""
     from server.app import create_app
     from server.keys import pay_api_key
-    from settlement import payments
+    from settlement.pay import payments
 
     async with make_fake(settings.mp_appid) as fake:
         app = create_app(pay_settings(settings, fake, tmp_path / "keys"))

@@ -3,7 +3,7 @@ contract, its switch in the device simulator, top-ups through real signed WeChat
 notifications, and an independent computation of what each day should cost.
 
 The expected figures are worked out here from billing_engine alone (the tariff's calendar,
-``price_cycle`` on the cumulative self-use per DL/T 645 rate), not through settlement.prepaid.
+``price_cycle`` on the cumulative self-use per DL/T 645 rate), not through settlement.prepaid.accounts.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import billing_engine
 from billing_engine import tou
 from billing_engine.pricing import ContractTerms, price_cycle
 from settlement import models as m
-from settlement import outbox, payments, prepaid
+from settlement.notify import outbox
+from settlement.pay import payments
+from settlement.prepaid import accounts as prepaid
 from settlement.fakes.device_simulator import DeviceSimulator
 
 LOCAL = ZoneInfo("Asia/Shanghai")

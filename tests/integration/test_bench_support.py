@@ -62,7 +62,7 @@ async def test_bench_database_is_removed_when_the_bench_fails(tmp_path):
 
 
 async def test_bench_database_is_removed_when_the_migration_fails(tmp_path, monkeypatch):
-    from settlement import db
+    from settlement.infra import db
 
     made: list[BenchDatabase] = []
     create = bench_support.create_bench_database
@@ -83,7 +83,7 @@ async def test_bench_database_is_removed_when_the_migration_fails(tmp_path, monk
 
 def test_blocking_bench_database_outlives_event_loops_and_is_removed(tmp_path):
     async def add_owner(url: str) -> int:
-        from settlement import db
+        from settlement.infra import db
         from settlement import models as m
 
         await db.open_database(url)

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from settlement import bills
+from settlement.billing import bills, late_fees
 from settlement import models as m
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tests.integration.billed_plant import plain_bill
@@ -32,7 +32,7 @@ async def test_only_an_admin_writes_off_with_a_reason_and_then_nothing_more_is_p
         await bills.record_payment(bill.id, 100, m.PaymentChannel.COUNTER, "C-1", staff=staff[m.StaffRole.OPERATOR])
     with pytest.raises(Conflict):
         await bills.write_off(bill.id, "again", staff[m.StaffRole.ADMIN])
-    assert await bills.accrue_late_fees(dt.date(2027, 1, 1)) == 0
+    assert await late_fees.accrue_late_fees(dt.date(2027, 1, 1)) == 0
 
 
 @pytest.mark.parametrize("amount", [0, -100, 1.5, True, "100", 10**12 + 1, 10**30])

@@ -11,9 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 import pypdf
 import pytest
 
-from settlement import bindings, live
+from settlement.owners import bindings
+from settlement.telemetry import live
 from settlement import models as m
-from settlement.ebill import verify_link
+from settlement.billing.ebill_links import verify_link
 from tests.integration.billed_plant import plain_bill
 from tests.integration.bot_support import *  # noqa: F403
 from tests.integration.bot_support import (
@@ -59,7 +60,7 @@ async def test_subscribing_through_an_invitation_qr_code_binds_at_once(bot: Bot,
     assert bound.after == {"owner": people["owner"].id, "by": "invitation"}
     assert (await m.OwnerInvitation.get(used_by_id=identity.id)).used_at is not None
     from server.keys import redis_key, redis_ns_key
-    from settlement.principal_cache import generation_key
+    from settlement.owners.principal_cache import generation_key
 
     app = bot.client.app  # any cached view of this user is now stale for every process
     assert await app[redis_key].get(generation_key(app[redis_ns_key], identity.id)) == b"1"

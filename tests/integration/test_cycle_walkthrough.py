@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from settlement import bills, cycles, forms
+from settlement.billing import bills, late_fees
+from settlement.cycles import runs as cycles
+from settlement.cycles import forms
 from settlement import models as m
 from settlement.errors import Conflict, Forbidden, InvalidInput
 
@@ -160,13 +162,13 @@ async def test_two_cycles_from_readings_to_paid(plant):
     assert (bill.paid_fen, bills.owed_fen(bill), bill.state) == (400000, 340350, m.BillState.PARTLY_PAID)
 
     # --- late fee: 2 ‰ a day on the unpaid 3403.50 元 from 10-26 -----------------------------
-    assert await bills.accrue_late_fees(dt.date(2026, 10, 25)) == 0  # due today: not late
-    assert await bills.accrue_late_fees(dt.date(2026, 11, 5)) == 1  # 10-26 … 11-04 = 10 days
-    assert await bills.accrue_late_fees(dt.date(2026, 11, 5)) == 0  # never twice
+    assert await late_fees.accrue_late_fees(dt.date(2026, 10, 25)) == 0  # due today: not late
+    assert await late_fees.accrue_late_fees(dt.date(2026, 11, 5)) == 1  # 10-26 … 11-04 = 10 days
+    assert await late_fees.accrue_late_fees(dt.date(2026, 11, 5)) == 0  # never twice
     bill = await m.Bill.get(id=bill.id).prefetch_related("lines")
     fees = sorted((l for l in bill.lines if l.kind == m.LineKind.LATE_FEE), key=lambda l: l.seq)
     assert [f.amount_fen for f in fees] == [6807]  # 340350 × 0.002 × 10 = 6807.0
-    assert await bills.accrue_late_fees(dt.date(2026, 11, 6)) == 1
+    assert await late_fees.accrue_late_fees(dt.date(2026, 11, 6)) == 1
     bill = await m.Bill.get(id=bill.id).prefetch_related("lines")
     fees = sorted((l for l in bill.lines if l.kind == m.LineKind.LATE_FEE), key=lambda l: l.seq)
     assert [f.amount_fen for f in fees] == [6807, 681]  # 11 days: 7487.7 → 7488, of which 681 new
@@ -178,7 +180,7 @@ async def test_two_cycles_from_readings_to_paid(plant):
     bill = await m.Bill.get(id=bill.id)
     assert (bill.paid_fen, bills.owed_fen(bill), bill.state) == (747838, 0, m.BillState.PAID)
     assert await bills.credit_balance(owner.id) == 500
-    assert await bills.accrue_late_fees(dt.date(2026, 11, 20)) == 0  # a paid bill accrues nothing
+    assert await late_fees.accrue_late_fees(dt.date(2026, 11, 20)) == 0  # a paid bill accrues nothing
 
     # --- cycle 2026-11 (10-01 → 11-01): the corrected 10-01 reading carries over -------------
     await cycles.run_cycle("2026-11", now=local(2026, 11, 1, 8))

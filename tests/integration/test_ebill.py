@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from settlement import ebill
+from settlement.billing import ebill
+from settlement.billing import ebill_links
 from settlement import models as m
 from tests.integration.billed_plant import local, plain_bill, walked_plant
 
@@ -33,13 +34,13 @@ def bars(html: str) -> dict[tuple[str, str], tuple[str, float]]:
 
 
 def test_links_and_yuan_formatting():
-    link = ebill.ebill_link("bill", 42, dt.datetime(2030, 1, 1, tzinfo=UTC), "k" * 40)
+    link = ebill_links.ebill_link("bill", 42, dt.datetime(2030, 1, 1, tzinfo=UTC), "k" * 40)
     parts = urlsplit(link)
     query = parse_qs(parts.query)
     assert parts.path == "/e/bill/42" and query["exp"] == ["1893456000"]
-    assert query["sig"] == [ebill.link_signature("bill", 42, 1893456000, "k" * 40)]
+    assert query["sig"] == [ebill_links.link_signature("bill", 42, 1893456000, "k" * 40)]
     assert len(query["sig"][0]) == 64
-    default = int(parse_qs(urlsplit(ebill.ebill_link("form", 1, None, "k" * 40)).query)["exp"][0])
+    default = int(parse_qs(urlsplit(ebill_links.ebill_link("form", 1, None, "k" * 40)).query)["exp"][0])
     assert abs(default - (dt.datetime.now(UTC) + dt.timedelta(days=30)).timestamp()) < 5  # 30 days by default
     assert [ebill.format_yuan(f) for f in (0, 5, 99, 100, 740350, 123456789, -1250)] == \
         ["0.00", "0.05", "0.99", "1.00", "7,403.50", "1,234,567.89", "-12.50"]
@@ -52,7 +53,7 @@ def test_links_and_yuan_formatting():
 async def test_bill_page_shows_every_amount_to_the_fen_in_chinese_and_english(client, settings):
     walked = await walked_plant()
     bill = walked["bill"]
-    link = ebill.ebill_link("bill", bill.id, in_a_day(), settings.secret_key)
+    link = ebill_links.ebill_link("bill", bill.id, in_a_day(), settings.secret_key)
 
     resp = await client.get(link)
     assert resp.status == 200
@@ -103,7 +104,7 @@ async def test_bill_page_shows_every_amount_to_the_fen_in_chinese_and_english(cl
 
 async def test_form_page_shows_the_confirmation_form(client, settings):
     walked = await walked_plant()
-    resp = await client.get(ebill.ebill_link("form", walked["form"].id, in_a_day(), settings.secret_key))
+    resp = await client.get(ebill_links.ebill_link("form", walked["form"].id, in_a_day(), settings.secret_key))
     assert resp.status == 200
     html = await resp.text()
     assert "电量确认单" in html and "v1" in html and "已确认" in html
@@ -113,7 +114,7 @@ async def test_form_page_shows_the_confirmation_form(client, settings):
     # per rate: generation, self-use, export, grid
     assert re.search(r"<td>峰</td><td class=\"num\">6,000.000</td><td class=\"num\">5,400.000</td>\s*"
                      r"<td class=\"num\">600.000</td><td class=\"num\">2,000.000</td>", html)
-    resp = await client.get(ebill.ebill_link("form", walked["form"].id, in_a_day(), settings.secret_key) + "&lang=en")
+    resp = await client.get(ebill_links.ebill_link("form", walked["form"].id, in_a_day(), settings.secret_key) + "&lang=en")
     english = await resp.text()
     assert "Electricity confirmation form" in english and "Grid meter, export" in english and "confirmed" in english
 
@@ -123,7 +124,7 @@ async def test_refused_links_are_a_plain_403_page_and_leak_nothing(client, setti
     bill = walked["bill"]
     other = (await plain_bill("PV-OTHER", "2026-10", total_fen=12345, due_on=dt.date(2026, 10, 25)))["bill"]
     key = settings.secret_key
-    good = ebill.ebill_link("bill", bill.id, in_a_day(), key)
+    good = ebill_links.ebill_link("bill", bill.id, in_a_day(), key)
     query = parse_qs(urlsplit(good).query)
     exp, sig = query["exp"][0], query["sig"][0]
     forged_sig = sig[:-1] + ("0" if sig[-1] != "0" else "1")
@@ -131,14 +132,14 @@ async def test_refused_links_are_a_plain_403_page_and_leak_nothing(client, setti
     other_exp = int(in_a_day().timestamp())
     refused = {
         "forged signature": f"/e/bill/{bill.id}?exp={exp}&sig={forged_sig}",
-        "signed with another key": ebill.ebill_link("bill", bill.id, in_a_day(), "x" * 40),
-        "expired": ebill.ebill_link("bill", bill.id, past, key),
+        "signed with another key": ebill_links.ebill_link("bill", bill.id, in_a_day(), "x" * 40),
+        "expired": ebill_links.ebill_link("bill", bill.id, past, key),
         "expiry pushed out": f"/e/bill/{bill.id}?exp={int(exp) + 86400}&sig={sig}",
         "tampered id": f"/e/bill/{other.id}?exp={exp}&sig={sig}",
         "another bill's signature": f"/e/bill/{bill.id}?" + urlsplit(
-            ebill.ebill_link("bill", other.id, dt.datetime.fromtimestamp(other_exp, UTC), key)).query,
+            ebill_links.ebill_link("bill", other.id, dt.datetime.fromtimestamp(other_exp, UTC), key)).query,
         "a form's signature on a bill": f"/e/bill/{bill.id}?" + urlsplit(
-            ebill.ebill_link("form", bill.id, in_a_day(), key)).query,
+            ebill_links.ebill_link("form", bill.id, in_a_day(), key)).query,
         "no signature": f"/e/bill/{bill.id}?exp={exp}",
         "nothing": f"/e/bill/{bill.id}",
         "garbage": f"/e/bill/{bill.id}?exp=-1&sig=%3Cscript%3E",
@@ -159,7 +160,7 @@ async def test_refused_links_are_a_plain_403_page_and_leak_nothing(client, setti
     assert "链接无效" in await (await client.get(refused["forged signature"])).text()
 
     # a valid signature on an id that does not exist: 404, still HTML
-    resp = await client.get(ebill.ebill_link("bill", 999_999, in_a_day(), key))
+    resp = await client.get(ebill_links.ebill_link("bill", 999_999, in_a_day(), key))
     assert resp.status == 404 and resp.headers["Content-Type"].startswith("text/html")
     assert "未找到" in await resp.text()
     # anything else under /e is an HTML 404 too, never the JSON error shape
@@ -173,7 +174,7 @@ async def test_refused_links_are_a_plain_403_page_and_leak_nothing(client, setti
 async def test_html_in_an_owner_name_is_escaped(client, settings):
     walked = await walked_plant(owner_name='<script>alert("x")</script><img src=x onerror=alert(1)>')
     await m.Plant.filter(id=walked["plant"].id).update(name="屋顶 & <b>仓库</b>")
-    html = await (await client.get(ebill.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key))).text()
+    html = await (await client.get(ebill_links.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key))).text()
     assert "<script>" not in html and "<img src=x" not in html and "<b>仓库</b>" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in html
     assert "屋顶 &amp; &lt;b&gt;仓库&lt;/b&gt;" in html
@@ -198,7 +199,7 @@ async def test_chart_bars_come_from_day_rollups_and_self_use_from_daily_export_r
         m.Reading(meter=grid, register="00020000", read_at=local(2026, 9, day).astimezone(UTC), value=Decimal(v),
                   source=m.ReadingSource.AMI) for day, v in ((3, "510.00"), (4, "512.50"), (5, "515.00"))])
 
-    html = await (await client.get(ebill.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key))).text()
+    html = await (await client.get(ebill_links.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key))).text()
     assert "<svg" in html and "</svg>" in html
     found = bars(html)
     assert {k: v[0] for k, v in found.items()} == {
@@ -209,7 +210,7 @@ async def test_chart_bars_come_from_day_rollups_and_self_use_from_daily_export_r
     assert found[("self", "2026-09-04")][1] == pytest.approx(206 * 330 / 500, abs=0.01)
     assert "27 天没有发电数据" in html
     assert "（3 天中的 2 天）" in html
-    english = await (await client.get(ebill.ebill_link("form", walked["form"].id, in_a_day(), settings.secret_key)
+    english = await (await client.get(ebill_links.ebill_link("form", walked["form"].id, in_a_day(), settings.secret_key)
                                       + "&lang=en")).text()
     assert len(bars(english)) == 5 and "(2 of 3 days)" in english and "27 days without generation data" in english
 
@@ -245,7 +246,7 @@ async def test_chart_from_lifetime_counters_when_there_is_no_rollup(client, sett
     await m.TelemetrySample.create(device=inv1, ts=local(2026, 9, 12, 12).astimezone(UTC), received_at=received,
                                    power_w=50_000, energy_wh=None)
 
-    html = await (await client.get(ebill.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key))).text()
+    html = await (await client.get(ebill_links.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key))).text()
     # 09-10: 150 000 + 80 000 + 500 + 100 + 20 000 = 250 600 Wh; 09-11: 70 000 + 40 000 + 10 = 110 010 Wh
     assert {k: v[0] for k, v in bars(html).items()} == {("gen", "2026-09-10"): "250.600",
                                                           ("gen", "2026-09-11"): "110.010"}
@@ -254,6 +255,6 @@ async def test_chart_from_lifetime_counters_when_there_is_no_rollup(client, sett
 
 async def test_chart_without_any_telemetry_says_so_and_draws_nothing(client, settings):
     walked = await walked_plant()
-    html = await (await client.get(ebill.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key))).text()
+    html = await (await client.get(ebill_links.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key))).text()
     assert "<svg" in html and bars(html) == {}
     assert "本周期没有逐日发电数据" in html

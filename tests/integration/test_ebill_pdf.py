@@ -18,10 +18,12 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from server.dispatcher import ebill_signer
-from settlement import ebill, outbox
+from settlement.billing import ebill
+from settlement.billing import ebill_links
+from settlement.notify import outbox
 from settlement import models as m
 from settlement.errors import InvalidInput
-from settlement.outbox import NotificationContentError
+from settlement.notify.outbox import NotificationContentError
 from tests.integration.billed_plant import plain_bill, walked_plant
 from tests.integration.test_notify_support import dispatcher
 from tests.integration.wechat_fixtures import *  # noqa: F403
@@ -63,7 +65,7 @@ def fonts(reader: pypdf.PdfReader) -> set[str]:
 async def test_bill_pdf_holds_the_bill_number_every_line_and_the_total_to_the_fen(client, settings):
     walked = await walked_plant()
     bill = walked["bill"]
-    resp = await client.get(as_pdf(ebill.ebill_link("bill", bill.id, in_a_day(), settings.secret_key)))
+    resp = await client.get(as_pdf(ebill_links.ebill_link("bill", bill.id, in_a_day(), settings.secret_key)))
     assert resp.status == 200
     assert resp.headers["Content-Type"] == "application/pdf"
     assert resp.headers["Content-Disposition"] == 'inline; filename="bill-202610-PV-E1-1.pdf"'
@@ -96,7 +98,7 @@ async def test_bill_pdf_holds_the_bill_number_every_line_and_the_total_to_the_fe
 
 async def test_bill_pdf_in_english_and_the_page_links_to_it(client, settings):
     walked = await walked_plant()
-    link = ebill.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key)
+    link = ebill_links.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key)
     html = await (await client.get(link)).text()
     found = re.search(r'<a href="([^"]+)" type="application/pdf" id="pdf-link">PDF</a>', html)
     assert found.group(1).replace("&amp;", "&") == as_pdf(link)
@@ -119,7 +121,7 @@ async def test_bill_pdf_in_english_and_the_page_links_to_it(client, settings):
 async def test_form_pdf_holds_readings_and_energies(client, settings):
     walked = await walked_plant()
     form = walked["form"]
-    resp = await client.get(as_pdf(ebill.ebill_link("form", form.id, in_a_day(), settings.secret_key)))
+    resp = await client.get(as_pdf(ebill_links.ebill_link("form", form.id, in_a_day(), settings.secret_key)))
     assert resp.status == 200 and resp.headers["Content-Type"] == "application/pdf"
     assert resp.headers["Content-Disposition"] == 'inline; filename="form-2026-10-PV-E1-v1.pdf"'
     text, reader = pdf_text(await resp.read())
@@ -136,17 +138,17 @@ async def test_pdf_links_are_refused_as_the_pages_are(client, settings):
     bill = walked["bill"]
     other = (await plain_bill("PV-OTHER", "2026-10", total_fen=12345, due_on=dt.date(2026, 10, 25)))["bill"]
     key = settings.secret_key
-    good = ebill.ebill_link("bill", bill.id, in_a_day(), key)
+    good = ebill_links.ebill_link("bill", bill.id, in_a_day(), key)
     query = parse_qs(urlsplit(good).query)
     exp, sig = query["exp"][0], query["sig"][0]
     forged = sig[:-1] + ("0" if sig[-1] != "0" else "1")
     refused = {
         "forged signature": f"/e/bill/{bill.id}.pdf?exp={exp}&sig={forged}",
-        "signed with another key": as_pdf(ebill.ebill_link("bill", bill.id, in_a_day(), "x" * 40)),
-        "expired": as_pdf(ebill.ebill_link("bill", bill.id, dt.datetime.now(UTC) - dt.timedelta(seconds=1), key)),
+        "signed with another key": as_pdf(ebill_links.ebill_link("bill", bill.id, in_a_day(), "x" * 40)),
+        "expired": as_pdf(ebill_links.ebill_link("bill", bill.id, dt.datetime.now(UTC) - dt.timedelta(seconds=1), key)),
         "expiry pushed out": f"/e/bill/{bill.id}.pdf?exp={int(exp) + 86400}&sig={sig}",
         "another bill's id": f"/e/bill/{other.id}.pdf?exp={exp}&sig={sig}",
-        "a form's signature on a bill": as_pdf(ebill.ebill_link("form", bill.id, in_a_day(), key))
+        "a form's signature on a bill": as_pdf(ebill_links.ebill_link("form", bill.id, in_a_day(), key))
         .replace("/e/form/", "/e/bill/"),
         "a bill's signature on a form": f"/e/form/{bill.id}.pdf?exp={exp}&sig={sig}",
         "no signature": f"/e/bill/{bill.id}.pdf?exp={exp}",
@@ -160,7 +162,7 @@ async def test_pdf_links_are_refused_as_the_pages_are(client, settings):
         for secret in ("7,659.67", "4,654.67", "常州某纺织有限公司", "PV-E1", "%PDF"):
             assert secret not in body, (what, secret)
     assert "链接已过期" in await (await client.get(refused["expired"])).text()
-    resp = await client.get(as_pdf(ebill.ebill_link("bill", 999_999, in_a_day(), key)))
+    resp = await client.get(as_pdf(ebill_links.ebill_link("bill", 999_999, in_a_day(), key)))
     assert resp.status == 404 and resp.headers["Content-Type"].startswith("text/html")
     for path in (f"/e/bill/{bill.id}.PDF?exp={exp}&sig={sig}", f"/e/bill/{bill.id}.pdf.pdf?exp={exp}&sig={sig}",
                  f"/e/bill/{bill.id}.html?exp={exp}&sig={sig}"):
@@ -171,7 +173,7 @@ async def test_pdf_links_are_refused_as_the_pages_are(client, settings):
 async def test_markup_in_names_is_text_in_the_pdf(client, settings):
     """reportlab's Paragraph reads a little markup: names from outside must come out as written."""
     walked = await walked_plant(owner_name='<b>大</b> & <font size="40">公司</font> <para>')
-    resp = await client.get(as_pdf(ebill.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key)))
+    resp = await client.get(as_pdf(ebill_links.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key)))
     assert resp.status == 200
     text, _ = pdf_text(await resp.read())
     assert '<b>大</b> & <font size="40">公司</font> <para>' in text
@@ -195,7 +197,7 @@ async def test_the_bill_notification_links_to_the_pdf(client, settings, fake_wec
     assert f"{link.scheme}://{link.netloc}" == f"http://{settings.host}:{settings.port}"
     assert link.path == f"/e/bill/{bill.id}.pdf"
     query = {k: v[0] for k, v in parse_qs(link.query).items()}
-    ebill.verify_link("bill", bill.id, query["exp"], query["sig"], settings.secret_key)  # raises if forged
+    ebill_links.verify_link("bill", bill.id, query["exp"], query["sig"], settings.secret_key)  # raises if forged
     resp = await client.get(link.path, params=query)
     assert resp.status == 200 and resp.headers["Content-Type"] == "application/pdf"
     text, _ = pdf_text(await resp.read())
@@ -209,12 +211,12 @@ def test_the_form_notification_names_the_form_pdf():
 
 
 def test_only_e_bill_paths_are_signed_for_notifications(settings):
-    assert ebill.sign_path("/e/form/3", "k" * 40).startswith("/e/form/3?exp=")
-    assert ebill.sign_path("/e/bill/3.pdf", "k" * 40).startswith("/e/bill/3.pdf?exp=")
+    assert ebill_links.sign_path("/e/form/3", "k" * 40).startswith("/e/form/3?exp=")
+    assert ebill_links.sign_path("/e/bill/3.pdf", "k" * 40).startswith("/e/bill/3.pdf?exp=")
     for bad in ("/e/bill/3.pdf?exp=1", "/api/v1/bills/3", "https://evil.example/e/bill/3", "/e/bill/x",
                 "/e/receipt/3", "/e/bill/3.pdf.pdf"):
         with pytest.raises(InvalidInput):
-            ebill.sign_path(bad, "k" * 40)
+            ebill_links.sign_path(bad, "k" * 40)
     with pytest.raises(NotificationContentError):
         outbox.render("bill_issued", {"bill_number": "1", "plant_name": "站", "total_fen": 1, "owed_fen": 1,
                                       "due_on": dt.date(2026, 12, 1), "bill_id": "3.pdf?https://evil.example/"})

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 from pypdf import PdfReader
 
-from settlement import bills, forms
+from settlement.billing import bills
+from settlement.cycles import forms
 from settlement import models as m
 from tests.integration.bot_support import *  # noqa: F403
 from tests.integration.bot_support import ADMIN, OPERATOR, Bot, november_cycle

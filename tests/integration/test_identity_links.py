@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from settlement import bindings
+from settlement.owners import bindings
 from settlement import models as m
 from tests.integration.bot_support import *  # noqa: F403
 from tests.integration.bot_support import Bot

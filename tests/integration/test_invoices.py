@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from settlement import invoices
+from settlement.billing import invoices
 from settlement import models as m
 from settlement.errors import Conflict, InvalidInput, NotFound
 from settlement.fakes.tax_system import FakeTaxSystem, credit_code_ok, with_check

@@ -6,8 +6,8 @@ from tortoise import connections
 
 import migrations
 
-from settlement import db
-from settlement.db import tortoise_config
+from settlement.infra import db
+from settlement.infra.db import tortoise_config
 
 
 async def test_migrations_apply_to_an_empty_database_and_again_harmlessly(database_factory):

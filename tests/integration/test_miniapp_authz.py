@@ -14,9 +14,9 @@ import pytest
 from miniprogram_api.app import api as registry  # importing the app registers every route
 from miniprogram_api.registry import Route
 from settlement import models as m
-from settlement.access import Right
-from settlement.sessions import TokenClaims, sign_token
-from settlement.storage import LocalDiskStore, check_photo
+from settlement.owners.access import Right
+from settlement.owners.sessions import TokenClaims, sign_token
+from settlement.infra.storage import LocalDiskStore, check_photo
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import PNG, OwnerWorld, login, owner_world
 

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from settlement import faults
+from settlement.owners import faults
 from settlement import models as m
-from settlement.storage import MAX_PHOTO_BYTES
+from settlement.infra.storage import MAX_PHOTO_BYTES
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import JPEG, PNG, login, owner_world
 
@@ -243,7 +243,7 @@ async def test_subscribe_answers_are_counted_per_template(api, owner):
                                                                   headers=headers)).json())["items"]}
     assert (items[tmpl]["answer"], items[tmpl]["accepts"]) == ("accept", 2)
     assert (items["tmpl-form"]["answer"], items["tmpl-form"]["accepts"]) == ("reject", 0)
-    from settlement import subscriptions
+    from settlement.notify import subscriptions
 
     identity = await m.WechatIdentity.get(openid="o-owner")
     assert await subscriptions.may_send(identity.id, tmpl) and not await subscriptions.may_send(identity.id,
@@ -274,9 +274,9 @@ async def test_malformed_multipart_bodies_are_400(api, owner, content_type, body
 
 
 async def test_a_change_made_outside_the_api_is_seen_once_invalidated(api, owner, fake_wechat):
-    """The bot or a staff tool that changes grants calls settlement.principal_cache.invalidate."""
+    """The bot or a staff tool that changes grants calls settlement.owners.principal_cache.invalidate."""
     from server.keys import redis_key, redis_ns_key
-    from settlement.principal_cache import invalidate
+    from settlement.owners.principal_cache import invalidate
 
     world, _ = owner
     family = await m.WechatIdentity.get(id=world.grant.identity_id)

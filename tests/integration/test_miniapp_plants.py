@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from server.keys import redis_key, redis_ns_key
-from settlement import live
+from settlement.telemetry import live
 from settlement import models as m
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import login, owner_world
@@ -141,7 +141,7 @@ async def test_a_month_telemetry_does_not_cover_takes_the_confirmed_forms_genera
 
 
 async def test_a_day_still_to_come_is_not_yet_and_a_past_one_without_data_no_telemetry(owner):
-    from settlement import generation
+    from settlement.telemetry import generation
 
     world, _ = owner
     now = _local(2026, 7, 15, 12, 7)

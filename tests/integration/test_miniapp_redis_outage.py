@@ -25,8 +25,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from settlement import models as m
-from settlement.redis_client import Namespace, open_redis
-from settlement.sessions import session_key_name
+from settlement.infra.redis_client import Namespace, open_redis
+from settlement.owners.sessions import session_key_name
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import login, owner_world
 

@@ -123,7 +123,7 @@ def served(database_factory, tmp_path_factory):
     server = ThreadedServer(dataclasses.replace(settings)).start()
     yield server
     if REDIS_URL:
-        from settlement.redis_client import Namespace, open_redis
+        from settlement.infra.redis_client import Namespace, open_redis
 
         async def clean() -> None:
             client = open_redis(REDIS_URL)
@@ -148,9 +148,10 @@ def register_generators(served: ThreadedServer) -> None:
     """Real values for the document's own formats and for photo parts (see the module docstring)."""
     from miniprogram_api.pagination import encode_cursor
     from miniprogram_api.registry import MAX_ID
-    from settlement import bindings, grants
+    from settlement.owners import bindings
+    from settlement.owners import grants
     from settlement import models as m
-    from settlement.access import load_principal
+    from settlement.owners.access import load_principal
 
     async def share_code() -> str:  # of owner A's own plant, redeemed by A: 409 own_plant, a right answer
         principal = await load_principal(served.identity.id)

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from miniprogram_api import gate
-from settlement import bindings
+from settlement.owners import bindings
 from settlement import models as m
-from settlement.redis_client import WINDOW_S
-from settlement.sessions import TokenClaims, sign_token
+from settlement.infra.redis_client import WINDOW_S
+from settlement.owners.sessions import TokenClaims, sign_token
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import FakeWechatApi, login
 
@@ -88,8 +88,8 @@ async def test_sessions_are_recorded_in_the_database_and_purged_after_expiry(api
     record = await m.MiniProgramSession.get(session_id=sid)
     assert record.closed_at is None and record.expires_at > dt.datetime.now(dt.timezone.utc)
     # Redis forgets the session (a restart, say): the database still knows it, and Redis learns it again
-    from settlement.redis_client import Namespace, open_redis
-    from settlement.sessions import purge_expired, session_key_name
+    from settlement.infra.redis_client import Namespace, open_redis
+    from settlement.owners.sessions import purge_expired, session_key_name
 
     if settings.redis_url:  # a real Redis beside the app's client (the emulation is the app's own)
         client, ns = open_redis(settings.redis_url), Namespace(settings.redis_prefix)

@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 from tortoise.transactions import in_transaction
 
-from settlement import outbox
-from settlement.dispatcher import cancel
+from settlement.notify import outbox
+from settlement.notify.dispatcher import cancel
 from settlement.models import OutboxMessage, OutboxState, SubscribeAcceptance
 from tests.integration.test_notify_support import BILL_PAYLOAD, TEMPLATE_IDS, dispatcher, person, rows, staff_member
 from tests.integration.wechat_fixtures import *  # noqa: F403
@@ -144,8 +144,8 @@ async def test_permanent_errors_fail_with_the_reason(db, fake_wechat, wechat_api
 
 
 async def test_unknown_template_id_fails(db, fake_wechat, wechat_api, wechat_redis, settings):
-    from settlement.dispatcher import Dispatcher
-    from settlement.redis_client import Namespace
+    from settlement.notify.dispatcher import Dispatcher
+    from settlement.infra.redis_client import Namespace
 
     _, identity, _ = await person(db, 1, accepts=1)
     await _enqueue(identity, "k1")

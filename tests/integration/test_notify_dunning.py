@@ -8,7 +8,9 @@ import datetime as dt
 
 import pytest
 
-from settlement import bills, dunning, outbox
+from settlement.billing import bills
+from settlement.billing import dunning
+from settlement.notify import outbox
 from settlement import models as m
 from settlement.models import OutboxMessage, OutboxState, SubscribeAcceptance, SubscribeAnswer, WechatIdentity
 from tests.integration.billed_plant import local, walked_plant

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from settlement import outbox
+from settlement.notify import outbox
 from settlement.models import OutboxMessage, OutboxState, WechatIdentity
 from tests.integration.billed_plant import walked_plant
 from tests.integration.test_notify_support import bound_owners  # noqa: F401 (a fixture)

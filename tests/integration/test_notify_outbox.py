@@ -8,10 +8,10 @@ import datetime as dt
 import pytest
 from tortoise.transactions import in_transaction
 
-from settlement import outbox
+from settlement.notify import outbox
 from settlement.fakes.wechat_server import field_value_ok
 from settlement.models import OutboxMessage, OutboxState
-from settlement.outbox import NotificationContentError, check_field, render
+from settlement.notify.outbox import NotificationContentError, check_field, render
 from tests.integration.test_notify_support import BILL_PAYLOAD, person
 
 UTC = dt.timezone.utc

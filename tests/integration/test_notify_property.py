@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tortoise.transactions import in_transaction
 
-from settlement import outbox
+from settlement.notify import outbox
 from settlement.models import OutboxMessage, OutboxState
 from tests.integration.test_notify_support import BILL_PAYLOAD, dispatcher, person
 from tests.integration.wechat_fixtures import *  # noqa: F403

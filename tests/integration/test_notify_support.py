@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from server.settings import Settings
-from settlement import outbox
-from settlement.dispatcher import Dispatcher
+from settlement.notify import outbox
+from settlement.notify.dispatcher import Dispatcher
 from settlement.models import (Owner, OutboxMessage, Staff, SubscribeAcceptance, SubscribeAnswer,
                                WechatIdentity)
-from settlement.redis_client import Namespace
+from settlement.infra.redis_client import Namespace
 
 TEMPLATE_IDS = {name: f"tpl-{name}" for name in outbox.TEMPLATE_NAMES}
 BILL_PAYLOAD = {"bill_number": "202611-P001-1", "plant_name": "阳光工业园一号屋顶电站", "total_fen": 123456,

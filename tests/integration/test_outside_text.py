@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from settlement import models as m
-from settlement.readings import add_collector
+from settlement.readings.ingest import add_collector
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import PNG, login, owner_world
 
@@ -201,7 +201,7 @@ async def test_the_readings_csv_import_refuses_a_row_holding_a_control_character
 
 
 async def test_the_payment_import_refuses_a_row_holding_nul_and_records_nothing(db):
-    from settlement.payment_import import import_offline_payments
+    from settlement.pay.offline_import import import_offline_payments
 
     row = {"bill": "B-1", "amount_fen": "100", "channel": "bank_transfer", "reference": "TX\x00-1",
            "paid_at": "2026-11-01"}
@@ -213,7 +213,7 @@ async def test_the_payment_import_refuses_a_row_holding_nul_and_records_nothing(
 
 
 async def test_an_mqtt_topic_naming_a_device_with_a_control_character_is_refused(db):
-    from settlement.telemetry import ingest_samples
+    from settlement.telemetry.ingest import ingest_samples
 
     ts = dt.datetime.now(UTC).replace(microsecond=0).isoformat()
     result = await ingest_samples([{"ts": ts, "power_w": 1, "energy_wh": 1}], received_from="mqtt:logger",

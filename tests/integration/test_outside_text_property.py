@@ -115,14 +115,14 @@ def client(database_factory, tmp_path_factory):
     limits.setattr("miniprogram_api.app.LOGIN_LIMIT_PER_ADDRESS", 1_000_000)
 
     async def collector() -> None:
-        from settlement.readings import add_collector
+        from settlement.readings.ingest import add_collector
 
         await add_collector("property-head-end", COLLECTOR_KEY)
 
     server.run(collector())
     yield Client(server)
     if REDIS_URL:
-        from settlement.redis_client import Namespace, open_redis
+        from settlement.infra.redis_client import Namespace, open_redis
 
         async def clean() -> None:
             redis = open_redis(REDIS_URL)
@@ -168,7 +168,7 @@ def _usage(client: Client, field: str) -> Callable[[str], Answer]:
 def _readings_csv(client: Client, tmp: Path) -> Callable[[str], Answer]:
     from server.cli_readings import MalformedFile, _records
     from settlement.models import ReadingSource
-    from settlement.readings import ingest_readings
+    from settlement.readings.ingest import ingest_readings
 
     def send(text: str) -> Answer:
         # what `pvsettle readings import` does with a file: a CSV record per line, then the service
@@ -188,7 +188,7 @@ def _readings_csv(client: Client, tmp: Path) -> Callable[[str], Answer]:
 
 
 def _payments_import(client: Client) -> Callable[[str], Answer]:
-    from settlement.payment_import import import_offline_payments
+    from settlement.pay.offline_import import import_offline_payments
 
     def send(text: str) -> Answer:
         row = {"bill": "B-PROP", "amount_fen": "100", "channel": "bank_transfer", "reference": text,

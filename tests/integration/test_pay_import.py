@@ -10,8 +10,8 @@ from pay_support import open_bill
 
 from server.cli_payments import MalformedFile, read_rows
 from settlement import models as m
-from settlement.bills import credit_balance
-from settlement.payment_import import import_offline_payments
+from settlement.billing.bills import credit_balance
+from settlement.pay.offline_import import import_offline_payments
 
 
 async def test_a_csv_of_transfers_and_counter_payments(db, tmp_path):

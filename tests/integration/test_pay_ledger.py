@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pay_support import admin, fake_pay, open_bill, pay_port  # noqa: F401
 
-from settlement import bills, payments
+from settlement.billing import bills
+from settlement.pay import payments
 from settlement import models as m
-from settlement.bills import owed_fen
+from settlement.billing.bills import owed_fen
 from settlement.errors import Conflict
 
 OPS = st.lists(st.one_of(

@@ -18,7 +18,7 @@ from pay_support import make_fake, open_bill, pay_settings, paying, stranger_key
 
 from server.app import create_app
 from settlement import models as m
-from settlement import payments
+from settlement.pay import payments
 from settlement.fakes.pay_server import new_rsa_key
 from settlement.models import NotificationOutcome
 

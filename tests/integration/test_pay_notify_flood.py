@@ -25,9 +25,9 @@ from pay_api.limits import RefusalLimiter
 from server.app import create_app
 from server.keys import pay_api_key
 from settlement import models as m
-from settlement import payments
+from settlement.pay import payments
 from settlement.models import NotificationOutcome
-from settlement.redis_client import Namespace
+from settlement.infra.redis_client import Namespace
 
 RATE = 25
 FLOOD = 300

@@ -12,7 +12,7 @@ from pay_support import admin, fake_pay, pay_port, paying  # noqa: F401
 
 from server.keys import pay_api_key
 from settlement import models as m
-from settlement import payments
+from settlement.pay import payments
 from settlement.models import NotificationOutcome
 
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from pay_support import fake_pay, merchant_key, open_bill, pay_port  # noqa: F401
 
 from settlement import models as m
-from settlement import payments
+from settlement.pay import payments
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.ports.pay import PayRejected, PayUnavailable
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pay_support import fake_pay, open_bill, pay_port  # noqa: F401
 
-from settlement import ebill, payments
+from settlement.billing import ebill
+from settlement.pay import payments
 from settlement import models as m
 
 

@@ -9,7 +9,8 @@ import pytest
 from pay_support import admin, fake_pay, open_bill, pay_port  # noqa: F401
 
 from settlement import models as m
-from settlement import pay_reconcile, payments
+from settlement.pay import reconcile as pay_reconcile
+from settlement.pay import payments
 from settlement.models import NotificationOutcome
 
 UTC = dt.timezone.utc

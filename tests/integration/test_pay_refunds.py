@@ -8,9 +8,12 @@ import datetime as dt
 import pytest
 from pay_support import admin, fake_pay, open_bill, pay_port, stranger_key  # noqa: F401
 
-from settlement import bills, ebill, pay_reconcile, payments
+from settlement.billing import bills
+from settlement.billing import ebill
+from settlement.pay import reconcile as pay_reconcile
+from settlement.pay import payments
 from settlement import models as m
-from settlement.bills import credit_balance
+from settlement.billing.bills import credit_balance
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.models import NotificationOutcome
 

@@ -23,7 +23,8 @@ from prepaid_support import (
 )
 
 import billing_engine
-from settlement import bills, prepaid
+from settlement.billing import bills
+from settlement.prepaid import accounts as prepaid
 from settlement import models as m
 from settlement.errors import Forbidden, InvalidInput, NotFound
 from settlement.models import OutboxMessage

@@ -13,7 +13,7 @@ from prepaid_support import day_rows, device, notify_apps, prepaid_site  # noqa:
 from server.app import create_app
 from server.keys import wechat_api_key
 from settlement import models as m
-from settlement import prepaid
+from settlement.prepaid import accounts as prepaid
 from tests.integration.miniapp_support import FakeWechatApi, login
 
 

@@ -24,7 +24,8 @@ from prepaid_support import (
 )
 
 from server.app import create_app
-from settlement import prepaid
+from settlement.pay import reconcile as pay_reconcile
+from settlement.prepaid import accounts as prepaid
 from settlement import models as m
 from settlement.models import NotificationOutcome, OutboxMessage
 
@@ -267,10 +268,10 @@ async def test_a_top_up_whose_notification_never_comes_is_found_by_query(setting
     at = dt.datetime.now(dt.timezone.utc)
     paid_no, note = await top_up(pay_port, fake_pay, site["account"], site["identity"], 7000, at)
     unpaid = await prepaid.start_topup(pay_port, site["account"].number, site["identity"].id, 9000, now=at)
-    assert await prepaid.reconcile_topups(pay_port, now=at) == {"topups_queried": 0, "topups_paid": 0,
+    assert await pay_reconcile.reconcile_topups(pay_port, now=at) == {"topups_queried": 0, "topups_paid": 0,
                                                                "topups_closed": 0}  # not expired yet
     later = at + dt.timedelta(hours=3)
-    assert await prepaid.reconcile_topups(pay_port, now=later) == {"topups_queried": 2, "topups_paid": 1,
+    assert await pay_reconcile.reconcile_topups(pay_port, now=later) == {"topups_queried": 2, "topups_paid": 1,
                                                                   "topups_closed": 1}
     assert (await _account(site)).available_fen == 7000
     assert (await m.TopUpOrder.get(out_trade_no=unpaid.out_trade_no)).state == m.PayOrderState.CLOSED

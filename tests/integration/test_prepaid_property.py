@@ -25,7 +25,8 @@ from prepaid_support import (
     top_up,
 )
 
-from settlement import prepaid
+from settlement.pay import payments
+from settlement.prepaid import accounts as prepaid
 from settlement import models as m
 from settlement.errors import Conflict
 
@@ -84,7 +85,7 @@ async def test_top_ups_less_refunds_less_charges_is_the_balance(settings, device
             available = (await m.PrepaidAccount.get(id=account.id)).available_fen
             allowed = min(paid - refunded.get(payment_id, 0), available)
             try:
-                refund = await prepaid.refund_topup(payment_id, step[2], "多充退回", staff, pay=pay_port, now=now)
+                refund = await payments.refund_topup(payment_id, step[2], "多充退回", staff, pay=pay_port, now=now)
             except Conflict:
                 assert step[2] > allowed
             else:

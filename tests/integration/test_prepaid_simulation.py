@@ -33,7 +33,9 @@ from prepaid_support import (
 from pay_support import fake_pay, pay_port  # noqa: F401
 
 from billing_engine.pricing import price_cycle
-from settlement import bills, outbox, prepaid
+from settlement.billing import bills
+from settlement.notify import outbox
+from settlement.prepaid import accounts as prepaid
 from settlement import models as m
 from settlement.models import OutboxMessage
 

@@ -1,4 +1,4 @@
-"""Readings in: the service (settlement.readings) and POST /ingest/v1/readings.
+"""Readings in: the service (settlement.readings.ingest) and POST /ingest/v1/readings.
 
 Every per-row refusal of the issue is checked by its code, that the message names the row and
 the field, and that nothing was written for it; hostile bodies are sent on purpose.
@@ -16,9 +16,9 @@ import pytest
 from tortoise import connections
 
 from settlement import models as m
-from settlement import readings as service
+from settlement.readings import ingest as service
 from settlement.errors import Forbidden, InvalidInput
-from settlement.readings import RowStatus, ingest_readings, list_conflicts
+from settlement.readings.ingest import RowStatus, ingest_readings, list_conflicts
 from settlement.seeding import FORWARD, REVERSE
 
 LOCAL = ZoneInfo("Asia/Shanghai")

@@ -19,9 +19,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from server.settings import Settings, SettingsError
-from settlement import cycles, forms
+from settlement.cycles import runs as cycles
+from settlement.cycles import forms
 from settlement import models as m
-from settlement.readings import EnergyLimits, RowStatus, ingest_readings
+from settlement.readings.ingest import EnergyLimits, RowStatus, ingest_readings
 from settlement.seeding import FORWARD, REVERSE
 
 LOCAL = ZoneInfo("Asia/Shanghai")

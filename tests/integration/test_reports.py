@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 
 from settlement import models as m
-from settlement import reports
+from settlement.billing import reports
 from tests.integration.billed_plant import local, plain_bill, walked_plant
 
 AS_OF = dt.date(2026, 11, 20)

@@ -17,7 +17,7 @@ from server.app import create_app
 from server.keys import pay_api_key
 from server.settings import PAY_API_BASE, WECHAT_API_BASE
 from settlement import models as m
-from settlement import payments
+from settlement.pay import payments
 from settlement.fakes.pay_server import private_pem
 
 

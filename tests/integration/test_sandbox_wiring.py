@@ -38,7 +38,7 @@ async def test_the_serve_app_has_no_sandbox_route_and_starts_no_fake(settings, a
     from server.keys import settings_key
 
     assert (app[settings_key].wechat_api_base, app[settings_key].pay_api_base) == (WECHAT_API_BASE, PAY_API_BASE)
-    from settlement import prepaid
+    from settlement.prepaid import accounts as prepaid
 
     assert prepaid.active_device() is None  # no switch simulator: supply commands wait for a real adapter
 
@@ -67,7 +67,7 @@ async def test_the_demo_wiring_serves_the_sandbox_on_the_fake_wechat(settings, a
     assert app.cleanup_ctx[0] is sandbox_fakes_ctx  # before every resource that reads the settings
     assert _sandbox_resources(app)
     client = await aiohttp_client(app)
-    from settlement import prepaid
+    from settlement.prepaid import accounts as prepaid
     from settlement.fakes.device_simulator import DeviceSimulator
 
     # the demo's prepaid cut-offs and restores reach the switch simulator

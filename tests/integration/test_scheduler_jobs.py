@@ -20,7 +20,7 @@ from server import scheduler
 from server.app import create_app
 from server.scheduler import Job, JobContext, Scheduler
 from settlement import models as m
-from settlement.redis_client import Namespace, open_redis
+from settlement.infra.redis_client import Namespace, open_redis
 
 NOW = dt.datetime(2026, 6, 15, 4, 0, tzinfo=dt.timezone.utc)
 

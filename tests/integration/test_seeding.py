@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from settlement import db as database
+from settlement.infra import db as database
 from settlement import models as m
 from settlement.seeding import FORWARD, REGISTER_DIGITS, REVERSE, NoProgress, SeedSpec, latest_cutoff, seed_portfolio
 
@@ -96,9 +96,9 @@ def test_bad_specs_are_refused():
 
 
 async def test_seeded_telemetry_has_the_rollups_and_live_state_the_ingest_would_have_left(db, settings):
-    from settlement import live
-    from settlement.redis_client import Namespace, open_redis
-    from settlement.telemetry import rebuild_rollups
+    from settlement.telemetry import live
+    from settlement.infra.redis_client import Namespace, open_redis
+    from settlement.telemetry.ingest import rebuild_rollups
 
     redis, ns = open_redis(settings.redis_url), Namespace(settings.redis_prefix)
     try:
@@ -128,7 +128,8 @@ async def test_seeded_telemetry_has_the_rollups_and_live_state_the_ingest_would_
 
 
 async def test_the_demo_extras_make_a_nearby_consumption_project_and_a_prepaid_account(db):
-    from settlement import prepaid, reports
+    from settlement.prepaid import accounts as prepaid
+    from settlement.billing import reports
     from settlement.seeding import seed_demo_extras
 
     await seed_portfolio(SPEC, progress=NoProgress)

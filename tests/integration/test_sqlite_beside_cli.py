@@ -9,9 +9,9 @@ import asyncio
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from settlement import db as database
+from settlement.infra import db as database
 from settlement import models as m
-from settlement.sqlite_backend import ImmediateSqliteClient
+from settlement.infra.sqlite_backend import ImmediateSqliteClient
 
 
 async def test_a_read_then_write_transaction_waits_for_another_connections_write(tmp_path):

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from server.keys import redis_key, redis_ns_key
-from settlement import live
+from settlement.telemetry import live
 from settlement import models as m
 from tests.integration.test_telemetry_ingest import iso, make_plant, sample
 

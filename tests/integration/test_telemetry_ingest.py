@@ -1,4 +1,4 @@
-"""Telemetry in (settlement.telemetry): realistic sequences against rollups worked out by hand.
+"""Telemetry in (settlement.telemetry.ingest): realistic sequences against rollups worked out by hand.
 
 Every expected figure below is written out in Wh from the samples of its test, bucket by bucket:
 a sample belongs to the 15-minute bucket that holds the instant just before its time (the
@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from settlement import live
+from settlement.telemetry import live
 from settlement import models as m
-from settlement.redis_client import Namespace, open_redis
-from settlement.telemetry import MAX_BATCH_SAMPLES, LivePublisher, RowStatus, ingest_samples, plant_states
+from settlement.infra.redis_client import Namespace, open_redis
+from settlement.telemetry.ingest import MAX_BATCH_SAMPLES, LivePublisher, RowStatus, ingest_samples, plant_states
 from settlement.errors import InvalidInput
 
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -473,7 +473,7 @@ async def test_any_split_and_order_of_arrival_gives_the_rollups_of_one_ordered_b
 
 async def test_a_rebuild_from_samples_stored_directly_gives_what_ingest_gives(plant):
     """Samples written without the service (the seed, a bulk import) get their energies and rollups."""
-    from settlement.telemetry import rebuild_rollups
+    from settlement.telemetry.ingest import rebuild_rollups
 
     await ingest(RESET_AT_NIGHT + MORNING)
     truth = await everything(plant)

@@ -1,4 +1,4 @@
-"""Outages (settlement.outages): opened only while the sun is up, closed by production, alarms for staff.
+"""Outages (settlement.telemetry.outages): opened only while the sun is up, closed by production, alarms for staff.
 
 The plant is in Shanghai; the sun is at least 10° up from 05:45 to 18:03 local time on 2026-06-15,
 and from 05:46 on 2026-06-16.
@@ -11,8 +11,9 @@ import datetime as dt
 import pytest
 
 from settlement import models as m
-from settlement import outages, outbox
-from settlement.outages import (SILENCE, check_outages, mark_outage_alarms_notified, outage_alarms_due,
+from settlement.telemetry import outages
+from settlement.notify import outbox
+from settlement.telemetry.outages import (SILENCE, check_outages, mark_outage_alarms_notified, outage_alarms_due,
                                 send_outage_alarms)
 from tests.integration.test_telemetry_ingest import ingest, local, make_plant, sample
 

@@ -1,4 +1,4 @@
-"""Reliability and performance figures (settlement.reliability), worked out by hand.
+"""Reliability and performance figures (settlement.telemetry.reliability), worked out by hand.
 
 On 2026-06-15 in Shanghai the sun is at least 10° up from 05:45 to 18:03, so the 15-minute slots
 whose middle has the sun that high are 05:45 … 17:45: 49 slots.
@@ -12,7 +12,7 @@ import pytest
 
 from settlement import models as m
 from settlement.errors import InvalidInput
-from settlement.reliability import plant_figures, portfolio_figures, reliability_report
+from settlement.telemetry.reliability import plant_figures, portfolio_figures, reliability_report
 from tests.integration.test_telemetry_ingest import ingest, local
 from tests.integration.test_telemetry_outages import every_5_minutes
 

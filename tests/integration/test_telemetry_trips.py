@@ -1,4 +1,4 @@
-"""Repeated tripping (settlement.trips): episodes recorded by the check, one staff alarm per
+"""Repeated tripping (settlement.telemetry.trips): episodes recorded by the check, one staff alarm per
 episode through the outbox, the flag in the reliability report (``pvsettle outages`` lists them:
 tests/e2e/test_telemetry_cli.py).
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 
 from settlement import models as m
-from settlement.reliability import reliability_report
-from settlement.trips import TripRule, check_repeated_trips, send_trip_alarms
+from settlement.telemetry.reliability import reliability_report
+from settlement.telemetry.trips import TripRule, check_repeated_trips, send_trip_alarms
 from tests.integration.test_telemetry_ingest import local
 from tests.integration.test_telemetry_outages import plant, staff_on_wechat  # noqa: F401 (fixtures)
 

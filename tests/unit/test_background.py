@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from settlement import background
+from settlement.infra import background
 
 log = logging.getLogger("tests.background")
 

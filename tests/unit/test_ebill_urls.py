@@ -11,7 +11,7 @@ from bot.context import Env
 from miniprogram_api.common import ebill_url
 from server.keys import settings_key
 from server.settings import Settings
-from settlement.ebill import public_origin, verify_link
+from settlement.billing.ebill_links import public_origin, verify_link
 
 SECRET = "s" * 40
 

@@ -1,9 +1,9 @@
-"""The late fee of a bill over spans of constant arrears (settlement.bills._late_fee_total)."""
+"""The late fee of a bill over spans of constant arrears (settlement.billing.late_fees._late_fee_total)."""
 
 import datetime as dt
 
 from billing_engine.latefee import LateFeeRates
-from settlement.bills import _late_fee_total
+from settlement.billing.late_fees import _late_fee_total
 
 RATES = LateFeeRates(residential="0.001", current_year="0.002", cross_year="0.003")
 DUE = dt.date(2026, 12, 20)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis.exceptions
 
-from settlement.redis_client import LocalWindows, RedisGuard, RedisUnavailable
+from settlement.infra.redis_client import LocalWindows, RedisGuard, RedisUnavailable
 
 
 class Clock:

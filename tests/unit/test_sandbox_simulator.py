@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from sandbox.simulator import Inverter, Simulator, clear_sky_fraction
-from settlement.solar import sun_elevation_deg
-from settlement.telemetry_store import datetime_to_us
+from settlement.telemetry.solar import sun_elevation_deg
+from settlement.telemetry.store import datetime_to_us
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 CHANGZHOU = (31.81, 119.97)  # a Jiangsu site [deg N, deg E]

@@ -118,7 +118,7 @@ def test_serve_without_settings_exits_naming_them_without_traceback(tmp_path):
 def test_the_repeated_trip_setting_defaults_to_3_in_7_days_and_refuses_nonsense():
     import datetime as dt
 
-    from settlement.trips import TripRule
+    from settlement.telemetry.trips import TripRule
 
     assert TripRule.from_settings(Settings.from_env({}, require_secrets=False)) == TripRule(3, dt.timedelta(days=7))
     given = Settings.from_env({"PVSETTLE_REPEATED_TRIPS": "4", "PVSETTLE_REPEATED_TRIPS_DAYS": "2"},

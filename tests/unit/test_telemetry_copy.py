@@ -1,4 +1,4 @@
-"""settlement.telemetry_store.binary_copy: PostgreSQL's binary COPY format, read back field by field."""
+"""settlement.telemetry.store.binary_copy: PostgreSQL's binary COPY format, read back field by field."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import struct
 
 import numpy as np
 
-from settlement.telemetry_energy import NULL
-from settlement.telemetry_store import binary_copy
+from settlement.telemetry.energy import NULL
+from settlement.telemetry.store import binary_copy
 
 PG_EPOCH_US = 946_684_800_000_000
 

@@ -1,4 +1,4 @@
-"""settlement.telemetry_energy and settlement.solar: pure functions, no I/O."""
+"""settlement.telemetry.energy and settlement.telemetry.solar: pure functions, no I/O."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from settlement.solar import daylight_us, first_daylight_stretch, sun_elevation_deg
-from settlement.telemetry_energy import (
+from settlement.telemetry.solar import daylight_us, first_daylight_stretch, sun_elevation_deg
+from settlement.telemetry.energy import (
     MINUTE_US,
     NULL,
     CounterState,

@@ -1,4 +1,4 @@
-"""Episodes of repeated tripping (settlement.trips.trip_episodes) on hand-made trip sequences."""
+"""Episodes of repeated tripping (settlement.telemetry.trips.trip_episodes) on hand-made trip sequences."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from settlement.trips import TripRule, trip_episodes
+from settlement.telemetry.trips import TripRule, trip_episodes
 
 DAY = dt.timedelta(days=1)
 T0 = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.timezone.utc)

@@ -1,0 +1,165 @@
+"""E-invoices (电子发票) for money an owner paid: one per payment, or one per owner and month.
+
+A request is an :class:`~settlement.models.InvoiceRequest` keyed ``payment:<id>`` or
+``month:<owner>:<YYYY-MM>`` (asking again returns the same request), with the buyer's tax
+details as the owner gives them. :func:`issue_requested` hands requested ones to the tax
+system (:class:`settlement.ports.tax.TaxInvoicing`) and keeps what became of each::
+
+    requested ──issued──▶ issued (number, rendered document)
+        ├──refused by the tax system──▶ failed (reason; asking again with corrected details
+        │                                        makes it requested again)
+        └──tax system away──▶ requested (tried again on the next run)
+
+Money is never invoiced twice: a month's invoice covers the owner's payments in that local
+month that have no invoice of their own, and a payment in a month already invoiced gets none.
+The amount is what was paid less what was refunded (asked or done); VAT is taken out of it at
+the electricity rate (DOMAIN.md "Money": 13 %), rounded once.
+
+Errors are :mod:`settlement.errors`'.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+from tortoise.exceptions import IntegrityError
+
+from billing_engine import money
+from settlement.cycles.runs import parse_period
+from settlement.errors import Conflict, InvalidInput, NotFound
+from settlement.models import InvoiceRequest, InvoiceState, Owner, Payment, Refund, RefundState
+from settlement.ports.tax import InvoiceDraft, TaxInvoicing, TaxRefused, TaxUnavailable
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+UTC = dt.timezone.utc
+VAT_RATE = Decimal("0.13")
+ITEM = "*供电*电费"
+TAX_ID = re.compile(r"^[0-9A-Z]{15,20}$")
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).resolve().parents[2] / "templates"),
+                          autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def _buyer(name: str, tax_id: str) -> tuple[str, str]:
+    name, tax_id = (name or "").strip(), (tax_id or "").strip().upper()
+    if not name or len(name) > 100:
+        raise InvalidInput("the buyer's name is 1 to 100 characters", code="bad_buyer")
+    if not TAX_ID.match(tax_id):
+        raise InvalidInput("the buyer's tax id is 15 to 20 letters and digits", code="bad_tax_id")
+    return name, tax_id
+
+
+async def _net_fen(payment: Payment) -> int:
+    refunds = await Refund.filter(payment_id=payment.id, state__in=[RefundState.PENDING, RefundState.SUCCEEDED]) \
+        .values_list("amount_fen", flat=True)
+    return payment.amount_fen - int(sum(refunds))
+
+
+def _tax(amount_fen: int) -> int:
+    return int(money.tax_fen(amount_fen, money.ppm(VAT_RATE), included=True))
+
+
+def _month_of(payment: Payment) -> str:
+    return f"{payment.paid_at.astimezone(LOCAL):%Y-%m}"
+
+
+async def _save(key: str, owner_id: int, fields: dict) -> InvoiceRequest:
+    existing = await InvoiceRequest.get_or_none(request_key=key)
+    if existing is not None:
+        if existing.state != InvoiceState.FAILED:
+            return existing
+        # asked again after a refusal, with details the owner may have corrected
+        await InvoiceRequest.filter(id=existing.id, state=InvoiceState.FAILED).update(
+            state=InvoiceState.REQUESTED, failure=None, **fields)
+        return await InvoiceRequest.get(id=existing.id)
+    try:
+        return await InvoiceRequest.create(request_key=key, owner_id=owner_id, **fields)
+    except IntegrityError:  # asked twice at once: one request
+        return await InvoiceRequest.get(request_key=key)
+
+
+async def request_for_payment(payment_id: int, owner_id: int, buyer_name: str, buyer_tax_id: str) -> InvoiceRequest:
+    """An e-invoice for one of the owner's payments (a bill payment or a prepaid top-up).
+
+    Raises NotFound (not the owner's payment), Conflict (its month is invoiced already, or
+    nothing is left after refunds), InvalidInput (buyer details).
+    """
+    name, tax_id = _buyer(buyer_name, buyer_tax_id)
+    payment = await Payment.get_or_none(id=payment_id)
+    if payment is None or payment.owner_id != owner_id:
+        raise NotFound("no such payment", code="not_found")
+    month = _month_of(payment)
+    if await InvoiceRequest.filter(request_key=f"month:{owner_id}:{month}", state__not=InvoiceState.FAILED).exists():
+        raise Conflict(f"{month} is invoiced as a whole already", code="already_invoiced")
+    amount = await _net_fen(payment)
+    if amount <= 0:
+        raise Conflict("nothing of this payment is left to invoice", code="nothing_to_invoice")
+    return await _save(f"payment:{payment.id}", owner_id, {
+        "payment_id": payment.id, "buyer_name": name, "buyer_tax_id": tax_id, "amount_fen": amount,
+        "tax_fen": _tax(amount)})
+
+
+async def request_for_month(owner_id: int, month: str, buyer_name: str, buyer_tax_id: str, *,
+                            now: dt.datetime | None = None) -> InvoiceRequest:
+    """One e-invoice for the owner's payments in a local calendar month that is over.
+
+    Raises NotFound (no owner), InvalidInput (month, buyer), Conflict (the month is not over,
+    or nothing in it is left to invoice).
+    """
+    name, tax_id = _buyer(buyer_name, buyer_tax_id)
+    year, mon = parse_period(month)
+    if await Owner.get_or_none(id=owner_id) is None:
+        raise NotFound("no such owner", code="not_found")
+    first = dt.datetime(year, mon, 1, tzinfo=LOCAL)
+    end = dt.datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=LOCAL)
+    if (now or dt.datetime.now(UTC)) < end:
+        raise Conflict(f"{month} is not over yet", code="month_open")
+    payments = await Payment.filter(owner_id=owner_id, paid_at__gte=first.astimezone(UTC),
+                                    paid_at__lt=end.astimezone(UTC))
+    own = set(await InvoiceRequest.filter(payment_id__in=[p.id for p in payments],
+                                          state__not=InvoiceState.FAILED).values_list("payment_id", flat=True))
+    amount = sum([await _net_fen(p) for p in payments if p.id not in own])
+    if amount <= 0:
+        raise Conflict(f"nothing paid in {month} is left to invoice", code="nothing_to_invoice")
+    return await _save(f"month:{owner_id}:{month}", owner_id, {
+        "month": month, "buyer_name": name, "buyer_tax_id": tax_id, "amount_fen": amount, "tax_fen": _tax(amount)})
+
+
+def render(request: InvoiceRequest) -> str:
+    """The issued invoice as an HTML document."""
+    yuan = lambda fen: f"{Decimal(fen) / 100:.2f}"  # noqa: E731
+    return _ENV.get_template("invoice/e_invoice.html").render(
+        number=request.invoice_number, issued_on=f"{request.issued_at.astimezone(LOCAL):%Y年%m月%d日}",
+        buyer_name=request.buyer_name, buyer_tax_id=request.buyer_tax_id,
+        item=ITEM if request.payment_id else f"{ITEM}（{request.month}）",
+        net_yuan=yuan(request.amount_fen - request.tax_fen), vat_percent=f"{VAT_RATE * 100:.0f}",
+        tax_yuan=yuan(request.tax_fen), amount_yuan=yuan(request.amount_fen))
+
+
+async def issue_requested(tax: TaxInvoicing, *, limit: int = 100) -> dict[str, int]:
+    """Ask the tax system for every requested invoice; returns counts of what became of them."""
+    done = {"invoices_issued": 0, "invoices_failed": 0, "invoices_waiting": 0}
+    for request in await InvoiceRequest.filter(state=InvoiceState.REQUESTED).order_by("id").limit(limit):
+        draft = InvoiceDraft(request_key=request.request_key, buyer_name=request.buyer_name,
+                             buyer_tax_id=request.buyer_tax_id, item=ITEM, amount_fen=request.amount_fen,
+                             tax_fen=request.tax_fen, vat_rate=str(VAT_RATE))
+        try:
+            issued = await tax.issue(draft)
+        except TaxUnavailable:
+            done["invoices_waiting"] += 1
+            continue
+        except TaxRefused as exc:
+            await InvoiceRequest.filter(id=request.id, state=InvoiceState.REQUESTED).update(
+                state=InvoiceState.FAILED, failure=exc.message[:200])
+            done["invoices_failed"] += 1
+            continue
+        request.invoice_number, request.issued_at = issued.number, issued.issued_at
+        await InvoiceRequest.filter(id=request.id, state=InvoiceState.REQUESTED).update(
+            state=InvoiceState.ISSUED, invoice_number=issued.number, issued_at=issued.issued_at,
+            document=render(request))
+        done["invoices_issued"] += 1
+    return done
