@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='TelemetrySample',
             name='flags',
-            field=fields.SmallIntField(default=0, description='bit set of settlement.telemetry_energy.SampleFlag'),
+            field=fields.SmallIntField(default=0, description='bit set of settlement.telemetry.energy.SampleFlag'),
         ),
         ops.AddField(
             model_name='TelemetrySample',

@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
                 ('energy_wh', fields.BigIntField(null=True, description='lifetime counter [Wh]')),
                 ('status', fields.CharField(default='ok', max_length=16)),
                 ('interval_wh', fields.BigIntField(null=True, description='energy since the previous counter sample of the device [Wh]')),
-                ('flags', fields.SmallIntField(default=0, description='bit set of settlement.telemetry_energy.SampleFlag')),
+                ('flags', fields.SmallIntField(default=0, description='bit set of settlement.telemetry.energy.SampleFlag')),
                 ('device_ts', fields.DatetimeField(null=True, description="the device's own time when it was corrected for clock skew", auto_now=False, auto_now_add=False)),
                 ('irradiance_w_m2', fields.IntField(null=True, description='plane-of-array irradiance [W/m2]')),
             ],

@@ -1,5 +1,5 @@
 """Repeated tripping: episodes of a plant tripping at least N times within a window, with their
-one staff alarm (settlement.outages.check_repeated_trips)."""
+one staff alarm (settlement.telemetry.outages.check_repeated_trips)."""
 
 from tortoise import migrations
 from tortoise.migrations import operations as ops

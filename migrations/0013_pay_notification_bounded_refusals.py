@@ -1,6 +1,6 @@
 """Notifications whose signature did not hold are kept bounded: who sent them, how big their body
 was and its SHA-256 (the body itself only to its first 2 KiB); an index finds the oldest of them
-to prune (settlement.payments, issue #20 point 2). Rows kept before keep their whole body."""
+to prune (settlement.pay.payments, issue #20 point 2). Rows kept before keep their whole body."""
 
 from tortoise import migrations
 from tortoise.migrations import operations as ops

@@ -1,5 +1,5 @@
 """Mini-program sessions in the database (mp_session), so that a session token is checked without
-Redis and a logout stays final whichever record a process reads (settlement/sessions.py)."""
+Redis and a logout stays final whichever record a process reads (settlement/owners/sessions.py)."""
 
 from tortoise import migrations
 from tortoise.migrations import operations as ops
