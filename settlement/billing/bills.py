@@ -79,7 +79,7 @@ def owed_fen(bill: Bill) -> int:
     return bill.total_fen - bill.paid_fen - bill.credit_applied_fen
 
 
-def _state_of(bill: Bill) -> BillState:
+def state_of(bill: Bill) -> BillState:
     if owed_fen(bill) <= 0:
         return BillState.PAID
     return BillState.PARTLY_PAID if bill.paid_fen + bill.credit_applied_fen > 0 else BillState.OPEN
@@ -241,7 +241,7 @@ async def _apply_credit(new_bills: list[Bill], conn) -> None:
         await CreditEntry.create(owner_id=bill.owner_id, amount_fen=-use, reason=f"applied to bill {bill.number}",
                                  bill_id=bill.id, using_db=conn)
         bill.credit_applied_fen += use
-        bill.state = _state_of(bill)
+        bill.state = state_of(bill)
         await bill.save(using_db=conn, update_fields=["credit_applied_fen", "state"])
 
 
@@ -298,7 +298,7 @@ async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, befor
     if bill.state in OPEN:
         applied = max(min(payment.amount_fen, owed_fen(bill)), 0)
         bill.paid_fen += applied
-        bill.state = _state_of(bill)
+        bill.state = state_of(bill)
         await bill.save(using_db=conn, update_fields=["paid_fen", "state"])
     if payment.amount_fen > applied:
         await CreditEntry.create(owner_id=bill.owner_id, amount_fen=payment.amount_fen - applied,

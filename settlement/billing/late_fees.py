@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 
 from billing_engine.latefee import LateFeeRates, late_fee_fen
 from settlement import audit
-from settlement.billing.bills import LOCAL, OPEN, _state_of
+from settlement.billing.bills import LOCAL, OPEN, state_of
 from settlement.models import Bill, BillLine, LineKind, OwnerKind
 
 
@@ -77,7 +77,7 @@ async def accrue_late_fees(today: dt.date | None = None) -> int:
                                       description=f"违约金（至 {key}）", amount_fen=fee - charged,
                                       accrual_key=key, using_db=conn)
                 locked.total_fen += fee - charged
-                locked.state = _state_of(locked)
+                locked.state = state_of(locked)
                 await locked.save(using_db=conn, update_fields=["total_fen", "state"])
                 await audit.record(audit.SYSTEM, "AccrueLateFee", "bill", bill.id,
                                    before={"total_fen": locked.total_fen - (fee - charged)},

@@ -47,7 +47,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from settlement import audit
-from settlement.billing.bills import MAX_PAYMENT_FEN, OPEN, _state_of, apply_payment, credit_balance, owed_fen
+from settlement.billing.bills import MAX_PAYMENT_FEN, OPEN, state_of, apply_payment, credit_balance, owed_fen
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.models import (
     Bill,
@@ -487,7 +487,7 @@ async def _give_back(refund: Refund, payment: Payment, conn, why: str) -> None:
     if bill is not None and bill.state in OPEN:
         to_bill = max(min(refund.amount_fen, owed_fen(bill)), 0)
         bill.paid_fen += to_bill
-        bill.state = _state_of(bill)
+        bill.state = state_of(bill)
         await bill.save(using_db=conn, update_fields=["paid_fen", "state"])
     if refund.amount_fen > to_bill:
         await CreditEntry.create(owner_id=payment.owner_id, amount_fen=refund.amount_fen - to_bill,
@@ -599,7 +599,7 @@ async def request_refund(payment_id: int, amount_fen: int, reason: str, staff: S
             before = {"state": bill.state, "paid_fen": bill.paid_fen}
             bill.paid_fen -= from_bill
             if bill.state in (*OPEN, BillState.PAID):
-                bill.state = _state_of(bill)
+                bill.state = state_of(bill)
             await bill.save(using_db=conn, update_fields=["paid_fen", "state"])
             await audit.record(audit.actor_of(staff), "RefundFromBill", "bill", bill.id, before=before,
                                after={"state": bill.state, "paid_fen": bill.paid_fen,

@@ -1,4 +1,4 @@
-"""``server.bench_support``: a bench's own database is migrated, then gone afterwards even when the
+"""``server.bench.support``: a bench's own database is migrated, then gone afterwards even when the
 bench fails; its server process group is stopped; its percentile is a measured value."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from server import bench_support
-from server.bench_support import BenchDatabase, bench_database, blocking_bench_database, percentile
+from server.bench import support as bench_support
+from server.bench.support import BenchDatabase, bench_database, blocking_bench_database, percentile
 from tests.conftest import DATABASE_URL, ON_POSTGRES
 
 

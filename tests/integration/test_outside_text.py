@@ -187,7 +187,7 @@ async def test_a_notification_holding_a_refused_character_is_refused_unread_and_
 
 
 async def test_the_readings_csv_import_refuses_a_row_holding_a_control_character(db, tmp_path, capsys):
-    from server.cli_readings import _import
+    from server.cli.readings import _import
     from server.settings import Settings, energy_limits
 
     path = tmp_path / "readings.csv"

@@ -166,7 +166,7 @@ def _usage(client: Client, field: str) -> Callable[[str], Answer]:
 
 
 def _readings_csv(client: Client, tmp: Path) -> Callable[[str], Answer]:
-    from server.cli_readings import MalformedFile, _records
+    from server.cli.readings import MalformedFile, _records
     from settlement.models import ReadingSource
     from settlement.readings.ingest import ingest_readings
 

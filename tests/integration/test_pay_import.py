@@ -8,7 +8,7 @@ import json
 import pytest
 from pay_support import open_bill
 
-from server.cli_payments import MalformedFile, read_rows
+from server.cli.payments import MalformedFile, read_rows
 from settlement import models as m
 from settlement.billing.bills import credit_balance
 from settlement.pay.offline_import import import_offline_payments

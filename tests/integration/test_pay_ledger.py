@@ -115,7 +115,7 @@ async def test_every_fen_is_accounted_for(pay_port, fake_pay, ops):
     for bill in await m.Bill.all():
         assert 0 <= bill.paid_fen + bill.credit_applied_fen <= bill.total_fen
         if bill.state in (*bills.OPEN, m.BillState.PAID):
-            assert bill.state == bills._state_of(bill)
+            assert bill.state == bills.state_of(bill)
     for owner in await m.Owner.all():
         assert await bills.credit_balance(owner.id) >= 0
     transactions = await m.Payment.all().values_list("transaction_id", flat=True)

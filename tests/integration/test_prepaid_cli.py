@@ -69,9 +69,9 @@ async def test_show_takes_the_id_open_printed_as_well_as_the_number(db, settings
 def test_every_prepaid_option_says_what_it_is():
     import argparse
 
-    from server.cli import _parser
+    from server.cli.main import build_parser
 
-    parser = _parser()
+    parser = build_parser()
     prepaid = next(a for a in parser._subparsers._group_actions[0].choices["prepaid"]._actions
                    if isinstance(a, argparse._SubParsersAction))
     for name, sub in prepaid.choices.items():

@@ -1,5 +1,5 @@
 """The sandbox exists only where ``pvsettle demo`` installs it: never in the app ``pvsettle serve``
-builds, and nothing outside ``server/cli.py``'s demo path imports it."""
+builds, and nothing outside ``server/cli/serve.py``'s demo path imports it."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_nothing_but_the_demo_path_imports_the_sandbox():
                     [node.module or ""] if isinstance(node, ast.ImportFrom) else []
                 if any(n == "sandbox" or n.startswith("sandbox.") for n in names):
                     importers.append(str(path.relative_to(ROOT)))
-    assert importers == ["server/cli.py"]
+    assert importers == ["server/cli/serve.py"]
 
 
 async def test_the_demo_wiring_serves_the_sandbox_on_the_fake_wechat(settings, aiohttp_client):

@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from server import logs
-from server.cli import demo_banner
+from server.cli.serve import demo_banner
 from server.scheduler import tick_log_level
 from server.settings import Settings
 

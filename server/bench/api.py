@@ -32,7 +32,7 @@ import tempfile
 import time
 import uuid
 
-from server.bench_support import (blocking_bench_database, clean_redis, free_port, percentile, serve_environment,
+from server.bench.support import (blocking_bench_database, clean_redis, free_port, percentile, serve_environment,
                                   start_group, start_serve, stop_process_group, wait_ready)
 
 WORKERS = 2
@@ -166,7 +166,7 @@ def _measure(url: str, headers: dict[str, str], connections: int, seconds: int) 
         _wrk(url, headers, connections, 2)
         return {**_wrk(url, headers, connections, seconds), "load_generator": "wrk"}
     def generate(duration: int) -> dict:
-        args = [sys.executable, "-m", "server.bench_api", "load", url, "--connections", str(connections),
+        args = [sys.executable, "-m", "server.bench.api", "load", url, "--connections", str(connections),
                 "--seconds", str(duration), "--headers", json.dumps(headers)]
         return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
 
@@ -223,8 +223,8 @@ def register(bench_sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m server.bench_api load URL``: the fallback load generator, as its own process."""
-    parser = argparse.ArgumentParser(prog="python -m server.bench_api")
+    """``python -m server.bench.api load URL``: the fallback load generator, as its own process."""
+    parser = argparse.ArgumentParser(prog="python -m server.bench.api")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("load")
     run.add_argument("url")

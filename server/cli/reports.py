@@ -99,7 +99,7 @@ def cmd_report_nearby(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, make_report) -> dict[str, Any] | None:
     """Build the report from the database and write it; None (after saying why) when it cannot."""
-    from server.cli import _on_migrated
+    from server.cli.common import on_migrated
     from settlement.billing import reports
     from settlement.errors import DomainError
 
@@ -112,7 +112,7 @@ def _run(args: argparse.Namespace, make_report) -> dict[str, Any] | None:
     logs.configure(settings.log_level, json_lines=False)
 
     try:
-        report = asyncio.run(_on_migrated(settings.database_url, make_report))
+        report = asyncio.run(on_migrated(settings.database_url, make_report))
     except DomainError as exc:
         print(f"pvsettle report: {exc.message}", file=sys.stderr)
         return None

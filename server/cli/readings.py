@@ -20,16 +20,15 @@ row (``wrong_field_count``), like a row with a bad value: the rest of the file i
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import secrets
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from server import logs
+from server.cli.common import with_database
 from server.settings import Settings, energy_limits
 
 HEADER = ("meter", "register", "read_at", "value")
@@ -68,7 +67,7 @@ def cmd_collector_add(args: argparse.Namespace) -> int:
 
     key = secrets.token_urlsafe(32)
     try:
-        collector = _with_database(lambda: add_collector(args.name, key))
+        collector = with_database(lambda: add_collector(args.name, key))
     except DomainError as exc:
         print(f"pvsettle collector add: {exc.message}", file=sys.stderr)
         return 1
@@ -89,7 +88,7 @@ def cmd_readings_import(args: argparse.Namespace) -> int:
         return 2
     try:
         limits = energy_limits(Settings.from_env(require_secrets=False))
-        summary = _with_database(lambda: _import(path, args.source, limits))
+        summary = with_database(lambda: _import(path, args.source, limits))
     except MalformedFile as exc:  # the file changed between the check and the import
         print(f"pvsettle readings import: {path}: {exc}", file=sys.stderr)
         return 2
@@ -102,7 +101,7 @@ def cmd_readings_conflicts(args: argparse.Namespace) -> int:
     from settlement.readings.ingest import conflict_as_dict, list_conflicts
 
     try:
-        conflicts = _with_database(lambda: list_conflicts(unresolved_only=True, limit=args.limit))
+        conflicts = with_database(lambda: list_conflicts(unresolved_only=True, limit=args.limit))
     except DomainError as exc:
         print(f"pvsettle readings conflicts: {exc.message}", file=sys.stderr)
         return 2
@@ -112,15 +111,6 @@ def cmd_readings_conflicts(args: argparse.Namespace) -> int:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def _with_database(work: Callable[[], Awaitable[T]]) -> T:
-    """Migrate, connect, run ``work``, disconnect — as ``pvsettle seed`` does."""
-    from server.cli import _on_migrated
-
-    settings = Settings.from_env(require_secrets=False)
-    logs.configure(settings.log_level, json_lines=False)
-    return asyncio.run(_on_migrated(settings.database_url, work))
 
 
 def _lines(binary) -> Iterator[str]:

@@ -37,7 +37,7 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from server.bench_support import (blocking_bench_database, free_port, percentile, serve_environment, start_serve,
+from server.bench.support import (blocking_bench_database, free_port, percentile, serve_environment, start_serve,
                                   stop_process_group, wait_ready)
 
 MCHID = "1900009999"
@@ -147,7 +147,7 @@ def bench_pay(seconds: int = 60, concurrency: int = 16, workers: int = 1, max_ra
             server = start_serve(serve_environment(settings, overrides), tmp, workers)
             try:
                 asyncio.run(wait_ready(f"http://127.0.0.1:{port}/healthz", alive=lambda: server.poll() is None))
-                args = [sys.executable, "-m", "server.bench_pay", "load", f"http://127.0.0.1:{port}/pay/notify",
+                args = [sys.executable, "-m", "server.bench.pay", "load", f"http://127.0.0.1:{port}/pay/notify",
                         "--orders", str(folder / "orders.json"), "--platform-key", str(folder / "platform-private.pem"),
                         "--serial", public_key_id, "--seconds", str(seconds), "--concurrency", str(concurrency)]
                 load = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
@@ -250,8 +250,8 @@ def register(bench_sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m server.bench_pay load URL …``: the load generator, as its own process."""
-    parser = argparse.ArgumentParser(prog="python -m server.bench_pay")
+    """``python -m server.bench.pay load URL …``: the load generator, as its own process."""
+    parser = argparse.ArgumentParser(prog="python -m server.bench.pay")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("load")
     run.add_argument("url")

@@ -2,7 +2,7 @@
 
 Each benchmark makes its own database (a temporary SQLite file, or a fresh database on the
 PostgreSQL server of ``PVSETTLE_DATABASE_URL``) and removes it afterwards, so it never touches
-real data and two runs never see each other's; :mod:`server.bench_support` holds that start-up and
+real data and two runs never see each other's; :mod:`server.bench.support` holds that start-up and
 clean-up. This module holds ``bench cycle``; ``bench engine`` is :mod:`billing_engine.bench`, and
 every other one has a module of its own, ``server/bench_<name>.py``.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from server.bench_support import bench_database
+from server.bench.support import bench_database
 
 # every reading day (1-28) falls on or before the 28th: one period holds every plant's cycle
 BENCH_TODAY = dt.date(2026, 10, 28)

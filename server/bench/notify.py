@@ -27,7 +27,7 @@ from collections import Counter, defaultdict
 import aiohttp
 
 from server import loop
-from server.bench_support import bench_database
+from server.bench.support import bench_database
 
 TEMPLATES = ("bill_issued", "payment_received", "refund_done", "fault_update")
 MP_APPID, MP_SECRET = "wxbenchmp000000001", "bench-mp-secret"

@@ -30,6 +30,8 @@ import csv
 import io
 import json
 import sys
+
+from server.cli.common import with_database
 from pathlib import Path
 
 MAX_FILE = 50 * 1024 * 1024  # [bytes] far beyond a year of a finance system's export
@@ -118,7 +120,6 @@ def _csv_rows(text: str) -> list[tuple[str, dict]]:
 
 
 def cmd_payments_import(args: argparse.Namespace) -> int:
-    from server.cli_readings import _with_database
     from settlement.errors import DomainError
     from settlement.models import Staff, StaffRole
     from settlement.pay.offline_import import import_offline_payments
@@ -140,7 +141,7 @@ def cmd_payments_import(args: argparse.Namespace) -> int:
                                              allow_overpayment=args.allow_overpayment)
 
     try:
-        result = _with_database(work)
+        result = with_database(work)
     except DomainError as exc:
         print(f"pvsettle payments import: {exc.message}", file=sys.stderr)
         return 2

@@ -21,6 +21,8 @@ import datetime as dt
 import json
 import sys
 
+from server.cli.common import with_database
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``prepaid`` command to the ``pvsettle`` parser."""
@@ -73,11 +75,10 @@ async def find_account(key: str):
 
 
 def _run(work) -> int:
-    from server.cli_readings import _with_database
     from settlement.errors import DomainError
 
     try:
-        out = _with_database(work)
+        out = with_database(work)
     except DomainError as exc:
         print(f"pvsettle prepaid: {exc.message}", file=sys.stderr)
         return 2

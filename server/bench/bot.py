@@ -40,7 +40,7 @@ import time
 import uuid
 from decimal import Decimal
 
-from server.bench_support import (blocking_bench_database, clean_redis, free_port, percentile, serve_environment,
+from server.bench.support import (blocking_bench_database, clean_redis, free_port, percentile, serve_environment,
                                   start_serve, stop_process_group, wait_ready)
 
 WARM_UP = 50

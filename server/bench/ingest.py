@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from server import logs
-from server.bench_support import bench_database, clean_redis, free_port, wait_ready
+from server.bench.support import bench_database, clean_redis, free_port, wait_ready
 from server.settings import Settings
 
 SLOT = dt.timedelta(minutes=5)

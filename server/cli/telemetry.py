@@ -21,6 +21,8 @@ import argparse
 import datetime as dt
 import json
 import sys
+
+from server.cli.common import with_database
 from zoneinfo import ZoneInfo
 
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -63,13 +65,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_report_reliability(args: argparse.Namespace) -> int:
-    from server.cli import _with_database
     from settlement.telemetry.reliability import reliability_report
 
     async def work() -> dict:
         return await reliability_report(args.period, await _plant_ids(args.plant), now=args.now)
 
-    print(json.dumps(_with_database(work), ensure_ascii=False))
+    print(json.dumps(with_database(work), ensure_ascii=False))
     return 0
 
 
@@ -88,7 +89,6 @@ async def _plant_ids(codes: list[str] | None) -> list[int] | None:
 
 
 def cmd_telemetry_rebuild(args: argparse.Namespace) -> int:
-    from server.cli import _with_database
     from settlement.models import TelemetryDevice
     from settlement.telemetry.ingest import rebuild_rollups
 
@@ -98,12 +98,11 @@ def cmd_telemetry_rebuild(args: argparse.Namespace) -> int:
             plant_ids = sorted(set(await TelemetryDevice.all().values_list("plant_id", flat=True)))
         return await rebuild_rollups(plant_ids)
 
-    print(json.dumps(_with_database(work)))
+    print(json.dumps(with_database(work)))
     return 0
 
 
 def cmd_outages(args: argparse.Namespace) -> int:
-    from server.cli import _with_database
     from settlement.models import PlantOutage, TripEpisode
     from settlement.telemetry.trips import episode_as_dict
 
@@ -130,5 +129,5 @@ def cmd_outages(args: argparse.Namespace) -> int:
                              "repeated_trips": episode_of(o)} for o in rows],
                 "repeated_trips": [episode_as_dict(e, e.plant.code, now, LOCAL) for e in episodes]}
 
-    print(json.dumps(_with_database(work), ensure_ascii=False))
+    print(json.dumps(with_database(work), ensure_ascii=False))
     return 0

@@ -19,7 +19,7 @@ A bench's database is never the one ``PVSETTLE_DATABASE_URL`` names: it is a new
 ``pvsettle_bench_<hex>`` on that PostgreSQL server, or a SQLite file in a new temporary folder, so
 a bench never touches real data and two runs never see each other's. Heavy imports (tortoise,
 aiohttp, redis) happen inside the functions: the CLI imports every bench module at start-up, and
-``python -m server.bench_api load`` is a load generator that should start light.
+``python -m server.bench.api load`` is a load generator that should start light.
 """
 
 from __future__ import annotations

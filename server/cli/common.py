@@ -1,0 +1,76 @@
+"""What every command module shares: settings from the environment, a migrated database for
+the length of a command, a progress bar. Imports no command module (they import it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from server import logs
+from server.settings import Settings
+
+T = TypeVar("T")
+
+
+def with_database(work):
+    """Run ``work()`` against PVSETTLE_DATABASE_URL (migrated first); domain errors exit 2."""
+    from settlement.errors import DomainError
+
+    settings = Settings.from_env(require_secrets=False)
+    logs.configure(settings.log_level, json_lines=False)
+
+    try:
+        return asyncio.run(on_migrated(settings.database_url, work))
+    except DomainError as exc:
+        print(f"pvsettle: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def migrate(database_url: str, *, quiet: bool) -> None:
+    from settlement.infra import db
+
+    def progress(event: str, app_label: str, name: str) -> None:
+        if event == "apply_done":
+            print(f"applied {app_label}.{name}", file=sys.stderr)
+
+    await db.migrate(database_url, progress=None if quiet else progress)
+    await db.close_database()
+
+
+async def on_migrated(database_url: str, work: Callable[[], Awaitable[T]]) -> T:
+    """Migrate ``database_url`` quietly, connect, await ``work()`` and disconnect (also when it raises).
+
+    Shared by :func:`with_database` and by the reports of :mod:`server.cli.reports`.
+    """
+    from settlement.infra import db
+
+    await migrate(database_url, quiet=True)
+    await db.open_database(database_url)
+    try:
+        return await work()
+    finally:
+        await db.close_database()
+
+
+def progress_factory():
+    """A tqdm bar on a terminal, plain lines otherwise (logs, CI)."""
+    from settlement.seeding import Progress
+
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        class Bar(Progress):
+            def __init__(self, label: str, total: int):
+                self._bar = tqdm(total=total, desc=label, unit="plant", file=sys.stderr)
+
+            def advance(self, n: int = 1) -> None:
+                self._bar.update(n)
+
+            def close(self) -> None:
+                self._bar.close()
+
+        return Bar
+    return Progress
