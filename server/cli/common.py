@@ -15,15 +15,20 @@ from server.settings import Settings
 T = TypeVar("T")
 
 
-def with_database(work):
-    """Run ``work()`` against PVSETTLE_DATABASE_URL (migrated first); domain errors exit 2."""
-    from settlement.errors import DomainError
-
+def on_database(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work()`` against PVSETTLE_DATABASE_URL (migrated first); its errors are the caller's
+    (the import commands answer a domain error in their own words)."""
     settings = Settings.from_env(require_secrets=False)
     logs.configure(settings.log_level, json_lines=False)
+    return asyncio.run(on_migrated(settings.database_url, work))
+
+
+def with_database(work: Callable[[], Awaitable[T]]) -> T:
+    """:func:`on_database`, a domain error printed and the command ended with exit code 2."""
+    from settlement.errors import DomainError
 
     try:
-        return asyncio.run(on_migrated(settings.database_url, work))
+        return on_database(work)
     except DomainError as exc:
         print(f"pvsettle: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None

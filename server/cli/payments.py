@@ -31,7 +31,7 @@ import io
 import json
 import sys
 
-from server.cli.common import with_database
+from server.cli.common import on_database
 from pathlib import Path
 
 MAX_FILE = 50 * 1024 * 1024  # [bytes] far beyond a year of a finance system's export
@@ -141,7 +141,7 @@ def cmd_payments_import(args: argparse.Namespace) -> int:
                                              allow_overpayment=args.allow_overpayment)
 
     try:
-        result = with_database(work)
+        result = on_database(work)
     except DomainError as exc:
         print(f"pvsettle payments import: {exc.message}", file=sys.stderr)
         return 2

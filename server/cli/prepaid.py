@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import sys
 
-from server.cli.common import with_database
+from server.cli.common import on_database
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,7 +78,7 @@ def _run(work) -> int:
     from settlement.errors import DomainError
 
     try:
-        out = with_database(work)
+        out = on_database(work)
     except DomainError as exc:
         print(f"pvsettle prepaid: {exc.message}", file=sys.stderr)
         return 2

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from server.cli.common import with_database
+from server.cli.common import on_database
 from server.settings import Settings, energy_limits
 
 HEADER = ("meter", "register", "read_at", "value")
@@ -67,7 +67,7 @@ def cmd_collector_add(args: argparse.Namespace) -> int:
 
     key = secrets.token_urlsafe(32)
     try:
-        collector = with_database(lambda: add_collector(args.name, key))
+        collector = on_database(lambda: add_collector(args.name, key))
     except DomainError as exc:
         print(f"pvsettle collector add: {exc.message}", file=sys.stderr)
         return 1
@@ -88,7 +88,7 @@ def cmd_readings_import(args: argparse.Namespace) -> int:
         return 2
     try:
         limits = energy_limits(Settings.from_env(require_secrets=False))
-        summary = with_database(lambda: _import(path, args.source, limits))
+        summary = on_database(lambda: _import(path, args.source, limits))
     except MalformedFile as exc:  # the file changed between the check and the import
         print(f"pvsettle readings import: {path}: {exc}", file=sys.stderr)
         return 2
@@ -101,7 +101,7 @@ def cmd_readings_conflicts(args: argparse.Namespace) -> int:
     from settlement.readings.ingest import conflict_as_dict, list_conflicts
 
     try:
-        conflicts = with_database(lambda: list_conflicts(unresolved_only=True, limit=args.limit))
+        conflicts = on_database(lambda: list_conflicts(unresolved_only=True, limit=args.limit))
     except DomainError as exc:
         print(f"pvsettle readings conflicts: {exc.message}", file=sys.stderr)
         return 2

@@ -28,7 +28,7 @@ LEASE = 3.0
 CHILD = r"""
 import asyncio, json, sys
 import aiohttp
-from settlement import db as database
+from settlement.infra import db as database
 from settlement.adapters.wechat_http import AiohttpWechatApi
 from settlement.notify.dispatcher import Dispatcher
 from settlement.infra.redis_client import Namespace, open_redis
