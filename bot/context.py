@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as redis_asyncio
 from tortoise.exceptions import IntegrityError
 
-from server.settings import Settings
+from webapp.settings import Settings
 from settlement.owners.access import Principal
 from settlement.billing.ebill_links import public_origin
 from settlement.models import Owner, Staff, StaffRole, WechatIdentity

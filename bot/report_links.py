@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.keys import settings_key
+from webapp.keys import settings_key
 from settlement.billing.reports import cycle_report, write_report
 
 LINK_LIFETIME = dt.timedelta(hours=24)

@@ -27,7 +27,7 @@ from miniprogram_api.schemas import (
     ShareIn,
     ShareOut,
 )
-from server.keys import redis_guard_key, redis_key, redis_ns_key
+from webapp.keys import redis_guard_key, redis_key, redis_ns_key
 from settlement.telemetry import generation
 from settlement.owners import grants
 from settlement.telemetry import live

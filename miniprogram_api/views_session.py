@@ -19,7 +19,7 @@ from miniprogram_api.schemas import (
     SessionIn,
     SessionOut,
 )
-from server.keys import redis_guard_key, redis_key, redis_ns_key, wechat_api_key
+from webapp.keys import redis_guard_key, redis_key, redis_ns_key, wechat_api_key
 from settlement.billing import bills
 from settlement.owners import bindings
 from settlement.owners import sessions

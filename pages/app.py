@@ -24,7 +24,7 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server.keys import settings_key
+from webapp.keys import settings_key
 from settlement.billing import ebill
 from settlement.billing import ebill_links
 from settlement.billing import ebill_pdf

@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from pay_api.limits import RefusalLimiter, source_of
-from server.keys import pay_api_key, redis_key, redis_ns_key, settings_key
+from webapp.keys import pay_api_key, redis_key, redis_ns_key, settings_key
 from settlement.pay import payments
 from settlement import text as outside_text
 from settlement.models import NotificationOutcome

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from aiohttp import web
 
-from server.keys import redis_key, redis_ns_key
+from webapp.keys import redis_key, redis_ns_key
 from settlement.infra import background
 from settlement import models as m
 from settlement.telemetry.solar import DEFAULT_LATITUDE, DEFAULT_LONGITUDE, sun_elevation_deg

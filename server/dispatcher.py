@@ -16,8 +16,8 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from server.keys import redis_key, redis_ns_key, settings_key, wechat_api_key
-from server.settings import Settings
+from webapp.keys import redis_key, redis_ns_key, settings_key, wechat_api_key
+from webapp.settings import Settings
 from settlement.infra import background
 from settlement.billing import ebill_links
 from settlement.notify import outbox

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server.keys import metrics_registry_key, redis_key
+from webapp.keys import metrics_registry_key, redis_key
 from settlement.infra import db
 
 # A dependency that does not answer within this is reported down: health checks must answer

@@ -8,7 +8,7 @@ otherwise. Requests go to ``PVSETTLE_PAY_API_BASE``.
 A server without the pay settings (tests, a half-configured demo) starts without WeChat Pay and
 says so in its log: /pay/notify then answers 503 (WeChat Pay sends again later) and paying a bill
 answers 503. ``pvsettle serve`` does the same when none of the seven WeChat Pay settings is set,
-and refuses to start when only some are (:mod:`server.settings`).
+and refuses to start when only some are (:mod:`webapp.settings`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.keys import pay_api_key, settings_key
-from server.settings import Settings
+from webapp.keys import pay_api_key, settings_key
+from webapp.settings import Settings
 from settlement.adapters.wechatpay_v3 import open_wechat_pay
 from settlement.ports.pay import PayCallFailed, WechatPay
 

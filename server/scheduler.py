@@ -51,7 +51,7 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError
 
 from server import pay
-from server.keys import metrics_registry_key, redis_key, redis_ns_key, settings_key
+from webapp.keys import metrics_registry_key, redis_key, redis_ns_key, settings_key
 from settlement import audit
 from settlement.infra import background
 from settlement.billing import bills, late_fees

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.keys import redis_key, redis_ns_key
+from webapp.keys import redis_key, redis_ns_key
 from settlement.telemetry import live
 from settlement import models as m
 from tests.integration.miniapp_support import *  # noqa: F403

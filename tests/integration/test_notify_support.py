@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from server.settings import Settings
+from webapp.settings import Settings
 from settlement.notify import outbox
 from settlement.notify.dispatcher import Dispatcher
 from settlement.models import (Owner, OutboxMessage, Staff, SubscribeAcceptance, SubscribeAnswer,

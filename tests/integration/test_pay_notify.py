@@ -175,7 +175,7 @@ async def test_certificate_mode_verifies_with_a_rotated_platform_certificate(set
     async with make_fake(settings.mp_appid, mode="certificate") as fake:
         app = create_app(pay_settings(settings, fake, tmp_path / "keys"))
         client = await aiohttp_client(app)
-        from server.keys import pay_api_key
+        from webapp.keys import pay_api_key
 
         world = await open_bill(500)
         start = await payments.start_payment(app[pay_api_key], world["bill"].id, world["identity"].id)
@@ -207,7 +207,7 @@ async def test_a_server_whose_certificates_cannot_be_fetched_serves_without_pay(
     async with make_fake(settings.mp_appid, mode="certificate") as fake:
         fake.fail_next("certificates", status=500, times=5)
         client = await aiohttp_client(create_app(pay_settings(settings, fake, tmp_path / "keys")))
-        from server.keys import pay_api_key
+        from webapp.keys import pay_api_key
 
         assert pay_api_key not in client.app
         response = await client.post("/pay/notify", data=b"{}")

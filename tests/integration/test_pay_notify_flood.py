@@ -23,7 +23,7 @@ from pay_support import fake_pay, make_fake, open_bill, pay_port, pay_settings, 
 from pay_api.app import refusal_limiter_key
 from pay_api.limits import RefusalLimiter
 from server.app import create_app
-from server.keys import pay_api_key
+from webapp.keys import pay_api_key
 from settlement import models as m
 from settlement.pay import payments
 from settlement.models import NotificationOutcome

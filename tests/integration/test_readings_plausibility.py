@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.settings import Settings, SettingsError
+from webapp.settings import Settings, SettingsError
 from settlement.cycles import runs as cycles
 from settlement.cycles import forms
 from settlement import models as m

@@ -14,8 +14,8 @@ from pay_support import MERCHANT_SERIAL, admin, merchant_key, open_bill
 from sandbox.app import install
 from sandbox.people import BY_KEY
 from server.app import create_app
-from server.keys import pay_api_key
-from server.settings import PAY_API_BASE, WECHAT_API_BASE
+from webapp.keys import pay_api_key
+from webapp.settings import PAY_API_BASE, WECHAT_API_BASE
 from settlement import models as m
 from settlement.pay import payments
 from settlement.fakes.pay_server import private_pem

@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from server.app import create_app
-from server.settings import PAY_API_BASE, WECHAT_API_BASE
+from webapp.settings import PAY_API_BASE, WECHAT_API_BASE
 from settlement.fakes.pay_server import FakeWechatPay
 from settlement.fakes.wechat_server import FakeWechat
 
@@ -35,7 +35,7 @@ async def test_the_serve_app_has_no_sandbox_route_and_starts_no_fake(settings, a
     assert (await client.post("/sandbox/api/login", json={"user": "aming"})).status == 404
     values = [v for v in app._state.values()]  # what the started app holds
     assert not any(isinstance(v, FakeWechat | FakeWechatPay) for v in values)
-    from server.keys import settings_key
+    from webapp.keys import settings_key
 
     assert (app[settings_key].wechat_api_base, app[settings_key].pay_api_base) == (WECHAT_API_BASE, PAY_API_BASE)
     from settlement.prepaid import accounts as prepaid
@@ -45,7 +45,7 @@ async def test_the_serve_app_has_no_sandbox_route_and_starts_no_fake(settings, a
 
 def test_nothing_but_the_demo_path_imports_the_sandbox():
     importers = []
-    for package in ("settlement", "billing_engine", "bot", "miniprogram_api", "ingest_api", "pages", "pay_api",
+    for package in ("settlement", "billing_engine", "webapp", "bot", "miniprogram_api", "ingest_api", "pages", "pay_api",
                     "server"):
         for path in (ROOT / package).rglob("*.py"):
             tree = ast.parse(path.read_text("utf-8"))

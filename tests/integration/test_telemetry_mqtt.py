@@ -22,7 +22,7 @@ import pytest
 
 import server.telemetry_mqtt as mqtt
 from server.app import create_app
-from server.keys import redis_key, redis_ns_key
+from webapp.keys import redis_key, redis_ns_key
 from server.telemetry_mqtt import BrokerAddress, TelemetrySubscriber, telemetry_subscriber_key
 from settlement.telemetry import live
 from settlement import models as m

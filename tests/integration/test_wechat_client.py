@@ -11,7 +11,7 @@ import logging
 import pytest
 
 from server.app import create_app
-from server.keys import wechat_api_key
+from webapp.keys import wechat_api_key
 from settlement.adapters.wechat_http import AiohttpWechatApi
 from settlement.fakes.wechat_server import FakeWechat, field_value_ok
 from settlement.ports.wechat import (

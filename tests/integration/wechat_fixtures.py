@@ -28,7 +28,7 @@ import aiohttp
 import pytest
 import redis.asyncio as redis_asyncio
 
-from server.settings import Settings
+from webapp.settings import Settings
 from settlement.adapters.wechat_http import AiohttpWechatApi
 from settlement.fakes.wechat_server import FakeWechat
 from settlement.infra.redis_client import Namespace, open_redis

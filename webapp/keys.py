@@ -7,7 +7,7 @@ import redis.asyncio as redis_asyncio
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from server.settings import Settings
+from webapp.settings import Settings
 from settlement.ports.pay import WechatPay
 from settlement.ports.wechat import WechatApi
 from settlement.infra.redis_client import Namespace, RedisGuard
