@@ -35,11 +35,11 @@ from sandbox.fakes import refund_settler_ctx, sandbox_fakes_ctx, sandbox_pay_key
 from sandbox.people import staff_ctx
 from sandbox.simulator import simulator_ctx
 from sandbox.switches import switches_ctx
+from settlement.errors import Conflict, InvalidInput, NotFound
+from settlement.i18n import Ref
 from webapp.keys import http_client_key, settings_key
 from webapp.json_errors import json_error
 from webapp.settings import Settings
-from settlement.errors import Conflict, InvalidInput, NotFound
-from settlement.i18n import Ref
 
 STATIC = Path(__file__).resolve().parent / "static"
 console_key = web.AppKey("sandbox_console_key", Console)

@@ -8,9 +8,9 @@ import dataclasses
 from pathlib import Path
 
 from server.app import create_app
-from webapp.settings import PAY_API_BASE, WECHAT_API_BASE
 from settlement.fakes.pay_server import FakeWechatPay
 from settlement.fakes.wechat_server import FakeWechat
+from webapp.settings import PAY_API_BASE, WECHAT_API_BASE
 
 ROOT = Path(__file__).resolve().parents[2]
 
