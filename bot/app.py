@@ -41,9 +41,9 @@ from bot.protocol import ProtocolError, Verified
 from bot.replies import cut, render
 from bot.report_links import serve_report
 from bot.tasks import bot_tasks_key
-from server.keys import pay_api_key, redis_key, redis_ns_key, settings_key, wechat_api_key
 from settlement.ports.wechat import WechatError
 from settlement.infra.redis_client import Namespace
+from webapp.keys import pay_api_key, redis_key, redis_ns_key, settings_key, wechat_api_key
 
 log = logging.getLogger("pvsettle.bot")
 

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 import redis.asyncio as redis_asyncio
 from tortoise.exceptions import IntegrityError
 
-from server.settings import Settings
 from settlement.owners.access import Principal
 from settlement.billing.ebill_links import public_origin
 from settlement.models import Owner, Staff, StaffRole, WechatIdentity
 from settlement.ports.pay import WechatPay
 from settlement.ports.wechat import WechatApi
 from settlement.infra.redis_client import Namespace
+from webapp.settings import Settings
 
 UTC = dt.timezone.utc
 

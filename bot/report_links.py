@@ -25,8 +25,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.keys import settings_key
 from settlement.billing.reports import cycle_report, write_report
+from webapp.keys import settings_key
 
 LINK_LIFETIME = dt.timedelta(hours=24)
 FORMATS = {"csv": "text/csv; charset=utf-8",

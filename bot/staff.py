@@ -26,7 +26,6 @@ from bot.context import Caller, Env, Later
 from bot.owner import live_state, power_w
 from bot.replies import render
 from bot.report_links import report_link
-from server.settings import energy_limits
 from settlement.billing import arrears as arrears_service
 from settlement import audit
 from settlement.billing import bills
@@ -57,6 +56,7 @@ from settlement.models import (
     TelemetrySample,
 )
 from settlement.billing.reports import cycle_report
+from webapp.settings import energy_limits
 
 log = logging.getLogger("pvsettle.bot")
 LOCAL = ZoneInfo("Asia/Shanghai")

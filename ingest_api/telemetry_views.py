@@ -22,8 +22,8 @@ from aiohttp import web
 from ingest_api.auth import collector_key
 from ingest_api.batches import TooManyRows, batch_rows, decode, rows_counter
 from ingest_api.responses import json_error
-from server.keys import metrics_registry_key, redis_key, redis_ns_key
 from settlement.telemetry.ingest import MAX_BATCH_SAMPLES, LivePublisher, RowStatus, ingest_samples
+from webapp.keys import metrics_registry_key, redis_key, redis_ns_key
 
 routes = web.RouteTableDef()
 

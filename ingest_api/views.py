@@ -9,12 +9,12 @@ from aiohttp import web
 from ingest_api.auth import collector_key
 from ingest_api.batches import TooManyRows, batch_rows, decode, rows_counter
 from ingest_api.responses import json_error
-from server.keys import metrics_registry_key, settings_key
-from server.settings import energy_limits
 from settlement.errors import InvalidInput
 from settlement.i18n import Ref
 from settlement.models import ReadingSource
 from settlement.readings.ingest import MAX_BATCH_ROWS, RowStatus, ingest_readings
+from webapp.keys import metrics_registry_key, settings_key
+from webapp.settings import energy_limits
 
 routes = web.RouteTableDef()
 

@@ -23,13 +23,13 @@ from miniprogram_api import views_prepaid  # noqa: F401  (/plants/{plant_id}/pre
 from miniprogram_api import views_i18n  # noqa: F401  (/i18n: the message catalogue for clients)
 from miniprogram_api.common import api, principal_key, token_claims_key
 from miniprogram_api.registry import Call, Route, json_model, parse_json_body, parse_query
-from server.keys import redis_guard_key, redis_key, redis_ns_key, settings_key
-from server.middleware import error_response
 from settlement.owners.access import Principal, require
 from settlement.errors import NotFound
 from settlement.models import Attachment, Bill, ConfirmationForm, FaultReport, FormState, Plant
 from settlement.infra.redis_client import RedisUnavailable, seconds_left
 from settlement.owners.sessions import InvalidToken, verify_token
+from webapp.keys import redis_guard_key, redis_key, redis_ns_key, settings_key
+from webapp.json_errors import error_response
 
 MAX_ID = 2**31 - 1
 # rate-limit counts of this process for while Redis does not answer (gate.LocalWindows)

@@ -9,13 +9,13 @@ from pathlib import Path
 from aiohttp import web
 
 from miniprogram_api.registry import Registry
-from server.keys import settings_key
-from server.settings import Settings
 from settlement.billing import ebill_links
 from settlement.owners.access import Principal
 from settlement.telemetry.generation import Factors
 from settlement.owners.sessions import TokenClaims
 from settlement.infra.storage import LocalDiskStore, PhotoStore
+from webapp.keys import settings_key
+from webapp.settings import Settings
 
 api = Registry()
 

@@ -27,10 +27,10 @@ from redis.exceptions import RedisError
 
 from miniprogram_api.common import api
 from miniprogram_api.registry import Call
-from server.keys import redis_guard_key, redis_key, redis_ns_key
 from settlement.telemetry import live
 from settlement.owners.access import Right
 from settlement.infra.redis_client import RedisUnavailable
+from webapp.keys import redis_guard_key, redis_key, redis_ns_key
 
 log = logging.getLogger("pvsettle.live")
 

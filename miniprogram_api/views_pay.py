@@ -17,10 +17,10 @@ from pydantic import BaseModel, Field
 from miniprogram_api.common import api
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import Strict, fen
-from server.keys import pay_api_key
 from settlement.pay import payments
 from settlement.owners.access import Right
 from settlement.ports.pay import PayCallFailed, PayRejected
+from webapp.keys import pay_api_key
 
 
 class PayIn(Strict):

@@ -27,13 +27,13 @@ from miniprogram_api.schemas import (
     ShareIn,
     ShareOut,
 )
-from server.keys import redis_guard_key, redis_key, redis_ns_key
 from settlement.telemetry import generation
 from settlement.owners import grants
 from settlement.telemetry import live
 from settlement.owners.access import Right, visible_plants
 from settlement.models import Contract, Owner, Plant, PlantAccess, PlantRight
 from settlement.infra.redis_client import RedisUnavailable
+from webapp.keys import redis_guard_key, redis_key, redis_ns_key
 
 
 def _wh_kwh(wh: int | None) -> Decimal | None:

@@ -18,12 +18,12 @@ from miniprogram_api.common import api
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import Strict, Text, fen
 from miniprogram_api.views_pay import RequestPayment
-from server.keys import pay_api_key
 from settlement.prepaid import accounts as prepaid
 from settlement.owners.access import Right
 from settlement.errors import NotFound
 from settlement.models import PrepaidAccount, PrepaidService
 from settlement.ports.pay import PayCallFailed, PayRejected
+from webapp.keys import pay_api_key
 
 
 class ServiceOut(BaseModel):

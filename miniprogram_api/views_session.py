@@ -19,13 +19,13 @@ from miniprogram_api.schemas import (
     SessionIn,
     SessionOut,
 )
-from server.keys import redis_guard_key, redis_key, redis_ns_key, wechat_api_key
 from settlement.billing import bills
 from settlement.owners import bindings
 from settlement.owners import sessions
 from settlement.errors import NotFound
 from settlement.models import Owner
 from settlement.ports.wechat import InvalidCode, RateLimited, RiskyUser, WechatApi, WechatError
+from webapp.keys import redis_guard_key, redis_key, redis_ns_key, wechat_api_key
 
 
 def _wechat_answer(exc: WechatError) -> web.Response:

@@ -24,11 +24,11 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server.keys import settings_key
 from settlement.billing import ebill
 from settlement.billing import ebill_links
 from settlement.billing import ebill_pdf
 from settlement.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from webapp.keys import settings_key
 
 log = logging.getLogger("pvsettle.pages")
 

@@ -23,10 +23,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from pay_api.limits import RefusalLimiter, source_of
-from server.keys import pay_api_key, redis_key, redis_ns_key, settings_key
 from settlement.pay import payments
 from settlement import text as outside_text
 from settlement.models import NotificationOutcome
+from webapp.keys import pay_api_key, redis_key, redis_ns_key, settings_key
 
 log = logging.getLogger("pvsettle.pay")
 DEADLINE = 4.0  # [s] of work before answering 503: WeChat Pay gives up after 5 s

@@ -35,11 +35,11 @@ from sandbox.fakes import refund_settler_ctx, sandbox_fakes_ctx, sandbox_pay_key
 from sandbox.people import staff_ctx
 from sandbox.simulator import simulator_ctx
 from sandbox.switches import switches_ctx
-from server.keys import http_client_key, settings_key
-from server.middleware import json_error
-from server.settings import Settings
 from settlement.errors import Conflict, InvalidInput, NotFound
 from settlement.i18n import Ref
+from webapp.keys import http_client_key, settings_key
+from webapp.json_errors import json_error
+from webapp.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
 console_key = web.AppKey("sandbox_console_key", Console)
@@ -50,14 +50,15 @@ def install(app: web.Application) -> web.Application:
     """Add the sandbox to a root app made by :func:`server.app.create_app` (before it starts).
 
     The fakes start before every other resource (they change the settings those read) and stop
-    after them; the demo users, the telemetry simulator, WeChat Pay's refund settling and the
-    prepaid switches' simulator start after everything else.
+    after them; the prepaid switches' simulator comes next, before the scheduler that is handed it;
+    the demo users, the telemetry simulator and WeChat Pay's refund settling start after everything
+    else.
     """
     app.cleanup_ctx.insert(0, sandbox_fakes_ctx)
+    app.cleanup_ctx.insert(1, switches_ctx)
     app.cleanup_ctx.append(staff_ctx)
     app.cleanup_ctx.append(simulator_ctx)
     app.cleanup_ctx.append(refund_settler_ctx)
-    app.cleanup_ctx.append(switches_ctx)
     app.add_subapp("/sandbox", create_app())
     return app
 

@@ -30,11 +30,11 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from server import pay as server_pay
-from server.keys import settings_key
-from server.settings import PAY_API_BASE, WECHAT_API_BASE, Settings
 from settlement.infra import background
 from settlement.fakes.pay_server import FakeWechatPay, public_pem
 from settlement.fakes.wechat_server import FakeWechat
+from webapp.keys import settings_key
+from webapp.settings import PAY_API_BASE, WECHAT_API_BASE, Settings
 
 log = logging.getLogger("pvsettle.sandbox")
 UTC = dt.timezone.utc

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from aiohttp import web
 from tortoise.transactions import in_transaction
 
-from server.keys import settings_key
 from settlement.owners import bindings
 from settlement import models as m
 from settlement.errors import NotFound
+from webapp.keys import settings_key
 
 INVITATION_TTL = dt.timedelta(days=1)
 

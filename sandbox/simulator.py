@@ -33,12 +33,12 @@ from dataclasses import dataclass
 import numpy as np
 from aiohttp import web
 
-from server.keys import redis_key, redis_ns_key
 from settlement.infra import background
 from settlement import models as m
 from settlement.telemetry.solar import DEFAULT_LATITUDE, DEFAULT_LONGITUDE, sun_elevation_deg
 from settlement.telemetry.ingest import ingest_samples, rebuild_rollups
 from settlement.telemetry.store import datetime_to_us
+from webapp.keys import redis_key, redis_ns_key
 
 log = logging.getLogger("pvsettle.sandbox.simulator")
 UTC = dt.timezone.utc

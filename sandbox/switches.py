@@ -11,15 +11,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from settlement.prepaid import accounts as prepaid
 from settlement.fakes.device_simulator import DeviceSimulator
-
-switches_key = web.AppKey("sandbox_switches_key", DeviceSimulator)
+from webapp.keys import device_control_key
 
 
 async def switches_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The simulator as this process's device-control adapter for as long as the demo runs."""
-    app[switches_key] = simulator = DeviceSimulator(accept_unknown=True)
-    prepaid.use_device(simulator)
+    """The simulator as this process's device-control adapter for as long as the demo runs.
+
+    It must start before ``scheduler_ctx``, which hands the adapter under ``device_control_key``
+    to the prepaid job (:func:`sandbox.app.install` puts it right after the fakes)."""
+    app[device_control_key] = DeviceSimulator(accept_unknown=True)
     yield
-    prepaid.use_device(None)

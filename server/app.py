@@ -12,7 +12,7 @@ import miniprogram_api.app
 import pages.app
 import pay_api.app
 from server import health
-from server.keys import metrics_registry_key, settings_key
+from webapp.keys import metrics_registry_key, settings_key
 from server.middleware import (
     MAX_REQUEST_LINE_BYTES,
     error_middleware,
@@ -24,7 +24,7 @@ from server.resources import database_ctx, http_client_ctx, redis_ctx
 from server.dispatcher import dispatcher_ctx
 from server.pay import pay_api_ctx
 from server.scheduler import scheduler_ctx
-from server.settings import Settings
+from webapp.settings import Settings
 from server.telemetry_mqtt import telemetry_mqtt_ctx
 from server.wechat import wechat_api_ctx
 

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server.keys import metrics_registry_key, redis_key
 from settlement.infra import db
+from webapp.keys import metrics_registry_key, redis_key
 
 # A dependency that does not answer within this is reported down: health checks must answer
 # quickly even when a dependency hangs (load balancers time out after a few seconds).

@@ -1,11 +1,10 @@
 """Root middlewares: request ids, metrics, and the one place exceptions become HTTP answers.
 
-Errors leave as ``{"error": {"code": …, "message": …}}`` with a fitting 4xx/5xx status: the code
-for programs, the message for people, from the catalogue (:mod:`settlement.i18n`) in the
-caller's language — ``Accept-Language`` (``zh`` or ``en``), Chinese when it names neither; the
-collectors of ``/ingest`` are machines and always get English. An unexpected exception is logged
-with its traceback and answered with a plain 500: no stack trace ever leaves the server. Sub-apps that speak another protocol (the official account, WeChat Pay
-notifications) catch their own errors first and answer in that protocol.
+Errors leave in the JSON shape of :mod:`webapp.json_errors` (``{"error": {"code": …, "message": …}}``,
+the catalogue's message in the caller's language) with a fitting 4xx/5xx status. An unexpected
+exception is logged with its traceback and answered with a plain 500: no stack trace ever leaves
+the server. Sub-apps that speak another protocol (the official account, WeChat Pay notifications)
+catch their own errors first and answer in that protocol.
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from server.logs import request_id_var
-from settlement import i18n
 from settlement.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from webapp.json_errors import error_response, json_error
 
 log = logging.getLogger("pvsettle.http")
 
@@ -37,27 +36,6 @@ MAX_URL_BYTES = 8190
 #: :func:`url_length_middleware` and is answered in the JSON shape. Past this the parser's plain
 #: 400 remains (set as the root app's ``handler_args``).
 MAX_REQUEST_LINE_BYTES = 64 * 1024
-
-
-def error_body(code: str, message: str) -> dict:
-    return {"error": {"code": code, "message": message}}
-
-
-def json_error(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
-    return web.json_response(error_body(code, message), status=status, headers=headers)
-
-
-def language_of(request: web.Request) -> str:
-    """The language error messages are given in: English for collectors, else the caller's choice."""
-    if request.path.startswith("/ingest/"):
-        return "en"
-    return i18n.negotiate(request.headers.get("Accept-Language"))
-
-
-def error_response(request: web.Request, status: int, code: str, params: dict | None = None,
-                   headers: dict | None = None) -> web.Response:
-    """The JSON error of ``code`` with the catalogue's message in the caller's language."""
-    return json_error(status, code, i18n.error_text(code, language_of(request), params), headers)
 
 
 @web.middleware

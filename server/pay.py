@@ -8,7 +8,7 @@ otherwise. Requests go to ``PVSETTLE_PAY_API_BASE``.
 A server without the pay settings (tests, a half-configured demo) starts without WeChat Pay and
 says so in its log: /pay/notify then answers 503 (WeChat Pay sends again later) and paying a bill
 answers 503. ``pvsettle serve`` does the same when none of the seven WeChat Pay settings is set,
-and refuses to start when only some are (:mod:`server.settings`).
+and refuses to start when only some are (:mod:`webapp.settings`).
 """
 
 from __future__ import annotations
@@ -20,17 +20,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.keys import pay_api_key, settings_key
-from server.settings import Settings
 from settlement.adapters.wechatpay_v3 import open_wechat_pay
 from settlement.ports.pay import PayCallFailed, WechatPay
+from webapp.keys import pay_api_key, settings_key
+from webapp.settings import Settings
 
 log = logging.getLogger("pvsettle.pay")
 REQUIRED = ("pay_mchid", "pay_apiv3_key", "pay_private_key_path", "pay_cert_serial", "pay_notify_url", "mp_appid")
-
-# The ports opened by this process, so the scheduler's tick (which has no app) can reach one.
-_open: list[WechatPay] = []
-
 
 def missing_settings(settings: Settings) -> list[str]:
     return [Settings.env_name(name) for name in REQUIRED if not getattr(settings, name)]
@@ -64,25 +60,18 @@ async def pay_api_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     app[pay_api_key] = pay
-    _open.append(pay)
     try:
         yield
     finally:
-        _open.remove(pay)
         await opened.__aexit__(None, None, None)
 
 
-def active_pay() -> WechatPay | None:
-    """The WeChat Pay port this process opened most recently, if any."""
-    return _open[-1] if _open else None
-
-
-async def scheduled(now: dt.datetime) -> dict[str, int]:
+async def scheduled(now: dt.datetime, pay: WechatPay | None) -> dict[str, int]:
     """The scheduler's pay work: query silent orders and refunds, and reconcile yesterday's trade
-    bill once it is ready. Nothing when this process has no WeChat Pay."""
+    bill once it is ready. Nothing when this process has no WeChat Pay (``pay`` is None: the
+    scheduler's context holds what ``pay_api_ctx`` stored under ``pay_api_key``, if anything)."""
     from settlement.pay import reconcile as pay_reconcile
 
-    pay = active_pay()
     if pay is None:
         return {}
     done = await pay_reconcile.reconcile_orders(pay, now=now)

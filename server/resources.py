@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from server.keys import http_client_key, redis_guard_key, redis_key, redis_ns_key, settings_key
 from settlement.infra import db
 from settlement.infra.redis_client import Namespace, RedisGuard, open_redis
+from webapp.keys import http_client_key, redis_guard_key, redis_key, redis_ns_key, settings_key
 
 log = logging.getLogger("pvsettle.server")
 

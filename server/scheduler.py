@@ -51,7 +51,6 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError
 
 from server import pay
-from server.keys import metrics_registry_key, redis_key, redis_ns_key, settings_key
 from settlement import audit
 from settlement.infra import background
 from settlement.billing import bills, late_fees
@@ -63,6 +62,9 @@ from settlement.prepaid import accounts as prepaid
 from settlement.owners import sessions
 from settlement.telemetry import trips
 from settlement.infra.redis_client import Namespace
+from settlement.ports.device_control import DeviceControl
+from settlement.ports.pay import WechatPay
+from webapp.keys import device_control_key, metrics_registry_key, pay_api_key, redis_key, redis_ns_key, settings_key
 
 log = logging.getLogger("pvsettle.scheduler")
 UTC = dt.timezone.utc
@@ -77,9 +79,12 @@ _DUE_SLACK_S = 0.1
 
 @dataclasses.dataclass(frozen=True)
 class JobContext:
-    """What jobs get besides the time: the settings they need, read once per process."""
+    """What jobs get besides the time: the settings and ports they need, taken from the app once
+    per process (:func:`scheduler_ctx`), so no job looks a resource up in a global."""
 
     trip_rule: trips.TripRule = trips.TripRule()  # PVSETTLE_REPEATED_TRIPS
+    pay: WechatPay | None = None  # the app's pay_api_key; None: WeChat Pay is off in this process
+    device: DeviceControl | None = None  # the app's device_control_key; None: supply commands wait
 
 
 JobRun = Callable[[dt.datetime, JobContext], Awaitable[dict[str, int]]]
@@ -126,7 +131,7 @@ async def _bills(now: dt.datetime, context: JobContext) -> dict[str, int]:
 
 
 async def _prepaid(now: dt.datetime, context: JobContext) -> dict[str, int]:
-    return await prepaid.tick(now, prepaid.active_device())
+    return await prepaid.tick(now, context.device)
 
 
 async def _late_fees(now: dt.datetime, context: JobContext) -> dict[str, int]:
@@ -156,7 +161,7 @@ async def _sessions(now: dt.datetime, context: JobContext) -> dict[str, int]:
 
 
 async def _pay(now: dt.datetime, context: JobContext) -> dict[str, int]:
-    return await pay.scheduled(now)
+    return await pay.scheduled(now, context.pay)
 
 
 # The order of one pass. Where it matters, a job uses what an earlier one did in the same pass:
@@ -227,14 +232,16 @@ async def run_all(now: dt.datetime | None = None, context: JobContext = JobConte
     return report
 
 
-async def tick(now: dt.datetime | None = None, trip_rule: trips.TripRule = trips.TripRule()) -> dict[str, int]:
+async def tick(now: dt.datetime | None = None, trip_rule: trips.TripRule = trips.TripRule(), *,
+               pay: WechatPay | None = None, device: DeviceControl | None = None) -> dict[str, int]:
     """Everything that is due at ``now`` (every job once, in order); returns the merged counters.
 
-    ``trip_rule`` is the repeated-trip setting (``PVSETTLE_REPEATED_TRIPS`` in ``…_DAYS``). A job
-    that raises does not stop the ones after it; once all have run, the failures are raised
-    together as an :class:`ExceptionGroup`.
+    ``trip_rule`` is the repeated-trip setting (``PVSETTLE_REPEATED_TRIPS`` in ``…_DAYS``);
+    ``pay`` and ``device`` the ports the pay and prepaid jobs use (None: that work waits, as in a
+    process without them). A job that raises does not stop the ones after it; once all have run,
+    the failures are raised together as an :class:`ExceptionGroup`.
     """
-    report = await run_all(now, JobContext(trip_rule))
+    report = await run_all(now, JobContext(trip_rule, pay, device))
     report.raise_failures()
     return report.done
 
@@ -356,13 +363,17 @@ class Scheduler:
 
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The background task of this process (cleanup_ctx: started, then cancelled and awaited)."""
+    """The background task of this process (cleanup_ctx: started, then cancelled and awaited).
+
+    Runs after ``pay_api_ctx`` and whatever stores ``device_control_key`` (the sandbox's switches):
+    the jobs get the ports those opened, and they stay open until the task has stopped."""
     settings = app[settings_key]
     if settings.scheduler_interval == 0:
         yield
         return
     scheduler = Scheduler(app[redis_key], app[redis_ns_key], interval=settings.scheduler_interval,
-                          context=JobContext(trips.TripRule.from_settings(settings)),
+                          context=JobContext(trips.TripRule.from_settings(settings), pay=app.get(pay_api_key),
+                                             device=app.get(device_control_key)),
                           registry=app[metrics_registry_key])
     task = asyncio.create_task(scheduler.run_forever(), name="pvsettle-scheduler")
     yield

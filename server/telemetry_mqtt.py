@@ -50,11 +50,11 @@ import aiomqtt
 import redis.asyncio as redis_asyncio
 from aiohttp import web
 
-from server.keys import redis_key, redis_ns_key, settings_key
 from settlement.infra import background
 from settlement.readings.ingest import collector_for_key
 from settlement.infra.redis_client import Namespace
 from settlement.telemetry.ingest import MAX_BATCH_SAMPLES, ingest_samples
+from webapp.keys import redis_key, redis_ns_key, settings_key
 
 log = logging.getLogger("pvsettle.telemetry.mqtt")
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server.keys import http_client_key, redis_key, redis_ns_key, settings_key, wechat_api_key
 from settlement.adapters.wechat_http import AiohttpWechatApi
+from webapp.keys import http_client_key, redis_key, redis_ns_key, settings_key, wechat_api_key
 
 
 async def wechat_api_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from server.settings import Settings
+from webapp.settings import Settings
 
 # <host>_<pid>_<random>: a later run on this machine can tell a killed run's databases (its process
 # is gone) from a live one's, and sweep only those

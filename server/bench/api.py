@@ -175,7 +175,7 @@ def _measure(url: str, headers: dict[str, str], connections: int, seconds: int) 
 
 
 def bench_api(connections: int = 16, seconds: int = 10) -> dict:
-    from server.settings import Settings, demo_settings
+    from webapp.settings import Settings, demo_settings
 
     base = Settings.from_env(require_secrets=False)
     if not base.redis_url:

@@ -279,7 +279,7 @@ async def _baseline(base: str, total: int = 500) -> list[float]:
 
 
 def bench_bot(messages: int = 2000, owners: int = 50, concurrency: int = 1, safe: bool = False) -> dict:
-    from server.settings import Settings, demo_settings
+    from webapp.settings import Settings, demo_settings
 
     base_settings = Settings.from_env(require_secrets=False)
     prefix = f"pvsettle-bench-bot:{uuid.uuid4().hex[:8]}:"

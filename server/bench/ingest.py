@@ -35,7 +35,7 @@ import numpy as np
 
 from server import logs
 from server.bench.support import bench_database, clean_redis, free_port, wait_ready
-from server.settings import Settings
+from webapp.settings import Settings
 
 SLOT = dt.timedelta(minutes=5)
 LOCAL = dt.timezone(dt.timedelta(hours=8))

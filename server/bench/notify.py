@@ -209,7 +209,7 @@ def register(bench_sub) -> None:
     parser.add_argument("--rate", type=int, default=1000, help="messages per second per template")
 
     def run(args) -> int:
-        from server.settings import Settings
+        from webapp.settings import Settings
 
         settings = Settings.from_env(require_secrets=False)
         print(json.dumps(loop.run(bench_notify(args.messages, settings.database_url, settings.redis_url,

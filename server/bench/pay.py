@@ -114,7 +114,7 @@ async def _count(url: str) -> tuple[int, int, int]:
 
 def bench_pay(seconds: int = 60, concurrency: int = 16, workers: int = 1, max_rate: int = 600) -> dict:
     """Run the benchmark (see the module docstring); ``max_rate`` [1/s] sizes the orders seeded."""
-    from server.settings import Settings, demo_settings
+    from webapp.settings import Settings, demo_settings
     from settlement.fakes.pay_server import new_rsa_key, private_pem, public_pem
 
     base = Settings.from_env(require_secrets=False)

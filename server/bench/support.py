@@ -175,12 +175,12 @@ def serve_environment(settings: Any, overrides: Mapping[str, object]) -> dict[st
 
     Parameters
     ----------
-    settings : server.settings.Settings
-        Usually :func:`server.settings.demo_settings`: every secret ``serve`` needs.
+    settings : webapp.settings.Settings
+        Usually :func:`webapp.settings.demo_settings`: every secret ``serve`` needs.
     overrides : mapping of str to object
         Settings by field name (``database_url``, ``port``…), written with ``str``.
     """
-    from server.settings import Settings
+    from webapp.settings import Settings
 
     values = {**{f: getattr(settings, f) for f in settings.__dataclass_fields__}, **overrides}
     return {**os.environ, **{Settings.env_name(k): str(v) for k, v in values.items()}}

@@ -8,7 +8,7 @@ import asyncio
 import json
 
 from server import logs
-from server.settings import Settings
+from webapp.settings import Settings
 from server.bench import api as bench_api, bot as bench_bot, ingest as bench_ingest, notify as bench_notify, pay as bench_pay
 
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from server import logs
-from server.settings import Settings
+from webapp.settings import Settings
 
 T = TypeVar("T")
 

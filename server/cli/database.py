@@ -9,7 +9,7 @@ import json
 
 from server import logs
 from server.cli.common import migrate, progress_factory
-from server.settings import Settings
+from webapp.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

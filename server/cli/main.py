@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from server.settings import SettingsError
+from webapp.settings import SettingsError
 from server.cli import bench, cycles, database, payments, prepaid, readings, reports, serve, telemetry
 
 

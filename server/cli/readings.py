@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from server.cli.common import on_database
-from server.settings import Settings, energy_limits
+from webapp.settings import Settings, energy_limits
 
 HEADER = ("meter", "register", "read_at", "value")
 IMPORT_BATCH = 2_000

@@ -26,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from server import logs
-from server.settings import Settings
+from webapp.settings import Settings
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 FORMATS = ("csv", "xlsx")

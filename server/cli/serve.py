@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from server import logs
 from server.cli.common import migrate, progress_factory
-from server.settings import Settings, SettingsError, demo_settings
+from webapp.settings import Settings, SettingsError, demo_settings
 
 log = logging.getLogger("pvsettle")
 

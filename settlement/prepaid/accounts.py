@@ -678,23 +678,12 @@ async def _unacknowledged(command: SupplyCommand, error: str, now: dt.datetime, 
                                   "attempts": current.attempts, "error": error[:200]}, using_db=conn)
 
 
-_device: DeviceControl | None = None
-
-
-def use_device(device: DeviceControl | None) -> None:
-    """The device-control adapter this process sends supply commands through (None: commands
-    wait, pending, for a process that has one)."""
-    global _device
-    _device = device
-
-
-def active_device() -> DeviceControl | None:
-    return _device
-
-
 async def tick(now: dt.datetime | None = None, device: DeviceControl | None = None) -> dict[str, int]:
     """The scheduler's prepaid step: cut-offs whose grace is over, true-ups of issued bills, and
-    (with a device port) the supply commands that are due. Safe to run again."""
+    (with a device port) the supply commands that are due. Safe to run again.
+
+    ``device`` is the device-control adapter of this process (the scheduler passes the one on the
+    app); None: the commands wait, pending, for a process that has one."""
     now = _now(now)
     done = {"prepaid_evaluated": 0}
     due = await PrepaidAccount.filter(alert_state=AlertState.CUTOFF_PENDING, cutoff_due_at__lte=now) \

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from server.settings import Settings
+from webapp.settings import Settings
 
 PVSETTLE = str(Path(sys.executable).parent / "pvsettle")
 

@@ -30,8 +30,8 @@ import xmltodict
 from wechatpy.crypto import WeChatCrypto
 
 from server.app import create_app
-from server.settings import Settings
 from settlement import models as m
+from webapp.settings import Settings
 from tests.integration.billed_plant import walked_plant
 from tests.integration.wechat_fixtures import *  # noqa: F403
 from tests.integration.wechat_fixtures import fake_wechat, wechat_settings  # noqa: F401

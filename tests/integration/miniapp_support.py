@@ -131,7 +131,7 @@ JPEG = _image("JPEG")
 
 import pytest  # noqa: E402
 
-from server.keys import wechat_api_key  # noqa: E402
+from webapp.keys import wechat_api_key  # noqa: E402
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from server.settings import Settings
 from settlement import models as m
 from settlement.adapters.wechatpay_v3 import open_wechat_pay
 from settlement.fakes.pay_server import FakeWechatPay, new_rsa_key, private_pem, public_pem
+from webapp.settings import Settings
 
 MCHID = "1900000109"
 APIV3_KEY = "0123456789abcdef0123456789ABCDEF"
@@ -119,7 +119,7 @@ async def admin() -> m.Staff:
 async def paying(settings, aiohttp_client, tmp_path):
     """The whole server with WeChat Pay on a fake, and a bill with a pending order the fake has paid."""
     from server.app import create_app
-    from server.keys import pay_api_key
+    from webapp.keys import pay_api_key
     from settlement.pay import payments
 
     async with make_fake(settings.mp_appid) as fake:

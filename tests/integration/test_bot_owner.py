@@ -59,7 +59,7 @@ async def test_subscribing_through_an_invitation_qr_code_binds_at_once(bot: Bot,
     [bound] = await audit_events("BindOwner")
     assert bound.after == {"owner": people["owner"].id, "by": "invitation"}
     assert (await m.OwnerInvitation.get(used_by_id=identity.id)).used_at is not None
-    from server.keys import redis_key, redis_ns_key
+    from webapp.keys import redis_key, redis_ns_key
     from settlement.owners.principal_cache import generation_key
 
     app = bot.client.app  # any cached view of this user is now stale for every process
@@ -177,7 +177,7 @@ async def test_bind_without_a_code_shows_its_usage(bot: Bot, people):
 
 
 async def test_generation_shows_live_power_and_today_from_the_live_state(bot: Bot, people):
-    from server.keys import redis_key, redis_ns_key
+    from webapp.keys import redis_key, redis_ns_key
 
     app = bot.client.app
     now = dt.datetime.now(UTC)

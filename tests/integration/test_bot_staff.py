@@ -333,7 +333,7 @@ async def test_arrears_lists_overdue_bills_oldest_first_with_what_is_owed(bot: B
 
 
 async def test_plant_status_shows_capacity_live_state_alarms_and_faults(bot: Bot, people):
-    from server.keys import redis_key, redis_ns_key
+    from webapp.keys import redis_key, redis_ns_key
     from settlement.telemetry import live
 
     plant = people["plant"]

@@ -275,7 +275,7 @@ async def test_malformed_multipart_bodies_are_400(api, owner, content_type, body
 
 async def test_a_change_made_outside_the_api_is_seen_once_invalidated(api, owner, fake_wechat):
     """The bot or a staff tool that changes grants calls settlement.owners.principal_cache.invalidate."""
-    from server.keys import redis_key, redis_ns_key
+    from webapp.keys import redis_key, redis_ns_key
     from settlement.owners.principal_cache import invalidate
 
     world, _ = owner

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image
 
-from server.keys import wechat_api_key
 from settlement import models as m
+from webapp.keys import wechat_api_key
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import login, owner_world
 

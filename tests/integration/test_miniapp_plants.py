@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.keys import redis_key, redis_ns_key
 from settlement.telemetry import live
 from settlement import models as m
+from webapp.keys import redis_key, redis_ns_key
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import login, owner_world
 

@@ -34,8 +34,8 @@ from hypothesis import settings as hypothesis_settings
 
 from schemathesis.generation.modes import GenerationMode
 
-from server.keys import wechat_api_key
-from server.settings import Settings
+from webapp.keys import wechat_api_key
+from webapp.settings import Settings
 from tests.conftest import REDIS_URL, RUN_ID
 from tests.integration.miniapp_support import FakeWechatApi, owner_world
 

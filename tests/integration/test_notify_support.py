@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from server.settings import Settings
 from settlement.notify import outbox
 from settlement.notify.dispatcher import Dispatcher
 from settlement.models import (Owner, OutboxMessage, Staff, SubscribeAcceptance, SubscribeAnswer,
                                WechatIdentity)
 from settlement.infra.redis_client import Namespace
+from webapp.settings import Settings
 
 TEMPLATE_IDS = {name: f"tpl-{name}" for name in outbox.TEMPLATE_NAMES}
 BILL_PAYLOAD = {"bill_number": "202611-P001-1", "plant_name": "阳光工业园一号屋顶电站", "total_fen": 123456,

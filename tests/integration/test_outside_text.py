@@ -188,7 +188,7 @@ async def test_a_notification_holding_a_refused_character_is_refused_unread_and_
 
 async def test_the_readings_csv_import_refuses_a_row_holding_a_control_character(db, tmp_path, capsys):
     from server.cli.readings import _import
-    from server.settings import Settings, energy_limits
+    from webapp.settings import Settings, energy_limits
 
     path = tmp_path / "readings.csv"
     path.write_text("meter,register,read_at,value\nM\x01X,00010000,2026-11-01 00:00,12.5\n", encoding="utf-8")

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, assume, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from server.settings import Settings
 from settlement import text as outside_text
+from webapp.settings import Settings
 from tests.conftest import ON_POSTGRES, REDIS_URL, RUN_ID
 from tests.integration.test_miniapp_schemathesis import ThreadedServer
 

@@ -175,7 +175,7 @@ async def test_certificate_mode_verifies_with_a_rotated_platform_certificate(set
     async with make_fake(settings.mp_appid, mode="certificate") as fake:
         app = create_app(pay_settings(settings, fake, tmp_path / "keys"))
         client = await aiohttp_client(app)
-        from server.keys import pay_api_key
+        from webapp.keys import pay_api_key
 
         world = await open_bill(500)
         start = await payments.start_payment(app[pay_api_key], world["bill"].id, world["identity"].id)
@@ -190,10 +190,11 @@ async def test_certificate_mode_verifies_with_a_rotated_platform_certificate(set
 
 async def test_the_scheduler_tick_settles_a_silent_order(paying):
     from server import scheduler
+    from webapp.keys import pay_api_key
 
     no = paying["out_trade_no"]
     created = (await m.PayOrder.get(out_trade_no=no)).created_at
-    done = await scheduler.tick(created + dt.timedelta(minutes=11))
+    done = await scheduler.tick(created + dt.timedelta(minutes=11), pay=paying["app"][pay_api_key])
     assert done["orders_paid"] == 1
     # paid in full; the same tick may add a late fee to the overdue test bill, so compare what was paid
     assert (await _bill(paying["world"])).paid_fen == 23456
@@ -207,7 +208,7 @@ async def test_a_server_whose_certificates_cannot_be_fetched_serves_without_pay(
     async with make_fake(settings.mp_appid, mode="certificate") as fake:
         fake.fail_next("certificates", status=500, times=5)
         client = await aiohttp_client(create_app(pay_settings(settings, fake, tmp_path / "keys")))
-        from server.keys import pay_api_key
+        from webapp.keys import pay_api_key
 
         assert pay_api_key not in client.app
         response = await client.post("/pay/notify", data=b"{}")

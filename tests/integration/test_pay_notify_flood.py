@@ -23,11 +23,11 @@ from pay_support import fake_pay, make_fake, open_bill, pay_port, pay_settings, 
 from pay_api.app import refusal_limiter_key
 from pay_api.limits import RefusalLimiter
 from server.app import create_app
-from server.keys import pay_api_key
 from settlement import models as m
 from settlement.pay import payments
 from settlement.models import NotificationOutcome
 from settlement.infra.redis_client import Namespace
+from webapp.keys import pay_api_key
 
 RATE = 25
 FLOOD = 300

@@ -10,10 +10,10 @@ import json
 import pytest
 from pay_support import admin, fake_pay, pay_port, paying  # noqa: F401
 
-from server.keys import pay_api_key
 from settlement import models as m
 from settlement.pay import payments
 from settlement.models import NotificationOutcome
+from webapp.keys import pay_api_key
 
 
 

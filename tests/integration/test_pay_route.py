@@ -7,8 +7,8 @@ import pytest
 from pay_support import make_fake, open_bill, pay_settings
 
 from server.app import create_app
-from server.keys import wechat_api_key
 from settlement import models as m
+from webapp.keys import wechat_api_key
 from tests.integration.miniapp_support import FakeWechatApi, login
 
 

@@ -183,12 +183,8 @@ async def test_the_scheduler_tick_cuts_off_when_due_through_the_process_device(
     _, note = await top_up(pay_port, fake_pay, site["account"], site["identity"], 1000, at)
     await notify(pay_port, note, at)
     await prepaid.record_usage(site["service"].id, day_rows(DAY, np.full(96, 1.0)), now=local(2026, 3, 3, 0, 30))
-    prepaid.use_device(device)
-    try:
-        early = await scheduler.tick(local(2026, 3, 3, 8, 30))  # the notice went out at 08:00: grace until 09:00
-        done = await scheduler.tick(local(2026, 3, 3, 9))
-    finally:
-        prepaid.use_device(None)
+    early = await scheduler.tick(local(2026, 3, 3, 8, 30), device=device)  # the notice went out at 08:00: grace until 09:00
+    done = await scheduler.tick(local(2026, 3, 3, 9), device=device)
     assert early["prepaid_evaluated"] == 0 and early["commands_acknowledged"] == 0
     assert done["commands_acknowledged"] == 1
     assert device.executed_actions(site["meter"].serial) == ["cut_off"]

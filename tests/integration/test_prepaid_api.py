@@ -11,9 +11,9 @@ from pay_support import make_fake, pay_settings
 from prepaid_support import day_rows, device, notify_apps, prepaid_site  # noqa: F401
 
 from server.app import create_app
-from server.keys import wechat_api_key
 from settlement import models as m
 from settlement.prepaid import accounts as prepaid
+from webapp.keys import wechat_api_key
 from tests.integration.miniapp_support import FakeWechatApi, login
 
 

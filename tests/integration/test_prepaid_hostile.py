@@ -60,7 +60,7 @@ async def _in_debt(site, pay_port, fake_pay, *, amount_fen: int = 10000):  # noq
 
 async def test_a_duplicate_top_up_notification_credits_once(settings, device, aiohttp_client, tmp_path):
     """The same notification three times over /pay/notify, two of them at once: one payment, one credit."""
-    from server.keys import pay_api_key
+    from webapp.keys import pay_api_key
 
     async with make_fake(settings.mp_appid) as fake:
         app = create_app(pay_settings(settings, fake, tmp_path / "keys"))

@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.settings import Settings, SettingsError
 from settlement.cycles import runs as cycles
 from settlement.cycles import forms
 from settlement import models as m
 from settlement.readings.ingest import EnergyLimits, RowStatus, ingest_readings
 from settlement.seeding import FORWARD, REVERSE
+from webapp.settings import Settings, SettingsError
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 UTC = dt.timezone.utc

@@ -14,11 +14,11 @@ from pay_support import MERCHANT_SERIAL, admin, merchant_key, open_bill
 from sandbox.app import install
 from sandbox.people import BY_KEY
 from server.app import create_app
-from server.keys import pay_api_key
-from server.settings import PAY_API_BASE, WECHAT_API_BASE
 from settlement import models as m
 from settlement.pay import payments
 from settlement.fakes.pay_server import private_pem
+from webapp.keys import pay_api_key
+from webapp.settings import PAY_API_BASE, WECHAT_API_BASE
 
 
 async def test_a_sandbox_payment_is_checked_then_notified_like_wechat_pay(settings, aiohttp_client, tmp_path):

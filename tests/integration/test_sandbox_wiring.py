@@ -8,9 +8,9 @@ import dataclasses
 from pathlib import Path
 
 from server.app import create_app
-from server.settings import PAY_API_BASE, WECHAT_API_BASE
 from settlement.fakes.pay_server import FakeWechatPay
 from settlement.fakes.wechat_server import FakeWechat
+from webapp.settings import PAY_API_BASE, WECHAT_API_BASE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,17 +35,17 @@ async def test_the_serve_app_has_no_sandbox_route_and_starts_no_fake(settings, a
     assert (await client.post("/sandbox/api/login", json={"user": "aming"})).status == 404
     values = [v for v in app._state.values()]  # what the started app holds
     assert not any(isinstance(v, FakeWechat | FakeWechatPay) for v in values)
-    from server.keys import settings_key
+    from webapp.keys import settings_key
 
     assert (app[settings_key].wechat_api_base, app[settings_key].pay_api_base) == (WECHAT_API_BASE, PAY_API_BASE)
-    from settlement.prepaid import accounts as prepaid
+    from webapp.keys import device_control_key
 
-    assert prepaid.active_device() is None  # no switch simulator: supply commands wait for a real adapter
+    assert device_control_key not in app  # no switch simulator: supply commands wait for a real adapter
 
 
 def test_nothing_but_the_demo_path_imports_the_sandbox():
     importers = []
-    for package in ("settlement", "billing_engine", "bot", "miniprogram_api", "ingest_api", "pages", "pay_api",
+    for package in ("settlement", "billing_engine", "webapp", "bot", "miniprogram_api", "ingest_api", "pages", "pay_api",
                     "server"):
         for path in (ROOT / package).rglob("*.py"):
             tree = ast.parse(path.read_text("utf-8"))
@@ -60,6 +60,7 @@ def test_nothing_but_the_demo_path_imports_the_sandbox():
 async def test_the_demo_wiring_serves_the_sandbox_on_the_fake_wechat(settings, aiohttp_client):
     from sandbox.app import install
     from sandbox.fakes import sandbox_fakes_ctx
+    from sandbox.switches import switches_ctx
 
     # no pay settings here: the sandbox plays WeChat and says WeChat Pay is off
     settings = dataclasses.replace(settings, wechat_api_base=WECHAT_API_BASE, pay_api_base=PAY_API_BASE)
@@ -67,11 +68,14 @@ async def test_the_demo_wiring_serves_the_sandbox_on_the_fake_wechat(settings, a
     assert app.cleanup_ctx[0] is sandbox_fakes_ctx  # before every resource that reads the settings
     assert _sandbox_resources(app)
     client = await aiohttp_client(app)
-    from settlement.prepaid import accounts as prepaid
+    from server.scheduler import scheduler_ctx
     from settlement.fakes.device_simulator import DeviceSimulator
+    from webapp.keys import device_control_key
 
-    # the demo's prepaid cut-offs and restores reach the switch simulator
-    assert isinstance(prepaid.active_device(), DeviceSimulator)
+    # the demo's prepaid cut-offs and restores reach the switch simulator, there before the
+    # scheduler that hands it to the prepaid job
+    assert isinstance(app[device_control_key], DeviceSimulator)
+    assert app.cleanup_ctx.index(switches_ctx) < app.cleanup_ctx.index(scheduler_ctx)
 
     page = await client.get("/sandbox/")
     assert page.status == 200 and "chart.umd.min.js?v=" in await page.text()

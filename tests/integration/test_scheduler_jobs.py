@@ -80,7 +80,7 @@ async def test_an_idle_pass_leaves_no_audit_event(db, redis):
 
 
 async def test_the_pay_job_raising_leaves_dunning_outages_and_trips_to_run(db, monkeypatch):
-    async def broken(now: dt.datetime) -> dict[str, int]:
+    async def broken(now: dt.datetime, pay) -> dict[str, int]:
         raise ConnectionError("WeChat Pay unreachable")
 
     monkeypatch.setattr(scheduler.pay, "scheduled", broken)

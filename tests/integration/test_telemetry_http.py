@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from server.keys import redis_key, redis_ns_key
 from settlement.telemetry import live
 from settlement import models as m
+from webapp.keys import redis_key, redis_ns_key
 from tests.integration.test_telemetry_ingest import iso, make_plant, sample
 
 KEY = "telemetry-collector-key-0123456789abcdefghijkl"

@@ -22,10 +22,10 @@ import pytest
 
 import server.telemetry_mqtt as mqtt
 from server.app import create_app
-from server.keys import redis_key, redis_ns_key
 from server.telemetry_mqtt import BrokerAddress, TelemetrySubscriber, telemetry_subscriber_key
 from settlement.telemetry import live
 from settlement import models as m
+from webapp.keys import redis_key, redis_ns_key
 from tests.integration.test_telemetry_ingest import iso, make_plant, rollups
 
 BROKER_HOST, BROKER_PORT = "127.0.0.1", 1883

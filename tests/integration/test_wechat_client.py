@@ -11,7 +11,6 @@ import logging
 import pytest
 
 from server.app import create_app
-from server.keys import wechat_api_key
 from settlement.adapters.wechat_http import AiohttpWechatApi
 from settlement.fakes.wechat_server import FakeWechat, field_value_ok
 from settlement.ports.wechat import (
@@ -26,6 +25,7 @@ from settlement.ports.wechat import (
     WechatError,
     WechatUnavailable,
 )
+from webapp.keys import wechat_api_key
 from tests.integration.wechat_fixtures import *  # noqa: F403
 from tests.integration.wechat_fixtures import SettableClock
 

@@ -28,10 +28,10 @@ import aiohttp
 import pytest
 import redis.asyncio as redis_asyncio
 
-from server.settings import Settings
 from settlement.adapters.wechat_http import AiohttpWechatApi
 from settlement.fakes.wechat_server import FakeWechat
 from settlement.infra.redis_client import Namespace, open_redis
+from webapp.settings import Settings
 
 __all__ = ["SettableClock", "fake_wechat", "wechat_settings", "wechat_redis", "wechat_api_factory",
            "wechat_api"]

@@ -12,7 +12,7 @@ import pytest
 from server import logs
 from server.cli.serve import demo_banner
 from server.scheduler import tick_log_level
-from server.settings import Settings
+from webapp.settings import Settings
 
 
 class Terminal(io.StringIO):

@@ -9,9 +9,9 @@ from aiohttp.test_utils import make_mocked_request
 
 from bot.context import Env
 from miniprogram_api.common import ebill_url
-from server.keys import settings_key
-from server.settings import Settings
 from settlement.billing.ebill_links import public_origin, verify_link
+from webapp.keys import settings_key
+from webapp.settings import Settings
 
 SECRET = "s" * 40
 

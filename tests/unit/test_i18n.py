@@ -24,7 +24,7 @@ import pytest
 from settlement import i18n
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("settlement", "miniprogram_api", "ingest_api", "bot", "server", "pages", "pay_api", "sandbox")
+PACKAGES = ("settlement", "webapp", "miniprogram_api", "ingest_api", "bot", "server", "pages", "pay_api", "sandbox")
 # JSON errors answered without raising: the function's name and which positional argument is the code
 DIRECT = {"json_error": 1, "error_response": 2, "_unauthorized": 1, "_json_error": 1}
 # the statuses aiohttp itself answers (router, body and header limits); the middleware names the

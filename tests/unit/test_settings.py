@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from server.settings import Settings, SettingsError, demo_settings
+from webapp.settings import Settings, SettingsError, demo_settings
 
 SECRETS = [f.name for f in dataclasses.fields(Settings) if f.metadata["secret"]]
 
@@ -56,7 +56,7 @@ def test_some_wechat_pay_settings_name_the_missing_ones(tmp_path):
 def test_notify_templates_demo_word_and_json_are_taken(tmp_path):
     import json
 
-    from server.settings import DEMO_NOTIFY_TEMPLATES
+    from webapp.settings import DEMO_NOTIFY_TEMPLATES
 
     assert Settings.from_env(_complete_but_pay(tmp_path)).notify_templates == DEMO_NOTIFY_TEMPLATES
     given = json.dumps({"form_sent": "tmpl-real-1"})

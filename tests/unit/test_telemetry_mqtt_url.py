@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.settings import Settings, SettingsError
+from webapp.settings import Settings, SettingsError
 from server.telemetry_mqtt import BrokerAddress
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-FORBIDDEN = ("aiohttp", "tortoise", "redis", "settlement", "server", "bot", "miniprogram_api",
+FORBIDDEN = ("aiohttp", "tortoise", "redis", "settlement", "webapp", "server", "bot", "miniprogram_api",
              "fakeredis", "asyncpg", "aiosqlite", "jinja2", "PySAM")
 
 SCRIPT = """

@@ -7,10 +7,11 @@ import redis.asyncio as redis_asyncio
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from server.settings import Settings
+from settlement.ports.device_control import DeviceControl
 from settlement.ports.pay import WechatPay
 from settlement.ports.wechat import WechatApi
 from settlement.infra.redis_client import Namespace, RedisGuard
+from webapp.settings import Settings
 
 settings_key = web.AppKey("settings_key", Settings)
 redis_key = web.AppKey("redis_key", redis_asyncio.Redis)
@@ -20,3 +21,5 @@ http_client_key = web.AppKey("http_client_key", aiohttp.ClientSession)
 metrics_registry_key = web.AppKey("metrics_registry_key", CollectorRegistry)
 wechat_api_key = web.AppKey("wechat_api_key", WechatApi)
 pay_api_key = web.AppKey("pay_api_key", WechatPay)
+# the prepaid switches this process commands; absent: supply commands wait, pending, for a process that has them
+device_control_key = web.AppKey("device_control_key", DeviceControl)
