@@ -15,6 +15,7 @@ import pytest
 
 from bot.report_links import report_link, report_signature, verify
 from miniprogram_api.pagination import decode_cursor, encode_cursor
+from settlement import signing
 from settlement.billing.ebill_links import LinkRefused, ebill_link, link_signature, sign_path, verify_link
 from settlement.errors import InvalidInput
 from settlement.owners.sessions import InvalidToken, TokenClaims, sign_token, verify_token
@@ -239,3 +240,60 @@ def test_a_signature_of_one_scheme_does_not_pass_as_another():
     ebill_tag = link_signature("bill", 123456, EXP, KEY)[:16]
     with pytest.raises(InvalidInput):
         decode_cursor(_b64(f"123456.{ebill_tag}"), KEY)
+
+
+# --- the shared module itself ----------------------------------------------------------------------
+
+
+def test_the_schemes_write_what_the_old_code_wrote():
+    assert signing.SESSION_TOKEN.sign(KEY, 4711, "Zq3-x_9AbCdEfGhIjKlMnOpQ", EXP) == SESSION.rsplit(".", 1)[1]
+    assert signing.EBILL_LINK["form"].sign(KEY, 7, EXP) == FORM_SIG
+    assert signing.REPORT_LINK.sign(KEY, "2026-10", "csv", REPORT_EXP) == REPORT_CSV_SIG
+    assert signing.CURSOR.sign(KEY, 123456) == "5098532dac51acea"
+
+
+def test_a_malformed_signature_is_refused_before_any_hmac(monkeypatch):
+    def no_crypto(*args, **kwargs):
+        raise AssertionError("an HMAC was computed for a malformed signature")
+
+    monkeypatch.setattr(signing.hmac, "new", no_crypto)
+    for scheme, sig in ((signing.EBILL_LINK["bill"], "g" * 64), (signing.EBILL_LINK["bill"], BILL_SIG[:-1]),
+                        (signing.SESSION_TOKEN, "=" * 43), (signing.CURSOR, "5098532DAC51ACEA"),
+                        (signing.REPORT_LINK, "é" * 64)):
+        assert not scheme.matches(sig, KEY, 1, 2)
+
+
+def test_a_field_with_a_colon_is_refused_so_that_messages_stay_apart():
+    # "report:cycle" + ("2026-10:csv", exp) would otherwise read as ("2026-10", "csv:<exp>")
+    with pytest.raises(ValueError, match="':'"):
+        signing.REPORT_LINK.sign(KEY, "2026-10:csv", EXP)
+
+
+def test_no_purpose_is_another_or_opens_another():
+    signing._apart(signing.SCHEMES)
+    with pytest.raises(ValueError, match="could pass"):
+        signing._apart((signing.REPORT_LINK, signing.Scheme("report", "hex", 64)))
+    with pytest.raises(ValueError, match="could pass"):
+        signing._apart((signing.CURSOR, signing.Scheme("cursor", "base64url", 43)))
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("0", 0), ("1893456000", 1893456000), ("999999999999", 999999999999),
+    ("", None), ("1" * 13, None), ("-1", None), ("+1", None), (" 1", None), ("1.0", None), ("١", None), ("²", None),
+])
+def test_whole_numbers_are_ascii_digits_up_to_twelve(text, number):
+    assert signing.whole_number(text) == number
+
+
+@pytest.mark.parametrize(("now", "expired"), [
+    (EXP - 1, False), (EXP, False), (EXP + 0.5, True), (AT_EXP, False), (AT_EXP + dt.timedelta(seconds=1), True),
+])
+def test_links_open_through_their_expiry_second(now, expired):
+    assert signing.REPORT_LINK.expired(EXP, now) is expired
+
+
+def test_sessions_end_at_their_expiry_and_none_means_the_clock():
+    assert not signing.SESSION_TOKEN.expired(EXP, EXP - 0.001)
+    assert signing.SESSION_TOKEN.expired(EXP, EXP)
+    assert signing.SESSION_TOKEN.expired(EXP, AT_EXP)
+    assert signing.SESSION_TOKEN.expired(1, None) and not signing.SESSION_TOKEN.expired(EXP, None)
