@@ -8,24 +8,23 @@ Links
 ``/wechat/report/cycle-<YYYY-MM>.<csv|xlsx>?exp=<unix s>&sig=<hex>`` with
 ``sig = HMAC-SHA256(secret key, "report:cycle:<period>:<fmt>:<exp>")``: the signature covers the
 period, the format and the expiry, so a link cannot be moved to another month or kept past its
-time. Links live ``LINK_LIFETIME``. The signature is checked first and in constant time; any
-refusal is the same 403, so a forged link learns nothing.
+time. Links live ``LINK_LIFETIME``. The signature is checked first and in constant time
+(:data:`settlement.signing.REPORT_LINK`); any refusal is the same 403, so a forged link learns
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import hmac
 import re
 import tempfile
-import time
 from pathlib import Path
 
 from aiohttp import web
 
 from settlement.billing.reports import cycle_report, write_report
+from settlement.signing import REPORT_LINK, whole_number
 from webapp.keys import settings_key
 
 LINK_LIFETIME = dt.timedelta(hours=24)
@@ -37,8 +36,7 @@ _NAME = re.compile(r"^cycle-(\d{4}-(?:0[1-9]|1[0-2]))\.(csv|xlsx)$")
 def report_signature(period: str, fmt: str, exp: int, secret_key: str) -> str:
     if not secret_key:
         raise ValueError("report links need PVSETTLE_SECRET_KEY")
-    message = f"report:cycle:{period}:{fmt}:{int(exp)}".encode()
-    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
+    return REPORT_LINK.sign(secret_key, period, fmt, int(exp))
 
 
 def report_link(period: str, fmt: str, secret_key: str, *, now: dt.datetime | None = None,
@@ -55,14 +53,13 @@ def report_link(period: str, fmt: str, secret_key: str, *, now: dt.datetime | No
 def verify(name: str, exp: str, sig: str, secret_key: str, now: float | None = None) -> tuple[str, str]:
     """(period, fmt) of a valid link; raises PermissionError for any other."""
     match = _NAME.match(name)
-    if not secret_key or not match or not (exp.isascii() and exp.isdigit() and len(exp) <= 12) \
-            or not (sig.isascii() and len(sig) == 64):
+    expires_at = whole_number(exp)
+    if not secret_key or not match or expires_at is None:
         raise PermissionError("invalid link")
     period, fmt = match.groups()
-    expected = report_signature(period, fmt, int(exp), secret_key)
-    if not hmac.compare_digest(expected.encode(), sig.lower().encode()):
+    if not REPORT_LINK.matches(sig, secret_key, period, fmt, expires_at):
         raise PermissionError("invalid link")
-    if int(exp) < (time.time() if now is None else now):
+    if REPORT_LINK.expired(expires_at, now):
         raise PermissionError("expired link")
     return period, fmt
 

@@ -2,25 +2,21 @@
 
 A cursor is ``base64url("<last id>.<hmac tail>")``: clients must not build or edit one (a tampered
 cursor is refused as ``invalid_cursor``), and servers can change the key later without breaking
-them. A page asks for one row more than it shows to know whether another page follows.
+them. The tail is the first 16 hex digits of :data:`settlement.signing.CURSOR`'s HMAC of the id.
+A page asks for one row more than it shows to know whether another page follows.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 
 from settlement.errors import InvalidInput
-
-
-def _tag(last_id: int, secret_key: str) -> str:
-    return hmac.new(secret_key.encode(), f"cursor:{last_id}".encode(), hashlib.sha256).hexdigest()[:16]
+from settlement.signing import CURSOR, whole_number
 
 
 def encode_cursor(last_id: int, secret_key: str) -> str:
-    return base64.urlsafe_b64encode(f"{last_id}.{_tag(last_id, secret_key)}".encode()).rstrip(b"=").decode()
+    return base64.urlsafe_b64encode(f"{last_id}.{CURSOR.sign(secret_key, last_id)}".encode()).rstrip(b"=").decode()
 
 
 def decode_cursor(cursor: str | None, secret_key: str) -> int | None:
@@ -33,9 +29,10 @@ def decode_cursor(cursor: str | None, secret_key: str) -> int | None:
     except (binascii.Error, ValueError):
         raise refused from None
     last, _, tag = text.partition(".")
-    if not last.isdigit() or len(last) > 12 or not hmac.compare_digest(tag, _tag(int(last), secret_key)):
+    last_id = whole_number(last)
+    if last_id is None or not CURSOR.matches(tag, secret_key, last_id):
         raise refused
-    return int(last)
+    return last_id
 
 
 async def page(queryset, limit: int, cursor: str | None, secret_key: str):

@@ -2,8 +2,8 @@
 
 The token is ``v1.<identity id>.<session id>.<expiry>.<signature>`` with
 ``signature = base64url(HMAC-SHA256(secret key, "mp-session:v1:<identity id>:<session id>:<expiry>"))``.
-The ``mp-session`` prefix keeps these signatures apart from the e-bill links' (same key). The
-token carries no secret.
+The ``mp-session`` prefix keeps these signatures apart from the other schemes' of
+:mod:`settlement.signing` (same key). The token carries no secret.
 
 A token is accepted while its signature holds, its expiry is ahead and its session is open.
 Whether a session is open has two records:
@@ -33,10 +33,7 @@ Exceptions::
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -48,6 +45,7 @@ from tortoise.exceptions import IntegrityError
 from settlement.owners import bindings
 from settlement.owners import principal_cache
 from settlement.errors import DomainError
+from settlement.signing import SESSION_TOKEN, whole_number
 from settlement.models import MiniProgramSession as SessionRecord
 from settlement.models import WechatIdentity
 from settlement.ports.wechat import MiniProgramSession, WechatApi
@@ -56,7 +54,7 @@ from settlement.infra.redis_client import Namespace, RedisGuard, RedisUnavailabl
 log = logging.getLogger("pvsettle.sessions")
 
 UTC = dt.timezone.utc
-VERSION = "v1"
+VERSION = "v1"  # the token's first part; settlement.signing.SESSION_TOKEN signs under it too
 MAX_TOKEN_LENGTH = 200
 CLOSED = b"closed"  # the Redis value of a session that was logged out
 
@@ -72,16 +70,10 @@ class TokenClaims:
     expires_at: int  # [unix s]
 
 
-def _signature(identity_id: int, session_id: str, expires_at: int, secret_key: str) -> str:
-    message = f"mp-session:{VERSION}:{identity_id}:{session_id}:{expires_at}".encode()
-    digest = hmac.new(secret_key.encode(), message, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
 def sign_token(claims: TokenClaims, secret_key: str) -> str:
     if len(secret_key) < 32:
         raise ValueError("session tokens need a secret key of 32+ characters")
-    sig = _signature(claims.identity_id, claims.session_id, claims.expires_at, secret_key)
+    sig = SESSION_TOKEN.sign(secret_key, claims.identity_id, claims.session_id, claims.expires_at)
     return f"{VERSION}.{claims.identity_id}.{claims.session_id}.{claims.expires_at}.{sig}"
 
 
@@ -98,15 +90,14 @@ def verify_token(token: str, secret_key: str, *, now: float) -> TokenClaims:
     if len(parts) != 5 or parts[0] != VERSION:
         raise refused
     _, ident, session_id, exp, sig = parts
-    if not (ident.isdigit() and exp.isdigit() and len(ident) <= 12 and len(exp) <= 12
-            and session_id.replace("-", "").replace("_", "").isalnum()):
+    identity_id, expires_at = whole_number(ident), whole_number(exp)
+    if identity_id is None or expires_at is None or not session_id.replace("-", "").replace("_", "").isalnum():
         raise refused
-    expected = _signature(int(ident), session_id, int(exp), secret_key)
-    if not hmac.compare_digest(expected, sig):
+    if not SESSION_TOKEN.matches(sig, secret_key, identity_id, session_id, expires_at):
         raise refused
-    if int(exp) <= now:
+    if SESSION_TOKEN.expired(expires_at, now):
         raise InvalidToken("the session has expired: log in again", code="token_expired")
-    return TokenClaims(int(ident), session_id, int(exp))
+    return TokenClaims(identity_id, session_id, expires_at)
 
 
 def session_key_name(ns: Namespace, session_id: str) -> str:
