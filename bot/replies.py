@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from settlement import i18n
-from settlement.billing.ebill import format_yuan
+from settlement.money_text import format_yuan
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 LANG = "zh"

@@ -50,6 +50,7 @@ import jinja2
 from settlement.billing.ebill_links import is_ebill_path
 from settlement.errors import InvalidInput
 from settlement.models import OutboxMessage, OutboxState, WechatIdentity
+from settlement.money_text import wechat_amount
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 UTC = dt.timezone.utc
@@ -96,13 +97,6 @@ def apps() -> NotifyApps:
 # ---------------------------------------------------------------------- content
 
 
-def _yuan(fen: int) -> str:
-    """``¥1234.50`` from fen (WeChat ``amount``: a currency symbol and at most 10 digits)."""
-    sign = "-" if fen < 0 else ""
-    fen = abs(int(fen))
-    return f"{sign}¥{fen // 100}.{fen % 100:02d}"
-
-
 def _local_time(value: dt.datetime | str) -> str:
     """``2026年11月22日 16:05`` in Asia/Shanghai (WeChat ``time``/``date``: 年月日, 24 h)."""
     if isinstance(value, str):
@@ -121,7 +115,7 @@ def _local_date(value: dt.date | str) -> str:
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                           keep_trailing_newline=False)
-_ENV.filters.update(yuan=_yuan, local_time=_local_time, local_date=_local_date)
+_ENV.filters.update(yuan=wechat_amount, local_time=_local_time, local_date=_local_date)
 
 _KEY = re.compile(r"(?P<type>[a-z_]*[a-z])(?P<n>\d*)")
 _NUMBER = re.compile(r"-?(?P<int>\d+)(?:\.(?P<frac>\d+))?")

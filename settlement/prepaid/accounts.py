@@ -109,6 +109,7 @@ from settlement.models import (
     Utility,
     WechatIdentity,
 )
+from settlement.money_text import format_yuan
 from settlement.ports.device_control import CommandRefused, DeviceControl, NotAcknowledged
 from settlement.ports.pay import OrderStatus, PayCallFailed, WechatPay
 
@@ -754,7 +755,8 @@ async def true_up_bills(now: dt.datetime | None = None) -> int:
                 charged = -int(sum(charges))
                 owed = owed_fen(bill)
                 await _post(locked, EntryKind.TRUE_UP, charged - owed, key, now, conn, bill_id=bill.id,
-                            note=f"{bill.number} 结算 {owed / 100:.2f} 元，已扣 {charged / 100:.2f} 元")
+                            note=f"{bill.number} 结算 {format_yuan(owed, grouping=False)} 元，"
+                                 f"已扣 {format_yuan(charged, grouping=False)} 元")
                 before = {"state": bill.state, "paid_fen": bill.paid_fen}
                 await Bill.filter(id=bill.id).using_db(conn).update(paid_fen=bill.paid_fen + owed,
                                                                      state=BillState.PAID)
@@ -870,7 +872,8 @@ async def settle_topup(status: OrderStatus, via: str, now: dt.datetime, conn) ->
                               "payer_id": order.payer_id, "available_fen": account.available_fen}, using_db=conn)
     # the owner is told of every top-up, and by whom when someone else paid
     await outbox.notify_owner("TopUpReceived", account.owner_id, "prepaid_notice",
-                              _notice(account, order.amount_fen, now, f"{name}充值，余额{account.available_fen / 100:.2f}元"),
+                              _notice(account, order.amount_fen, now,
+                                      f"{name}充值，余额{format_yuan(account.available_fen, grouping=False)}元"),
                               f"prepaid:{account.id}:topup:{payment.id}", using_db=conn, now=now)
     await _evaluate(account, now, conn)
     return orders.Handled(204, NotificationOutcome.ACCEPTED)
