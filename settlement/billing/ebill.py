@@ -28,12 +28,9 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import jinja2
-
-from settlement import i18n
+from settlement import i18n, templating
 from settlement.money_text import format_yuan
 from settlement.errors import NotFound
 from settlement.models import (
@@ -59,7 +56,6 @@ from settlement.models import (
 LOCAL = ZoneInfo("Asia/Shanghai")
 UTC = dt.timezone.utc
 LANGS = ("zh", "en")
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 RATES = ("sharp", "peak", "flat", "valley")  # DL/T 645 rates 1-4, as on forms and bill lines
 EXPORT_TOTAL = "00020000"  # reverse active total of the grid meter (DL/T 645)
@@ -332,14 +328,7 @@ def chart(series: DailySeries, lang: str) -> dict:
 # --- what the pages show ----------------------------------------------------------------------
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["yuan"] = format_yuan
-    return env
-
-
-_ENV = _environment()
+_ENV = templating.environment()
 
 
 def _lang(lang: str) -> str:

@@ -23,13 +23,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import jinja2
 from tortoise.exceptions import IntegrityError
 
 from billing_engine import money
+from settlement import templating
 from settlement.cycles.runs import parse_period
 from settlement.errors import Conflict, InvalidInput, NotFound
 from settlement.models import InvoiceRequest, InvoiceState, Owner, Payment, Refund, RefundState
@@ -41,8 +40,7 @@ UTC = dt.timezone.utc
 VAT_RATE = Decimal("0.13")
 ITEM = "*供电*电费"
 TAX_ID = re.compile(r"^[0-9A-Z]{15,20}$")
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).resolve().parents[2] / "templates"),
-                          autoescape=True, undefined=jinja2.StrictUndefined)
+_ENV = templating.environment()
 
 
 def _buyer(name: str, tax_id: str) -> tuple[str, str]:

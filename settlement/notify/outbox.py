@@ -41,20 +41,18 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
 
+from settlement import templating
 from settlement.billing.ebill_links import is_ebill_path
 from settlement.errors import InvalidInput
 from settlement.models import OutboxMessage, OutboxState, WechatIdentity
-from settlement.money_text import wechat_amount
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 UTC = dt.timezone.utc
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "notify"
 
 #: every notification template (file ``templates/notify/<name>.txt``) and its event
 TEMPLATE_NAMES = ("form_sent", "auto_confirm_coming", "bill_issued", "payment_received", "refund_done",
@@ -112,10 +110,7 @@ def _local_date(value: dt.date | str) -> str:
     return f"{value.year}年{value.month:02d}月{value.day:02d}日"
 
 
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False,
-                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                          keep_trailing_newline=False)
-_ENV.filters.update(yuan=wechat_amount, local_time=_local_time, local_date=_local_date)
+_ENV = templating.environment(filters={"local_time": _local_time, "local_date": _local_date})
 
 _KEY = re.compile(r"(?P<type>[a-z_]*[a-z])(?P<n>\d*)")
 _NUMBER = re.compile(r"-?(?P<int>\d+)(?:\.(?P<frac>\d+))?")
@@ -203,7 +198,7 @@ def render(template: str, payload: Mapping[str, Any]) -> dict[str, Any]:
             raise NotificationContentError(f"notification {template}: {name} has control characters",
                                            code="bad_notification")
     try:
-        text = _ENV.get_template(f"{template}.txt").render(**payload)
+        text = _ENV.get_template(f"notify/{template}.txt").render(**payload)
     except jinja2.UndefinedError as exc:
         raise NotificationContentError(f"notification {template}: {exc.message}", code="bad_notification") from None
     data: dict[str, str] = {}
