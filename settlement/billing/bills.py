@@ -285,6 +285,47 @@ async def record_payment(bill_id: int, amount_fen: int, channel: PaymentChannel,
     return payment
 
 
+def split_to_bill(amount_fen: int, owed: int | None) -> tuple[int, int]:
+    """How money that arrives for a bill divides: (to the bill, to the owner's account credit) [fen].
+
+    Parameters
+    ----------
+    amount_fen : int [fen]
+        The money: a payment, or a refund that did not happen coming back.
+    owed : int or None [fen]
+        What the bill owes while it is open (``owed_fen``); None when there is no open bill (paid
+        or written off meanwhile, or none at all), and then all of it is credit.
+
+    Returns
+    -------
+    (int, int) [fen]
+        Together ``amount_fen``, each at least 0 for money that arrives (``amount_fen`` ≥ 0): the
+        bill takes at most what it owes, never less than nothing.
+    """
+    to_bill = 0 if owed is None else max(min(amount_fen, owed), 0)
+    return to_bill, amount_fen - to_bill
+
+
+async def apply_to_bill(bill: Bill | None, amount_fen: int, *, owner_id: int, payment_id: int,
+                        credit_reason: str, conn) -> int:
+    """Money for ``bill``, which the caller has locked in ``conn``: what it owes is paid and the rest
+    becomes the owner's account credit (:func:`split_to_bill`). Returns the amount applied [fen].
+
+    The one place this rule is written: payments (:func:`apply_payment`) and refunds that did not
+    happen (:mod:`settlement.pay.payments`) both come here.
+    """
+    is_open = bill is not None and bill.state in OPEN
+    to_bill, to_credit = split_to_bill(amount_fen, owed_fen(bill) if is_open else None)
+    if is_open:
+        bill.paid_fen += to_bill
+        bill.state = state_of(bill)
+        await bill.save(using_db=conn, update_fields=["paid_fen", "state"])
+    if to_credit > 0:
+        await CreditEntry.create(owner_id=owner_id, amount_fen=to_credit, reason=credit_reason,
+                                 payment_id=payment_id, using_db=conn)
+    return to_bill
+
+
 async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, before: dict | None = None,
                         plant_name: str | None = None) -> int:
     """Apply a payment just stored to its bill, which the caller has locked in ``conn``.
@@ -294,16 +335,8 @@ async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, befor
     the audit event. Returns the amount applied to the bill [fen].
     """
     before = before or {"state": bill.state, "paid_fen": bill.paid_fen}
-    applied = 0
-    if bill.state in OPEN:
-        applied = max(min(payment.amount_fen, owed_fen(bill)), 0)
-        bill.paid_fen += applied
-        bill.state = state_of(bill)
-        await bill.save(using_db=conn, update_fields=["paid_fen", "state"])
-    if payment.amount_fen > applied:
-        await CreditEntry.create(owner_id=bill.owner_id, amount_fen=payment.amount_fen - applied,
-                                 reason=f"overpayment on bill {bill.number}", payment_id=payment.id,
-                                 using_db=conn)
+    applied = await apply_to_bill(bill, payment.amount_fen, owner_id=bill.owner_id, payment_id=payment.id,
+                                  credit_reason=f"overpayment on bill {bill.number}", conn=conn)
     await audit.record(actor, "RecordPayment", "bill", bill.id, before=before,
                        after={"state": bill.state, "paid_fen": bill.paid_fen, "payment": payment.transaction_id,
                               "amount_fen": payment.amount_fen, "to_credit_fen": payment.amount_fen - applied},
