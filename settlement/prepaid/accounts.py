@@ -53,6 +53,7 @@ Errors are :mod:`settlement.errors`' (InvalidInput, NotFound, Forbidden, Conflic
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import secrets
@@ -498,7 +499,10 @@ async def _recompute(service: PrepaidService, account: PrepaidAccount, touched: 
         last = max(d for d in (latest.interval_start.astimezone(LOCAL).date() if latest else None,
                                last_charged.day if last_charged else None, first_touched) if d)
         dense = await _daily_usage(service, period, last, conn)
-        money = cumulative_fen(period.price, period.first, dense)
+        # a day per engine call for interval tariffs: in a thread, as the cycle run's arrays are
+        # (settlement.cycles.runs), so a month of usage does not hold the event loop
+        loop = asyncio.get_running_loop()
+        money = await loop.run_in_executor(None, cumulative_fen, period.price, period.first, dense)
         per_day_milli = dense.reshape(-1, SLOTS).sum(axis=1)
         posted: dict[dt.date, tuple[int, int]] = defaultdict(lambda: (0, 0))
         for day, amount in await PrepaidEntry.filter(
