@@ -4,9 +4,9 @@ The words the templates share — names of states, rates, roles, refusals — co
 catalogue (:mod:`settlement.i18n`) through the globals ``names(section)`` and ``refusal_text``;
 the bot speaks Chinese (the official account's users; WeChat tells the bot no language).
 
-Templates are plain text: autoescape is off (there is no HTML to protect), and what users typed is
-only ever a *value* given to a template, never a template itself, so ``{0.__class__}`` or
-``{{ 7*7 }}`` in a message is shown as typed. Keeping the reply XML intact is the job of
+Templates are plain text (``.txt``: :mod:`settlement.templating` leaves autoescape off, there is
+no HTML to protect), and what users typed is only ever a *value* given to a template, never a
+template itself, so ``{0.__class__}`` or ``{{ 7*7 }}`` in a message is shown as typed. Keeping the reply XML intact is the job of
 :func:`bot.protocol.cdata_safe`, applied to whatever text leaves the bot.
 
 A reply is cut at ``MAX_REPLY_BYTES`` of UTF-8 (WeChat refuses longer text messages), at a line
@@ -17,15 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import jinja2
+from settlement import i18n, templating
 
-from settlement import i18n
-from settlement.billing.ebill import format_yuan
-
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 LANG = "zh"
 LOCAL = ZoneInfo("Asia/Shanghai")
 #: WeChat's limit for a text message is 2048 bytes; keep room for the cut note.
@@ -55,17 +50,10 @@ def _local_time(when: dt.datetime | None) -> str:
     return "—" if when is None else when.astimezone(LOCAL).strftime("%Y-%m-%d %H:%M")
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=False)
-    env.filters.update(yuan=format_yuan, kwh=_kwh, wh_kwh=_wh_as_kwh, local_time=_local_time, percent=_percent)
-    env.globals.update(names=lambda section: i18n.section(section, LANG),
-                       refusal_text=lambda code, params=None: i18n.error_text(code, LANG, params))
-    return env
-
-
-_ENV = _environment()
+_ENV = templating.environment(
+    filters={"kwh": _kwh, "wh_kwh": _wh_as_kwh, "local_time": _local_time, "percent": _percent},
+    template_globals={"names": lambda section: i18n.section(section, LANG),
+                      "refusal_text": lambda code, params=None: i18n.error_text(code, LANG, params)})
 
 
 def render(template: str, /, **context: object) -> str:

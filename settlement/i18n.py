@@ -41,14 +41,15 @@ import logging
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from settlement.templating import TEMPLATES
 
 log = logging.getLogger("pvsettle.i18n")
 
 LANGUAGES = ("zh", "en")
 DEFAULT = "zh"
-CATALOGUE = Path(__file__).resolve().parents[1] / "templates" / "i18n" / "messages.toml"
+CATALOGUE = TEMPLATES / "i18n" / "messages.toml"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ platform certificates. Two things are done here rather than by it:
   once a minute (a flood of forged serials must not become a flood of calls to WeChat Pay), never
   losing the ones we had when the refresh fails. The cryptography is the library's own
   (``rsa_verify``, ``aes_decrypt``).
+
+Both need attributes wechatpayv3 keeps private (it has no public API for them); every use of one is
+in :class:`_LibraryInternals`.
 """
 
 from __future__ import annotations
@@ -54,13 +57,60 @@ CERT_REFRESH_INTERVAL = 60.0  # [s] between certificate downloads caused by unkn
 _BAD_RESPONSE = "failed to verify the signature"  # wechatpayv3's message for a forged answer
 
 
+class _LibraryInternals:
+    """What this adapter needs of wechatpayv3 (2.0.x) that it keeps private, every use in one place.
+
+    ``AsyncWeChatPay`` exposes requests, signing and decryption, but not: the API host (its core's
+    ``_gate_way``, fixed to WeChat Pay's), the platform public key and certificates it verifies
+    answers with (``_public_key``, ``_certificates``), a way to download the certificates again
+    (``_update_certificates``), nor its httpx client (``_client``), which ``__aenter__`` opens
+    before fetching the certificates and leaves open when that fails. Upgrading wechatpayv3
+    means checking these names here, and nowhere else.
+    """
+
+    def __init__(self, client: AsyncWeChatPay):
+        self._core = client._core
+
+    def set_api_base(self, api_base: str) -> None:
+        """Send every request and bill download to ``api_base`` instead of WeChat Pay's host."""
+        self._core._gate_way = api_base.rstrip("/")
+
+    @property
+    def public_key(self):
+        """The platform public key (public-key mode), or None in certificate mode."""
+        return self._core._public_key
+
+    def certificates(self) -> list:
+        """The platform certificates wechatpayv3 verifies with (certificate mode), as it holds them."""
+        return list(self._core._certificates)
+
+    async def refresh_certificates(self) -> None:
+        """Download the platform certificates again, keeping those we had if none arrive.
+
+        wechatpayv3 empties its list before it asks, and leaves it empty when the download fails
+        or brings nothing valid.
+        """
+        kept = list(self._core._certificates)
+        try:
+            await self._core._update_certificates()
+        except httpx.HTTPError:
+            log.warning("could not refresh the WeChat Pay platform certificates")
+        if not self._core._certificates:
+            self._core._certificates.extend(kept)  # a failed refresh must not lose what we had
+
+    async def close_after_failed_open(self) -> None:
+        """Close the httpx pool of a client whose ``__aenter__`` failed (it does not close it)."""
+        if self._core._client is not None:
+            await self._core._client.aclose()
+
+
 class WechatPayV3:
     """The port over one open ``AsyncWeChatPay`` (see :func:`open_wechat_pay`)."""
 
     def __init__(self, client: AsyncWeChatPay, *, mchid: str, appid: str, apiv3_key: str,
                  public_key_id: str | None = None, max_skew: dt.timedelta = MAX_SKEW):
         self._client = client
-        self._core = client._core
+        self._internals = _LibraryInternals(client)
         self.mchid = mchid
         self.appid = appid
         self._apiv3_key = apiv3_key
@@ -164,24 +214,18 @@ class WechatPayV3:
 
     async def _key_for(self, serial: str):
         if self._public_key_id is not None and serial == self._public_key_id:
-            return self._core._public_key
+            return self._internals.public_key
         try:
             number = int(serial, 16)
         except ValueError:
             return None
-        for cert in self._core._certificates:
+        for cert in self._internals.certificates():
             if cert.serial_number == number:
                 return cert.public_key()
         if self._public_key_id is None and time.monotonic() - self._last_refresh >= CERT_REFRESH_INTERVAL:
             self._last_refresh = time.monotonic()
-            kept = list(self._core._certificates)
-            try:
-                await self._core._update_certificates()
-            except httpx.HTTPError:
-                log.warning("could not refresh the WeChat Pay platform certificates")
-            if not self._core._certificates:
-                self._core._certificates.extend(kept)  # a failed refresh must not lose what we had
-            for cert in self._core._certificates:
+            await self._internals.refresh_certificates()
+            for cert in self._internals.certificates():
                 if cert.serial_number == number:
                     return cert.public_key()
         return None
@@ -261,13 +305,13 @@ async def open_wechat_pay(*, mchid: str, appid: str, apiv3_key: str, private_key
                             cert_serial_no=cert_serial, appid=appid, apiv3_key=apiv3_key, notify_url=notify_url,
                             public_key=public_key_pem or None, public_key_id=public_key_id or None,
                             timeout=timeout, logger=None)
-    client._core._gate_way = api_base.rstrip("/")
+    internals = _LibraryInternals(client)
+    internals.set_api_base(api_base)
     try:
         await client.__aenter__()
     except BaseException:
         # certificate mode could not fetch the certificates: close the httpx pool it had opened
-        if client._core._client is not None:
-            await client._core._client.aclose()
+        await internals.close_after_failed_open()
         raise
     try:
         yield WechatPayV3(client, mchid=mchid, appid=appid, apiv3_key=apiv3_key, public_key_id=public_key_id)

@@ -27,6 +27,7 @@ Rules written down
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
@@ -150,6 +151,30 @@ async def issue_bills(period: str | None = None, *, now: dt.datetime | None = No
     return issued
 
 
+def _price_groups(groups: dict[tuple, list[ConfirmationForm]],
+                  priced_terms: dict[tuple, tuple[ContractTerms, np.ndarray]]) -> list[tuple]:
+    """Price each group of forms with one engine call (no I/O: runs in a thread).
+
+    Parameters
+    ----------
+    groups : dict of group key to forms
+        Forms sharing contract terms and grid prices; the key's last item is the tariff period
+        each DL/T 645 rate is priced as.
+    priced_terms : dict of group key to (ContractTerms, ndarray of int64, shape (4,) [µyuan/kWh])
+
+    Returns
+    -------
+    list of (form, bill lines, total [fen], tax [fen], tariff periods), group by group
+    """
+    bills = []
+    for key, members in groups.items():
+        terms, prices = priced_terms[key]
+        result = price_cycle(terms, prices, [_kwh_per_rate(f, "self_use") for f in members])
+        for i, form in enumerate(members):
+            bills.append((form, result.lines(i), int(result.total_fen[i]), int(result.tax_total_fen[i]), key[2]))
+    return bills
+
+
 async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: dict) -> int:
     cycles = {c.id: c for c in await ReadingCycle.filter(id__in=[f.cycle_id for f in forms])}
     plants = {p.id: p for p in await Plant.filter(id__in=[c.plant_id for c in cycles.values()])}
@@ -166,16 +191,15 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
             raise NotFound(f"plant {plants[cycle.plant_id].code} has no contract", code="no_contract")
         last_day = (cycle.ends_at.astimezone(LOCAL) - dt.timedelta(days=1)).date()
         terms = contract_terms(contract)
+        # four prices a form, checked form by form: which form's refusal a batch reports stays the first one's
         prices, periods = grid_prices(await tariff_for(contract.tariff_code, last_day, cache), last_day, terms)
         key = (terms, tuple(prices.tolist()), periods)
         priced_terms[key] = (terms, prices)
         groups[key].append(form)
-    bills = []
-    for key, members in groups.items():
-        terms, prices = priced_terms[key]
-        result = price_cycle(terms, prices, [_kwh_per_rate(f, "self_use") for f in members])
-        for i, form in enumerate(members):
-            bills.append((form, result.lines(i), int(result.total_fen[i]), int(result.tax_total_fen[i]), key[2]))
+    # the engine's array work over the whole batch runs in a thread, as the cycle run's does
+    # (settlement.cycles.runs): a batch of 500 bills must not hold every request meanwhile
+    loop = asyncio.get_running_loop()
+    bills = await loop.run_in_executor(None, _price_groups, groups, priced_terms)
 
     issue_day = now.astimezone(LOCAL).date()
     async with in_transaction() as conn:
@@ -285,6 +309,47 @@ async def record_payment(bill_id: int, amount_fen: int, channel: PaymentChannel,
     return payment
 
 
+def split_to_bill(amount_fen: int, owed: int | None) -> tuple[int, int]:
+    """How money that arrives for a bill divides: (to the bill, to the owner's account credit) [fen].
+
+    Parameters
+    ----------
+    amount_fen : int [fen]
+        The money: a payment, or a refund that did not happen coming back.
+    owed : int or None [fen]
+        What the bill owes while it is open (``owed_fen``); None when there is no open bill (paid
+        or written off meanwhile, or none at all), and then all of it is credit.
+
+    Returns
+    -------
+    (int, int) [fen]
+        Together ``amount_fen``, each at least 0 for money that arrives (``amount_fen`` ≥ 0): the
+        bill takes at most what it owes, never less than nothing.
+    """
+    to_bill = 0 if owed is None else max(min(amount_fen, owed), 0)
+    return to_bill, amount_fen - to_bill
+
+
+async def apply_to_bill(bill: Bill | None, amount_fen: int, *, owner_id: int, payment_id: int,
+                        credit_reason: str, conn) -> int:
+    """Money for ``bill``, which the caller has locked in ``conn``: what it owes is paid and the rest
+    becomes the owner's account credit (:func:`split_to_bill`). Returns the amount applied [fen].
+
+    The one place this rule is written: payments (:func:`apply_payment`) and refunds that did not
+    happen (:mod:`settlement.pay.payments`) both come here.
+    """
+    is_open = bill is not None and bill.state in OPEN
+    to_bill, to_credit = split_to_bill(amount_fen, owed_fen(bill) if is_open else None)
+    if is_open:
+        bill.paid_fen += to_bill
+        bill.state = state_of(bill)
+        await bill.save(using_db=conn, update_fields=["paid_fen", "state"])
+    if to_credit > 0:
+        await CreditEntry.create(owner_id=owner_id, amount_fen=to_credit, reason=credit_reason,
+                                 payment_id=payment_id, using_db=conn)
+    return to_bill
+
+
 async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, before: dict | None = None,
                         plant_name: str | None = None) -> int:
     """Apply a payment just stored to its bill, which the caller has locked in ``conn``.
@@ -294,16 +359,8 @@ async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, befor
     the audit event. Returns the amount applied to the bill [fen].
     """
     before = before or {"state": bill.state, "paid_fen": bill.paid_fen}
-    applied = 0
-    if bill.state in OPEN:
-        applied = max(min(payment.amount_fen, owed_fen(bill)), 0)
-        bill.paid_fen += applied
-        bill.state = state_of(bill)
-        await bill.save(using_db=conn, update_fields=["paid_fen", "state"])
-    if payment.amount_fen > applied:
-        await CreditEntry.create(owner_id=bill.owner_id, amount_fen=payment.amount_fen - applied,
-                                 reason=f"overpayment on bill {bill.number}", payment_id=payment.id,
-                                 using_db=conn)
+    applied = await apply_to_bill(bill, payment.amount_fen, owner_id=bill.owner_id, payment_id=payment.id,
+                                  credit_reason=f"overpayment on bill {bill.number}", conn=conn)
     await audit.record(actor, "RecordPayment", "bill", bill.id, before=before,
                        after={"state": bill.state, "paid_fen": bill.paid_fen, "payment": payment.transaction_id,
                               "amount_fen": payment.amount_fen, "to_credit_fen": payment.amount_fen - applied},

@@ -14,7 +14,7 @@ expiry. ``lang`` is not signed: ``?lang=en`` on the same link gives the English 
 Pages
 -----
 Chinese by default, English on request; money is integer fen formatted as 元 by
-:func:`format_yuan` alone; the chart of the cycle's daily generation and self-use is inline SVG
+:func:`settlement.money_text.format_yuan` alone; the chart of the cycle's daily generation and self-use is inline SVG
 built from stored telemetry and meter readings only — a day without data is drawn as a gap and
 said so, never filled in.
 
@@ -28,12 +28,10 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import jinja2
-
-from settlement import i18n
+from settlement import i18n, templating
+from settlement.money_text import format_yuan
 from settlement.errors import NotFound
 from settlement.models import (
     Bill,
@@ -58,7 +56,6 @@ from settlement.models import (
 LOCAL = ZoneInfo("Asia/Shanghai")
 UTC = dt.timezone.utc
 LANGS = ("zh", "en")
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 RATES = ("sharp", "peak", "flat", "valley")  # DL/T 645 rates 1-4, as on forms and bill lines
 EXPORT_TOTAL = "00020000"  # reverse active total of the grid meter (DL/T 645)
@@ -68,34 +65,7 @@ MIDNIGHT_TOLERANCE = dt.timedelta(hours=1)
 COUNTER_RESET_DROP = Decimal("0.10")
 
 
-# --- money and numbers as text ---------------------------------------------------------------
-
-
-def format_yuan(fen: int, *, grouping: bool = True) -> str:
-    """An amount of integer fen as 元 with two decimals, by integer arithmetic only.
-
-    Parameters
-    ----------
-    fen : int [fen]
-    grouping : bool
-        Thousands separators (``7,403.50``) for people; off for machine-read files (``7403.50``).
-
-    Returns
-    -------
-    str [元]
-    """
-    if isinstance(fen, bool) or not isinstance(fen, int):
-        raise TypeError(f"an amount is integer fen, not {type(fen).__name__}")
-    whole, cents = divmod(abs(fen), 100)
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{whole:,}.{cents:02d}" if grouping else f"{sign}{whole}.{cents:02d}"
-
-
-def yuan(fen: int) -> Decimal:
-    """Integer fen as an exact Decimal of 元 with two decimals (for spreadsheets)."""
-    if isinstance(fen, bool) or not isinstance(fen, int):
-        raise TypeError(f"an amount is integer fen, not {type(fen).__name__}")
-    return Decimal(fen).scaleb(-2)
+# --- numbers as text (money is settlement.money_text's) ----------------------------------------
 
 
 def _kwh_text(value: Decimal | str | None) -> str:
@@ -358,14 +328,7 @@ def chart(series: DailySeries, lang: str) -> dict:
 # --- what the pages show ----------------------------------------------------------------------
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["yuan"] = format_yuan
-    return env
-
-
-_ENV = _environment()
+_ENV = templating.environment()
 
 
 def _lang(lang: str) -> str:
@@ -482,7 +445,7 @@ def _line_text(line, lang: str) -> str:
 async def bill_view(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str] | None = None,
                     pdf_url: str | None = None, today: dt.date | None = None) -> dict:
     """What the page of one bill shows: its form's readings and energies, lines, totals and
-    receipts, as text ready to print (amounts by :func:`format_yuan`).
+    receipts, as text ready to print (amounts by :func:`settlement.money_text.format_yuan`).
 
     The one view-model of a bill: the HTML page (:func:`render_bill`) and the PDF
     (:func:`settlement.billing.ebill_pdf.render_pdf`) both draw it, so they cannot disagree.

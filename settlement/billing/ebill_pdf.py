@@ -1,7 +1,7 @@
 """E-bills and confirmation forms as PDF, drawn from the very view-model of the HTML page.
 
 :func:`settlement.billing.ebill.bill_view` and :func:`settlement.billing.ebill.form_view` say what a page shows,
-as text ready to print (amounts already formatted by :func:`settlement.billing.ebill.format_yuan`);
+as text ready to print (amounts already formatted by :func:`settlement.money_text.format_yuan`);
 :func:`render_pdf` lays that out on A4 with reportlab. Owners forward these files and finance
 archives them, so they hold the same facts as the page: header, bill lines and totals or the
 form's state, receipts, readings, energies and the daily chart (from the same geometry as the

@@ -23,16 +23,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import jinja2
 from tortoise.exceptions import IntegrityError
 
 from billing_engine import money
+from settlement import templating
 from settlement.cycles.runs import parse_period
 from settlement.errors import Conflict, InvalidInput, NotFound
 from settlement.models import InvoiceRequest, InvoiceState, Owner, Payment, Refund, RefundState
+from settlement.money_text import format_yuan
 from settlement.ports.tax import InvoiceDraft, TaxInvoicing, TaxRefused, TaxUnavailable
 
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -40,8 +40,7 @@ UTC = dt.timezone.utc
 VAT_RATE = Decimal("0.13")
 ITEM = "*供电*电费"
 TAX_ID = re.compile(r"^[0-9A-Z]{15,20}$")
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).resolve().parents[2] / "templates"),
-                          autoescape=True, undefined=jinja2.StrictUndefined)
+_ENV = templating.environment()
 
 
 def _buyer(name: str, tax_id: str) -> tuple[str, str]:
@@ -131,13 +130,13 @@ async def request_for_month(owner_id: int, month: str, buyer_name: str, buyer_ta
 
 def render(request: InvoiceRequest) -> str:
     """The issued invoice as an HTML document."""
-    yuan = lambda fen: f"{Decimal(fen) / 100:.2f}"  # noqa: E731
     return _ENV.get_template("invoice/e_invoice.html").render(
         number=request.invoice_number, issued_on=f"{request.issued_at.astimezone(LOCAL):%Y年%m月%d日}",
         buyer_name=request.buyer_name, buyer_tax_id=request.buyer_tax_id,
         item=ITEM if request.payment_id else f"{ITEM}（{request.month}）",
-        net_yuan=yuan(request.amount_fen - request.tax_fen), vat_percent=f"{VAT_RATE * 100:.0f}",
-        tax_yuan=yuan(request.tax_fen), amount_yuan=yuan(request.amount_fen))
+        net_yuan=format_yuan(request.amount_fen - request.tax_fen, grouping=False), vat_percent=f"{VAT_RATE * 100:.0f}",
+        tax_yuan=format_yuan(request.tax_fen, grouping=False),
+        amount_yuan=format_yuan(request.amount_fen, grouping=False))
 
 
 async def issue_requested(tax: TaxInvoicing, *, limit: int = 100) -> dict[str, int]:

@@ -27,7 +27,7 @@ Rules written down
   the kWh and the fees on them are left empty, never guessed. billing_engine.capacity does the
   arithmetic and the rounding (each amount once, half up, to fen).
 * **Money** is integer fen throughout; files show 元 with 2 decimals made from the fen exactly
-  (:func:`settlement.billing.ebill.format_yuan`, :func:`settlement.billing.ebill.yuan`).
+  (:func:`settlement.money_text.format_yuan`, :func:`settlement.money_text.yuan`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import numpy as np
 
 from billing_engine import capacity, money
 from settlement.cycles.runs import parse_period
-from settlement.billing.ebill import BILL_STATE, FORM_STATE, format_yuan, yuan
+from settlement.billing.ebill import BILL_STATE, FORM_STATE
 from settlement.models import (
     Bill,
     BillLine,
@@ -61,6 +61,7 @@ from settlement.models import (
     Plant,
     ReadingCycle,
 )
+from settlement.money_text import format_yuan, yuan
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 CHUNK = 2000  # ids per IN (...) query: SQLite allows a bounded number of parameters

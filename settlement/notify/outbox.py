@@ -41,19 +41,18 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
 
+from settlement import templating
 from settlement.billing.ebill_links import is_ebill_path
 from settlement.errors import InvalidInput
 from settlement.models import OutboxMessage, OutboxState, WechatIdentity
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 UTC = dt.timezone.utc
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "notify"
 
 #: every notification template (file ``templates/notify/<name>.txt``) and its event
 TEMPLATE_NAMES = ("form_sent", "auto_confirm_coming", "bill_issued", "payment_received", "refund_done",
@@ -96,13 +95,6 @@ def apps() -> NotifyApps:
 # ---------------------------------------------------------------------- content
 
 
-def _yuan(fen: int) -> str:
-    """``¥1234.50`` from fen (WeChat ``amount``: a currency symbol and at most 10 digits)."""
-    sign = "-" if fen < 0 else ""
-    fen = abs(int(fen))
-    return f"{sign}¥{fen // 100}.{fen % 100:02d}"
-
-
 def _local_time(value: dt.datetime | str) -> str:
     """``2026年11月22日 16:05`` in Asia/Shanghai (WeChat ``time``/``date``: 年月日, 24 h)."""
     if isinstance(value, str):
@@ -118,10 +110,7 @@ def _local_date(value: dt.date | str) -> str:
     return f"{value.year}年{value.month:02d}月{value.day:02d}日"
 
 
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False,
-                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                          keep_trailing_newline=False)
-_ENV.filters.update(yuan=_yuan, local_time=_local_time, local_date=_local_date)
+_ENV = templating.environment(filters={"local_time": _local_time, "local_date": _local_date})
 
 _KEY = re.compile(r"(?P<type>[a-z_]*[a-z])(?P<n>\d*)")
 _NUMBER = re.compile(r"-?(?P<int>\d+)(?:\.(?P<frac>\d+))?")
@@ -209,7 +198,7 @@ def render(template: str, payload: Mapping[str, Any]) -> dict[str, Any]:
             raise NotificationContentError(f"notification {template}: {name} has control characters",
                                            code="bad_notification")
     try:
-        text = _ENV.get_template(f"{template}.txt").render(**payload)
+        text = _ENV.get_template(f"notify/{template}.txt").render(**payload)
     except jinja2.UndefinedError as exc:
         raise NotificationContentError(f"notification {template}: {exc.message}", code="bad_notification") from None
     data: dict[str, str] = {}

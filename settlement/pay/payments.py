@@ -27,7 +27,8 @@ Orders::
 * **Refunds.** Admins only, with a reason, at most what is left of the payment. The money is
   taken back when the refund is asked for: first from the owner's account credit, then from the
   payment's bill (which owes again); a refund that fails gives it back the way a payment is
-  applied (owed first, the rest to credit). So at every moment
+  applied (owed first, the rest to credit: :func:`settlement.billing.bills.apply_to_bill`). So at
+  every moment
   Σ payments − Σ refunds (pending or done) = Σ applied to bills + account credit
   (+ payments whose order is unknown, which belong to nobody yet).
 """
@@ -47,7 +48,15 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from settlement import audit
-from settlement.billing.bills import MAX_PAYMENT_FEN, OPEN, state_of, apply_payment, credit_balance, owed_fen
+from settlement.billing.bills import (
+    MAX_PAYMENT_FEN,
+    OPEN,
+    apply_payment,
+    apply_to_bill,
+    credit_balance,
+    owed_fen,
+    state_of,
+)
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.models import (
     Bill,
@@ -483,16 +492,8 @@ async def _give_back(refund: Refund, payment: Payment, conn, why: str) -> None:
         return
     bill = await Bill.filter(id=payment.bill_id).using_db(conn).select_for_update().first() \
         if payment.bill_id else None
-    to_bill = 0
-    if bill is not None and bill.state in OPEN:
-        to_bill = max(min(refund.amount_fen, owed_fen(bill)), 0)
-        bill.paid_fen += to_bill
-        bill.state = state_of(bill)
-        await bill.save(using_db=conn, update_fields=["paid_fen", "state"])
-    if refund.amount_fen > to_bill:
-        await CreditEntry.create(owner_id=payment.owner_id, amount_fen=refund.amount_fen - to_bill,
-                                 reason=f"refund {refund.out_refund_no} {why}", payment_id=payment.id,
-                                 using_db=conn)
+    await apply_to_bill(bill, refund.amount_fen, owner_id=payment.owner_id, payment_id=payment.id,
+                        credit_reason=f"refund {refund.out_refund_no} {why}", conn=conn)
 
 
 async def settle_refund(status: RefundStatus, *, via: str, now: dt.datetime, conn) -> Handled:

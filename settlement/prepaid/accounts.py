@@ -53,6 +53,7 @@ Errors are :mod:`settlement.errors`' (InvalidInput, NotFound, Forbidden, Conflic
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import secrets
@@ -109,6 +110,7 @@ from settlement.models import (
     Utility,
     WechatIdentity,
 )
+from settlement.money_text import format_yuan
 from settlement.ports.device_control import CommandRefused, DeviceControl, NotAcknowledged
 from settlement.ports.pay import OrderStatus, PayCallFailed, WechatPay
 
@@ -497,7 +499,10 @@ async def _recompute(service: PrepaidService, account: PrepaidAccount, touched: 
         last = max(d for d in (latest.interval_start.astimezone(LOCAL).date() if latest else None,
                                last_charged.day if last_charged else None, first_touched) if d)
         dense = await _daily_usage(service, period, last, conn)
-        money = cumulative_fen(period.price, period.first, dense)
+        # a day per engine call for interval tariffs: in a thread, as the cycle run's arrays are
+        # (settlement.cycles.runs), so a month of usage does not hold the event loop
+        loop = asyncio.get_running_loop()
+        money = await loop.run_in_executor(None, cumulative_fen, period.price, period.first, dense)
         per_day_milli = dense.reshape(-1, SLOTS).sum(axis=1)
         posted: dict[dt.date, tuple[int, int]] = defaultdict(lambda: (0, 0))
         for day, amount in await PrepaidEntry.filter(
@@ -743,7 +748,8 @@ async def true_up_bills(now: dt.datetime | None = None) -> int:
                 charged = -int(sum(charges))
                 owed = owed_fen(bill)
                 await _post(locked, EntryKind.TRUE_UP, charged - owed, key, now, conn, bill_id=bill.id,
-                            note=f"{bill.number} 结算 {owed / 100:.2f} 元，已扣 {charged / 100:.2f} 元")
+                            note=f"{bill.number} 结算 {format_yuan(owed, grouping=False)} 元，"
+                                 f"已扣 {format_yuan(charged, grouping=False)} 元")
                 before = {"state": bill.state, "paid_fen": bill.paid_fen}
                 await Bill.filter(id=bill.id).using_db(conn).update(paid_fen=bill.paid_fen + owed,
                                                                      state=BillState.PAID)
@@ -859,7 +865,8 @@ async def settle_topup(status: OrderStatus, via: str, now: dt.datetime, conn) ->
                               "payer_id": order.payer_id, "available_fen": account.available_fen}, using_db=conn)
     # the owner is told of every top-up, and by whom when someone else paid
     await outbox.notify_owner("TopUpReceived", account.owner_id, "prepaid_notice",
-                              _notice(account, order.amount_fen, now, f"{name}充值，余额{account.available_fen / 100:.2f}元"),
+                              _notice(account, order.amount_fen, now,
+                                      f"{name}充值，余额{format_yuan(account.available_fen, grouping=False)}元"),
                               f"prepaid:{account.id}:topup:{payment.id}", using_db=conn, now=now)
     await _evaluate(account, now, conn)
     return orders.Handled(204, NotificationOutcome.ACCEPTED)

@@ -1,13 +1,14 @@
 """Bill rules beyond the walkthrough: write-offs, refusals, credit across bills, hostile amounts."""
 
 import datetime as dt
+import threading
 
 import pytest
 
 from settlement.billing import bills, late_fees
 from settlement import models as m
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
-from tests.integration.billed_plant import plain_bill
+from tests.integration.billed_plant import plain_bill, walked_plant
 
 DUE = dt.date(2026, 10, 25)
 
@@ -80,3 +81,18 @@ async def test_overpayment_credit_is_used_by_the_next_bills_oldest_first(staff):
     assert await bills.credit_balance(first["plant"].owner_id) == 0
     entries = await m.CreditEntry.filter(owner_id=first["plant"].owner_id).values_list("amount_fen", flat=True)
     assert sum(entries) == 0 and sorted(entries) == [-12_000, -3_000, 15_000]
+
+
+async def test_bills_are_priced_in_a_thread_and_stored_on_the_loop(db, monkeypatch):
+    threads = []
+    engine = bills.price_cycle
+
+    def priced_where(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return engine(*args, **kwargs)
+
+    monkeypatch.setattr(bills, "price_cycle", priced_where)
+    walked = await walked_plant()  # issues its bill through bills.issue_bills
+    assert threads and threading.current_thread() not in threads
+    assert (await m.BillLine.filter(bill_id=walked["bill"].id, kind=m.LineKind.ENERGY).order_by("seq")
+            .values_list("amount_fen", flat=True)) == [445230, 232050, 79560]  # billed_plant's figures

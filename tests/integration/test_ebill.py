@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from settlement.billing import ebill
 from settlement.billing import ebill_links
 from settlement import models as m
 from tests.integration.billed_plant import local, plain_bill, walked_plant
@@ -33,7 +32,7 @@ def bars(html: str) -> dict[tuple[str, str], tuple[str, float]]:
     return {(cls, day): (kwh, float(height)) for cls, day, kwh, height in BAR.findall(html)}
 
 
-def test_links_and_yuan_formatting():
+def test_links():
     link = ebill_links.ebill_link("bill", 42, dt.datetime(2030, 1, 1, tzinfo=UTC), "k" * 40)
     parts = urlsplit(link)
     query = parse_qs(parts.query)
@@ -42,12 +41,6 @@ def test_links_and_yuan_formatting():
     assert len(query["sig"][0]) == 64
     default = int(parse_qs(urlsplit(ebill_links.ebill_link("form", 1, None, "k" * 40)).query)["exp"][0])
     assert abs(default - (dt.datetime.now(UTC) + dt.timedelta(days=30)).timestamp()) < 5  # 30 days by default
-    assert [ebill.format_yuan(f) for f in (0, 5, 99, 100, 740350, 123456789, -1250)] == \
-        ["0.00", "0.05", "0.99", "1.00", "7,403.50", "1,234,567.89", "-12.50"]
-    assert ebill.format_yuan(740350, grouping=False) == "7403.50"
-    assert ebill.yuan(740350) == Decimal("7403.50")
-    with pytest.raises(TypeError):
-        ebill.format_yuan(7403.5)  # type: ignore[arg-type]  # never from a float
 
 
 async def test_bill_page_shows_every_amount_to_the_fen_in_chinese_and_english(client, settings):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import threading
 
 import numpy as np
 import pytest
@@ -206,6 +207,26 @@ async def test_annual_tier_blocks_count_the_earlier_months_of_the_year(db, setti
     feb = np.concatenate([np.zeros(96), february])  # from the 1st of the month
     expected = int(billing_engine.bill(tariff, feb, np.datetime64("2026-02-01T00:00"), 15, ytd_kwh=8).total_fen[0])
     assert charged[dt.date(2026, 2, 2)] == expected == round((5 * 4.20 + 3 * 1.00) * 100)
+
+
+async def test_usage_is_priced_in_a_thread_and_posted_on_the_loop(db, settings, device, monkeypatch):  # noqa: F811
+    site = await prepaid_site(settings, device)
+    await m.Tariff.create(code="water-2025", name="Water", effective_from=dt.date(2025, 1, 1), document=WATER)
+    water = await prepaid.add_service(site["account"].id, "水", m.Utility.WATER, "m3", tariff_code="water-2025")
+    threads = []
+    priced = prepaid.cumulative_fen
+
+    def priced_where(*args):
+        threads.append(threading.current_thread())
+        return priced(*args)
+
+    monkeypatch.setattr(prepaid, "cumulative_fen", priced_where)
+    use = np.zeros(96)
+    use[40] = 5.0
+    await prepaid.record_usage(water.id, day_rows(dt.date(2026, 3, 1), use), now=local(2026, 3, 2))
+    assert threads and threading.current_thread() not in threads
+    charged = await charged_by_day(site["account"])
+    assert charged[dt.date(2026, 3, 1)] == _tariff_money(WATER, dt.date(2026, 3, 1), use)
 
 
 async def test_a_bill_of_a_cycle_the_account_never_charged_stays_postpaid(db, settings, device):  # noqa: F811
