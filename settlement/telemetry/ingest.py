@@ -298,14 +298,9 @@ def _parse_row(index: int, raw: object, serial: str | None, ts_cache: dict[str, 
     return device, ts, power, energy, status, irradiance
 
 
-def _parse(rows: Sequence[object], serial: str | None, refused: dict[int, RowError]) -> _Rows:
-    """The well-formed rows as columns; each refused one's error into ``refused``.
-
-    Rows are judged column by column first: an object whose numbers are plain JSON integers in
-    bounds, whose status is known and whose time parses (each distinct text once: a batch shares
-    few) is taken as it is. Any other row is judged field by field, which also words its error.
-    """
-    ts_cache: dict[str, int] = {}
+def _columns(rows: Sequence[object]) -> tuple[list, list, list, list, list, list]:
+    """device, ts, power_w, energy_wh, status and irradiance_w_m2 of each row, as they came (None
+    where a row is no object or lacks the field; status "ok" when an object lacks it)."""
     if all(type(r) is dict for r in rows):  # every row an object: each column in one pass in C
         device, times, power, energy, irradiance = (list(map(dict.get, rows, itertools.repeat(key))) for key in (
             "device", "ts", "power_w", "energy_wh", "irradiance_w_m2"))
@@ -317,11 +312,12 @@ def _parse(rows: Sequence[object], serial: str | None, refused: dict[int, RowErr
         energy = [r.get("energy_wh") if type(r) is dict else None for r in rows]
         status = [r.get("status", "ok") if type(r) is dict else None for r in rows]
         irradiance = [r.get("irradiance_w_m2") if type(r) is dict else None for r in rows]
-    for text in {t for t in times if type(t) is str}:
-        try:
-            ts_cache[text] = _ts("", text)
-        except _Refused:
-            pass  # the rows with this time are judged one by one below, which words the error
+    return device, times, power, energy, status, irradiance
+
+
+def _quick(device: list, times: list, power: list, energy: list, status: list, irradiance: list,
+           serial: str | None, ts_cache: dict[str, int]) -> list[bool]:
+    """Which rows are well formed at a glance: taken as they are, without a row-by-row look."""
     # a batch names few devices: each distinct one is checked once (a time in ts_cache parsed, a
     # status in STATUSES is known, so neither can hold what settlement.text refuses)
     bad_text = {d for d in set(d for d in device if type(d) is str) if outside_text.problem(d) is not None}
@@ -333,6 +329,24 @@ def _parse(rows: Sequence[object], serial: str | None, refused: dict[int, RowErr
              for d, t, p, e, s, i in zip(device, times, power, energy, status, irradiance)]
     if serial is not None:
         quick = [q and d == serial for q, d in zip(quick, device)]
+    return quick
+
+
+def _parse(rows: Sequence[object], serial: str | None, refused: dict[int, RowError]) -> _Rows:
+    """The well-formed rows as columns; each refused one's error into ``refused``.
+
+    Rows are judged column by column first: an object whose numbers are plain JSON integers in
+    bounds, whose status is known and whose time parses (each distinct text once: a batch shares
+    few) is taken as it is. Any other row is judged field by field, which also words its error.
+    """
+    ts_cache: dict[str, int] = {}
+    device, times, power, energy, status, irradiance = _columns(rows)
+    for text in {t for t in times if type(t) is str}:
+        try:
+            ts_cache[text] = _ts("", text)
+        except _Refused:
+            pass  # the rows with this time are judged one by one below, which words the error
+    quick = _quick(device, times, power, energy, status, irradiance, serial, ts_cache)
     take = [i for i, q in enumerate(quick) if q]
     if len(take) == len(rows):
         out = _Rows(index=take, serial=device, ts=[ts_cache[t] for t in times],
@@ -855,8 +869,17 @@ async def ingest_samples(rows: Sequence[object], *, received_from: str, now: dt.
     if len(batch.ts):
         async with in_transaction() as conn:
             writes = await _apply(TelemetryStore(conn), batch, devices, received_us, received_from)
+    plants = tuple(sorted({p for p, _ in writes.touched}))
+    result = TelemetryResult(statuses=_row_statuses(len(rows), refused, writes), errors=refused, flags=writes.flags,
+                             plants=plants)
+    if plants and (publisher is not None or (redis is not None and namespace is not None)):
+        await _publish_recent(writes, received_us, now, publisher, redis, namespace)
+    return result
+
+
+def _row_statuses(n_rows: int, refused: dict[int, RowError], writes: _Writes) -> list[RowStatus]:
     statuses = []
-    for i in range(len(rows)):
+    for i in range(n_rows):
         if i in refused:
             statuses.append(RowStatus.REJECTED)
         elif i in writes.created:
@@ -865,16 +888,18 @@ async def ingest_samples(rows: Sequence[object], *, received_from: str, now: dt.
             statuses.append(RowStatus.UPDATED)
         else:
             statuses.append(RowStatus.DUPLICATE)
-    plants = tuple(sorted({p for p, _ in writes.touched}))
-    result = TelemetryResult(statuses=statuses, errors=refused, flags=writes.flags, plants=plants)
-    if plants and (publisher is not None or (redis is not None and namespace is not None)):
-        recent = {plant for plant, bucket in writes.touched
-                  if bucket + QUARTER_US >= received_us - LIVE_WITHIN_US}
-        if recent and publisher is not None:
-            publisher.request(recent, now)
-        elif recent:
-            await publish_live_states(redis, namespace, sorted(recent), now)
-    return result
+    return statuses
+
+
+async def _publish_recent(writes: _Writes, received_us: int, now: dt.datetime, publisher: LivePublisher | None,
+                          redis: redis_asyncio.Redis | None, namespace: Namespace | None) -> None:
+    """Publish the live state of the plants whose touched buckets are recent enough to show live."""
+    recent = {plant for plant, bucket in writes.touched
+              if bucket + QUARTER_US >= received_us - LIVE_WITHIN_US}
+    if recent and publisher is not None:
+        publisher.request(recent, now)
+    elif recent:
+        await publish_live_states(redis, namespace, sorted(recent), now)
 
 
 # --- repair ---------------------------------------------------------------------------------
