@@ -140,6 +140,60 @@ def _pysam_seconds(tariff: Tariff, kwh: np.ndarray, repeat: int) -> float | None
     return seconds
 
 
+def _traced_profiles(tariff: Tariff, meter_years: int, dtype: str,
+                     rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Generate the interval array and bill it once under tracemalloc.
+
+    Returns
+    -------
+    arr : ndarray, shape (meter_years, 35040) [kWh]
+    peak : int [bytes]
+        Peak traced memory from before the array is allocated through one billing run.
+    """
+    tracemalloc.start()
+    try:
+        arr = np.empty((meter_years, _INTERVALS_PER_YEAR), dtype=dtype)
+        _fill_profiles(arr, rng)
+        traced = bill(tariff, arr, _START, 15)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del traced
+    return arr, peak
+
+
+def _interval_timings(tariff: Tariff, arr: np.ndarray, repeat: int) -> tuple[float, float]:
+    """Best floor (``arr.sum()``) and billing times [s], interleaved so both see the same machine."""
+    floor_seconds = float("inf")
+    interval_seconds = float("inf")
+    result = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        arr.sum()
+        floor_seconds = min(floor_seconds, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        result = bill(tariff, arr, _START, 15)
+        interval_seconds = min(interval_seconds, time.perf_counter() - t0)
+    if result is None or int(result.total_fen.min()) <= 0:
+        raise RuntimeError("interval billing produced no amounts: the benchmark is broken")
+    return floor_seconds, interval_seconds
+
+
+def _register_timings(tariff: Tariff, register_meters: int, rng: np.random.Generator,
+                      repeat: int) -> tuple[float, float]:
+    """Best times [s] of register energy and of pricing its self-use under a discount contract."""
+    inputs = _register_inputs(register_meters, rng)
+    register_seconds, energy = _best(lambda: register_energy(**inputs), repeat)
+    self_use = energy.kwh[:, 1:]
+    terms = ContractTerms("discount", discount="0.85", floor_price="0.30", cap_price="1.00",
+                          vat_rate="0.13", prices_include_vat=True)
+    grid_price = tariff.versions[0].price_micro[5, :4]
+    pricing_seconds, cycle = _best(lambda: price_cycle(terms, grid_price, self_use), repeat)
+    if cycle.total_fen.shape != (register_meters,):
+        raise RuntimeError("register pricing lost meters: the benchmark is broken")
+    return register_seconds, pricing_seconds
+
+
 def run(meter_years: int = 10000, register_meters: int = 1_000_000, dtype: str = "float32", *,
         pysam: bool = True, repeat: int = 3, seed: int = 0) -> dict:
     """Run the benchmark and return its figures (see the module docstring for each key).
@@ -168,41 +222,11 @@ def run(meter_years: int = 10000, register_meters: int = 1_000_000, dtype: str =
     rng = np.random.default_rng(seed)
     tariff = example("jiangsu-2025")
 
-    tracemalloc.start()
-    try:
-        arr = np.empty((meter_years, _INTERVALS_PER_YEAR), dtype=dtype)
-        _fill_profiles(arr, rng)
-        traced = bill(tariff, arr, _START, 15)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    del traced
-
-    floor_seconds = float("inf")
-    interval_seconds = float("inf")
-    result = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        arr.sum()
-        floor_seconds = min(floor_seconds, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        result = bill(tariff, arr, _START, 15)
-        interval_seconds = min(interval_seconds, time.perf_counter() - t0)
-    if result is None or int(result.total_fen.min()) <= 0:
-        raise RuntimeError("interval billing produced no amounts: the benchmark is broken")
-
+    arr, peak = _traced_profiles(tariff, meter_years, dtype, rng)
+    floor_seconds, interval_seconds = _interval_timings(tariff, arr, repeat)
     pysam_seconds = _pysam_seconds(tariff, arr[0], repeat) if pysam and meter_years else None
     per_meter_year = interval_seconds / max(meter_years, 1)
-
-    inputs = _register_inputs(register_meters, rng)
-    register_seconds, energy = _best(lambda: register_energy(**inputs), repeat)
-    self_use = energy.kwh[:, 1:]
-    terms = ContractTerms("discount", discount="0.85", floor_price="0.30", cap_price="1.00",
-                          vat_rate="0.13", prices_include_vat=True)
-    grid_price = tariff.versions[0].price_micro[5, :4]
-    pricing_seconds, cycle = _best(lambda: price_cycle(terms, grid_price, self_use), repeat)
-    if cycle.total_fen.shape != (register_meters,):
-        raise RuntimeError("register pricing lost meters: the benchmark is broken")
+    register_seconds, pricing_seconds = _register_timings(tariff, register_meters, rng, repeat)
 
     input_bytes = int(arr.nbytes)
     return {

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import money
 from .errors import IntervalDataError
-from .intervals import interval_energy
+from .intervals import EnergyTable, interval_energy
 from .pricing import LineKind
 from .tariff import Tariff
 from .tou import month_label
@@ -73,6 +73,115 @@ class IntervalBill:
     tax_total_fen: np.ndarray
 
 
+class _LineColumns:
+    """Bill line columns gathered piece by piece, joined and put in reading order once."""
+
+    def __init__(self) -> None:
+        self.kinds: list[np.ndarray] = []
+        self.months: list[np.ndarray] = []
+        self.versions: list[np.ndarray] = []
+        self.periods: list[np.ndarray] = []
+        self.blocks: list[np.ndarray] = []
+        self.units: list[np.ndarray] = []
+        self.whs: list[np.ndarray] = []
+        self.priced: list[np.ndarray] = []
+
+    def add(self, kind: np.ndarray, month: np.ndarray, version: np.ndarray, period: np.ndarray,
+            block: np.ndarray, unit: np.ndarray, wh: np.ndarray, priced: np.ndarray) -> None:
+        """Add lines: per-line columns of shape (n,), ``wh`` and ``priced`` of shape (meters, n)."""
+        self.kinds.append(kind)
+        self.months.append(month)
+        self.versions.append(version)
+        self.periods.append(period)
+        self.blocks.append(block)
+        self.units.append(unit)
+        self.whs.append(wh)
+        self.priced.append(priced)
+
+    def ordered(self) -> tuple[np.ndarray, ...]:
+        """kind, month, version, period, block, unit price, Wh and priced fen, in reading order."""
+        # Lines in reading order: month, version, then energy, tier and fixed lines.
+        kind = np.concatenate(self.kinds)
+        line_month = np.concatenate(self.months).astype(np.int64)
+        line_version = np.concatenate(self.versions).astype(np.int64)
+        line_period = np.concatenate(self.periods)
+        line_block = np.concatenate(self.blocks)
+        order = np.lexsort((line_block, line_period, kind, line_version, line_month))
+        kind, line_month, line_version = kind[order], line_month[order], line_version[order]
+        line_period, line_block = line_period[order], line_block[order]
+        line_unit = np.concatenate(self.units).astype(np.int64)[order]
+        line_wh = np.concatenate(self.whs, axis=1)[:, order]
+        priced_all = np.concatenate(self.priced, axis=1)[:, order]
+        return (kind, line_month, line_version, line_period, line_block, line_unit, line_wh,
+                priced_all)
+
+
+def _add_energy_lines(lines: _LineColumns, tariff: Tariff, table: EnergyTable,
+                      wh: np.ndarray) -> None:
+    """One ENERGY line per bucket (segment, period): its Wh at the period's price."""
+    b_seg = table.bucket_segment
+    b_version = table.segment_version[b_seg]
+    b_month = table.segment_month[b_seg]
+    price = np.array([tariff.versions[int(v)].price_micro[int(m) % 12, int(p)]
+                      for v, m, p in zip(b_version, b_month, table.bucket_period)], dtype=np.int64)
+    lines.add(np.full(b_seg.size, LineKind.ENERGY, dtype=np.int8), b_month, b_version,
+              table.bucket_period.astype(np.int16), np.full(b_seg.size, -1, dtype=np.int16),
+              price, wh, money.amount_fen(wh, price[None, :]))
+
+
+def _add_tier_and_fixed_lines(lines: _LineColumns, tariff: Tariff, table: EnergyTable,
+                              wh: np.ndarray, month_wh: np.ndarray, year_wh: np.ndarray) -> None:
+    """TIER lines per segment and block, and the segment's prorated FIXED line.
+
+    ``month_wh`` and ``year_wh`` [Wh], shape (meters,), are the energy already used in the
+    first segment's month and year; they are updated in place as the segments go by.
+    """
+    seg_month, seg_version = table.segment_month, table.segment_version
+    b_seg = table.bucket_segment
+    meters = wh.shape[0]
+    for s in range(seg_month.size):
+        ver = tariff.versions[int(seg_version[s])]
+        if s and seg_month[s] != seg_month[s - 1]:
+            month_wh[:] = 0
+            if seg_month[s] % 12 == 0:
+                year_wh[:] = 0
+        used = wh[:, b_seg == s].sum(axis=1)
+        if ver.tiers is not None:
+            before = month_wh if ver.tiers.basis == "monthly" else year_wh
+            split = ver.tiers.split(before, used)
+            keep = np.flatnonzero(ver.tiers.adder_micro)
+            if keep.size:
+                n = keep.size
+                lines.add(np.full(n, LineKind.TIER, dtype=np.int8), np.full(n, seg_month[s]),
+                          np.full(n, seg_version[s]), np.full(n, -1, dtype=np.int16),
+                          keep.astype(np.int16), ver.tiers.adder_micro[keep], split[:, keep],
+                          money.amount_fen(split[:, keep], ver.tiers.adder_micro[keep][None, :]))
+        month_wh += used
+        year_wh += used
+        if ver.fixed_monthly_fen:
+            fixed = money.prorate_fen(ver.fixed_monthly_fen, table.segment_slots[s],
+                                      int(table.month_slots[s]))
+            lines.add(np.array([LineKind.FIXED], dtype=np.int8), seg_month[s:s + 1],
+                      seg_version[s:s + 1], np.array([-1], dtype=np.int16),
+                      np.array([-1], dtype=np.int16), np.zeros(1, dtype=np.int64),
+                      np.zeros((meters, 1), dtype=np.int64),
+                      np.broadcast_to(fixed, (meters, 1)).astype(np.int64))
+
+
+def _with_vat_by_version(tariff: Tariff, line_version: np.ndarray,
+                         priced: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Payable and tax [fen], shape (meters, lines), from priced lines [fen]."""
+    amount = np.empty_like(priced)
+    tax = np.empty_like(priced)
+    # VAT terms are per version; lines of each version get their own.
+    for v in np.unique(line_version):
+        ver = tariff.versions[int(v)]
+        cols = line_version == v
+        amount[:, cols], tax[:, cols] = money.with_vat(priced[:, cols], ver.vat_ppm,
+                                                       included=ver.prices_include_vat)
+    return amount, tax
+
+
 def bill(tariff: Tariff, kwh: Any, start: Any, step_minutes: int, *,
          ytd_kwh: Any = None, mtd_kwh: Any = None, chunk_bytes: int | None = None) -> IntervalBill:
     """Bill interval energy under a tariff.
@@ -102,79 +211,14 @@ def bill(tariff: Tariff, kwh: Any, start: Any, step_minutes: int, *,
     table = interval_energy(kwh, tariff, start, step_minutes, **extra)
     meters = table.kwh.shape[0]
     wh = money.energy_wh(table.kwh)
-    seg_month, seg_version = table.segment_month, table.segment_version
-    b_seg = table.bucket_segment
-    b_version = seg_version[b_seg]
-    b_month = seg_month[b_seg]
-    price = np.array([tariff.versions[int(v)].price_micro[int(m) % 12, int(p)]
-                      for v, m, p in zip(b_version, b_month, table.bucket_period)], dtype=np.int64)
-
-    kinds = [np.full(b_seg.size, LineKind.ENERGY, dtype=np.int8)]
-    months = [b_month]
-    versions = [b_version]
-    periods = [table.bucket_period.astype(np.int16)]
-    blocks = [np.full(b_seg.size, -1, dtype=np.int16)]
-    units = [price]
-    whs = [wh]
-    priced = [money.amount_fen(wh, price[None, :])]
-
-    month_wh = _carried_wh(mtd_kwh, meters, "mtd_kwh")
-    year_wh = _carried_wh(ytd_kwh, meters, "ytd_kwh")
-    for s in range(seg_month.size):
-        ver = tariff.versions[int(seg_version[s])]
-        if s and seg_month[s] != seg_month[s - 1]:
-            month_wh[:] = 0
-            if seg_month[s] % 12 == 0:
-                year_wh[:] = 0
-        used = wh[:, b_seg == s].sum(axis=1)
-        if ver.tiers is not None:
-            before = month_wh if ver.tiers.basis == "monthly" else year_wh
-            split = ver.tiers.split(before, used)
-            keep = np.flatnonzero(ver.tiers.adder_micro)
-            if keep.size:
-                n = keep.size
-                kinds.append(np.full(n, LineKind.TIER, dtype=np.int8))
-                months.append(np.full(n, seg_month[s]))
-                versions.append(np.full(n, seg_version[s]))
-                periods.append(np.full(n, -1, dtype=np.int16))
-                blocks.append(keep.astype(np.int16))
-                units.append(ver.tiers.adder_micro[keep])
-                whs.append(split[:, keep])
-                priced.append(money.amount_fen(split[:, keep], ver.tiers.adder_micro[keep][None, :]))
-        month_wh += used
-        year_wh += used
-        if ver.fixed_monthly_fen:
-            kinds.append(np.array([LineKind.FIXED], dtype=np.int8))
-            months.append(seg_month[s:s + 1])
-            versions.append(seg_version[s:s + 1])
-            periods.append(np.array([-1], dtype=np.int16))
-            blocks.append(np.array([-1], dtype=np.int16))
-            units.append(np.zeros(1, dtype=np.int64))
-            whs.append(np.zeros((meters, 1), dtype=np.int64))
-            fixed = money.prorate_fen(ver.fixed_monthly_fen, table.segment_slots[s],
-                                      int(table.month_slots[s]))
-            priced.append(np.broadcast_to(fixed, (meters, 1)).astype(np.int64))
-
-    # Lines in reading order: month, version, then energy, tier and fixed lines.
-    kind = np.concatenate(kinds)
-    line_month = np.concatenate(months).astype(np.int64)
-    line_version = np.concatenate(versions).astype(np.int64)
-    line_period = np.concatenate(periods)
-    line_block = np.concatenate(blocks)
-    order = np.lexsort((line_block, line_period, kind, line_version, line_month))
-    kind, line_month, line_version = kind[order], line_month[order], line_version[order]
-    line_period, line_block = line_period[order], line_block[order]
-    line_unit = np.concatenate(units).astype(np.int64)[order]
-    line_wh = np.concatenate(whs, axis=1)[:, order]
-    priced_all = np.concatenate(priced, axis=1)[:, order]
-    amount = np.empty_like(priced_all)
-    tax = np.empty_like(priced_all)
-    # VAT terms are per version; lines of each version get their own.
-    for v in np.unique(line_version):
-        ver = tariff.versions[int(v)]
-        cols = line_version == v
-        amount[:, cols], tax[:, cols] = money.with_vat(priced_all[:, cols], ver.vat_ppm,
-                                                       included=ver.prices_include_vat)
+    lines = _LineColumns()
+    _add_energy_lines(lines, tariff, table, wh)
+    _add_tier_and_fixed_lines(lines, tariff, table, wh,
+                              month_wh=_carried_wh(mtd_kwh, meters, "mtd_kwh"),
+                              year_wh=_carried_wh(ytd_kwh, meters, "ytd_kwh"))
+    kind, line_month, line_version, line_period, line_block, line_unit, line_wh, priced = \
+        lines.ordered()
+    amount, tax = _with_vat_by_version(tariff, line_version, priced)
     return IntervalBill(
         periods=tariff.periods, kind=kind, month=line_month, version=line_version,
         period=line_period, block=line_block, unit_price_micro=line_unit, wh=line_wh,

@@ -129,6 +129,90 @@ class EnergyTable:
     kwh: np.ndarray
 
 
+def _interval_matrix(kwh: Any, step_minutes: int) -> np.ndarray:
+    """The kWh as a float (meters, intervals) array, a view where the dtype allows."""
+    data = np.asarray(kwh)
+    if data.ndim == 1:
+        data = data[None, :]
+    if data.ndim != 2:
+        raise IntervalDataError(f"kwh must have shape (meters, intervals), got {data.shape}")
+    if data.dtype not in (np.float32, np.float64):
+        data = data.astype(np.float64)
+    if step_minutes not in STEPS_MINUTES:
+        raise IntervalDataError(f"step of {step_minutes} min: the step must be 15, 30 or 60 min")
+    if data.shape[1] == 0:
+        raise IntervalDataError("no intervals")
+    return data
+
+
+def _segment_bounds(cal: tou.SlotCalendar, n_versions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each (month, version) segment starts, in slots, and its key.
+
+    Returns
+    -------
+    slot_bounds : ndarray of int64, shape (segments + 1,)
+        First slot of each segment, then the number of slots.
+    seg_keys : ndarray of int64, shape (segments,)
+        ``month * n_versions + version``.
+    """
+    # Time only moves forward, so (month, version) keys never decrease: segments are runs.
+    seg_key = cal.month * n_versions + cal.version
+    starts = np.flatnonzero(np.concatenate([[True], seg_key[1:] != seg_key[:-1]]))
+    if np.any(np.diff(seg_key) < 0):
+        raise IntervalDataError("interval times must increase")
+    return np.append(starts, seg_key.size), seg_key[starts]
+
+
+def _month_slots(seg_month: np.ndarray) -> np.ndarray:
+    """15-minute slots in the calendar month of each segment, shape (segments,)."""
+    month_start = seg_month.astype("datetime64[M]").astype("datetime64[D]")
+    month_end = (seg_month + 1).astype("datetime64[M]").astype("datetime64[D]")
+    return (month_end - month_start).astype(np.int64) * 96
+
+
+def _segment_weights(slot_bounds: np.ndarray, interval_of_slot: np.ndarray,
+                     bucket_of_slot: np.ndarray, bucket_segment: np.ndarray, k: int,
+                     dtype: np.dtype) -> list[tuple[int, int, int, int, np.ndarray]]:
+    """Per segment: its interval range, bucket range and weight matrix.
+
+    Returns
+    -------
+    list of (i0, i1, c0, c1, w)
+        Intervals ``i0:i1`` and buckets ``c0:c1`` of the segment; ``w``, shape
+        (i1 - i0, c1 - c0), the share of each interval [1] that falls in each bucket.
+    """
+    n_seg = slot_bounds.size - 1
+    plans = []
+    seg_first_bucket = np.searchsorted(bucket_segment, np.arange(n_seg))
+    seg_end_bucket = np.searchsorted(bucket_segment, np.arange(n_seg), side="right")
+    for s in range(n_seg):
+        a, b = slot_bounds[s], slot_bounds[s + 1]
+        i0, i1 = interval_of_slot[a], interval_of_slot[b - 1] + 1
+        c0, c1 = seg_first_bucket[s], seg_end_bucket[s]
+        cells = (interval_of_slot[a:b] - i0) * (c1 - c0) + (bucket_of_slot[a:b] - c0)
+        counts = np.bincount(cells, minlength=(i1 - i0) * (c1 - c0))
+        w = (counts.reshape(i1 - i0, c1 - c0) / k).astype(dtype)
+        plans.append((i0, i1, c0, c1, w))
+    return plans
+
+
+def _bucket_sums(data: np.ndarray, plans: list, n_buckets: int, chunk_bytes: int) -> np.ndarray:
+    """kWh per meter and bucket [kWh], shape (meters, buckets), in row chunks of the input."""
+    meters, n = data.shape
+    out = np.zeros((meters, n_buckets), dtype=np.float64)
+    rows = max(1, int(chunk_bytes // max(1, n * data.itemsize)))
+    for r0 in range(0, meters, rows):
+        block = data[r0:r0 + rows]
+        for i0, i1, c0, c1, w in plans:
+            out[r0:r0 + rows, c0:c1] = block[:, i0:i1] @ w
+    bad = ~np.isfinite(out)
+    if bad.any():
+        meter = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise IntervalDataError(f"meter {meter} has NaN or infinite kWh", where=f"meter {meter}",
+                                index=meter)
+    return out
+
+
 def interval_energy(kwh: Any, tariff: Tariff, start: Any, step_minutes: int, *,
                     chunk_bytes: int = _CHUNK_BYTES) -> EnergyTable:
     """Sum interval energy per month, tariff version and TOU period.
@@ -155,18 +239,8 @@ def interval_energy(kwh: Any, tariff: Tariff, start: Any, step_minutes: int, *,
         A bad step, a start off the 15-minute grid or before the tariff's first version, or
         NaN/infinite kWh (naming the meter).
     """
-    data = np.asarray(kwh)
-    if data.ndim == 1:
-        data = data[None, :]
-    if data.ndim != 2:
-        raise IntervalDataError(f"kwh must have shape (meters, intervals), got {data.shape}")
-    if data.dtype not in (np.float32, np.float64):
-        data = data.astype(np.float64)
-    if step_minutes not in STEPS_MINUTES:
-        raise IntervalDataError(f"step of {step_minutes} min: the step must be 15, 30 or 60 min")
-    meters, n = data.shape
-    if n == 0:
-        raise IntervalDataError("no intervals")
+    data = _interval_matrix(kwh, step_minutes)
+    n = data.shape[1]
     k = step_minutes // 15
     t0 = np.datetime64(start, "m")
     slot_start = t0 + np.arange(n * k) * np.timedelta64(15, "m")
@@ -177,57 +251,24 @@ def interval_energy(kwh: Any, tariff: Tariff, start: Any, step_minutes: int, *,
 
     n_periods = len(tariff.periods)
     n_versions = len(tariff.versions)
-    # Time only moves forward, so (month, version) keys never decrease: segments are runs.
-    seg_key = cal.month * n_versions + cal.version
-    starts = np.flatnonzero(np.concatenate([[True], seg_key[1:] != seg_key[:-1]]))
-    if np.any(np.diff(seg_key) < 0):
-        raise IntervalDataError("interval times must increase")
-    seg_keys = seg_key[starts]
+    slot_bounds, seg_keys = _segment_bounds(cal, n_versions)
     n_seg = seg_keys.size
-    seg_of_slot = np.repeat(np.arange(n_seg), np.diff(np.append(starts, seg_key.size)))
+    seg_of_slot = np.repeat(np.arange(n_seg), np.diff(slot_bounds))
     seg_month = seg_keys // n_versions
     seg_version = seg_keys % n_versions
     seg_slots = np.bincount(seg_of_slot, minlength=n_seg).astype(np.int64)
-    month_start = seg_month.astype("datetime64[M]").astype("datetime64[D]")
-    month_end = (seg_month + 1).astype("datetime64[M]").astype("datetime64[D]")
-    month_slots = (month_end - month_start).astype(np.int64) * 96
 
     # Buckets are the (segment, period) pairs that occur, numbered in key order.
     bucket_key = seg_of_slot * n_periods + cal.period
     present = np.bincount(bucket_key, minlength=n_seg * n_periods) > 0
     bucket_keys = np.flatnonzero(present)
-    bucket_number = np.cumsum(present) - 1
-    bucket_of_slot = bucket_number[bucket_key]
+    bucket_of_slot = (np.cumsum(present) - 1)[bucket_key]
     bucket_segment = bucket_keys // n_periods
     bucket_period = bucket_keys % n_periods
 
-    # Per segment: its interval range and weight matrix (intervals × buckets of the segment).
-    weight_dtype = data.dtype
-    interval_of_slot = np.arange(n * k) // k
-    plans = []
-    seg_first_bucket = np.searchsorted(bucket_segment, np.arange(n_seg))
-    seg_end_bucket = np.searchsorted(bucket_segment, np.arange(n_seg), side="right")
-    slot_bounds = np.append(starts, seg_key.size)
-    for s in range(n_seg):
-        a, b = slot_bounds[s], slot_bounds[s + 1]
-        i0, i1 = interval_of_slot[a], interval_of_slot[b - 1] + 1
-        c0, c1 = seg_first_bucket[s], seg_end_bucket[s]
-        cells = (interval_of_slot[a:b] - i0) * (c1 - c0) + (bucket_of_slot[a:b] - c0)
-        counts = np.bincount(cells, minlength=(i1 - i0) * (c1 - c0))
-        w = (counts.reshape(i1 - i0, c1 - c0) / k).astype(weight_dtype)
-        plans.append((i0, i1, c0, c1, w))
-
-    out = np.zeros((meters, bucket_keys.size), dtype=np.float64)
-    rows = max(1, int(chunk_bytes // max(1, n * data.itemsize)))
-    for r0 in range(0, meters, rows):
-        block = data[r0:r0 + rows]
-        for i0, i1, c0, c1, w in plans:
-            out[r0:r0 + rows, c0:c1] = block[:, i0:i1] @ w
-    bad = ~np.isfinite(out)
-    if bad.any():
-        meter = int(np.flatnonzero(bad.any(axis=1))[0])
-        raise IntervalDataError(f"meter {meter} has NaN or infinite kWh", where=f"meter {meter}",
-                                index=meter)
+    plans = _segment_weights(slot_bounds, np.arange(n * k) // k, bucket_of_slot, bucket_segment,
+                             k, data.dtype)
+    out = _bucket_sums(data, plans, bucket_keys.size, chunk_bytes)
     return EnergyTable(segment_month=seg_month, segment_version=seg_version,
-                       segment_slots=seg_slots, month_slots=month_slots,
+                       segment_slots=seg_slots, month_slots=_month_slots(seg_month),
                        bucket_segment=bucket_segment, bucket_period=bucket_period, kwh=out)

@@ -388,6 +388,45 @@ def _as_wh(kwh: Any, shape: tuple[int, ...] | None, name: str) -> np.ndarray:
     return money.energy_wh(arr)
 
 
+def _grid_prices(grid_price_micro: Any, plants: int, n_periods: int) -> np.ndarray:
+    """Grid prices checked and broadcast [µyuan/kWh], shape (plants, periods), int64."""
+    grid = np.asarray(grid_price_micro)
+    if grid.dtype.kind not in "iu":
+        raise PricingError("grid prices must be integer µyuan/kWh (see money.price_micro)",
+                           where="grid_price_micro")
+    grid = np.broadcast_to(grid.astype(np.int64), (plants, n_periods)) \
+        if grid.shape in ((n_periods,), (plants, n_periods), (1, n_periods)) else None
+    if grid is None:
+        raise PricingError(f"must have shape (plants, periods) or (periods,) with periods = "
+                           f"{n_periods}", where="grid_price_micro")
+    if np.any(grid < 0):
+        raise PricingError("grid prices must be ≥ 0", where="grid_price_micro")
+    return grid
+
+
+def _export_lines(export_wh: np.ndarray, feed_in_micro: int) -> tuple[np.ndarray, ...]:
+    """Informational EXPORT lines, one per period: exported Wh at the feed-in price."""
+    plants, n_periods = export_wh.shape
+    return (np.full(n_periods, LineKind.EXPORT, dtype=np.int8),
+            np.arange(n_periods, dtype=np.int16), np.full(n_periods, -1, dtype=np.int16),
+            np.ones(n_periods, dtype=bool), export_wh,
+            np.full((plants, n_periods), feed_in_micro, dtype=np.int64))
+
+
+def _with_fixed_line(kinds: np.ndarray, periods: np.ndarray, blocks: np.ndarray,
+                     informational: np.ndarray, wh_all: np.ndarray, unit_all: np.ndarray,
+                     priced: np.ndarray, fixed_fen: int) -> tuple[np.ndarray, ...]:
+    """The lines with a FIXED line of ``fixed_fen`` [fen] per plant added at the end."""
+    plants = wh_all.shape[0]
+    return (np.append(kinds, np.int8(LineKind.FIXED)),
+            np.append(periods, np.int16(-1)),
+            np.append(blocks, np.int16(-1)),
+            np.append(informational, False),
+            np.concatenate([wh_all, np.zeros((plants, 1), dtype=np.int64)], axis=1),
+            np.concatenate([unit_all, np.zeros((plants, 1), dtype=np.int64)], axis=1),
+            np.concatenate([priced, np.full((plants, 1), fixed_fen, dtype=np.int64)], axis=1))
+
+
 def price_cycle(terms: ContractTerms, grid_price_micro: Any, self_use_kwh: Any, *,
                 export_kwh: Any = None, grid_kwh: Any = None,
                 ytd_self_use_kwh: Any = None) -> CycleBill:
@@ -421,17 +460,7 @@ def price_cycle(terms: ContractTerms, grid_price_micro: Any, self_use_kwh: Any, 
     """
     self_wh = _as_wh(self_use_kwh, None, "self_use_kwh")
     plants, n_periods = self_wh.shape
-    grid = np.asarray(grid_price_micro)
-    if grid.dtype.kind not in "iu":
-        raise PricingError("grid prices must be integer µyuan/kWh (see money.price_micro)",
-                           where="grid_price_micro")
-    grid = np.broadcast_to(grid.astype(np.int64), (plants, n_periods)) \
-        if grid.shape in ((n_periods,), (plants, n_periods), (1, n_periods)) else None
-    if grid is None:
-        raise PricingError(f"must have shape (plants, periods) or (periods,) with periods = "
-                           f"{n_periods}", where="grid_price_micro")
-    if np.any(grid < 0):
-        raise PricingError("grid prices must be ≥ 0", where="grid_price_micro")
+    grid = _grid_prices(grid_price_micro, plants, n_periods)
     if ytd_self_use_kwh is None:
         ytd_wh = np.zeros(plants, dtype=np.int64)
     else:
@@ -443,13 +472,9 @@ def price_cycle(terms: ContractTerms, grid_price_micro: Any, self_use_kwh: Any, 
     kind, period, block, wh, unit = PRICING_MODELS[terms.model](terms, grid, self_wh, ytd_wh)
     info = np.zeros(kind.size, dtype=bool)
     parts = [(kind, period, block, info, wh, unit)]
-
     if export_kwh is not None and u["feed_in"] is not None:
-        export_wh = _as_wh(export_kwh, (plants, n_periods), "export_kwh")
-        parts.append((np.full(n_periods, LineKind.EXPORT, dtype=np.int8),
-                      np.arange(n_periods, dtype=np.int16), np.full(n_periods, -1, dtype=np.int16),
-                      np.ones(n_periods, dtype=bool), export_wh,
-                      np.full((plants, n_periods), u["feed_in"], dtype=np.int64)))
+        parts.append(_export_lines(_as_wh(export_kwh, (plants, n_periods), "export_kwh"),
+                                   u["feed_in"]))
 
     kinds = np.concatenate([p[0] for p in parts])
     periods = np.concatenate([p[1] for p in parts])
@@ -458,16 +483,9 @@ def price_cycle(terms: ContractTerms, grid_price_micro: Any, self_use_kwh: Any, 
     wh_all = np.concatenate([p[4] for p in parts], axis=1)
     unit_all = np.concatenate([np.broadcast_to(p[5], p[4].shape) for p in parts], axis=1)
     priced = money.amount_fen(wh_all, unit_all)
-
     if u["fixed_monthly"]:
-        kinds = np.append(kinds, np.int8(LineKind.FIXED))
-        periods = np.append(periods, np.int16(-1))
-        blocks = np.append(blocks, np.int16(-1))
-        informational = np.append(informational, False)
-        wh_all = np.concatenate([wh_all, np.zeros((plants, 1), dtype=np.int64)], axis=1)
-        unit_all = np.concatenate([unit_all, np.zeros((plants, 1), dtype=np.int64)], axis=1)
-        priced = np.concatenate([priced, np.full((plants, 1), u["fixed_monthly"], dtype=np.int64)],
-                                axis=1)
+        kinds, periods, blocks, informational, wh_all, unit_all, priced = _with_fixed_line(
+            kinds, periods, blocks, informational, wh_all, unit_all, priced, u["fixed_monthly"])
 
     amount, tax = money.with_vat(priced, u["vat"], included=terms.prices_include_vat)
     counted = np.flatnonzero(~informational)

@@ -260,6 +260,95 @@ def register_energy(previous: Any, current: Any, multiplier: Any = 1.0, *,
                                 plausibility_factor, max_rollover_fraction)
 
 
+def _split_replaced(replacement: MeterReplacement, prev: np.ndarray, cur: np.ndarray,
+                    kwh: np.ndarray, flags: np.ndarray, mult: np.ndarray, cap: np.ndarray | None,
+                    max_rollover_fraction: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Redo the replaced meters as old meter (start → final) + new meter (initial → current).
+
+    ``kwh`` [kWh] and ``flags`` are updated in place for the replaced rows.
+
+    Returns
+    -------
+    (scale, out_of_range) or None
+        ``scale`` [-], shape (meters,): the multiplier the TOU tolerance is scaled by (the
+        larger of old and new on a replaced meter); ``out_of_range``, shape (meters,) bool:
+        readings outside their register.  None when no meter of the call was replaced.
+    """
+    meters, regs = prev.shape
+    replaced = np.broadcast_to(np.asarray(replacement.replaced, dtype=bool), (meters,))
+    old_final = _readings(replacement.old_final, "replacement.old_final", (meters, regs))
+    new_initial = _readings(replacement.new_initial, "replacement.new_initial", (meters, regs))
+    new_mult = mult if replacement.new_multiplier is None else _per_meter(
+        replacement.new_multiplier, meters, "replacement.new_multiplier", positive=True)
+    new_cap = cap if replacement.new_rollover_at is None else _per_meter(
+        replacement.new_rollover_at, meters, "replacement.new_rollover_at", positive=True)
+    r = np.flatnonzero(replaced)
+    if not r.size:
+        return None
+    # Replaced meters are few: redo just them as old part + new part.
+    sub_cap = None if cap is None else cap[r]
+    sub_new_cap = None if new_cap is None else new_cap[r]
+    adv1, rows1, flags1 = _advance(prev[r], old_final[r], sub_cap, max_rollover_fraction)
+    adv2, rows2, flags2 = _advance(new_initial[r], cur[r], sub_new_cap, max_rollover_fraction)
+    kwh[r] = adv1 * mult[r, None] + adv2 * new_mult[r, None]
+    sub_flags = np.full(r.size, np.uint16(RegisterFlag.REPLACED), dtype=np.uint16)
+    sub_flags[rows1] |= flags1
+    sub_flags[rows2] |= flags2
+    flags[r] = sub_flags
+    scale = mult.copy()
+    scale[r] = np.maximum(mult[r], new_mult[r])
+    old_bad = _out_of_range([prev[r], old_final[r]], sub_cap)
+    new_bad = _out_of_range([new_initial[r], cur[r]], sub_new_cap)
+    bad_range = _out_of_range([prev, cur], cap)
+    if bad_range is None:
+        bad_range = np.zeros(meters, dtype=bool)
+    # A replaced meter's readings are judged against the meter they were read on.
+    bad_range[r] = False
+    if old_bad is not None:
+        bad_range[r] |= old_bad
+    if new_bad is not None:
+        bad_range[r] |= new_bad
+    return scale, bad_range
+
+
+def _tou_mismatch(kwh: np.ndarray, total_column: int | None, tou_columns: Any,
+                  tou_tolerance: float, scale: np.ndarray) -> np.ndarray | None:
+    """Meters whose TOU registers miss the total by more than the tolerance (None: not checked).
+
+    ``kwh`` [kWh], shape (meters, registers); ``tou_tolerance`` [dial units] times ``scale``
+    [-], shape (meters,), is the allowed gap [kWh].
+    """
+    regs = kwh.shape[1]
+    if total_column is None or regs <= 1:
+        return None
+    if not -regs <= total_column < regs:
+        raise ReadingError(f"no column {total_column} in {regs} registers", where="total_column")
+    total_column %= regs
+    cols = [c for c in range(regs) if c != total_column] if tou_columns is None \
+        else [int(c) for c in tou_columns]
+    if not cols:
+        return None
+    tou_sum = kwh[:, cols[0]].copy()
+    for c in cols[1:]:
+        tou_sum += kwh[:, c]
+    tou_sum -= kwh[:, total_column]
+    np.abs(tou_sum, out=tou_sum)
+    return tou_sum > tou_tolerance * scale
+
+
+def _above_capacity(kwh: np.ndarray, capacity_kw: Any, hours: float,
+                    plausibility_factor: float) -> np.ndarray:
+    """Meters with a register above capacity [kW] × hours [h] × factor [kWh], shape (meters,)."""
+    meters, regs = kwh.shape
+    limit = _per_meter(capacity_kw, meters, "capacity_kw", positive=True) * float(hours) \
+        * plausibility_factor
+    # Column by column: a row-wise max over 5 registers is slow in numpy.
+    largest = kwh[:, 0].copy()
+    for c in range(1, regs):
+        np.maximum(largest, kwh[:, c], out=largest)
+    return largest > limit
+
+
 def _register_energy(previous, current, multiplier, rollover_at, replacement, total_column,
                      tou_columns, tou_tolerance, capacity_kw, hours, plausibility_factor,
                      max_rollover_fraction) -> RegisterEnergy:
@@ -275,72 +364,20 @@ def _register_energy(previous, current, multiplier, rollover_at, replacement, to
     flags[rows] |= row_flags
     kwh = adv
     kwh *= mult[:, None]
-    scale = mult
-    readings = [prev, cur]
-    bad_range = None
+    split = None if replacement is None else _split_replaced(
+        replacement, prev, cur, kwh, flags, mult, cap, max_rollover_fraction)
+    if split is None:
+        scale, bad_range = mult, _out_of_range([prev, cur], cap)
+    else:
+        scale, bad_range = split
 
-    if replacement is not None:
-        replaced = np.broadcast_to(np.asarray(replacement.replaced, dtype=bool), (meters,))
-        old_final = _readings(replacement.old_final, "replacement.old_final", (meters, regs))
-        new_initial = _readings(replacement.new_initial, "replacement.new_initial", (meters, regs))
-        new_mult = mult if replacement.new_multiplier is None else _per_meter(
-            replacement.new_multiplier, meters, "replacement.new_multiplier", positive=True)
-        new_cap = cap if replacement.new_rollover_at is None else _per_meter(
-            replacement.new_rollover_at, meters, "replacement.new_rollover_at", positive=True)
-        r = np.flatnonzero(replaced)
-        if r.size:
-            # Replaced meters are few: redo just them as old part + new part.
-            sub_cap = None if cap is None else cap[r]
-            sub_new_cap = None if new_cap is None else new_cap[r]
-            adv1, rows1, flags1 = _advance(prev[r], old_final[r], sub_cap, max_rollover_fraction)
-            adv2, rows2, flags2 = _advance(new_initial[r], cur[r], sub_new_cap,
-                                           max_rollover_fraction)
-            kwh[r] = adv1 * mult[r, None] + adv2 * new_mult[r, None]
-            sub_flags = np.full(r.size, np.uint16(RegisterFlag.REPLACED), dtype=np.uint16)
-            sub_flags[rows1] |= flags1
-            sub_flags[rows2] |= flags2
-            flags[r] = sub_flags
-            scale = mult.copy()
-            scale[r] = np.maximum(mult[r], new_mult[r])
-            old_bad = _out_of_range([prev[r], old_final[r]], sub_cap)
-            new_bad = _out_of_range([new_initial[r], cur[r]], sub_new_cap)
-            bad_range = _out_of_range(readings, cap)
-            if bad_range is None:
-                bad_range = np.zeros(meters, dtype=bool)
-            # A replaced meter's readings are judged against the meter they were read on.
-            bad_range[r] = False
-            if old_bad is not None:
-                bad_range[r] |= old_bad
-            if new_bad is not None:
-                bad_range[r] |= new_bad
-            readings = []
-
-    if readings:
-        bad_range = _out_of_range(readings, cap)
-
-    if total_column is not None and regs > 1:
-        if not -regs <= total_column < regs:
-            raise ReadingError(f"no column {total_column} in {regs} registers", where="total_column")
-        total_column %= regs
-        cols = [c for c in range(regs) if c != total_column] if tou_columns is None \
-            else [int(c) for c in tou_columns]
-        if cols:
-            tou_sum = kwh[:, cols[0]].copy()
-            for c in cols[1:]:
-                tou_sum += kwh[:, c]
-            tou_sum -= kwh[:, total_column]
-            np.abs(tou_sum, out=tou_sum)
-            flags |= (tou_sum > tou_tolerance * scale) * np.uint16(RegisterFlag.TOU_MISMATCH)
+    mismatch = _tou_mismatch(kwh, total_column, tou_columns, tou_tolerance, scale)
+    if mismatch is not None:
+        flags |= mismatch * np.uint16(RegisterFlag.TOU_MISMATCH)
 
     implausible = np.zeros(meters, dtype=bool) if bad_range is None else bad_range
     if capacity_kw is not None and hours is not None:
-        limit = _per_meter(capacity_kw, meters, "capacity_kw", positive=True) * float(hours) \
-            * plausibility_factor
-        # Column by column: a row-wise max over 5 registers is slow in numpy.
-        largest = kwh[:, 0].copy()
-        for c in range(1, regs):
-            np.maximum(largest, kwh[:, c], out=largest)
-        implausible = implausible | (largest > limit)
+        implausible = implausible | _above_capacity(kwh, capacity_kw, hours, plausibility_factor)
     flags |= implausible * np.uint16(RegisterFlag.IMPLAUSIBLE)
     return RegisterEnergy(kwh=kwh, flags=flags)
 

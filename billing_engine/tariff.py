@@ -384,31 +384,28 @@ def _parse_tiers(obj: Any, *, where: str) -> TierBlocks:
     return TierBlocks(basis, np.array(uppers, dtype=np.int64), np.array(adders, dtype=np.int64))
 
 
-def _parse_version(obj: Any, periods: tuple[str, ...], *, where: str) -> TariffVersion:
-    obj = _obj(obj, where=where)
-    period_index = {name: i for i, name in enumerate(periods)}
-    effective = _date(obj.get("effective_from"), where=f"{where}.effective_from")
+def _period_prices(raw: Any, period_index: dict[str, int], *, where: str) -> dict[int, int]:
+    """Prices by period name, keyed by period index [micro-yuan/kWh]."""
+    raw = _obj(raw, where=where)
+    out = {}
+    for name, value in raw.items():
+        if name not in period_index:
+            raise TariffError(f"unknown period {name!r}", where=f"{where}.{name}")
+        out[period_index[name]] = _price(value, where=f"{where}.{name}")
+    return out
 
-    raw_schedules = _obj(obj.get("day_schedules"), where=f"{where}.day_schedules")
-    schedules = {name: schedule_from_ranges(r, period_index, where=f"{where}.day_schedules.{name}")
-                 for name, r in raw_schedules.items()}
 
-    def prices_of(raw: Any, here: str) -> dict[int, int]:
-        raw = _obj(raw, where=here)
-        out = {}
-        for name, value in raw.items():
-            if name not in period_index:
-                raise TariffError(f"unknown period {name!r}", where=f"{here}.{name}")
-            out[period_index[name]] = _price(value, where=f"{here}.{name}")
-        return out
-
-    base_prices = prices_of(obj.get("prices", {}), f"{where}.prices")
-
+def _parse_weekend_days(obj: dict, *, where: str) -> list[str]:
     weekend_days = obj.get("weekend_days", ["sat", "sun"])
     if not isinstance(weekend_days, list) or any(d not in _DAY_NAMES for d in weekend_days):
         raise TariffError(f"weekend_days must list day names among {', '.join(_DAY_NAMES)}",
                           where=f"{where}.weekend_days")
+    return weekend_days
 
+
+def _parse_holidays(obj: dict, period_index: dict[str, int], *,
+                    where: str) -> tuple[list[_dt.date], np.ndarray | None]:
+    """The version's holiday dates (sorted, distinct) and its override ranges, if any."""
     holidays = _obj(obj.get("holidays", {}), where=f"{where}.holidays")
     holiday_dates = holidays.get("dates", [])
     if not isinstance(holiday_dates, list):
@@ -418,8 +415,45 @@ def _parse_version(obj: Any, periods: tuple[str, ...], *, where: str) -> TariffV
     if "override" in holidays:
         override = schedule_from_ranges(holidays["override"], period_index,
                                         where=f"{where}.holidays.override", complete=False)
+    return dates, override
 
-    seasons = obj.get("seasons")
+
+def _season_day_shapes(season: dict, schedules: dict[str, np.ndarray],
+                       override: np.ndarray | None, *, here: str) -> np.ndarray:
+    """A season's weekday, weekend and holiday schedules, shape (3, SLOTS_PER_DAY)."""
+    def schedule(key: str, default: str | None) -> np.ndarray:
+        ref = season.get(key, default)
+        if ref is None:
+            raise TariffError(f"missing \"{key}\" day schedule", where=f"{here}.{key}")
+        if ref not in schedules:
+            raise TariffError(f"unknown day schedule {ref!r}", where=f"{here}.{key}")
+        return schedules[ref]
+
+    weekday = schedule("weekday", None)
+    weekend = schedule("weekend", season.get("weekday"))
+    if "holiday" in season:
+        holiday = schedule("holiday", None)
+    elif override is not None:
+        # A holiday is a day off: the weekend shape, except where the override speaks.
+        holiday = np.where(override != NO_PERIOD, override, weekend).astype(np.int8)
+    else:
+        holiday = weekend
+    return np.stack([weekday, weekend, holiday])
+
+
+def _parse_seasons(seasons: Any, periods: tuple[str, ...], schedules: dict[str, np.ndarray],
+                   base_prices: dict[int, int], override: np.ndarray | None, *,
+                   where: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Lay the seasons over the twelve months.
+
+    Returns
+    -------
+    slot_period : ndarray, shape (12, 3, SLOTS_PER_DAY), int8
+        Period index per month, day type and slot.
+    price : ndarray, shape (12, periods), int64 [micro-yuan/kWh]
+    season_of_month : list of str, length 12
+    """
+    period_index = {name: i for i, name in enumerate(periods)}
     if not isinstance(seasons, list) or not seasons:
         raise TariffError("seasons must be a non-empty list", where=f"{where}.seasons")
     slot_period = np.full((12, 3, SLOTS_PER_DAY), NO_PERIOD, dtype=np.int8)
@@ -430,28 +464,11 @@ def _parse_version(obj: Any, periods: tuple[str, ...], *, where: str) -> TariffV
         here = f"{where}.seasons[{si}]"
         season = _obj(season, where=here)
         name = str(season.get("name", f"season{si}"))
-
-        def schedule(key: str, default: str | None) -> np.ndarray:
-            ref = season.get(key, default)
-            if ref is None:
-                raise TariffError(f"missing \"{key}\" day schedule", where=f"{here}.{key}")
-            if ref not in schedules:
-                raise TariffError(f"unknown day schedule {ref!r}", where=f"{here}.{key}")
-            return schedules[ref]
-
-        weekday = schedule("weekday", None)
-        weekend = schedule("weekend", season.get("weekday"))
-        if "holiday" in season:
-            holiday = schedule("holiday", None)
-        elif override is not None:
-            # A holiday is a day off: the weekend shape, except where the override speaks.
-            holiday = np.where(override != NO_PERIOD, override, weekend).astype(np.int8)
-        else:
-            holiday = weekend
+        day_shapes = _season_day_shapes(season, schedules, override, here=here)
         season_prices = dict(base_prices)
         if "prices" in season:
-            season_prices.update(prices_of(season["prices"], f"{here}.prices"))
-        used = set(np.unique(np.stack([weekday, weekend, holiday])).tolist())
+            season_prices.update(_period_prices(season["prices"], period_index, where=f"{here}.prices"))
+        used = set(np.unique(day_shapes).tolist())
         missing = sorted(used - set(season_prices))
         if missing:
             raise TariffError(f"no price for period {periods[missing[0]]!r} used in season {name!r}",
@@ -467,12 +484,37 @@ def _parse_version(obj: Any, periods: tuple[str, ...], *, where: str) -> TariffV
                                   where=f"{here}.months")
             month_seen[month] = name
             season_of_month[month - 1] = name
-            slot_period[month - 1] = np.stack([weekday, weekend, holiday])
+            slot_period[month - 1] = day_shapes
             for p, micro in season_prices.items():
                 price[month - 1, p] = micro
     missing_months = [m for m in range(1, 13) if m not in month_seen]
     if missing_months:
         raise TariffError(f"months {missing_months} belong to no season", where=f"{where}.seasons")
+    return slot_period, price, season_of_month
+
+
+def _parse_late_fee(obj: dict, *, where: str) -> LateFeeRates:
+    late = _obj(obj.get("late_fee", {}), where=f"{where}.late_fee")
+    try:
+        return LateFeeRates(**{k: late[k] for k in ("residential", "current_year", "cross_year")
+                               if k in late})
+    except BillingError as exc:
+        raise TariffError(exc.message, where=exc.where and f"{where}.{exc.where}") from None
+
+
+def _parse_version(obj: Any, periods: tuple[str, ...], *, where: str) -> TariffVersion:
+    obj = _obj(obj, where=where)
+    period_index = {name: i for i, name in enumerate(periods)}
+    effective = _date(obj.get("effective_from"), where=f"{where}.effective_from")
+
+    raw_schedules = _obj(obj.get("day_schedules"), where=f"{where}.day_schedules")
+    schedules = {name: schedule_from_ranges(r, period_index, where=f"{where}.day_schedules.{name}")
+                 for name, r in raw_schedules.items()}
+    base_prices = _period_prices(obj.get("prices", {}), period_index, where=f"{where}.prices")
+    weekend_days = _parse_weekend_days(obj, where=where)
+    dates, override = _parse_holidays(obj, period_index, where=where)
+    slot_period, price, season_of_month = _parse_seasons(
+        obj.get("seasons"), periods, schedules, base_prices, override, where=where)
 
     tiers = _parse_tiers(obj["tiers"], where=f"{where}.tiers") if obj.get("tiers") else None
     fixed = _units(money.yuan_to_fen, obj.get("fixed_monthly", 0), where=f"{where}.fixed_monthly",
@@ -483,12 +525,7 @@ def _parse_version(obj: Any, periods: tuple[str, ...], *, where: str) -> TariffV
     incl = obj.get("prices_include_vat", True)
     if not isinstance(incl, bool):
         raise TariffError("must be true or false", where=f"{where}.prices_include_vat")
-    late = _obj(obj.get("late_fee", {}), where=f"{where}.late_fee")
-    try:
-        late_fee = LateFeeRates(**{k: late[k] for k in ("residential", "current_year", "cross_year")
-                                   if k in late})
-    except BillingError as exc:
-        raise TariffError(exc.message, where=exc.where and f"{where}.{exc.where}") from None
+    late_fee = _parse_late_fee(obj, where=where)
     return TariffVersion(
         effective_from=effective,
         slot_period=slot_period,

@@ -36,78 +36,109 @@ def _photos_schema() -> dict:
             "description": "JPEG or PNG, at most 5 MB each"}
 
 
-def build(routes: list[Route]) -> dict[str, Any]:
-    inputs: list[tuple[type[BaseModel], str]] = []
-    outputs: list[tuple[type[BaseModel], str]] = [(Error, "serialization")]
-    for route in routes:
-        for model in (route.query, route.body, route.multipart):
-            if model is not None:
-                inputs.append((model, "validation"))
-        if route.response is not None:
-            outputs.append((route.response, "serialization"))
-    keyed, defs = models_json_schema(list(dict.fromkeys(inputs + outputs)), ref_template=REF)
-    schemas = dict(defs.get("$defs", {}))
+class _Components:
+    """The document's schemas: each model's reference by (model, mode), and the definitions."""
 
-    def ref(model: type[BaseModel], mode: str) -> dict:
-        return keyed[(model, mode)]
+    def __init__(self, routes: list[Route]) -> None:
+        inputs: list[tuple[type[BaseModel], str]] = []
+        outputs: list[tuple[type[BaseModel], str]] = [(Error, "serialization")]
+        for route in routes:
+            for model in (route.query, route.body, route.multipart):
+                if model is not None:
+                    inputs.append((model, "validation"))
+            if route.response is not None:
+                outputs.append((route.response, "serialization"))
+        self.keyed, defs = models_json_schema(list(dict.fromkeys(inputs + outputs)), ref_template=REF)
+        self.schemas = dict(defs.get("$defs", {}))
 
-    def resolve(schema: dict) -> dict:
+    def ref(self, model: type[BaseModel], mode: str) -> dict:
+        return self.keyed[(model, mode)]
+
+    def resolve(self, schema: dict) -> dict:
         if "$ref" in schema:
-            return schemas[schema["$ref"].rsplit("/", 1)[1]]
+            return self.schemas[schema["$ref"].rsplit("/", 1)[1]]
         return schema
 
-    error_ref = ref(Error, "serialization")
+
+def _description(route: Route) -> str:
+    doc = (route.handler.__doc__ or "").strip().split("\n", 1)
+    description = " ".join(x for x in (doc[1].strip() if len(doc) > 1 else "", route.description) if x)
+    if route.needs is not None:
+        description = (description + f"\n\nNeeds the {route.needs.label} right on the {route.resource}'s plant;"
+                       " another owner's id is answered 404.").strip()
+    return description
+
+
+def _parameters(route: Route, components: _Components) -> list[dict]:
+    params = [{"name": name, "in": "path", "required": True,
+               "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}} for name in route.path_ids]
+    if route.query is not None:
+        query_schema = components.resolve(components.ref(route.query, "validation"))
+        required = set(query_schema.get("required", []))
+        for name, prop in query_schema.get("properties", {}).items():
+            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    return params
+
+
+def _request_body(route: Route, components: _Components) -> dict | None:
+    if route.multipart is not None:
+        fields = components.resolve(components.ref(route.multipart, "validation"))
+        form = {"type": "object", "properties": {**fields["properties"], "photos": _photos_schema()},
+                "required": fields.get("required", []), "additionalProperties": False}
+        # each photo part is an image, judged by its content (settlement.infra.storage.check_photo)
+        photos = {"photos": {"contentType": "image/jpeg, image/png"}}
+        return {"required": True, "content": {
+            "multipart/form-data": {"schema": form, "encoding": photos},
+            "application/json": {"schema": components.ref(route.multipart, "validation")}}}
+    if route.body is not None:
+        return {"required": True,
+                "content": {"application/json": {"schema": components.ref(route.body, "validation")}}}
+    return None
+
+
+def _responses(route: Route, components: _Components) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    if route.stream:
+        responses[str(route.status)] = {"description": "Server-Sent Events: `event: state` with the plant's "
+                                                       "state as JSON in `data`, `: heartbeat` every 15 s",
+                                        "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    elif route.binary:
+        responses[str(route.status)] = {"description": "the image", "content": {
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}}}}
+    elif route.response is None:
+        responses["204"] = {"description": STATUS_TEXT[204]}
+    else:
+        responses[str(route.status)] = {"description": STATUS_TEXT.get(route.status, "OK"), "content": {
+            "application/json": {"schema": components.ref(route.response, "serialization")}}}
+    error_ref = components.ref(Error, "serialization")
+    for status in route.error_statuses:
+        responses[str(status)] = {"description": STATUS_TEXT.get(status, "Error"),
+                                  "content": {"application/json": {"schema": error_ref}}}
+    return responses
+
+
+def _operation(route: Route, components: _Components) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": _operation_id(route), "summary": route.summary, "tags": [route.tag]}
+    description = _description(route)
+    if description:
+        op["description"] = description
+    op["security"] = [{"session": []}] if route.auth == "session" else []
+    params = _parameters(route, components)
+    if params:
+        op["parameters"] = params
+    body = _request_body(route, components)
+    if body is not None:
+        op["requestBody"] = body
+    op["responses"] = _responses(route, components)
+    return op
+
+
+def build(routes: list[Route]) -> dict[str, Any]:
+    components = _Components(routes)
     paths: dict[str, dict] = {}
     for route in routes:
-        op: dict[str, Any] = {"operationId": _operation_id(route), "summary": route.summary, "tags": [route.tag]}
-        doc = (route.handler.__doc__ or "").strip().split("\n", 1)
-        description = " ".join(x for x in (doc[1].strip() if len(doc) > 1 else "", route.description) if x)
-        if route.needs is not None:
-            description = (description + f"\n\nNeeds the {route.needs.label} right on the {route.resource}'s plant;"
-                           " another owner's id is answered 404.").strip()
-        if description:
-            op["description"] = description
-        op["security"] = [{"session": []}] if route.auth == "session" else []
-        params = [{"name": name, "in": "path", "required": True,
-                   "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}} for name in route.path_ids]
-        if route.query is not None:
-            query_schema = resolve(ref(route.query, "validation"))
-            required = set(query_schema.get("required", []))
-            for name, prop in query_schema.get("properties", {}).items():
-                params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
-        if params:
-            op["parameters"] = params
-        if route.body is not None:
-            op["requestBody"] = {"required": True,
-                                 "content": {"application/json": {"schema": ref(route.body, "validation")}}}
-        if route.multipart is not None:
-            fields = resolve(ref(route.multipart, "validation"))
-            form = {"type": "object", "properties": {**fields["properties"], "photos": _photos_schema()},
-                    "required": fields.get("required", []), "additionalProperties": False}
-            # each photo part is an image, judged by its content (settlement.infra.storage.check_photo)
-            photos = {"photos": {"contentType": "image/jpeg, image/png"}}
-            op["requestBody"] = {"required": True, "content": {
-                "multipart/form-data": {"schema": form, "encoding": photos},
-                "application/json": {"schema": ref(route.multipart, "validation")}}}
-        responses: dict[str, Any] = {}
-        if route.stream:
-            responses[str(route.status)] = {"description": "Server-Sent Events: `event: state` with the plant's "
-                                                           "state as JSON in `data`, `: heartbeat` every 15 s",
-                                            "content": {"text/event-stream": {"schema": {"type": "string"}}}}
-        elif route.binary:
-            responses[str(route.status)] = {"description": "the image", "content": {
-                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-                "image/png": {"schema": {"type": "string", "format": "binary"}}}}
-        elif route.response is None:
-            responses["204"] = {"description": STATUS_TEXT[204]}
-        else:
-            responses[str(route.status)] = {"description": STATUS_TEXT.get(route.status, "OK"), "content": {
-                "application/json": {"schema": ref(route.response, "serialization")}}}
-        for status in route.error_statuses:
-            responses[str(status)] = {"description": STATUS_TEXT.get(status, "Error"),
-                                      "content": {"application/json": {"schema": error_ref}}}
-        op["responses"] = responses
-        paths.setdefault(route.path, {})[route.method.lower()] = op
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, components)
     return {
         "openapi": "3.1.0",
         "info": {"title": "pvsettle mini-program API", "version": "1",
@@ -117,7 +148,7 @@ def build(routes: list[Route]) -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "paths": paths,
         "components": {
-            "schemas": schemas,
+            "schemas": components.schemas,
             "securitySchemes": {"session": {"type": "http", "scheme": "bearer",
                                             "description": "the token of POST /session"}},
         },

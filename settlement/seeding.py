@@ -254,6 +254,60 @@ async def seed_portfolio(spec: SeedSpec, progress: Callable[[str, int], Progress
     return counts
 
 
+async def _create_plants(plans: list[dict], spec: SeedSpec, today: dt.date, counts: dict) -> None:
+    """Create each planned plant with its owner, contract, two meters and inverter; into each plan."""
+    owner = None
+    for plan in plans:
+        if plan["new_owner"]:
+            owner = await m.Owner.create(name=plan["owner_name"], kind=plan["owner_kind"],
+                                         phone=plan["phone"])
+            counts["owners"] += 1
+        plant = await m.Plant.create(
+            code=plan["code"], name=plan["name"], owner=owner, capacity_kwp=Decimal(str(plan["capacity"])),
+            address=plan["address"], latitude=Decimal(f"{plan['lat']:.6f}"),
+            longitude=Decimal(f"{plan['lon']:.6f}"), reading_day=plan["reading_day"],
+            commissioned_on=_month_start(today, spec.months + 12))
+        await m.Contract.create(
+            plant=plant, effective_from=plant.commissioned_on, tariff_code=plan["tariff"],
+            pricing_model=m.PricingModel.GRID_DISCOUNT, discount=Decimal(plan["discount"]),
+            late_fee_rate=Decimal("0.00100") if plan["owner_kind"] == m.OwnerKind.RESIDENTIAL else Decimal("0.00200"),
+            late_fee_rate_cross_year=Decimal("0.00100") if plan["owner_kind"] == m.OwnerKind.RESIDENTIAL else Decimal("0.00300"))
+        generation_meter = await m.Meter.create(
+            plant=plant, serial=f"{plan['code']}-G", kind=m.MeterKind.GENERATION,
+            multiplier=plan["multiplier"], register_digits=REGISTER_DIGITS, registers=FORWARD,
+            installed_on=plant.commissioned_on)
+        grid_meter = await m.Meter.create(
+            plant=plant, serial=f"{plan['code']}-N", kind=m.MeterKind.GRID,
+            multiplier=plan["multiplier"], register_digits=REGISTER_DIGITS, registers=FORWARD + REVERSE,
+            installed_on=plant.commissioned_on)
+        device = await m.TelemetryDevice.create(plant=plant, serial=f"{plan['code']}-INV",
+                                                rated_power_w=int(plan["capacity"] * 1000))
+        counts["plants"] += 1
+        counts["meters"] += 2
+        plan.update(plant=plant, generation_meter=generation_meter, grid_meter=grid_meter, device=device)
+
+
+def _plant_readings(rng, plan: dict, tariff: Tariff, today: dt.date, months: int) -> list[m.Reading]:
+    """A created plant's meter readings at each reading day of the last ``months``, from a drawn load."""
+    times = reading_times(plan["reading_day"], today, months)
+    start, end = times[0], times[-1]
+    local = np.arange(np.datetime64(start.replace(tzinfo=None), "m"),
+                      np.datetime64(end.replace(tzinfo=None), "m"), np.timedelta64(15, "m"))
+    energies = _energies(rng, plan, local)
+    periods = classify(tariff, local).period
+    rates = np.array([RATE_OF_PERIOD[name] for name in tariff.periods])[periods]
+    # cumulative register values at each cut-off: index of the cut-offs in the slot axis
+    cut = np.searchsorted(local, np.array([np.datetime64(t.replace(tzinfo=None), "m") for t in times]))
+    readings: list[m.Reading] = []
+    for meter, register_ids, series in (
+        (plan["generation_meter"], FORWARD, energies["generation"]),
+        (plan["grid_meter"], FORWARD, energies["grid_import"]),
+        (plan["grid_meter"], REVERSE, energies["export"]),
+    ):
+        readings += _register_readings(rng, meter, register_ids, series, rates, cut, times, plan["multiplier"])
+    return readings
+
+
 async def _seed_chunk(rng, spec: SeedSpec, today: dt.date, tariffs: dict[str, Tariff], first_number: int,
                       n: int, redis: redis_asyncio.Redis | None = None, namespace: Namespace | None = None) -> dict:
     plans = _plan_plants(rng, n, first_number)
@@ -261,54 +315,9 @@ async def _seed_chunk(rng, spec: SeedSpec, today: dt.date, tariffs: dict[str, Ta
     readings: list[m.Reading] = []
     samples: list[m.TelemetrySample] = []
     async with in_transaction():
-        owner = None
+        await _create_plants(plans, spec, today, counts)
         for plan in plans:
-            if plan["new_owner"]:
-                owner = await m.Owner.create(name=plan["owner_name"], kind=plan["owner_kind"],
-                                             phone=plan["phone"])
-                counts["owners"] += 1
-            plant = await m.Plant.create(
-                code=plan["code"], name=plan["name"], owner=owner, capacity_kwp=Decimal(str(plan["capacity"])),
-                address=plan["address"], latitude=Decimal(f"{plan['lat']:.6f}"),
-                longitude=Decimal(f"{plan['lon']:.6f}"), reading_day=plan["reading_day"],
-                commissioned_on=_month_start(today, spec.months + 12))
-            await m.Contract.create(
-                plant=plant, effective_from=plant.commissioned_on, tariff_code=plan["tariff"],
-                pricing_model=m.PricingModel.GRID_DISCOUNT, discount=Decimal(plan["discount"]),
-                late_fee_rate=Decimal("0.00100") if plan["owner_kind"] == m.OwnerKind.RESIDENTIAL else Decimal("0.00200"),
-                late_fee_rate_cross_year=Decimal("0.00100") if plan["owner_kind"] == m.OwnerKind.RESIDENTIAL else Decimal("0.00300"))
-            generation_meter = await m.Meter.create(
-                plant=plant, serial=f"{plan['code']}-G", kind=m.MeterKind.GENERATION,
-                multiplier=plan["multiplier"], register_digits=REGISTER_DIGITS, registers=FORWARD,
-                installed_on=plant.commissioned_on)
-            grid_meter = await m.Meter.create(
-                plant=plant, serial=f"{plan['code']}-N", kind=m.MeterKind.GRID,
-                multiplier=plan["multiplier"], register_digits=REGISTER_DIGITS, registers=FORWARD + REVERSE,
-                installed_on=plant.commissioned_on)
-            device = await m.TelemetryDevice.create(plant=plant, serial=f"{plan['code']}-INV",
-                                                    rated_power_w=int(plan["capacity"] * 1000))
-            counts["plants"] += 1
-            counts["meters"] += 2
-            plan.update(plant=plant, generation_meter=generation_meter, grid_meter=grid_meter, device=device)
-
-        for plan in plans:
-            tariff = tariffs[plan["tariff"]]
-            times = reading_times(plan["reading_day"], today, spec.months)
-            start, end = times[0], times[-1]
-            local = np.arange(np.datetime64(start.replace(tzinfo=None), "m"),
-                              np.datetime64(end.replace(tzinfo=None), "m"), np.timedelta64(15, "m"))
-            energies = _energies(rng, plan, local)
-            periods = classify(tariff, local).period
-            rates = np.array([RATE_OF_PERIOD[name] for name in tariff.periods])[periods]
-            # cumulative register values at each cut-off: index of the cut-offs in the slot axis
-            cut = np.searchsorted(local, np.array([np.datetime64(t.replace(tzinfo=None), "m") for t in times]))
-            for meter, register_ids, series in (
-                (plan["generation_meter"], FORWARD, energies["generation"]),
-                (plan["grid_meter"], FORWARD, energies["grid_import"]),
-                (plan["grid_meter"], REVERSE, energies["export"]),
-            ):
-                readings += _register_readings(rng, meter, register_ids, series, rates, cut, times,
-                                               plan["multiplier"])
+            readings += _plant_readings(rng, plan, tariffs[plan["tariff"]], today, spec.months)
             if spec.telemetry_days:
                 samples += _telemetry(rng, plan, spec.telemetry_days)
         await m.Reading.bulk_create(readings, batch_size=2000)

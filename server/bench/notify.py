@@ -132,10 +132,61 @@ async def _seed(messages: int, template_ids: dict[str, str]) -> None:
     await OutboxMessage.bulk_create(rows)
 
 
-async def bench_notify(messages: int, database_url: str, redis_url: str, *, dispatchers: int = 4,
-                       rate: int = 1000, concurrency: int = 64, batch_size: int = 500) -> dict:
+async def _drain(base_url: str, redis, ns, template_ids: dict[str, str], *, dispatchers: int, rate: int,
+                 concurrency: int, batch_size: int) -> tuple[float, list]:
+    """Drain the outbox with ``dispatchers`` dispatchers against the fake WeChat at ``base_url``.
+
+    Returns the seconds it took and what the fake received: (template id, number, time [s]) per message.
+    """
     from settlement.adapters.wechat_http import AiohttpWechatApi
     from settlement.notify.dispatcher import Dispatcher
+    from settlement.models import OutboxMessage, OutboxState
+
+    connector = aiohttp.TCPConnector(limit=dispatchers * concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        api = AiohttpWechatApi(session, redis, ns, base_url=base_url, mp_appid=MP_APPID,
+                               mp_secret=MP_SECRET, oa_appid=OA_APPID, oa_secret=OA_SECRET)
+        workers = [Dispatcher(api, redis, ns, template_ids=template_ids, mp_appid=MP_APPID,
+                              oa_appid=OA_APPID, rate_per_s=rate, batch_size=batch_size,
+                              concurrency=concurrency, backoff=0.5, name=f"bench-{i}")
+                   for i in range(dispatchers)]
+        started = time.perf_counter()
+
+        async def drain(worker: Dispatcher) -> None:
+            # rows deferred by the rate limit come due a moment later: poll until none is left
+            while await OutboxMessage.filter(state=OutboxState.PENDING).exists():
+                if not await worker.run_once():
+                    await asyncio.sleep(0.02)
+
+        await asyncio.gather(*(drain(w) for w in workers))
+        seconds = time.perf_counter() - started
+        async with session.get(base_url + "/_bench/received") as response:
+            received = await response.json()
+    return seconds, received
+
+
+def _delivery_figures(messages: int, received: list, seconds: float, sent_rows: int, failed: list,
+                      rate: int) -> dict:
+    """Rate, duplicates, losses and the busiest second per template of what the fake received."""
+    numbers = Counter(number for _, number, _ in received)
+    expected = {_number(TEMPLATES[n % len(TEMPLATES)], n) for n in range(messages)}
+    per_window: dict[tuple[str, int], int] = defaultdict(int)
+    for template_id, _, at in received:
+        per_window[(template_id, int(at))] += 1
+    return {
+        "messages": messages,
+        "rate_per_s": round(len(received) / seconds, 1),
+        "duplicates": sum(c - 1 for c in numbers.values() if c > 1),
+        "lost": len(expected - set(numbers)) + (messages - sent_rows),
+        "seconds": round(seconds, 2),
+        "failed": len(failed),
+        "max_per_template_per_s": max(per_window.values(), default=0),
+        "rate_limit_per_template": rate,
+    }
+
+
+async def bench_notify(messages: int, database_url: str, redis_url: str, *, dispatchers: int = 4,
+                       rate: int = 1000, concurrency: int = 64, batch_size: int = 500) -> dict:
     from settlement.models import OutboxMessage, OutboxState
     from settlement.infra.redis_client import Namespace, open_redis
 
@@ -151,26 +202,8 @@ async def bench_notify(messages: int, database_url: str, redis_url: str, *, disp
             ns = Namespace(f"pvsettle-bench-notify:{uuid.uuid4().hex[:8]}:")
             try:
                 await _seed(messages, template_ids)
-                connector = aiohttp.TCPConnector(limit=dispatchers * concurrency)
-                async with aiohttp.ClientSession(connector=connector) as session:
-                    api = AiohttpWechatApi(session, redis, ns, base_url=base_url, mp_appid=MP_APPID,
-                                           mp_secret=MP_SECRET, oa_appid=OA_APPID, oa_secret=OA_SECRET)
-                    workers = [Dispatcher(api, redis, ns, template_ids=template_ids, mp_appid=MP_APPID,
-                                          oa_appid=OA_APPID, rate_per_s=rate, batch_size=batch_size,
-                                          concurrency=concurrency, backoff=0.5, name=f"bench-{i}")
-                               for i in range(dispatchers)]
-                    started = time.perf_counter()
-
-                    async def drain(worker: Dispatcher) -> None:
-                        # rows deferred by the rate limit come due a moment later: poll until none is left
-                        while await OutboxMessage.filter(state=OutboxState.PENDING).exists():
-                            if not await worker.run_once():
-                                await asyncio.sleep(0.02)
-
-                    await asyncio.gather(*(drain(w) for w in workers))
-                    seconds = time.perf_counter() - started
-                    async with session.get(base_url + "/_bench/received") as response:
-                        received = await response.json()
+                seconds, received = await _drain(base_url, redis, ns, template_ids, dispatchers=dispatchers,
+                                                 rate=rate, concurrency=concurrency, batch_size=batch_size)
                 sent_rows = await OutboxMessage.filter(state=OutboxState.SENT).count()
                 failed = await OutboxMessage.filter(state=OutboxState.FAILED).values_list("last_error", flat=True)
             finally:
@@ -181,24 +214,8 @@ async def bench_notify(messages: int, database_url: str, redis_url: str, *, disp
         server.join(10)
         if server.is_alive():
             server.kill()
-    numbers = Counter(number for _, number, _ in received)
-    expected = {_number(TEMPLATES[n % len(TEMPLATES)], n) for n in range(messages)}
-    per_window: dict[tuple[str, int], int] = defaultdict(int)
-    for template_id, _, at in received:
-        per_window[(template_id, int(at))] += 1
-    return {
-        "messages": messages,
-        "rate_per_s": round(len(received) / seconds, 1),
-        "duplicates": sum(c - 1 for c in numbers.values() if c > 1),
-        "lost": len(expected - set(numbers)) + (messages - sent_rows),
-        "seconds": round(seconds, 2),
-        "failed": len(failed),
-        "max_per_template_per_s": max(per_window.values(), default=0),
-        "rate_limit_per_template": rate,
-        "templates": len(TEMPLATES),
-        "dispatchers": dispatchers,
-        "database": bench.kind,
-    }
+    return {**_delivery_figures(messages, received, seconds, sent_rows, failed, rate),
+            "templates": len(TEMPLATES), "dispatchers": dispatchers, "database": bench.kind}
 
 
 def register(bench_sub) -> None:

@@ -230,6 +230,21 @@ async def cycle_report(period: str | None = None, *, plant_code: str | None = No
     plants = await _plants([c["plant_id"] for c in cycles])
     cycle_ids = [c["id"] for c in cycles]
 
+    forms, latest_form, bills = await _forms_and_bills(cycle_ids)
+    lines, paid_by = await _lines_and_payments([b["id"] for b in bills.values()], as_of)
+    rows = []
+    for c in cycles:
+        bill = bills.get(c["id"])
+        form = forms.get(bill["form_id"]) if bill else latest_form.get(c["id"])
+        rows.append(_cycle_row(c, plants[c["plant_id"]], form, bill, lines, paid_by, as_of))
+    rows.sort(key=lambda r: (r["plant_code"], r["period"]))
+    return Report(name="cycle", title={"zh": "抄表周期报表", "en": "Cycle report"}, columns=CYCLE_COLUMNS,
+                  rows=rows, totals=_cycle_totals(rows),
+                  about={"period": period or "", "plant": plant_code or "", "as_of": as_of.isoformat()})
+
+
+async def _forms_and_bills(cycle_ids: list[int]) -> tuple[dict[int, dict], dict[int, dict], dict[int, dict]]:
+    """The cycles' forms by id, each cycle's latest form version, and its latest bill that is not superseded."""
     forms: dict[int, dict] = {}  # id → form
     latest_form: dict[int, dict] = {}  # cycle id → its latest form version
     bills: dict[int, dict] = {}  # cycle id → its latest bill that is not superseded
@@ -244,7 +259,12 @@ async def cycle_report(period: str | None = None, *, plant_code: str | None = No
                 "paid_fen", "credit_applied_fen"):
             if b["cycle_id"] not in bills or b["version"] > bills[b["cycle_id"]]["version"]:
                 bills[b["cycle_id"]] = b
-    bill_ids = [b["id"] for b in bills.values()]
+    return forms, latest_form, bills
+
+
+async def _lines_and_payments(bill_ids: list[int],
+                              as_of: dt.date) -> tuple[dict[int, list[tuple]], dict[int, int]]:
+    """Each bill's lines (kind, amount [fen], accrual key) and what was paid on it by ``as_of`` [fen]."""
     lines: dict[int, list[tuple]] = defaultdict(list)
     paid_by: dict[int, int] = defaultdict(int)
     for chunk in _chunks(bill_ids):
@@ -255,27 +275,23 @@ async def cycle_report(period: str | None = None, *, plant_code: str | None = No
                 "bill_id", "amount_fen", "paid_at"):
             if _local_day(paid_at) <= as_of:
                 paid_by[bill_id] += int(amount)
+    return lines, paid_by
 
-    rows = []
-    for c in cycles:
-        plant = plants[c["plant_id"]]
-        bill = bills.get(c["id"])
-        form = forms.get(bill["form_id"]) if bill else latest_form.get(c["id"])
-        row: dict[str, Any] = dict.fromkeys(column.key for column in CYCLE_COLUMNS)  # None: nothing to show
-        row.update(period=c["period"], plant_code=plant["code"], plant_name=plant["name"], owner=plant["owner"])
-        if form is not None:
-            row.update(form_version=form["version"], form_state=form["state"],
-                       generation_kwh=Decimal(form["generation_kwh"]), self_use_kwh=Decimal(form["self_use_kwh"]),
-                       export_kwh=Decimal(form["export_kwh"]), grid_kwh=Decimal(form["grid_kwh"]))
-        if bill is not None and _local_day(bill["issued_at"]) <= as_of:
-            row.update(_bill_figures(bill, lines[bill["id"]], paid_by[bill["id"]], as_of))
-        elif bill is not None:
-            row.update(bill_number=bill["number"], bill_state=bill["state"], due_on=bill["due_on"])
-        rows.append(row)
-    rows.sort(key=lambda r: (r["plant_code"], r["period"]))
-    return Report(name="cycle", title={"zh": "抄表周期报表", "en": "Cycle report"}, columns=CYCLE_COLUMNS,
-                  rows=rows, totals=_cycle_totals(rows),
-                  about={"period": period or "", "plant": plant_code or "", "as_of": as_of.isoformat()})
+
+def _cycle_row(cycle: dict, plant: dict, form: dict | None, bill: dict | None, lines: dict[int, list[tuple]],
+               paid_by: dict[int, int], as_of: dt.date) -> dict[str, Any]:
+    """One cycle's report row: the form's energies, and the bill's figures once it is issued by ``as_of``."""
+    row: dict[str, Any] = dict.fromkeys(column.key for column in CYCLE_COLUMNS)  # None: nothing to show
+    row.update(period=cycle["period"], plant_code=plant["code"], plant_name=plant["name"], owner=plant["owner"])
+    if form is not None:
+        row.update(form_version=form["version"], form_state=form["state"],
+                   generation_kwh=Decimal(form["generation_kwh"]), self_use_kwh=Decimal(form["self_use_kwh"]),
+                   export_kwh=Decimal(form["export_kwh"]), grid_kwh=Decimal(form["grid_kwh"]))
+    if bill is not None and _local_day(bill["issued_at"]) <= as_of:
+        row.update(_bill_figures(bill, lines[bill["id"]], paid_by[bill["id"]], as_of))
+    elif bill is not None:
+        row.update(bill_number=bill["number"], bill_state=bill["state"], due_on=bill["due_on"])
+    return row
 
 
 def _bill_figures(bill: dict, lines: list[tuple], payments: int, as_of: dt.date) -> dict[str, Any]:

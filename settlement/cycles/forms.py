@@ -130,6 +130,64 @@ async def dispute_form(form_id: int, reason: str, *, by: WechatIdentity | None =
     return form
 
 
+def _reading_value(value: str | Decimal) -> Decimal:
+    """A corrected reading [meter units]: a finite decimal ≥ 0 with at most 4 decimals."""
+    try:
+        new_value = Decimal(str(value))
+        if not new_value.is_finite() or new_value < 0 or new_value.as_tuple().exponent < -4:
+            raise InvalidOperation
+    except InvalidOperation:
+        raise InvalidInput(f"{value!r} is not a reading (≥ 0, at most 4 decimals)", code="bad_value") from None
+    return new_value
+
+
+async def _adjustment_target(plant_code: str, period: str, meter_serial: str, register: str,
+                             new_value: Decimal) -> tuple[Plant, Meter, ReadingCycle]:
+    """The plant, its meter and its cycle the correction is for; the value must fit the register."""
+    plant = await Plant.get_or_none(code=plant_code)
+    if plant is None:
+        raise NotFound(f"no plant {plant_code!r}", code="unknown_plant", params={"plant": plant_code})
+    meter = await Meter.get_or_none(serial=meter_serial, plant_id=plant.id)
+    if meter is None:
+        raise NotFound(f"plant {plant_code} has no meter {meter_serial!r}", code="unknown_meter")
+    if register not in meter.registers:
+        raise InvalidInput(f"meter {meter_serial} has no register {register}", code="unknown_register")
+    if new_value >= Decimal(10) ** meter.register_digits:
+        raise InvalidInput(f"{new_value} does not fit the meter's {meter.register_digits} digits", code="bad_value")
+    cycle = await ReadingCycle.get_or_none(plant_id=plant.id, period=period)
+    if cycle is None:
+        raise NotFound(f"plant {plant_code} has no cycle {period}", code="unknown_cycle")
+    return plant, meter, cycle
+
+
+def _boundary_read_at(form: ConfirmationForm, cycle: ReadingCycle, meter_serial: str, register: str,
+                      boundary: str) -> dt.datetime:
+    """When the reading the form used at this boundary was taken; the cycle's own bound if it used none."""
+    used = next((line for line in form.lines if line["meter"] == meter_serial and line["register"] == register),
+                None)
+    at_text = used and used[f"{boundary}_at"]
+    return (dt.datetime.fromisoformat(at_text.replace("Z", "+00:00")) if at_text
+            else cycle.starts_at if boundary == "previous" else cycle.ends_at)
+
+
+async def _revise_reading(meter: Meter, meter_serial: str, register: str, read_at: dt.datetime, new_value: Decimal,
+                          reason: str, staff: Staff, conn) -> tuple[Reading | None, Reading]:
+    """Store the correction as the next revision at the same time, audited; returns (replaced, new)."""
+    stored = await Reading.filter(meter_id=meter.id, register=register, read_at=read_at).using_db(conn) \
+        .order_by("-revision").first()
+    reading = await Reading.create(
+        meter_id=meter.id, register=register, read_at=read_at, value=new_value,
+        source=ReadingSource.ADJUSTED if stored else ReadingSource.MANUAL,
+        revision=stored.revision + 1 if stored else 0, reason=reason, entered_by_id=staff.id, using_db=conn)
+    await audit.record(audit.actor_of(staff), "AdjustReading", "reading", reading.id,
+                       before={"value": stored.value if stored else None,
+                               "revision": stored.revision if stored else None},
+                       after={"meter": meter_serial, "register": register, "read_at": read_at,
+                              "value": reading.value, "revision": reading.revision}, reason=reason,
+                       using_db=conn)
+    return stored, reading
+
+
 async def adjust_reading(plant_code: str, period: str, meter_serial: str, register: str, value: str | Decimal,
                          reason: str, staff: Staff, *, boundary: str = "current",
                          now: dt.datetime | None = None) -> ConfirmationForm:
@@ -144,26 +202,9 @@ async def adjust_reading(plant_code: str, period: str, meter_serial: str, regist
         raise InvalidInput("an adjustment needs a reason", code="reason_required")
     if boundary not in ("previous", "current"):
         raise InvalidInput("boundary is previous or current", code="bad_boundary")
-    try:
-        new_value = Decimal(str(value))
-        if not new_value.is_finite() or new_value < 0 or new_value.as_tuple().exponent < -4:
-            raise InvalidOperation
-    except InvalidOperation:
-        raise InvalidInput(f"{value!r} is not a reading (≥ 0, at most 4 decimals)", code="bad_value") from None
+    new_value = _reading_value(value)
     now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
-    plant = await Plant.get_or_none(code=plant_code)
-    if plant is None:
-        raise NotFound(f"no plant {plant_code!r}", code="unknown_plant", params={"plant": plant_code})
-    meter = await Meter.get_or_none(serial=meter_serial, plant_id=plant.id)
-    if meter is None:
-        raise NotFound(f"plant {plant_code} has no meter {meter_serial!r}", code="unknown_meter")
-    if register not in meter.registers:
-        raise InvalidInput(f"meter {meter_serial} has no register {register}", code="unknown_register")
-    if new_value >= Decimal(10) ** meter.register_digits:
-        raise InvalidInput(f"{new_value} does not fit the meter's {meter.register_digits} digits", code="bad_value")
-    cycle = await ReadingCycle.get_or_none(plant_id=plant.id, period=period)
-    if cycle is None:
-        raise NotFound(f"plant {plant_code} has no cycle {period}", code="unknown_cycle")
+    plant, meter, cycle = await _adjustment_target(plant_code, period, meter_serial, register, new_value)
 
     async with in_transaction() as conn:
         form = await latest_form(cycle.id, using_db=conn)
@@ -171,23 +212,9 @@ async def adjust_reading(plant_code: str, period: str, meter_serial: str, regist
         if form.state in FINAL:
             raise Conflict("this form is confirmed and final; a correction needs a new cycle run",
                            code="form_final")
-        used = next((line for line in form.lines if line["meter"] == meter_serial and line["register"] == register),
-                    None)
-        at_text = used and used[f"{boundary}_at"]
-        read_at = (dt.datetime.fromisoformat(at_text.replace("Z", "+00:00")) if at_text
-                   else cycle.starts_at if boundary == "previous" else cycle.ends_at)
-        stored = await Reading.filter(meter_id=meter.id, register=register, read_at=read_at).using_db(conn) \
-            .order_by("-revision").first()
-        reading = await Reading.create(
-            meter_id=meter.id, register=register, read_at=read_at, value=new_value,
-            source=ReadingSource.ADJUSTED if stored else ReadingSource.MANUAL,
-            revision=stored.revision + 1 if stored else 0, reason=reason, entered_by_id=staff.id, using_db=conn)
-        await audit.record(audit.actor_of(staff), "AdjustReading", "reading", reading.id,
-                           before={"value": stored.value if stored else None,
-                                   "revision": stored.revision if stored else None},
-                           after={"meter": meter_serial, "register": register, "read_at": read_at,
-                                  "value": reading.value, "revision": reading.revision}, reason=reason,
-                           using_db=conn)
+        read_at = _boundary_read_at(form, cycle, meter_serial, register, boundary)
+        stored, reading = await _revise_reading(meter, meter_serial, register, read_at, new_value, reason, staff,
+                                                conn)
         new_form = await _new_version(plant, period, form, now, conn)
         # the form's own event names the reading too, so the form can say what was adjusted
         await audit.record(audit.actor_of(staff), "AdjustForm", "form", new_form.id,

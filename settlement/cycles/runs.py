@@ -259,15 +259,12 @@ class _Arrays:
     suspects: list[list[dict]]  # per row (plants × 3): findings of flagged readings in the window
 
 
-async def _load_readings(plan: _Plan) -> _Arrays:
-    n = len(plan.plants) * len(GROUPS)
-    shape = (n, 5)
-    arrays = _Arrays(previous=np.full(shape, np.nan), current=np.full(shape, np.nan),
-                     previous_at=np.full(shape, np.datetime64("NaT"), dtype="datetime64[s]"),
-                     current_at=np.full(shape, np.datetime64("NaT"), dtype="datetime64[s]"),
-                     multiplier=np.ones(n), rollover_at=np.full(n, 1e6),
-                     # import is bounded by the site's load, which we do not know: no plausibility limit
-                     capacity_kw=np.full(n, 1e12), suspects=[[] for _ in range(n)])
+def _place_meters(plan: _Plan, arrays: _Arrays) -> tuple[dict[tuple[int, str], tuple[int, int]],
+                                                         dict[int, tuple[dt.datetime, dt.datetime]]]:
+    """Give each plan meter its rows: multiplier, register capacity and plausibility limit into ``arrays``.
+
+    Returns the (row, column) of each (meter id, register) and the cycle span of each meter.
+    """
     row_of: dict[tuple[int, str], tuple[int, int]] = {}  # (meter id, register) → (row, column)
     boundaries: dict[int, tuple[dt.datetime, dt.datetime]] = {}
     for i, (plant, meters, span) in enumerate(zip(plan.plants, plan.meters, plan.spans)):
@@ -283,8 +280,17 @@ async def _load_readings(plan: _Plan) -> _Arrays:
             for c, register in enumerate(registers):
                 row_of[(meter.id, register)] = (row, c)
             boundaries[meter.id] = span
-    if not boundaries:
-        return arrays
+    return row_of, boundaries
+
+
+async def _window_readings(row_of: dict[tuple[int, str], tuple[int, int]],
+                           boundaries: dict[int, tuple[dt.datetime, dt.datetime]]) -> tuple[list, ...]:
+    """The stored readings within WINDOW of the meters' cycle bounds, of the registers placed.
+
+    Returns lists, one item per reading: keys (row × 5 + column), times [s since the epoch, UTC],
+    revisions, values [meter units], the (start, end) bounds of the meter's cycle [s], and the
+    flagged ones as (index into these lists, meter id, register).
+    """
     meter_ids = list(boundaries)
     lo = min(s for s, _ in boundaries.values()) - WINDOW
     hi = max(e for _, e in boundaries.values()) + WINDOW
@@ -305,15 +311,12 @@ async def _load_readings(plan: _Plan) -> _Arrays:
             revisions.append(revision)
             values.append(value)
             edges.append(edge_of[meter_id])
-    if not keys:
-        return arrays
-    key = np.array(keys, dtype=np.int64)
-    at = np.array(times, dtype=np.int64)  # [s since the epoch, UTC]
-    revision = np.array(revisions, dtype=np.int64)
-    value = np.array(values, dtype=np.float64)
-    edge = np.array(edges, dtype=np.int64)
-    window = int(WINDOW.total_seconds())
-    trusted = await _drop_suspects(arrays, flagged, key, at, revision, edge, window, plan)
+    return keys, times, revisions, values, edges, flagged
+
+
+def _pick_boundary_readings(arrays: _Arrays, key: np.ndarray, at: np.ndarray, revision: np.ndarray,
+                            value: np.ndarray, edge: np.ndarray, trusted: np.ndarray, window: int) -> None:
+    """Put the reading chosen at each register's previous and current bound into ``arrays``."""
     for b, (values_out, times_out) in enumerate(((arrays.previous, arrays.previous_at),
                                                  (arrays.current, arrays.current_at))):
         distance = np.abs(at - edge[:, b])
@@ -326,6 +329,31 @@ async def _load_readings(plan: _Plan) -> _Arrays:
         chosen = order[first_of]
         values_out.reshape(-1)[key[chosen]] = value[chosen]
         times_out.reshape(-1)[key[chosen]] = at[chosen].astype("datetime64[s]")
+
+
+async def _load_readings(plan: _Plan) -> _Arrays:
+    n = len(plan.plants) * len(GROUPS)
+    shape = (n, 5)
+    arrays = _Arrays(previous=np.full(shape, np.nan), current=np.full(shape, np.nan),
+                     previous_at=np.full(shape, np.datetime64("NaT"), dtype="datetime64[s]"),
+                     current_at=np.full(shape, np.datetime64("NaT"), dtype="datetime64[s]"),
+                     multiplier=np.ones(n), rollover_at=np.full(n, 1e6),
+                     # import is bounded by the site's load, which we do not know: no plausibility limit
+                     capacity_kw=np.full(n, 1e12), suspects=[[] for _ in range(n)])
+    row_of, boundaries = _place_meters(plan, arrays)
+    if not boundaries:
+        return arrays
+    keys, times, revisions, values, edges, flagged = await _window_readings(row_of, boundaries)
+    if not keys:
+        return arrays
+    key = np.array(keys, dtype=np.int64)
+    at = np.array(times, dtype=np.int64)  # [s since the epoch, UTC]
+    revision = np.array(revisions, dtype=np.int64)
+    value = np.array(values, dtype=np.float64)
+    edge = np.array(edges, dtype=np.int64)
+    window = int(WINDOW.total_seconds())
+    trusted = await _drop_suspects(arrays, flagged, key, at, revision, edge, window, plan)
+    _pick_boundary_readings(arrays, key, at, revision, value, edge, trusted, window)
     return arrays
 
 

@@ -145,32 +145,45 @@ def interval_energies(group: np.ndarray, ts_us: np.ndarray, energy_wh: np.ndarra
 
     # the rest, one group at a time in time order: resets, dips and glitches are rare
     for k in np.flatnonzero(slow):
-        rows = counted[g == k]
-        ref_present, ref_t, ref_e = bool(state.present[k]), int(state.ts_us[k]), int(state.energy_wh[k])
-        for i in rows:
-            ti, ei = int(ts_us[i]), int(energy_wh[i])
-            if not ref_present:
-                ref_present, ref_t, ref_e = True, ti, ei
-                continue
-            allowed = float(energy_limit_wh(np.float64(limit_w[k]), np.float64(ti - ref_t)))
-            if ei >= ref_e:
-                if ei - ref_e <= allowed:
-                    interval[i] = ei - ref_e
-                else:
-                    interval[i], flags[i] = 0, SampleFlag.IMPLAUSIBLE
-                ref_t, ref_e = ti, ei
-            elif ei * RESET_BELOW_DEN < ref_e * RESET_BELOW_NUM:
-                flags[i] = SampleFlag.COUNTER_RESET
-                if ei <= allowed:
-                    interval[i] = ei
-                else:
-                    interval[i] = 0
-                    flags[i] |= SampleFlag.IMPLAUSIBLE
-                ref_t, ref_e = ti, ei
-            else:
-                interval[i], flags[i] = 0, SampleFlag.COUNTER_DIP
+        ref = (bool(state.present[k]), int(state.ts_us[k]), int(state.energy_wh[k]))
+        ref_present, ref_t, ref_e = _walk_counter(counted[g == k], ts_us, energy_wh, float(limit_w[k]), ref,
+                                                  interval, flags)
         out.ts_us[k], out.energy_wh[k], out.present[k] = ref_t, ref_e, ref_present
     return interval, flags, out
+
+
+def _walk_counter(rows: np.ndarray, ts_us: np.ndarray, energy_wh: np.ndarray, limit_w: float,
+                  ref: tuple[bool, int, int], interval: np.ndarray, flags: np.ndarray) -> tuple[bool, int, int]:
+    """Judge one group's counter samples ``rows`` one after another: rises, resets and dips.
+
+    ``ref`` is the reference before the first, (present, ts [µs], energy [Wh]); ``limit_w`` [W]
+    the device's plausibility limit. ``interval`` [Wh] and ``flags`` are written at ``rows``.
+    Returns the reference after the last.
+    """
+    ref_present, ref_t, ref_e = ref
+    for i in rows:
+        ti, ei = int(ts_us[i]), int(energy_wh[i])
+        if not ref_present:
+            ref_present, ref_t, ref_e = True, ti, ei
+            continue
+        allowed = float(energy_limit_wh(np.float64(limit_w), np.float64(ti - ref_t)))
+        if ei >= ref_e:
+            if ei - ref_e <= allowed:
+                interval[i] = ei - ref_e
+            else:
+                interval[i], flags[i] = 0, SampleFlag.IMPLAUSIBLE
+            ref_t, ref_e = ti, ei
+        elif ei * RESET_BELOW_DEN < ref_e * RESET_BELOW_NUM:
+            flags[i] = SampleFlag.COUNTER_RESET
+            if ei <= allowed:
+                interval[i] = ei
+            else:
+                interval[i] = 0
+                flags[i] |= SampleFlag.IMPLAUSIBLE
+            ref_t, ref_e = ti, ei
+        else:
+            interval[i], flags[i] = 0, SampleFlag.COUNTER_DIP
+    return ref_present, ref_t, ref_e
 
 
 def quarter_of(ts_us: np.ndarray) -> np.ndarray:

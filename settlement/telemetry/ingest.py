@@ -298,14 +298,9 @@ def _parse_row(index: int, raw: object, serial: str | None, ts_cache: dict[str, 
     return device, ts, power, energy, status, irradiance
 
 
-def _parse(rows: Sequence[object], serial: str | None, refused: dict[int, RowError]) -> _Rows:
-    """The well-formed rows as columns; each refused one's error into ``refused``.
-
-    Rows are judged column by column first: an object whose numbers are plain JSON integers in
-    bounds, whose status is known and whose time parses (each distinct text once: a batch shares
-    few) is taken as it is. Any other row is judged field by field, which also words its error.
-    """
-    ts_cache: dict[str, int] = {}
+def _columns(rows: Sequence[object]) -> tuple[list, list, list, list, list, list]:
+    """device, ts, power_w, energy_wh, status and irradiance_w_m2 of each row, as they came (None
+    where a row is no object or lacks the field; status "ok" when an object lacks it)."""
     if all(type(r) is dict for r in rows):  # every row an object: each column in one pass in C
         device, times, power, energy, irradiance = (list(map(dict.get, rows, itertools.repeat(key))) for key in (
             "device", "ts", "power_w", "energy_wh", "irradiance_w_m2"))
@@ -317,11 +312,12 @@ def _parse(rows: Sequence[object], serial: str | None, refused: dict[int, RowErr
         energy = [r.get("energy_wh") if type(r) is dict else None for r in rows]
         status = [r.get("status", "ok") if type(r) is dict else None for r in rows]
         irradiance = [r.get("irradiance_w_m2") if type(r) is dict else None for r in rows]
-    for text in {t for t in times if type(t) is str}:
-        try:
-            ts_cache[text] = _ts("", text)
-        except _Refused:
-            pass  # the rows with this time are judged one by one below, which words the error
+    return device, times, power, energy, status, irradiance
+
+
+def _quick(device: list, times: list, power: list, energy: list, status: list, irradiance: list,
+           serial: str | None, ts_cache: dict[str, int]) -> list[bool]:
+    """Which rows are well formed at a glance: taken as they are, without a row-by-row look."""
     # a batch names few devices: each distinct one is checked once (a time in ts_cache parsed, a
     # status in STATUSES is known, so neither can hold what settlement.text refuses)
     bad_text = {d for d in set(d for d in device if type(d) is str) if outside_text.problem(d) is not None}
@@ -333,6 +329,24 @@ def _parse(rows: Sequence[object], serial: str | None, refused: dict[int, RowErr
              for d, t, p, e, s, i in zip(device, times, power, energy, status, irradiance)]
     if serial is not None:
         quick = [q and d == serial for q, d in zip(quick, device)]
+    return quick
+
+
+def _parse(rows: Sequence[object], serial: str | None, refused: dict[int, RowError]) -> _Rows:
+    """The well-formed rows as columns; each refused one's error into ``refused``.
+
+    Rows are judged column by column first: an object whose numbers are plain JSON integers in
+    bounds, whose status is known and whose time parses (each distinct text once: a batch shares
+    few) is taken as it is. Any other row is judged field by field, which also words its error.
+    """
+    ts_cache: dict[str, int] = {}
+    device, times, power, energy, status, irradiance = _columns(rows)
+    for text in {t for t in times if type(t) is str}:
+        try:
+            ts_cache[text] = _ts("", text)
+        except _Refused:
+            pass  # the rows with this time are judged one by one below, which words the error
+    quick = _quick(device, times, power, energy, status, irradiance, serial, ts_cache)
     take = [i for i, q in enumerate(quick) if q]
     if len(take) == len(rows):
         out = _Rows(index=take, serial=device, ts=[ts_cache[t] for t in times],
@@ -525,6 +539,111 @@ def _same_values(stored: StoredSamples, i: int, batch: _Batch, j: int) -> bool:
             and stored.device_ts_us[i] == batch.device_ts[j])
 
 
+@dataclass
+class _RowMatch:
+    """Batch rows of a round's windows, sorted against the samples stored at their keys.
+
+    Row numbers are into the batch (``*_rows``) and into the stored samples (``duplicate_of``,
+    ``replaced``).
+    """
+
+    new_rows: np.ndarray  # no stored sample at the key
+    duplicate_rows: np.ndarray  # the same values as stored: nothing written
+    duplicate_of: np.ndarray
+    updated_rows: np.ndarray  # other values than stored: the stored sample is replaced
+    replaced: np.ndarray
+
+
+def _match_stored(stored: StoredSamples, batch: _Batch, batch_window: np.ndarray,
+                  window_ids: np.ndarray) -> _RowMatch:
+    # stored rows at the batch's keys: duplicates stay as stored, others are replaced
+    rows = np.flatnonzero(np.isin(batch_window, window_ids))
+    match = np.full(len(rows), -1, np.int64)  # the stored row under each batch row's key
+    if len(stored):
+        stored_at = {k: i for i, k in enumerate(zip(stored.device.tolist(), stored.ts_us.tolist()))}
+        match[:] = [stored_at.get(k, -1) for k in zip(batch.device[rows].tolist(), batch.ts[rows].tolist())]
+    found = np.flatnonzero(match >= 0)
+    same = np.array([_same_values(stored, i, batch, j) for i, j in zip(match[found].tolist(), rows[found].tolist())],
+                    bool)
+    return _RowMatch(new_rows=rows[match < 0], duplicate_rows=rows[found[same]], duplicate_of=match[found[same]],
+                     updated_rows=rows[found[~same]], replaced=match[found[~same]])
+
+
+def _window_sequences(stored: StoredSamples, batch: _Batch, batch_window: np.ndarray, window_ids: np.ndarray,
+                      kept: np.ndarray, written: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One sequence per window: stored rows ``kept`` and batch rows ``written``, in time order.
+
+    Returns (group, ts_us, energy_wh, source, row): the window's place in ``window_ids``, the
+    sample's time and counter, 0 for a stored row and 1 for a batch row, and its row number there.
+    """
+    # (window_ids is ascending, so a window's place in it is found by bisection)
+    seq_group = np.concatenate([np.searchsorted(window_ids, stored.key[kept]),
+                                np.searchsorted(window_ids, batch_window[written])]).astype(np.int64)
+    seq_ts = np.concatenate([stored.ts_us[kept], batch.ts[written]])
+    seq_energy = np.concatenate([stored.energy_wh[kept], batch.energy[written]])
+    seq_source = np.concatenate([np.zeros(len(kept), np.int64), np.ones(len(written), np.int64)])
+    seq_row = np.concatenate([kept, written])
+    order = np.lexsort((seq_ts, seq_group))
+    return seq_group[order], seq_ts[order], seq_energy[order], seq_source[order], seq_row[order]
+
+
+async def _rederive_following(store: TelemetryStore, keys: list[int], devices: np.ndarray, after: np.ndarray,
+                              next_lo: np.ndarray, state_after: CounterState,
+                              limit: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """Recompute the stored samples after each window whose reference changed.
+
+    It goes on until one is a non-dip both before and after (from there on, nothing downstream
+    depends on this batch). ``devices``, ``after`` and ``next_lo`` are per window of ``keys``;
+    ``state_after`` is updated in place. Returns (device, ts, interval, flags) of the samples
+    whose derived figures changed, one tuple per step.
+    """
+    local = {k: pos for pos, k in enumerate(keys)}
+    changed = []
+    pending = list(range(len(keys)))
+    after = after.copy()
+    while pending:
+        found = await store.next_counter_samples([keys[p] for p in pending], devices[pending].tolist(),
+                                                 after[pending].tolist(), next_lo[pending].tolist())
+        if not len(found):
+            break
+        groups = np.array([local[int(k)] for k in found.key.tolist()], np.int64)
+        order = np.argsort(groups)
+        groups = groups[order]
+        sub = CounterState(state_after.ts_us[groups], state_after.energy_wh[groups], state_after.present[groups])
+        iv, fl, sub_after = interval_energies(np.arange(len(groups)), found.ts_us[order], found.energy_wh[order],
+                                              sub, limit[groups])
+        new_fl = (found.flags[order] & int(SampleFlag.CLOCK_SKEW)) | fl
+        diff = (new_fl != found.flags[order]) | (iv != found.interval_wh[order])
+        changed.append((found.device[order][diff], found.ts_us[order][diff], iv[diff], new_fl[diff]))
+        pending = []
+        was_dip = (found.flags[order] & int(SampleFlag.COUNTER_DIP)) != 0
+        is_dip = (fl & int(SampleFlag.COUNTER_DIP)) != 0
+        for pos, grp in enumerate(groups.tolist()):
+            state_after.ts_us[grp] = sub_after.ts_us[pos]
+            state_after.energy_wh[grp] = sub_after.energy_wh[pos]
+            state_after.present[grp] = sub_after.present[pos]
+            if was_dip[pos] or is_dip[pos]:
+                pending.append(grp)
+                after[grp] = found.ts_us[order][pos]
+    return changed
+
+
+async def _write_batch_rows(store: TelemetryStore, batch: _Batch, write_rows: np.ndarray, received_us: int,
+                            flags: np.ndarray, interval: np.ndarray, is_new: np.ndarray, writes: _Writes) -> None:
+    """Store the batch rows ``write_rows`` with their derived flags and interval energy [Wh]."""
+    if not len(write_rows):
+        return
+    await store.upsert_samples(batch.device[write_rows], batch.ts[write_rows], received_us, batch.power[write_rows],
+                               batch.energy[write_rows], batch.status[write_rows].tolist(),
+                               flags, interval, batch.irradiance[write_rows],
+                               batch.device_ts[write_rows], new=is_new[write_rows])
+    writes.samples_written += len(write_rows)
+    flagged = np.flatnonzero(flags)
+    for j, f in zip(write_rows[flagged].tolist(), flags[flagged].tolist()):
+        writes.flags[int(batch.index[j])] = SampleFlag(f)
+    writes.touch(batch.device[write_rows], batch.ts[write_rows])
+
+
 async def _apply_round(store: TelemetryStore, batch: _Batch, batch_window: np.ndarray, window_ids: np.ndarray,
                        w_dev: np.ndarray, w_lo: np.ndarray, w_hi: np.ndarray, next_lo: np.ndarray,
                        limit_of: dict[int, float], received_us: int, writes: _Writes) -> None:
@@ -534,44 +653,23 @@ async def _apply_round(store: TelemetryStore, batch: _Batch, batch_window: np.nd
                                         w_hi[window_ids].tolist())
     refs = await store.references_before(keys, w_dev[window_ids].tolist(), w_lo[window_ids].tolist())
     local = {k: pos for pos, k in enumerate(keys)}  # window -> group 0..g-1
-    g = len(keys)
-    state = CounterState.empty(g)
+    state = CounterState.empty(len(keys))
     for k, (ts, energy) in refs.items():
         state.ts_us[local[k]], state.energy_wh[local[k]], state.present[local[k]] = ts, energy, True
     limit = np.array([limit_of[int(w_dev[k])] for k in keys], float)
 
-    # stored rows at the batch's keys: duplicates stay as stored, others are replaced
-    rows = np.flatnonzero(np.isin(batch_window, window_ids))
-    match = np.full(len(rows), -1, np.int64)  # the stored row under each batch row's key
-    if len(stored):
-        stored_at = {k: i for i, k in enumerate(zip(stored.device.tolist(), stored.ts_us.tolist()))}
-        match[:] = [stored_at.get(k, -1) for k in zip(batch.device[rows].tolist(), batch.ts[rows].tolist())]
-    new_rows = rows[match < 0]
-    found = np.flatnonzero(match >= 0)
-    same = np.array([_same_values(stored, i, batch, j) for i, j in zip(match[found].tolist(), rows[found].tolist())],
-                    bool)
-    duplicate_rows, duplicate_of = rows[found[same]], match[found[same]]
-    updated_rows, replaced = rows[found[~same]], match[found[~same]]
-    writes.created.update(batch.index[new_rows].tolist())
-    writes.duplicate.update(batch.index[duplicate_rows].tolist())
-    writes.updated.update(batch.index[updated_rows].tolist())
+    m = _match_stored(stored, batch, batch_window, window_ids)
+    writes.created.update(batch.index[m.new_rows].tolist())
+    writes.duplicate.update(batch.index[m.duplicate_rows].tolist())
+    writes.updated.update(batch.index[m.updated_rows].tolist())
     kept_mask = np.ones(len(stored), bool)
-    kept_mask[replaced] = False
+    kept_mask[m.replaced] = False
     kept = np.flatnonzero(kept_mask)
-    b = np.sort(np.concatenate([new_rows, updated_rows]))
+    b = np.sort(np.concatenate([m.new_rows, m.updated_rows]))
     is_new = np.zeros(len(batch.ts), bool)
-    is_new[new_rows] = True
-    # one sequence per window: stored rows kept and batch rows written, in time order
-    # (window_ids is ascending, so a window's place in it is found by bisection)
-    seq_group = np.concatenate([np.searchsorted(window_ids, stored.key[kept]),
-                                np.searchsorted(window_ids, batch_window[b])]).astype(np.int64)
-    seq_ts = np.concatenate([stored.ts_us[kept], batch.ts[b]])
-    seq_energy = np.concatenate([stored.energy_wh[kept], batch.energy[b]])
-    seq_source = np.concatenate([np.zeros(len(kept), np.int64), np.ones(len(b), np.int64)])
-    seq_row = np.concatenate([kept, b])
-    order = np.lexsort((seq_ts, seq_group))
-    seq_group, seq_ts, seq_energy, seq_source, seq_row = (
-        seq_group[order], seq_ts[order], seq_energy[order], seq_source[order], seq_row[order])
+    is_new[m.new_rows] = True
+    seq_group, seq_ts, seq_energy, seq_source, seq_row = _window_sequences(stored, batch, batch_window, window_ids,
+                                                                           kept, b)
     interval, counter_flags, state_after = interval_energies(seq_group, seq_ts, seq_energy, state, limit)
 
     # batch rows to write, with their derived figures
@@ -583,52 +681,13 @@ async def _apply_round(store: TelemetryStore, batch: _Batch, batch_window: np.nd
     st = seq_row[~is_batch]
     new_flags = (stored.flags[st] & int(SampleFlag.CLOCK_SKEW)) | counter_flags[~is_batch]
     changed = (new_flags != stored.flags[st]) | (interval[~is_batch] != stored.interval_wh[st])
-    upd_dev, upd_ts = [stored.device[st[changed]]], [stored.ts_us[st[changed]]]
-    upd_iv, upd_fl = [interval[~is_batch][changed]], [new_flags[changed]]
+    updates = [(stored.device[st[changed]], stored.ts_us[st[changed]], interval[~is_batch][changed],
+                new_flags[changed])]
+    updates += await _rederive_following(store, keys, w_dev[window_ids], w_hi[window_ids], next_lo[window_ids],
+                                         state_after, limit)
 
-    # the stored samples after each window whose reference changed: until one is a non-dip both
-    # before and after (from there on, nothing downstream depends on this batch)
-    pending = list(range(g))
-    after = w_hi[window_ids].copy()
-    while pending:
-        found = await store.next_counter_samples([keys[p] for p in pending], w_dev[window_ids][pending].tolist(),
-                                                 after[pending].tolist(), next_lo[window_ids][pending].tolist())
-        if not len(found):
-            break
-        groups = np.array([local[int(k)] for k in found.key.tolist()], np.int64)
-        order = np.argsort(groups)
-        groups = groups[order]
-        sub = CounterState(state_after.ts_us[groups], state_after.energy_wh[groups], state_after.present[groups])
-        iv, fl, sub_after = interval_energies(np.arange(len(groups)), found.ts_us[order], found.energy_wh[order],
-                                              sub, limit[groups])
-        new_fl = (found.flags[order] & int(SampleFlag.CLOCK_SKEW)) | fl
-        diff = (new_fl != found.flags[order]) | (iv != found.interval_wh[order])
-        upd_dev.append(found.device[order][diff])
-        upd_ts.append(found.ts_us[order][diff])
-        upd_iv.append(iv[diff])
-        upd_fl.append(new_fl[diff])
-        pending = []
-        was_dip = (found.flags[order] & int(SampleFlag.COUNTER_DIP)) != 0
-        is_dip = (fl & int(SampleFlag.COUNTER_DIP)) != 0
-        for pos, grp in enumerate(groups.tolist()):
-            state_after.ts_us[grp] = sub_after.ts_us[pos]
-            state_after.energy_wh[grp] = sub_after.energy_wh[pos]
-            state_after.present[grp] = sub_after.present[pos]
-            if was_dip[pos] or is_dip[pos]:
-                pending.append(grp)
-                after[grp] = found.ts_us[order][pos]
-
-    if len(write_rows):
-        await store.upsert_samples(batch.device[write_rows], batch.ts[write_rows], received_us, batch.power[write_rows],
-                                   batch.energy[write_rows], batch.status[write_rows].tolist(),
-                                   written_flags, written_interval, batch.irradiance[write_rows],
-                                   batch.device_ts[write_rows], new=is_new[write_rows])
-        writes.samples_written += len(write_rows)
-        flagged = np.flatnonzero(written_flags)
-        for j, f in zip(write_rows[flagged].tolist(), written_flags[flagged].tolist()):
-            writes.flags[int(batch.index[j])] = SampleFlag(f)
-        writes.touch(batch.device[write_rows], batch.ts[write_rows])
-    upd = (np.concatenate(upd_dev), np.concatenate(upd_ts), np.concatenate(upd_iv), np.concatenate(upd_fl))
+    await _write_batch_rows(store, batch, write_rows, received_us, written_flags, written_interval, is_new, writes)
+    upd = tuple(np.concatenate(column) for column in zip(*updates))
     if len(upd[0]):
         await store.update_derived(*upd)
         writes.touch(upd[0], upd[1])
@@ -640,7 +699,7 @@ async def _apply_round(store: TelemetryStore, batch: _Batch, batch_window: np.nd
                          np.concatenate([stored.irradiance_w_m2[st], batch.irradiance[write_rows]])))
     writes.windows += list(zip(w_dev[window_ids].tolist(), w_lo[window_ids].tolist(), w_hi[window_ids].tolist()))
     # flags of duplicates as stored, so that a re-sent batch reports what the first one did
-    for j, i in zip(duplicate_rows.tolist(), duplicate_of.tolist()):
+    for j, i in zip(m.duplicate_rows.tolist(), m.duplicate_of.tolist()):
         if stored.flags[i]:
             writes.flags[int(batch.index[j])] = SampleFlag(int(stored.flags[i]))
 
@@ -810,8 +869,17 @@ async def ingest_samples(rows: Sequence[object], *, received_from: str, now: dt.
     if len(batch.ts):
         async with in_transaction() as conn:
             writes = await _apply(TelemetryStore(conn), batch, devices, received_us, received_from)
+    plants = tuple(sorted({p for p, _ in writes.touched}))
+    result = TelemetryResult(statuses=_row_statuses(len(rows), refused, writes), errors=refused, flags=writes.flags,
+                             plants=plants)
+    if plants and (publisher is not None or (redis is not None and namespace is not None)):
+        await _publish_recent(writes, received_us, now, publisher, redis, namespace)
+    return result
+
+
+def _row_statuses(n_rows: int, refused: dict[int, RowError], writes: _Writes) -> list[RowStatus]:
     statuses = []
-    for i in range(len(rows)):
+    for i in range(n_rows):
         if i in refused:
             statuses.append(RowStatus.REJECTED)
         elif i in writes.created:
@@ -820,16 +888,18 @@ async def ingest_samples(rows: Sequence[object], *, received_from: str, now: dt.
             statuses.append(RowStatus.UPDATED)
         else:
             statuses.append(RowStatus.DUPLICATE)
-    plants = tuple(sorted({p for p, _ in writes.touched}))
-    result = TelemetryResult(statuses=statuses, errors=refused, flags=writes.flags, plants=plants)
-    if plants and (publisher is not None or (redis is not None and namespace is not None)):
-        recent = {plant for plant, bucket in writes.touched
-                  if bucket + QUARTER_US >= received_us - LIVE_WITHIN_US}
-        if recent and publisher is not None:
-            publisher.request(recent, now)
-        elif recent:
-            await publish_live_states(redis, namespace, sorted(recent), now)
-    return result
+    return statuses
+
+
+async def _publish_recent(writes: _Writes, received_us: int, now: dt.datetime, publisher: LivePublisher | None,
+                          redis: redis_asyncio.Redis | None, namespace: Namespace | None) -> None:
+    """Publish the live state of the plants whose touched buckets are recent enough to show live."""
+    recent = {plant for plant, bucket in writes.touched
+              if bucket + QUARTER_US >= received_us - LIVE_WITHIN_US}
+    if recent and publisher is not None:
+        publisher.request(recent, now)
+    elif recent:
+        await publish_live_states(redis, namespace, sorted(recent), now)
 
 
 # --- repair ---------------------------------------------------------------------------------

@@ -197,6 +197,59 @@ async def plant_figures(period: str, plant_ids: Iterable[int] | None = None, *,
     return await _figures(span, plants, now or dt.datetime.now(UTC))
 
 
+def _production(quarters: list[tuple[int, int, int, int]], start_us: int,
+                expected: np.ndarray) -> tuple[np.ndarray, int, int, int, bool]:
+    """What a plant's active quarters say: which slots produced, and the energy and irradiation.
+
+    Parameters
+    ----------
+    quarters : list of (bucket [µs], energy [Wh], power [W], irradiation [Wh/m²] or NULL)
+    start_us : int [µs]
+        Start of the first slot.
+    expected : ndarray of bool, shape (slots,)
+        Slots the plant should produce in; where a quarter has irradiation, that decides
+        instead (updated in place).
+
+    Returns
+    -------
+    producing : ndarray of bool, shape (slots,)
+    energy_wh : int [Wh]
+    irradiated_energy_wh : int [Wh]
+        Energy of the quarters with irradiation.
+    irradiation_wh_m2 : int [Wh/m²]
+    has_irradiance : bool
+    """
+    producing = np.zeros(expected.size, bool)
+    energy_wh = irradiated_energy_wh = irradiation_wh_m2 = 0
+    has_irradiance = False
+    for bucket, energy, power, irradiation in quarters:
+        i = (bucket - start_us) // QUARTER_US
+        producing[i] = energy > 0 or power > 0
+        energy_wh += energy
+        if irradiation != NULL:
+            has_irradiance = True
+            expected[i] = irradiation >= AVAILABILITY_IRRADIATION_WH_M2
+            irradiated_energy_wh += energy
+            irradiation_wh_m2 += irradiation
+    return producing, energy_wh, irradiated_energy_wh, irradiation_wh_m2, has_irradiance
+
+
+def _outage_time(outages: list, span: Span, end_of_outages: dt.datetime, lat: float,
+                 lon: float) -> tuple[int, int, int]:
+    """Outages within the span (an open one until ``end_of_outages``): count, time [µs], daylight time [µs]."""
+    hours = daylight = 0
+    count = 0
+    for outage in outages:
+        first = max(outage.started_at, span.start)
+        last = min(outage.ended_at or end_of_outages, end_of_outages)
+        if last <= first:
+            continue
+        count += 1
+        hours += datetime_to_us(last) - datetime_to_us(first)
+        daylight += daylight_us(datetime_to_us(first), datetime_to_us(last), lat, lon)
+    return count, hours, daylight
+
+
 async def _figures(span: Span, plants: list[dict], now: dt.datetime) -> list[PlantFigures]:
     if not plants:
         return []
@@ -221,29 +274,10 @@ async def _figures(span: Span, plants: list[dict], now: dt.datetime) -> list[Pla
     for plant in plants:
         lat, lon = _site(plant)
         expected = should_produce(slots + QUARTER_US // 2, lat, lon)
-        producing = np.zeros(slots.size, bool)
-        energy_wh = irradiated_energy_wh = irradiation_wh_m2 = 0
-        has_irradiance = False
-        for bucket, energy, power, irradiation in by_plant.get(plant["id"], []):
-            i = (bucket - start_us) // QUARTER_US
-            producing[i] = energy > 0 or power > 0
-            energy_wh += energy
-            if irradiation != NULL:
-                has_irradiance = True
-                expected[i] = irradiation >= AVAILABILITY_IRRADIATION_WH_M2
-                irradiated_energy_wh += energy
-                irradiation_wh_m2 += irradiation
+        producing, energy_wh, irradiated_energy_wh, irradiation_wh_m2, has_irradiance = _production(
+            by_plant.get(plant["id"], []), start_us, expected)
         capacity = Decimal(plant["capacity_kwp"])
-        hours = daylight = 0
-        count = 0
-        for outage in outages.get(plant["id"], []):
-            first = max(outage.started_at, span.start)
-            last = min(outage.ended_at or end_of_outages, end_of_outages)
-            if last <= first:
-                continue
-            count += 1
-            hours += datetime_to_us(last) - datetime_to_us(first)
-            daylight += daylight_us(datetime_to_us(first), datetime_to_us(last), lat, lon)
+        count, hours, daylight = _outage_time(outages.get(plant["id"], []), span, end_of_outages, lat, lon)
         final_yield = Decimal(energy_wh) / 1000 / capacity if capacity else None
         reference_yield = Decimal(irradiation_wh_m2) / 1000  # H_POA [kWh/m²] / 1 kW/m² = [h]
         pr = None
