@@ -38,6 +38,29 @@ REDIS_URL = os.environ.get("PVSETTLE_REDIS_URL", "")
 ON_POSTGRES = urlsplit(DATABASE_URL).scheme in ("postgres", "asyncpg")
 
 
+def pytest_configure(config) -> None:
+    """``kill -USR1`` on a test run prints the running event loop's tasks with their stacks, as
+    ``pvsettle serve`` does: a test that hangs awaiting something shows what (the thread stacks
+    that ``faulthandler_timeout`` prints show only the loop idling in epoll)."""
+    import signal
+
+    signal.signal(signal.SIGUSR1, _print_tasks)
+
+
+def _print_tasks(signum, frame) -> None:
+    import asyncio
+    import sys
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        print("no event loop is running", file=sys.stderr)
+        return
+    for task in asyncio.all_tasks(loop):
+        print(f"--- {task!r}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+
+
 def pytest_report_header(config) -> str:
     db = f"PostgreSQL at {urlsplit(DATABASE_URL).netloc}" if ON_POSTGRES else "SQLite (embedded default)"
     redis = f"Redis at {urlsplit(REDIS_URL).netloc}" if REDIS_URL else "in-process redis emulation"
