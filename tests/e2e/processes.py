@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -88,6 +89,53 @@ class ServerProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         return self.proc.returncode
+
+
+# Run first in the child's new session, then replaced by the console script: makes the pty on fd 0
+# the session's controlling terminal, so that Ctrl-C typed on it signals the server as at a shell.
+_ON_TERMINAL = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+                "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+class TerminalProcess(ServerProcess):
+    """A server run at a person's terminal: a pseudo-terminal is its controlling terminal and its
+    stdin, stdout and stderr (``isatty()`` is true on each), read into :meth:`output` as it comes."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, port: int):
+        self.port = port
+        self.master, slave = os.openpty()
+        self._out = bytearray()
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-c", _ON_TERMINAL, PVSETTLE, *args], env=env, cwd=cwd,
+                                         stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        finally:
+            os.close(slave)  # the child's copies only: reads end (EIO) once it has exited
+        # always drained: a terminal nobody reads fills up and blocks the server's writes
+        self._reader = threading.Thread(target=self._read, name="pty-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # EIO: no process holds the terminal any more
+                return
+            if not chunk:
+                return
+            self._out += chunk
+
+    def output(self) -> str:
+        """What the terminal showed, its CR LF line ends as LF."""
+        return bytes(self._out).decode(errors="replace").replace("\r\n", "\n")
+
+    def type(self, keys: bytes) -> None:
+        """Keys typed at the terminal (``b"\x03"`` is Ctrl-C)."""
+        os.write(self.master, keys)
+
+    def close(self) -> None:
+        """After the process has exited: the rest of its output read, the terminal closed."""
+        self._reader.join(10)
+        os.close(self.master)
 
 
 async def _sleep(seconds: float) -> None:

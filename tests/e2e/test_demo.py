@@ -1,15 +1,26 @@
-"""`pvsettle demo` as a newcomer runs it: nothing configured, everything made under ./var/."""
+"""`pvsettle demo` as a newcomer runs it: nothing configured, everything made under ./var/; at a
+terminal (a pseudo-terminal here) and with its output going to a file."""
 
+import asyncio
+import json
 import os
+import re
 import signal
 import sqlite3
+import subprocess
 import time
 
+import aiohttp
 import pytest
 
-from tests.e2e.processes import ServerProcess, free_port
+from server import scheduler
+from tests.e2e.processes import ServerProcess, TerminalProcess, free_port
 
 pytestmark = pytest.mark.slow
+
+# a log line as logs.TextFormatter writes it: local time, level, logger, message
+TEXT_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w.]+: \S")
+TICK_LINE = "pvsettle.scheduler: scheduler tick"
 
 
 async def test_demo_starts_healthy_with_a_portfolio_and_restarts_on_the_same_data(tmp_path):
@@ -31,6 +42,11 @@ async def test_demo_starts_healthy_with_a_portfolio_and_restarts_on_the_same_dat
     finally:
         assert server.stop(signal.SIGINT) == 0, server.output()
     assert f"pvsettle demo on http://127.0.0.1:{port}" in server.output()
+    # off a terminal (its output goes to a file here) the log lines are JSON, for a log collector
+    entries = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+    assert {"logger": "pvsettle.server", "msg": "database connected"}.items() <= next(
+        e for e in entries if e["msg"] == "database connected").items()
+    assert not [line for line in server.output().splitlines() if TEXT_LOG_LINE.match(line)], server.output()
     database = tmp_path / "var" / "pvsettle.sqlite3"
     with sqlite3.connect(database) as conn:
         plants = conn.execute("SELECT count(*) FROM plant").fetchone()[0]
@@ -53,3 +69,68 @@ async def test_demo_starts_healthy_with_a_portfolio_and_restarts_on_the_same_dat
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT count(*) FROM plant").fetchone()[0] == 4
         assert conn.execute("SELECT count(*) FROM prepaid_account").fetchone()[0] == 1
+
+
+def scheduler_passes(metrics: str) -> int:
+    """Passes the scheduler has made: the runs of its last job (every pass runs each job once)."""
+    last = scheduler.JOBS[-1].name
+    return int(sum(float(v) for v in re.findall(
+        rf'^pvsettle_scheduler_job_runs_total{{job="{last}",outcome="\w+"}} (\S+)$', metrics, re.M)))
+
+
+async def test_demo_at_a_terminal_shows_a_banner_text_logs_and_no_line_per_idle_tick(tmp_path):
+    """#21.3 as a newcomer sees it: ``pvsettle demo`` on a pseudo-terminal prints the banner (links,
+    demo users, how to stop) and readable log lines; idle scheduler ticks (DEBUG) print nothing;
+    Ctrl-C stops it cleanly."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PVSETTLE_")}
+    # a tick a second (the demo's 5 s by default): several idle ticks in a few seconds
+    env.update(PVSETTLE_PORT=str(port), PVSETTLE_SCHEDULER_INTERVAL="1")
+    server = TerminalProcess(["demo", "--plants", "4"], env, tmp_path, port)
+    try:
+        assert await server.wait_healthy() == {"status": "ok", "db": "ok", "redis": "ok"}
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 60
+            while True:  # until at least two passes printed nothing (those that did something print a line)
+                async with session.get(f"{server.base}/metrics") as resp:
+                    passes = scheduler_passes(await resp.text())
+                if passes - server.output().count(TICK_LINE) >= 2 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+        assert passes - server.output().count(TICK_LINE) >= 2, (passes, server.output())
+        server.type(b"\x03")  # Ctrl-C
+        stopping = time.monotonic()
+        try:
+            returncode = server.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        took = time.monotonic() - stopping
+    finally:
+        server.stop(signal.SIGKILL, timeout=5)  # only if Ctrl-C did not stop it
+        server.close()
+    output = server.output()
+    assert returncode == 0 and took < 30, (returncode, took, output)
+    assert "Traceback" not in output, output
+
+    # the banner: where to go, who to be, how to stop
+    base = f"http://127.0.0.1:{port}"
+    for words in (f"pvsettle demo on {base}", f"{base}/sandbox/", f"{base}/healthz", f"{base}/metrics",
+                  "阿明 (aming), 小红 (xiaohong), 老王 (laowang)", "运维小周 (operator), 财务老陈 (admin)",
+                  "Stop it with Ctrl-C."):
+        assert words in output, (words, output)
+    # readable log lines, not JSON (the demo logs at INFO: no DEBUG line either)
+    lines = output.splitlines()
+    logged = [line for line in lines if TEXT_LOG_LINE.match(line)]
+    assert any("pvsettle.server: database connected" in line for line in logged), output
+    assert not [line for line in lines if line.lstrip().startswith("{")], output
+    assert not [line for line in logged if " DEBUG " in line], output
+    # the health and metrics polls above are not logged either (the access log is quiet at INFO)
+    assert "/metrics" not in output.replace(f"{base}/metrics", ""), output
+    # a tick prints a line only when it did something, which is just when it leaves an audit event
+    with sqlite3.connect(tmp_path / "var" / "pvsettle.sqlite3") as conn:
+        busy = conn.execute("SELECT count(*) FROM audit_event WHERE action = 'SchedulerTick'").fetchone()[0]
+    ticks = [line for line in logged if TICK_LINE in line]
+    assert len(ticks) == busy, (busy, output)
+    # each says what it did: a count besides its duration
+    assert all(re.search(r"\b\w+=[1-9]", re.sub(r"\bseconds=\S+", "", line)) for line in ticks), ticks
+    assert passes - busy >= 2  # and at least two passes were idle

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pypdf
@@ -51,6 +52,45 @@ def has_row(text: str, *cells: str) -> bool:
     lines = [line.strip() for line in text.splitlines()]
     n = len(cells)
     return any(lines[i:i + n] == list(cells) for i in range(len(lines) - n + 1))
+
+
+def between(text: str, first: str, last: str) -> list[str]:
+    """The lines after the line ``first`` up to the next line ``last`` (stripped): one table's body."""
+    lines = [line.strip() for line in text.splitlines()]
+    start = lines.index(first)
+    return lines[start + 1:lines.index(last, start + 1)]
+
+
+def yuan(fen: int) -> str:
+    """``445230`` as the PDF prints it, ``4,452.30``."""
+    return f"{fen // 100:,}.{fen % 100:02d}"
+
+
+def kwh(value: str | Decimal) -> str:
+    return f"{Decimal(value):,.3f}"
+
+
+RATES = {"sharp": "尖", "peak": "峰", "flat": "平", "valley": "谷"}
+
+
+def has_reading(text: str, line: dict) -> bool:
+    """A reading line of a form (as stored) as a row: meter, register (with its rate's name),
+    previous and current dial, multiplier, energy."""
+    lines = [row.strip() for row in text.splitlines()]
+    rest = [line["previous"], line["current"], str(line["multiplier"]), kwh(line["kwh"])]
+    return any(lines[i] == line["meter"] and lines[i + 1].split(" ")[0] == line["register"]
+               and lines[i + 2:i + 6] == rest for i in range(len(lines) - 5))
+
+
+def assert_form_figures(text: str, form: m.ConfirmationForm) -> None:
+    """Every reading line and every energy of ``form`` (as stored) is on the PDF."""
+    assert len(form.lines) == 15
+    for line in form.lines:
+        assert has_reading(text, line), line
+    keys = ("generation", "self_use", "export", "grid")
+    for rate, label in RATES.items():
+        assert has_row(text, label, *(kwh(form.periods[rate][k]) for k in keys)), rate
+    assert has_row(text, "合计", *(kwh(getattr(form, f"{k}_kwh")) for k in keys))
 
 
 def fonts(reader: pypdf.PdfReader) -> set[str]:
@@ -95,6 +135,28 @@ async def test_bill_pdf_holds_the_bill_number_every_line_and_the_total_to_the_fe
     assert has_row(text, "发电表", "PV-E1-G", "00010200 峰", "300.0000", "600.0000", "20", "6,000.000")
     assert has_row(text, "合计", "14,000.000", "12,000.000", "2,000.000", "8,000.000")
 
+    # the same against the bill as stored: its number where the number goes, each of its lines
+    # (and no other) in its table to the fen, its totals
+    assert has_row(text, "账单编号", bill.number) and bill.number == "202610-PV-E1-1"
+    lines = await m.BillLine.filter(bill_id=bill.id).order_by("seq")
+    assert [(line.kind, line.amount_fen) for line in lines] == [
+        ("energy", 445230), ("energy", 232050), ("energy", 79560), ("late_fee", 9127)]
+    assert sum(line.amount_fen for line in lines) == bill.total_fen == 765967
+    energy = [line for line in lines if line.kind == "energy"]
+    assert between(text, "其中税额 (元)", "电费小计") == [
+        cell for line in energy
+        for cell in (line.description, kwh(line.kwh), f"{line.unit_price:.4f}", yuan(line.amount_fen),
+                     yuan(line.tax_fen))]
+    assert has_row(text, "电费小计", yuan(sum(line.amount_fen for line in energy)),
+                   yuan(sum(line.tax_fen for line in energy)))
+    assert between(text, "违约金", "违约金合计") == ["项目", "金额 (元)"] + [
+        cell for line in lines if line.kind == "late_fee" for cell in (line.description, yuan(line.amount_fen))]
+    owed = bill.total_fen - bill.paid_fen - bill.credit_applied_fen
+    for label, fen in (("账单合计", bill.total_fen), ("已缴金额", bill.paid_fen),
+                       ("账户余额抵扣", bill.credit_applied_fen), ("应缴金额", owed)):
+        assert has_row(text, label, f"{yuan(fen)} 元"), label
+    assert_form_figures(text, await m.ConfirmationForm.get(id=walked["form"].id))
+
 
 async def test_bill_pdf_in_english_and_the_page_links_to_it(client, settings):
     walked = await walked_plant()
@@ -128,9 +190,16 @@ async def test_form_pdf_holds_readings_and_energies(client, settings):
     assert reader.metadata.title == "电量确认单 2026-10-PV-E1-v1"
     for words in ("电量确认单", "v1", "已确认", "常州某纺织有限公司"):
         assert words in text, words
+    # which form it is, on every page and in its facts
+    for number, page in enumerate(reader.pages, 1):
+        assert page.extract_text().splitlines()[0].strip() == f"2026-10-PV-E1-v1 · {number}"
+    for row in (("电站编号", "PV-E1"), ("结算月份", "2026-10"), ("版本", "v1"), ("状态", "已确认")):
+        assert has_row(text, *row), row
     assert has_row(text, "PV-E1-N", "00020000 总", "500.0000", "600.0000", "20", "2,000.000")
     assert has_row(text, "峰", "6,000.000", "5,400.000", "600.000", "2,000.000")
     assert has_row(text, "合计", "14,000.000", "12,000.000", "2,000.000", "8,000.000")
+    # every reading line and every energy of the form as stored
+    assert_form_figures(text, await m.ConfirmationForm.get(id=form.id))
 
 
 async def test_pdf_links_are_refused_as_the_pages_are(client, settings):

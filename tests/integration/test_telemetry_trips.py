@@ -2,17 +2,23 @@
 episode through the outbox, the flag in the reliability report (``pvsettle outages`` lists them:
 tests/e2e/test_telemetry_cli.py).
 
-Trips are outage events, made here by hand at the times a sequence needs.
+Trips are outage events, made here by hand at the times a sequence needs. The last test starts the
+server app to check that the setting reaches its scheduler.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
+from decimal import Decimal
+
+import pytest
 
 from settlement import models as m
 from settlement.telemetry.reliability import reliability_report
 from settlement.telemetry.trips import TripRule, check_repeated_trips, send_trip_alarms
-from tests.integration.test_telemetry_ingest import local
+from tests.integration.test_telemetry_ingest import LOCAL, local
 from tests.integration.test_telemetry_outages import plant, staff_on_wechat  # noqa: F401 (fixtures)
 
 
@@ -113,3 +119,58 @@ async def test_the_reliability_report_flags_the_plant(plant):
     october = await reliability_report("2026-10", now=local("2026-11-30 00:00"))
     assert (october["plants"][0]["repeated_tripping"], october["portfolio"]["plants_tripping_repeatedly"]) == (
         False, 0)
+
+
+@pytest.mark.parametrize("environ, flagged", [
+    ({}, False),  # the default, 3 trips in 7 days: two trips are no episode
+    ({"PVSETTLE_REPEATED_TRIPS": "2", "PVSETTLE_REPEATED_TRIPS_DAYS": "1"}, True)])
+async def test_the_trip_setting_reaches_the_trip_job_of_the_running_scheduler(settings, aiohttp_client, environ,
+                                                                               flagged):
+    """The settings of a server process, not a rule handed in: its scheduler's own pass (the
+    trips job, through ``scheduler_ctx`` and its JobContext) decides by them."""
+    from server import scheduler
+    from server.app import create_app
+    from settlement.infra import db as database
+    from webapp.settings import Settings
+
+    given = Settings.from_env(environ, require_secrets=False)
+    settings = dataclasses.replace(settings, repeated_trips=given.repeated_trips,
+                                   repeated_trips_days=given.repeated_trips_days,
+                                   scheduler_interval=3600)  # one pass at start, the next an hour on
+    # two trips of the last few hours (the job looks at the real clock), made before the server
+    # starts so that its first pass sees them; a plant without telemetry devices, so that the
+    # outage check before the trips job adds no trip of its own
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    await database.open_database(settings.database_url)
+    try:
+        owner = await m.Owner.create(name="丙")
+        tripping = await m.Plant.create(code="PV-S1", name="三号", owner=owner, capacity_kwp=Decimal("10"))
+        for hours_ago in (5, 3):
+            start = now - dt.timedelta(hours=hours_ago)
+            await m.PlantOutage.create(plant=tripping, cause=m.OutageCause.FAULT, started_at=start,
+                                       ended_at=start + dt.timedelta(hours=1), detected_at=start,
+                                       notified=m.AlarmState.NOTIFIED)
+        on_duty = await m.Staff.create(name="值班员", role=m.StaffRole.OPERATOR)
+        await m.WechatIdentity.create(app_id=settings.oa_appid, openid="staff-oa", staff=on_duty)
+    finally:
+        await database.close_database()
+
+    client = await aiohttp_client(create_app(settings))
+    last = f'pvsettle_scheduler_job_runs_total{{job="{scheduler.JOBS[-1].name}",outcome="ok"}} 1.0'
+    for _ in range(600):  # the first pass is over once its last job is counted
+        if last in (text := await (await client.get("/metrics")).text()):
+            break
+        await asyncio.sleep(0.05)
+    assert last in text and 'pvsettle_scheduler_job_runs_total{job="trips",outcome="ok"} 1.0' in text, text
+
+    episodes = await m.TripEpisode.filter(plant=tripping)
+    if not flagged:
+        assert episodes == [] and not await m.OutboxMessage.filter(event="RepeatedTrips").exists()
+        return
+    [episode] = episodes
+    assert (episode.threshold, episode.window_s, episode.trips, episode.notified) == (2, 86400, 2, "notified")
+    assert (episode.first_trip_at, episode.started_at) == (now - dt.timedelta(hours=5), now - dt.timedelta(hours=3))
+    # one alarm, worded by the rule of the setting
+    started = (now - dt.timedelta(hours=3)).astimezone(LOCAL).strftime("%Y年%m月%d日 %H:%M")
+    assert await alarms() == [("staff-oa", {"thing1": "三号", "character_string2": "PV-S1", "time3": started,
+                                            "thing4": "频繁跳闸: 1天内停运2次"})]

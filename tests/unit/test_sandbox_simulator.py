@@ -19,13 +19,23 @@ CHANGZHOU = (31.81, 119.97)  # a Jiangsu site [deg N, deg E]
 
 def run(inverter: Inverter, start: dt.datetime, hours: float, step: dt.timedelta = dt.timedelta(minutes=5),
         seed: int = 1) -> list[tuple[dt.datetime, dict]]:
+    """The samples of ``hours`` from ``start``, each paired with the timestamp it carries (local
+    time) rather than the time it was asked for: the sun must match the time the sample says,
+    which is what the ingest stores and the day chart shows."""
     sim = Simulator([inverter], rng=random.Random(seed))
     out, when = [], start
     while when < start + dt.timedelta(hours=hours):
         (row,) = sim.samples(when)
-        out.append((when, row))
+        out.append((stamped(row), row))
         when += step
     return out
+
+
+def stamped(row: dict) -> dt.datetime:
+    """A sample's own timestamp, in local time."""
+    ts = dt.datetime.fromisoformat(row["ts"])
+    assert ts.tzinfo is not None, row  # the ingest refuses a naive time
+    return ts.astimezone(LOCAL)
 
 
 def elevation(when: dt.datetime, site: tuple[float, float]) -> float:
@@ -37,7 +47,12 @@ def test_no_simulated_sample_has_power_while_the_sun_at_the_site_is_below_the_ho
     inverter = Inverter("INV-JS", rated_w=100_000, counter_wh=1_000_000.0, latitude=CHANGZHOU[0],
                         longitude=CHANGZHOU[1])
     rows = run(inverter, dt.datetime(2026, 12, 15, 0, 0, tzinfo=LOCAL), hours=48)
-    assert len(rows) == 576
+    # each sample at a time of its own, 5 minutes apart over the two days: the checks below go by
+    # those stamps, so a sky that ran ahead of (or behind) the stamps would show
+    stamps = [when for when, _ in rows]
+    assert len(rows) == 576 and stamps == sorted(set(stamps))
+    assert (stamps[0], stamps[-1]) == (dt.datetime(2026, 12, 15, 0, 0, tzinfo=LOCAL),
+                                       dt.datetime(2026, 12, 16, 23, 55, tzinfo=LOCAL))
     for when, row in rows:
         if elevation(when, CHANGZHOU) <= 0:
             assert (row["power_w"], row["status"]) == (0, "standby"), when
@@ -65,6 +80,7 @@ def test_the_sun_moves_with_the_site():
     west = Inverter("INV-W", rated_w=10_000, counter_wh=0.0, latitude=43.8, longitude=87.6)  # Ürümqi
     east_row, west_row = Simulator([east, west], rng=random.Random(3)).samples(when)
     assert east_row["power_w"] == 0 and west_row["power_w"] > 0  # set in Jiangsu, afternoon in Xinjiang
+    assert elevation(stamped(east_row), CHANGZHOU) < 0 < elevation(stamped(west_row), (43.8, 87.6))
 
 
 def test_clear_sky_output_follows_the_elevation():
