@@ -16,8 +16,8 @@ from settlement.ports.pay import WechatPay
 from settlement.ports.wechat import WechatApi
 from settlement.infra.redis_client import Namespace
 from webapp.settings import Settings
+from settlement.clock import utc_now
 
-UTC = dt.timezone.utc
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Env:
     wechat: WechatApi
     pay: WechatPay | None = None  # None while WeChat Pay is not configured
     msg_id: int | None = None
-    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(UTC))
+    now: dt.datetime = field(default_factory=lambda: utc_now())
 
     @property
     def app_id(self) -> str:

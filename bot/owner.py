@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from bot import commands
 from bot.commands import Command, Malformed
@@ -27,9 +26,9 @@ from settlement.errors import Forbidden, NotFound
 from settlement.models import Bill, BillState, Plant, WechatIdentity
 from settlement.ports.wechat import WechatError
 from settlement.infra.storage import LocalDiskStore
+from settlement.clock import LOCAL
 
 log = logging.getLogger("pvsettle.bot")
-LOCAL = ZoneInfo("Asia/Shanghai")
 OPEN = (BillState.OPEN, BillState.PARTLY_PAID)
 #: Mini-program pages the replies link into.
 BILL_LIST_PAGE = "pages/bill/list"

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from settlement import i18n, templating
+from settlement.clock import LOCAL
 
 LANG = "zh"
-LOCAL = ZoneInfo("Asia/Shanghai")
 #: WeChat's limit for a text message is 2048 bytes; keep room for the cut note.
 MAX_REPLY_BYTES = 2000
 _CUT_NOTE = "\n…（内容过长，已截断）"

@@ -26,6 +26,7 @@ from aiohttp import web
 from settlement.billing.reports import cycle_report, write_report
 from settlement.signing import REPORT_LINK, whole_number
 from webapp.keys import settings_key
+from settlement.clock import utc_now
 
 LINK_LIFETIME = dt.timedelta(hours=24)
 FORMATS = {"csv": "text/csv; charset=utf-8",
@@ -44,7 +45,7 @@ def report_link(period: str, fmt: str, secret_key: str, *, now: dt.datetime | No
     """The path of the period's cycle report file, signed, and when it expires."""
     if fmt not in FORMATS:
         raise ValueError(f"a report is csv or xlsx, not {fmt!r}")
-    expires = (now or dt.datetime.now(dt.timezone.utc)) + lifetime
+    expires = (now or utc_now()) + lifetime
     exp = int(expires.timestamp())
     return f"/wechat/report/cycle-{period}.{fmt}?exp={exp}&sig={report_signature(period, fmt, exp, secret_key)}", \
         expires

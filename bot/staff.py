@@ -16,7 +16,6 @@ import asyncio
 import datetime as dt
 import logging
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
@@ -57,9 +56,9 @@ from settlement.models import (
 )
 from settlement.billing.reports import cycle_report
 from webapp.settings import energy_limits
+from settlement.clock import LOCAL
 
 log = logging.getLogger("pvsettle.bot")
-LOCAL = ZoneInfo("Asia/Shanghai")
 
 CHANNELS = {"bank": PaymentChannel.BANK_TRANSFER, "bank_transfer": PaymentChannel.BANK_TRANSFER,
             "转账": PaymentChannel.BANK_TRANSFER, "银行": PaymentChannel.BANK_TRANSFER,

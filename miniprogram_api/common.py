@@ -16,6 +16,7 @@ from settlement.owners.sessions import TokenClaims
 from settlement.infra.storage import LocalDiskStore, PhotoStore
 from webapp.keys import settings_key
 from webapp.settings import Settings
+from settlement.clock import utc_now
 
 api = Registry()
 
@@ -24,7 +25,6 @@ token_claims_key = web.RequestKey("token_claims_key", TokenClaims)
 # tests may put another store here; by default photos go to <var>/uploads on local disk
 photo_store_key = web.AppKey("photo_store_key", PhotoStore)
 
-UTC = dt.timezone.utc
 
 
 def settings(request: web.Request) -> Settings:
@@ -56,4 +56,4 @@ def factors(request: web.Request) -> Factors:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(UTC)
+    return utc_now()

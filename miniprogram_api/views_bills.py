@@ -13,10 +13,10 @@ from miniprogram_api.common import api, ebill_url, settings
 from miniprogram_api.pagination import decode_cursor, encode_cursor
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import BillDetail, BillLineOut, BillQuery, BillSummary, Page, PageQuery, PaymentOut
-from settlement.billing import ebill
 from settlement.owners import owner_lists
 from settlement.owners.access import Right, visible_plants
 from settlement.models import Bill, BillLine, Contract, Payment
+from settlement.clock import LOCAL, UTC
 
 SUMMARY_FIELDS = ("id", "number", "plant_id", "plant__code", "cycle__period", "version", "state", "issued_at",
                   "due_on", "total_fen", "tax_fen", "paid_fen", "credit_applied_fen")
@@ -51,7 +51,7 @@ def _row(row: dict) -> dict:
     if isinstance(out["issued_at"], str):
         out["issued_at"] = dt.datetime.fromisoformat(out["issued_at"])
     if out["issued_at"].tzinfo is None:
-        out["issued_at"] = out["issued_at"].replace(tzinfo=dt.timezone.utc)
+        out["issued_at"] = out["issued_at"].replace(tzinfo=UTC)
     return out
 
 
@@ -63,7 +63,7 @@ async def bill_detail(request: web.Request, call: Call):
     lines = await BillLine.filter(bill_id=bill_id).order_by("seq")
     payments = await Payment.filter(bill_id=bill_id).order_by("paid_at", "id")
     # the contract version in force when the bill was issued is the one it was priced under
-    issued_on = row["issued_at"].astimezone(ebill.LOCAL).date()
+    issued_on = row["issued_at"].astimezone(LOCAL).date()
     contract = await Contract.filter(plant_id=row["plant_id"], effective_from__lte=issued_on) \
         .order_by("-effective_from").first()
     return BillDetail(

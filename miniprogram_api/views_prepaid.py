@@ -24,6 +24,7 @@ from settlement.errors import NotFound
 from settlement.models import PrepaidAccount, PrepaidService
 from settlement.ports.pay import PayCallFailed, PayRejected
 from webapp.keys import pay_api_key
+from settlement.clock import local_today
 
 
 class ServiceOut(BaseModel):
@@ -114,7 +115,7 @@ async def prepaid_account(request: web.Request, call: Call):
 async def prepaid_statement(request: web.Request, call: Call):
     """Every movement of the last days and each utility's usage and charges, on one statement."""
     account = await _account(call.plant_id)
-    today = dt.datetime.now(prepaid.LOCAL).date()
+    today = local_today()
     data = await prepaid.statement(account.id, first=today - dt.timedelta(days=call.query.days - 1),
                                    end=today + dt.timedelta(days=1))
     return StatementOut(account=await _out(account), services=[ServiceTotal(**s) for s in data["services"]],

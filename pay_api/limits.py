@@ -92,7 +92,8 @@ class RefusalLimiter:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self._local = LocalWindows()  # this window's counts while Redis does not answer
+        self._local = LocalWindows()  # this window's counts, for while Redis does not answer
+        self._alone_in = -1  # the window in which this process last counted alone (warned once a window)
 
     def retry_after(self) -> int:
         """Seconds until the current window ends [s], at least 1."""
@@ -101,7 +102,8 @@ class RefusalLimiter:
 
     async def admit(self, client: redis_asyncio.Redis | None, ns: Namespace, source: str, per_window: int) -> bool:
         """Count one refused delivery of ``source``; False when it is beyond ``per_window``."""
-        window = int(self.clock() // WINDOW_S)
+        now = self.clock()
+        window = int(now // WINDOW_S)
         try:
             if client is None:
                 raise RedisError("no Redis client")
@@ -110,10 +112,16 @@ class RefusalLimiter:
                 async with client.pipeline(transaction=False) as pipe:
                     pipe.incr(key)
                     pipe.expire(key, WINDOW_S + 1)
-                    count = int((await pipe.execute())[0])
+                    counted = int((await pipe.execute())[0])
+            # Redis's count, plus those this process counted alone while Redis missed them (a slow
+            # moment must not let a source past its limit); kept here to go on from if Redis misses again
+            count = counted + self._local.peek("pay-refusal-alone", source, now)
+            self._local.at_least("pay-refusal", source, now, count)
         except (RedisError, OSError, TimeoutError) as exc:
-            count, _ = self._local.count("pay-refusal", source, self.clock())
-            if count == 1:
+            self._local.count("pay-refusal-alone", source, now)
+            count, _ = self._local.count("pay-refusal", source, now)  # on from the last count known
+            if self._alone_in != window:
+                self._alone_in = window
                 log.warning("Redis did not count a refused notification (%s): this process counts alone",
                             type(exc).__name__)
         if count == per_window + 1:

@@ -35,9 +35,9 @@ from settlement.fakes.pay_server import FakeWechatPay, public_pem
 from settlement.fakes.wechat_server import FakeWechat
 from webapp.keys import settings_key
 from webapp.settings import PAY_API_BASE, WECHAT_API_BASE, Settings
+from settlement.clock import utc_now
 
 log = logging.getLogger("pvsettle.sandbox")
-UTC = dt.timezone.utc
 REFUND_AFTER = dt.timedelta(seconds=3)  # the real one takes minutes to days; a sandbox user waits seconds
 REFUND_POLL_S = 1.0
 
@@ -128,7 +128,7 @@ async def refund_settler_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     task = asyncio.create_task(  # a failure is tried again on the next poll
-        background.repeat(lambda: settle_refunds(pay, dt.datetime.now(UTC)), REFUND_POLL_S, log=log,
+        background.repeat(lambda: settle_refunds(pay, utc_now()), REFUND_POLL_S, log=log,
                           failure="sandbox refund settling failed"), name="pvsettle-sandbox-refunds")
     yield
     await background.stop(task)

@@ -39,9 +39,9 @@ from settlement.telemetry.solar import DEFAULT_LATITUDE, DEFAULT_LONGITUDE, sun_
 from settlement.telemetry.ingest import ingest_samples, rebuild_rollups
 from settlement.telemetry.store import datetime_to_us
 from webapp.keys import redis_key, redis_ns_key
+from settlement.clock import utc_now
 
 log = logging.getLogger("pvsettle.sandbox.simulator")
-UTC = dt.timezone.utc
 
 INTERVAL_S = 5.0
 RECEIVED_FROM = "collector:sandbox-simulator"
@@ -136,7 +136,7 @@ async def simulator_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def step() -> None:
         if simulator.inverters:
-            now = dt.datetime.now(UTC).replace(microsecond=0)
+            now = utc_now().replace(microsecond=0)
             await ingest_samples(simulator.samples(now), received_from=RECEIVED_FROM, now=now,
                                  redis=app[redis_key], namespace=app[redis_ns_key])
 

@@ -65,9 +65,9 @@ from settlement.infra.redis_client import Namespace
 from settlement.ports.device_control import DeviceControl
 from settlement.ports.pay import WechatPay
 from webapp.keys import device_control_key, metrics_registry_key, pay_api_key, redis_key, redis_ns_key, settings_key
+from settlement.clock import LOCAL, utc_now
 
 log = logging.getLogger("pvsettle.scheduler")
-UTC = dt.timezone.utc
 
 # A job's lock expires this long after its last extension: a dead holder frees the job after at
 # most this long. The holder extends it every third of that while the job runs.
@@ -135,7 +135,7 @@ async def _prepaid(now: dt.datetime, context: JobContext) -> dict[str, int]:
 
 
 async def _late_fees(now: dt.datetime, context: JobContext) -> dict[str, int]:
-    return {"late_fee_lines": await late_fees.accrue_late_fees(now.astimezone(cycles.LOCAL).date())}
+    return {"late_fee_lines": await late_fees.accrue_late_fees(now.astimezone(LOCAL).date())}
 
 
 async def _dunning(now: dt.datetime, context: JobContext) -> dict[str, int]:
@@ -205,7 +205,7 @@ class PassReport:
 
 async def _run_isolated(job: Job, now: dt.datetime, context: JobContext, report: PassReport) -> bool:
     """Run ``job`` into ``report``; True when it ran without raising."""
-    started = dt.datetime.now(UTC)
+    started = utc_now()
     try:
         done = await job.run(now, context)
     except Exception as exc:  # one job's failure is its own: logged, counted, the others go on
@@ -213,7 +213,7 @@ async def _run_isolated(job: Job, now: dt.datetime, context: JobContext, report:
         report.failed[job.name] = exc
         return False
     finally:
-        report.ran[job.name] = (started, dt.datetime.now(UTC))
+        report.ran[job.name] = (started, utc_now())
     for key, value in done.items():
         report.done[key] = report.done.get(key, 0) + value
     return True
@@ -225,7 +225,7 @@ async def run_all(now: dt.datetime | None = None, context: JobContext = JobConte
 
     A job that raises is logged and reported in ``failed``; the jobs after it still run.
     """
-    now = now or dt.datetime.now(UTC)
+    now = now or utc_now()
     report = PassReport()
     for job in jobs:
         await _run_isolated(job, now, context, report)
@@ -293,8 +293,8 @@ class Scheduler:
 
     async def run_pass(self, now: dt.datetime | None = None) -> PassReport:
         """Each job whose lock this process gets and whose interval has passed, in order."""
-        now = now or dt.datetime.now(UTC)
-        started = dt.datetime.now(UTC)
+        now = now or utc_now()
+        started = utc_now()
         clock = time.perf_counter()
         report = PassReport()
         for job in self.jobs:
@@ -307,7 +307,7 @@ class Scheduler:
                 self.runs.labels(job.name, "failed").inc()
         if any(report.done.values()):
             await audit.record(self.actor, "SchedulerTick", "scheduler", self.actor, after={
-                "started": started, "finished": dt.datetime.now(UTC), **report.done,
+                "started": started, "finished": utc_now(), **report.done,
                 "jobs": {name: {"started": a, "finished": b} for name, (a, b) in report.ran.items()},
                 "failed": sorted(report.failed)})
         log.log(tick_log_level(report.done), "scheduler tick",

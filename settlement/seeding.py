@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import redis.asyncio as redis_asyncio
@@ -43,9 +42,8 @@ from settlement import models as m
 from settlement.prepaid import accounts as prepaid
 from settlement.infra.redis_client import Namespace
 from settlement.telemetry.ingest import publish_live_states, rebuild_rollups
+from settlement.clock import LOCAL, UTC, local_today, utc_now
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 SLOT = dt.timedelta(minutes=15)
 
 # DL/T 645-2007 energy register ids: forward (0001) and reverse (0002) active, total and rates 1-4.
@@ -225,7 +223,7 @@ async def seed_portfolio(spec: SeedSpec, progress: Callable[[str, int], Progress
     there too (settlement/telemetry/live.py), as the ingest would have left it.
     """
     rng = np.random.default_rng(spec.seed)
-    today = spec.today or dt.datetime.now(LOCAL).date()
+    today = spec.today or local_today()
     tariffs = {}
     for code, _ in PROVINCES.values():
         # the engine owns the tariff format; the database keeps the document it parses
@@ -412,7 +410,7 @@ def _register_readings(rng, meter: m.Meter, register_ids: list[str], kwh: np.nda
 
 def _telemetry(rng, plan: dict, days: int) -> list[m.TelemetrySample]:
     """15-minute samples for the last ``days`` days up to now: power and lifetime energy."""
-    now = dt.datetime.now(UTC).replace(second=0, microsecond=0)
+    now = utc_now().replace(second=0, microsecond=0)
     now -= dt.timedelta(minutes=now.minute % 15)
     start_utc = now - dt.timedelta(days=days)
     local = np.arange(np.datetime64((start_utc + dt.timedelta(hours=8)).replace(tzinfo=None), "m"),
@@ -426,7 +424,7 @@ def _telemetry(rng, plan: dict, days: int) -> list[m.TelemetrySample]:
     lifetime_wh = int(plan["capacity"] * 1150 * 1000 * rng.uniform(0.5, 3))  # years already produced
     counter = lifetime_wh + np.cumsum(np.round(energy * 1000)).astype(np.int64)
     power_w = np.round(energy * 4000).astype(np.int64)  # mean power over the slot
-    received = dt.datetime.now(UTC)
+    received = utc_now()
     # the counter only rises, so each interval is the difference (the first sample has no reference)
     # as the ingest would store it: the rebuild that follows then writes rollups and changes no sample
     interval = np.concatenate([[None], np.diff(counter).tolist()]).tolist()

@@ -42,6 +42,7 @@ from decimal import Decimal
 
 from server.bench.support import (blocking_bench_database, clean_redis, free_port, percentile, serve_environment,
                                   start_serve, stop_process_group, wait_ready)
+from settlement.clock import utc_now
 
 WARM_UP = 50
 HOSTILE_ROUNDS = 30  # of each kind of hostile request
@@ -73,7 +74,7 @@ async def _seed(owners: int, redis_url: str, prefix: str) -> list[tuple[str, str
     from settlement.telemetry.ingest import ingest_samples
 
     local = dt.timezone(dt.timedelta(hours=8))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = utc_now()
     # today's 15-minute telemetry up to now, as a data logger sends it
     midnight = now.astimezone(local).replace(hour=0, minute=0, second=0, microsecond=0)
     quarters = max(int((now - midnight) / dt.timedelta(minutes=15)), 1)

@@ -13,6 +13,7 @@ import datetime as dt
 import time
 
 from server.bench.support import bench_database
+from settlement.clock import utc_now
 
 # every reading day (1-28) falls on or before the 28th: one period holds every plant's cycle
 BENCH_TODAY = dt.date(2026, 10, 28)
@@ -38,7 +39,7 @@ async def bench_cycle(plants: int, database_url: str) -> dict:
 
         # the owners' answer, the quickest way the system has: nobody answers, all auto-confirm
         clock = time.perf_counter()
-        confirmed = await forms.auto_confirm_due(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30))
+        confirmed = await forms.auto_confirm_due(utc_now() + dt.timedelta(days=30))
         confirm_seconds = time.perf_counter() - clock
 
         clock = time.perf_counter()

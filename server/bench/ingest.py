@@ -36,9 +36,9 @@ import numpy as np
 from server import logs
 from server.bench.support import bench_database, clean_redis, free_port, wait_ready
 from webapp.settings import Settings
+from settlement.clock import local_now
 
 SLOT = dt.timedelta(minutes=5)
-LOCAL = dt.timezone(dt.timedelta(hours=8))
 
 
 def register(bench_subparsers: argparse._SubParsersAction) -> None:
@@ -75,7 +75,7 @@ def bodies(plants: range, batches: int, batch_size: int, end: dt.datetime | None
     published as it would be for a gateway uploading as it goes.
     """
     per_device = batch_size // len(plants)
-    end = end or dt.datetime.now(LOCAL)
+    end = end or local_now()
     end = end.replace(minute=end.minute - end.minute % 5, second=0, microsecond=0)
     start = end - (batches * per_device - 1) * SLOT
     serials = [f"BENCH-INV-{i:06d}" for i in plants]

@@ -28,12 +28,12 @@ import aiohttp
 
 from server import loop
 from server.bench.support import bench_database
+from settlement.clock import UTC, utc_now
 
 TEMPLATES = ("bill_issued", "payment_received", "refund_done", "fault_update")
 MP_APPID, MP_SECRET = "wxbenchmp000000001", "bench-mp-secret"
 OA_APPID, OA_SECRET = "wxbenchoa000000001", "bench-oa-secret"
 RECIPIENTS = 1000  # people; each gets messages/RECIPIENTS messages
-UTC = dt.timezone.utc
 
 
 def _payload(template: str, n: int) -> dict:
@@ -113,7 +113,7 @@ async def _seed(messages: int, template_ids: dict[str, str]) -> None:
     rendered = {}
     for template in TEMPLATES:
         rendered[template] = outbox.render(template, _payload(template, 0))
-    now = dt.datetime.now(UTC) - dt.timedelta(seconds=1)
+    now = utc_now() - dt.timedelta(seconds=1)
     rows = []
     for n in range(messages):
         template = TEMPLATES[n % len(TEMPLATES)]

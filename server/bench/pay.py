@@ -39,6 +39,7 @@ from pathlib import Path
 
 from server.bench.support import (blocking_bench_database, free_port, percentile, serve_environment, start_serve,
                                   stop_process_group, wait_ready)
+from settlement.clock import UTC, utc_now
 
 MCHID = "1900009999"
 APPID = "wxbenchpay00000001"
@@ -56,8 +57,7 @@ async def _seed(url: str, orders: int) -> list[str]:
     from settlement import models as m
 
     await db.open_database(url)
-    utc = dt.timezone.utc
-    now = dt.datetime.now(utc)
+    now = utc_now()
     plants = -(-orders // PERIODS)
     try:
         owners = [m.Owner(name=f"业主{n}") for n in range(plants)]
@@ -72,7 +72,7 @@ async def _seed(url: str, orders: int) -> list[str]:
         cycles = []
         for plant_id, _ in plant_rows:
             for i in range(PERIODS):
-                start = dt.datetime(2024 + i // 12, i % 12 + 1, 1, tzinfo=utc)
+                start = dt.datetime(2024 + i // 12, i % 12 + 1, 1, tzinfo=UTC)
                 cycles.append(m.ReadingCycle(plant_id=plant_id, period=f"{start:%Y-%m}", starts_at=start,
                                              ends_at=start + dt.timedelta(days=28)))
         await m.ReadingCycle.bulk_create(cycles[:orders], batch_size=1000)
@@ -173,7 +173,7 @@ def _build(chunk: list[str], platform_pem: str, serial: str) -> list[tuple[dict[
     from settlement.fakes.pay_server import aes_encrypt, rsa_sign, wechat_time
 
     key = load_pem_private_key(platform_pem.encode(), password=None)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = utc_now()
     out = []
     for n, no in enumerate(chunk):
         resource = {"appid": APPID, "mchid": MCHID, "out_trade_no": no,

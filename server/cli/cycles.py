@@ -8,6 +8,7 @@ import json
 import sys
 
 from server.cli.common import with_database
+from settlement.clock import local_today
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,11 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_cycle_run(args: argparse.Namespace) -> int:
     """Say which electricity the period is (it is the month *before* for most reading days),
     refuse an old one without --yes, then run."""
-    import datetime as dt
-
     from settlement.cycles import runs as cycles
 
-    today = dt.datetime.now(cycles.LOCAL).date()
+    today = local_today()
 
     async def work():
         covers = await cycles.period_covers(args.period, args.plant)

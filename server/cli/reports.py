@@ -23,12 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from server import logs
 from webapp.settings import Settings
+from settlement.clock import local_today
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 FORMATS = ("csv", "xlsx")
 
 
@@ -78,7 +77,7 @@ def _output_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_report_cycle(args: argparse.Namespace) -> int:
     from settlement.billing import reports
 
-    as_of = args.as_of or dt.datetime.now(LOCAL).date()
+    as_of = args.as_of or local_today()
     summary = _run(args, lambda: reports.cycle_report(args.period, plant_code=args.plant, as_of=as_of))
     if summary is None:
         return 2

@@ -23,9 +23,8 @@ import json
 import sys
 
 from server.cli.common import with_database
-from zoneinfo import ZoneInfo
+from settlement.clock import LOCAL, utc_now
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 
 
 def _time(text: str) -> dt.datetime:
@@ -111,7 +110,7 @@ def cmd_outages(args: argparse.Namespace) -> int:
         return 2
 
     async def work() -> dict:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = utc_now()
         query = PlantOutage.all() if args.all else PlantOutage.filter(ended_at__isnull=True)
         rows = await query.order_by("-started_at", "-id").limit(args.limit).prefetch_related("plant")
         episodes = TripEpisode.all() if args.all else TripEpisode.filter(ends_at__gt=now)

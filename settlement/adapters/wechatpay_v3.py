@@ -50,9 +50,9 @@ from settlement.ports.pay import (
     UnknownSerial,
     format_time,
 )
+from settlement.clock import UTC, utc_now
 
 log = logging.getLogger("pvsettle.pay")
-UTC = dt.timezone.utc
 CERT_REFRESH_INTERVAL = 60.0  # [s] between certificate downloads caused by unknown serials
 _BAD_RESPONSE = "failed to verify the signature"  # wechatpayv3's message for a forged answer
 
@@ -252,7 +252,7 @@ class WechatPayV3:
             raise UnknownSerial(f"no WeChat Pay key with serial {serial[:64]!r}")
         if not rsa_verify(stamp, nonce, text, signature, key):
             raise BadSignature("the signature does not verify")
-        now = now or dt.datetime.now(UTC)
+        now = now or utc_now()
         # compared as numbers first: a datetime of a signed 999999999999 (year 33658) cannot be made
         if abs(now.timestamp() - int(stamp)) > self._max_skew.total_seconds():
             raise StaleNotification(f"signed at unix time {stamp}, more than "

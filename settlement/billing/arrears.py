@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from settlement.errors import InvalidInput
 from settlement.models import Bill, BillState
+from settlement.clock import local_today
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 OPEN = (BillState.OPEN, BillState.PARTLY_PAID)
 MAX_DAYS = 3650
 
@@ -73,7 +72,7 @@ async def arrears(min_days: int = 1, *, today: dt.date | None = None, limit: int
         raise InvalidInput(f"days is a whole number from 0 to {MAX_DAYS}", code="bad_days")
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit is 1 to 1000", code="bad_limit")
-    today = today or dt.datetime.now(LOCAL).date()
+    today = today or local_today()
     latest_due = today - dt.timedelta(days=max(min_days, 1))
     rows = await Bill.filter(state__in=list(OPEN), due_on__lte=latest_due).values_list(
         "id", "number", "plant__code", "plant__name", "owner__name", "due_on", "total_fen", "paid_fen",

@@ -31,7 +31,6 @@ import asyncio
 import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from tortoise.transactions import in_transaction
@@ -64,9 +63,8 @@ from settlement.models import (
     StaffRole,
     Tariff,
 )
+from settlement.clock import LOCAL, UTC, utc_now
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 ENGINE_MODEL = {PricingModel.GRID_DISCOUNT: "discount", PricingModel.FIXED_PRICE: "fixed",
                 PricingModel.TIERED: "tiered"}
 RATE_ZH = {"sharp": "尖", "peak": "峰", "flat": "平", "valley": "谷"}
@@ -133,7 +131,7 @@ def _kwh_per_rate(form: ConfirmationForm, what: str) -> list[float]:
 async def issue_bills(period: str | None = None, *, now: dt.datetime | None = None,
                       plant_code: str | None = None) -> int:
     """Bill every final form (confirmed or auto-confirmed) not billed yet; returns how many."""
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
+    now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
     query = ConfirmationForm.filter(state__in=[FormState.CONFIRMED, FormState.AUTO_CONFIRMED])
     if period is not None:
         parse_period(period)
@@ -286,7 +284,7 @@ async def record_payment(bill_id: int, amount_fen: int, channel: PaymentChannel,
         raise InvalidInput("a payment needs a reference of at most 50 characters", code="bad_reference")
     if staff is not None and (not staff.active or staff.role not in (StaffRole.OPERATOR, StaffRole.ADMIN)):
         raise Forbidden("recording a payment needs the operator or admin role", code="role_required")
-    paid_at = paid_at or dt.datetime.now(UTC)
+    paid_at = paid_at or utc_now()
     transaction_id = f"{channel.value}:{reference}" if channel != PaymentChannel.WECHAT else reference
     async with in_transaction() as conn:
         existing = await Payment.get_or_none(transaction_id=transaction_id).using_db(conn)
@@ -382,7 +380,7 @@ async def write_off(bill_id: int, reason: str, staff: Staff) -> Bill:
         if bill.state not in OPEN:
             raise Conflict(f"bill {bill.number} is {bill.state.value}", code="bill_closed")
         before = {"state": bill.state, "owed_fen": owed_fen(bill)}
-        bill.state, bill.written_off_at = BillState.WRITTEN_OFF, dt.datetime.now(UTC)
+        bill.state, bill.written_off_at = BillState.WRITTEN_OFF, utc_now()
         await bill.save(using_db=conn, update_fields=["state", "written_off_at"])
         await audit.record(audit.actor_of(staff), "WriteOffBill", "bill", bill.id, before=before,
                            after={"state": bill.state}, reason=reason.strip(), using_db=conn)

@@ -23,11 +23,11 @@ import datetime as dt
 from tortoise.transactions import in_transaction
 
 from settlement.notify import outbox
-from settlement.billing.bills import LOCAL, OPEN, owed_fen
+from settlement.billing.bills import OPEN, owed_fen
 from settlement.billing.late_fees import late_fee_to_date
 from settlement.models import (Bill, BillState, ConfirmationForm, FormState, OutboxMessage, OutboxState)
+from settlement.clock import LOCAL, UTC, utc_now
 
-UTC = dt.timezone.utc
 DEFAULT_OFFSETS = (-3, 0, 7, 15, 30)
 DEFAULT_ESCALATE_AFTER = 30
 
@@ -52,7 +52,7 @@ async def run(now: dt.datetime | None = None) -> dict[str, int]:
 
     Returns ``{"reminders", "escalations", "cancelled"}`` (rows offered; repeats are no-ops).
     """
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     today = now.astimezone(LOCAL).date()
     cancelled = await cancel_paid()
     # the earliest stage of any plan: a bill due later than that is not reminded yet

@@ -28,7 +28,6 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
 from settlement import i18n, templating
 from settlement.money_text import format_yuan
@@ -52,9 +51,8 @@ from settlement.models import (
     TelemetryRollup,
     TelemetrySample,
 )
+from settlement.clock import LOCAL, UTC, local_today
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 LANGS = ("zh", "en")
 
 RATES = ("sharp", "peak", "flat", "valley")  # DL/T 645 rates 1-4, as on forms and bill lines
@@ -467,7 +465,7 @@ async def bill_view(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str]
         No bill ``bill_id``.
     """
     lang = _lang(lang)
-    today = today or dt.datetime.now(LOCAL).date()
+    today = today or local_today()
     bill = await Bill.get_or_none(id=bill_id).prefetch_related("cycle", "plant__owner", "form", "lines")
     if bill is None:
         raise NotFound(f"no bill {bill_id}", code="unknown_bill", params={"bill": bill_id})

@@ -14,8 +14,8 @@ import re
 
 from settlement.errors import Forbidden, InvalidInput
 from settlement.signing import EBILL_LINK, whole_number
+from settlement.clock import utc_now
 
-UTC = dt.timezone.utc
 KINDS = tuple(EBILL_LINK)  # ("form", "bill"): the kind is what the signature is for
 LINK_LIFETIME = dt.timedelta(days=30)
 
@@ -64,7 +64,7 @@ def ebill_link(kind: str, id: int, expires_at: dt.datetime | None, secret_key: s
         ``/e/<kind>/<id>?exp=<unix s>&sig=<hex>``; append ``&lang=en`` for English.
     """
     if expires_at is None:
-        expires_at = dt.datetime.now(UTC) + LINK_LIFETIME
+        expires_at = utc_now() + LINK_LIFETIME
     if expires_at.tzinfo is None:
         raise InvalidInput("expires_at must carry a time zone", code="naive_datetime")
     exp = int(expires_at.timestamp())

@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
 
@@ -34,9 +33,8 @@ from settlement.errors import Conflict, InvalidInput, NotFound
 from settlement.models import InvoiceRequest, InvoiceState, Owner, Payment, Refund, RefundState
 from settlement.money_text import format_yuan
 from settlement.ports.tax import InvoiceDraft, TaxInvoicing, TaxRefused, TaxUnavailable
+from settlement.clock import LOCAL, UTC, utc_now
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 VAT_RATE = Decimal("0.13")
 ITEM = "*供电*电费"
 TAX_ID = re.compile(r"^[0-9A-Z]{15,20}$")
@@ -115,7 +113,7 @@ async def request_for_month(owner_id: int, month: str, buyer_name: str, buyer_ta
         raise NotFound("no such owner", code="not_found")
     first = dt.datetime(year, mon, 1, tzinfo=LOCAL)
     end = dt.datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=LOCAL)
-    if (now or dt.datetime.now(UTC)) < end:
+    if (now or utc_now()) < end:
         raise Conflict(f"{month} is not over yet", code="month_open")
     payments = await Payment.filter(owner_id=owner_id, paid_at__gte=first.astimezone(UTC),
                                     paid_at__lt=end.astimezone(UTC))

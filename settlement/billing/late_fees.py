@@ -15,8 +15,9 @@ from tortoise.transactions import in_transaction
 
 from billing_engine.latefee import LateFeeRates, late_fee_fen
 from settlement import audit
-from settlement.billing.bills import LOCAL, OPEN, state_of
+from settlement.billing.bills import OPEN, state_of
 from settlement.models import Bill, BillLine, LineKind, OwnerKind
+from settlement.clock import LOCAL, local_today
 
 
 def _late_fee_total(principal: int, due: dt.date, payments: list[tuple[dt.date, int]], through: dt.date,
@@ -60,7 +61,7 @@ def late_fee_to_date(bill: Bill, today: dt.date) -> tuple[int, int]:
 
 async def accrue_late_fees(today: dt.date | None = None) -> int:
     """Add the late fee grown since the last accrual to every overdue bill; returns lines added."""
-    today = today or dt.datetime.now(LOCAL).date()
+    today = today or local_today()
     added = 0
     bills = await Bill.filter(state__in=list(OPEN), due_on__lt=today).prefetch_related("lines", "payments", "owner",
                                                                                         "plant__contracts")

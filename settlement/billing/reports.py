@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -62,8 +61,8 @@ from settlement.models import (
     ReadingCycle,
 )
 from settlement.money_text import format_yuan, yuan
+from settlement.clock import LOCAL, local_today
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 CHUNK = 2000  # ids per IN (...) query: SQLite allows a bounded number of parameters
 RATE_PLACES = Decimal("0.0001")
 KWH_PLACES = Decimal("0.001")
@@ -220,7 +219,7 @@ async def cycle_report(period: str | None = None, *, plant_code: str | None = No
         raise ValueError("a cycle report needs a period, a plant or both")
     if period is not None:
         parse_period(period)
-    as_of = as_of or dt.datetime.now(LOCAL).date()
+    as_of = as_of or local_today()
     query = ReadingCycle.all()
     if period is not None:
         query = query.filter(period=period)

@@ -38,8 +38,8 @@ from settlement.models import (
     StaffRole,
     WechatIdentity,
 )
+from settlement.clock import UTC, utc_now
 
-UTC = dt.timezone.utc
 FINAL = (FormState.CONFIRMED, FormState.AUTO_CONFIRMED)
 
 
@@ -69,7 +69,7 @@ def _require_staff(staff: Staff, *roles: StaffRole) -> None:
 async def send_form(form_id: int, staff: Staff, *, now: dt.datetime | None = None) -> ConfirmationForm:
     """Staff release a draft (a flagged form they have checked) to the owner."""
     _require_staff(staff, StaffRole.OPERATOR, StaffRole.ADMIN)
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
+    now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
     async with in_transaction() as conn:
         form = await _locked_latest(form_id, conn)
         if form.state != FormState.DRAFT:
@@ -89,7 +89,7 @@ async def send_form(form_id: int, staff: Staff, *, now: dt.datetime | None = Non
 async def confirm_form(form_id: int, *, by: WechatIdentity | None = None, staff: Staff | None = None,
                        now: dt.datetime | None = None) -> ConfirmationForm:
     """The owner confirms (``by``), or staff confirm on the owner's written word (``staff``)."""
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
+    now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
     if staff is not None:
         _require_staff(staff, StaffRole.OPERATOR, StaffRole.ADMIN)
     async with in_transaction() as conn:
@@ -115,7 +115,7 @@ async def dispute_form(form_id: int, reason: str, *, by: WechatIdentity | None =
         raise InvalidInput("a dispute needs a reason", code="reason_required")
     if len(reason) > 500:
         raise InvalidInput("the reason is longer than 500 characters", code="reason_too_long")
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
+    now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
     async with in_transaction() as conn:
         form = await _locked_latest(form_id, conn)
         if form.state != FormState.SENT:
@@ -203,7 +203,7 @@ async def adjust_reading(plant_code: str, period: str, meter_serial: str, regist
     if boundary not in ("previous", "current"):
         raise InvalidInput("boundary is previous or current", code="bad_boundary")
     new_value = _reading_value(value)
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
+    now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
     plant, meter, cycle = await _adjustment_target(plant_code, period, meter_serial, register, new_value)
 
     async with in_transaction() as conn:
@@ -255,7 +255,7 @@ async def adjust_energy(plant_code: str, period: str, what: str, rate: str, kwh:
             raise InvalidOperation
     except InvalidOperation:
         raise InvalidInput(f"{kwh!r} is not an energy (≥ 0 kWh, at most 3 decimals)", code="bad_value") from None
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     plant = await Plant.get_or_none(code=plant_code).prefetch_related("contracts")
     if plant is None:
         raise NotFound(f"no plant {plant_code!r}", code="unknown_plant", params={"plant": plant_code})
@@ -380,7 +380,7 @@ async def auto_confirm_due(now: dt.datetime | None = None, *, batch_size: int = 
     In batches, each one guarded UPDATE (still ``sent``?) with its audit events in one
     transaction, so an owner's answer arriving meanwhile always wins over the deadline.
     """
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
+    now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
     count = 0
     due = await ConfirmationForm.filter(state=FormState.SENT, answer_due_at__lte=now).values_list("id", flat=True)
     for first in range(0, len(due), batch_size):

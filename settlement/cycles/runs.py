@@ -39,7 +39,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from tortoise import connections
@@ -62,9 +61,8 @@ from settlement.models import (
     Reading,
     ReadingCycle,
 )
+from settlement.clock import LOCAL, UTC, utc_now
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 WINDOW = dt.timedelta(hours=72)
 BATCH = 500
 
@@ -191,7 +189,7 @@ async def run_cycle(period: str, plant_code: str | None = None, *, reading_day: 
     draft flagged MISSING for staff.
     """
     started = time.perf_counter()
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
+    now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
     parse_period(period)
     if batch_size < 1:
         raise InvalidInput("batch size must be at least 1", code="bad_batch_size")

@@ -19,6 +19,7 @@ from settlement.ports.device_control import (
     CommandRefused,
     NotAcknowledged,
 )
+from settlement.clock import utc_now
 
 
 @dataclass
@@ -61,7 +62,7 @@ class DeviceSimulator:
         return [c.action for c in self.log if c.serial == serial and c.outcome == "executed"]
 
     async def send(self, command_id: str, serial: str, action: str) -> Acknowledgement:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = utc_now()
         if self.accept_unknown and serial not in self.serials:
             self.add(serial)
         if serial not in self.serials or action not in (CUT_OFF, RESTORE):

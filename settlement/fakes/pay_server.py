@@ -45,7 +45,6 @@ from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
@@ -55,9 +54,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
+from settlement.clock import LOCAL, local_today, utc_now
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 OUT_NO = re.compile(r"^[0-9A-Za-z_\-|*]{6,32}$")
 _AUTH = re.compile(r'(\w+)="([^"]*)"')
@@ -146,7 +144,7 @@ class FakeRefund:
     reason: str
     notify_url: str | None
     status: str = "PROCESSING"
-    created: dt.datetime = field(default_factory=lambda: dt.datetime.now(UTC))
+    created: dt.datetime = field(default_factory=lambda: utc_now())
     success_time: dt.datetime | None = None
 
     def resource(self) -> dict[str, Any]:
@@ -198,7 +196,7 @@ class FakeWechatPay:
     @staticmethod
     def _certificate(key: rsa.RSAPrivateKey) -> x509.Certificate:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA fake")])
-        now = dt.datetime.now(UTC)
+        now = utc_now()
         return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                 .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
                 .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
@@ -405,7 +403,7 @@ class FakeWechatPay:
             day = dt.date.fromisoformat(request.query.get("bill_date", ""))
         except ValueError:
             return self._error(400, "PARAM_ERROR", "bill_date must be YYYY-MM-DD")
-        if day >= dt.datetime.now(LOCAL).date():
+        if day >= local_today():
             return self._error(400, "NO_STATEMENT_EXIST", "账单文件不存在")
         text = self.trade_bill_text(day).encode()
         token = secrets.token_urlsafe(16)
@@ -441,7 +439,7 @@ class FakeWechatPay:
             raise ValueError(f"order {out_trade_no} is {order.trade_state}")
         order.trade_state = "SUCCESS"
         order.transaction_id = "4200" + "".join(secrets.choice("0123456789") for _ in range(24))
-        order.success_time = at or dt.datetime.now(UTC)
+        order.success_time = at or utc_now()
         return order
 
     def settle_refund(self, out_refund_no: str, status: str = "SUCCESS", *, at: dt.datetime | None = None) -> FakeRefund:
@@ -449,7 +447,7 @@ class FakeWechatPay:
         item = self.refunds[out_refund_no]
         item.status = status
         if status == "SUCCESS":
-            item.success_time = at or dt.datetime.now(UTC)
+            item.success_time = at or utc_now()
         else:
             item.order.refunded -= item.refund
         return item
@@ -465,7 +463,7 @@ class FakeWechatPay:
             raw = bytearray(base64.b64decode(encrypted["ciphertext"]))
             raw[len(raw) // 2] ^= 0x01
             encrypted["ciphertext"] = base64.b64encode(bytes(raw)).decode()
-        body = json.dumps({"id": str(uuid.uuid4()), "create_time": wechat_time(dt.datetime.now(UTC)),
+        body = json.dumps({"id": str(uuid.uuid4()), "create_time": wechat_time(utc_now()),
                            "resource_type": "encrypt-resource", "event_type": event_type, "summary": summary,
                            "resource": {"original_type": original_type, **encrypted}}, ensure_ascii=False)
         stamp = str(int(time.time()) if timestamp is None else timestamp)

@@ -7,10 +7,10 @@ buyer's tax id the way the real one does (unified social credit code: 18 charact
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 from settlement.ports.tax import InvoiceDraft, IssuedInvoice, TaxRefused, TaxUnavailable
+from settlement.clock import utc_now
 
 _ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
@@ -47,6 +47,6 @@ class FakeTaxSystem:
             raise TaxRefused(f"buyer tax id {draft.buyer_tax_id!r} is not a valid unified social credit code")
         if draft.amount_fen <= 0 or not 0 <= draft.tax_fen < draft.amount_fen:
             raise TaxRefused("amounts do not make an invoice")
-        invoice = IssuedInvoice(number=f"26{len(self.issued) + 1:018d}", issued_at=dt.datetime.now(dt.timezone.utc))
+        invoice = IssuedInvoice(number=f"26{len(self.issued) + 1:018d}", issued_at=utc_now())
         self.issued[draft.request_key] = (draft, invoice)
         return invoice

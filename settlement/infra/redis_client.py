@@ -91,12 +91,28 @@ class LocalWindows:
 
     def count(self, kind: str, who: object, now: float) -> tuple[int, int]:
         """This event's number in ``who``'s current window, and [s] until the window ends."""
+        window = self._roll(now)
+        n = self.counts[(kind, who)] = self.counts.get((kind, who), 0) + 1
+        return n, seconds_left(window, now)
+
+    def _roll(self, now: float) -> int:
+        """The window ``now`` is in; the counts start over when it is a new one."""
         window = int(now // WINDOW_S)
         if window != self.window or len(self.counts) >= self.max_keys:  # old counts are of no use
             self.counts.clear()
             self.window = window
-        n = self.counts[(kind, who)] = self.counts.get((kind, who), 0) + 1
-        return n, seconds_left(window, now)
+        return window
+
+    def peek(self, kind: str, who: object, now: float) -> int:
+        """``who``'s count in the current window, not counting an event."""
+        return self.counts.get((kind, who), 0) if int(now // WINDOW_S) == self.window else 0
+
+    def at_least(self, kind: str, who: object, now: float, n: int) -> None:
+        """Raise ``who``'s count in the current window to ``n`` (what Redis counted), so that a
+        fall-back to this process's count goes on from there instead of from zero."""
+        self._roll(now)
+        if self.counts.get((kind, who), 0) < n:
+            self.counts[(kind, who)] = n
 
 
 class RedisGuard:

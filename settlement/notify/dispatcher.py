@@ -74,9 +74,9 @@ from settlement.notify import outbox
 from settlement.models import OutboxMessage, OutboxState, SubscribeAcceptance, SubscribeAnswer, WechatIdentity
 from settlement.ports.wechat import UserRefused, WechatApi, WechatError
 from settlement.infra.redis_client import Namespace
+from settlement.clock import UTC, utc_now
 
 log = logging.getLogger("pvsettle.dispatcher")
-UTC = dt.timezone.utc
 
 
 class _Row(NamedTuple):
@@ -198,13 +198,13 @@ class Dispatcher:
         self._allowance: dict[str, tuple[int, int]] = {}  # template → (second, tokens left; -1 = none)
         self._slot_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # local time of day for the quiet hours (tests set it); claims and leases use the real clock
-        self.clock = clock or (lambda: dt.datetime.now(UTC))
+        self.clock = clock or (lambda: utc_now())
 
     # ------------------------------------------------------------------ the loop
 
     async def run_once(self, now: dt.datetime | None = None) -> int:
         """Claim one batch and deal with every row of it; returns the rows claimed."""
-        now = now or dt.datetime.now(UTC)
+        now = now or utc_now()
         token, until, rows = await self.claim(now)
         if not rows:
             return 0
@@ -304,7 +304,7 @@ class Dispatcher:
 
                 async def one(row: _Row) -> None:
                     async with gate:
-                        if dt.datetime.now(UTC) >= stop_at:
+                        if utc_now() >= stop_at:
                             return  # the lease is nearly over: leave the row to be claimed again
                         wait = await self._take_slot(row.template)
                         if wait is not None:
@@ -448,7 +448,7 @@ class Dispatcher:
             if attempts >= self.max_attempts:
                 return _Outcome(row, OutboxState.FAILED, f"gave up after {attempts} tries: {reason}"[:500])
             delay = min(self.max_backoff, self.backoff * 2 ** (attempts - 1))
-            return _Outcome(row, OutboxState.PENDING, reason, retry_at=dt.datetime.now(UTC) + dt.timedelta(seconds=delay))
+            return _Outcome(row, OutboxState.PENDING, reason, retry_at=utc_now() + dt.timedelta(seconds=delay))
 
     # ------------------------------------------------------------------ marking
 
@@ -478,7 +478,7 @@ class Dispatcher:
                         outcome.written.set_result(None)
 
     async def _mark(self, token: str, outcomes: list[_Outcome]) -> None:
-        now = dt.datetime.now(UTC)
+        now = utc_now()
         sent: dict[str, list[int]] = defaultdict(list)
         spends: dict[int, int] = defaultdict(int)
         async with in_transaction() as conn:

@@ -42,7 +42,6 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 
@@ -50,9 +49,8 @@ from settlement import templating
 from settlement.billing.ebill_links import is_ebill_path
 from settlement.errors import InvalidInput
 from settlement.models import OutboxMessage, OutboxState, WechatIdentity
+from settlement.clock import LOCAL, UTC, utc_now
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 
 #: every notification template (file ``templates/notify/<name>.txt``) and its event
 TEMPLATE_NAMES = ("form_sent", "auto_confirm_coming", "bill_issued", "payment_received", "refund_done",
@@ -279,7 +277,7 @@ async def enqueue(event: str, identity_or_openid: WechatIdentity | str, app: str
         A field WeChat would refuse (the caller's transaction should fail with it).
     """
     rendered = render(template, payload)
-    now = now or dt.datetime.now(UTC)
+    now = now or utc_now()
     if isinstance(identity_or_openid, WechatIdentity):
         openid, app_id = identity_or_openid.openid, identity_or_openid.app_id
         channel = "template" if app_id == apps().oa_appid and app_id else "subscribe"
@@ -345,7 +343,7 @@ async def notify_owners(event: str, template: str, items: list[tuple[int, Mappin
     """
     if not items:
         return 0
-    now = now or dt.datetime.now(UTC)
+    now = now or utc_now()
     oa_appid = apps().oa_appid
     by_owner: dict[int, list[WechatIdentity]] = {}
     for identity in await WechatIdentity.filter(owner_id__in=list({o for o, _, _ in items})) \
@@ -489,7 +487,7 @@ async def notify_owner_in_one_statement(event: str, owner_id: int, template: str
     """
     from settlement.owners.access import sql_for  # access imports the models, which import this module's users
 
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     refused = None
     try:
         rendered = render(template, payload)

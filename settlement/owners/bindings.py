@@ -39,8 +39,8 @@ from tortoise.transactions import in_transaction
 from settlement import audit
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.models import Owner, OwnerInvitation, Staff, StaffRole, WechatIdentity
+from settlement.clock import UTC, utc_now
 
-UTC = dt.timezone.utc
 # no 0/O, 1/I/L: the code is read out or typed from a chat message
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 10
@@ -86,7 +86,7 @@ async def issue_invitation(owner_id: int, staff: Staff, ttl: dt.timedelta = DEFA
         raise InvalidInput("an invitation lives from 1 minute to 30 days", code="bad_ttl")
     if not await Owner.exists(id=owner_id):
         raise NotFound(f"no owner {owner_id}", code="unknown_owner")
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     code = new_code()
     async with in_transaction() as conn:
         invitation = await OwnerInvitation.create(code_sha256=code_hash(code), owner_id=owner_id,
@@ -108,7 +108,7 @@ async def bind_with_invitation(identity_id: int, code: str, *, now: dt.datetime 
 
 async def bind_with_code(identity_id: int, code: str, *, now: dt.datetime | None = None) -> tuple[Owner, str]:
     """:func:`bind_with_invitation`, also saying how: ``invitation`` or ``link`` (a link code)."""
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
+    now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
     code = normalize_code(code)
     if not code or len(code) > 32:
         raise InvalidInput("an invitation code is needed", code="invalid_invitation")
@@ -161,7 +161,7 @@ async def issue_link_code(identity_id: int, *, now: dt.datetime | None = None) -
     NotFound
         ``not_bound``: the user is bound to no owner.
     """
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     code = new_code()
     async with in_transaction() as conn:
         identity = await WechatIdentity.filter(id=identity_id).using_db(conn).select_for_update().first()

@@ -21,8 +21,8 @@ from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.i18n import Ref
 from settlement.models import Attachment, FaultReport, FaultState, Staff, StaffRole
 from settlement.infra.storage import MAX_PHOTOS, CheckedPhoto, PhotoStore, TooManyPhotos
+from settlement.clock import UTC, utc_now
 
-UTC = dt.timezone.utc
 MAX_TEXT = 1000
 NEXT = {FaultState.OPEN: (FaultState.IN_PROGRESS, FaultState.RESOLVED),
         FaultState.IN_PROGRESS: (FaultState.RESOLVED,), FaultState.RESOLVED: ()}
@@ -65,7 +65,7 @@ async def set_fault_state(report_id: int, state: FaultState, staff: Staff, note:
     note = (note or "").strip() or None
     if note is not None and len(note) > 500:
         raise InvalidInput("the note is longer than 500 characters", code="note_too_long")
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     async with in_transaction() as conn:
         report = await FaultReport.filter(id=report_id).using_db(conn).select_for_update().first()
         if report is None:

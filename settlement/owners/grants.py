@@ -23,8 +23,8 @@ from settlement.owners.access import Principal, Right, require
 from settlement.owners.bindings import code_hash, new_code, normalize_code
 from settlement.errors import Conflict, InvalidInput, NotFound
 from settlement.models import Plant, PlantAccess, PlantRight, PlantShare
+from settlement.clock import UTC, utc_now
 
-UTC = dt.timezone.utc
 DEFAULT_SHARE_TTL = dt.timedelta(hours=24)
 MAX_SHARE_TTL = dt.timedelta(days=7)
 
@@ -36,7 +36,7 @@ async def create_share(principal: Principal, plant_id: int, right: PlantRight,
     await require(principal, plant_id, Right.OWNER)
     if not dt.timedelta(minutes=5) <= ttl <= MAX_SHARE_TTL:
         raise InvalidInput("a share code lives from 5 minutes to 7 days", code="bad_ttl")
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     code = new_code()
     async with in_transaction() as conn:
         share = await PlantShare.create(code_sha256=code_hash(code), plant_id=plant_id, right=right,
@@ -50,7 +50,7 @@ async def create_share(principal: Principal, plant_id: int, right: PlantRight,
 async def redeem_share(principal: Principal, code: str, *, now: dt.datetime | None = None) -> PlantAccess:
     """The logged-in user takes the right a share code gives. Unknown, used and expired codes get
     the same answer."""
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)  # SQLite compares stored UTC text
+    now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
     code = normalize_code(code)
     refused = InvalidInput("this share code is unknown, used or expired", code="invalid_share_code")
     if not code or len(code) > 32:
@@ -92,7 +92,7 @@ async def revoke_grant(principal: Principal, plant_id: int, grant_id: int, *,
                        now: dt.datetime | None = None) -> PlantAccess:
     """The owner takes a right back; revoking twice is harmless."""
     await require(principal, plant_id, Right.OWNER)
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     async with in_transaction() as conn:
         grant = await PlantAccess.filter(id=grant_id, plant_id=plant_id).using_db(conn).select_for_update().first()
         if grant is None:

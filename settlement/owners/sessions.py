@@ -50,10 +50,10 @@ from settlement.models import MiniProgramSession as SessionRecord
 from settlement.models import WechatIdentity
 from settlement.ports.wechat import MiniProgramSession, WechatApi
 from settlement.infra.redis_client import Namespace, RedisGuard, RedisUnavailable
+from settlement.clock import UTC, utc_now
 
 log = logging.getLogger("pvsettle.sessions")
 
-UTC = dt.timezone.utc
 VERSION = "v1"  # the token's first part; settlement.signing.SESSION_TOKEN signs under it too
 MAX_TOKEN_LENGTH = 200
 CLOSED = b"closed"  # the Redis value of a session that was logged out
@@ -140,7 +140,7 @@ async def open_session(api: WechatApi, client: redis_asyncio.Redis, guard: Redis
         if linked:
             await principal_cache.invalidate(client, ns, *linked)
             await identity.refresh_from_db(fields=["owner_id"])
-    now = now or dt.datetime.now(UTC)
+    now = now or utc_now()
     session_id = secrets.token_urlsafe(18)
     expires = int(now.timestamp()) + ttl_s
     expires_at = dt.datetime.fromtimestamp(expires, UTC)

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from settlement.billing import bills
 from settlement import text as outside_text
 from settlement.errors import DomainError, InvalidInput, NotFound
 from settlement.models import Bill, Payment, PaymentChannel, Staff
+from settlement.clock import LOCAL, UTC, utc_now
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 FIELDS = ("bill", "amount_fen", "channel", "reference", "paid_at")
 OFFLINE = {c.value: c for c in PaymentChannel if c != PaymentChannel.WECHAT}
 
@@ -49,7 +48,7 @@ def _paid_at(text: str) -> dt.datetime:
                            code="bad_time") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=LOCAL)
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _amount(text) -> int:
@@ -80,7 +79,7 @@ async def _one(row: dict, staff: Staff | None, source: str, place: str, allow_ov
         raise InvalidInput(f"channel {str(row['channel'])[:20]!r} is not one of {', '.join(OFFLINE)}",
                            code="bad_channel")
     amount, paid_at = _amount(row["amount_fen"]), _paid_at(str(row["paid_at"]))
-    if paid_at > dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5):
+    if paid_at > utc_now() + dt.timedelta(minutes=5):
         raise InvalidInput("paid_at is in the future", code="bad_time")
     number = str(row["bill"]).strip()
     bill = await Bill.get_or_none(number=number)

@@ -42,7 +42,6 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -98,10 +97,9 @@ from settlement.ports.pay import (
     WechatPay,
     unreadable_text,
 )
+from settlement.clock import LOCAL, UTC, utc_now
 
 log = logging.getLogger("pvsettle.pay")
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 REUSE_MARGIN = dt.timedelta(minutes=10)  # time the payer needs to finish paying an order handed out again
 MAX_KEPT_BODY = 64 * 1024  # [bytes] of a notification body kept for staff
 DESCRIPTION_MAX = 127  # WeChat Pay's limit on an order description [characters]
@@ -150,7 +148,7 @@ async def start_payment(pay: WechatPay, bill_id: int, identity_id: int, amount_f
     amount_fen : [fen] what to pay; None = everything owed. A smaller amount needs a contract that
         allows partial payment; more than is owed is refused.
     """
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     identity = await WechatIdentity.get_or_none(id=identity_id)
     bill = await Bill.get_or_none(id=bill_id)
     if identity is None or bill is None:
@@ -412,7 +410,7 @@ async def handle_notification(pay: WechatPay, headers: Mapping[str, str], body: 
     Returns what to answer: 204 when it is recorded (or was already, or is kept for staff),
     4xx when it is refused (nothing recorded), 5xx when we failed (WeChat Pay sends it again).
     """
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     record = notification_fields(headers, body, source=delivery.source)
     try:
         notification = await pay.verify_notification(headers, body, now=now)
@@ -558,7 +556,7 @@ async def request_refund(payment_id: int, amount_fen: int, reason: str, staff: S
         raise InvalidInput("a refund needs a reason of at most 200 characters", code="reason_required")
     if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or not 0 < amount_fen <= MAX_PAYMENT_FEN:
         raise InvalidInput("the amount must be a whole number of fen, at least 1", code="bad_amount")
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     async with in_transaction() as conn:
         payment = await Payment.filter(id=payment_id).using_db(conn).select_for_update().first()
         if payment is None:
@@ -622,7 +620,7 @@ async def refund_topup(payment_id: int, amount_fen: int, reason: str, staff: Sta
     checks the role, the reason and what is left); WeChat Pay is then asked as for a bill's
     refund, and its refusal returns the money to the account.
     """
-    now = now or dt.datetime.now(UTC)
+    now = now or utc_now()
     refund, payment = await prepaid.reserve_topup_refund(payment_id, amount_fen, reason, staff, now=now)
     await send_refund(pay, refund, payment, now)
     return refund

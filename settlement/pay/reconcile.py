@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from decimal import Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
@@ -47,10 +46,9 @@ from settlement.ports.pay import (
     PayRejected,
     WechatPay,
 )
+from settlement.clock import LOCAL, UTC, utc_now
 
 log = logging.getLogger("pvsettle.pay")
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 QUERY_AFTER = dt.timedelta(minutes=10)  # WeChat Pay's first retries come within a minute: 10 is well past them
 BATCH = 100  # orders queried per tick, so one tick stays short
 BILL_READY = dt.time(10, 0)  # WeChat Pay makes the previous day's trade bill available after 10:00
@@ -59,7 +57,7 @@ BILL_READY = dt.time(10, 0)  # WeChat Pay makes the previous day's trade bill av
 async def reconcile_orders(pay: WechatPay, *, now: dt.datetime | None = None, query_after: dt.timedelta = QUERY_AFTER,
                            batch: int = BATCH) -> dict[str, int]:
     """Query pending orders and refunds that have waited ``query_after``; returns counts."""
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     due = now - query_after
     done = {"orders_queried": 0, "orders_paid": 0, "orders_closed": 0, "refunds_settled": 0, "query_failures": 0}
     orders = await PayOrder.filter(state=PayOrderState.PENDING, created_at__lte=due) \
@@ -90,7 +88,7 @@ async def reconcile_topups(pay: WechatPay, *, now: dt.datetime | None = None, ba
     """Ask WeChat Pay about pending top-ups whose prepay has expired (their notification never
     came) the way :func:`reconcile_orders` asks about bills' orders: a paid one is recorded as the notification would have (same path, at most once), an
     unpaid one is closed there and here. Returns counts."""
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     done = {"topups_queried": 0, "topups_paid": 0, "topups_closed": 0}
     for order in await TopUpOrder.filter(state=PayOrderState.PENDING, expires_at__lte=now).order_by("id") \
             .limit(batch):
@@ -264,7 +262,7 @@ def _compare(there: dict[str, tuple[str | None, int]], here: dict[str, tuple[str
 
 async def reconcile_trade_bill(pay: WechatPay, day: dt.date, *, now: dt.datetime | None = None) -> TradeBillReport:
     """Compare WeChat Pay's trade bill of ``day`` (local) with what is recorded here; one report per day."""
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     existing = await TradeBillReport.get_or_none(bill_date=day)
     if existing is not None:
         return existing
@@ -309,7 +307,7 @@ async def reconcile_trade_bill(pay: WechatPay, day: dt.date, *, now: dt.datetime
 
 async def trade_bill_due(pay: WechatPay, *, now: dt.datetime | None = None) -> TradeBillReport | None:
     """The previous local day's trade bill, once it is ready and not yet reconciled."""
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     local = now.astimezone(LOCAL)
     if local.time() < BILL_READY:
         return None

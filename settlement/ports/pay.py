@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from settlement.clock import LOCAL
 
 # WeChat Pay: "a notification older than a few minutes by its timestamp is a replay" (DOMAIN.md);
 # 5 minutes is the window WeChat Pay's own SDKs use for signed timestamps.
@@ -350,6 +351,4 @@ class WechatPay(Protocol):
 
 def format_time(value: dt.datetime) -> str:
     """An aware datetime in WeChat Pay's form, in China time (``2018-06-08T10:34:56+08:00``)."""
-    from zoneinfo import ZoneInfo
-
-    return value.astimezone(ZoneInfo("Asia/Shanghai")).replace(microsecond=0).isoformat()
+    return value.astimezone(LOCAL).replace(microsecond=0).isoformat()

@@ -62,7 +62,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from tortoise.exceptions import IntegrityError
@@ -113,10 +112,9 @@ from settlement.models import (
 from settlement.money_text import format_yuan
 from settlement.ports.device_control import CommandRefused, DeviceControl, NotAcknowledged
 from settlement.ports.pay import OrderStatus, PayCallFailed, WechatPay
+from settlement.clock import LOCAL, UTC, utc_now
 
 log = logging.getLogger("pvsettle.prepaid")
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 STEP = dt.timedelta(minutes=15)
 SLOTS = 96  # 15-minute intervals per day
 MILLI = 1000  # quantities are stored in thousandths of the unit (Wh, litres)
@@ -130,7 +128,7 @@ UNITS = {Utility.ELECTRICITY: ("kWh",), Utility.WATER: ("m3",), Utility.GAS: ("m
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
-    return (now or dt.datetime.now(UTC)).astimezone(UTC)
+    return (now or utc_now()).astimezone(UTC)
 
 
 def _local_midnight(day: dt.date) -> dt.datetime:

@@ -77,7 +77,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
 from tortoise.functions import Max, Min
@@ -98,11 +97,10 @@ from settlement.models import (
     Staff,
     StaffRole,
 )
+from settlement.clock import LOCAL, UTC, utc_now
 
 log = logging.getLogger("pvsettle.readings")
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 
 #: Rows one call takes; the HTTP ingest answers 413 above it, the CSV import sends fewer.
 MAX_BATCH_ROWS = 5_000
@@ -746,7 +744,7 @@ async def ingest_readings(rows: Iterable[object], *, source: ReadingSource, rece
         raise InvalidInput(f"{len(names)} row names for {len(rows)} rows")
     if staff is not None:
         _check_staff(staff)
-    now = dt.datetime.now(UTC) if now is None else (now if now.tzinfo else now.replace(tzinfo=LOCAL))
+    now = utc_now() if now is None else (now if now.tzinfo else now.replace(tzinfo=LOCAL))
 
     refused: dict[int, RowResult] = {}
     parsed: list[_Parsed] = []

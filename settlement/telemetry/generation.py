@@ -40,7 +40,6 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
 from settlement.billing.ebill import COUNTER_RESET_DROP, daily_energy
 from settlement.errors import InvalidInput
@@ -57,9 +56,8 @@ from settlement.models import (
     TelemetryRollup,
     TelemetrySample,
 )
+from settlement.clock import LOCAL, UTC, utc_now
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 QUARTER = dt.timedelta(minutes=15)
 FINAL = (FormState.CONFIRMED, FormState.AUTO_CONFIRMED)
 NO_TELEMETRY = "no telemetry"
@@ -356,7 +354,7 @@ async def billed_months(plant_id: int) -> dict[str, dict]:
 async def history(plant_id: int, span: str, first: dt.date,
                   now: dt.datetime | None = None) -> tuple[list[Bar], Bar]:
     """The bars of one span and their total (``now`` tells what is still to come)."""
-    now = now or dt.datetime.now(UTC)
+    now = now or utc_now()
     if span == "day":
         return await _day(plant_id, first, now)
     if span == "month":

@@ -56,7 +56,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import redis.asyncio as redis_asyncio
@@ -85,11 +84,10 @@ from settlement.telemetry.energy import (
     rollup_changes,
 )
 from settlement.telemetry.store import EPOCH, ONE_US, StoredSamples, TelemetryStore, datetime_to_us, us_to_datetime
+from settlement.clock import LOCAL, UTC, utc_now
 
 log = logging.getLogger("pvsettle.telemetry")
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 
 #: Samples one call takes; the HTTP ingest answers 413 above it.
 MAX_BATCH_SAMPLES = 10_000
@@ -858,7 +856,7 @@ async def ingest_samples(rows: Sequence[object], *, received_from: str, now: dt.
     if len(rows) > MAX_BATCH_SAMPLES:
         raise InvalidInput(f"a batch holds at most {MAX_BATCH_SAMPLES} samples, not {len(rows)}: send it in parts",
                            code="too_many_samples", params={"limit": MAX_BATCH_SAMPLES})
-    now = dt.datetime.now(UTC) if now is None else (now if now.tzinfo else now.replace(tzinfo=LOCAL))
+    now = utc_now() if now is None else (now if now.tzinfo else now.replace(tzinfo=LOCAL))
     received_us = datetime_to_us(now)
     refused: dict[int, RowError] = {}
     parsed = _parse(rows, device_serial, refused)
@@ -977,7 +975,7 @@ async def plant_states(plant_ids: Sequence[int], now: dt.datetime | None = None)
         most 15 minutes older than the plant's latest; ``status`` is "fault" when any device's
         latest sample says so; ``today_kwh`` is the energy since 00:00 local time of ``now``.
     """
-    now = now or dt.datetime.now(UTC)
+    now = now or utc_now()
     store = TelemetryStore(connections.get("default"))
     latest = await store.latest_per_device(plant_ids)
     today = await store.rollup_energy("day", plant_ids, datetime_to_us(local_day_start(now)))

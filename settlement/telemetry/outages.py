@@ -48,9 +48,9 @@ from settlement.models import AlarmState, OutageCause, Plant, PlantOutage, Telem
 from settlement.telemetry.solar import DEFAULT_LATITUDE, DEFAULT_LONGITUDE, first_daylight_stretch
 from settlement.telemetry.energy import DAY_US
 from settlement.telemetry.store import TelemetryStore, datetime_to_us, us_to_datetime
+from settlement.clock import UTC, utc_now
 
 log = logging.getLogger("pvsettle.outages")
-UTC = dt.timezone.utc
 
 #: Daylight without production before a plant has an outage.
 SILENCE = dt.timedelta(minutes=30)
@@ -107,7 +107,7 @@ async def check_outages(now: dt.datetime | None = None) -> dict[str, int]:
     dict
         ``{"outages_opened": n, "outages_closed": n}``.
     """
-    now = now or dt.datetime.now(UTC)
+    now = now or utc_now()
     now_us = datetime_to_us(now)
     plant_ids = sorted(set(await TelemetryDevice.all().values_list("plant_id", flat=True)))
     if not plant_ids:
@@ -232,7 +232,7 @@ async def mark_outage_alarms_notified(alarms: Iterable[OutageAlarm], at: dt.date
 
     Returns how many were still pending (an alarm marked twice counts once).
     """
-    at = at or dt.datetime.now(UTC)
+    at = at or utc_now()
     marked = 0
     for alarm in alarms:
         query = PlantOutage.filter(id=alarm.outage_id)
@@ -275,7 +275,7 @@ async def send_outage_alarms(now: dt.datetime | None = None, limit: int = 100) -
     int
         How many alarms were marked.
     """
-    now = now or dt.datetime.now(UTC)
+    now = now or utc_now()
     marked = 0
     for alarm in await outage_alarms_due(limit):
         at = alarm.started_at if alarm.kind == "opened" else alarm.ended_at

@@ -46,7 +46,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from tortoise import connections
@@ -58,9 +57,8 @@ from settlement.telemetry.trips import plant_episodes
 from settlement.telemetry.solar import DEFAULT_LATITUDE, DEFAULT_LONGITUDE, daylight_us, should_produce
 from settlement.telemetry.energy import HOUR_US, NULL, QUARTER_US
 from settlement.telemetry.store import TelemetryStore, datetime_to_us
+from settlement.clock import LOCAL, UTC, utc_now
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 #: A slot whose mean plane-of-array irradiance reaches this should produce [W/m²].
 AVAILABILITY_IRRADIANCE = 50
 #: The same, as irradiation in a 15-minute slot [Wh/m²].
@@ -194,7 +192,7 @@ async def plant_figures(period: str, plant_ids: Iterable[int] | None = None, *,
     """
     span = Span.parse(period)
     plants = await _plants(plant_ids)
-    return await _figures(span, plants, now or dt.datetime.now(UTC))
+    return await _figures(span, plants, now or utc_now())
 
 
 def _production(quarters: list[tuple[int, int, int, int]], start_us: int,
@@ -309,7 +307,7 @@ async def portfolio_figures(period: str, plant_ids: Iterable[int] | None = None,
     owner's own (NT = 1).
     """
     span = Span.parse(period)
-    now = now or dt.datetime.now(UTC)
+    now = now or utc_now()
     plants = await _plants(plant_ids)
     figures = await _figures(span, plants, now)
     return summarize(span, figures), figures

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from settlement.telemetry.energy import NULL, QUARTER_US, QuarterRollups, SampleFlag
+from settlement.clock import UTC
 
-UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = dt.timedelta(microseconds=1)
 # rows per VALUES list on SQLite: well below its 32 766 bound variables

@@ -51,9 +51,9 @@ from settlement import audit
 from settlement.notify import outbox
 from settlement.models import AlarmState, Plant, PlantOutage, TripEpisode
 from settlement.telemetry.outages import alarm_plant_fields
+from settlement.clock import UTC, utc_now
 
 log = logging.getLogger("pvsettle.trips")
-UTC = dt.timezone.utc
 
 #: How far back the check looks for trips that start an episode (episodes still going on are
 #: followed from their first trip, however old).
@@ -133,7 +133,7 @@ async def check_repeated_trips(now: dt.datetime | None = None, rule: TripRule = 
     dict
         ``{"trip_episodes_opened": n, "trip_episodes_extended": n}``.
     """
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = (now or utc_now()).astimezone(UTC)
     since = now - LOOK_BACK - rule.window
     recent = await PlantOutage.filter(started_at__gte=since, started_at__lte=now).values_list("plant_id", flat=True)
     plant_ids = sorted(set(recent))
@@ -199,7 +199,7 @@ async def send_trip_alarms(now: dt.datetime | None = None, limit: int = 100) -> 
     int
         How many episode alarms were marked.
     """
-    now = now or dt.datetime.now(UTC)
+    now = now or utc_now()
     marked = 0
     for episode in await TripEpisode.filter(notified=AlarmState.PENDING).order_by("detected_at", "id") \
             .limit(limit).prefetch_related("plant"):

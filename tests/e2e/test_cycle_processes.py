@@ -16,6 +16,7 @@ from settlement import models as m
 from settlement.seeding import NoProgress, SeedSpec, seed_portfolio
 from tests.conftest import REDIS_URL
 from tests.e2e.processes import PVSETTLE, ServerProcess, free_port, settings_env
+from settlement.clock import local_now
 
 pytestmark = pytest.mark.slow
 TODAY = dt.date(2026, 11, 22)
@@ -177,15 +178,14 @@ def _months_before(today: dt.date, months: int) -> str:
 
 
 async def test_cycle_run_says_which_dates_a_period_covers_and_wants_yes_for_an_old_one(database_factory):
-    from zoneinfo import ZoneInfo
-
+    
     url = await _seeded(database_factory, 6)
     await database.open_database(url)
     try:
         days = sorted(set(await m.Plant.all().values_list("reading_day", flat=True)))
     finally:
         await database.close_database()
-    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    today = local_now().date()
     old = _months_before(today, 3)
     proc = subprocess.run([PVSETTLE, "cycle", "run", "--period", old], env=_env(url), capture_output=True, text=True,
                           timeout=300)

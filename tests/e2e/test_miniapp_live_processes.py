@@ -27,6 +27,7 @@ from settlement.infra.redis_client import Namespace, open_redis
 from settlement.owners.sessions import TokenClaims, session_key_name, sign_token
 from tests.conftest import REDIS_URL
 from tests.e2e.processes import ServerProcess, free_port, settings_env
+from settlement.clock import utc_now
 
 pytestmark = pytest.mark.skipif(not REDIS_URL, reason="needs PVSETTLE_REDIS_URL: the in-process Redis emulation "
                                                       "is per process, so no other process can publish to it")
@@ -134,7 +135,7 @@ async def test_a_sample_ingested_by_one_server_reaches_a_client_of_the_other_wit
             stream = await session.get(f"{client_side.base}/api/v1/plants/{plant_id}/live", headers=headers)
             assert stream.status == 200, await stream.text()
             assert (await stream.content.readline()).startswith(b"retry:")
-            now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+            now = utc_now().replace(microsecond=0)
             for n, power in enumerate((41_000, 52_000)):
                 sample = {"device": "INV-LIVE-1", "ts": (now + dt.timedelta(minutes=n)).isoformat(),
                           "power_w": power, "energy_wh": 5_000_000 + 1_000 * n}

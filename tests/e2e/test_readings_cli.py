@@ -11,18 +11,16 @@ import os
 import subprocess
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from settlement import models as m
 from tests.e2e.processes import PVSETTLE
 from tests.integration.test_readings_ingest import EXPORT, TOTAL, make_meters
+from settlement.clock import LOCAL, UTC
 
 pytestmark = pytest.mark.slow
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 
 Cli = Callable[..., Awaitable[subprocess.CompletedProcess]]
 

@@ -37,15 +37,13 @@ import datetime as dt
 import json
 from decimal import Decimal
 from importlib import resources
-from zoneinfo import ZoneInfo
 
 from settlement.billing import bills, late_fees
 from settlement.cycles import runs as cycles
 from settlement.cycles import forms
 from settlement import models as m
+from settlement.clock import LOCAL, UTC
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 
 GEN = ("00010000", "00010100", "00010200", "00010300", "00010400")
 REV = ("00020000", "00020100", "00020200", "00020300", "00020400")

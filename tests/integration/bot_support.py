@@ -23,7 +23,6 @@ import secrets
 import time
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import xmltodict
@@ -35,12 +34,12 @@ from webapp.settings import Settings
 from tests.integration.billed_plant import walked_plant
 from tests.integration.wechat_fixtures import *  # noqa: F403
 from tests.integration.wechat_fixtures import fake_wechat, wechat_settings  # noqa: F401
+from settlement.clock import LOCAL
 
 __all__ = ["fake_wechat", "wechat_settings", "wechat_redis", "wechat_api_factory", "wechat_api",
            "bot_app", "bot", "people", "Bot", "text_xml", "event_xml", "location_xml", "media_xml",
            "OWNER", "STRANGER", "VIEWER", "OPERATOR", "ADMIN", "ACCOUNT", "audit_events", "november_cycle"]
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 ACCOUNT = "gh_0123456789ab"  # the official account's original id (ToUserName)
 OWNER, STRANGER = "o-owner-00000000000000001", "o-stranger-000000000000001"
 VIEWER, OPERATOR, ADMIN = "o-staff-viewer-0000000001", "o-staff-operator-00000001", "o-staff-admin-000000001"

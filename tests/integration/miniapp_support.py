@@ -18,7 +18,6 @@ from settlement import models as m
 from settlement.ports.wechat import InvalidCode, MiniProgramSession, RateLimited, RiskyUser, WechatUnavailable
 from tests.integration.billed_plant import plain_bill
 
-UTC = dt.timezone.utc
 
 
 @dataclass

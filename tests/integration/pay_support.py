@@ -20,10 +20,10 @@ from settlement import models as m
 from settlement.adapters.wechatpay_v3 import open_wechat_pay
 from settlement.fakes.pay_server import FakeWechatPay, new_rsa_key, private_pem, public_pem
 from webapp.settings import Settings
+from settlement.clock import UTC
 
 MCHID = "1900000109"
 APIV3_KEY = "0123456789abcdef0123456789ABCDEF"
-UTC = dt.timezone.utc
 
 
 @functools.cache

@@ -6,8 +6,8 @@ import datetime as dt
 from decimal import Decimal
 
 from settlement import models as m
+from settlement.clock import UTC
 
-UTC = dt.timezone.utc
 
 
 async def one_of_everything() -> dict[str, object]:

@@ -13,7 +13,6 @@ import json
 import secrets
 from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -26,9 +25,8 @@ from settlement.notify import outbox
 from settlement.pay import payments
 from settlement.prepaid import accounts as prepaid
 from settlement.fakes.device_simulator import DeviceSimulator
+from settlement.clock import LOCAL, UTC
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 TARIFF_DOC = json.loads((Path(billing_engine.__file__).parent / "tariffs" / "jiangsu-2025.json").read_text())
 TARIFF = billing_engine.parse_tariff(TARIFF_DOC)
 TERMS = ContractTerms(model="discount", discount="0.85")

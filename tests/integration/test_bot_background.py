@@ -17,8 +17,8 @@ from settlement import models as m
 from settlement.fakes.wechat_server import FakeWechat
 from tests.integration.bot_support import *  # noqa: F403
 from tests.integration.bot_support import OPERATOR, OWNER, VIEWER, Bot, audit_events, november_cycle
+from settlement.clock import utc_now
 
-UTC = dt.timezone.utc
 
 
 def _messages(fake: FakeWechat, openid: str) -> list[str]:
@@ -59,7 +59,7 @@ async def test_report_links_refuse_tampering_and_expiry(bot: Bot, people):
     assert (await bot.client.get(parts.path, params={**query, "exp": str(int(query["exp"]) + 1)})).status == 403
     assert (await bot.client.get(parts.path, params={**query, "sig": "0" * 64})).status == 403
     assert (await bot.client.get(parts.path)).status == 403
-    old, _ = report_link("2026-10", "csv", secret, now=dt.datetime.now(UTC) - dt.timedelta(days=2))
+    old, _ = report_link("2026-10", "csv", secret, now=utc_now() - dt.timedelta(days=2))
     old_parts = urlsplit(old)
     assert (await bot.client.get(old_parts.path, params=dict(parse_qs(old_parts.query)))).status == 403
     xlsx, _ = report_link("2026-10", "xlsx", secret)

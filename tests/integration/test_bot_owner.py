@@ -27,8 +27,8 @@ from tests.integration.bot_support import (
     location_xml,
     media_xml,
 )
+from settlement.clock import utc_now
 
-UTC = dt.timezone.utc
 
 
 async def _invitation(people) -> str:
@@ -180,7 +180,7 @@ async def test_generation_shows_live_power_and_today_from_the_live_state(bot: Bo
     from webapp.keys import redis_key, redis_ns_key
 
     app = bot.client.app
-    now = dt.datetime.now(UTC)
+    now = utc_now()
     await live.publish_state(app[redis_key], app[redis_ns_key], people["plant"].id,
                              {"ts": now.isoformat(), "power_w": 61250, "today_kwh": "312.5"})
     reply = await bot.say(OWNER, "发电")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,9 +23,8 @@ from tests.integration.bot_support import (
     audit_events,
     november_cycle,
 )
+from settlement.clock import UTC, local_today, utc_now
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 
 
 async def _snapshot() -> tuple:
@@ -298,7 +296,7 @@ async def test_notice_shows_where_the_bills_notifications_stand(bot: Bot, people
         dedupe_key=f"bill:{bill.id}:BillIssued:{people['owner_identity'].id}", event="BillIssued",
         channel="template", recipient=OWNER, app_id=bot.settings.oa_appid, template="bill_issued", payload={},
         state=m.OutboxState.FAILED, attempts=1, last_error="43004 require subscribe",
-        not_before=dt.datetime.now(UTC))
+        not_before=utc_now())
     reply = await bot.say(VIEWER, f"通知 {bill.number}")
     queued = await m.OutboxMessage.get(dedupe_key__startswith=f"bill:{bill.id}:PaymentReceived:")
     assert f"账单 {bill.number} 的通知（最近 2 条）" in reply.text
@@ -313,7 +311,7 @@ async def test_notice_shows_where_the_bills_notifications_stand(bot: Bot, people
 
 
 async def test_arrears_lists_overdue_bills_oldest_first_with_what_is_owed(bot: Bot, people):
-    today = dt.datetime.now(LOCAL).date()
+    today = local_today()
     await plain_bill("PV-A1", "2026-08", total_fen=120000, paid_fen=20000, due_on=today - dt.timedelta(days=60),
                      owner_name="甲厂")
     await plain_bill("PV-A2", "2026-09", total_fen=50000, due_on=today - dt.timedelta(days=5), owner_name="乙厂")
@@ -337,7 +335,7 @@ async def test_plant_status_shows_capacity_live_state_alarms_and_faults(bot: Bot
     from settlement.telemetry import live
 
     plant = people["plant"]
-    now = dt.datetime.now(UTC)
+    now = utc_now()
     app = bot.client.app
     await live.publish_state(app[redis_key], app[redis_ns_key], plant.id,
                              {"ts": now.isoformat(), "power_w": 48000, "today_kwh": "201.25"})

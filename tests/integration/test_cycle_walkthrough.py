@@ -9,7 +9,6 @@ import datetime as dt
 import json
 from decimal import Decimal
 from importlib import resources
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,8 +17,8 @@ from settlement.cycles import runs as cycles
 from settlement.cycles import forms
 from settlement import models as m
 from settlement.errors import Conflict, Forbidden, InvalidInput
+from settlement.clock import LOCAL
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 
 
 def local(*args) -> dt.datetime:

@@ -17,14 +17,14 @@ import pytest
 from settlement.billing import ebill_links
 from settlement import models as m
 from tests.integration.billed_plant import local, plain_bill, walked_plant
+from settlement.clock import UTC, utc_now
 
-UTC = dt.timezone.utc
 BAR = re.compile(r'<rect class="(gen|self)" data-day="([0-9-]+)" data-kwh="([0-9.,]+)" x="[0-9.]+" '
                  r'y="[0-9.]+" width="[0-9.]+" height="([0-9.]+)">')
 
 
 def in_a_day() -> dt.datetime:
-    return dt.datetime.now(UTC) + dt.timedelta(days=1)
+    return utc_now() + dt.timedelta(days=1)
 
 
 def bars(html: str) -> dict[tuple[str, str], tuple[str, float]]:
@@ -40,7 +40,7 @@ def test_links():
     assert query["sig"] == [ebill_links.link_signature("bill", 42, 1893456000, "k" * 40)]
     assert len(query["sig"][0]) == 64
     default = int(parse_qs(urlsplit(ebill_links.ebill_link("form", 1, None, "k" * 40)).query)["exp"][0])
-    assert abs(default - (dt.datetime.now(UTC) + dt.timedelta(days=30)).timestamp()) < 5  # 30 days by default
+    assert abs(default - (utc_now() + dt.timedelta(days=30)).timestamp()) < 5  # 30 days by default
 
 
 async def test_bill_page_shows_every_amount_to_the_fen_in_chinese_and_english(client, settings):
@@ -121,7 +121,7 @@ async def test_refused_links_are_a_plain_403_page_and_leak_nothing(client, setti
     query = parse_qs(urlsplit(good).query)
     exp, sig = query["exp"][0], query["sig"][0]
     forged_sig = sig[:-1] + ("0" if sig[-1] != "0" else "1")
-    past = dt.datetime.now(UTC) - dt.timedelta(seconds=1)
+    past = utc_now() - dt.timedelta(seconds=1)
     other_exp = int(in_a_day().timestamp())
     refused = {
         "forged signature": f"/e/bill/{bill.id}?exp={exp}&sig={forged_sig}",

@@ -19,7 +19,6 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from server.dispatcher import ebill_signer
-from settlement.billing import ebill
 from settlement.billing import ebill_links
 from settlement.notify import outbox
 from settlement import models as m
@@ -28,12 +27,12 @@ from settlement.notify.outbox import NotificationContentError
 from tests.integration.billed_plant import plain_bill, walked_plant
 from tests.integration.test_notify_support import dispatcher
 from tests.integration.wechat_fixtures import *  # noqa: F403
+from settlement.clock import UTC, utc_now
 
-UTC = dt.timezone.utc
 
 
 def in_a_day() -> dt.datetime:
-    return dt.datetime.now(UTC) + dt.timedelta(days=1)
+    return utc_now() + dt.timedelta(days=1)
 
 
 def as_pdf(link: str) -> str:
@@ -214,7 +213,7 @@ async def test_pdf_links_are_refused_as_the_pages_are(client, settings):
     refused = {
         "forged signature": f"/e/bill/{bill.id}.pdf?exp={exp}&sig={forged}",
         "signed with another key": as_pdf(ebill_links.ebill_link("bill", bill.id, in_a_day(), "x" * 40)),
-        "expired": as_pdf(ebill_links.ebill_link("bill", bill.id, dt.datetime.now(UTC) - dt.timedelta(seconds=1), key)),
+        "expired": as_pdf(ebill_links.ebill_link("bill", bill.id, utc_now() - dt.timedelta(seconds=1), key)),
         "expiry pushed out": f"/e/bill/{bill.id}.pdf?exp={int(exp) + 86400}&sig={sig}",
         "another bill's id": f"/e/bill/{other.id}.pdf?exp={exp}&sig={sig}",
         "a form's signature on a bill": as_pdf(ebill_links.ebill_link("form", bill.id, in_a_day(), key))

@@ -16,7 +16,6 @@ from settlement import models as m
 from tests.integration.bot_support import *  # noqa: F403
 from tests.integration.bot_support import ADMIN, OPERATOR, Bot, november_cycle
 
-UTC = dt.timezone.utc
 
 
 async def _owner_session(bot_app, fake_wechat, people, mp_appid: str) -> dict[str, str]:

@@ -14,8 +14,8 @@ from settlement.owners import bindings
 from settlement import models as m
 from tests.integration.bot_support import *  # noqa: F403
 from tests.integration.bot_support import Bot
+from settlement.clock import utc_now
 
-UTC = dt.timezone.utc
 NOT_BOUND = "您还没有绑定业主账户"
 
 
@@ -98,7 +98,7 @@ async def test_without_unionid_the_mini_program_makes_a_link_code_for_the_offici
     link = await resp.json()
     assert link["send"] == f"绑定 {link['code']}" and len(link["code"]) == 10
     expires = dt.datetime.fromisoformat(link["expires_at"])
-    assert dt.timedelta(minutes=9) < expires - dt.datetime.now(UTC) <= dt.timedelta(minutes=10)
+    assert dt.timedelta(minutes=9) < expires - utc_now() <= dt.timedelta(minutes=10)
     reply = await bot.say(person["oa"], link["send"])
     assert "绑定成功" in reply.text and "pages/bind/link" not in reply.text  # linked: no code back
     identity = await oa_identity(person)

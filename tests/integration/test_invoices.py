@@ -11,8 +11,8 @@ from settlement.billing import invoices
 from settlement import models as m
 from settlement.errors import Conflict, InvalidInput, NotFound
 from settlement.fakes.tax_system import FakeTaxSystem, credit_code_ok, with_check
+from settlement.clock import UTC
 
-UTC = dt.timezone.utc
 TAX_ID = with_check("91320412MA1XXXXX2")
 WRONG_CHECK = TAX_ID[:-1] + ("0" if TAX_ID[-1] != "0" else "1")
 

@@ -16,6 +16,7 @@ from settlement import models as m
 from settlement.infra.storage import MAX_PHOTO_BYTES
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import JPEG, PNG, login, owner_world
+from settlement.clock import utc_now
 
 
 @pytest.fixture
@@ -283,7 +284,7 @@ async def test_a_change_made_outside_the_api_is_seen_once_invalidated(api, owner
     headers = await login(api, fake_wechat, family.openid)
     assert [p["id"] for p in (await (await api.get("/api/v1/plants", headers=headers)).json())["items"]] == [
         world.plant.id]
-    await m.PlantAccess.filter(id=world.grant.id).update(revoked_at=dt.datetime.now(dt.timezone.utc))
+    await m.PlantAccess.filter(id=world.grant.id).update(revoked_at=utc_now())
     app = api.server.app
     await invalidate(app[redis_key], app[redis_ns_key], family.id)
     assert (await (await api.get("/api/v1/plants", headers=headers)).json())["items"] == []

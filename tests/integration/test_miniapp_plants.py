@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import json
 import time
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -15,9 +14,8 @@ from settlement import models as m
 from webapp.keys import redis_key, redis_ns_key
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import login, owner_world
+from settlement.clock import LOCAL, UTC, utc_now
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 
 
 @pytest.fixture
@@ -177,7 +175,7 @@ async def test_history_at_may_name_a_day_month_or_year_for_any_span(api, owner):
 async def test_plant_list_uses_the_live_state(api, owner):
     world, headers = owner
     app = api.server.app
-    now = dt.datetime.now(UTC)
+    now = utc_now()
     await live.publish_state(app[redis_key], app[redis_ns_key], world.plant.id,
                              {"ts": now.isoformat(), "power_w": 41_500, "today_kwh": "123.456"})
     body = await (await api.get("/api/v1/plants", headers=headers)).json()

@@ -15,6 +15,7 @@ from settlement.infra.redis_client import WINDOW_S
 from settlement.owners.sessions import TokenClaims, sign_token
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import FakeWechatApi, login
+from settlement.clock import utc_now
 
 
 async def test_login_gives_a_token_that_works_and_never_the_session_key(api, fake_wechat: FakeWechatApi):
@@ -86,7 +87,7 @@ async def test_sessions_are_recorded_in_the_database_and_purged_after_expiry(api
     headers = await login(api, fake_wechat, "o-rec")
     sid = headers["Authorization"].split()[1].split(".")[2]
     record = await m.MiniProgramSession.get(session_id=sid)
-    assert record.closed_at is None and record.expires_at > dt.datetime.now(dt.timezone.utc)
+    assert record.closed_at is None and record.expires_at > utc_now()
     # Redis forgets the session (a restart, say): the database still knows it, and Redis learns it again
     from settlement.infra.redis_client import Namespace, open_redis
     from settlement.owners.sessions import purge_expired, session_key_name
@@ -141,7 +142,7 @@ async def test_bind_by_invitation_once_then_unbind(api, fake_wechat):
 async def test_expired_and_unknown_invitations_are_refused_alike(api, fake_wechat):
     owner = await m.Owner.create(name="甲")
     staff = await m.Staff.create(name="运维", role=m.StaffRole.ADMIN)
-    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)
+    past = utc_now() - dt.timedelta(days=2)
     code, _ = await bindings.issue_invitation(owner.id, staff, dt.timedelta(days=1), now=past)
     headers = await login(api, fake_wechat, "o-late")
     for attempt in (code, "ABCDEFGHJK", "' OR 1=1 --"):

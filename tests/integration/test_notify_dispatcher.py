@@ -15,8 +15,8 @@ from settlement.notify.dispatcher import cancel
 from settlement.models import OutboxMessage, OutboxState, SubscribeAcceptance
 from tests.integration.test_notify_support import BILL_PAYLOAD, TEMPLATE_IDS, dispatcher, person, rows, staff_member
 from tests.integration.wechat_fixtures import *  # noqa: F403
+from settlement.clock import UTC, utc_now
 
-UTC = dt.timezone.utc
 NOON = dt.datetime(2026, 11, 20, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
 
 
@@ -104,14 +104,14 @@ async def test_transient_faults_are_retried_with_backoff(db, fake_wechat, wechat
     assert await d.run_once() == 1
     row = (await rows())[0]
     assert row.state == OutboxState.PENDING and row.attempts == 1 and row.last_error
-    assert row.not_before > dt.datetime.now(UTC) + dt.timedelta(seconds=50)  # pushed by the backoff
+    assert row.not_before > utc_now() + dt.timedelta(seconds=50)  # pushed by the backoff
     assert await d.run_once() == 0  # not due yet
-    await OutboxMessage.filter(id=row.id).update(not_before=dt.datetime.now(UTC))
+    await OutboxMessage.filter(id=row.id).update(not_before=utc_now())
     assert await d.run_once() == 1
     row = (await rows())[0]
     # the second try waits twice as long
-    assert row.attempts == 2 and row.not_before > dt.datetime.now(UTC) + dt.timedelta(seconds=110)
-    await OutboxMessage.filter(id=row.id).update(not_before=dt.datetime.now(UTC))
+    assert row.attempts == 2 and row.not_before > utc_now() + dt.timedelta(seconds=110)
+    await OutboxMessage.filter(id=row.id).update(not_before=utc_now())
     assert await d.run_once() == 1
     row = (await rows())[0]
     assert (row.state, row.attempts, row.last_error) == (OutboxState.SENT, 3, None)
@@ -197,7 +197,7 @@ async def test_a_claimed_row_is_not_claimed_twice(db, fake_wechat, wechat_api, w
         _, identity, _ = await person(db, n, accepts=1)
         await _enqueue(identity, f"k{n}")
     first, second = dispatcher(wechat_api, wechat_redis, db), dispatcher(wechat_api, wechat_redis, db)
-    now = dt.datetime.now(UTC)
+    now = utc_now()
     _, _, mine = await first.claim(now)
     _, _, theirs = await second.claim(now)
     assert len(mine) == 5 and theirs == []
@@ -230,7 +230,7 @@ async def test_a_claim_passes_over_rows_another_transaction_holds(db, fake_wecha
     await held.wait()
     try:
         d = dispatcher(wechat_api, wechat_redis, db)
-        _, _, rows_ = await asyncio.wait_for(d.claim(dt.datetime.now(UTC)), timeout=5)
+        _, _, rows_ = await asyncio.wait_for(d.claim(utc_now()), timeout=5)
     finally:
         release.set()
         await holder

@@ -11,8 +11,8 @@ from settlement.notify import outbox
 from settlement.models import OutboxMessage, OutboxState, WechatIdentity
 from tests.integration.billed_plant import walked_plant
 from tests.integration.test_notify_support import bound_owners  # noqa: F401 (a fixture)
+from settlement.clock import UTC
 
-UTC = dt.timezone.utc
 
 
 @pytest.fixture(autouse=True)

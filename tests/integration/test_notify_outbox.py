@@ -13,8 +13,8 @@ from settlement.fakes.wechat_server import field_value_ok
 from settlement.models import OutboxMessage, OutboxState
 from settlement.notify.outbox import NotificationContentError, check_field, render
 from tests.integration.test_notify_support import BILL_PAYLOAD, person
+from settlement.clock import UTC
 
-UTC = dt.timezone.utc
 NOON = dt.datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
 
 SAMPLES = {

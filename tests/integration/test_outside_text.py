@@ -8,7 +8,6 @@ every text field is test_outside_text_property.py, the bot's refusal test_outsid
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import aiohttp
@@ -18,8 +17,8 @@ from settlement import models as m
 from settlement.readings.ingest import add_collector
 from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import PNG, login, owner_world
+from settlement.clock import utc_now
 
-UTC = dt.timezone.utc
 BAD = ["a\x00b", "a\x01b", "a\x7fb", "a\x85b"]  # NUL, C0, DEL, C1
 
 
@@ -146,7 +145,7 @@ async def test_a_reading_row_holding_nul_is_refused_on_its_own_naming_the_field(
 async def test_a_telemetry_sample_holding_nul_is_refused_and_the_rest_kept(api, collector, owner):
     world, _ = owner
     device = await m.TelemetryDevice.create(plant=world.plant, serial="INV-TX-1")
-    now = dt.datetime.now(UTC).replace(microsecond=0)
+    now = utc_now().replace(microsecond=0)
     samples = [{"device": "INV\x00TX", "ts": now.isoformat(), "power_w": 1000, "energy_wh": 5000},
                {"device": device.serial, "ts": now.isoformat(), "status": "ok\x00", "power_w": 1, "energy_wh": 1},
                {"device": device.serial, "ts": now.isoformat(), "power_w": 1000, "energy_wh": 5000}]
@@ -215,7 +214,7 @@ async def test_the_payment_import_refuses_a_row_holding_nul_and_records_nothing(
 async def test_an_mqtt_topic_naming_a_device_with_a_control_character_is_refused(db):
     from settlement.telemetry.ingest import ingest_samples
 
-    ts = dt.datetime.now(UTC).replace(microsecond=0).isoformat()
+    ts = utc_now().replace(microsecond=0).isoformat()
     result = await ingest_samples([{"ts": ts, "power_w": 1, "energy_wh": 1}], received_from="mqtt:logger",
                                   device_serial="INV\x01TX")
     assert result.errors[0].code == "invalid_text" and "the device of the topic" in result.errors[0].message

@@ -22,7 +22,6 @@ from settlement.pay import payments
 from settlement.fakes.pay_server import new_rsa_key
 from settlement.models import NotificationOutcome
 
-UTC = dt.timezone.utc
 
 
 

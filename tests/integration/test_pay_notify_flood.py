@@ -26,7 +26,7 @@ from server.app import create_app
 from settlement import models as m
 from settlement.pay import payments
 from settlement.models import NotificationOutcome
-from settlement.infra.redis_client import Namespace
+from settlement.infra.redis_client import Namespace, open_redis
 from webapp.keys import pay_api_key
 
 RATE = 25
@@ -277,3 +277,32 @@ async def test_with_redis_away_refusals_are_still_limited_and_valid_notification
     assert (valid.status, valid.outcome) == (204, NotificationOutcome.ACCEPTED)
     assert (await m.Bill.get(id=world["bill"].id)).paid_fen == 23456
     assert await m.PayNotification.filter(outcome=NotificationOutcome.REFUSED).count() == per_window
+
+
+class _Blinking:
+    """A Redis client whose pipelines fail on the calls named (a slow moment): the rest are the
+    real client's."""
+
+    def __init__(self, client, failing: set[int]):
+        self.client, self.failing, self.calls = client, failing, 0
+
+    def pipeline(self, **kwargs):
+        self.calls += 1
+        if self.calls in self.failing:
+            raise redis_asyncio.TimeoutError("Timeout reading from socket")
+        return self.client.pipeline(**kwargs)
+
+
+async def test_a_redis_that_misses_answers_does_not_start_the_count_over(settings, caplog):
+    # refusals 1-2 counted by Redis, 3 and 5 not (this process counts them), 4 and 6 by Redis again:
+    # the limit of 4 holds to the delivery, and the fall-back is said once in the window
+    client = open_redis(settings.redis_url)
+    ns = Namespace(settings.redis_prefix + "blink:")
+    limiter = RefusalLimiter(clock=lambda: MID_WINDOW)
+    blinking = _Blinking(client, failing={3, 5})
+    try:
+        admitted = [await limiter.admit(blinking, ns, "198.51.100.7", 4) for _ in range(7)]
+    finally:
+        await client.aclose()
+    assert admitted == [True] * 4 + [False] * 3
+    assert sum("counts alone" in r.getMessage() for r in caplog.records) == 1

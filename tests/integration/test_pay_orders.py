@@ -16,8 +16,8 @@ from settlement import models as m
 from settlement.pay import payments
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.ports.pay import PayRejected, PayUnavailable
+from settlement.clock import UTC, utc_now
 
-UTC = dt.timezone.utc
 
 
 def verify_pay_sign(appid: str, params: dict) -> None:
@@ -92,7 +92,7 @@ async def test_who_may_pay(pay_port, settings):
     await m.PlantAccess.create(plant=world["plant"], identity=payer, right=m.PlantRight.PAY)
     await m.PlantAccess.create(plant=world["plant"], identity=viewer, right=m.PlantRight.VIEW)
     await m.PlantAccess.create(plant=world["plant"], identity=revoked, right=m.PlantRight.PAY,
-                               revoked_at=dt.datetime.now(UTC))
+                               revoked_at=utc_now())
     paid_for_owner = await payments.start_payment(pay_port, bill.id, payer.id)
     assert (await m.PayOrder.get(out_trade_no=paid_for_owner.out_trade_no)).payer_id == payer.id
     with pytest.raises(Forbidden):

@@ -12,8 +12,8 @@ from settlement import models as m
 from settlement.pay import reconcile as pay_reconcile
 from settlement.pay import payments
 from settlement.models import NotificationOutcome
+from settlement.clock import LOCAL, local_today, utc_now
 
-UTC = dt.timezone.utc
 
 
 async def _started(pay_port, amount: int = 10000, total: int = 10000, now: dt.datetime | None = None):
@@ -84,13 +84,13 @@ async def test_a_query_answer_for_another_amount_is_not_recorded(pay_port, fake_
 
 async def test_the_trade_bill_reports_every_kind_of_mismatch(pay_port, fake_pay):
     day = dt.date.today() - dt.timedelta(days=1)
-    at = dt.datetime.combine(day, dt.time(12), pay_reconcile.LOCAL)
+    at = dt.datetime.combine(day, dt.time(12), LOCAL)
     recorded = []
     for amount in (1000, 2000, 3000, 4000):
         world, start = await _started(pay_port, amount, total=amount)
         order = fake_pay.pay_order(start.out_trade_no, at=at)
         await payments.handle_notification(pay_port, *fake_pay.payment_notification(start.out_trade_no),
-                                           now=dt.datetime.now(UTC))
+                                           now=utc_now())
         recorded.append(order)
     same, hidden, changed, refunded = recorded
     fake_pay.hidden_from_bill.add(hidden.transaction_id)  # recorded here, not in WeChat Pay's bill
@@ -124,10 +124,10 @@ async def test_the_trade_bill_reports_every_kind_of_mismatch(pay_port, fake_pay)
 
 
 async def test_the_daily_job_waits_for_ten_and_runs_once(pay_port, fake_pay):
-    today = dt.datetime.now(pay_reconcile.LOCAL).date()
-    nine = dt.datetime.combine(today, dt.time(9, 59), pay_reconcile.LOCAL)
+    today = local_today()
+    nine = dt.datetime.combine(today, dt.time(9, 59), LOCAL)
     assert await pay_reconcile.trade_bill_due(pay_port, now=nine) is None
-    ten = dt.datetime.combine(today, dt.time(10, 1), pay_reconcile.LOCAL)
+    ten = dt.datetime.combine(today, dt.time(10, 1), LOCAL)
     report = await pay_reconcile.trade_bill_due(pay_port, now=ten)
     assert report.bill_date == today - dt.timedelta(days=1) and report.mismatch_count == 0
     assert await pay_reconcile.trade_bill_due(pay_port, now=ten) is None

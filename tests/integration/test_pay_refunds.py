@@ -17,7 +17,6 @@ from settlement.billing.bills import credit_balance
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.models import NotificationOutcome
 
-UTC = dt.timezone.utc
 
 
 async def _paid(pay_port, fake_pay, total: int, amount: int | None = None, *, paid_fen: int = 0):

@@ -15,6 +15,7 @@ from settlement import models as m
 from settlement.prepaid import accounts as prepaid
 from webapp.keys import wechat_api_key
 from tests.integration.miniapp_support import FakeWechatApi, login
+from settlement.clock import LOCAL, utc_now
 
 
 @pytest.fixture
@@ -41,8 +42,8 @@ async def world(settings, aiohttp_client, tmp_path, device):  # noqa: F811
 
 async def test_balance_statement_and_a_top_up_by_the_payer(world):
     client, path, people = world["client"], world["path"], world["people"]
-    now = dt.datetime.now(dt.timezone.utc)
-    today = now.astimezone(prepaid.LOCAL).date()
+    now = utc_now()
+    today = now.astimezone(LOCAL).date()
     # yesterday's usage has been charged
     yesterday = today - dt.timedelta(days=1)
     await prepaid.record_usage(world["site"]["service"].id, day_rows(yesterday, np.full(96, 0.25)), now=now)

@@ -28,6 +28,7 @@ from settlement.pay import reconcile as pay_reconcile
 from settlement.prepaid import accounts as prepaid
 from settlement import models as m
 from settlement.models import NotificationOutcome, OutboxMessage
+from settlement.clock import utc_now
 
 DAY = dt.date(2026, 3, 2)  # a Monday
 HEAVY = np.full(96, 5.0)  # [kWh per interval]: about 250 元 a day at these prices
@@ -265,7 +266,7 @@ async def test_usage_top_ups_and_ticks_at_once_keep_the_ledger_whole(settings, d
 
 async def test_a_top_up_whose_notification_never_comes_is_found_by_query(settings, device, pay_port, fake_pay):  # noqa: F811
     site = await prepaid_site(settings, device)
-    at = dt.datetime.now(dt.timezone.utc)
+    at = utc_now()
     paid_no, note = await top_up(pay_port, fake_pay, site["account"], site["identity"], 7000, at)
     unpaid = await prepaid.start_topup(pay_port, site["account"].number, site["identity"].id, 9000, now=at)
     assert await pay_reconcile.reconcile_topups(pay_port, now=at) == {"topups_queried": 0, "topups_paid": 0,

@@ -10,7 +10,6 @@ import datetime as dt
 import hashlib
 import json
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from tortoise import connections
@@ -20,9 +19,8 @@ from settlement.readings import ingest as service
 from settlement.errors import Forbidden, InvalidInput
 from settlement.readings.ingest import RowStatus, ingest_readings, list_conflicts
 from settlement.seeding import FORWARD, REVERSE
+from settlement.clock import LOCAL, UTC
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 10, 10, 12, 0, tzinfo=LOCAL)
 TOTAL = FORWARD[0]  # 00010000, forward active total
 EXPORT = REVERSE[0]  # 00020000, reverse active total

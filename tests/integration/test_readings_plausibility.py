@@ -14,7 +14,6 @@ import hashlib
 import json
 from decimal import Decimal
 from importlib import resources
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,9 +23,8 @@ from settlement import models as m
 from settlement.readings.ingest import EnergyLimits, RowStatus, ingest_readings
 from settlement.seeding import FORWARD, REVERSE
 from webapp.settings import Settings, SettingsError
+from settlement.clock import LOCAL
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 10, 10, 12, 0, tzinfo=LOCAL)
 TOTAL, EXPORT = FORWARD[0], REVERSE[0]
 KEY = "plausibility-collector-key-0123456789abcdefghij"

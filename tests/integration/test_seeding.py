@@ -3,15 +3,14 @@
 import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from settlement.infra import db as database
 from settlement import models as m
 from settlement.seeding import FORWARD, REGISTER_DIGITS, REVERSE, NoProgress, SeedSpec, latest_cutoff, seed_portfolio
+from settlement.clock import LOCAL
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 TODAY = dt.date(2026, 11, 22)
 SPEC = SeedSpec(plants=7, months=2, seed=7, telemetry_days=1, today=TODAY)
 

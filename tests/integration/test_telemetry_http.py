@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import io
 import json
@@ -14,6 +13,7 @@ from settlement.telemetry import live
 from settlement import models as m
 from webapp.keys import redis_key, redis_ns_key
 from tests.integration.test_telemetry_ingest import iso, make_plant, sample
+from settlement.clock import utc_now
 
 KEY = "telemetry-collector-key-0123456789abcdefghijkl"
 URL = "/ingest/v1/telemetry"
@@ -58,7 +58,7 @@ async def test_http_a_logger_posts_a_batch_and_the_plant_goes_live(telemetry_cli
     app = telemetry_client.server.app
     plant = await m.Plant.get(code="PV-H")
     assert await live.latest_state(app[redis_key], app[redis_ns_key], plant.id) is None
-    moment = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    moment = utc_now().replace(microsecond=0)
     status, answer = await post(telemetry_client, {"samples": [
         {"device": "INV-1", "ts": moment.isoformat(), "power_w": 3100, "energy_wh": 1_000_200}]})
     assert answer["created"] == 1

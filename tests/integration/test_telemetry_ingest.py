@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -19,9 +18,8 @@ from settlement import models as m
 from settlement.infra.redis_client import Namespace, open_redis
 from settlement.telemetry.ingest import MAX_BATCH_SAMPLES, LivePublisher, RowStatus, ingest_samples, plant_states
 from settlement.errors import InvalidInput
+from settlement.clock import LOCAL, UTC
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-UTC = dt.timezone.utc
 
 
 def local(text: str) -> dt.datetime:

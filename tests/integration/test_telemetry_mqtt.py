@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from settlement.telemetry import live
 from settlement import models as m
 from webapp.keys import redis_key, redis_ns_key
 from tests.integration.test_telemetry_ingest import iso, make_plant, rollups
+from settlement.clock import utc_now
 
 BROKER_HOST, BROKER_PORT = "127.0.0.1", 1883
 KEY = "mqtt-logger-key-0123456789abcdefghijklmnopqr"
@@ -209,7 +209,7 @@ async def test_mqtt_the_server_subscribes_when_configured_and_publishes_live_sta
     app = client.server.app
     subscriber = app[telemetry_subscriber_key]
     await asyncio.wait_for(subscriber.connected.wait(), 10)
-    moment = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    moment = utc_now().replace(microsecond=0)
     await publish(BROKER_PORT, f"{prefix}/gw-7/LOGGER-DEV-1",
                   {"key": KEY, "ts": moment.isoformat(), "power_w": 4200, "energy_wh": 800_000})
 

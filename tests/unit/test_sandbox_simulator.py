@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from sandbox.simulator import Inverter, Simulator, clear_sky_fraction
 from settlement.telemetry.solar import sun_elevation_deg
 from settlement.telemetry.store import datetime_to_us
+from settlement.clock import LOCAL
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 CHANGZHOU = (31.81, 119.97)  # a Jiangsu site [deg N, deg E]
 
 

@@ -19,8 +19,8 @@ from settlement import signing
 from settlement.billing.ebill_links import LinkRefused, ebill_link, link_signature, sign_path, verify_link
 from settlement.errors import InvalidInput
 from settlement.owners.sessions import InvalidToken, TokenClaims, sign_token, verify_token
+from settlement.clock import UTC
 
-UTC = dt.timezone.utc
 KEY = "golden-secret-key-0123456789abcdef"
 EXP = 1893456000  # 2030-01-01T00:00:00Z [unix s]
 AT_EXP = dt.datetime.fromtimestamp(EXP, UTC)
