@@ -71,8 +71,16 @@ class NotificationContentError(InvalidInput):
 
 @dataclass(frozen=True)
 class NotifyApps:
+    """Our mini-program and official account: an identity of ``oa_appid`` is told by template
+    message, any other by subscribe message (falling back to the official account)."""
+
     mp_appid: str
     oa_appid: str
+
+    @classmethod
+    def from_settings(cls, settings) -> NotifyApps:
+        """From the settings' ``mp_appid`` and ``oa_appid`` (``PVSETTLE_MP_APPID``, ``PVSETTLE_OA_APPID``)."""
+        return cls(settings.mp_appid, settings.oa_appid)
 
 
 _apps: NotifyApps | None = None
