@@ -77,8 +77,8 @@ async def test_report_of_a_malformed_period_is_answered_at_once(bot: Bot, people
 # ---------------------------------------------------------------------- 重发
 
 
-async def test_reissue_sends_a_draft_and_the_outbox_notifies_the_owner(bot: Bot, people, fake_wechat):
-    cycle = await november_cycle(people)
+async def test_reissue_sends_a_draft_and_the_outbox_notifies_the_owner(bot: Bot, people, fake_wechat, notify_apps):
+    cycle = await november_cycle(people, apps=notify_apps)
     form = await m.ConfirmationForm.get(cycle=cycle)
     await m.ConfirmationForm.filter(id=form.id).update(state=m.FormState.DRAFT, sent_at=None, answer_due_at=None)
     reply = await bot.say(OPERATOR, "重发 PV-E1 2026-11")
@@ -94,8 +94,8 @@ async def test_reissue_sends_a_draft_and_the_outbox_notifies_the_owner(bot: Bot,
     assert sent.actor == f"staff:{people['operator'].id}"
 
 
-async def test_reissue_of_a_sent_form_queues_a_new_notification(bot: Bot, people, fake_wechat):
-    cycle = await november_cycle(people)
+async def test_reissue_of_a_sent_form_queues_a_new_notification(bot: Bot, people, fake_wechat, notify_apps):
+    cycle = await november_cycle(people, apps=notify_apps)
     form = await m.ConfirmationForm.get(cycle=cycle)
     first = await m.OutboxMessage.filter(dedupe_key__startswith=f"form:{form.id}:").count()  # the cycle run's
     await bot.say(OPERATOR, "resend pv-e1 2026-11", msg_id=88_000_000_001)
@@ -110,8 +110,8 @@ async def test_reissue_of_a_sent_form_queues_a_new_notification(bot: Bot, people
     assert notified.entity_id == str(form.id) and notified.after == {"outbox": [again.id]}
 
 
-async def test_reissue_to_an_owner_without_wechat_says_to_call(bot: Bot, people, fake_wechat):
-    await november_cycle(people)
+async def test_reissue_to_an_owner_without_wechat_says_to_call(bot: Bot, people, fake_wechat, notify_apps):
+    await november_cycle(people, apps=notify_apps)
     await people["owner_identity"].delete()
     await bot.say(OPERATOR, "重发 PV-E1 2026-11")
     await bot.idle()
