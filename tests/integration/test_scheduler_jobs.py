@@ -20,7 +20,12 @@ from server import scheduler
 from server.app import create_app
 from server.scheduler import Job, JobContext, Scheduler
 from settlement import models as m
+from settlement.cycles import forms
+from settlement.infra import db as database
 from settlement.infra.redis_client import Namespace, open_redis
+from settlement.notify.outbox import NotifyApps
+from tests.integration.billed_plant import walked_plant
+from tests.integration.bot_support import november_cycle
 
 NOW = dt.datetime(2026, 6, 15, 4, 0, tzinfo=dt.timezone.utc)
 
@@ -214,3 +219,28 @@ async def test_the_running_scheduler_counts_its_jobs_at_metrics(settings, aiohtt
         assert f'pvsettle_scheduler_job_runs_total{{job="{job.name}",outcome="ok"}} 1.0' in text
         assert f'pvsettle_scheduler_job_seconds_count{{job="{job.name}"}} 1.0' in text
     assert 'outcome="failed"' not in text
+
+
+async def test_the_apps_scheduler_writes_for_the_official_account_of_its_settings(settings, aiohttp_client):
+    """The app's scheduler hands its jobs the WeChat apps the app factory took from the settings:
+    the bill its bills job issues is told to an owner known only in the official account by
+    template message, from that account. The app ids are this test's own."""
+    own = dataclasses.replace(settings, scheduler_interval=3600, mp_appid="wxschedmp000000042",
+                              oa_appid="wxschedoa000000042")
+    apps = NotifyApps.from_settings(own)
+    await database.open_database(own.database_url)
+    try:  # a form confirmed and not billed yet, before the app's first pass
+        world = await walked_plant(apps=apps)
+        owner = await m.WechatIdentity.create(app_id=own.oa_appid, openid="o-sched-owner", owner=world["owner"])
+        cycle = await november_cycle(world, apps=apps)
+        await forms.confirm_form((await forms.latest_form(cycle.id)).id, staff=world["staff"])
+    finally:
+        await database.close_database()
+    # the loop makes one pass at start, then sleeps an hour
+    client = await aiohttp_client(create_app(own))
+    last = f'pvsettle_scheduler_job_runs_total{{job="{scheduler.JOBS[-1].name}",outcome="ok"}} 1.0'
+    while last not in await (await client.get("/metrics")).text():
+        await asyncio.sleep(0.05)
+    bill = await m.Bill.get(cycle=cycle)
+    [row] = await m.OutboxMessage.filter(dedupe_key=f"bill:{bill.id}:BillIssued:{owner.id}")
+    assert (row.recipient, row.channel, row.app_id) == ("o-sched-owner", "template", "wxschedoa000000042")
