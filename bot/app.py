@@ -43,7 +43,7 @@ from bot.report_links import serve_report
 from bot.tasks import bot_tasks_key
 from settlement.ports.wechat import WechatError
 from settlement.infra.redis_client import Namespace
-from webapp.keys import pay_api_key, redis_key, redis_ns_key, settings_key, wechat_api_key
+from webapp.keys import notify_apps_key, pay_api_key, redis_key, redis_ns_key, settings_key, wechat_api_key
 
 log = logging.getLogger("pvsettle.bot")
 
@@ -135,7 +135,8 @@ async def receive(request: web.Request) -> web.Response:
 
     tasks = request.config_dict[bot_tasks_key]
     env = Env(settings=settings, redis=redis, ns=ns, wechat=request.config_dict[wechat_api_key],
-              pay=request.config_dict.get(pay_api_key), msg_id=inbound.msg_id)
+              notify=request.config_dict[notify_apps_key], pay=request.config_dict.get(pay_api_key),
+              msg_id=inbound.msg_id)
     job = Job(inbound, env)
     try:
         task = tasks.spawn(job.run(), name=f"bot:{inbound.dedupe_key()}")

@@ -12,6 +12,7 @@ from tortoise.exceptions import IntegrityError
 from settlement.owners.access import Principal
 from settlement.billing.ebill_links import public_origin
 from settlement.models import Owner, Staff, StaffRole, WechatIdentity
+from settlement.notify.outbox import NotifyApps
 from settlement.ports.pay import WechatPay
 from settlement.ports.wechat import WechatApi
 from settlement.infra.redis_client import Namespace
@@ -28,6 +29,7 @@ class Env:
     redis: redis_asyncio.Redis
     ns: Namespace
     wechat: WechatApi
+    notify: NotifyApps  # our mini-program and official account, for the messages a command writes
     pay: WechatPay | None = None  # None while WeChat Pay is not configured
     msg_id: int | None = None
     now: dt.datetime = field(default_factory=lambda: utc_now())

@@ -176,7 +176,7 @@ async def adjust(cmd: Command, caller: Caller, env: Env) -> str:
             raise _malformed(cmd, "能量类别为 发电/上网/下网，时段为 尖/峰/平/谷")
         cycle = await _latest_cycle(plant)
         form = await forms.adjust_energy(plant.code, cycle.period, what, rate, cmd.args[4], cmd.reason or "", staff,
-                                         now=env.now)
+                                         now=env.now, apps=env.notify)
         return render("adjust", form=form, plant=plant, period=cycle.period, energy=what, rate=rate,
                       value=cmd.args[4], reason=cmd.reason)
     if len(cmd.args) != 4:
@@ -190,7 +190,7 @@ async def adjust(cmd: Command, caller: Caller, env: Env) -> str:
         raise _malformed(cmd, f"「{cmd.args[2][:20]}」不是 8 位寄存器编码") from None
     cycle = await _latest_cycle(plant)
     form = await forms.adjust_reading(plant.code, cycle.period, meter.serial, register, cmd.args[3],
-                                      cmd.reason or "", staff, now=env.now)
+                                      cmd.reason or "", staff, now=env.now, apps=env.notify)
     return render("adjust", form=form, plant=plant, period=cycle.period, meter=meter, register=register,
                   value=cmd.args[3], reason=cmd.reason, energy=None, rate=None)
 
@@ -212,7 +212,7 @@ async def reissue(cmd: Command, caller: Caller, env: Env) -> Later:
     async def run() -> str:
         form = await forms.latest_form(cycle.id)
         if form.state == FormState.DRAFT:
-            form = await forms.send_form(form.id, staff, now=env.now)
+            form = await forms.send_form(form.id, staff, now=env.now, apps=env.notify)
             rows = await OutboxMessage.filter(dedupe_key__startswith=f"form:{form.id}:FormSent:")
             return render("reissue", plant=plant, period=period, form=form, sent=True, rows=rows)
         if form.state not in (FormState.SENT, FormState.DISPUTED):
@@ -223,7 +223,8 @@ async def reissue(cmd: Command, caller: Caller, env: Env) -> Later:
         async with in_transaction() as conn:
             # keyed by this message: WeChat's retry of it queues nothing twice
             rows = await outbox.notify_owner("FormSent", plant.owner_id, "form_sent", payload,
-                                             f"form:{form.id}:Reissue:{env.msg_id}", using_db=conn, now=env.now)
+                                             f"form:{form.id}:Reissue:{env.msg_id}", using_db=conn, apps=env.notify,
+                                             now=env.now)
             await audit.record(audit.actor_of(staff), "NotifyForm", "form", form.id,
                                after={"outbox": [row.id for row in rows]}, using_db=conn)
         return render("reissue", plant=plant, period=period, form=form, sent=False, rows=rows)
@@ -268,7 +269,8 @@ async def collect(cmd: Command, caller: Caller, env: Env) -> str:
     transaction_id = f"{channel.value}:{reference}"
     repeated = await Payment.exists(transaction_id=transaction_id)
     owed_before = bills.owed_fen(bill)
-    payment = await bills.record_payment(bill.id, fen, channel, reference, staff=staff, paid_at=env.now)
+    payment = await bills.record_payment(bill.id, fen, channel, reference, apps=env.notify, staff=staff,
+                                         paid_at=env.now)
     bill = await Bill.get(id=bill.id).prefetch_related("plant")
     to_credit = 0 if repeated else max(payment.amount_fen - owed_before, 0)
     return render("collect", payment=payment, bill=bill, owed_fen=bills.owed_fen(bill), repeated=repeated,
@@ -307,7 +309,8 @@ async def refund(cmd: Command, caller: Caller, env: Env) -> Later:
         raise _malformed(cmd, f"金额「{cmd.args[1][:20]}」应为元，最多两位小数") from None
 
     async def run() -> str:
-        done = await payments.request_refund(payment.id, fen, cmd.reason or "", staff, pay=env.pay, now=env.now)
+        done = await payments.request_refund(payment.id, fen, cmd.reason or "", staff, apps=env.notify, pay=env.pay,
+                                             now=env.now)
         bill = await Bill.get_or_none(id=payment.bill_id).prefetch_related("plant") if payment.bill_id else None
         return render("refund", refund=done, payment=payment, bill=bill,
                       owed_fen=bills.owed_fen(bill) if bill else None)

@@ -8,6 +8,7 @@ from ingest_api.auth import collector_key
 from ingest_api.batches import TooManyRows, batch_rows, decode
 from ingest_api.responses import json_error
 from settlement.prepaid import accounts as prepaid
+from webapp.keys import notify_apps_key
 
 routes = web.RouteTableDef()
 
@@ -23,4 +24,4 @@ async def post_usage(request: web.Request) -> web.Response:
                           noun="usage rows")
     except TooManyRows as exc:
         return json_error(413, exc.code, exc.params)
-    return web.json_response(await prepaid.record_usage_batch(rows))
+    return web.json_response(await prepaid.record_usage_batch(rows, apps=request.config_dict[notify_apps_key]))

@@ -26,7 +26,7 @@ from pay_api.limits import RefusalLimiter, source_of
 from settlement.pay import payments
 from settlement import text as outside_text
 from settlement.models import NotificationOutcome
-from webapp.keys import pay_api_key, redis_key, redis_ns_key, settings_key
+from webapp.keys import notify_apps_key, pay_api_key, redis_key, redis_ns_key, settings_key
 
 log = logging.getLogger("pvsettle.pay")
 DEADLINE = 4.0  # [s] of work before answering 503: WeChat Pay gives up after 5 s
@@ -126,7 +126,8 @@ async def notify(request: web.Request) -> web.Response:
         return _answer(request, await _keep(request, fields(body), unconfigured, delivery))
     try:
         async with asyncio.timeout(DEADLINE):
-            handled = await payments.handle_notification(pay, request.headers, body, delivery=delivery)
+            handled = await payments.handle_notification(pay, request.headers, body, delivery=delivery,
+                                                         apps=request.config_dict[notify_apps_key])
     except TimeoutError:
         log.error("a notification took more than %.1f s: answered 503", DEADLINE)
         await _keep(request, fields(body), payments.Handled(503, NotificationOutcome.ERROR,

@@ -12,7 +12,8 @@ import miniprogram_api.app
 import pages.app
 import pay_api.app
 from server import health
-from webapp.keys import metrics_registry_key, settings_key
+from settlement.notify.outbox import NotifyApps
+from webapp.keys import metrics_registry_key, notify_apps_key, settings_key
 from server.middleware import (
     MAX_REQUEST_LINE_BYTES,
     error_middleware,
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={"max_line_size": MAX_REQUEST_LINE_BYTES},
     )
     app[settings_key] = settings
+    app[notify_apps_key] = NotifyApps.from_settings(settings)
     app[metrics_registry_key] = registry
     app.cleanup_ctx.extend([database_ctx, redis_ctx, http_client_ctx, wechat_api_ctx, pay_api_ctx, scheduler_ctx])
     app.cleanup_ctx.append(dispatcher_ctx)  # the notification outbox, sent while everything above is open

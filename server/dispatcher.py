@@ -18,9 +18,8 @@ from aiohttp import web
 
 from settlement.infra import background
 from settlement.billing import ebill_links
-from settlement.notify import outbox
 from settlement.notify.dispatcher import Dispatcher
-from webapp.keys import redis_key, redis_ns_key, settings_key, wechat_api_key
+from webapp.keys import notify_apps_key, redis_key, redis_ns_key, settings_key, wechat_api_key
 from webapp.settings import Settings
 
 log = logging.getLogger("pvsettle.dispatcher")
@@ -35,18 +34,18 @@ def ebill_signer(settings: Settings) -> Callable[[str], str]:
 def build_dispatcher(app: web.Application, **options) -> Dispatcher:
     """A dispatcher on the app's resources; ``options`` go to :class:`Dispatcher`."""
     settings: Settings = app[settings_key]
+    apps = app[notify_apps_key]  # the same apps as the rows were written for
     options.setdefault("rate_per_s", settings.notify_rate)
     if settings.secret_key:
         options.setdefault("sign_link", ebill_signer(settings))
     return Dispatcher(app[wechat_api_key], app[redis_key], app[redis_ns_key],
-                      template_ids=json.loads(settings.notify_templates), mp_appid=settings.mp_appid,
-                      oa_appid=settings.oa_appid, **options)
+                      template_ids=json.loads(settings.notify_templates), mp_appid=apps.mp_appid,
+                      oa_appid=apps.oa_appid, **options)
 
 
 async def dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
     """Needs the database, Redis and ``wechat_api_ctx`` before it."""
     settings: Settings = app[settings_key]
-    outbox.configure(settings.mp_appid, settings.oa_appid)
     interval = float(Decimal(settings.dispatcher_interval))
     if interval == 0:
         yield

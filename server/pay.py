@@ -21,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from settlement.adapters.wechatpay_v3 import open_wechat_pay
+from settlement.notify.outbox import NotifyApps
 from settlement.ports.pay import PayCallFailed, WechatPay
 from webapp.keys import pay_api_key, settings_key
 from webapp.settings import Settings
@@ -66,16 +67,18 @@ async def pay_api_ctx(app: web.Application) -> AsyncIterator[None]:
         await opened.__aexit__(None, None, None)
 
 
-async def scheduled(now: dt.datetime, pay: WechatPay | None) -> dict[str, int]:
+async def scheduled(now: dt.datetime, pay: WechatPay | None, *, apps: NotifyApps) -> dict[str, int]:
     """The scheduler's pay work: query silent orders and refunds, and reconcile yesterday's trade
     bill once it is ready. Nothing when this process has no WeChat Pay (``pay`` is None: the
-    scheduler's context holds what ``pay_api_ctx`` stored under ``pay_api_key``, if anything)."""
+    scheduler's context holds what ``pay_api_ctx`` stored under ``pay_api_key``, if anything).
+    ``apps`` are our WeChat apps, for the receipts of payments found by the queries."""
     from settlement.pay import reconcile as pay_reconcile
 
     if pay is None:
         return {}
-    done = await pay_reconcile.reconcile_orders(pay, now=now)
-    done.update(await pay_reconcile.reconcile_topups(pay, now=now))  # top-ups whose notification never came
+    done = await pay_reconcile.reconcile_orders(pay, now=now, apps=apps)
+    # top-ups whose notification never came
+    done.update(await pay_reconcile.reconcile_topups(pay, now=now, apps=apps))
     try:
         report = await pay_reconcile.trade_bill_due(pay, now=now)
     except PayCallFailed as exc:

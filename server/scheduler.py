@@ -62,9 +62,11 @@ from settlement.prepaid import accounts as prepaid
 from settlement.owners import sessions
 from settlement.telemetry import trips
 from settlement.infra.redis_client import Namespace
+from settlement.notify.outbox import NotifyApps
 from settlement.ports.device_control import DeviceControl
 from settlement.ports.pay import WechatPay
-from webapp.keys import device_control_key, metrics_registry_key, pay_api_key, redis_key, redis_ns_key, settings_key
+from webapp.keys import (device_control_key, metrics_registry_key, notify_apps_key, pay_api_key, redis_key,
+                         redis_ns_key, settings_key)
 from settlement.clock import LOCAL, utc_now
 
 log = logging.getLogger("pvsettle.scheduler")
@@ -85,6 +87,9 @@ class JobContext:
     trip_rule: trips.TripRule = trips.TripRule()  # PVSETTLE_REPEATED_TRIPS
     pay: WechatPay | None = None  # the app's pay_api_key; None: WeChat Pay is off in this process
     device: DeviceControl | None = None  # the app's device_control_key; None: supply commands wait
+    # the app's notify_apps_key: our mini-program and official account, for every message a job
+    # writes; no default, so a context without them cannot write a message on the wrong channel
+    notify: NotifyApps = dataclasses.field(kw_only=True)
 
 
 JobRun = Callable[[dt.datetime, JobContext], Awaitable[dict[str, int]]]
@@ -115,7 +120,7 @@ async def _cycles(now: dt.datetime, context: JobContext) -> dict[str, int]:
     done = {"forms_created": 0, "plants_waiting": 0}
     for reading_day, period in cycles.due_periods(now):
         _, cut_off = cycles.cycle_span(period, reading_day)
-        result = await cycles.run_cycle(period, reading_day=reading_day, now=now,
+        result = await cycles.run_cycle(period, reading_day=reading_day, now=now, apps=context.notify,
                                         wait_for_readings=now < cut_off + cycles.WINDOW)
         done["forms_created"] += result.forms_created
         done["plants_waiting"] += result.plants_waiting
@@ -127,11 +132,11 @@ async def _auto_confirm(now: dt.datetime, context: JobContext) -> dict[str, int]
 
 
 async def _bills(now: dt.datetime, context: JobContext) -> dict[str, int]:
-    return {"bills_issued": await bills.issue_bills(now=now)}
+    return {"bills_issued": await bills.issue_bills(now=now, apps=context.notify)}
 
 
 async def _prepaid(now: dt.datetime, context: JobContext) -> dict[str, int]:
-    return await prepaid.tick(now, context.device)
+    return await prepaid.tick(now, context.device, apps=context.notify)
 
 
 async def _late_fees(now: dt.datetime, context: JobContext) -> dict[str, int]:
@@ -139,20 +144,20 @@ async def _late_fees(now: dt.datetime, context: JobContext) -> dict[str, int]:
 
 
 async def _dunning(now: dt.datetime, context: JobContext) -> dict[str, int]:
-    return {f"dunning_{k}": v for k, v in (await dunning.run(now)).items()}
+    return {f"dunning_{k}": v for k, v in (await dunning.run(now, apps=context.notify)).items()}
 
 
 async def _outages(now: dt.datetime, context: JobContext) -> dict[str, int]:
     done = await outages.check_outages(now)  # plants that stopped producing in daylight
     # the alarms of what the check just opened or closed, in the same run; sent into the outbox,
     # each marked in its transaction
-    done["outage_alarms"] = await outages.send_outage_alarms(now)
+    done["outage_alarms"] = await outages.send_outage_alarms(now, apps=context.notify)
     return done
 
 
 async def _trips(now: dt.datetime, context: JobContext) -> dict[str, int]:
     done = await trips.check_repeated_trips(now, context.trip_rule)
-    done["trip_alarms"] = await trips.send_trip_alarms(now)  # one per episode, not per trip
+    done["trip_alarms"] = await trips.send_trip_alarms(now, apps=context.notify)  # one per episode, not per trip
     return done
 
 
@@ -161,7 +166,7 @@ async def _sessions(now: dt.datetime, context: JobContext) -> dict[str, int]:
 
 
 async def _pay(now: dt.datetime, context: JobContext) -> dict[str, int]:
-    return await pay.scheduled(now, context.pay)
+    return await pay.scheduled(now, context.pay, apps=context.notify)
 
 
 # The order of one pass. Where it matters, a job uses what an earlier one did in the same pass:
@@ -219,8 +224,7 @@ async def _run_isolated(job: Job, now: dt.datetime, context: JobContext, report:
     return True
 
 
-async def run_all(now: dt.datetime | None = None, context: JobContext = JobContext(),
-                  jobs: Sequence[Job] = JOBS) -> PassReport:
+async def run_all(now: dt.datetime | None, context: JobContext, jobs: Sequence[Job] = JOBS) -> PassReport:
     """Every job once, in order, here and now: no locks, no intervals (tests, one-off runs).
 
     A job that raises is logged and reported in ``failed``; the jobs after it still run.
@@ -232,16 +236,17 @@ async def run_all(now: dt.datetime | None = None, context: JobContext = JobConte
     return report
 
 
-async def tick(now: dt.datetime | None = None, trip_rule: trips.TripRule = trips.TripRule(), *,
+async def tick(now: dt.datetime | None = None, trip_rule: trips.TripRule = trips.TripRule(), *, notify: NotifyApps,
                pay: WechatPay | None = None, device: DeviceControl | None = None) -> dict[str, int]:
     """Everything that is due at ``now`` (every job once, in order); returns the merged counters.
 
     ``trip_rule`` is the repeated-trip setting (``PVSETTLE_REPEATED_TRIPS`` in ``…_DAYS``);
     ``pay`` and ``device`` the ports the pay and prepaid jobs use (None: that work waits, as in a
-    process without them). A job that raises does not stop the ones after it; once all have run,
-    the failures are raised together as an :class:`ExceptionGroup`.
+    process without them); ``notify`` our WeChat apps, for the messages the jobs write. A job
+    that raises does not stop the ones after it; once all have run, the failures are raised
+    together as an :class:`ExceptionGroup`.
     """
-    report = await run_all(now, JobContext(trip_rule, pay, device))
+    report = await run_all(now, JobContext(trip_rule, pay, device, notify=notify))
     report.raise_failures()
     return report.done
 
@@ -261,6 +266,8 @@ class Scheduler:
         Where the jobs' locks and due times live, shared by every process of the deployment.
     interval : float [s]
         Between the end of a pass and the start of the next; a job's default interval.
+    context : JobContext
+        What every job gets besides the time (:func:`scheduler_ctx` takes it from the app).
     jobs : sequence of Job
         In the order a pass runs them.
     registry : prometheus_client.CollectorRegistry
@@ -270,7 +277,7 @@ class Scheduler:
     """
 
     def __init__(self, redis: Redis, namespace: Namespace, *, interval: float,
-                 context: JobContext = JobContext(), jobs: Sequence[Job] = JOBS,
+                 context: JobContext, jobs: Sequence[Job] = JOBS,
                  registry: CollectorRegistry | None = None, lock_expiry: float = LOCK_EXPIRY_S,
                  actor: str | None = None):
         self.redis, self.namespace, self.interval = redis, namespace, interval
@@ -373,7 +380,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     scheduler = Scheduler(app[redis_key], app[redis_ns_key], interval=settings.scheduler_interval,
                           context=JobContext(trips.TripRule.from_settings(settings), pay=app.get(pay_api_key),
-                                             device=app.get(device_control_key)),
+                                             device=app.get(device_control_key), notify=app[notify_apps_key]),
                           registry=app[metrics_registry_key])
     task = asyncio.create_task(scheduler.run_forever(), name="pvsettle-scheduler")
     yield

@@ -223,6 +223,15 @@ async def settings(database_factory: DatabaseFactory, redis_prefix: str, tmp_pat
 
 
 @pytest.fixture
+def notify_apps(settings: Settings):
+    """Our mini-program and official account, made from the settings as the app factory makes them
+    (what tests hand to the services that write notifications, ``apps=``)."""
+    from settlement.notify.outbox import NotifyApps
+
+    return NotifyApps.from_settings(settings)
+
+
+@pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Settings]:
     """The ORM connected to this test's database (for tests that use models without the app)."""
     from settlement.infra import db as database

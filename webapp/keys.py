@@ -7,6 +7,7 @@ import redis.asyncio as redis_asyncio
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from settlement.notify.outbox import NotifyApps
 from settlement.ports.device_control import DeviceControl
 from settlement.ports.pay import WechatPay
 from settlement.ports.wechat import WechatApi
@@ -14,6 +15,8 @@ from settlement.infra.redis_client import Namespace, RedisGuard
 from webapp.settings import Settings
 
 settings_key = web.AppKey("settings_key", Settings)
+# our mini-program and official account, from the settings: which channel each message takes
+notify_apps_key = web.AppKey("notify_apps_key", NotifyApps)
 redis_key = web.AppKey("redis_key", redis_asyncio.Redis)
 redis_ns_key = web.AppKey("redis_ns_key", Namespace)
 redis_guard_key = web.AppKey("redis_guard_key", RedisGuard)  # this process's view of whether Redis answers

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import TYPE_CHECKING
 
 from server.bench.support import bench_database
 from settlement.clock import utc_now
+
+if TYPE_CHECKING:
+    from settlement.notify.outbox import NotifyApps
 
 # every reading day (1-28) falls on or before the 28th: one period holds every plant's cycle
 BENCH_TODAY = dt.date(2026, 10, 28)
 BENCH_PERIOD = "2026-10"
 
 
-async def bench_cycle(plants: int, database_url: str) -> dict:
-    """A reading cycle of ``plants`` plants from readings to forms and bills, timed by stage."""
+async def bench_cycle(plants: int, database_url: str, *, apps: NotifyApps) -> dict:
+    """A reading cycle of ``plants`` plants from readings to forms and bills, timed by stage;
+    ``apps`` are the WeChat apps its messages are written for."""
     from settlement.billing import bills
     from settlement.cycles import runs as cycles
     from settlement.cycles import forms
@@ -34,7 +39,7 @@ async def bench_cycle(plants: int, database_url: str) -> dict:
         seed_seconds = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        run = await cycles.run_cycle(BENCH_PERIOD)
+        run = await cycles.run_cycle(BENCH_PERIOD, apps=apps)
         forms_seconds = time.perf_counter() - clock
 
         # the owners' answer, the quickest way the system has: nobody answers, all auto-confirm
@@ -43,7 +48,7 @@ async def bench_cycle(plants: int, database_url: str) -> dict:
         confirm_seconds = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        issued = await bills.issue_bills(BENCH_PERIOD)
+        issued = await bills.issue_bills(BENCH_PERIOD, apps=apps)
         bills_seconds = time.perf_counter() - clock
     if run.forms_created != plants or issued != plants or confirmed != plants:
         raise RuntimeError(f"bench cycle made {run.forms_created} forms, confirmed {confirmed} and issued "

@@ -31,10 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_bench_cycle(args: argparse.Namespace) -> int:
     from server.bench.cycle import bench_cycle
+    from settlement.notify.outbox import NotifyApps
 
     settings = Settings.from_env(require_secrets=False)
     logs.configure("WARNING", json_lines=False)
-    print(json.dumps(asyncio.run(bench_cycle(args.plants, settings.database_url))))
+    print(json.dumps(asyncio.run(bench_cycle(args.plants, settings.database_url,
+                                             apps=NotifyApps.from_settings(settings)))))
     return 0
 
 

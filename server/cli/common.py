@@ -7,12 +7,23 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from server import logs
 from webapp.settings import Settings
 
+if TYPE_CHECKING:
+    from settlement.notify.outbox import NotifyApps
+
 T = TypeVar("T")
+
+
+def notify_apps() -> NotifyApps:
+    """Our mini-program and official account from the settings (``PVSETTLE_MP_APPID``,
+    ``PVSETTLE_OA_APPID``), for the messages a command writes."""
+    from settlement.notify.outbox import NotifyApps
+
+    return NotifyApps.from_settings(Settings.from_env(require_secrets=False))
 
 
 def on_database(work: Callable[[], Awaitable[T]]) -> T:

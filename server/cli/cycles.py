@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from server.cli.common import with_database
+from server.cli.common import notify_apps, with_database
 from settlement.clock import local_today
 
 
@@ -37,6 +37,7 @@ def cmd_cycle_run(args: argparse.Namespace) -> int:
     from settlement.cycles import runs as cycles
 
     today = local_today()
+    apps = notify_apps()
 
     async def work():
         covers = await cycles.period_covers(args.period, args.plant)
@@ -46,7 +47,7 @@ def cmd_cycle_run(args: argparse.Namespace) -> int:
         old = [c for c in covers if cycles.ended_over_a_month_ago(c, today)]
         if old and not args.yes:
             return covers, None
-        return covers, await cycles.run_cycle(args.period, args.plant, batch_size=args.batch_size)
+        return covers, await cycles.run_cycle(args.period, args.plant, apps=apps, batch_size=args.batch_size)
 
     covers, result = with_database(work)
     if result is None:
@@ -68,7 +69,8 @@ def cmd_cycle_status(args: argparse.Namespace) -> int:
 def cmd_cycle_bill(args: argparse.Namespace) -> int:
     from settlement.billing import bills
 
-    issued = with_database(lambda: bills.issue_bills(args.period))
+    apps = notify_apps()
+    issued = with_database(lambda: bills.issue_bills(args.period, apps=apps))
     print(json.dumps({"period": args.period, "bills_issued": issued}))
     return 0
 

@@ -31,7 +31,7 @@ import io
 import json
 import sys
 
-from server.cli.common import on_database
+from server.cli.common import notify_apps, on_database
 from pathlib import Path
 
 MAX_FILE = 50 * 1024 * 1024  # [bytes] far beyond a year of a finance system's export
@@ -130,6 +130,7 @@ def cmd_payments_import(args: argparse.Namespace) -> int:
     except MalformedFile as exc:
         print(f"pvsettle payments import: {path}: {exc}", file=sys.stderr)
         return 2
+    apps = notify_apps()
 
     async def work():
         staff = None
@@ -137,7 +138,7 @@ def cmd_payments_import(args: argparse.Namespace) -> int:
             staff = await Staff.get_or_none(id=args.staff)
             if staff is None or not staff.active or staff.role not in (StaffRole.OPERATOR, StaffRole.ADMIN):
                 raise DomainError(f"staff {args.staff} is not an active operator or admin")
-        return await import_offline_payments(rows, source=f"import:{path.name}"[:100], staff=staff,
+        return await import_offline_payments(rows, source=f"import:{path.name}"[:100], apps=apps, staff=staff,
                                              allow_overpayment=args.allow_overpayment)
 
     try:

@@ -128,9 +128,10 @@ def _kwh_per_rate(form: ConfirmationForm, what: str) -> list[float]:
     return [float(Decimal(form.periods[rate][what])) for rate in RATES]
 
 
-async def issue_bills(period: str | None = None, *, now: dt.datetime | None = None,
+async def issue_bills(period: str | None = None, *, apps: outbox.NotifyApps, now: dt.datetime | None = None,
                       plant_code: str | None = None) -> int:
-    """Bill every final form (confirmed or auto-confirmed) not billed yet; returns how many."""
+    """Bill every final form (confirmed or auto-confirmed) not billed yet; returns how many.
+    ``apps`` are our WeChat apps, for the owners' BillIssued messages."""
     now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
     query = ConfirmationForm.filter(state__in=[FormState.CONFIRMED, FormState.AUTO_CONFIRMED])
     if period is not None:
@@ -145,7 +146,7 @@ async def issue_bills(period: str | None = None, *, now: dt.datetime | None = No
     issued = 0
     cache: dict = {}
     for first in range(0, len(forms), BATCH):
-        issued += await _issue_batch(forms[first:first + BATCH], now, cache)
+        issued += await _issue_batch(forms[first:first + BATCH], now, cache, apps=apps)
     return issued
 
 
@@ -173,7 +174,8 @@ def _price_groups(groups: dict[tuple, list[ConfirmationForm]],
     return bills
 
 
-async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: dict) -> int:
+async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: dict, *,
+                       apps: outbox.NotifyApps) -> int:
     cycles = {c.id: c for c in await ReadingCycle.filter(id__in=[f.cycle_id for f in forms])}
     plants = {p.id: p for p in await Plant.filter(id__in=[c.plant_id for c in cycles.values()])}
     contracts: dict[int, Contract] = {}
@@ -239,7 +241,7 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
                                    "credit_applied_fen": bill.credit_applied_fen, "state": bill.state}),
                 request_id=request_id_var.get()))
         await AuditEvent.bulk_create(events, using_db=conn)
-        await outbox.bills_issued(list(mine.values()), using_db=conn, now=now)
+        await outbox.bills_issued(list(mine.values()), using_db=conn, apps=apps, now=now)
     return len(mine)
 
 
@@ -268,7 +270,7 @@ async def _apply_credit(new_bills: list[Bill], conn) -> None:
 
 
 async def record_payment(bill_id: int, amount_fen: int, channel: PaymentChannel, reference: str, *,
-                         staff: Staff | None = None, paid_at: dt.datetime | None = None,
+                         apps: outbox.NotifyApps, staff: Staff | None = None, paid_at: dt.datetime | None = None,
                          source_record: dict | None = None) -> Payment:
     """Money received for a bill, at most once per (channel, reference).
 
@@ -303,7 +305,7 @@ async def record_payment(bill_id: int, amount_fen: int, channel: PaymentChannel,
                                        owner_id=bill.owner_id, recorded_by_id=staff.id if staff else None,
                                        amount_fen=amount_fen, paid_at=paid_at, source_record=source_record,
                                        using_db=conn)
-        await apply_payment(bill, payment, audit.actor_of(staff), conn, before=before)
+        await apply_payment(bill, payment, audit.actor_of(staff), conn, apps=apps, before=before)
     return payment
 
 
@@ -348,13 +350,14 @@ async def apply_to_bill(bill: Bill | None, amount_fen: int, *, owner_id: int, pa
     return to_bill
 
 
-async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, before: dict | None = None,
-                        plant_name: str | None = None) -> int:
+async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, apps: outbox.NotifyApps,
+                        before: dict | None = None, plant_name: str | None = None) -> int:
     """Apply a payment just stored to its bill, which the caller has locked in ``conn``.
 
     What is owed is paid and the rest becomes the owner's account credit — all of it when the bill
     is no longer open (money that arrives for a bill paid meanwhile is still the owner's). Writes
-    the audit event. Returns the amount applied to the bill [fen].
+    the audit event and the owner's PaymentReceived message (``apps``: our WeChat apps). Returns
+    the amount applied to the bill [fen].
     """
     before = before or {"state": bill.state, "paid_fen": bill.paid_fen}
     applied = await apply_to_bill(bill, payment.amount_fen, owner_id=bill.owner_id, payment_id=payment.id,
@@ -363,7 +366,8 @@ async def apply_payment(bill: Bill, payment: Payment, actor: str, conn, *, befor
                        after={"state": bill.state, "paid_fen": bill.paid_fen, "payment": payment.transaction_id,
                               "amount_fen": payment.amount_fen, "to_credit_fen": payment.amount_fen - applied},
                        using_db=conn)
-    await outbox.payment_received(bill, payment, using_db=conn, plant_name=plant_name)  # name: one query less
+    await outbox.payment_received(bill, payment, using_db=conn, apps=apps,
+                                  plant_name=plant_name)  # name: one query less
     return applied
 
 

@@ -47,7 +47,7 @@ def amount_with_late_fee(bill: Bill, today: dt.date) -> tuple[int, int]:
     return owed_fen(bill) + max(fee - charged, 0), max(fee, charged)
 
 
-async def run(now: dt.datetime | None = None) -> dict[str, int]:
+async def run(now: dt.datetime | None = None, *, apps: outbox.NotifyApps) -> dict[str, int]:
     """Write the reminders and escalations due at ``now``; cancel those of bills paid meanwhile.
 
     Returns ``{"reminders", "escalations", "cancelled"}`` (rows offered; repeats are no-ops).
@@ -81,8 +81,9 @@ async def run(now: dt.datetime | None = None) -> dict[str, int]:
                     "ArrearsEscalated", "arrears_escalation",
                     {"bill_number": bill.number, "owner_name": bill.owner.name, "plant_name": bill.plant.name,
                      "owed_fen": owed, "days_overdue": days}, f"bill:{bill.id}:ArrearsEscalated",
-                    using_db=conn, now=now))
-        reminders = await outbox.notify_owners("ArrearsReminder", "arrears_reminder", items, using_db=conn, now=now)
+                    using_db=conn, apps=apps, now=now))
+        reminders = await outbox.notify_owners("ArrearsReminder", "arrears_reminder", items, using_db=conn,
+                                               apps=apps, now=now)
     return {"reminders": reminders, "escalations": escalations, "cancelled": cancelled}
 
 

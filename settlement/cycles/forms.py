@@ -66,7 +66,8 @@ def _require_staff(staff: Staff, *roles: StaffRole) -> None:
         raise Forbidden(f"this needs the role {' or '.join(r.value for r in roles)}", code="role_required")
 
 
-async def send_form(form_id: int, staff: Staff, *, now: dt.datetime | None = None) -> ConfirmationForm:
+async def send_form(form_id: int, staff: Staff, *, apps: outbox.NotifyApps,
+                    now: dt.datetime | None = None) -> ConfirmationForm:
     """Staff release a draft (a flagged form they have checked) to the owner."""
     _require_staff(staff, StaffRole.OPERATOR, StaffRole.ADMIN)
     now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
@@ -82,7 +83,7 @@ async def send_form(form_id: int, staff: Staff, *, now: dt.datetime | None = Non
         await form.save(using_db=conn, update_fields=["state", "sent_at", "answer_due_at"])
         await audit.record(audit.actor_of(staff), "SendForm", "form", form.id, before={"state": before},
                            after={"state": form.state}, using_db=conn)
-        await outbox.forms_sent([form.id], using_db=conn, now=now)
+        await outbox.forms_sent([form.id], using_db=conn, apps=apps, now=now)
     return form
 
 
@@ -189,7 +190,7 @@ async def _revise_reading(meter: Meter, meter_serial: str, register: str, read_a
 
 
 async def adjust_reading(plant_code: str, period: str, meter_serial: str, register: str, value: str | Decimal,
-                         reason: str, staff: Staff, *, boundary: str = "current",
+                         reason: str, staff: Staff, *, apps: outbox.NotifyApps, boundary: str = "current",
                          now: dt.datetime | None = None) -> ConfirmationForm:
     """Correct one reading a form used, with a reason; the form gets a new version, sent again.
 
@@ -224,7 +225,7 @@ async def adjust_reading(plant_code: str, period: str, meter_serial: str, regist
                                   "reading": {"meter": meter_serial, "register": register, "boundary": boundary,
                                               "before": stored.value if stored else None,
                                               "after": reading.value}}, reason=reason, using_db=conn)
-        await outbox.forms_sent([new_form.id], using_db=conn, now=now)  # a draft (sent_at None) is skipped
+        await outbox.forms_sent([new_form.id], using_db=conn, apps=apps, now=now)  # a draft (sent_at None) is skipped
         form.state = FormState.ADJUSTED
         await form.save(using_db=conn, update_fields=["state"])
     return new_form
@@ -234,7 +235,8 @@ ENERGIES = ("generation", "export", "grid")
 
 
 async def adjust_energy(plant_code: str, period: str, what: str, rate: str, kwh: str | Decimal, reason: str,
-                        staff: Staff, *, now: dt.datetime | None = None) -> ConfirmationForm:
+                        staff: Staff, *, apps: outbox.NotifyApps,
+                        now: dt.datetime | None = None) -> ConfirmationForm:
     """Set one energy of a form directly, with a reason, when no reading can say it (a meter
     that failed mid-cycle, an estimate agreed with the owner). The form gets a new version, sent
     again; self-use of that rate follows as generation − export, never negative.
@@ -286,7 +288,7 @@ async def adjust_energy(plant_code: str, period: str, what: str, rate: str, kwh:
                            before={"version": form.version, "rate": rate, what: before},
                            after={"version": new_form.version, "rate": rate, what: periods[rate][what],
                                   "self_use": periods[rate]["self_use"]}, reason=reason, using_db=conn)
-        await outbox.forms_sent([new_form.id], using_db=conn, now=now)
+        await outbox.forms_sent([new_form.id], using_db=conn, apps=apps, now=now)
         form.state = FormState.ADJUSTED
         await form.save(using_db=conn, update_fields=["state"])
     return new_form

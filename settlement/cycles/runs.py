@@ -178,15 +178,16 @@ class _Plan:
     meters: list[list[Meter | None]]  # per plant: generation meter, grid meter
 
 
-async def run_cycle(period: str, plant_code: str | None = None, *, reading_day: int | None = None,
-                    now: dt.datetime | None = None, batch_size: int = BATCH,
+async def run_cycle(period: str, plant_code: str | None = None, *, apps: outbox.NotifyApps,
+                    reading_day: int | None = None, now: dt.datetime | None = None, batch_size: int = BATCH,
                     wait_for_readings: bool = False) -> CycleRunResult:
     """Create the confirmation forms of ``period`` for every plant that has none yet.
 
     ``plant_code`` limits the run to one plant, ``reading_day`` to the plants read on that day
     (what the scheduler runs on a reading day). With ``wait_for_readings`` a plant with a
     missing reading gets no form yet (the head-end may still deliver it); without, it gets a
-    draft flagged MISSING for staff.
+    draft flagged MISSING for staff. ``apps`` are our WeChat apps, for the owners' FormSent and
+    AutoConfirmComing messages.
     """
     started = time.perf_counter()
     now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
@@ -216,7 +217,7 @@ async def run_cycle(period: str, plant_code: str | None = None, *, reading_day: 
             complete = (computed.flags & np.uint16(RegisterFlag.MISSING)) == 0
             waiting += int((~complete).sum())
             plan, computed, arrays = _only(plan, computed, arrays, complete)
-        made, made_flagged, made_elsewhere = await _write_forms(plan, period, arrays, computed, now)
+        made, made_flagged, made_elsewhere = await _write_forms(plan, period, arrays, computed, now, apps=apps)
         created += made
         flagged += made_flagged
         raced += made_elsewhere
@@ -506,7 +507,7 @@ def form_contents(plan: _Plan, arrays: _Arrays, computed: _Computed) -> list[dic
 
 
 async def _write_forms(plan: _Plan, period: str, arrays: _Arrays, computed: _Computed,
-                       now: dt.datetime) -> tuple[int, int, int]:
+                       now: dt.datetime, *, apps: outbox.NotifyApps) -> tuple[int, int, int]:
     """One transaction for the batch: its cycles, its forms and their audit events.
 
     Returns forms created, of them flagged, and forms another run had made meanwhile.
@@ -549,7 +550,7 @@ async def _write_forms(plan: _Plan, period: str, arrays: _Arrays, computed: _Com
         await AuditEvent.bulk_create(events, using_db=conn)
         await outbox.forms_sent(await ConfirmationForm.filter(  # FormSent, AutoConfirmComing (repeats are no-ops)
             cycle_id__in=[f.cycle_id for f in forms], version=1).using_db(conn).values_list("id", flat=True),
-            using_db=conn, now=now)
+            using_db=conn, apps=apps, now=now)
     return created, flagged, raced
 
 

@@ -27,16 +27,17 @@ Quiet hours
     Reminders (:data:`REMINDERS`) are not sent 22:00–08:00 Asia/Shanghai: their ``not_before``
     is moved to the next 08:00 here and again by the dispatcher.
 
-Which WeChat apps are ours is set by :func:`configure` (the server does it at start from the
-settings); a process that never called it reads ``PVSETTLE_MP_APPID``/``PVSETTLE_OA_APPID`` from
-the environment, which is where the settings come from too.
+Our apps
+    Every function that writes rows is told by its caller which WeChat apps are ours
+    (:class:`NotifyApps` as ``apps=``, no default): the server builds one from the settings once,
+    keeps it on the app and hands it down; the CLI and the benches build theirs from their
+    settings the same way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -71,23 +72,16 @@ class NotificationContentError(InvalidInput):
 
 @dataclass(frozen=True)
 class NotifyApps:
+    """Our mini-program and official account: an identity of ``oa_appid`` is told by template
+    message, any other by subscribe message (falling back to the official account)."""
+
     mp_appid: str
     oa_appid: str
 
-
-_apps: NotifyApps | None = None
-
-
-def configure(mp_appid: str, oa_appid: str) -> None:
-    """Name our mini-program and official account (server start-up calls this from the settings)."""
-    global _apps
-    _apps = NotifyApps(mp_appid, oa_appid)
-
-
-def apps() -> NotifyApps:
-    if _apps is not None:
-        return _apps
-    return NotifyApps(os.environ.get("PVSETTLE_MP_APPID", ""), os.environ.get("PVSETTLE_OA_APPID", ""))
+    @classmethod
+    def from_settings(cls, settings) -> NotifyApps:
+        """From the settings' ``mp_appid`` and ``oa_appid`` (``PVSETTLE_MP_APPID``, ``PVSETTLE_OA_APPID``)."""
+        return cls(settings.mp_appid, settings.oa_appid)
 
 
 # ---------------------------------------------------------------------- content
@@ -239,7 +233,7 @@ def quiet_until(when: dt.datetime) -> dt.datetime | None:
 
 
 async def enqueue(event: str, identity_or_openid: WechatIdentity | str, app: str, template: str,
-                  payload: Mapping[str, Any], dedupe_key: str, *, using_db,
+                  payload: Mapping[str, Any], dedupe_key: str, *, using_db, apps: NotifyApps,
                   not_before: dt.datetime | None = None, now: dt.datetime | None = None) -> OutboxMessage:
     """Write one notification in the caller's transaction; the same ``dedupe_key`` again is a no-op.
 
@@ -263,6 +257,9 @@ async def enqueue(event: str, identity_or_openid: WechatIdentity | str, app: str
         :func:`delivery_state` finds them.
     using_db : connection
         The caller's transaction, so the row exists exactly when the change does.
+    apps : NotifyApps
+        Our mini-program and official account (which channel an identity gets, which app an
+        openid is in).
     not_before : datetime, optional
         Send no earlier (UTC or aware); reminders are also moved out of the quiet hours.
 
@@ -280,12 +277,12 @@ async def enqueue(event: str, identity_or_openid: WechatIdentity | str, app: str
     now = now or utc_now()
     if isinstance(identity_or_openid, WechatIdentity):
         openid, app_id = identity_or_openid.openid, identity_or_openid.app_id
-        channel = "template" if app_id == apps().oa_appid and app_id else "subscribe"
+        channel = "template" if app_id == apps.oa_appid and app_id else "subscribe"
     else:
         if app not in ("mp", "oa"):
             raise ValueError(f"app must be 'mp' or 'oa', not {app!r}")
         openid = identity_or_openid
-        app_id = apps().mp_appid if app == "mp" else apps().oa_appid
+        app_id = apps.mp_appid if app == "mp" else apps.oa_appid
         channel = "subscribe" if app == "mp" else "template"
     if len(dedupe_key) > 128 or not dedupe_key:
         raise ValueError("a dedupe key is 1 to 128 characters")
@@ -311,28 +308,28 @@ def _plain(payload: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def recipients_of_owner(owner_id: int, *, using_db=None) -> list[WechatIdentity]:
+async def recipients_of_owner(owner_id: int, *, apps: NotifyApps, using_db=None) -> list[WechatIdentity]:
     """Whom to tell about an owner's business: their mini-program identities, or their
     official-account ones when they have none in the mini-program."""
     identities = await WechatIdentity.filter(owner_id=owner_id).using_db(using_db).order_by("id")
-    mp = [i for i in identities if i.app_id != apps().oa_appid]
+    mp = [i for i in identities if i.app_id != apps.oa_appid]
     return mp or identities
 
 
 async def notify_owner(event: str, owner_id: int, template: str, payload: Mapping[str, Any], key: str, *,
-                       using_db, not_before: dt.datetime | None = None,
+                       using_db, apps: NotifyApps, not_before: dt.datetime | None = None,
                        now: dt.datetime | None = None) -> list[OutboxMessage]:
     """:func:`enqueue` one message per identity of the owner (none bound: nothing to write).
     The dedupe key of each is ``<key>:<identity id>``."""
     rows = []
-    for identity in await recipients_of_owner(owner_id, using_db=using_db):
+    for identity in await recipients_of_owner(owner_id, apps=apps, using_db=using_db):
         rows.append(await enqueue(event, identity, "mp", template, payload, f"{key}:{identity.id}",
-                                  using_db=using_db, not_before=not_before, now=now))
+                                  using_db=using_db, apps=apps, not_before=not_before, now=now))
     return rows
 
 
 async def notify_owners(event: str, template: str, items: list[tuple[int, Mapping[str, Any], str]], *,
-                        using_db, not_before: dt.datetime | None = None,
+                        using_db, apps: NotifyApps, not_before: dt.datetime | None = None,
                         now: dt.datetime | None = None) -> int:
     """:func:`notify_owner` for many owners at once (two queries and one insert, for batch jobs).
 
@@ -344,7 +341,7 @@ async def notify_owners(event: str, template: str, items: list[tuple[int, Mappin
     if not items:
         return 0
     now = now or utc_now()
-    oa_appid = apps().oa_appid
+    oa_appid = apps.oa_appid
     by_owner: dict[int, list[WechatIdentity]] = {}
     for identity in await WechatIdentity.filter(owner_id__in=list({o for o, _, _ in items})) \
             .using_db(using_db).order_by("id"):
@@ -380,12 +377,12 @@ async def notify_owners(event: str, template: str, items: list[tuple[int, Mappin
 
 
 async def notify_staff(event: str, template: str, payload: Mapping[str, Any], key: str, *, using_db,
-                       now: dt.datetime | None = None) -> list[OutboxMessage]:
+                       apps: NotifyApps, now: dt.datetime | None = None) -> list[OutboxMessage]:
     """:func:`enqueue` one message per identity of an active staff member (alarms, escalations)."""
     identities = await WechatIdentity.filter(staff_id__isnull=False, staff__active=True) \
         .using_db(using_db).order_by("id")
     return [await enqueue(event, identity, "oa", template, payload, f"{key}:{identity.id}",
-                          using_db=using_db, now=now) for identity in identities]
+                          using_db=using_db, apps=apps, now=now) for identity in identities]
 
 
 # ---------------------------------------------------------------------- staff view
@@ -420,7 +417,7 @@ async def delivery_state(bill_id: int | None = None, owner_id: int | None = None
 AUTO_CONFIRM_NOTICE = dt.timedelta(days=1)  # the reminder goes this long before the answer date
 
 
-async def forms_sent(form_ids: list[int], *, using_db, now: dt.datetime | None = None) -> int:
+async def forms_sent(form_ids: list[int], *, using_db, apps: NotifyApps, now: dt.datetime | None = None) -> int:
     """FormSent for each form (now sent to its owner) and AutoConfirmComing a day before its
     answer date; keys ``form:<id>:…`` (a new version is a new form, so it is told again)."""
     from settlement.models import ConfirmationForm  # the models package imports this module's users
@@ -438,11 +435,12 @@ async def forms_sent(form_ids: list[int], *, using_db, now: dt.datetime | None =
         if form.answer_due_at is not None:
             notice = max(form.answer_due_at - AUTO_CONFIRM_NOTICE, form.sent_at)
             coming.append((plant.owner_id, {**payload, "_not_before": notice}, f"form:{form.id}:AutoConfirmComing"))
-    return (await notify_owners("FormSent", "form_sent", sent, using_db=using_db, now=now)
-            + await notify_owners("AutoConfirmComing", "auto_confirm_coming", coming, using_db=using_db, now=now))
+    return (await notify_owners("FormSent", "form_sent", sent, using_db=using_db, apps=apps, now=now)
+            + await notify_owners("AutoConfirmComing", "auto_confirm_coming", coming, using_db=using_db, apps=apps,
+                                  now=now))
 
 
-async def bills_issued(bills: list[Any], *, using_db, now: dt.datetime | None = None) -> int:
+async def bills_issued(bills: list[Any], *, using_db, apps: NotifyApps, now: dt.datetime | None = None) -> int:
     """BillIssued for each new bill; keys ``bill:<id>:BillIssued``."""
     from settlement.models import Plant
 
@@ -452,10 +450,11 @@ async def bills_issued(bills: list[Any], *, using_db, now: dt.datetime | None = 
                               "owed_fen": bill.total_fen - bill.paid_fen - bill.credit_applied_fen,
                               "due_on": bill.due_on, "bill_id": bill.id}, f"bill:{bill.id}:BillIssued")
              for bill in bills]
-    return await notify_owners("BillIssued", "bill_issued", items, using_db=using_db, now=now)
+    return await notify_owners("BillIssued", "bill_issued", items, using_db=using_db, apps=apps, now=now)
 
 
-async def payment_received(bill: Any, payment: Any, *, using_db, plant_name: str | None = None) -> int:
+async def payment_received(bill: Any, payment: Any, *, using_db, apps: NotifyApps,
+                           plant_name: str | None = None) -> int:
     """PaymentReceived to the bill's owner; keys ``bill:<id>:PaymentReceived:<payment id>``.
 
     This runs inside every payment's transaction (the busiest write of WeChat Pay notifications),
@@ -471,11 +470,11 @@ async def payment_received(bill: Any, payment: Any, *, using_db, plant_name: str
     # someone paying for the owner (family, finance staff with the pay right) gets the receipt too
     return await notify_owner_in_one_statement("PaymentReceived", bill.owner_id, "payment_received", payload,
                                                f"bill:{bill.id}:PaymentReceived:{payment.id}", using_db=using_db,
-                                               also_identity=getattr(payment, "payer_id", None))
+                                               apps=apps, also_identity=getattr(payment, "payer_id", None))
 
 
 async def notify_owner_in_one_statement(event: str, owner_id: int, template: str, payload: Mapping[str, Any],
-                                        key: str, *, using_db, now: dt.datetime | None = None,
+                                        key: str, *, using_db, apps: NotifyApps, now: dt.datetime | None = None,
                                         also_identity: int | None = None) -> int:
     """:func:`notify_owners` for one owner as a single INSERT … SELECT (no read first).
 
@@ -496,7 +495,7 @@ async def notify_owner_in_one_statement(event: str, owner_id: int, template: str
     due = (quiet_until(now) or now) if template in REMINDERS else now
     postgres = using_db.capabilities.dialect == "postgres"
     cast = (lambda kind: f"CAST({{}} AS {kind})") if postgres else (lambda kind: "{}")
-    oa = apps().oa_appid
+    oa = apps.oa_appid
     text = (
         "INSERT INTO outbox_message (dedupe_key, event, channel, recipient, app_id, template, payload, state, "
         "attempts, not_before, last_error, created_at) "

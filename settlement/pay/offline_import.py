@@ -21,6 +21,7 @@ from settlement.billing import bills
 from settlement import text as outside_text
 from settlement.errors import DomainError, InvalidInput, NotFound
 from settlement.models import Bill, Payment, PaymentChannel, Staff
+from settlement.notify.outbox import NotifyApps
 from settlement.clock import LOCAL, UTC, utc_now
 
 FIELDS = ("bill", "amount_fen", "channel", "reference", "paid_at")
@@ -66,7 +67,8 @@ def overpayment_limit_fen(bill: Bill) -> int:
     return max(bills.owed_fen(bill), 0) + bill.total_fen
 
 
-async def _one(row: dict, staff: Staff | None, source: str, place: str, allow_overpayment: bool = False) -> bool:
+async def _one(row: dict, staff: Staff | None, source: str, place: str, allow_overpayment: bool = False, *,
+               apps: NotifyApps) -> bool:
     """Record one row; True when it was new, False when it was already recorded."""
     refused = outside_text.refusal(row, FIELDS, place)
     if refused is not None:
@@ -93,23 +95,24 @@ async def _one(row: dict, staff: Staff | None, source: str, place: str, allow_ov
                            params={"amount": amount, "owed": owed, "bill": number})
     reference = str(row["reference"]).strip()
     existed = await Payment.exists(transaction_id=f"{channel.value}:{reference}")
-    await bills.record_payment(bill.id, amount, channel, reference, staff=staff, paid_at=paid_at,
+    await bills.record_payment(bill.id, amount, channel, reference, apps=apps, staff=staff, paid_at=paid_at,
                                source_record={"source": source, "place": place,
                                               **{k: str(row.get(k)) for k in FIELDS}})
     return not existed
 
 
-async def import_offline_payments(rows: list[tuple[str, dict]], *, source: str, staff: Staff | None = None,
-                                  allow_overpayment: bool = False) -> ImportResult:
+async def import_offline_payments(rows: list[tuple[str, dict]], *, source: str, apps: NotifyApps,
+                                  staff: Staff | None = None, allow_overpayment: bool = False) -> ImportResult:
     """Record ``(place, row)`` pairs (place: e.g. ``line 3``); returns counts and refused rows.
 
-    ``allow_overpayment`` takes amounts beyond :func:`overpayment_limit_fen` as credit.
+    ``allow_overpayment`` takes amounts beyond :func:`overpayment_limit_fen` as credit; ``apps``
+    are our WeChat apps, for the owners' PaymentReceived messages.
     """
     result = ImportResult()
     for place, row in rows:
         result.rows += 1
         try:
-            if await _one(row, staff, source, place, allow_overpayment):
+            if await _one(row, staff, source, place, allow_overpayment, apps=apps):
                 result.recorded += 1
             else:
                 result.duplicates += 1

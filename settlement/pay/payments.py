@@ -77,6 +77,7 @@ from settlement.models import (
     StaffRole,
     WechatIdentity,
 )
+from settlement.notify.outbox import NotifyApps
 from settlement.pay.orders import (ORDER_TTL, TOPUP_PREFIX, Handled, Ignored, JsapiPayment, Refuse, refundable_fen,
                                    resource_errors)
 from settlement.prepaid import accounts as prepaid
@@ -207,7 +208,7 @@ async def start_payment(pay: WechatPay, bill_id: int, identity_id: int, amount_f
 # --- recording what WeChat Pay says ----------------------------------------------------------------
 
 
-async def settle_paid_order(status: OrderStatus, *, via: str, now: dt.datetime,
+async def settle_paid_order(status: OrderStatus, *, via: str, now: dt.datetime, apps: NotifyApps,
                             record: dict[str, Any] | None = None) -> Handled:
     """Record a successful WeChat Pay payment (from a notification or a query) at most once.
 
@@ -219,7 +220,7 @@ async def settle_paid_order(status: OrderStatus, *, via: str, now: dt.datetime,
     for careful in (False, True):
         try:
             async with in_transaction() as conn:
-                handled = await _settle_paid(status, via, now, conn, careful=careful)
+                handled = await _settle_paid(status, via, now, conn, careful=careful, apps=apps)
                 if record is not None:
                     await PayNotification.create(**record, outcome=handled.outcome, status=handled.status,
                                                  reason=handled.reason, using_db=conn)
@@ -232,20 +233,21 @@ async def settle_paid_order(status: OrderStatus, *, via: str, now: dt.datetime,
     raise AssertionError("unreachable")
 
 
-async def _settle_paid(status: OrderStatus, via: str, now: dt.datetime, conn, *, careful: bool) -> Handled:
+async def _settle_paid(status: OrderStatus, via: str, now: dt.datetime, conn, *, careful: bool,
+                       apps: NotifyApps) -> Handled:
     """The payment recorded in ``conn``. The fast path is one UPDATE that claims the pending order
     (and so locks it: concurrent copies wait there and then find it paid), one SELECT that locks
     the bill, and the inserts. Anything unusual takes the slow path, which says what it is."""
     no = status.out_trade_no
     if no.startswith(TOPUP_PREFIX):
-        handled = await prepaid.settle_topup(status, via, now, conn)
+        handled = await prepaid.settle_topup(status, via, now, conn, apps=apps)
         if handled is not None:
             return handled
     if not careful and (status.currency or "CNY") == "CNY":
         claimed = await _claim(conn, status, now, notified=via == "notification")
         if claimed is not None:
             bill, payer_id, plant_name = claimed
-            await _record_paid(bill, payer_id, status, via, now, conn, plant_name=plant_name)
+            await _record_paid(bill, payer_id, status, via, now, conn, apps=apps, plant_name=plant_name)
             return Handled(204, NotificationOutcome.ACCEPTED)
     order = await PayOrder.filter(out_trade_no=no).using_db(conn).select_for_update().first()
     existing = await Payment.filter(transaction_id=status.transaction_id).using_db(conn).first()
@@ -270,7 +272,7 @@ async def _settle_paid(status: OrderStatus, via: str, now: dt.datetime, conn, *,
     if order.state == PayOrderState.PAID:
         raise Refuse(409, "the order is already paid by another transaction")
     bill = await Bill.filter(id=order.bill_id).using_db(conn).select_for_update().first()
-    await _record_paid(bill, order.payer_id, status, via, now, conn)
+    await _record_paid(bill, order.payer_id, status, via, now, conn, apps=apps)
     order.state, order.transaction_id, order.settled_at = PayOrderState.PAID, status.transaction_id, now
     fields = ["state", "transaction_id", "settled_at"]
     if via == "notification":
@@ -319,12 +321,12 @@ async def _claim(conn, status: OrderStatus, now: dt.datetime, *,
 
 
 async def _record_paid(bill: Bill, payer_id: int | None, status: OrderStatus, via: str, now: dt.datetime,
-                       conn, *, plant_name: str | None = None) -> None:
+                       conn, *, apps: NotifyApps, plant_name: str | None = None) -> None:
     payment = await Payment.create(transaction_id=status.transaction_id, out_trade_no=status.out_trade_no,
                                    channel=PaymentChannel.WECHAT, bill_id=bill.id, owner_id=bill.owner_id,
                                    payer_id=payer_id, amount_fen=status.amount_fen,
                                    paid_at=status.success_time or now, source_record=dict(status.raw), using_db=conn)
-    await apply_payment(bill, payment, f"wechatpay:{via}", conn, plant_name=plant_name)
+    await apply_payment(bill, payment, f"wechatpay:{via}", conn, apps=apps, plant_name=plant_name)
 
 
 # What is kept of a delivery. One whose signature held is WeChat Pay's and kept whole. Any other
@@ -402,13 +404,14 @@ async def prune_unverified(keep: int) -> int:
     return await PayNotification.filter(signed_at__isnull=True, id__lte=cutoff[0]).delete()
 
 
-async def handle_notification(pay: WechatPay, headers: Mapping[str, str], body: bytes, *,
+async def handle_notification(pay: WechatPay, headers: Mapping[str, str], body: bytes, *, apps: NotifyApps,
                               now: dt.datetime | None = None, delivery: Delivery = Delivery()) -> Handled:
     """Verify, check and record one notification from WeChat Pay; it is kept (within
     :func:`keep_unverified`'s limits when its signature does not hold).
 
     Returns what to answer: 204 when it is recorded (or was already, or is kept for staff),
     4xx when it is refused (nothing recorded), 5xx when we failed (WeChat Pay sends it again).
+    ``apps`` are our WeChat apps, for the receipts and notices the payment or refund writes.
     """
     now = (now or utc_now()).astimezone(UTC)
     record = notification_fields(headers, body, source=delivery.source)
@@ -435,9 +438,9 @@ async def handle_notification(pay: WechatPay, headers: Mapping[str, str], body: 
         record[name] = value[:64] if isinstance(value, str) else None
     try:
         if notification.event_type.startswith("TRANSACTION."):
-            return await _on_payment(pay, notification, record, now)
+            return await _on_payment(pay, notification, record, now, apps=apps)
         if notification.event_type.startswith("REFUND."):
-            return await _on_refund(pay, notification, record, now)
+            return await _on_refund(pay, notification, record, now, apps=apps)
         handled = Handled(204, NotificationOutcome.IGNORED, f"event {notification.event_type[:40]!r} is not ours")
     except Ignored as exc:
         handled = Handled(204, NotificationOutcome.IGNORED, exc.reason)
@@ -448,7 +451,8 @@ async def handle_notification(pay: WechatPay, headers: Mapping[str, str], body: 
     return handled
 
 
-async def _on_payment(pay: WechatPay, notification: Notification, record: dict, now: dt.datetime) -> Handled:
+async def _on_payment(pay: WechatPay, notification: Notification, record: dict, now: dt.datetime, *,
+                      apps: NotifyApps) -> Handled:
     try:
         status = OrderStatus.from_resource(notification.resource)
     except ValueError as exc:
@@ -458,12 +462,13 @@ async def _on_payment(pay: WechatPay, notification: Notification, record: dict, 
         raise Refuse(400, problem)
     if status.trade_state != SUCCESS:
         raise Ignored(f"trade_state {status.trade_state[:20]}")
-    handled = await settle_paid_order(status, via="notification", now=now, record=record)
+    handled = await settle_paid_order(status, via="notification", now=now, apps=apps, record=record)
     handled.record = record
     return handled
 
 
-async def _on_refund(pay: WechatPay, notification: Notification, record: dict, now: dt.datetime) -> Handled:
+async def _on_refund(pay: WechatPay, notification: Notification, record: dict, now: dt.datetime, *,
+                     apps: NotifyApps) -> Handled:
     try:
         status = RefundStatus.from_resource(notification.resource)
     except ValueError as exc:
@@ -471,7 +476,7 @@ async def _on_refund(pay: WechatPay, notification: Notification, record: dict, n
     if status.mchid != pay.mchid:
         raise Refuse(400, f"mchid {str(status.mchid)[:32]!r} is not ours")
     async with in_transaction() as conn:
-        handled = await settle_refund(status, via="notification", now=now, conn=conn)
+        handled = await settle_refund(status, via="notification", now=now, conn=conn, apps=apps)
         await PayNotification.create(**record, outcome=handled.outcome, status=handled.status,
                                      reason=handled.reason, using_db=conn)
     handled.record = record
@@ -481,12 +486,12 @@ async def _on_refund(pay: WechatPay, notification: Notification, record: dict, n
 # --- refunds ---------------------------------------------------------------------------------------
 
 
-async def _give_back(refund: Refund, payment: Payment, conn, why: str) -> None:
+async def _give_back(refund: Refund, payment: Payment, conn, why: str, *, apps: NotifyApps) -> None:
     """A refund that did not happen: its money returns the way a payment is applied."""
     if payment.owner_id is None:
         return  # a payment of an unknown order belongs to nobody yet: nothing was taken
     if payment.bill_id is None and (payment.out_trade_no or "").startswith(TOPUP_PREFIX):
-        await prepaid.return_refund(refund, payment, conn, why)
+        await prepaid.return_refund(refund, payment, conn, why, apps=apps)
         return
     bill = await Bill.filter(id=payment.bill_id).using_db(conn).select_for_update().first() \
         if payment.bill_id else None
@@ -494,7 +499,7 @@ async def _give_back(refund: Refund, payment: Payment, conn, why: str) -> None:
                         credit_reason=f"refund {refund.out_refund_no} {why}", conn=conn)
 
 
-async def settle_refund(status: RefundStatus, *, via: str, now: dt.datetime, conn) -> Handled:
+async def settle_refund(status: RefundStatus, *, via: str, now: dt.datetime, conn, apps: NotifyApps) -> Handled:
     """Apply WeChat Pay's word on a refund (notification or query), at most once."""
     refund = await Refund.filter(out_refund_no=status.out_refund_no).using_db(conn).select_for_update().first()
     if refund is None:
@@ -516,7 +521,7 @@ async def settle_refund(status: RefundStatus, *, via: str, now: dt.datetime, con
         if refund.state == RefundState.SUCCEEDED:
             raise Refuse(409, "this refund is recorded as done: staff must look at it")
         refund.state, refund.settled_at = RefundState.FAILED, now
-        await _give_back(refund, payment, conn, f"{status.status.lower()} at WeChat Pay")
+        await _give_back(refund, payment, conn, f"{status.status.lower()} at WeChat Pay", apps=apps)
     else:
         return Handled(204, NotificationOutcome.IGNORED, f"refund status {status.status[:20]}")
     fields = ["state", "settled_at"]
@@ -530,7 +535,7 @@ async def settle_refund(status: RefundStatus, *, via: str, now: dt.datetime, con
     return Handled(204, NotificationOutcome.ACCEPTED)
 
 
-async def request_refund(payment_id: int, amount_fen: int, reason: str, staff: Staff | None, *,
+async def request_refund(payment_id: int, amount_fen: int, reason: str, staff: Staff | None, *, apps: NotifyApps,
                          pay: WechatPay | None = None, now: dt.datetime | None = None) -> Refund:
     """An admin refunds (part of) a payment, with a reason.
 
@@ -608,12 +613,12 @@ async def request_refund(payment_id: int, amount_fen: int, reason: str, staff: S
                                   "from_credit_fen": from_credit, "from_bill_fen": from_bill,
                                   "state": refund.state}, reason=reason, using_db=conn)
     if wechat:
-        await send_refund(pay, refund, payment, now)
+        await send_refund(pay, refund, payment, now, apps=apps)
     return refund
 
 
 async def refund_topup(payment_id: int, amount_fen: int, reason: str, staff: Staff | None, *, pay: WechatPay,
-                       now: dt.datetime | None = None) -> Refund:
+                       apps: NotifyApps, now: dt.datetime | None = None) -> Refund:
     """An admin refunds (part of) a prepaid top-up from what is available on its account.
 
     The account gives the money up first (:func:`settlement.prepaid.accounts.reserve_topup_refund`
@@ -621,12 +626,13 @@ async def refund_topup(payment_id: int, amount_fen: int, reason: str, staff: Sta
     refund, and its refusal returns the money to the account.
     """
     now = now or utc_now()
-    refund, payment = await prepaid.reserve_topup_refund(payment_id, amount_fen, reason, staff, now=now)
-    await send_refund(pay, refund, payment, now)
+    refund, payment = await prepaid.reserve_topup_refund(payment_id, amount_fen, reason, staff, apps=apps, now=now)
+    await send_refund(pay, refund, payment, now, apps=apps)
     return refund
 
 
-async def send_refund(pay: WechatPay, refund: Refund, payment: Payment, now: dt.datetime) -> None:
+async def send_refund(pay: WechatPay, refund: Refund, payment: Payment, now: dt.datetime, *,
+                      apps: NotifyApps) -> None:
     """Ask WeChat Pay for a pending refund (again: the same out_refund_no is one refund there)."""
     try:
         status = await pay.refund(out_refund_no=refund.out_refund_no, transaction_id=payment.transaction_id,
@@ -638,7 +644,7 @@ async def send_refund(pay: WechatPay, refund: Refund, payment: Payment, now: dt.
                 return
             locked.state, locked.settled_at = RefundState.FAILED, now
             await locked.save(using_db=conn, update_fields=["state", "settled_at"])
-            await _give_back(locked, payment, conn, "refused by WeChat Pay")
+            await _give_back(locked, payment, conn, "refused by WeChat Pay", apps=apps)
             await audit.record("wechatpay:refund", "SettleRefund", "payment", payment.id,
                                after={"out_refund_no": locked.out_refund_no, "state": locked.state},
                                reason=f"{exc.code}: {exc.message}"[:200], using_db=conn)
@@ -650,7 +656,7 @@ async def send_refund(pay: WechatPay, refund: Refund, payment: Payment, now: dt.
         return
     try:
         async with in_transaction() as conn:
-            await settle_refund(status, via="refund", now=now, conn=conn)
+            await settle_refund(status, via="refund", now=now, conn=conn, apps=apps)
     except Refuse as exc:
         # WeChat Pay's answer contradicts our refund: it stays pending, for staff and reconciliation
         log.error("refund %s: WeChat Pay answered %s", refund.out_refund_no, exc.reason)

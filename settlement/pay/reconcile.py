@@ -35,6 +35,7 @@ from settlement.models import (
     TopUpOrder,
     TradeBillReport,
 )
+from settlement.notify.outbox import NotifyApps
 from settlement.pay.orders import Refuse, resource_errors
 from settlement.pay.payments import send_refund, settle_paid_order, settle_refund
 from settlement.ports.pay import (
@@ -54,9 +55,10 @@ BATCH = 100  # orders queried per tick, so one tick stays short
 BILL_READY = dt.time(10, 0)  # WeChat Pay makes the previous day's trade bill available after 10:00
 
 
-async def reconcile_orders(pay: WechatPay, *, now: dt.datetime | None = None, query_after: dt.timedelta = QUERY_AFTER,
-                           batch: int = BATCH) -> dict[str, int]:
-    """Query pending orders and refunds that have waited ``query_after``; returns counts."""
+async def reconcile_orders(pay: WechatPay, *, apps: NotifyApps, now: dt.datetime | None = None,
+                           query_after: dt.timedelta = QUERY_AFTER, batch: int = BATCH) -> dict[str, int]:
+    """Query pending orders and refunds that have waited ``query_after``; returns counts.
+    ``apps`` are our WeChat apps, for the receipts of what turns out paid."""
     now = (now or utc_now()).astimezone(UTC)
     due = now - query_after
     done = {"orders_queried": 0, "orders_paid": 0, "orders_closed": 0, "refunds_settled": 0, "query_failures": 0}
@@ -65,7 +67,7 @@ async def reconcile_orders(pay: WechatPay, *, now: dt.datetime | None = None, qu
     for order in orders:
         done["orders_queried"] += 1
         try:
-            outcome = await _reconcile_order(pay, order, now)
+            outcome = await _reconcile_order(pay, order, now, apps=apps)
         except PayCallFailed as exc:
             done["query_failures"] += 1
             log.warning("could not query order %s: %s", order.out_trade_no, exc)
@@ -76,7 +78,7 @@ async def reconcile_orders(pay: WechatPay, *, now: dt.datetime | None = None, qu
                                   payment__channel=PaymentChannel.WECHAT).order_by("id").limit(batch)
     for refund in refunds:
         try:
-            if await _reconcile_refund(pay, refund, now):
+            if await _reconcile_refund(pay, refund, now, apps=apps):
                 done["refunds_settled"] += 1
         except PayCallFailed as exc:
             done["query_failures"] += 1
@@ -84,7 +86,8 @@ async def reconcile_orders(pay: WechatPay, *, now: dt.datetime | None = None, qu
     return done
 
 
-async def reconcile_topups(pay: WechatPay, *, now: dt.datetime | None = None, batch: int = 100) -> dict[str, int]:
+async def reconcile_topups(pay: WechatPay, *, apps: NotifyApps, now: dt.datetime | None = None,
+                           batch: int = 100) -> dict[str, int]:
     """Ask WeChat Pay about pending top-ups whose prepay has expired (their notification never
     came) the way :func:`reconcile_orders` asks about bills' orders: a paid one is recorded as the notification would have (same path, at most once), an
     unpaid one is closed there and here. Returns counts."""
@@ -99,7 +102,7 @@ async def reconcile_topups(pay: WechatPay, *, now: dt.datetime | None = None, ba
                 if status.mchid != pay.mchid or status.appid != pay.appid:
                     log.error("top-up %s: WeChat Pay's answer is not ours", order.out_trade_no)
                     continue
-                await settle_paid_order(status, via="query", now=now)
+                await settle_paid_order(status, via="query", now=now, apps=apps)
                 done["topups_paid"] += 1
                 continue
             if status.trade_state not in ("CLOSED", "REVOKED", "PAYERROR"):
@@ -132,7 +135,7 @@ async def _close(order: PayOrder, now: dt.datetime, why: str) -> str:
     return "orders_closed"
 
 
-async def _reconcile_order(pay: WechatPay, order: PayOrder, now: dt.datetime) -> str:
+async def _reconcile_order(pay: WechatPay, order: PayOrder, now: dt.datetime, *, apps: NotifyApps) -> str:
     try:
         status = await pay.query_order(order.out_trade_no)
     except PayRejected as exc:
@@ -149,7 +152,7 @@ async def _reconcile_order(pay: WechatPay, order: PayOrder, now: dt.datetime) ->
             await PayOrder.filter(id=order.id).update(last_queried_at=now)
             return "query_failures"
         try:
-            await settle_paid_order(status, via="query", now=now)
+            await settle_paid_order(status, via="query", now=now, apps=apps)
         except Refuse as exc:
             # e.g. another amount than ours: recorded nowhere, the order waits for staff
             log.error("order %s: %s", order.out_trade_no, exc.reason)
@@ -170,18 +173,18 @@ async def _reconcile_order(pay: WechatPay, order: PayOrder, now: dt.datetime) ->
     return "pending"
 
 
-async def _reconcile_refund(pay: WechatPay, refund: Refund, now: dt.datetime) -> bool:
+async def _reconcile_refund(pay: WechatPay, refund: Refund, now: dt.datetime, *, apps: NotifyApps) -> bool:
     payment = await Payment.get(id=refund.payment_id)
     try:
         status = await pay.query_refund(refund.out_refund_no)
     except PayRejected as exc:
         if exc.code not in ("RESOURCE_NOT_EXISTS", "NOT_FOUND"):
             raise
-        await send_refund(pay, refund, payment, now)  # it never reached WeChat Pay: ask again
+        await send_refund(pay, refund, payment, now, apps=apps)  # it never reached WeChat Pay: ask again
         return (await Refund.get(id=refund.id)).state != RefundState.PENDING
     try:
         async with in_transaction() as conn:
-            handled = await settle_refund(status, via="query", now=now, conn=conn)
+            handled = await settle_refund(status, via="query", now=now, conn=conn, apps=apps)
     except Refuse as exc:
         log.error("refund %s: %s", refund.out_refund_no, exc.reason)
         return False

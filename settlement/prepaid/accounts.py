@@ -264,7 +264,7 @@ def _quantity(index: int, value: object) -> int:
     return int((q * MILLI).to_integral_value(ROUND_HALF_UP))
 
 
-async def record_usage(service_id: int, rows: Iterable[tuple[object, object]], *,
+async def record_usage(service_id: int, rows: Iterable[tuple[object, object]], *, apps: outbox.NotifyApps,
                        now: dt.datetime | None = None) -> UsageResult:
     """Store interval usage of a service and charge its days at once.
 
@@ -274,6 +274,7 @@ async def record_usage(service_id: int, rows: Iterable[tuple[object, object]], *
         boundary, and the quantity used in that interval [the service's unit, kWh or m3]. An
         interval received again with the same quantity is a repeat; with another one it is a
         correction. Intervals in the future are refused.
+    apps : our WeChat apps, for the owner's low-balance and cut-off notices
 
     Raises
     ------
@@ -320,7 +321,7 @@ async def record_usage(service_id: int, rows: Iterable[tuple[object, object]], *
         if touched:
             result.charged_fen = await _recompute(service, account, touched, now, conn)
             if result.charged_fen:  # thresholds move with money, not with readings that cost nothing
-                await _evaluate(account, now, conn)
+                await _evaluate(account, now, conn, apps=apps)
         result.days = tuple(sorted(touched))
     return result
 
@@ -328,7 +329,8 @@ async def record_usage(service_id: int, rows: Iterable[tuple[object, object]], *
 MAX_USAGE_ROWS = 5000
 
 
-async def record_usage_batch(rows: Sequence[object], *, now: dt.datetime | None = None) -> dict[str, int]:
+async def record_usage_batch(rows: Sequence[object], *, apps: outbox.NotifyApps,
+                             now: dt.datetime | None = None) -> dict[str, int]:
     """A collector's batch ``[{"meter", "start", "quantity"}, …]`` for the prepaid services metered
     by those meters (:func:`record_usage` per service). The whole batch is checked first: a bad
     row or a meter no prepaid service reads refuses it all, naming the row, and stores nothing.
@@ -357,7 +359,7 @@ async def record_usage_batch(rows: Sequence[object], *, now: dt.datetime | None 
         raise InvalidInput(f"no prepaid service reads meter {unknown[0]!r}", code="unknown_meter")
     done = {"services": len(by_meter), "stored": 0, "changed": 0, "unchanged": 0, "charged_fen": 0}
     for serial, meter_rows in by_meter.items():
-        result = await record_usage(services[serial], meter_rows, now=now)
+        result = await record_usage(services[serial], meter_rows, now=now, apps=apps)
         for key in ("stored", "changed", "unchanged", "charged_fen"):
             done[key] += getattr(result, key)
     return done
@@ -567,7 +569,7 @@ async def _lift(account: PrepaidAccount, now: dt.datetime, conn) -> bool:
     return False
 
 
-async def _evaluate(account: PrepaidAccount, now: dt.datetime, conn) -> None:
+async def _evaluate(account: PrepaidAccount, now: dt.datetime, conn, *, apps: outbox.NotifyApps) -> None:
     """Move the locked account's alert state for its available balance at ``now`` (once per crossing)."""
     before = (account.alert_state, account.cutoff_due_at, account.warnings, account.crossings, account.restores)
     available, state = account.available_fen, account.alert_state
@@ -583,7 +585,8 @@ async def _evaluate(account: PrepaidAccount, now: dt.datetime, conn) -> None:
             account.alert_state = AlertState.WARNED
             await outbox.notify_owner("LowBalance", account.owner_id, "low_balance",
                                       {"owner_name": account.name, "balance_fen": available, "checked_at": now},
-                                      f"prepaid:{account.id}:warn:{account.warnings}", using_db=conn, now=now)
+                                      f"prepaid:{account.id}:warn:{account.warnings}", using_db=conn, apps=apps,
+                                      now=now)
     else:
         if state in (AlertState.NORMAL, AlertState.WARNED):
             account.crossings += 1
@@ -594,7 +597,7 @@ async def _evaluate(account: PrepaidAccount, now: dt.datetime, conn) -> None:
             await outbox.notify_owner("CutOffPending", account.owner_id, "prepaid_notice",
                                       _notice(account, -available, account.cutoff_due_at, "已欠费，请在停电前充值"),
                                       f"prepaid:{account.id}:cutoff-notice:{account.crossings}", using_db=conn,
-                                      not_before=told_at, now=now)
+                                      apps=apps, not_before=told_at, now=now)
         if account.alert_state == AlertState.CUTOFF_PENDING and now >= account.cutoff_due_at \
                 and cutoff_allowed(account, now):
             account.alert_state = AlertState.CUT_OFF
@@ -610,7 +613,8 @@ async def _evaluate(account: PrepaidAccount, now: dt.datetime, conn) -> None:
                            using_db=conn)
 
 
-async def run_commands(device: DeviceControl, now: dt.datetime | None = None) -> dict[str, int]:
+async def run_commands(device: DeviceControl, now: dt.datetime | None = None, *,
+                       apps: outbox.NotifyApps) -> dict[str, int]:
     """Send the supply commands that are due; returns counts of what became of them."""
     now = _now(now)
     done = {"commands_acknowledged": 0, "commands_retrying": 0, "commands_failed": 0}
@@ -633,11 +637,11 @@ async def run_commands(device: DeviceControl, now: dt.datetime | None = None) ->
             # a cut-off is given up after MAX_ATTEMPTS; a restore never is (a paid site must get its
             # supply back), it is retried at the longest interval after staff were alarmed
             give_up = command.kind == CommandKind.CUT_OFF and attempts >= MAX_ATTEMPTS
-            await _unacknowledged(command, str(exc), now, give_up=give_up, alarm=attempts == MAX_ATTEMPTS)
+            await _unacknowledged(command, str(exc), now, give_up=give_up, alarm=attempts == MAX_ATTEMPTS, apps=apps)
             done["commands_failed" if give_up else "commands_retrying"] += 1
             continue
         except CommandRefused as exc:
-            await _unacknowledged(command, str(exc), now, give_up=True, alarm=True)
+            await _unacknowledged(command, str(exc), now, give_up=True, alarm=True, apps=apps)
             done["commands_failed"] += 1
             continue
         async with in_transaction() as conn:
@@ -650,7 +654,7 @@ async def run_commands(device: DeviceControl, now: dt.datetime | None = None) ->
             await outbox.notify_owner("SupplyCutOff" if cut else "SupplyRestored", account.owner_id, "prepaid_notice",
                                       _notice(account, abs(account.available_fen), now,
                                               "已欠费停电，充值后自动复电" if cut else "已恢复供电"),
-                                      f"prepaid:{account.id}:cmd:{command.id}", using_db=conn, now=now)
+                                      f"prepaid:{account.id}:cmd:{command.id}", using_db=conn, apps=apps, now=now)
             await audit.record(audit.SYSTEM, "SupplyCommandAcknowledged", "prepaid_account", account.id,
                                after={"command": command.command_id, "kind": command.kind, "supply": supply},
                                using_db=conn)
@@ -659,7 +663,7 @@ async def run_commands(device: DeviceControl, now: dt.datetime | None = None) ->
 
 
 async def _unacknowledged(command: SupplyCommand, error: str, now: dt.datetime, *, give_up: bool,
-                          alarm: bool) -> None:
+                          alarm: bool, apps: outbox.NotifyApps) -> None:
     async with in_transaction() as conn:
         account = await _lock(command.account_id, conn)
         current = await SupplyCommand.filter(id=command.id).using_db(conn).get()
@@ -674,37 +678,39 @@ async def _unacknowledged(command: SupplyCommand, error: str, now: dt.datetime, 
         what = "断电指令未确认" if command.kind == CommandKind.CUT_OFF else "复电指令未确认"
         await outbox.notify_staff("DeviceAlarm", "outage_alarm",
                                   {"plant_name": account.name, "plant_code": account.number, "started_at": now,
-                                   "what": what}, f"prepaid:cmd:{command.id}:alarm", using_db=conn, now=now)
+                                   "what": what}, f"prepaid:cmd:{command.id}:alarm", using_db=conn, apps=apps, now=now)
         await audit.record(audit.SYSTEM, "SupplyCommandFailed" if give_up else "SupplyCommandUnacknowledged",
                            "prepaid_account", account.id,
                            after={"command": command.command_id, "kind": command.kind,
                                   "attempts": current.attempts, "error": error[:200]}, using_db=conn)
 
 
-async def tick(now: dt.datetime | None = None, device: DeviceControl | None = None) -> dict[str, int]:
+async def tick(now: dt.datetime | None = None, device: DeviceControl | None = None, *,
+               apps: outbox.NotifyApps) -> dict[str, int]:
     """The scheduler's prepaid step: cut-offs whose grace is over, true-ups of issued bills, and
     (with a device port) the supply commands that are due. Safe to run again.
 
     ``device`` is the device-control adapter of this process (the scheduler passes the one on the
-    app); None: the commands wait, pending, for a process that has one."""
+    app); None: the commands wait, pending, for a process that has one. ``apps`` are our WeChat
+    apps, for the notices and alarms these steps write."""
     now = _now(now)
     done = {"prepaid_evaluated": 0}
     due = await PrepaidAccount.filter(alert_state=AlertState.CUTOFF_PENDING, cutoff_due_at__lte=now) \
         .values_list("id", flat=True)
     for account_id in due:
         async with in_transaction() as conn:
-            await _evaluate(await _lock(account_id, conn), now, conn)
+            await _evaluate(await _lock(account_id, conn), now, conn, apps=apps)
         done["prepaid_evaluated"] += 1
-    done["prepaid_true_ups"] = await true_up_bills(now)
+    done["prepaid_true_ups"] = await true_up_bills(now, apps=apps)
     if device is not None:
-        done.update(await run_commands(device, now))
+        done.update(await run_commands(device, now, apps=apps))
     return done
 
 
 # --- the month's settlement ------------------------------------------------------------------------
 
 
-async def true_up_bills(now: dt.datetime | None = None) -> int:
+async def true_up_bills(now: dt.datetime | None = None, *, apps: outbox.NotifyApps) -> int:
     """Settle each open bill of a prepaid plant from its account: post bill − Σ daily charges of
     the cycle (a true-up, either sign) and mark the bill paid. A bill of a cycle in which the
     account charged nothing (it was opened later) stays a postpaid bill. Returns how many were settled."""
@@ -755,7 +761,7 @@ async def true_up_bills(now: dt.datetime | None = None) -> int:
                                    after={"state": BillState.PAID, "paid_fen": bill.paid_fen + owed,
                                           "account": locked.number, "charged_fen": charged,
                                           "true_up_fen": charged - owed}, using_db=conn)
-                await _evaluate(locked, now, conn)
+                await _evaluate(locked, now, conn, apps=apps)
                 settled += 1
     return settled
 
@@ -831,7 +837,8 @@ def _payer_name(payer: WechatIdentity | None, account: PrepaidAccount) -> str:
     return payer.nickname or f"微信用户{payer.openid[-4:]}"
 
 
-async def settle_topup(status: OrderStatus, via: str, now: dt.datetime, conn) -> orders.Handled | None:
+async def settle_topup(status: OrderStatus, via: str, now: dt.datetime, conn, *,
+                       apps: outbox.NotifyApps) -> orders.Handled | None:
     """Record a paid top-up at most once (called by :mod:`settlement.pay.payments` in its transaction);
     None when ``status`` names no top-up order of ours."""
     order = await TopUpOrder.filter(out_trade_no=status.out_trade_no).using_db(conn).select_for_update().first()
@@ -865,8 +872,8 @@ async def settle_topup(status: OrderStatus, via: str, now: dt.datetime, conn) ->
     await outbox.notify_owner("TopUpReceived", account.owner_id, "prepaid_notice",
                               _notice(account, order.amount_fen, now,
                                       f"{name}充值，余额{format_yuan(account.available_fen, grouping=False)}元"),
-                              f"prepaid:{account.id}:topup:{payment.id}", using_db=conn, now=now)
-    await _evaluate(account, now, conn)
+                              f"prepaid:{account.id}:topup:{payment.id}", using_db=conn, apps=apps, now=now)
+    await _evaluate(account, now, conn, apps=apps)
     return orders.Handled(204, NotificationOutcome.ACCEPTED)
 
 
@@ -874,7 +881,7 @@ async def settle_topup(status: OrderStatus, via: str, now: dt.datetime, conn) ->
 
 
 async def reserve_topup_refund(payment_id: int, amount_fen: int, reason: str, staff: Staff | None, *,
-                               now: dt.datetime | None = None) -> tuple[Refund, Payment]:
+                               apps: outbox.NotifyApps, now: dt.datetime | None = None) -> tuple[Refund, Payment]:
     """The pending refund of (part of) a top-up that an admin asks for, with a reason: the money
     leaves the account now; if WeChat Pay refuses or closes it, it comes back (:func:`return_refund`).
     WeChat Pay is asked by :func:`settlement.pay.payments.refund_topup`, which calls this.
@@ -914,18 +921,18 @@ async def reserve_topup_refund(payment_id: int, amount_fen: int, reason: str, st
         await audit.record(audit.actor_of(staff), "RefundTopUp", "prepaid_account", account.id,
                            after={"out_refund_no": refund.out_refund_no, "amount_fen": amount_fen,
                                   "available_fen": account.available_fen}, reason=reason, using_db=conn)
-        await _evaluate(account, now, conn)
+        await _evaluate(account, now, conn, apps=apps)
     return refund, payment
 
 
-async def return_refund(refund: Refund, payment: Payment, conn, why: str) -> None:
+async def return_refund(refund: Refund, payment: Payment, conn, why: str, *, apps: outbox.NotifyApps) -> None:
     """A top-up refund that did not happen: its money comes back to the account (once)."""
     order = await TopUpOrder.filter(out_trade_no=payment.out_trade_no).using_db(conn).get()
     account = await _lock(order.account_id, conn)
     now = _now(None)
     await _post(account, EntryKind.REFUND_RETURNED, refund.amount_fen, f"refund-returned:{refund.out_refund_no}",
                 now, conn, payment_id=payment.id, note=f"退款 {refund.out_refund_no} {why}"[:200])
-    await _evaluate(account, now, conn)
+    await _evaluate(account, now, conn, apps=apps)
 
 
 # --- what owners see -------------------------------------------------------------------------------

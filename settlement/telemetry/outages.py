@@ -260,7 +260,7 @@ def alarm_plant_fields(plant_id: int, code: str, name: str) -> tuple[str, str]:
     return name or code, code
 
 
-async def send_outage_alarms(now: dt.datetime | None = None, limit: int = 100) -> int:
+async def send_outage_alarms(now: dt.datetime | None = None, limit: int = 100, *, apps: outbox.NotifyApps) -> int:
     """Put the pending staff alarms into the notification outbox and mark them sent, together.
 
     One transaction per alarm: its outbox rows (one per active staff member, keyed by the alarm's
@@ -285,7 +285,7 @@ async def send_outage_alarms(now: dt.datetime | None = None, limit: int = 100) -
                 await outbox.notify_staff("OutageOpened" if alarm.kind == "opened" else "OutageEnded",
                                           "outage_alarm", {"plant_name": name, "plant_code": code,
                                                            "started_at": at, "what": alarm.what},
-                                          alarm.dedupe_key, using_db=conn, now=now)
+                                          alarm.dedupe_key, using_db=conn, apps=apps, now=now)
                 marked += await mark_outage_alarms_notified([alarm], at=now, using_db=conn)
         except outbox.NotificationContentError:
             # stays pending, and is said every tick until someone fixes the plant's record

@@ -187,7 +187,7 @@ async def _record(plant_id: int, trips: list[dt.datetime], episode: Episode, rul
     return 1, 0
 
 
-async def send_trip_alarms(now: dt.datetime | None = None, limit: int = 100) -> int:
+async def send_trip_alarms(now: dt.datetime | None = None, limit: int = 100, *, apps: outbox.NotifyApps) -> int:
     """Put the pending episode alarms into the outbox and mark them sent, one transaction each.
 
     One ``RepeatedTrips`` message per active staff member, keyed ``trips:<episode id>``: written
@@ -211,7 +211,7 @@ async def send_trip_alarms(now: dt.datetime | None = None, limit: int = 100) -> 
                 await outbox.notify_staff("RepeatedTrips", "outage_alarm",
                                           {"plant_name": name, "plant_code": code,
                                            "started_at": episode.started_at, "what": what},
-                                          f"trips:{episode.id}", using_db=conn, now=now)
+                                          f"trips:{episode.id}", using_db=conn, apps=apps, now=now)
                 marked += await TripEpisode.filter(id=episode.id, notified=AlarmState.PENDING).using_db(conn) \
                     .update(notified=AlarmState.NOTIFIED, notified_at=now)
         except outbox.NotificationContentError:

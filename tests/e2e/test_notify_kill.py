@@ -51,19 +51,15 @@ asyncio.run(main())
 """
 
 
-@pytest.fixture(autouse=True)
-def apps(settings):
-    outbox.configure(settings.mp_appid, settings.oa_appid)
-
-
 @pytest.mark.parametrize("channel", ["template", "subscribe"])
 async def test_killed_dispatcher_loses_nothing_and_sends_nothing_twice(db, fake_wechat, wechat_api, wechat_redis,
-                                                                       channel, tmp_path):
+                                                                       channel, tmp_path, notify_apps):
     for n in range(MESSAGES):
         _, identity, oa = await person(db, n, accepts=1 if channel == "subscribe" else 0)
         async with in_transaction() as conn:
             await outbox.enqueue("BillIssued", identity, "mp", "bill_issued",
-                                 {**BILL_PAYLOAD, "bill_number": f"K{n}"}, f"bill:{n}:BillIssued", using_db=conn)
+                                 {**BILL_PAYLOAD, "bill_number": f"K{n}"}, f"bill:{n}:BillIssued", using_db=conn,
+                                 apps=notify_apps)
     endpoint = "subscribe_send" if channel == "subscribe" else "template_send"
     # WeChat slow enough that a batch is in the middle of its sends when the process dies
     fake_wechat.hang_next(endpoint, 0.02, times=MESSAGES)

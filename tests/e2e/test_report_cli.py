@@ -13,6 +13,7 @@ import openpyxl
 
 from settlement.infra import db
 from settlement import models as m
+from settlement.notify.outbox import NotifyApps
 from tests.e2e.processes import PVSETTLE
 from tests.integration.billed_plant import walked_plant
 
@@ -25,7 +26,8 @@ async def test_report_commands_write_their_files_and_refuse_bad_input(database_f
     url = await database_factory.migrated()
     await db.open_database(url)
     try:
-        walked = await walked_plant()
+        # the WeChat apps of the commands below, whose environment names none
+        walked = await walked_plant(apps=NotifyApps("", ""))
         await m.NearbyConsumptionTerms.create(
             plant=walked["plant"], effective_from=dt.date(2026, 1, 1), voltage_level="10kV",
             td_price=Decimal("0.2"), average_load_rate=Decimal("0.5"), connection_kva=Decimal("100"),

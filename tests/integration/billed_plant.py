@@ -43,6 +43,7 @@ from settlement.cycles import runs as cycles
 from settlement.cycles import forms
 from settlement import models as m
 from settlement.clock import LOCAL, UTC
+from settlement.notify.outbox import NotifyApps
 
 
 GEN = ("00010000", "00010100", "00010200", "00010300", "00010400")
@@ -70,8 +71,9 @@ async def _tariff() -> None:
                           document=document)
 
 
-async def walked_plant(code: str = "PV-E1", owner_name: str = "常州某纺织有限公司") -> dict:
-    """One plant through cycle 2026-10 to a partly paid bill with a late fee (figures above)."""
+async def walked_plant(code: str = "PV-E1", owner_name: str = "常州某纺织有限公司", *, apps: NotifyApps) -> dict:
+    """One plant through cycle 2026-10 to a partly paid bill with a late fee (figures above);
+    ``apps`` are the WeChat apps its messages are written for."""
     await _tariff()
     owner = await m.Owner.create(name=owner_name, kind=m.OwnerKind.COMMERCIAL, tax_id="91320400MA1XXXXXX")
     plant = await m.Plant.create(code=code, name="厂房屋顶", owner=owner, capacity_kwp=Decimal("100"),
@@ -95,14 +97,14 @@ async def walked_plant(code: str = "PV-E1", owner_name: str = "常州某纺织�
     staff = await m.Staff.create(name="运维小王", role=m.StaffRole.OPERATOR)
     await m.CreditEntry.create(owner=owner, amount_fen=500, reason="overpayment on an earlier bill")
 
-    await cycles.run_cycle("2026-10", code, now=local(2026, 10, 1, 8))
+    await cycles.run_cycle("2026-10", code, now=local(2026, 10, 1, 8), apps=apps)
     cycle = await m.ReadingCycle.get(plant=plant, period="2026-10")
     form = await forms.latest_form(cycle.id)
     await forms.confirm_form(form.id, staff=staff, now=local(2026, 10, 5, 9))
-    assert await bills.issue_bills("2026-10", plant_code=code, now=local(2026, 10, 10, 10)) == 1
+    assert await bills.issue_bills("2026-10", plant_code=code, now=local(2026, 10, 10, 10), apps=apps) == 1
     bill = await m.Bill.get(cycle=cycle)
     await bills.record_payment(bill.id, 300000, m.PaymentChannel.BANK_TRANSFER, f"BANK-{code}-1020",
-                               staff=staff, paid_at=local(2026, 10, 20, 15))
+                               staff=staff, paid_at=local(2026, 10, 20, 15), apps=apps)
     await late_fees.accrue_late_fees(dt.date(2026, 11, 5))
     bill = await m.Bill.get(id=bill.id)
     return {"owner": owner, "plant": plant, "cycle": cycle, "form": form, "bill": bill, "staff": staff,

@@ -30,6 +30,7 @@ from wechatpy.crypto import WeChatCrypto
 
 from server.app import create_app
 from settlement import models as m
+from settlement.notify.outbox import NotifyApps
 from webapp.settings import Settings
 from tests.integration.billed_plant import walked_plant
 from tests.integration.wechat_fixtures import *  # noqa: F403
@@ -152,9 +153,9 @@ async def bot(bot_app, wechat_settings: Settings) -> Bot:
 
 
 @pytest.fixture
-async def people(bot_app, wechat_settings: Settings) -> dict[str, Any]:
+async def people(bot_app, wechat_settings: Settings, notify_apps) -> dict[str, Any]:
     """A walked plant (PV-E1) whose owner has an official-account user, and staff of each role."""
-    world = await walked_plant("PV-E1")
+    world = await walked_plant("PV-E1", apps=notify_apps)
     app_id = wechat_settings.oa_appid
     world["owner_identity"] = await m.WechatIdentity.create(app_id=app_id, openid=OWNER, owner=world["owner"])
     for role, openid in ((m.StaffRole.VIEWER, VIEWER), (m.StaffRole.OPERATOR, OPERATOR),
@@ -165,7 +166,7 @@ async def people(bot_app, wechat_settings: Settings) -> dict[str, Any]:
     return world
 
 
-async def november_cycle(people: dict[str, Any]) -> m.ReadingCycle:
+async def november_cycle(people: dict[str, Any], *, apps: NotifyApps) -> m.ReadingCycle:
     """Readings for 2026-11-01 (continuing the walked plant's) and the cycle 2026-11 run: its form
     is sent to the owner."""
     from settlement.cycles import runs as cycles
@@ -180,7 +181,7 @@ async def november_cycle(people: dict[str, Any]) -> m.ReadingCycle:
         rows += [m.Reading(meter=meter, register=r, read_at=when, value=Decimal(v), source=m.ReadingSource.AMI)
                  for r, v in zip(registers, values)]
     await m.Reading.bulk_create(rows)
-    await cycles.run_cycle("2026-11", "PV-E1", now=dt.datetime(2026, 11, 1, 8, tzinfo=LOCAL))
+    await cycles.run_cycle("2026-11", "PV-E1", now=dt.datetime(2026, 11, 1, 8, tzinfo=LOCAL), apps=apps)
     return await m.ReadingCycle.get(plant=people["plant"], period="2026-11")
 
 

@@ -21,7 +21,7 @@ import billing_engine
 from billing_engine import tou
 from billing_engine.pricing import ContractTerms, price_cycle
 from settlement import models as m
-from settlement.notify import outbox
+from settlement.notify.outbox import NotifyApps
 from settlement.pay import payments
 from settlement.prepaid import accounts as prepaid
 from settlement.fakes.device_simulator import DeviceSimulator
@@ -31,11 +31,6 @@ TARIFF_DOC = json.loads((Path(billing_engine.__file__).parent / "tariffs" / "jia
 TARIFF = billing_engine.parse_tariff(TARIFF_DOC)
 TERMS = ContractTerms(model="discount", discount="0.85")
 RATES = ("sharp", "peak", "flat", "valley")
-
-
-@pytest.fixture(autouse=True)
-def notify_apps(settings):
-    outbox.configure(settings.mp_appid, settings.oa_appid)
 
 
 @pytest.fixture
@@ -81,8 +76,8 @@ async def top_up(pay_port, fake_pay, account: m.PrepaidAccount, identity: m.Wech
     return start.out_trade_no, fake_pay.payment_notification(start.out_trade_no, timestamp=int(now.timestamp()))
 
 
-async def notify(pay_port, notification, now: dt.datetime) -> payments.Handled:
-    return await payments.handle_notification(pay_port, *notification, now=now)
+async def notify(pay_port, notification, now: dt.datetime, *, apps: NotifyApps) -> payments.Handled:
+    return await payments.handle_notification(pay_port, *notification, now=now, apps=apps)
 
 
 def day_rows(day: dt.date, kwh: np.ndarray) -> list[tuple[dt.datetime, str]]:

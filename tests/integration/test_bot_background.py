@@ -5,6 +5,7 @@ server); report links; and shutdown waiting for the work in flight."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,11 +14,15 @@ import pytest
 from bot import app as bot_app_module
 from bot import owner
 from bot.report_links import report_link
+from server.app import create_app
 from settlement import models as m
 from settlement.fakes.wechat_server import FakeWechat
+from settlement.notify.outbox import NotifyApps
+from tests.integration.billed_plant import walked_plant
 from tests.integration.bot_support import *  # noqa: F403
 from tests.integration.bot_support import OPERATOR, OWNER, VIEWER, Bot, audit_events, november_cycle
 from settlement.clock import utc_now
+from webapp.keys import notify_apps_key
 
 
 
@@ -77,8 +82,8 @@ async def test_report_of_a_malformed_period_is_answered_at_once(bot: Bot, people
 # ---------------------------------------------------------------------- 重发
 
 
-async def test_reissue_sends_a_draft_and_the_outbox_notifies_the_owner(bot: Bot, people, fake_wechat):
-    cycle = await november_cycle(people)
+async def test_reissue_sends_a_draft_and_the_outbox_notifies_the_owner(bot: Bot, people, fake_wechat, notify_apps):
+    cycle = await november_cycle(people, apps=notify_apps)
     form = await m.ConfirmationForm.get(cycle=cycle)
     await m.ConfirmationForm.filter(id=form.id).update(state=m.FormState.DRAFT, sent_at=None, answer_due_at=None)
     reply = await bot.say(OPERATOR, "重发 PV-E1 2026-11")
@@ -94,8 +99,8 @@ async def test_reissue_sends_a_draft_and_the_outbox_notifies_the_owner(bot: Bot,
     assert sent.actor == f"staff:{people['operator'].id}"
 
 
-async def test_reissue_of_a_sent_form_queues_a_new_notification(bot: Bot, people, fake_wechat):
-    cycle = await november_cycle(people)
+async def test_reissue_of_a_sent_form_queues_a_new_notification(bot: Bot, people, fake_wechat, notify_apps):
+    cycle = await november_cycle(people, apps=notify_apps)
     form = await m.ConfirmationForm.get(cycle=cycle)
     first = await m.OutboxMessage.filter(dedupe_key__startswith=f"form:{form.id}:").count()  # the cycle run's
     await bot.say(OPERATOR, "resend pv-e1 2026-11", msg_id=88_000_000_001)
@@ -110,8 +115,32 @@ async def test_reissue_of_a_sent_form_queues_a_new_notification(bot: Bot, people
     assert notified.entity_id == str(form.id) and notified.after == {"outbox": [again.id]}
 
 
-async def test_reissue_to_an_owner_without_wechat_says_to_call(bot: Bot, people, fake_wechat):
-    await november_cycle(people)
+async def test_reissue_writes_for_the_official_account_the_app_was_built_with(wechat_settings, fake_wechat,
+                                                                              aiohttp_client):
+    """The app factory keeps the settings' WeChat apps on the app and the bot hands them to the
+    outbox: an owner known only in the official account is told by template message, from that
+    account. The app ids are this test's own, so only the app can have named them."""
+    settings = dataclasses.replace(wechat_settings, mp_appid="wxreissuemp0000042", oa_appid="wxreissueoa0000042",
+                                   dispatcher_interval="0")
+    fake_wechat.register_app(settings.oa_appid, settings.oa_secret, "oa")  # for the reply to staff
+    client = await aiohttp_client(create_app(settings))
+    assert client.app[notify_apps_key] == NotifyApps("wxreissuemp0000042", "wxreissueoa0000042")
+    world = await walked_plant(apps=client.app[notify_apps_key])
+    await m.WechatIdentity.create(app_id=settings.oa_appid, openid=OWNER, owner=world["owner"])
+    await m.WechatIdentity.create(app_id=settings.oa_appid, openid=OPERATOR, staff=world["staff"])
+    cycle = await november_cycle(world, apps=client.app[notify_apps_key])
+    form = await m.ConfirmationForm.get(cycle=cycle)
+    bot = Bot(client, settings)
+    await bot.say(OPERATOR, "重发 PV-E1 2026-11", msg_id=88_000_000_042)
+    await bot.idle()
+    [again] = await m.OutboxMessage.filter(dedupe_key__startswith=f"form:{form.id}:Reissue:88000000042:")
+    assert (again.recipient, again.channel, again.app_id) == (OWNER, "template", "wxreissueoa0000042")
+    [to_staff] = _messages(fake_wechat, OPERATOR)
+    assert "已再次通知业主" in to_staff
+
+
+async def test_reissue_to_an_owner_without_wechat_says_to_call(bot: Bot, people, fake_wechat, notify_apps):
+    await november_cycle(people, apps=notify_apps)
     await people["owner_identity"].delete()
     await bot.say(OPERATOR, "重发 PV-E1 2026-11")
     await bot.idle()

@@ -139,8 +139,8 @@ async def test_reading_refusals_say_why_and_record_nothing(bot: Bot, people, tex
 # ---------------------------------------------------------------------- 调整
 
 
-async def test_adjust_a_reading_makes_a_new_form_version(bot: Bot, people):
-    cycle = await november_cycle(people)
+async def test_adjust_a_reading_makes_a_new_form_version(bot: Bot, people, notify_apps):
+    cycle = await november_cycle(people, apps=notify_apps)
     reply = await bot.say(OPERATOR, "调整 PV-E1 PV-E1-G 00010200 680 原因 峰段读数抄错，现场复核")
     assert "已调整 PV-E1 2026-11" in reply.text and "第 2 版" in reply.text and "峰段读数抄错" in reply.text
     # the rates no longer add up to the total (1930 vs 1940 on the dial): v2 stays with staff
@@ -155,8 +155,8 @@ async def test_adjust_a_reading_makes_a_new_form_version(bot: Bot, people):
     assert corrected.value == Decimal("680") and corrected.revision == 1
 
 
-async def test_adjust_an_energy_directly(bot: Bot, people):
-    cycle = await november_cycle(people)
+async def test_adjust_an_energy_directly(bot: Bot, people, notify_apps):
+    cycle = await november_cycle(people, apps=notify_apps)
     reply = await bot.say(ADMIN, "调整 PV-E1 电量 发电 峰 2000 原因 电表故障，按逆变器估算")
     assert "峰时段发电电量设为 2,000.000 kWh" in reply.text
     form = await m.ConfirmationForm.get(cycle=cycle, version=2)
@@ -180,8 +180,8 @@ async def test_adjust_refusals_change_nothing(bot: Bot, people, text: str, expec
 # ---------------------------------------------------------------------- 确认
 
 
-async def test_confirm_on_the_owners_written_word(bot: Bot, people):
-    cycle = await november_cycle(people)
+async def test_confirm_on_the_owners_written_word(bot: Bot, people, notify_apps):
+    cycle = await november_cycle(people, apps=notify_apps)
     form = await m.ConfirmationForm.get(cycle=cycle)
     reply = await bot.say(OPERATOR, f"确认 #{form.id} 原因 业主 11-03 盖章回函")
     assert f"确认单 #{form.id}" in reply.text and "盖章回函" in reply.text
@@ -384,8 +384,8 @@ async def test_sql_and_format_strings_in_arguments_are_only_values(bot: Bot, peo
     assert await m.Plant.filter(code="PV-E1").exists()
 
 
-async def test_hostile_text_in_a_reason_is_stored_as_typed(bot: Bot, people):
-    await november_cycle(people)
+async def test_hostile_text_in_a_reason_is_stored_as_typed(bot: Bot, people, notify_apps):
+    await november_cycle(people, apps=notify_apps)
     reason = "{0.__class__} %s%s%n '; DROP TABLE plant; -- {{7*7}}"
     reply = await bot.say(OPERATOR, f"调整 PV-E1 PV-E1-G 00010200 680 原因 {reason}")
     assert reason in reply.text

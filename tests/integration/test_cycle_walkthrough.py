@@ -84,11 +84,11 @@ def _energies(form: m.ConfirmationForm, what: str) -> list[str]:
     return [form.periods[rate][what] for rate in ("sharp", "peak", "flat", "valley")]
 
 
-async def test_two_cycles_from_readings_to_paid(plant):
+async def test_two_cycles_from_readings_to_paid(plant, notify_apps):
     owner, staff, identity = plant["owner"], plant["staff"], plant["identity"]
 
     # --- cycle 2026-10 (2026-09-01 → 2026-10-01): the form ----------------------------------
-    run = await cycles.run_cycle("2026-10", now=local(2026, 10, 1, 8))
+    run = await cycles.run_cycle("2026-10", now=local(2026, 10, 1, 8), apps=notify_apps)
     assert (run.plants, run.forms_created, run.forms_existing, run.forms_flagged) == (1, 1, 0, 0)
     v1 = await _form("2026-10")
     assert (v1.version, v1.state) == (1, m.FormState.SENT)
@@ -102,7 +102,7 @@ async def test_two_cycles_from_readings_to_paid(plant):
     assert (line["previous"], line["current"], line["multiplier"], line["kwh"]) == ("300.0000", "600.0000", 20, "6000.000")
 
     # running again changes nothing
-    again = await cycles.run_cycle("2026-10")
+    again = await cycles.run_cycle("2026-10", apps=notify_apps)
     assert (again.forms_created, again.forms_existing) == (0, 1)
     assert await m.ConfirmationForm.all().count() == 1
 
@@ -111,12 +111,15 @@ async def test_two_cycles_from_readings_to_paid(plant):
         await forms.dispute_form(v1.id, "   ", by=identity)
     await forms.dispute_form(v1.id, "峰时段发电量偏高，现场表计显示 590", by=identity)
     with pytest.raises(Forbidden):
-        await forms.adjust_reading("PV-T1", "2026-10", "T1-G", "00010200", "590.00", "现场核实", plant["viewer"])
+        await forms.adjust_reading("PV-T1", "2026-10", "T1-G", "00010200", "590.00", "现场核实", plant["viewer"],
+                                   apps=notify_apps)
     with pytest.raises(InvalidInput):
-        await forms.adjust_reading("PV-T1", "2026-10", "T1-G", "00010200", "590.00", "", staff)
-    v2 = await forms.adjust_reading("PV-T1", "2026-10", "T1-G", "00010200", "590.00", "现场核实峰时段读数", staff)
+        await forms.adjust_reading("PV-T1", "2026-10", "T1-G", "00010200", "590.00", "", staff, apps=notify_apps)
+    v2 = await forms.adjust_reading("PV-T1", "2026-10", "T1-G", "00010200", "590.00", "现场核实峰时段读数", staff,
+                                    apps=notify_apps)
     assert (v2.version, v2.state, v2.flags) == (2, m.FormState.DRAFT, ["TOU_MISMATCH"])  # total still 700 ≠ 690
-    v3 = await forms.adjust_reading("PV-T1", "2026-10", "T1-G", "00010000", "1690.00", "现场核实总读数", staff)
+    v3 = await forms.adjust_reading("PV-T1", "2026-10", "T1-G", "00010000", "1690.00", "现场核实总读数", staff,
+                                    apps=notify_apps)
     assert (v3.version, v3.state, v3.flags) == (3, m.FormState.SENT, [])
     assert _energies(v3, "self_use") == ["0.000", "5200.000", "4200.000", "2400.000"]
     assert (await m.ConfirmationForm.get(id=v1.id)).state == m.FormState.ADJUSTED
@@ -136,8 +139,8 @@ async def test_two_cycles_from_readings_to_paid(plant):
     # --- the bill, worked by hand -----------------------------------------------------------
     # unit price = grid price × 0.85: peak 0.9700 → 0.824500, flat 0.6500 → 0.552500, valley 0.3900 → 0.331500
     # peak 5200 kWh × 0.8245 = 4287.40 元; flat 4200 × 0.5525 = 2320.50 元; valley 2400 × 0.3315 = 795.60 元
-    assert await bills.issue_bills("2026-10", now=local(2026, 10, 10, 10)) == 1
-    assert await bills.issue_bills("2026-10", now=local(2026, 10, 10, 11)) == 0  # once
+    assert await bills.issue_bills("2026-10", now=local(2026, 10, 10, 10), apps=notify_apps) == 1
+    assert await bills.issue_bills("2026-10", now=local(2026, 10, 10, 11), apps=notify_apps) == 0  # once
     bill = await m.Bill.get(cycle__period="2026-10").prefetch_related("lines")
     lines = sorted(bill.lines, key=lambda l: l.seq)
     assert [(l.description, l.kwh, l.unit_price, l.amount_fen) for l in lines] == [
@@ -151,12 +154,13 @@ async def test_two_cycles_from_readings_to_paid(plant):
 
     # --- a partial payment recorded by staff -------------------------------------------------
     pay1 = await bills.record_payment(bill.id, 400000, m.PaymentChannel.BANK_TRANSFER, "BANK-20261020-01",
-                                      staff=staff, paid_at=local(2026, 10, 20, 15))
+                                      staff=staff, paid_at=local(2026, 10, 20, 15), apps=notify_apps)
     same = await bills.record_payment(bill.id, 400000, m.PaymentChannel.BANK_TRANSFER, "BANK-20261020-01",
-                                      staff=staff, paid_at=local(2026, 10, 20, 15))
+                                      staff=staff, paid_at=local(2026, 10, 20, 15), apps=notify_apps)
     assert same.id == pay1.id  # recorded once
     with pytest.raises(Conflict):
-        await bills.record_payment(bill.id, 1, m.PaymentChannel.BANK_TRANSFER, "BANK-20261020-01", staff=staff)
+        await bills.record_payment(bill.id, 1, m.PaymentChannel.BANK_TRANSFER, "BANK-20261020-01", staff=staff,
+                                   apps=notify_apps)
     bill = await m.Bill.get(id=bill.id)
     assert (bill.paid_fen, bills.owed_fen(bill), bill.state) == (400000, 340350, m.BillState.PARTLY_PAID)
 
@@ -175,14 +179,14 @@ async def test_two_cycles_from_readings_to_paid(plant):
 
     # --- paid in full, 5 元 over: the rest becomes account credit ----------------------------
     await bills.record_payment(bill.id, 348338, m.PaymentChannel.COUNTER, "COUNTER-1106-7", staff=staff,
-                               paid_at=local(2026, 11, 6, 10))
+                               paid_at=local(2026, 11, 6, 10), apps=notify_apps)
     bill = await m.Bill.get(id=bill.id)
     assert (bill.paid_fen, bills.owed_fen(bill), bill.state) == (747838, 0, m.BillState.PAID)
     assert await bills.credit_balance(owner.id) == 500
     assert await late_fees.accrue_late_fees(dt.date(2026, 11, 20)) == 0  # a paid bill accrues nothing
 
     # --- cycle 2026-11 (10-01 → 11-01): the corrected 10-01 reading carries over -------------
-    await cycles.run_cycle("2026-11", now=local(2026, 11, 1, 8))
+    await cycles.run_cycle("2026-11", now=local(2026, 11, 1, 8), apps=notify_apps)
     form2 = await _form("2026-11")
     # generation from the corrected 590 / 1690 of 10-01: peak +100, flat +100, valley +50
     assert _energies(form2, "generation") == ["0.000", "2000.000", "2000.000", "1000.000"]
@@ -190,12 +194,13 @@ async def test_two_cycles_from_readings_to_paid(plant):
     assert await forms.auto_confirm_due(local(2026, 11, 7)) == 0  # answer not due yet
     assert await forms.auto_confirm_due(local(2026, 11, 8, 9)) == 1
     assert (await _form("2026-11")).state == m.FormState.AUTO_CONFIRMED
-    assert await bills.issue_bills("2026-11", now=local(2026, 11, 10, 10)) == 1
+    assert await bills.issue_bills("2026-11", now=local(2026, 11, 10, 10), apps=notify_apps) == 1
     bill2 = await m.Bill.get(cycle__period="2026-11")
     # peak 2000 × 0.8245 = 1649.00; flat 2000 × 0.5525 = 1105.00; valley 1000 × 0.3315 = 331.50 → 3085.50 元
     assert (bill2.total_fen, bill2.credit_applied_fen, bills.owed_fen(bill2)) == (308550, 500, 308050)
     assert await bills.credit_balance(owner.id) == 0
-    await bills.record_payment(bill2.id, 308050, m.PaymentChannel.BANK_TRANSFER, "BANK-1120", staff=staff)
+    await bills.record_payment(bill2.id, 308050, m.PaymentChannel.BANK_TRANSFER, "BANK-1120", staff=staff,
+                               apps=notify_apps)
     assert (await m.Bill.get(id=bill2.id)).state == m.BillState.PAID
 
     status = await cycles.cycle_status("2026-10")
@@ -203,19 +208,21 @@ async def test_two_cycles_from_readings_to_paid(plant):
     assert await m.AuditEvent.filter(action="RecordPayment").count() == 3
 
 
-async def test_staff_set_an_energy_when_no_reading_can(plant):
+async def test_staff_set_an_energy_when_no_reading_can(plant, notify_apps):
     staff, identity = plant["staff"], plant["identity"]
-    await cycles.run_cycle("2026-10", now=local(2026, 10, 1, 8))
+    await cycles.run_cycle("2026-10", now=local(2026, 10, 1, 8), apps=notify_apps)
     v1 = await _form("2026-10")
     await forms.dispute_form(v1.id, "发电表 9 月中旬故障，峰时段电量按 5500 kWh 协商", by=identity)
     for bad in ("-1", "NaN", "1e400", "12.3456", "abc"):
         with pytest.raises(InvalidInput):
-            await forms.adjust_energy("PV-T1", "2026-10", "generation", "peak", bad, "协商", staff)
+            await forms.adjust_energy("PV-T1", "2026-10", "generation", "peak", bad, "协商", staff, apps=notify_apps)
     with pytest.raises(InvalidInput):
-        await forms.adjust_energy("PV-T1", "2026-10", "self_use", "peak", "1", "derived, not set", staff)
+        await forms.adjust_energy("PV-T1", "2026-10", "self_use", "peak", "1", "derived, not set", staff,
+                                  apps=notify_apps)
     with pytest.raises(Forbidden):
-        await forms.adjust_energy("PV-T1", "2026-10", "generation", "peak", "5500", "协商", plant["viewer"])
-    v2 = await forms.adjust_energy("PV-T1", "2026-10", "generation", "peak", "5500", "与业主协商一致", staff)
+        await forms.adjust_energy("PV-T1", "2026-10", "generation", "peak", "5500", "协商", plant["viewer"],
+                                  apps=notify_apps)
+    v2 = await forms.adjust_energy("PV-T1", "2026-10", "generation", "peak", "5500", "与业主协商一致", staff, apps=notify_apps)
     assert (v2.version, v2.state, v2.flags) == (2, m.FormState.SENT, ["ENERGY_ADJUSTED"])
     # peak self-use follows: 5500 − 600 export = 4900; totals are the sums of the rates
     assert _energies(v2, "self_use") == ["0.000", "4900.000", "4200.000", "2400.000"]
@@ -225,8 +232,8 @@ async def test_staff_set_an_energy_when_no_reading_can(plant):
         "6000.000", "5500.000", "与业主协商一致")
     await forms.confirm_form(v2.id, by=identity)
     with pytest.raises(Conflict):  # final now
-        await forms.adjust_energy("PV-T1", "2026-10", "generation", "peak", "1", "too late", staff)
-    await bills.issue_bills("2026-10", now=local(2026, 10, 10))
+        await forms.adjust_energy("PV-T1", "2026-10", "generation", "peak", "1", "too late", staff, apps=notify_apps)
+    await bills.issue_bills("2026-10", now=local(2026, 10, 10), apps=notify_apps)
     bill = await m.Bill.get(cycle__period="2026-10")
     # peak 4900 × 0.8245 = 4040.05; flat 2320.50; valley 795.60 → 7156.15 元
     assert bill.total_fen == 404005 + 232050 + 79560

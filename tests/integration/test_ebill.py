@@ -43,8 +43,8 @@ def test_links():
     assert abs(default - (utc_now() + dt.timedelta(days=30)).timestamp()) < 5  # 30 days by default
 
 
-async def test_bill_page_shows_every_amount_to_the_fen_in_chinese_and_english(client, settings):
-    walked = await walked_plant()
+async def test_bill_page_shows_every_amount_to_the_fen_in_chinese_and_english(client, settings, notify_apps):
+    walked = await walked_plant(apps=notify_apps)
     bill = walked["bill"]
     link = ebill_links.ebill_link("bill", bill.id, in_a_day(), settings.secret_key)
 
@@ -95,8 +95,8 @@ async def test_bill_page_shows_every_amount_to_the_fen_in_chinese_and_english(cl
     assert "中文</a>" in english
 
 
-async def test_form_page_shows_the_confirmation_form(client, settings):
-    walked = await walked_plant()
+async def test_form_page_shows_the_confirmation_form(client, settings, notify_apps):
+    walked = await walked_plant(apps=notify_apps)
     resp = await client.get(ebill_links.ebill_link("form", walked["form"].id, in_a_day(), settings.secret_key))
     assert resp.status == 200
     html = await resp.text()
@@ -112,8 +112,8 @@ async def test_form_page_shows_the_confirmation_form(client, settings):
     assert "Electricity confirmation form" in english and "Grid meter, export" in english and "confirmed" in english
 
 
-async def test_refused_links_are_a_plain_403_page_and_leak_nothing(client, settings):
-    walked = await walked_plant()
+async def test_refused_links_are_a_plain_403_page_and_leak_nothing(client, settings, notify_apps):
+    walked = await walked_plant(apps=notify_apps)
     bill = walked["bill"]
     other = (await plain_bill("PV-OTHER", "2026-10", total_fen=12345, due_on=dt.date(2026, 10, 25)))["bill"]
     key = settings.secret_key
@@ -164,8 +164,8 @@ async def test_refused_links_are_a_plain_403_page_and_leak_nothing(client, setti
     assert (await client.get(good)).status == 200
 
 
-async def test_html_in_an_owner_name_is_escaped(client, settings):
-    walked = await walked_plant(owner_name='<script>alert("x")</script><img src=x onerror=alert(1)>')
+async def test_html_in_an_owner_name_is_escaped(client, settings, notify_apps):
+    walked = await walked_plant(owner_name='<script>alert("x")</script><img src=x onerror=alert(1)>', apps=notify_apps)
     await m.Plant.filter(id=walked["plant"].id).update(name="屋顶 & <b>仓库</b>")
     html = await (await client.get(ebill_links.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key))).text()
     assert "<script>" not in html and "<img src=x" not in html and "<b>仓库</b>" not in html
@@ -173,8 +173,8 @@ async def test_html_in_an_owner_name_is_escaped(client, settings):
     assert "屋顶 &amp; &lt;b&gt;仓库&lt;/b&gt;" in html
 
 
-async def test_chart_bars_come_from_day_rollups_and_self_use_from_daily_export_readings(client, settings):
-    walked = await walked_plant()
+async def test_chart_bars_come_from_day_rollups_and_self_use_from_daily_export_readings(client, settings, notify_apps):
+    walked = await walked_plant(apps=notify_apps)
     plant, grid = walked["plant"], walked["grid_meter"]
     day_wh = {dt.date(2026, 9, 3): 412_500, dt.date(2026, 9, 4): 380_000, dt.date(2026, 9, 5): 150_000,
               # outside the cycle (2026-09-01 → 2026-10-01): never drawn
@@ -208,8 +208,8 @@ async def test_chart_bars_come_from_day_rollups_and_self_use_from_daily_export_r
     assert len(bars(english)) == 5 and "(2 of 3 days)" in english and "27 days without generation data" in english
 
 
-async def test_chart_from_lifetime_counters_when_there_is_no_rollup(client, settings):
-    walked = await walked_plant()
+async def test_chart_from_lifetime_counters_when_there_is_no_rollup(client, settings, notify_apps):
+    walked = await walked_plant(apps=notify_apps)
     plant = walked["plant"]
     inv1 = await m.TelemetryDevice.create(plant=plant, serial="INV-1")
     inv2 = await m.TelemetryDevice.create(plant=plant, serial="INV-2")
@@ -246,8 +246,8 @@ async def test_chart_from_lifetime_counters_when_there_is_no_rollup(client, sett
     assert "没有逐日自用电量数据" in html  # no daily export readings: self-use not drawn, and said so
 
 
-async def test_chart_without_any_telemetry_says_so_and_draws_nothing(client, settings):
-    walked = await walked_plant()
+async def test_chart_without_any_telemetry_says_so_and_draws_nothing(client, settings, notify_apps):
+    walked = await walked_plant(apps=notify_apps)
     html = await (await client.get(ebill_links.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key))).text()
     assert "<svg" in html and bars(html) == {}
     assert "本周期没有逐日发电数据" in html

@@ -101,8 +101,8 @@ def fonts(reader: pypdf.PdfReader) -> set[str]:
     return names
 
 
-async def test_bill_pdf_holds_the_bill_number_every_line_and_the_total_to_the_fen(client, settings):
-    walked = await walked_plant()
+async def test_bill_pdf_holds_the_bill_number_every_line_and_the_total_to_the_fen(client, settings, notify_apps):
+    walked = await walked_plant(apps=notify_apps)
     bill = walked["bill"]
     resp = await client.get(as_pdf(ebill_links.ebill_link("bill", bill.id, in_a_day(), settings.secret_key)))
     assert resp.status == 200
@@ -157,8 +157,8 @@ async def test_bill_pdf_holds_the_bill_number_every_line_and_the_total_to_the_fe
     assert_form_figures(text, await m.ConfirmationForm.get(id=walked["form"].id))
 
 
-async def test_bill_pdf_in_english_and_the_page_links_to_it(client, settings):
-    walked = await walked_plant()
+async def test_bill_pdf_in_english_and_the_page_links_to_it(client, settings, notify_apps):
+    walked = await walked_plant(apps=notify_apps)
     link = ebill_links.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key)
     html = await (await client.get(link)).text()
     found = re.search(r'<a href="([^"]+)" type="application/pdf" id="pdf-link">PDF</a>', html)
@@ -179,8 +179,8 @@ async def test_bill_pdf_in_english_and_the_page_links_to_it(client, settings):
         assert words in text, words
 
 
-async def test_form_pdf_holds_readings_and_energies(client, settings):
-    walked = await walked_plant()
+async def test_form_pdf_holds_readings_and_energies(client, settings, notify_apps):
+    walked = await walked_plant(apps=notify_apps)
     form = walked["form"]
     resp = await client.get(as_pdf(ebill_links.ebill_link("form", form.id, in_a_day(), settings.secret_key)))
     assert resp.status == 200 and resp.headers["Content-Type"] == "application/pdf"
@@ -201,8 +201,8 @@ async def test_form_pdf_holds_readings_and_energies(client, settings):
     assert_form_figures(text, await m.ConfirmationForm.get(id=form.id))
 
 
-async def test_pdf_links_are_refused_as_the_pages_are(client, settings):
-    walked = await walked_plant()
+async def test_pdf_links_are_refused_as_the_pages_are(client, settings, notify_apps):
+    walked = await walked_plant(apps=notify_apps)
     bill = walked["bill"]
     other = (await plain_bill("PV-OTHER", "2026-10", total_fen=12345, due_on=dt.date(2026, 10, 25)))["bill"]
     key = settings.secret_key
@@ -238,23 +238,23 @@ async def test_pdf_links_are_refused_as_the_pages_are(client, settings):
     assert (await client.get(as_pdf(good))).status == 200
 
 
-async def test_markup_in_names_is_text_in_the_pdf(client, settings):
+async def test_markup_in_names_is_text_in_the_pdf(client, settings, notify_apps):
     """reportlab's Paragraph reads a little markup: names from outside must come out as written."""
-    walked = await walked_plant(owner_name='<b>大</b> & <font size="40">公司</font> <para>')
+    walked = await walked_plant(owner_name='<b>大</b> & <font size="40">公司</font> <para>', apps=notify_apps)
     resp = await client.get(as_pdf(ebill_links.ebill_link("bill", walked["bill"].id, in_a_day(), settings.secret_key)))
     assert resp.status == 200
     text, _ = pdf_text(await resp.read())
     assert '<b>大</b> & <font size="40">公司</font> <para>' in text
 
 
-async def test_the_bill_notification_links_to_the_pdf(client, settings, fake_wechat, wechat_api, wechat_redis):
+async def test_the_bill_notification_links_to_the_pdf(client, settings, fake_wechat, wechat_api, wechat_redis,
+                                                      notify_apps):
     """BillIssued on the official account carries the bill's signed PDF link, signed when sent."""
-    outbox.configure(settings.mp_appid, settings.oa_appid)
-    walked = await walked_plant()
+    walked = await walked_plant(apps=notify_apps)
     bill = walked["bill"]
     await m.WechatIdentity.create(app_id=settings.oa_appid, openid="oa-owner-pdf", owner_id=bill.owner_id)
     async with in_transaction() as conn:
-        assert await outbox.bills_issued([bill], using_db=conn) == 1
+        assert await outbox.bills_issued([bill], using_db=conn, apps=notify_apps) == 1
     row = await m.OutboxMessage.get(template="bill_issued")
     assert row.payload["url"] == f"/e/bill/{bill.id}.pdf"  # the row keeps the path, never a signature
     await dispatcher(wechat_api, wechat_redis, settings, sign_link=ebill_signer(settings)).run_once()

@@ -34,8 +34,8 @@ async def _page(bot_app, url: str) -> str:
 
 
 async def test_an_adjusted_form_and_its_bill_show_each_adjustment(bot: Bot, bot_app, fake_wechat, people,
-                                                                   wechat_settings):
-    cycle = await november_cycle(people)
+                                                                   wechat_settings, notify_apps):
+    cycle = await november_cycle(people, apps=notify_apps)
     assert "第 2 版" in (await bot.say(OPERATOR, "调整 PV-E1 PV-E1-G 00010200 690 原因 峰段读数复核")).text
     assert "第 3 版" in (await bot.say(ADMIN, "调整 PV-E1 电量 发电 峰 1234.5 原因 电表故障，按逆变器估算")).text
     form = await m.ConfirmationForm.get(cycle=cycle, version=3)
@@ -74,7 +74,7 @@ async def test_an_adjusted_form_and_its_bill_show_each_adjustment(bot: Bot, bot_
 
     # the bill of the confirmed form says it too
     await forms.confirm_form(form.id, staff=people["operator"])
-    assert await bills.issue_bills("2026-11") == 1
+    assert await bills.issue_bills("2026-11", apps=notify_apps) == 1
     bill = await m.Bill.get(form_id=form.id)
     resp = await bot_app.get(f"/api/v1/bills/{bill.id}", headers=headers)
     page = await _page(bot_app, (await resp.json())["ebill_url"])
@@ -90,8 +90,8 @@ async def test_an_adjusted_form_and_its_bill_show_each_adjustment(bot: Bot, bot_
 
 
 async def test_a_form_never_adjusted_shows_no_adjustment_block(bot: Bot, bot_app, fake_wechat, people,
-                                                               wechat_settings):
-    cycle = await november_cycle(people)
+                                                               wechat_settings, notify_apps):
+    cycle = await november_cycle(people, apps=notify_apps)
     form = await m.ConfirmationForm.get(cycle=cycle, version=1)
     headers = await _owner_session(bot_app, fake_wechat, people, wechat_settings.mp_appid)
     detail = await (await bot_app.get(f"/api/v1/forms/{form.id}", headers=headers)).json()

@@ -20,15 +20,10 @@ from settlement.clock import UTC, utc_now
 NOON = dt.datetime(2026, 11, 20, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
 
 
-@pytest.fixture(autouse=True)
-def apps(settings):
-    outbox.configure(settings.mp_appid, settings.oa_appid)
-
-
-async def _enqueue(identity, key: str, template: str = "bill_issued", payload=None, **kw):
+async def _enqueue(identity, key: str, template: str = "bill_issued", payload=None, *, apps, **kw):
     async with in_transaction() as conn:
         return await outbox.enqueue("BillIssued", identity, "mp", template, payload or BILL_PAYLOAD, key,
-                                    using_db=conn, now=kw.pop("now", NOON), **kw)
+                                    using_db=conn, apps=apps, now=kw.pop("now", NOON), **kw)
 
 
 async def _drain(d) -> None:
@@ -39,12 +34,12 @@ async def _drain(d) -> None:
     raise AssertionError("the outbox did not drain")
 
 
-async def test_subscribe_then_oa_fallback_then_no_channel(db, fake_wechat, wechat_api, wechat_redis):
+async def test_subscribe_then_oa_fallback_then_no_channel(db, fake_wechat, wechat_api, wechat_redis, notify_apps):
     _, accepted, _ = await person(db, 1, accepts=1)
     _, no_accept, oa_only = await person(db, 2)
     _, lonely, _ = await person(db, 3, oa=False)
     for n, identity in enumerate((accepted, accepted, no_accept, lonely)):
-        await _enqueue(identity, f"bill:1:BillIssued:{n}")
+        await _enqueue(identity, f"bill:1:BillIssued:{n}", apps=notify_apps)
     await _drain(dispatcher(wechat_api, wechat_redis, db))
     sent = sorted((m.kind, m.touser) for m in fake_wechat.sent)
     # one accept: one message is a subscribe message, the other goes to the official account
@@ -61,13 +56,13 @@ async def test_subscribe_then_oa_fallback_then_no_channel(db, fake_wechat, wecha
     assert all(m.client_msg_id.startswith("outbox-") for m in fake_wechat.sent if m.kind == "template")
 
 
-async def test_43101_falls_back_to_the_official_account(db, fake_wechat, wechat_api, wechat_redis):
+async def test_43101_falls_back_to_the_official_account(db, fake_wechat, wechat_api, wechat_redis, notify_apps):
     _, refusing, _ = await person(db, 1, accepts=3)
     _, refusing_no_oa, _ = await person(db, 2, oa=False, accepts=3)
     fake_wechat.refuse_subscribe("mp-openid-1")
     fake_wechat.refuse_subscribe("mp-openid-2")
-    await _enqueue(refusing, "k1")
-    await _enqueue(refusing_no_oa, "k2")
+    await _enqueue(refusing, "k1", apps=notify_apps)
+    await _enqueue(refusing_no_oa, "k2", apps=notify_apps)
     await _drain(dispatcher(wechat_api, wechat_redis, db))
     assert [(m.kind, m.touser) for m in fake_wechat.sent] == [("template", "oa-openid-1")]
     first, second = await rows()
@@ -77,10 +72,10 @@ async def test_43101_falls_back_to_the_official_account(db, fake_wechat, wechat_
     assert (await SubscribeAcceptance.get(identity=refusing)).used == 0
 
 
-async def test_token_expiring_mid_batch(db, fake_wechat, wechat_api, wechat_redis):
+async def test_token_expiring_mid_batch(db, fake_wechat, wechat_api, wechat_redis, notify_apps):
     for n in range(10):
         _, identity, _ = await person(db, n, accepts=1)
-        await _enqueue(identity, f"k{n}")
+        await _enqueue(identity, f"k{n}", apps=notify_apps)
     fake_wechat.expire_tokens_after("subscribe_send", 4)
     await _drain(dispatcher(wechat_api, wechat_redis, db, concurrency=1))
     assert sorted(m.touser for m in fake_wechat.sent) == sorted(f"mp-openid-{n}" for n in range(10))
@@ -89,9 +84,9 @@ async def test_token_expiring_mid_batch(db, fake_wechat, wechat_api, wechat_redi
 
 
 @pytest.mark.parametrize("fault", ["quota", "http5xx", "busy", "minute_limit"])
-async def test_transient_faults_are_retried_with_backoff(db, fake_wechat, wechat_api, wechat_redis, fault):
+async def test_transient_faults_are_retried_with_backoff(db, fake_wechat, wechat_api, wechat_redis, fault, notify_apps):
     _, identity, _ = await person(db, 1, accepts=1)
-    await _enqueue(identity, "k1")
+    await _enqueue(identity, "k1", apps=notify_apps)
     if fault == "quota":
         fake_wechat.fail_next("subscribe_send", 45009, times=2)
     elif fault == "http5xx":
@@ -118,10 +113,11 @@ async def test_transient_faults_are_retried_with_backoff(db, fake_wechat, wechat
     assert len(fake_wechat.sent) == 1
 
 
-async def test_timeouts_are_retried_and_give_up_after_max_attempts(db, fake_wechat, wechat_api_factory, wechat_redis):
+async def test_timeouts_are_retried_and_give_up_after_max_attempts(db, fake_wechat, wechat_api_factory, wechat_redis,
+                                                                   notify_apps):
     api = await wechat_api_factory(call_timeout=0.2)
     _, identity, _ = await person(db, 1, accepts=1)
-    await _enqueue(identity, "k1")
+    await _enqueue(identity, "k1", apps=notify_apps)
     fake_wechat.hang_next("subscribe_send", 1.0, times=3)
     await _drain(dispatcher(api, wechat_redis, db, max_attempts=3))
     row = (await rows())[0]
@@ -129,12 +125,12 @@ async def test_timeouts_are_retried_and_give_up_after_max_attempts(db, fake_wech
     assert row.last_error.startswith("gave up after 3 tries: WechatUnavailable")
 
 
-async def test_permanent_errors_fail_with_the_reason(db, fake_wechat, wechat_api, wechat_redis):
+async def test_permanent_errors_fail_with_the_reason(db, fake_wechat, wechat_api, wechat_redis, notify_apps):
     _, identity, _ = await person(db, 1, accepts=1)
     _, unfollowed, _ = await person(db, 2)
     fake_wechat.unfollow("oa-openid-2")
-    await _enqueue(identity, "k1")
-    await _enqueue(unfollowed, "k2")
+    await _enqueue(identity, "k1", apps=notify_apps)
+    await _enqueue(unfollowed, "k2", apps=notify_apps)
     fake_wechat.fail_next("subscribe_send", 47003)
     await _drain(dispatcher(wechat_api, wechat_redis, db))
     first, second = await rows()
@@ -143,22 +139,22 @@ async def test_permanent_errors_fail_with_the_reason(db, fake_wechat, wechat_api
     assert fake_wechat.sent == []
 
 
-async def test_unknown_template_id_fails(db, fake_wechat, wechat_api, wechat_redis, settings):
+async def test_unknown_template_id_fails(db, fake_wechat, wechat_api, wechat_redis, settings, notify_apps):
     from settlement.notify.dispatcher import Dispatcher
     from settlement.infra.redis_client import Namespace
 
     _, identity, _ = await person(db, 1, accepts=1)
-    await _enqueue(identity, "k1")
+    await _enqueue(identity, "k1", apps=notify_apps)
     d = Dispatcher(wechat_api, wechat_redis, Namespace(settings.redis_prefix), template_ids={},
                    mp_appid=settings.mp_appid, oa_appid=settings.oa_appid)
     await _drain(d)
     assert (await rows())[0].last_error == "no WeChat template id for 'bill_issued'"
 
 
-async def test_rate_limit_per_template_is_kept(db, fake_wechat, wechat_api, wechat_redis):
+async def test_rate_limit_per_template_is_kept(db, fake_wechat, wechat_api, wechat_redis, notify_apps):
     for n in range(12):
         _, identity, _ = await person(db, n, accepts=2)
-        await _enqueue(identity, f"a{n}")
+        await _enqueue(identity, f"a{n}", apps=notify_apps)
     started: list[float] = []
 
     class Recording:
@@ -178,24 +174,24 @@ async def test_rate_limit_per_template_is_kept(db, fake_wechat, wechat_api, wech
     assert d.stats.deferred > 0
 
 
-async def test_reminders_wait_for_the_end_of_quiet_hours(db, fake_wechat, wechat_api, wechat_redis):
+async def test_reminders_wait_for_the_end_of_quiet_hours(db, fake_wechat, wechat_api, wechat_redis, notify_apps):
     _, identity, _ = await person(db, 1, accepts=1, template="arrears_reminder")
     night = dt.datetime(2026, 11, 20, 15, 30, tzinfo=UTC)  # 23:30 in Shanghai
     payload = {**BILL_PAYLOAD, "late_fee_fen": 250, "stage": 7}
-    row = await _enqueue(identity, "r1", template="arrears_reminder", payload=payload, now=night)
+    row = await _enqueue(identity, "r1", template="arrears_reminder", payload=payload, now=night, apps=notify_apps)
     assert row.not_before == dt.datetime(2026, 11, 21, 0, 0, tzinfo=UTC)  # 08:00 the next morning
     assert outbox.quiet_until(dt.datetime(2026, 11, 20, 23, 59, tzinfo=UTC)) == dt.datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
     assert outbox.quiet_until(dt.datetime(2026, 11, 21, 0, 0, tzinfo=UTC)) is None
     assert outbox.quiet_until(dt.datetime(2026, 11, 20, 14, 0, tzinfo=UTC)) == dt.datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
     # a bill message is not a reminder: it goes at night too
-    other = await _enqueue(identity, "b1", now=night)
+    other = await _enqueue(identity, "b1", now=night, apps=notify_apps)
     assert other.not_before == night
 
 
-async def test_a_claimed_row_is_not_claimed_twice(db, fake_wechat, wechat_api, wechat_redis):
+async def test_a_claimed_row_is_not_claimed_twice(db, fake_wechat, wechat_api, wechat_redis, notify_apps):
     for n in range(5):
         _, identity, _ = await person(db, n, accepts=1)
-        await _enqueue(identity, f"k{n}")
+        await _enqueue(identity, f"k{n}", apps=notify_apps)
     first, second = dispatcher(wechat_api, wechat_redis, db), dispatcher(wechat_api, wechat_redis, db)
     now = utc_now()
     _, _, mine = await first.claim(now)
@@ -206,7 +202,8 @@ async def test_a_claimed_row_is_not_claimed_twice(db, fake_wechat, wechat_api, w
     assert len(later) == 5
 
 
-async def test_a_claim_passes_over_rows_another_transaction_holds(db, fake_wechat, wechat_api, wechat_redis):
+async def test_a_claim_passes_over_rows_another_transaction_holds(db, fake_wechat, wechat_api, wechat_redis,
+                                                                  notify_apps):
     """Two dispatchers claiming at the same moment: the second takes other rows at once instead
     of waiting for (and deadlocking with) the first. Only PostgreSQL has row locks; on SQLite the
     claim holds the whole database and this cannot arise."""
@@ -214,7 +211,7 @@ async def test_a_claim_passes_over_rows_another_transaction_holds(db, fake_wecha
         pytest.skip("row locks are PostgreSQL's (SQLite serializes whole transactions)")
     for n in range(6):
         _, identity, _ = await person(db, n, accepts=1)
-        await _enqueue(identity, f"k{n}")
+        await _enqueue(identity, f"k{n}", apps=notify_apps)
     ids = sorted(await OutboxMessage.all().values_list("id", flat=True))
     held = asyncio.Event()
     release = asyncio.Event()
@@ -237,15 +234,15 @@ async def test_a_claim_passes_over_rows_another_transaction_holds(db, fake_wecha
     assert [r.id for r in rows_] == ids[3:]
 
 
-async def test_staff_alarm_and_cancel(db, fake_wechat, wechat_api, wechat_redis):
+async def test_staff_alarm_and_cancel(db, fake_wechat, wechat_api, wechat_redis, notify_apps):
     await staff_member(db, 1)
     async with in_transaction() as conn:
         written = await outbox.notify_staff("OutageAlarm", "outage_alarm", {
             "plant_name": "一号站", "plant_code": "P001", "started_at": NOON, "what": "逆变器离线超过30分钟"},
-            "outage:1", using_db=conn)
+            "outage:1", using_db=conn, apps=notify_apps)
     assert [r.channel for r in written] == ["template"]
     _, identity, _ = await person(db, 2, accepts=1)
-    doomed = await _enqueue(identity, "bill:9:r")
+    doomed = await _enqueue(identity, "bill:9:r", apps=notify_apps)
     assert await cancel([doomed.id], "paid") == 1
     await _drain(dispatcher(wechat_api, wechat_redis, db))
     assert [(m.kind, m.touser, m.data["character_string2"]) for m in fake_wechat.sent] == [

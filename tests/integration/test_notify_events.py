@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
 from settlement.notify import outbox
 from settlement.models import OutboxMessage, OutboxState, WechatIdentity
 from tests.integration.billed_plant import walked_plant
@@ -15,13 +13,8 @@ from settlement.clock import UTC
 
 
 
-@pytest.fixture(autouse=True)
-def apps(settings):
-    outbox.configure(settings.mp_appid, settings.oa_appid)
-
-
-async def test_cycle_bill_and_payment_write_their_messages(db, bound_owners):  # noqa: F811
-    walked = await walked_plant()
+async def test_cycle_bill_and_payment_write_their_messages(db, bound_owners, notify_apps):  # noqa: F811
+    walked = await walked_plant(apps=notify_apps)
     identity = await WechatIdentity.get(owner=walked["owner"])
     rows = {r.event: r for r in await OutboxMessage.all().order_by("id")}
     assert set(rows) == {"FormSent", "AutoConfirmComing", "BillIssued", "PaymentReceived"}
@@ -39,6 +32,6 @@ async def test_cycle_bill_and_payment_write_their_messages(db, bound_owners):  #
     assert [s["event"] for s in await outbox.delivery_state(bill_id=bill.id)] == ["PaymentReceived", "BillIssued"]
 
 
-async def test_no_identity_no_message(db):
-    await walked_plant()
+async def test_no_identity_no_message(db, notify_apps):
+    await walked_plant(apps=notify_apps)
     assert await OutboxMessage.all().count() == 0

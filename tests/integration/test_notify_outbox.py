@@ -37,11 +37,6 @@ SAMPLES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def apps(settings):
-    outbox.configure(settings.mp_appid, settings.oa_appid)
-
-
 @pytest.mark.parametrize("template", outbox.TEMPLATE_NAMES)
 def test_every_template_renders_fields_wechat_accepts(template):
     fields = render(template, SAMPLES[template])
@@ -111,38 +106,39 @@ def test_hostile_payloads_are_refused_or_kept_inert():
         render("form_sent", {**SAMPLES["form_sent"], "answer_by": dt.datetime(2026, 11, 20, 12)})
 
 
-async def test_enqueue_is_idempotent_and_transactional(db):
+async def test_enqueue_is_idempotent_and_transactional(db, notify_apps):
     _, identity, _ = await person(db, 1)
     async with in_transaction() as conn:
         first = await outbox.enqueue("BillIssued", identity, "mp", "bill_issued", BILL_PAYLOAD, "bill:1:x",
-                                     using_db=conn, now=NOON)
+                                     using_db=conn, apps=notify_apps, now=NOON)
         again = await outbox.enqueue("BillIssued", identity, "mp", "bill_issued", BILL_PAYLOAD, "bill:1:x",
-                                     using_db=conn, now=NOON)
+                                     using_db=conn, apps=notify_apps, now=NOON)
     assert first.id == again.id and await OutboxMessage.all().count() == 1
     assert (first.channel, first.recipient, first.app_id, first.state) == (
         "subscribe", "mp-openid-1", db.mp_appid, OutboxState.PENDING)
     assert first.payload["context"]["bill_id"] == 1
     with pytest.raises(RuntimeError):
         async with in_transaction() as conn:
-            await outbox.enqueue("BillIssued", identity, "mp", "bill_issued", BILL_PAYLOAD, "bill:1:y", using_db=conn)
+            await outbox.enqueue("BillIssued", identity, "mp", "bill_issued", BILL_PAYLOAD, "bill:1:y", using_db=conn,
+                                 apps=notify_apps)
             raise RuntimeError("the change fails")
     assert await OutboxMessage.all().count() == 1
     with pytest.raises(NotificationContentError):
         async with in_transaction() as conn:
             await outbox.enqueue("BillIssued", "some-openid", "oa", "bill_issued", {**BILL_PAYLOAD, "total_fen": 10**13},
-                                 "bill:1:z", using_db=conn)
+                                 "bill:1:z", using_db=conn, apps=notify_apps)
     assert await OutboxMessage.all().count() == 1
 
 
-async def test_notify_owner_and_delivery_state(db):
+async def test_notify_owner_and_delivery_state(db, notify_apps):
     owner, mp_identity, _ = await person(db, 1)
     other, _, oa_only = await person(db, 2, mp=False)
     await person(db, 3, mp=False, oa=False)
     async with in_transaction() as conn:
         written = await outbox.notify_owner("BillIssued", owner.id, "bill_issued", BILL_PAYLOAD, "bill:1:BillIssued",
-                                            using_db=conn, now=NOON)
+                                            using_db=conn, apps=notify_apps, now=NOON)
         to_oa = await outbox.notify_owner("BillIssued", other.id, "bill_issued", {**BILL_PAYLOAD, "bill_id": 2},
-                                          "bill:2:BillIssued", using_db=conn, now=NOON)
+                                          "bill:2:BillIssued", using_db=conn, apps=notify_apps, now=NOON)
     # the mini-program identity only (the dispatcher falls back to the official account)
     assert [(r.recipient, r.channel) for r in written] == [(mp_identity.openid, "subscribe")]
     assert [(r.recipient, r.channel) for r in to_oa] == [(oa_only.openid, "template")]
@@ -155,7 +151,7 @@ async def test_notify_owner_and_delivery_state(db):
         await outbox.delivery_state()
 
 
-async def test_one_statement_notification_writes_what_notify_owners_writes(db):
+async def test_one_statement_notification_writes_what_notify_owners_writes(db, notify_apps):
     """The payments' single INSERT … SELECT and the batch path agree row for row: recipients (the
     mini-program identities, else the official-account ones, else none), channel, fields, state,
     send time; refused content is written failed with the reason; a repeat writes nothing."""
@@ -165,15 +161,17 @@ async def test_one_statement_notification_writes_what_notify_owners_writes(db):
     bad = {**payload, "amount_fen": 10**12}  # more than 10 digits: WeChat refuses the field
     async with in_transaction() as conn:
         fast = [await outbox.notify_owner_in_one_statement("PaymentReceived", o.id, "payment_received", p,
-                                                           f"fast:{o.id}", using_db=conn, now=NOON)
+                                                           f"fast:{o.id}", using_db=conn, apps=notify_apps, now=NOON)
                 for o in owners for p in (payload,)]
         fast.append(await outbox.notify_owner_in_one_statement("PaymentReceived", owners[0].id, "payment_received",
-                                                               bad, "fast:bad", using_db=conn, now=NOON))
+                                                               bad, "fast:bad", using_db=conn, apps=notify_apps,
+                                                               now=NOON))
         await outbox.notify_owners("PaymentReceived", "payment_received",
                                    [(o.id, payload, f"slow:{o.id}") for o in owners] + [(owners[0].id, bad, "slow:bad")],
-                                   using_db=conn, now=NOON)
+                                   using_db=conn, apps=notify_apps, now=NOON)
         again = await outbox.notify_owner_in_one_statement("PaymentReceived", owners[0].id, "payment_received",
-                                                           payload, f"fast:{owners[0].id}", using_db=conn, now=NOON)
+                                                           payload, f"fast:{owners[0].id}", using_db=conn,
+                                                           apps=notify_apps, now=NOON)
     assert fast == [1, 1, 0, 1] and again == 0
 
     def shape(row: OutboxMessage) -> tuple:

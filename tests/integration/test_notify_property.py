@@ -8,7 +8,6 @@ import itertools
 import time
 from collections import Counter
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tortoise.transactions import in_transaction
@@ -30,16 +29,11 @@ STEP = st.one_of(
 _example = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def apps(settings):
-    outbox.configure(settings.mp_appid, settings.oa_appid)
-
-
 @given(people=st.lists(PEOPLE, min_size=6, max_size=6), steps=st.lists(STEP, min_size=1, max_size=25))
 @settings(max_examples=25, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 async def test_every_notification_is_delivered_once_or_failed_with_a_reason(
-        db, fake_wechat, wechat_api, wechat_redis, people, steps):
+        db, fake_wechat, wechat_api, wechat_redis, notify_apps, people, steps):
     run = next(_example)
     identities = []
     for n, shape in enumerate(people):
@@ -58,7 +52,8 @@ async def test_every_notification_is_delivered_once_or_failed_with_a_reason(
             keys.add(key)
             async with in_transaction() as conn:
                 await outbox.enqueue("BillIssued", identities[who], "mp", "bill_issued",
-                                     {**BILL_PAYLOAD, "bill_number": f"R{run}K{number}P{who}"}, key, using_db=conn)
+                                     {**BILL_PAYLOAD, "bill_number": f"R{run}K{number}P{who}"}, key, using_db=conn,
+                                     apps=notify_apps)
         elif step[0] == "fault":
             _, fault, endpoint = step
             if fault is None:

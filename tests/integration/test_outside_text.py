@@ -199,12 +199,12 @@ async def test_the_readings_csv_import_refuses_a_row_holding_a_control_character
     assert await m.Reading.all().count() == 0
 
 
-async def test_the_payment_import_refuses_a_row_holding_nul_and_records_nothing(db):
+async def test_the_payment_import_refuses_a_row_holding_nul_and_records_nothing(db, notify_apps):
     from settlement.pay.offline_import import import_offline_payments
 
     row = {"bill": "B-1", "amount_fen": "100", "channel": "bank_transfer", "reference": "TX\x00-1",
            "paid_at": "2026-11-01"}
-    result = await import_offline_payments([("line 2", row)], source="import:payments.csv")
+    result = await import_offline_payments([("line 2", row)], source="import:payments.csv", apps=notify_apps)
     assert result.counts() == {"rows": 1, "recorded": 0, "duplicates": 0, "rejected": 1}
     assert result.rejected[0]["error"]["code"] == "invalid_text"
     assert "reference" in result.rejected[0]["error"]["message"]

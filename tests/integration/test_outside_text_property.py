@@ -188,12 +188,16 @@ def _readings_csv(client: Client, tmp: Path) -> Callable[[str], Answer]:
 
 
 def _payments_import(client: Client) -> Callable[[str], Answer]:
+    from settlement.notify.outbox import NotifyApps
     from settlement.pay.offline_import import import_offline_payments
+
+    apps = NotifyApps.from_settings(client.server.settings)
 
     def send(text: str) -> Answer:
         row = {"bill": "B-PROP", "amount_fen": "100", "channel": "bank_transfer", "reference": text,
                "paid_at": "2026-11-01"}
-        result = client.server.run(import_offline_payments([("line 2", row)], source="import:property.csv"))
+        result = client.server.run(import_offline_payments([("line 2", row)], source="import:property.csv",
+                                                           apps=apps))
         return Answer(200, bool(result.rejected) and result.rejected[0]["error"]["code"] == "invalid_text")
     return send
 

@@ -14,7 +14,7 @@ from settlement.billing.bills import credit_balance
 from settlement.pay.offline_import import import_offline_payments
 
 
-async def test_a_csv_of_transfers_and_counter_payments(db, tmp_path):
+async def test_a_csv_of_transfers_and_counter_payments(db, tmp_path, notify_apps):
     first, second = await open_bill(10000), await open_bill(5000)
     path = tmp_path / "finance.csv"
     path.write_text("\ufeffbill,amount_fen,channel,reference,paid_at\r\n"
@@ -31,7 +31,7 @@ async def test_a_csv_of_transfers_and_counter_payments(db, tmp_path):
                     f"{first['bill'].number},100,bank_transfer,\"X-5'; DROP TABLE payment;--\",yesterday\r\n",
                     encoding="utf-8")
     rows = read_rows(path)
-    result = await import_offline_payments(rows, source="import:finance.csv")
+    result = await import_offline_payments(rows, source="import:finance.csv", apps=notify_apps)
     assert result.counts() == {"rows": 11, "recorded": 3, "duplicates": 1, "rejected": 7}
     codes = [(r["place"], r["error"]["code"]) for r in result.rejected]
     assert codes == [("line 6", "bill_closed"), ("line 7", "unknown_bill"), ("line 8", "bad_amount"),
@@ -48,18 +48,18 @@ async def test_a_csv_of_transfers_and_counter_payments(db, tmp_path):
     assert await m.Payment.all().count() == 3
 
 
-async def test_json_as_well(db, tmp_path):
+async def test_json_as_well(db, tmp_path, notify_apps):
     world = await open_bill(3000)
     path = tmp_path / "finance.json"
     path.write_text(json.dumps({"payments": [{"bill": world["bill"].number, "amount_fen": 3000,
                                               "channel": "bank_transfer", "reference": "B-1",
                                               "paid_at": "2026-10-20"}]}))
-    result = await import_offline_payments(read_rows(path), source="import:finance.json")
+    result = await import_offline_payments(read_rows(path), source="import:finance.json", apps=notify_apps)
     assert result.counts() == {"rows": 1, "recorded": 1, "duplicates": 0, "rejected": 0}
     assert (await m.Bill.get(id=world["bill"].id)).state == m.BillState.PAID
 
 
-async def test_an_amount_far_beyond_what_is_owed_is_refused_by_row_unless_allowed(db, tmp_path):
+async def test_an_amount_far_beyond_what_is_owed_is_refused_by_row_unless_allowed(db, tmp_path, notify_apps):
     world = await open_bill(4_574_037)  # 45,740.37 元
     number = world["bill"].number
     path = tmp_path / "finance.csv"
@@ -67,7 +67,7 @@ async def test_an_amount_far_beyond_what_is_owed_is_refused_by_row_unless_allowe
                     f"{number},999999999,bank_transfer,TYPO-1,2026-10-20\n"
                     f"{number},9148075,bank_transfer,OK-1,2026-10-20\n",  # owed + total + 1 fen
                     encoding="utf-8")
-    result = await import_offline_payments(read_rows(path), source="import:finance.csv")
+    result = await import_offline_payments(read_rows(path), source="import:finance.csv", apps=notify_apps)
     assert result.counts() == {"rows": 2, "recorded": 0, "duplicates": 0, "rejected": 2}
     assert {r["error"]["code"] for r in result.rejected} == {"overpayment"}
     assert "4574037 fen owed" in result.rejected[0]["error"]["message"]
@@ -77,13 +77,14 @@ async def test_an_amount_far_beyond_what_is_owed_is_refused_by_row_unless_allowe
     # at the limit: what is owed plus the bill's total again becomes credit without a flag
     path.write_text("bill,amount_fen,channel,reference,paid_at\n"
                     f"{number},9148074,bank_transfer,OK-2,2026-10-20\n", encoding="utf-8")
-    result = await import_offline_payments(read_rows(path), source="import:finance.csv")
+    result = await import_offline_payments(read_rows(path), source="import:finance.csv", apps=notify_apps)
     assert result.counts()["recorded"] == 1 and await credit_balance(world["owner"].id) == 4_574_037
 
     other = await open_bill(10_000)
     path.write_text("bill,amount_fen,channel,reference,paid_at\n"
                     f"{other['bill'].number},999999999,bank_transfer,BIG-1,2026-10-20\n", encoding="utf-8")
-    result = await import_offline_payments(read_rows(path), source="import:finance.csv", allow_overpayment=True)
+    result = await import_offline_payments(read_rows(path), source="import:finance.csv", allow_overpayment=True,
+                                           apps=notify_apps)
     assert result.counts()["recorded"] == 1
     assert await credit_balance(other["owner"].id) == 999_999_999 - 10_000
 

@@ -43,7 +43,7 @@ async def _ledger() -> tuple[int, int, int, int]:
 @given(ops=OPS)
 @settings(max_examples=30, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-async def test_every_fen_is_accounted_for(pay_port, fake_pay, ops):
+async def test_every_fen_is_accounted_for(pay_port, fake_pay, ops, notify_apps):
     boss = await m.Staff.filter(role=m.StaffRole.ADMIN).first() or await admin()
     owners = [w["owner"] for w in [await open_bill(1) for _ in range(3)]] if not await m.Owner.exists() else \
         list(await m.Owner.all().order_by("id").limit(3))
@@ -52,7 +52,7 @@ async def test_every_fen_is_accounted_for(pay_port, fake_pay, ops):
 
     async def notify(note):
         sent.append(note)
-        return await payments.handle_notification(pay_port, *note)
+        return await payments.handle_notification(pay_port, *note, apps=notify_apps)
 
     async def wechat_pay(bill: m.Bill, amount: int, copies: int) -> None:
         identity = await m.WechatIdentity.get(owner_id=bill.owner_id)
@@ -80,11 +80,12 @@ async def test_every_fen_is_accounted_for(pay_port, fake_pay, ops):
                 await wechat_pay(bill, max(1, owed_fen(bill) * op[2] // 100), op[3])
             elif kind == "offline":
                 await bills.record_payment(bill.id, op[2], m.PaymentChannel.BANK_TRANSFER, f"T{len(sent)}-{bill.id}-"
-                                           f"{await m.Payment.all().count()}")
+                                           f"{await m.Payment.all().count()}", apps=notify_apps)
             else:  # paid at the counter while the owner pays with WeChat: the WeChat money is credit
                 identity = await m.WechatIdentity.get(owner_id=bill.owner_id)
                 start = await payments.start_payment(pay_port, bill.id, identity.id)
-                await bills.record_payment(bill.id, owed_fen(bill), m.PaymentChannel.COUNTER, f"C-{start.out_trade_no}")
+                await bills.record_payment(bill.id, owed_fen(bill), m.PaymentChannel.COUNTER, f"C-{start.out_trade_no}",
+                                           apps=notify_apps)
                 fake_pay.pay_order(start.out_trade_no)
                 assert (await notify(fake_pay.payment_notification(start.out_trade_no))).status == 204
         elif kind == "refund":
@@ -97,7 +98,7 @@ async def test_every_fen_is_accounted_for(pay_port, fake_pay, ops):
                 continue
             try:
                 refund = await payments.request_refund(payment.id, max(1, left * op[2] // 100), "退款", boss,
-                                                       pay=pay_port)
+                                                       pay=pay_port, apps=notify_apps)
             except Conflict as exc:
                 assert exc.code == "refund_too_large"  # its credit went to later bills
                 continue

@@ -187,13 +187,13 @@ async def test_certificate_mode_verifies_with_a_rotated_platform_certificate(set
         assert forged[0] == 401
 
 
-async def test_the_scheduler_tick_settles_a_silent_order(paying):
+async def test_the_scheduler_tick_settles_a_silent_order(paying, notify_apps):
     from server import scheduler
     from webapp.keys import pay_api_key
 
     no = paying["out_trade_no"]
     created = (await m.PayOrder.get(out_trade_no=no)).created_at
-    done = await scheduler.tick(created + dt.timedelta(minutes=11), pay=paying["app"][pay_api_key])
+    done = await scheduler.tick(created + dt.timedelta(minutes=11), pay=paying["app"][pay_api_key], notify=notify_apps)
     assert done["orders_paid"] == 1
     # paid in full; the same tick may add a late fee to the overdue test bill, so compare what was paid
     assert (await _bill(paying["world"])).paid_fen == 23456

@@ -258,7 +258,7 @@ async def _redis_away(state: str):
 
 @pytest.mark.parametrize("redis_state", ["refusing connections", "hung"])
 async def test_with_redis_away_refusals_are_still_limited_and_valid_notifications_pass(
-        pay_port, fake_pay, redis_state):
+        pay_port, fake_pay, redis_state, notify_apps):
     world = await open_bill(23456)
     start = await payments.start_payment(pay_port, world["bill"].id, world["identity"].id)
     fake_pay.pay_order(start.out_trade_no)
@@ -269,9 +269,10 @@ async def test_with_redis_away_refusals_are_still_limited_and_valid_notification
             return await limiter.admit(away, ns, "192.0.2.1", per_window)
 
         delivery = payments.Delivery(source="192.0.2.1", admit=admit)
-        flood = [await payments.handle_notification(pay_port, *_unsigned(0), delivery=delivery) for _ in range(5)]
+        flood = [await payments.handle_notification(pay_port, *_unsigned(0), delivery=delivery,
+                                                    apps=notify_apps) for _ in range(5)]
         valid = await payments.handle_notification(pay_port, *fake_pay.payment_notification(start.out_trade_no),
-                                                   delivery=delivery)
+                                                   delivery=delivery, apps=notify_apps)
     assert [h.status for h in flood] == [401] * per_window + [429] * 2
     assert [h.kept for h in flood] == [True] * per_window + [False] * 2
     assert (valid.status, valid.outcome) == (204, NotificationOutcome.ACCEPTED)

@@ -18,12 +18,13 @@ from webapp.keys import pay_api_key
 
 
 @pytest.fixture
-async def refunding(paying):
+async def refunding(paying, notify_apps):
     """The bill paid, 5000 of it being refunded, and WeChat Pay done with the refund."""
     fake, no = paying["fake"], paying["out_trade_no"]
     assert await fake.notify_payment(paying["url"], no) == (204, "")
     payment = await m.Payment.get(out_trade_no=no)
-    refund = await payments.request_refund(payment.id, 5000, "多收", await admin(), pay=paying["app"][pay_api_key])
+    refund = await payments.request_refund(payment.id, 5000, "多收", await admin(), pay=paying["app"][pay_api_key],
+                                           apps=notify_apps)
     fake.settle_refund(refund.out_refund_no)
     return {**paying, "refund": refund}
 
@@ -90,10 +91,10 @@ async def test_a_refund_notification_with_an_odd_timestamp_is_refused(refunding,
     assert await fake.notify_refund(url, refund.out_refund_no) == (204, "")
 
 
-async def test_digits_that_are_not_ascii_are_no_timestamp(pay_port, fake_pay):
+async def test_digits_that_are_not_ascii_are_no_timestamp(pay_port, fake_pay, notify_apps):
     """``"¹⁷…".isdigit()`` is true and ``int()`` of it fails: refused before anything is made of it."""
     headers, body = fake_pay.build_notification("TRANSACTION.SUCCESS", {"out_trade_no": "X"}, timestamp="¹⁷⁰⁰⁰⁰⁰⁰⁰⁰")
-    handled = await payments.handle_notification(pay_port, headers, body)
+    handled = await payments.handle_notification(pay_port, headers, body, apps=notify_apps)
     assert (handled.status, handled.outcome) == (401, NotificationOutcome.REFUSED)
     assert "bad_signature" in handled.reason
 

@@ -22,14 +22,15 @@ async def _started(pay_port, amount: int = 10000, total: int = 10000, now: dt.da
     return world, start
 
 
-async def test_a_silent_order_is_settled_from_the_query_and_the_late_notification_changes_nothing(pay_port, fake_pay):
+async def test_a_silent_order_is_settled_from_the_query_and_the_late_notification_changes_nothing(pay_port, fake_pay,
+                                                                                                  notify_apps):
     world, start = await _started(pay_port)
     fake_pay.pay_order(start.out_trade_no)
     created = (await m.PayOrder.get(out_trade_no=start.out_trade_no)).created_at
 
-    early = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=5))
+    early = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=5), apps=notify_apps)
     assert early["orders_queried"] == 0  # the notification may still come: nobody asks yet
-    done = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=11))
+    done = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=11), apps=notify_apps)
     assert (done["orders_queried"], done["orders_paid"]) == (1, 1)
     bill = await m.Bill.get(id=world["bill"].id)
     assert (bill.state, bill.paid_fen) == (m.BillState.PAID, 10000)
@@ -37,52 +38,54 @@ async def test_a_silent_order_is_settled_from_the_query_and_the_late_notificatio
     assert payment.transaction_id == fake_pay.orders[start.out_trade_no].transaction_id
     assert await m.AuditEvent.filter(action="RecordPayment", actor="wechatpay:query").count() == 1
 
-    handled = await payments.handle_notification(pay_port, *fake_pay.payment_notification(start.out_trade_no))
+    handled = await payments.handle_notification(pay_port, *fake_pay.payment_notification(start.out_trade_no),
+                                                 apps=notify_apps)
     assert (handled.status, handled.outcome) == (204, NotificationOutcome.DUPLICATE)
     assert await m.Payment.all().count() == 1
     assert (await m.Bill.get(id=bill.id)).paid_fen == 10000
     assert await m.CreditEntry.all().count() == 0
-    again = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=30))
+    again = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=30), apps=notify_apps)
     assert again["orders_queried"] == 0  # paid orders are not asked about again
 
 
-async def test_an_unpaid_order_is_asked_again_later_and_closed_when_it_expires(pay_port, fake_pay):
+async def test_an_unpaid_order_is_asked_again_later_and_closed_when_it_expires(pay_port, fake_pay, notify_apps):
     world, start = await _started(pay_port)
     created = (await m.PayOrder.get(out_trade_no=start.out_trade_no)).created_at
-    first = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=11))
+    first = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=11), apps=notify_apps)
     assert (first["orders_queried"], first["orders_closed"]) == (1, 0)
-    soon = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=15))
+    soon = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=15), apps=notify_apps)
     assert soon["orders_queried"] == 0  # asked 4 minutes ago
-    expired = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(hours=2, minutes=1))
+    expired = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(hours=2, minutes=1),
+                                                   apps=notify_apps)
     assert expired["orders_closed"] == 1
     assert fake_pay.orders[start.out_trade_no].trade_state == "CLOSED"
     assert (await m.PayOrder.get(out_trade_no=start.out_trade_no)).state == m.PayOrderState.CLOSED
     assert (await m.Bill.get(id=world["bill"].id)).state == m.BillState.OPEN
 
 
-async def test_a_query_that_fails_is_retried_on_a_later_tick(pay_port, fake_pay):
+async def test_a_query_that_fails_is_retried_on_a_later_tick(pay_port, fake_pay, notify_apps):
     world, start = await _started(pay_port)
     fake_pay.pay_order(start.out_trade_no)
     created = (await m.PayOrder.get(out_trade_no=start.out_trade_no)).created_at
     fake_pay.fail_next("query", status=500, code="SYSTEM_ERROR")
-    failed = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=11))
+    failed = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=11), apps=notify_apps)
     assert (failed["query_failures"], failed["orders_paid"]) == (1, 0)
-    later = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=12))
+    later = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=12), apps=notify_apps)
     assert later["orders_paid"] == 1
 
 
-async def test_a_query_answer_for_another_amount_is_not_recorded(pay_port, fake_pay):
+async def test_a_query_answer_for_another_amount_is_not_recorded(pay_port, fake_pay, notify_apps):
     world, start = await _started(pay_port)
     fake_pay.pay_order(start.out_trade_no)
     fake_pay.orders[start.out_trade_no].total = 1  # WeChat Pay says it was paid for 0.01 元
     created = (await m.PayOrder.get(out_trade_no=start.out_trade_no)).created_at
-    done = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=11))
+    done = await pay_reconcile.reconcile_orders(pay_port, now=created + dt.timedelta(minutes=11), apps=notify_apps)
     assert done["orders_paid"] == 0
     assert await m.Payment.all().count() == 0
     assert (await m.PayOrder.get(out_trade_no=start.out_trade_no)).state == m.PayOrderState.PENDING
 
 
-async def test_the_trade_bill_reports_every_kind_of_mismatch(pay_port, fake_pay):
+async def test_the_trade_bill_reports_every_kind_of_mismatch(pay_port, fake_pay, notify_apps):
     day = dt.date.today() - dt.timedelta(days=1)
     at = dt.datetime.combine(day, dt.time(12), LOCAL)
     recorded = []
@@ -90,7 +93,7 @@ async def test_the_trade_bill_reports_every_kind_of_mismatch(pay_port, fake_pay)
         world, start = await _started(pay_port, amount, total=amount)
         order = fake_pay.pay_order(start.out_trade_no, at=at)
         await payments.handle_notification(pay_port, *fake_pay.payment_notification(start.out_trade_no),
-                                           now=utc_now())
+                                           now=utc_now(), apps=notify_apps)
         recorded.append(order)
     same, hidden, changed, refunded = recorded
     fake_pay.hidden_from_bill.add(hidden.transaction_id)  # recorded here, not in WeChat Pay's bill
@@ -100,9 +103,9 @@ async def test_the_trade_bill_reports_every_kind_of_mismatch(pay_port, fake_pay)
         "openid": "o-x", "state": "SUCCESS", "total": 555, "description": "电费"})
     # a refund done that day, and one more refund WeChat Pay made that we never asked for
     payment = await m.Payment.get(transaction_id=refunded.transaction_id)
-    refund = await payments.request_refund(payment.id, 400, "多收", await admin(), pay=pay_port)
+    refund = await payments.request_refund(payment.id, 400, "多收", await admin(), pay=pay_port, apps=notify_apps)
     fake_pay.settle_refund(refund.out_refund_no, at=at)
-    await payments.handle_notification(pay_port, *fake_pay.refund_notification(refund.out_refund_no))
+    await payments.handle_notification(pay_port, *fake_pay.refund_notification(refund.out_refund_no), apps=notify_apps)
     fake_pay.extra_bill_rows[day].append({
         "time": at, "transaction_id": same.transaction_id, "out_trade_no": same.out_trade_no, "openid": "o-x",
         "state": "REFUND", "total": 0, "refund_id": "50300000000000000000000000099", "out_refund_no": "R-FOREIGN",

@@ -18,7 +18,6 @@ from prepaid_support import (
     ledger_sum,
     local,
     notify,
-    notify_apps,  # noqa: F401
     prepaid_site,
     top_up,
 )
@@ -50,13 +49,13 @@ async def _someone(settings, **kw) -> m.WechatIdentity:
 
 
 async def test_a_family_member_with_the_pay_right_tops_up_and_the_owner_is_told_who(
-        settings, device, pay_port, fake_pay):  # noqa: F811
+        settings, device, pay_port, fake_pay, notify_apps):  # noqa: F811
     site = await prepaid_site(settings, device)
     daughter = await _someone(settings, nickname="小王")
     await m.PlantAccess.create(plant=site["plant"], identity=daughter, right=m.PlantRight.PAY)
     at = local(2026, 3, 2, 10)
     _, note = await top_up(pay_port, fake_pay, site["account"], daughter, 20000, at)
-    assert (await notify(pay_port, note, at)).status == 204
+    assert (await notify(pay_port, note, at, apps=notify_apps)).status == 204
     entry = await m.PrepaidEntry.get(account_id=site["account"].id, kind=m.EntryKind.TOPUP)
     assert (entry.amount_fen, entry.payer_id) == (20000, daughter.id)
     told = await OutboxMessage.get(event="TopUpReceived", recipient=site["identity"].openid)
@@ -95,7 +94,8 @@ def _tariff_money(doc: dict, month_start: dt.date, intervals: np.ndarray) -> int
     return int(billing_engine.bill(tariff, intervals, np.datetime64(month_start.isoformat(), "m"), 15).total_fen[0])
 
 
-async def test_electricity_water_and_gas_on_one_statement(settings, device, pay_port, fake_pay):  # noqa: F811
+async def test_electricity_water_and_gas_on_one_statement(settings, device, pay_port, fake_pay,  # noqa: F811
+                                                          notify_apps):
     site = await prepaid_site(settings, device)
     account = site["account"]
     await m.Tariff.create(code="water-2025", name="Water", effective_from=dt.date(2025, 1, 1), document=WATER)
@@ -108,7 +108,7 @@ async def test_electricity_water_and_gas_on_one_statement(settings, device, pay_
         await prepaid.add_service(account.id, "水3", m.Utility.WATER, "m3", tariff_code="nope")
     at = local(2026, 3, 1, 8)
     _, note = await top_up(pay_port, fake_pay, account, site["identity"], 500000, at)
-    await notify(pay_port, note, at)
+    await notify(pay_port, note, at, apps=notify_apps)
 
     rng = np.random.default_rng(3)
     use = {"电": rng.integers(0, 2000, (3, 96)) / 1000, "水": rng.integers(0, 80, (3, 96)) / 1000,
@@ -117,7 +117,7 @@ async def test_electricity_water_and_gas_on_one_statement(settings, device, pay_
         day = dt.date(2026, 3, 1) + dt.timedelta(days=n)
         night = local(2026, 3, 2 + n, 0, 30)
         for service, name in ((site["service"], "电"), (water, "水"), (gas, "燃气")):
-            await prepaid.record_usage(service.id, day_rows(day, use[name][n]), now=night)
+            await prepaid.record_usage(service.id, day_rows(day, use[name][n]), now=night, apps=notify_apps)
 
     statement = await prepaid.statement(account.id)
     services = {s["name"]: s for s in statement["services"]}
@@ -136,30 +136,31 @@ async def test_electricity_water_and_gas_on_one_statement(settings, device, pay_
     assert statement["entries"][-1]["available_after_fen"] == statement["account"]["available_fen"]
 
 
-async def test_usage_of_a_settled_cycle_is_not_charged_again(settings, device, pay_port, fake_pay):  # noqa: F811
+async def test_usage_of_a_settled_cycle_is_not_charged_again(settings, device, pay_port, fake_pay,  # noqa: F811
+                                                             notify_apps):
     site = await prepaid_site(settings, device, reading_day=2)
     service = site["service"]
     profile = np.full(96, 0.5)
-    await prepaid.record_usage(service.id, day_rows(DAY, profile), now=local(2026, 3, 3, 1))
+    await prepaid.record_usage(service.id, day_rows(DAY, profile), now=local(2026, 3, 3, 1), apps=notify_apps)
     cycle = await m.ReadingCycle.create(plant=site["plant"], period="2026-04", starts_at=local(2026, 3, 2),
                                         ends_at=local(2026, 4, 2))
     await m.ConfirmationForm.create(cycle=cycle, state=m.FormState.CONFIRMED, lines=[],
                                     periods={r: {"self_use": "12.000"} for r in RATES}, generation_kwh=48,
                                     self_use_kwh=48, export_kwh=0, grid_kwh=0)
-    assert await bills.issue_bills("2026-04", now=local(2026, 4, 3)) == 1
-    await prepaid.tick(local(2026, 4, 3, 9))
+    assert await bills.issue_bills("2026-04", now=local(2026, 4, 3), apps=notify_apps) == 1
+    await prepaid.tick(local(2026, 4, 3, 9), apps=notify_apps)
     bill = await m.Bill.get(cycle=cycle)
     before = await charged_by_day(site["account"])
     late = profile.copy()
     late[40] = 7.0
-    await prepaid.record_usage(service.id, day_rows(DAY, late)[40:41], now=local(2026, 4, 5))
+    await prepaid.record_usage(service.id, day_rows(DAY, late)[40:41], now=local(2026, 4, 5), apps=notify_apps)
     assert await charged_by_day(site["account"]) == before
     true_up = await m.PrepaidEntry.get(account_id=site["account"].id, kind=m.EntryKind.TRUE_UP)
     assert sum(before.values()) - true_up.amount_fen == bill.total_fen
     assert (await m.Bill.get(id=bill.id)).state == m.BillState.PAID
 
 
-async def test_bad_usage_is_refused_and_changes_nothing(db, settings, device):  # noqa: F811
+async def test_bad_usage_is_refused_and_changes_nothing(db, settings, device, notify_apps):  # noqa: F811
     site = await prepaid_site(settings, device)
     good = day_rows(DAY, np.full(96, 0.5))
     now = local(2026, 3, 3, 1)
@@ -168,30 +169,32 @@ async def test_bad_usage_is_refused_and_changes_nothing(db, settings, device):  
                  good[:10] + [(good[10][0] + dt.timedelta(minutes=5), "1")], good[:10] + [(good[10][0], "1e9")],
                  good[:10] + [(local(2026, 3, 4), "1")], good[:10] + [(good[10][0],)], good[:10] + [None]):
         with pytest.raises(InvalidInput):
-            await prepaid.record_usage(site["service"].id, rows, now=now)
+            await prepaid.record_usage(site["service"].id, rows, now=now, apps=notify_apps)
     assert not await m.PrepaidUsage.filter(service_id=site["service"].id).exists()
     assert not await m.PrepaidEntry.filter(account_id=site["account"].id).exists()
     with pytest.raises(NotFound):
-        await prepaid.record_usage(999999, good, now=now)
+        await prepaid.record_usage(999999, good, now=now, apps=notify_apps)
 
 
 async def test_the_scheduler_tick_cuts_off_when_due_through_the_process_device(
-        settings, device, pay_port, fake_pay):  # noqa: F811
+        settings, device, pay_port, fake_pay, notify_apps):  # noqa: F811
     from server import scheduler
 
     site = await prepaid_site(settings, device, grace_hours=1)
     at = local(2026, 3, 2, 7)
     _, note = await top_up(pay_port, fake_pay, site["account"], site["identity"], 1000, at)
-    await notify(pay_port, note, at)
-    await prepaid.record_usage(site["service"].id, day_rows(DAY, np.full(96, 1.0)), now=local(2026, 3, 3, 0, 30))
-    early = await scheduler.tick(local(2026, 3, 3, 8, 30), device=device)  # the notice went out at 08:00: grace until 09:00
-    done = await scheduler.tick(local(2026, 3, 3, 9), device=device)
+    await notify(pay_port, note, at, apps=notify_apps)
+    await prepaid.record_usage(site["service"].id, day_rows(DAY, np.full(96, 1.0)), now=local(2026, 3, 3, 0, 30),
+                               apps=notify_apps)
+    # the notice went out at 08:00: grace until 09:00
+    early = await scheduler.tick(local(2026, 3, 3, 8, 30), device=device, notify=notify_apps)
+    done = await scheduler.tick(local(2026, 3, 3, 9), device=device, notify=notify_apps)
     assert early["prepaid_evaluated"] == 0 and early["commands_acknowledged"] == 0
     assert done["commands_acknowledged"] == 1
     assert device.executed_actions(site["meter"].serial) == ["cut_off"]
 
 
-async def test_annual_tier_blocks_count_the_earlier_months_of_the_year(db, settings, device):  # noqa: F811
+async def test_annual_tier_blocks_count_the_earlier_months_of_the_year(db, settings, device, notify_apps):  # noqa: F811
     site = await prepaid_site(settings, device)
     doc = {**WATER, "versions": [{**WATER["versions"][0], "fixed_monthly": "0",
                                   "tiers": {"basis": "annual", "blocks": [{"up_to_kwh": 10, "adder": "0"},
@@ -200,8 +203,10 @@ async def test_annual_tier_blocks_count_the_earlier_months_of_the_year(db, setti
     water = await prepaid.add_service(site["account"].id, "水", m.Utility.WATER, "m3", tariff_code="water-annual")
     january, february = np.zeros(96), np.zeros(96)
     january[40], february[40] = 8.0, 5.0
-    await prepaid.record_usage(water.id, day_rows(dt.date(2026, 1, 15), january), now=local(2026, 1, 16))
-    await prepaid.record_usage(water.id, day_rows(dt.date(2026, 2, 2), february), now=local(2026, 2, 3))
+    await prepaid.record_usage(water.id, day_rows(dt.date(2026, 1, 15), january), now=local(2026, 1, 16),
+                               apps=notify_apps)
+    await prepaid.record_usage(water.id, day_rows(dt.date(2026, 2, 2), february), now=local(2026, 2, 3),
+                               apps=notify_apps)
     charged = await charged_by_day(site["account"])
     tariff = billing_engine.parse_tariff(doc)
     feb = np.concatenate([np.zeros(96), february])  # from the 1st of the month
@@ -209,7 +214,8 @@ async def test_annual_tier_blocks_count_the_earlier_months_of_the_year(db, setti
     assert charged[dt.date(2026, 2, 2)] == expected == round((5 * 4.20 + 3 * 1.00) * 100)
 
 
-async def test_usage_is_priced_in_a_thread_and_posted_on_the_loop(db, settings, device, monkeypatch):  # noqa: F811
+async def test_usage_is_priced_in_a_thread_and_posted_on_the_loop(db, settings, device, monkeypatch,  # noqa: F811
+                                                                  notify_apps):
     site = await prepaid_site(settings, device)
     await m.Tariff.create(code="water-2025", name="Water", effective_from=dt.date(2025, 1, 1), document=WATER)
     water = await prepaid.add_service(site["account"].id, "水", m.Utility.WATER, "m3", tariff_code="water-2025")
@@ -223,22 +229,24 @@ async def test_usage_is_priced_in_a_thread_and_posted_on_the_loop(db, settings, 
     monkeypatch.setattr(prepaid, "cumulative_fen", priced_where)
     use = np.zeros(96)
     use[40] = 5.0
-    await prepaid.record_usage(water.id, day_rows(dt.date(2026, 3, 1), use), now=local(2026, 3, 2))
+    await prepaid.record_usage(water.id, day_rows(dt.date(2026, 3, 1), use), now=local(2026, 3, 2), apps=notify_apps)
     assert threads and threading.current_thread() not in threads
     charged = await charged_by_day(site["account"])
     assert charged[dt.date(2026, 3, 1)] == _tariff_money(WATER, dt.date(2026, 3, 1), use)
 
 
-async def test_a_bill_of_a_cycle_the_account_never_charged_stays_postpaid(db, settings, device):  # noqa: F811
+async def test_a_bill_of_a_cycle_the_account_never_charged_stays_postpaid(db, settings, device,  # noqa: F811
+                                                                          notify_apps):
     site = await prepaid_site(settings, device)
     cycle = await m.ReadingCycle.create(plant=site["plant"], period="2026-02", starts_at=local(2026, 1, 1),
                                         ends_at=local(2026, 2, 1))
     await m.ConfirmationForm.create(cycle=cycle, state=m.FormState.CONFIRMED, lines=[],
                                     periods={r: {"self_use": "10.000"} for r in RATES}, generation_kwh=40,
                                     self_use_kwh=40, export_kwh=0, grid_kwh=0)
-    await prepaid.record_usage(site["service"].id, day_rows(DAY, np.full(96, 0.5)), now=local(2026, 3, 3, 1))
-    assert await bills.issue_bills("2026-02", now=local(2026, 3, 3, 2)) == 1
-    assert (await prepaid.tick(local(2026, 3, 3, 9)))["prepaid_true_ups"] == 0
+    await prepaid.record_usage(site["service"].id, day_rows(DAY, np.full(96, 0.5)), now=local(2026, 3, 3, 1),
+                               apps=notify_apps)
+    assert await bills.issue_bills("2026-02", now=local(2026, 3, 3, 2), apps=notify_apps) == 1
+    assert (await prepaid.tick(local(2026, 3, 3, 9), apps=notify_apps))["prepaid_true_ups"] == 0
     bill = await m.Bill.get(cycle=cycle)
     assert (bill.state, bill.paid_fen) == (m.BillState.OPEN, 0)
     assert not await m.PrepaidEntry.filter(kind=m.EntryKind.TRUE_UP).exists()

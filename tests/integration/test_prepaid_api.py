@@ -8,7 +8,7 @@ import datetime as dt
 import numpy as np
 import pytest
 from pay_support import make_fake, pay_settings
-from prepaid_support import day_rows, device, notify_apps, prepaid_site  # noqa: F401
+from prepaid_support import day_rows, device, prepaid_site  # noqa: F401
 
 from server.app import create_app
 from settlement import models as m
@@ -40,13 +40,14 @@ async def world(settings, aiohttp_client, tmp_path, device):  # noqa: F811
                "path": f"/api/v1/plants/{site['plant'].id}/prepaid"}
 
 
-async def test_balance_statement_and_a_top_up_by_the_payer(world):
+async def test_balance_statement_and_a_top_up_by_the_payer(world, notify_apps):
     client, path, people = world["client"], world["path"], world["people"]
     now = utc_now()
     today = now.astimezone(LOCAL).date()
     # yesterday's usage has been charged
     yesterday = today - dt.timedelta(days=1)
-    await prepaid.record_usage(world["site"]["service"].id, day_rows(yesterday, np.full(96, 0.25)), now=now)
+    await prepaid.record_usage(world["site"]["service"].id, day_rows(yesterday, np.full(96, 0.25)), now=now,
+                               apps=notify_apps)
 
     viewer = await client.post(path + "/topup", json={"amount_fen": 5000}, headers=people["viewer"])
     assert viewer.status == 403

@@ -8,7 +8,7 @@ import hashlib
 import json
 
 import numpy as np
-from prepaid_support import charged_by_day, day_rows, device, expected_daily_fen, notify_apps, prepaid_site  # noqa: F401
+from prepaid_support import charged_by_day, day_rows, device, expected_daily_fen, prepaid_site  # noqa: F401
 
 from settlement import models as m
 

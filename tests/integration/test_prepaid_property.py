@@ -20,7 +20,6 @@ from prepaid_support import (
     ledger_sum,
     local,
     notify,
-    notify_apps,  # noqa: F401
     prepaid_site,
     top_up,
 )
@@ -44,7 +43,8 @@ _example = itertools.count()
 @given(steps=st.lists(STEP, min_size=1, max_size=14))
 @settings(max_examples=40, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-async def test_top_ups_less_refunds_less_charges_is_the_balance(settings, device, pay_port, fake_pay, steps):  # noqa: F811
+async def test_top_ups_less_refunds_less_charges_is_the_balance(settings, device, pay_port, fake_pay,  # noqa: F811
+                                                            notify_apps, steps):
     site = await prepaid_site(settings, device)
     account, service = site["account"], site["service"]
     staff = await admin()
@@ -57,7 +57,7 @@ async def test_top_ups_less_refunds_less_charges_is_the_balance(settings, device
         now += dt.timedelta(minutes=1)
         if step[0] == "topup":
             no, note = await top_up(pay_port, fake_pay, account, site["identity"], step[1], now)
-            assert (await notify(pay_port, note, now)).status == 204
+            assert (await notify(pay_port, note, now, apps=notify_apps)).status == 204
             topups.append(((await m.Payment.get(out_trade_no=no)).id, step[1]))
         elif step[0] in ("usage", "late"):
             day = FIRST + dt.timedelta(days=step[1])
@@ -68,7 +68,7 @@ async def test_top_ups_less_refunds_less_charges_is_the_balance(settings, device
             else:
                 profile[step[2]] = step[3]
                 rows = day_rows(day, profile / 1000)[step[2]:step[2] + 1]
-            result = await prepaid.record_usage(service.id, rows, now=now)
+            result = await prepaid.record_usage(service.id, rows, now=now, apps=notify_apps)
             if result.changed:
                 event("a reading corrected")
             profiles[day] = profile
@@ -77,7 +77,7 @@ async def test_top_ups_less_refunds_less_charges_is_the_balance(settings, device
                 refund = pending.pop(step[1] % len(pending))
                 fake_pay.settle_refund(refund.out_refund_no, "CLOSED")
                 note = fake_pay.refund_notification(refund.out_refund_no, timestamp=int(now.timestamp()))
-                assert (await notify(pay_port, note, now)).status == 204
+                assert (await notify(pay_port, note, now, apps=notify_apps)).status == 204
                 refunded[refund.payment_id] -= refund.amount_fen
                 event("a refund closed and returned")
         elif topups:
@@ -85,7 +85,8 @@ async def test_top_ups_less_refunds_less_charges_is_the_balance(settings, device
             available = (await m.PrepaidAccount.get(id=account.id)).available_fen
             allowed = min(paid - refunded.get(payment_id, 0), available)
             try:
-                refund = await payments.refund_topup(payment_id, step[2], "多充退回", staff, pay=pay_port, now=now)
+                refund = await payments.refund_topup(payment_id, step[2], "多充退回", staff, pay=pay_port, now=now,
+                                                     apps=notify_apps)
             except Conflict:
                 assert step[2] > allowed
             else:

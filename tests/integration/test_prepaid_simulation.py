@@ -25,7 +25,6 @@ from prepaid_support import (
     ledger_sum,
     local,
     notify,
-    notify_apps,  # noqa: F401
     prepaid_site,
     rate_prices,
     top_up,
@@ -62,7 +61,7 @@ async def _owner_rows(event: str, identity: m.WechatIdentity) -> int:
     return await OutboxMessage.filter(event=event, recipient=identity.openid).count()
 
 
-async def test_sixty_days_of_a_prepaid_site(settings, device, pay_port, fake_pay):  # noqa: F811
+async def test_sixty_days_of_a_prepaid_site(settings, device, pay_port, fake_pay, notify_apps):  # noqa: F811
     site = await prepaid_site(settings, device, warning_fen=WARNING_FEN, grace_hours=GRACE_HOURS)
     account, identity, serial = site["account"], site["identity"], site["meter"].serial
     rng = np.random.default_rng(11)
@@ -94,15 +93,15 @@ async def test_sixty_days_of_a_prepaid_site(settings, device, pay_port, fake_pay
         if n in TOPUPS:
             at = local(day.year, day.month, day.day, 10)
             _, note = await top_up(pay_port, fake_pay, account, identity, TOPUPS[n], at)
-            assert (await notify(pay_port, note, at)).status == 204
+            assert (await notify(pay_port, note, at, apps=notify_apps)).status == 204
             topped_up += TOPUPS[n]
-            await prepaid.tick(at, device)
+            await prepaid.tick(at, device, apps=notify_apps)
             await check_thresholds(at)
             if device.supply_on[serial] and off_from is not None and on_from is None:
                 on_from = at
         for hour in (9, 15):
             at = local(day.year, day.month, day.day, hour)
-            await prepaid.tick(at, device)
+            await prepaid.tick(at, device, apps=notify_apps)
             if device.supply_on[serial] is False and off_from is None:
                 off_from = at
                 moments["cut_off"] = at
@@ -111,7 +110,8 @@ async def test_sixty_days_of_a_prepaid_site(settings, device, pay_port, fake_pay
             await check_thresholds(at)
         profiles[day] = _profile(rng, day, off_from, on_from)
         night = local(day.year, day.month, day.day) + dt.timedelta(days=1, minutes=30)
-        result = await prepaid.record_usage(site["service"].id, day_rows(day, profiles[day]), now=night)
+        result = await prepaid.record_usage(site["service"].id, day_rows(day, profiles[day]), now=night,
+                                            apps=notify_apps)
         assert result.stored == 96 and result.days == (day,)
         await check_thresholds(night)
 
@@ -128,8 +128,8 @@ async def test_sixty_days_of_a_prepaid_site(settings, device, pay_port, fake_pay
                 periods={r: {"self_use": f"{per_rate[i]:.3f}"} for i, r in enumerate(RATES)},
                 generation_kwh=per_rate.sum().round(3), self_use_kwh=per_rate.sum().round(3), export_kwh=0,
                 grid_kwh=0)
-            assert await bills.issue_bills("2026-04", now=night) == 1
-            assert (await prepaid.tick(night, device))["prepaid_true_ups"] == 1
+            assert await bills.issue_bills("2026-04", now=night, apps=notify_apps) == 1
+            assert (await prepaid.tick(night, device, apps=notify_apps))["prepaid_true_ups"] == 1
             bill = await m.Bill.get(cycle=cycle)
             charged = await charged_by_day(account)
             march_charged = sum(charged[d] for d in march)

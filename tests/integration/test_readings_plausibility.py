@@ -87,7 +87,7 @@ async def post(client, readings: list[dict]) -> dict:
     return await resp.json()
 
 
-async def test_the_issue_s_jump_is_flagged_at_ingest_and_holds_the_form(plant, client):
+async def test_the_issue_s_jump_is_flagged_at_ingest_and_holds_the_form(plant, client, notify_apps):
     assert (await post(client, START))["flagged"] == 0
     answer = await post(client, [row("J-G", TOTAL, local(2026, 9, 15), "527975.92"),
                                  row("J-G", TOTAL, local(2026, 9, 16), "999000")])
@@ -114,7 +114,7 @@ async def test_the_issue_s_jump_is_flagged_at_ingest_and_holds_the_form(plant, c
     answer = await post(client, [*END, row("J-G", TOTAL, local(2026, 9, 16), "999000")])
     assert (answer["created"], answer["duplicates"], answer["rejected"], answer["flagged"]) == (15, 1, 0, 0)
 
-    result = await cycles.run_cycle("2026-10", now=NOW)
+    result = await cycles.run_cycle("2026-10", now=NOW, apps=notify_apps)
     assert (result.forms_created, result.forms_flagged) == (1, 1)
     form = await forms.latest_form((await m.ReadingCycle.get(plant=plant, period="2026-10")).id)
     assert form.state == m.FormState.DRAFT and form.sent_at is None
@@ -131,13 +131,13 @@ async def test_the_issue_s_jump_is_flagged_at_ingest_and_holds_the_form(plant, c
     assert audit.after["findings"][0]["kwh"] == "18840963.200"
 
 
-async def test_a_normal_month_with_daily_readings_is_not_flagged_and_the_form_goes_out(plant):
+async def test_a_normal_month_with_daily_readings_is_not_flagged_and_the_form_goes_out(plant, notify_apps):
     daily = [row("J-G", TOTAL, local(2026, 9, day), f"{527800 + 10 * (day - 1)}.00") for day in range(2, 31)]
     result = await ingest(START + daily + END)
     assert (result.created, result.flagged, result.rejected) == (len(START + daily + END), 0, 0)
     assert not await m.Reading.filter(flag__isnull=False).exists()
     assert not await m.AuditEvent.filter(action="FlagReading").exists()
-    await cycles.run_cycle("2026-10", now=NOW)
+    await cycles.run_cycle("2026-10", now=NOW, apps=notify_apps)
     form = await forms.latest_form((await m.ReadingCycle.get(plant=plant, period="2026-10")).id)
     assert form.state == m.FormState.SENT and form.findings == []
 
@@ -192,14 +192,14 @@ async def test_the_site_bound_is_the_connection_capacity_when_on_file_and_margin
             Settings.from_env(bad, require_secrets=False)
 
 
-async def test_a_flagged_boundary_reading_is_left_out_and_a_staff_correction_releases_the_form(plant):
+async def test_a_flagged_boundary_reading_is_left_out_and_a_staff_correction_releases_the_form(plant, notify_apps):
     """The jump lands on the cut-off itself: the form has no trusted reading there and waits;
     staff enter the right value (a revision) and the new version goes to the owner."""
     gen_end = [r for r in END if r["meter"] == "J-G"]
     gen_end[0] = {**gen_end[0], "value": "999000.00"}  # total: 527,800 → 999,000 in a month
     result = await ingest(START + gen_end + [r for r in END if r["meter"] == "J-N"])
     assert result.flagged == 1 and result.rejected == 0
-    await cycles.run_cycle("2026-10", now=NOW)
+    await cycles.run_cycle("2026-10", now=NOW, apps=notify_apps)
     cycle = await m.ReadingCycle.get(plant=plant, period="2026-10")
     held = await forms.latest_form(cycle.id)
     assert held.state == m.FormState.DRAFT and "MISSING" in held.flags
@@ -207,6 +207,6 @@ async def test_a_flagged_boundary_reading_is_left_out_and_a_staff_correction_rel
 
     staff = await m.Staff.create(name="运维小李", role=m.StaffRole.OPERATOR)
     new = await forms.adjust_reading("PV-J", "2026-10", "J-G", TOTAL, "528100.00", "表计通讯错误，按现场读数",
-                                     staff, now=NOW)
+                                     staff, now=NOW, apps=notify_apps)
     assert (new.version, new.state, new.findings) == (2, m.FormState.SENT, [])
     assert new.generation_kwh == Decimal("12000.000")

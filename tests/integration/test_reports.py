@@ -23,9 +23,9 @@ ENERGIES = ("100", "80", "20", "50")  # generation, self-use, export, grid [kWh]
 
 
 @pytest.fixture
-async def portfolio(db):
+async def portfolio(db, notify_apps):
     """PV-E1 and eleven plants with one 2026-10 bill each, of known amounts and due dates."""
-    walked = await walked_plant()
+    walked = await walked_plant(apps=notify_apps)
     made = {"PV-E1": walked}
 
     async def bill(code, total, due, **kw):

@@ -21,7 +21,8 @@ from webapp.keys import pay_api_key
 from webapp.settings import PAY_API_BASE, WECHAT_API_BASE
 
 
-async def test_a_sandbox_payment_is_checked_then_notified_like_wechat_pay(settings, aiohttp_client, tmp_path):
+async def test_a_sandbox_payment_is_checked_then_notified_like_wechat_pay(settings, aiohttp_client, tmp_path,
+                                                                          notify_apps):
     key = tmp_path / "apiclient_key.pem"
     key.write_text(private_pem(merchant_key()))
     settings = dataclasses.replace(
@@ -73,7 +74,8 @@ async def test_a_sandbox_payment_is_checked_then_notified_like_wechat_pay(settin
     assert (await pay(good))[0] == 409  # paid once
 
     # an admin refunds part of it; the sandbox's WeChat Pay finishes the refund and notifies
-    refund = await payments.request_refund(payment.id, 2345, "多收了", await admin(), pay=app[pay_api_key])
+    refund = await payments.request_refund(payment.id, 2345, "多收了", await admin(), pay=app[pay_api_key],
+                                           apps=notify_apps)
     assert refund.state == m.RefundState.PENDING
     for _ in range(100):
         refund = await m.Refund.get(id=refund.id)

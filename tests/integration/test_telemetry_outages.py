@@ -12,7 +12,6 @@ import pytest
 
 from settlement import models as m
 from settlement.telemetry import outages
-from settlement.notify import outbox
 from settlement.telemetry.outages import (SILENCE, check_outages, mark_outage_alarms_notified, outage_alarms_due,
                                 send_outage_alarms)
 from tests.integration.test_telemetry_ingest import ingest, local, make_plant, sample
@@ -129,7 +128,6 @@ async def test_staff_alarms_wait_for_the_outbox_and_are_marked_once(plant):
 @pytest.fixture
 async def staff_on_wechat(plant, settings):
     """One active staff member on the official account, and one who left (no alarms for them)."""
-    outbox.configure(settings.mp_appid, settings.oa_appid)
     on_duty = await m.Staff.create(name="值班员", role=m.StaffRole.OPERATOR)
     left = await m.Staff.create(name="已离职", role=m.StaffRole.OPERATOR, active=False)
     await m.WechatIdentity.create(app_id=settings.oa_appid, openid="staff-oa", staff=on_duty)
@@ -141,18 +139,19 @@ async def _alarm_rows() -> list[tuple[str, str, str, dict]]:
             for r in await m.OutboxMessage.filter(template="outage_alarm").order_by("id")]
 
 
-async def test_an_outage_alarms_staff_once_through_the_outbox_and_its_end_and_a_new_one_too(plant, staff_on_wechat):
+async def test_an_outage_alarms_staff_once_through_the_outbox_and_its_end_and_a_new_one_too(plant, staff_on_wechat,
+                                                                                            notify_apps):
     await ingest(every_5_minutes("2026-06-15 09:00", "2026-06-15 12:00"), now="2026-06-15 12:00:30")
-    assert await send_outage_alarms(local("2026-06-15 12:30")) == 0  # nothing open yet
+    assert await send_outage_alarms(local("2026-06-15 12:30"), apps=notify_apps) == 0  # nothing open yet
     await check("2026-06-15 12:45")
-    assert await send_outage_alarms(local("2026-06-15 12:46")) == 1
+    assert await send_outage_alarms(local("2026-06-15 12:46"), apps=notify_apps) == 1
     opened = ("OutageOpened", "staff-oa", "outage_alarm",
               {"thing1": "PV-O", "character_string2": "PV-O", "time3": "2026年06月15日 12:00", "thing4": "无数据上报"})
     assert await _alarm_rows() == [opened]
     # the next ticks, and another check while it is still out, write nothing more
-    assert await send_outage_alarms(local("2026-06-15 12:50")) == 0
+    assert await send_outage_alarms(local("2026-06-15 12:50"), apps=notify_apps) == 0
     await check("2026-06-15 12:55")
-    assert await send_outage_alarms(local("2026-06-15 12:56")) == 0
+    assert await send_outage_alarms(local("2026-06-15 12:56"), apps=notify_apps) == 0
     assert await _alarm_rows() == [opened]
     outage = await m.PlantOutage.get(plant=plant)
     assert (outage.notified, outage.notified_at, outage.end_notified) == ("notified", local("2026-06-15 12:46"), None)
@@ -160,20 +159,20 @@ async def test_an_outage_alarms_staff_once_through_the_outbox_and_its_end_and_a_
     # production resumes: one "ended" alarm at the time it resumed
     await ingest([sample("2026-06-15 13:00", 1_009_250, 2500)], now="2026-06-15 13:00:30")
     await check("2026-06-15 13:01")
-    assert await send_outage_alarms(local("2026-06-15 13:02")) == 1
-    assert await send_outage_alarms(local("2026-06-15 13:03")) == 0
+    assert await send_outage_alarms(local("2026-06-15 13:02"), apps=notify_apps) == 1
+    assert await send_outage_alarms(local("2026-06-15 13:03"), apps=notify_apps) == 0
     ended = ("OutageEnded", "staff-oa", "outage_alarm",
              {"thing1": "PV-O", "character_string2": "PV-O", "time3": "2026年06月15日 13:00", "thing4": "已恢复发电"})
     assert await _alarm_rows() == [opened, ended]
 
     # it stops again: a new outage, a new alarm (its own key), not the old one again
     await check("2026-06-15 13:40")
-    assert await send_outage_alarms(local("2026-06-15 13:41")) == 1
+    assert await send_outage_alarms(local("2026-06-15 13:41"), apps=notify_apps) == 1
     assert (await _alarm_rows())[2:] == [(*opened[:3], {**opened[3], "time3": "2026年06月15日 13:00"})]
     assert await m.PlantOutage.filter(plant=plant).count() == 2
 
 
-async def test_the_outbox_row_and_the_mark_commit_together(plant, staff_on_wechat, monkeypatch):
+async def test_the_outbox_row_and_the_mark_commit_together(plant, staff_on_wechat, monkeypatch, notify_apps):
     await ingest(every_5_minutes("2026-06-15 09:00", "2026-06-15 12:00"), now="2026-06-15 12:00:30")
     await check("2026-06-15 12:45")
 
@@ -182,27 +181,27 @@ async def test_the_outbox_row_and_the_mark_commit_together(plant, staff_on_wecha
 
     monkeypatch.setattr(outages, "mark_outage_alarms_notified", mark_fails)
     with pytest.raises(RuntimeError):
-        await send_outage_alarms(local("2026-06-15 12:46"))
+        await send_outage_alarms(local("2026-06-15 12:46"), apps=notify_apps)
     assert await _alarm_rows() == []  # rolled back with the mark
     monkeypatch.undo()
-    assert await send_outage_alarms(local("2026-06-15 12:47")) == 1
+    assert await send_outage_alarms(local("2026-06-15 12:47"), apps=notify_apps) == 1
     assert len(await _alarm_rows()) == 1
 
 
-async def test_a_plant_code_wechat_would_refuse_is_replaced_by_its_id(db, settings, staff_on_wechat):
+async def test_a_plant_code_wechat_would_refuse_is_replaced_by_its_id(db, settings, staff_on_wechat, notify_apps):
     odd = await make_plant("电站 一号", {"INV-Z": 8000})
     await ingest(every_5_minutes("2026-06-15 09:00", "2026-06-15 12:00", device="INV-Z"), now="2026-06-15 12:00:30")
     await check("2026-06-15 12:45")
-    await send_outage_alarms(local("2026-06-15 12:46"))
+    await send_outage_alarms(local("2026-06-15 12:46"), apps=notify_apps)
     assert [(row[3]["thing1"], row[3]["character_string2"]) for row in await _alarm_rows()] == [
         ("电站 一号", f"PLANT-{odd.id}")]
 
 
-async def test_the_scheduler_tick_opens_the_outage_and_alarms_staff(plant, staff_on_wechat):
+async def test_the_scheduler_tick_opens_the_outage_and_alarms_staff(plant, staff_on_wechat, notify_apps):
     from server import scheduler
 
     await ingest(every_5_minutes("2026-06-15 09:00", "2026-06-15 12:00"), now="2026-06-15 12:00:30")
-    done = await scheduler.tick(local("2026-06-15 12:45"))
+    done = await scheduler.tick(local("2026-06-15 12:45"), notify=notify_apps)
     assert (done["outages_opened"], done["outage_alarms"]) == (1, 1)
-    assert (await scheduler.tick(local("2026-06-15 12:50")))["outage_alarms"] == 0
+    assert (await scheduler.tick(local("2026-06-15 12:50"), notify=notify_apps))["outage_alarms"] == 0
     assert [row[:2] for row in await _alarm_rows()] == [("OutageOpened", "staff-oa")]

@@ -29,10 +29,10 @@ async def trip(p: m.Plant, start: str, hours: float = 1.0) -> None:
                                notified=m.AlarmState.NOTIFIED)
 
 
-async def tick(at: str, rule: TripRule = TripRule()) -> tuple[dict[str, int], int]:
+async def tick(at: str, apps, rule: TripRule = TripRule()) -> tuple[dict[str, int], int]:
     """What the scheduler's tick does for repeated trips at ``at``."""
     found = await check_repeated_trips(local(at), rule)
-    return found, await send_trip_alarms(local(at))
+    return found, await send_trip_alarms(local(at), apps=apps)
 
 
 async def alarms() -> list[tuple[str, dict]]:
@@ -40,26 +40,26 @@ async def alarms() -> list[tuple[str, dict]]:
             for r in await m.OutboxMessage.filter(event="RepeatedTrips").order_by("id")]
 
 
-async def test_two_trips_no_flag(plant, staff_on_wechat):
+async def test_two_trips_no_flag(plant, staff_on_wechat, notify_apps):
     await trip(plant, "2026-11-02 10:00")
     await trip(plant, "2026-11-03 10:00")
-    assert await tick("2026-11-03 12:00") == ({"trip_episodes_opened": 0, "trip_episodes_extended": 0}, 0)
+    assert await tick("2026-11-03 12:00", notify_apps) == ({"trip_episodes_opened": 0, "trip_episodes_extended": 0}, 0)
     assert await m.TripEpisode.all().count() == 0 and await alarms() == []
 
 
-async def test_three_within_the_window_one_alarm_and_more_trips_no_more(plant, staff_on_wechat):
+async def test_three_within_the_window_one_alarm_and_more_trips_no_more(plant, staff_on_wechat, notify_apps):
     for day in ("02", "04", "07"):
         await trip(plant, f"2026-11-{day} 10:00")
-    assert await tick("2026-11-07 12:00") == ({"trip_episodes_opened": 1, "trip_episodes_extended": 0}, 1)
+    assert await tick("2026-11-07 12:00", notify_apps) == ({"trip_episodes_opened": 1, "trip_episodes_extended": 0}, 1)
     episode = await m.TripEpisode.get(plant=plant)
     assert (episode.first_trip_at, episode.started_at, episode.trips, episode.ends_at, episode.notified) == (
         local("2026-11-02 10:00"), local("2026-11-07 10:00"), 3, local("2026-11-09 10:00"), "notified")
     assert await alarms() == [("staff-oa", {"thing1": "PV-O", "character_string2": "PV-O",
                                             "time3": "2026年11月07日 10:00", "thing4": "频繁跳闸: 7天内停运3次"})]
     # the next ticks, and a fourth trip while the count holds, add no alarm: one per episode
-    assert await tick("2026-11-07 12:05") == ({"trip_episodes_opened": 0, "trip_episodes_extended": 0}, 0)
+    assert await tick("2026-11-07 12:05", notify_apps) == ({"trip_episodes_opened": 0, "trip_episodes_extended": 0}, 0)
     await trip(plant, "2026-11-08 15:00")
-    assert await tick("2026-11-08 17:00") == ({"trip_episodes_opened": 0, "trip_episodes_extended": 1}, 0)
+    assert await tick("2026-11-08 17:00", notify_apps) == ({"trip_episodes_opened": 0, "trip_episodes_extended": 1}, 0)
     episode = await m.TripEpisode.get(plant=plant)
     assert (episode.trips, episode.last_trip_at, episode.ends_at) == (
         4, local("2026-11-08 15:00"), local("2026-11-11 10:00"))
@@ -67,21 +67,21 @@ async def test_three_within_the_window_one_alarm_and_more_trips_no_more(plant, s
     assert [e.action for e in await m.AuditEvent.filter(entity="plant_trip_episode")] == ["FlagRepeatedTrips"]
 
 
-async def test_three_spread_wider_than_the_window_none(plant, staff_on_wechat):
+async def test_three_spread_wider_than_the_window_none(plant, staff_on_wechat, notify_apps):
     for day in ("01", "05", "09"):
         await trip(plant, f"2026-11-{day} 10:00")
-    assert await tick("2026-11-09 12:00") == ({"trip_episodes_opened": 0, "trip_episodes_extended": 0}, 0)
+    assert await tick("2026-11-09 12:00", notify_apps) == ({"trip_episodes_opened": 0, "trip_episodes_extended": 0}, 0)
     assert await alarms() == []
 
 
-async def test_a_new_episode_after_the_count_dropped_alarms_again(plant, staff_on_wechat):
+async def test_a_new_episode_after_the_count_dropped_alarms_again(plant, staff_on_wechat, notify_apps):
     for when in ("2026-11-02 10:00", "2026-11-03 10:00", "2026-11-04 10:00"):
         await trip(plant, when)
-    await tick("2026-11-04 12:00")
+    await tick("2026-11-04 12:00", notify_apps)
     # the episode ends on 11-09 10:00 (11-02 leaves the window); a trip on 11-09 20:00 counts
     # 11-03, 11-04 and itself: three again, after the count had dropped to two
     await trip(plant, "2026-11-09 20:00")
-    assert await tick("2026-11-09 21:00") == ({"trip_episodes_opened": 1, "trip_episodes_extended": 0}, 1)
+    assert await tick("2026-11-09 21:00", notify_apps) == ({"trip_episodes_opened": 1, "trip_episodes_extended": 0}, 1)
     assert [(e.started_at, e.trips) for e in await m.TripEpisode.filter(plant=plant).order_by("started_at")] == [
         (local("2026-11-04 10:00"), 3), (local("2026-11-09 20:00"), 3)]
     assert [a[1]["time3"] for a in await alarms()] == ["2026年11月04日 10:00", "2026年11月09日 20:00"]
@@ -98,14 +98,15 @@ async def test_an_episode_longer_than_the_look_back_is_followed_not_found_again(
         (local("2026-09-05 10:00"), 25)]
 
 
-async def test_the_setting_decides_and_the_scheduler_tick_does_it(plant, staff_on_wechat):
+async def test_the_setting_decides_and_the_scheduler_tick_does_it(plant, staff_on_wechat, notify_apps):
     from server import scheduler
 
     await trip(plant, "2026-11-02 10:00")
     await trip(plant, "2026-11-02 16:00")
-    done = await scheduler.tick(local("2026-11-02 18:00"), TripRule(2, dt.timedelta(days=1)))
+    done = await scheduler.tick(local("2026-11-02 18:00"), TripRule(2, dt.timedelta(days=1)), notify=notify_apps)
     assert (done["trip_episodes_opened"], done["trip_alarms"]) == (1, 1)
-    assert (await scheduler.tick(local("2026-11-02 18:05"), TripRule(2, dt.timedelta(days=1))))["trip_alarms"] == 0
+    assert (await scheduler.tick(local("2026-11-02 18:05"), TripRule(2, dt.timedelta(days=1)),
+                                 notify=notify_apps))["trip_alarms"] == 0
 
 
 async def test_the_reliability_report_flags_the_plant(plant):
