@@ -51,6 +51,7 @@ from settlement.models import (
     TelemetryRollup,
     TelemetrySample,
 )
+from settlement.telemetry.energy import counter_intervals
 from settlement.clock import LOCAL, UTC, local_today
 
 LANGS = ("zh", "en")
@@ -59,8 +60,6 @@ RATES = ("sharp", "peak", "flat", "valley")  # DL/T 645 rates 1-4, as on forms a
 EXPORT_TOTAL = "00020000"  # reverse active total of the grid meter (DL/T 645)
 # a daily freeze reading taken this close to local midnight counts as the midnight reading
 MIDNIGHT_TOLERANCE = dt.timedelta(hours=1)
-# a lifetime counter that drops by more than this share was reset (DOMAIN.md "Energy from meters")
-COUNTER_RESET_DROP = Decimal("0.10")
 
 
 # --- numbers as text (money is settlement.money_text's) ----------------------------------------
@@ -192,21 +191,8 @@ async def _sample_generation(plant_id: int, starts_at: dt.datetime, ends_at: dt.
                                         energy_wh__isnull=False).order_by("device_id", "ts") \
         .values_list("device_id", "ts", "energy_wh")
     per_day: dict[dt.date, int] = defaultdict(int)
-    previous: tuple[int, dt.datetime, int] | None = None  # (device, ts, counter baseline)
-    for device_id, ts, counter in rows:
-        counter = int(counter)
-        if previous is None or previous[0] != device_id:
-            previous = (device_id, ts, counter)
-            continue
-        _, start, baseline = previous
-        if counter >= baseline:
-            per_day[start.astimezone(LOCAL).date()] += counter - baseline
-            previous = (device_id, ts, counter)
-        elif Decimal(baseline - counter) > COUNTER_RESET_DROP * baseline:
-            previous = (device_id, ts, counter)  # reset: count again from the new value
-        else:
-            # a small dip is counter noise: keep the higher baseline so it is not counted twice
-            previous = (device_id, ts, baseline)
+    for start, wh in counter_intervals(rows):
+        per_day[start.astimezone(LOCAL).date()] += wh
     return dict(per_day)
 
 
