@@ -271,21 +271,21 @@ def chart(series: DailySeries, lang: str) -> dict:
     def y(wh: int) -> float:
         return bottom - plot_h * (wh / 1000) / top_kwh
 
+    def bar(cls: str, day: dt.date, wh: int, x: float, inset: float, width: float, name: str) -> dict:
+        """One day's bar, ``inset`` of the slot in from its left and ``width`` of it wide."""
+        kwh = _kwh_text(Decimal(wh).scaleb(-3))
+        return {"cls": cls, "day": day.isoformat(), "kwh": kwh,
+                "x": round(x + slot * inset, 2), "w": round(slot * width, 2),
+                "y": round(y(wh), 2), "h": round(bottom - y(wh), 2),
+                "title": f"{day.isoformat()} {t[name]} {kwh} kWh"}
+
     bars, labels = [], []
     for i, (day, gen, self_use) in enumerate(zip(series.days, series.generation_wh, series.self_use_wh)):
         x = PLOT_LEFT + i * slot
         if gen is not None:
-            kwh = _kwh_text(Decimal(gen).scaleb(-3))
-            bars.append({"cls": "gen", "day": day.isoformat(), "kwh": kwh,
-                         "x": round(x + slot * 0.15, 2), "w": round(slot * 0.7, 2),
-                         "y": round(y(gen), 2), "h": round(bottom - y(gen), 2),
-                         "title": f"{day.isoformat()} {t['generation']} {kwh} kWh"})
+            bars.append(bar("gen", day, gen, x, 0.15, 0.7, "generation"))
         if self_use is not None:
-            kwh = _kwh_text(Decimal(self_use).scaleb(-3))
-            bars.append({"cls": "self", "day": day.isoformat(), "kwh": kwh,
-                         "x": round(x + slot * 0.3, 2), "w": round(slot * 0.4, 2),
-                         "y": round(y(self_use), 2), "h": round(bottom - y(self_use), 2),
-                         "title": f"{day.isoformat()} {t['self_use']} {kwh} kWh"})
+            bars.append(bar("self", day, self_use, x, 0.3, 0.4, "self_use"))
         if i % max(1, math.ceil(n / 10)) == 0 or i == n - 1:
             labels.append({"x": round(x + slot / 2, 2), "text": f"{day.month}/{day.day}"})
     ticks = []
