@@ -40,7 +40,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -98,6 +98,7 @@ from settlement.ports.pay import (
 from settlement.clock import LOCAL, UTC, utc_now
 
 log = logging.getLogger("pvsettle.pay")
+T = TypeVar("T")
 REUSE_MARGIN = dt.timedelta(minutes=10)  # time the payer needs to finish paying an order handed out again
 MAX_KEPT_BODY = 64 * 1024  # [bytes] of a notification body kept for staff
 
@@ -421,11 +422,16 @@ async def handle_notification(pay: WechatPay, headers: Mapping[str, str], body: 
     return handled
 
 
-async def _on_payment(pay: WechatPay, notification: Notification, record: dict, now: dt.datetime) -> Handled:
+def _resource(shape: Callable[[Mapping[str, Any]], T], notification: Notification, what: str) -> T:
+    """The notification's resource read by ``shape`` (``from_resource``); one not of that shape is refused."""
     try:
-        status = OrderStatus.from_resource(notification.resource)
+        return shape(notification.resource)
     except ValueError as exc:
-        raise Refuse(400, f"malformed payment resource: {exc}") from exc
+        raise Refuse(400, f"malformed {what} resource: {exc}") from exc
+
+
+async def _on_payment(pay: WechatPay, notification: Notification, record: dict, now: dt.datetime) -> Handled:
+    status = _resource(OrderStatus.from_resource, notification, "payment")
     problem = resource_errors(status, pay)
     if problem:
         raise Refuse(400, problem)
@@ -437,10 +443,7 @@ async def _on_payment(pay: WechatPay, notification: Notification, record: dict, 
 
 
 async def _on_refund(pay: WechatPay, notification: Notification, record: dict, now: dt.datetime) -> Handled:
-    try:
-        status = RefundStatus.from_resource(notification.resource)
-    except ValueError as exc:
-        raise Refuse(400, f"malformed refund resource: {exc}") from exc
+    status = _resource(RefundStatus.from_resource, notification, "refund")
     if status.mchid != pay.mchid:
         raise Refuse(400, f"mchid {str(status.mchid)[:32]!r} is not ours")
     async with in_transaction() as conn:
