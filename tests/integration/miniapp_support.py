@@ -138,18 +138,23 @@ def fake_wechat() -> FakeWechatApi:
     return FakeWechatApi()
 
 
-@pytest.fixture
-async def api(settings, aiohttp_client, fake_wechat):
-    """A test client on the whole server app, with the WeChat port played by :class:`FakeWechatApi`."""
+async def client_with_fake_wechat(aiohttp_client, settings, fake: FakeWechatApi):
+    """A test client on the whole server app of ``settings``, the WeChat port played by ``fake``."""
     from server.app import create_app
 
     app = create_app(settings)
 
     async def use_fake(app) -> None:
-        app[wechat_api_key] = fake_wechat  # replaces the real adapter the app's resources made
+        app[wechat_api_key] = fake  # replaces the real adapter the app's resources made
 
     app.on_startup.append(use_fake)
     return await aiohttp_client(app)
+
+
+@pytest.fixture
+async def api(settings, aiohttp_client, fake_wechat):
+    """A test client on the whole server app, with the WeChat port played by :class:`FakeWechatApi`."""
+    return await client_with_fake_wechat(aiohttp_client, settings, fake_wechat)
 
 
 async def login(api, fake: FakeWechatApi, openid: str) -> dict[str, str]:
@@ -159,4 +164,5 @@ async def login(api, fake: FakeWechatApi, openid: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {(await resp.json())['token']}"}
 
 
-__all__ = ["FakeWechatApi", "OwnerWorld", "owner_world", "login", "fake_wechat", "api", "PNG", "JPEG"]
+__all__ = ["FakeWechatApi", "OwnerWorld", "owner_world", "login", "client_with_fake_wechat", "fake_wechat", "api",
+           "PNG", "JPEG"]
