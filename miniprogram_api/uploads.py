@@ -1,5 +1,6 @@
 """Multipart bodies with photos: text fields validated by a model, each photo decoded and encoded
-anew (:func:`settlement.infra.storage.check_photo`, in a worker thread).
+anew (:func:`settlement.infra.storage.check_photo`, in a worker thread), all of them within the
+owner's room for photos (:func:`read_with_photos`).
 
 Read as a stream, part by part, so a body far above the root app's size limit is refused as soon
 as one photo passes 5 MB or a seventh photo starts, without reading the rest. A JSON body (no
@@ -12,9 +13,11 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
+from miniprogram_api.common import photo_quota_bytes
 from miniprogram_api.registry import invalid, parse_json_body, refused
 from settlement import i18n
 from settlement import text as outside_text
+from settlement.infra import storage
 from settlement.infra.storage import (MAX_PHOTO_BYTES, MAX_PHOTOS, CheckedPhoto, PhotoRefused, TooManyPhotos,
                                  check_photo_off_loop)
 
@@ -80,3 +83,19 @@ async def read_multipart(request: web.Request, model: type[BaseModel]) -> tuple[
         return model.model_validate(fields), photos
     except ValidationError as exc:
         raise refused(exc, "invalid_body") from None
+
+
+def photos_body(text_field: str) -> str:
+    """The API description of a body :func:`read_with_photos` reads, its text in ``text_field``."""
+    return (f"multipart/form-data with ``{text_field}`` and up to {MAX_PHOTOS} ``photos`` (JPEG or PNG, "
+            f"5 MB each, stored re-encoded without metadata), or a JSON body ``{{\"{text_field}\": …}}``. "
+            "409 ``photo_quota_exceeded`` when the owner's photos would pass their quota.")
+
+
+async def read_with_photos(request: web.Request, model: type[BaseModel],
+                           plant_id: int) -> tuple[BaseModel, list[CheckedPhoto]]:
+    """:func:`read_multipart`, its photos within the room the plant's owner has left for photos
+    (409 ``photo_quota_exceeded`` beyond it)."""
+    fields, photos = await read_multipart(request, model)
+    await storage.check_quota(plant_id, photos, photo_quota_bytes(request))
+    return fields, photos

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from tortoise.transactions import in_transaction
 
-from miniprogram_api.common import api, ebill_url, photo_quota_bytes, photo_store, settings
+from miniprogram_api.common import api, ebill_url, photo_store, settings
 from miniprogram_api.pagination import page
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import (
@@ -19,12 +19,10 @@ from miniprogram_api.schemas import (
     FormSummary,
     Page,
 )
-from miniprogram_api.uploads import read_multipart
+from miniprogram_api.uploads import photos_body, read_with_photos
 from settlement.cycles import forms
-from settlement.infra import storage
 from settlement.owners.access import Right, visible_plants
 from settlement.models import Attachment, ConfirmationForm, FormState, WechatIdentity
-from settlement.infra.storage import MAX_PHOTOS
 
 
 def summary_of(form: ConfirmationForm) -> dict:
@@ -85,14 +83,10 @@ async def confirm(request: web.Request, call: Call):
 
 
 @api.post("/forms/{form_id}/dispute", resource="form", needs=Right.OWNER, multipart=DisputeFields,
-          response=FormDetail, tag="forms", errors=(409,),
-          description=f"multipart/form-data with ``reason`` and up to {MAX_PHOTOS} ``photos`` (JPEG or PNG, "
-                      "5 MB each, stored re-encoded without metadata), or a JSON body ``{\"reason\": …}``. "
-                      "409 ``photo_quota_exceeded`` when the owner's photos would pass their quota.")
+          response=FormDetail, tag="forms", errors=(409,), description=photos_body("reason"))
 async def dispute(request: web.Request, call: Call):
     """The owner disputes the form, saying why, with up to 6 photos."""
-    fields, photos = await read_multipart(request, DisputeFields)
-    await storage.check_quota(call.plant_id, photos, photo_quota_bytes(request))
+    fields, photos = await read_with_photos(request, DisputeFields, call.plant_id)
     store = photo_store(request)
     keys = [await store.put(photo) for photo in photos]
     try:

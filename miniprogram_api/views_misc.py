@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from miniprogram_api.common import api, photo_quota_bytes, photo_store, settings
+from miniprogram_api.common import api, photo_store, settings
 from miniprogram_api.pagination import page
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import (
@@ -18,14 +18,12 @@ from miniprogram_api.schemas import (
     SubscriptionOut,
     SubscriptionsOut,
 )
-from miniprogram_api.uploads import read_multipart
+from miniprogram_api.uploads import photos_body, read_with_photos
 from settlement.owners import faults
-from settlement.infra import storage
 from settlement.notify import subscriptions
 from settlement.owners.access import Right, visible_plants
 from settlement.errors import NotFound
 from settlement.models import Attachment, FaultReport, FaultState, SubscribeAcceptance
-from settlement.infra.storage import MAX_PHOTOS
 
 
 def _subscription(row: SubscribeAcceptance) -> SubscriptionOut:
@@ -62,14 +60,10 @@ async def _fault_out(report: FaultReport) -> FaultOut:
 
 
 @api.post("/plants/{plant_id}/faults", resource="plant", needs=Right.OWNER, multipart=FaultFields,
-          response=FaultOut, status=201, tag="faults", errors=(409,),
-          description=f"multipart/form-data with ``text`` and up to {MAX_PHOTOS} ``photos`` (JPEG or PNG, "
-                      "5 MB each, stored re-encoded without metadata), or a JSON body ``{\"text\": …}``. "
-                      "409 ``photo_quota_exceeded`` when the owner's photos would pass their quota.")
+          response=FaultOut, status=201, tag="faults", errors=(409,), description=photos_body("text"))
 async def report_fault(request: web.Request, call: Call):
     """Report a fault of the plant (报修), with up to 6 photos (owner only)."""
-    fields, photos = await read_multipart(request, FaultFields)
-    await storage.check_quota(call.plant_id, photos, photo_quota_bytes(request))
+    fields, photos = await read_with_photos(request, FaultFields, call.plant_id)
     report = await faults.report_fault(call.principal, call.plant_id, fields.text, photos, photo_store(request))
     return await _fault_out(report)
 

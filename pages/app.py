@@ -27,12 +27,12 @@ from aiohttp.typedefs import Handler
 from settlement.billing import ebill
 from settlement.billing import ebill_links
 from settlement.billing import ebill_pdf
-from settlement.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from settlement.errors import DomainError
+from webapp.json_errors import domain_status, kept_headers
 from webapp.keys import settings_key
 
 log = logging.getLogger("pvsettle.pages")
 
-STATUS_OF = {InvalidInput: 400, NotFound: 404, Forbidden: 403, Conflict: 409}
 # the link is a bearer credential: keep it out of caches, referrers and search engines
 HEADERS = {
     "Cache-Control": "private, no-store",
@@ -67,13 +67,11 @@ async def html_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         response = _error_page(request, exc.status)
-        for name, value in exc.headers.items():
-            if name.lower() not in ("content-type", "content-length"):
-                response.headers[name] = value  # Allow on 405, and the like
+        for name, value in kept_headers(exc).items():
+            response.headers[name] = value  # Allow on 405, and the like
         return response
     except DomainError as exc:
-        status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 400)
-        return _error_page(request, status, exc.code)
+        return _error_page(request, domain_status(exc), exc.code)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _error_page(request, 500)

@@ -19,15 +19,13 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from server.logs import request_id_var
-from settlement.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
-from webapp.json_errors import error_response, json_error
+from settlement.errors import DomainError
+from webapp.json_errors import domain_status, error_response, json_error, kept_headers
 
 log = logging.getLogger("pvsettle.http")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
-
-STATUS_OF = {InvalidInput: 400, NotFound: 404, Forbidden: 403, Conflict: 409}
 
 #: The longest URL (request target) answered normally [bytes]: aiohttp's own request-line limit.
 MAX_URL_BYTES = 8190
@@ -73,11 +71,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         # aiohttp's own 404/405/413 pages become the JSON shape; Allow etc. headers are kept
         code = exc.reason.lower().replace(" ", "_")
-        headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
-        return error_response(request, exc.status, code, headers=headers)
+        return error_response(request, exc.status, code, headers=kept_headers(exc))
     except DomainError as exc:
-        status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 400)
-        return error_response(request, status, exc.code, exc.params)
+        return error_response(request, domain_status(exc), exc.code, exc.params)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(request, 500, "internal_error")

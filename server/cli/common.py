@@ -1,18 +1,21 @@
 """What every command module shares: settings from the environment, a migrated database for
-the length of a command, a progress bar. Imports no command module (they import it).
+the length of a command, a progress bar, and for the imports the refusal of a malformed file and
+the check of a CSV header. Imports no command module (they import it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from server import logs
 from webapp.settings import Settings
 
 if TYPE_CHECKING:
+    import _csv
+
     from settlement.notify.outbox import NotifyApps
 
 T = TypeVar("T")
@@ -24,6 +27,30 @@ def notify_apps() -> NotifyApps:
     from settlement.notify.outbox import NotifyApps
 
     return NotifyApps.from_settings(Settings.from_env(require_secrets=False))
+
+
+class MalformedFile(Exception):
+    """The file is not the CSV (or JSON) an import expects; the message names the place."""
+
+
+def csv_header(reader: _csv.Reader, fields: Sequence[str]) -> list[str]:
+    """The names of an import's CSV header, stripped and lower-cased: ``fields`` in any order.
+
+    ``reader`` is a :func:`csv.reader` at the start of the file.
+
+    Raises
+    ------
+    MalformedFile
+        The file is empty, or its header names other fields.
+    """
+    header = next(reader, None)
+    if header is None:
+        raise MalformedFile(f"line 1: the file is empty, expected the header {','.join(fields)}")
+    names = [name.strip().lower() for name in header]
+    if sorted(names) != sorted(fields):
+        raise MalformedFile(f"line {reader.line_num}: the header is {','.join(header)[:100]!r}, "
+                            f"expected {','.join(fields)}")
+    return names
 
 
 def on_database(work: Callable[[], Awaitable[T]]) -> T:

@@ -31,14 +31,10 @@ import io
 import json
 import sys
 
-from server.cli.common import notify_apps, on_database
+from server.cli.common import MalformedFile, csv_header, notify_apps, on_database
 from pathlib import Path
 
 MAX_FILE = 50 * 1024 * 1024  # [bytes] far beyond a year of a finance system's export
-
-
-class MalformedFile(Exception):
-    """The file is not the CSV or JSON the import expects; the message names the place."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -102,12 +98,7 @@ def _csv_rows(text: str) -> list[tuple[str, dict]]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows = []
     try:
-        header = next(reader, None)
-        if header is None:
-            raise MalformedFile(f"line 1: the file is empty, expected the header {','.join(FIELDS)}")
-        names = [name.strip().lower() for name in header]
-        if sorted(names) != sorted(FIELDS):
-            raise MalformedFile(f"line 1: the header is {','.join(header)[:100]!r}, expected {','.join(FIELDS)}")
+        names = csv_header(reader, FIELDS)
         for record in reader:
             if not record:
                 continue

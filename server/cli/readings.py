@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from server.cli.common import on_database
+from server.cli.common import MalformedFile, csv_header, on_database
 from webapp.settings import Settings, energy_limits
 
 HEADER = ("meter", "register", "read_at", "value")
@@ -73,10 +73,6 @@ def cmd_collector_add(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps({"collector": collector.name, "key": key}, ensure_ascii=False))
     return 0
-
-
-class MalformedFile(Exception):
-    """The file cannot be read as the CSV the import expects; the message names the line."""
 
 
 def cmd_readings_import(args: argparse.Namespace) -> int:
@@ -136,13 +132,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, str] | list[str]]]:
     with binary:
         reader = csv.reader(_lines(binary), strict=True)
         try:
-            header = next(reader, None)
-            if header is None:
-                raise MalformedFile(f"line 1: the file is empty, expected the header {','.join(HEADER)}")
-            names = [name.strip().lower() for name in header]
-            if sorted(names) != sorted(HEADER):
-                raise MalformedFile(f"line {reader.line_num}: the header is {','.join(header)[:100]!r}, "
-                                    f"expected {','.join(HEADER)}")
+            names = csv_header(reader, HEADER)
             for record in reader:
                 if not record:
                     continue  # a blank line

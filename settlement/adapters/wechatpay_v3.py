@@ -27,9 +27,9 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from wechatpayv3.async_ import AsyncWeChatPay
@@ -55,6 +55,7 @@ from settlement.clock import UTC, utc_now
 log = logging.getLogger("pvsettle.pay")
 CERT_REFRESH_INTERVAL = 60.0  # [s] between certificate downloads caused by unknown serials
 _BAD_RESPONSE = "failed to verify the signature"  # wechatpayv3's message for a forged answer
+T = TypeVar("T")
 
 
 class _LibraryInternals:
@@ -151,6 +152,15 @@ class WechatPayV3:
             raise PayUnavailable(200, "BAD_RESPONSE", "WeChat Pay answered JSON that is not an object")
         return data
 
+    async def _call_for(self, what: str, coroutine, shape: Callable[[dict], T]) -> T:
+        """:meth:`_call`, and the answer read by ``shape`` (a resource's ``from_resource``); an answer
+        not of that shape is PayUnavailable, as WeChat Pay failing is."""
+        _, body = await self._call(what, coroutine)
+        try:
+            return shape(self._json(body))
+        except ValueError as exc:
+            raise PayUnavailable(200, "BAD_RESPONSE", f"{what}: {exc}") from exc
+
     async def jsapi_prepay(self, *, out_trade_no: str, description: str, amount_fen: int, payer_openid: str,
                            expires_at: dt.datetime) -> str:
         _, body = await self._call("jsapi prepay", self._client.pay(
@@ -162,31 +172,21 @@ class WechatPayV3:
         return prepay_id
 
     async def query_order(self, out_trade_no: str) -> OrderStatus:
-        _, body = await self._call("query order", self._client.query(out_trade_no=out_trade_no))
-        try:
-            return OrderStatus.from_resource(self._json(body))
-        except ValueError as exc:
-            raise PayUnavailable(200, "BAD_RESPONSE", f"query order: {exc}") from exc
+        return await self._call_for("query order", self._client.query(out_trade_no=out_trade_no),
+                                    OrderStatus.from_resource)
 
     async def close_order(self, out_trade_no: str) -> None:
         await self._call("close order", self._client.close(out_trade_no=out_trade_no))
 
     async def refund(self, *, out_refund_no: str, transaction_id: str, refund_fen: int, total_fen: int,
                      reason: str) -> RefundStatus:
-        _, body = await self._call("refund", self._client.refund(
+        return await self._call_for("refund", self._client.refund(
             out_refund_no=out_refund_no, transaction_id=transaction_id, reason=reason[:80],
-            amount={"refund": refund_fen, "total": total_fen, "currency": "CNY"}))
-        try:
-            return RefundStatus.from_resource(self._json(body))
-        except ValueError as exc:
-            raise PayUnavailable(200, "BAD_RESPONSE", f"refund: {exc}") from exc
+            amount={"refund": refund_fen, "total": total_fen, "currency": "CNY"}), RefundStatus.from_resource)
 
     async def query_refund(self, out_refund_no: str) -> RefundStatus:
-        _, body = await self._call("query refund", self._client.query_refund(out_refund_no=out_refund_no))
-        try:
-            return RefundStatus.from_resource(self._json(body))
-        except ValueError as exc:
-            raise PayUnavailable(200, "BAD_RESPONSE", f"query refund: {exc}") from exc
+        return await self._call_for("query refund", self._client.query_refund(out_refund_no=out_refund_no),
+                                    RefundStatus.from_resource)
 
     async def trade_bill(self, day: dt.date) -> str:
         _, body = await self._call("trade bill", self._client.trade_bill(bill_date=day.isoformat(), bill_type="ALL",

@@ -51,6 +51,7 @@ from settlement.models import (
     TelemetryRollup,
     TelemetrySample,
 )
+from settlement.telemetry.energy import counter_intervals
 from settlement.clock import LOCAL, UTC, local_today
 
 LANGS = ("zh", "en")
@@ -59,8 +60,6 @@ RATES = ("sharp", "peak", "flat", "valley")  # DL/T 645 rates 1-4, as on forms a
 EXPORT_TOTAL = "00020000"  # reverse active total of the grid meter (DL/T 645)
 # a daily freeze reading taken this close to local midnight counts as the midnight reading
 MIDNIGHT_TOLERANCE = dt.timedelta(hours=1)
-# a lifetime counter that drops by more than this share was reset (DOMAIN.md "Energy from meters")
-COUNTER_RESET_DROP = Decimal("0.10")
 
 
 # --- numbers as text (money is settlement.money_text's) ----------------------------------------
@@ -192,21 +191,8 @@ async def _sample_generation(plant_id: int, starts_at: dt.datetime, ends_at: dt.
                                         energy_wh__isnull=False).order_by("device_id", "ts") \
         .values_list("device_id", "ts", "energy_wh")
     per_day: dict[dt.date, int] = defaultdict(int)
-    previous: tuple[int, dt.datetime, int] | None = None  # (device, ts, counter baseline)
-    for device_id, ts, counter in rows:
-        counter = int(counter)
-        if previous is None or previous[0] != device_id:
-            previous = (device_id, ts, counter)
-            continue
-        _, start, baseline = previous
-        if counter >= baseline:
-            per_day[start.astimezone(LOCAL).date()] += counter - baseline
-            previous = (device_id, ts, counter)
-        elif Decimal(baseline - counter) > COUNTER_RESET_DROP * baseline:
-            previous = (device_id, ts, counter)  # reset: count again from the new value
-        else:
-            # a small dip is counter noise: keep the higher baseline so it is not counted twice
-            previous = (device_id, ts, baseline)
+    for start, wh in counter_intervals(rows):
+        per_day[start.astimezone(LOCAL).date()] += wh
     return dict(per_day)
 
 
@@ -285,21 +271,21 @@ def chart(series: DailySeries, lang: str) -> dict:
     def y(wh: int) -> float:
         return bottom - plot_h * (wh / 1000) / top_kwh
 
+    def bar(cls: str, day: dt.date, wh: int, x: float, inset: float, width: float, name: str) -> dict:
+        """One day's bar, ``inset`` of the slot in from its left and ``width`` of it wide."""
+        kwh = _kwh_text(Decimal(wh).scaleb(-3))
+        return {"cls": cls, "day": day.isoformat(), "kwh": kwh,
+                "x": round(x + slot * inset, 2), "w": round(slot * width, 2),
+                "y": round(y(wh), 2), "h": round(bottom - y(wh), 2),
+                "title": f"{day.isoformat()} {t[name]} {kwh} kWh"}
+
     bars, labels = [], []
     for i, (day, gen, self_use) in enumerate(zip(series.days, series.generation_wh, series.self_use_wh)):
         x = PLOT_LEFT + i * slot
         if gen is not None:
-            kwh = _kwh_text(Decimal(gen).scaleb(-3))
-            bars.append({"cls": "gen", "day": day.isoformat(), "kwh": kwh,
-                         "x": round(x + slot * 0.15, 2), "w": round(slot * 0.7, 2),
-                         "y": round(y(gen), 2), "h": round(bottom - y(gen), 2),
-                         "title": f"{day.isoformat()} {t['generation']} {kwh} kWh"})
+            bars.append(bar("gen", day, gen, x, 0.15, 0.7, "generation"))
         if self_use is not None:
-            kwh = _kwh_text(Decimal(self_use).scaleb(-3))
-            bars.append({"cls": "self", "day": day.isoformat(), "kwh": kwh,
-                         "x": round(x + slot * 0.3, 2), "w": round(slot * 0.4, 2),
-                         "y": round(y(self_use), 2), "h": round(bottom - y(self_use), 2),
-                         "title": f"{day.isoformat()} {t['self_use']} {kwh} kWh"})
+            bars.append(bar("self", day, self_use, x, 0.3, 0.4, "self_use"))
         if i % max(1, math.ceil(n / 10)) == 0 or i == n - 1:
             labels.append({"x": round(x + slot / 2, 2), "text": f"{day.month}/{day.day}"})
     ticks = []

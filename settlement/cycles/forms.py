@@ -61,6 +61,16 @@ async def _locked_latest(form_id: int, conn) -> ConfirmationForm:
     return form
 
 
+async def _locked_in(form_id: int, conn, allowed: tuple[FormState, ...], refusal: str) -> ConfirmationForm:
+    """:func:`_locked_latest`, in one of the ``allowed`` states: else Conflict ``bad_state``, its
+    message ``refusal`` with the form's ``{state}``."""
+    form = await _locked_latest(form_id, conn)
+    if form.state not in allowed:
+        raise Conflict(refusal.format(state=form.state.value), code="bad_state",
+                       params={"state": Ref(f"form_state.{form.state.value}")})
+    return form
+
+
 def _require_staff(staff: Staff, *roles: StaffRole) -> None:
     if not staff.active or staff.role not in roles:
         raise Forbidden(f"this needs the role {' or '.join(r.value for r in roles)}", code="role_required")
@@ -72,10 +82,7 @@ async def send_form(form_id: int, staff: Staff, *, apps: outbox.NotifyApps,
     _require_staff(staff, StaffRole.OPERATOR, StaffRole.ADMIN)
     now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
     async with in_transaction() as conn:
-        form = await _locked_latest(form_id, conn)
-        if form.state != FormState.DRAFT:
-            raise Conflict(f"only a draft can be sent; this form is {form.state.value}", code="bad_state",
-                           params={"state": Ref(f"form_state.{form.state.value}")})
+        form = await _locked_in(form_id, conn, (FormState.DRAFT,), "only a draft can be sent; this form is {state}")
         cycle = await ReadingCycle.get(id=form.cycle_id).using_db(conn).prefetch_related("plant__contracts")
         days = max((c for c in cycle.plant.contracts), key=lambda c: c.effective_from).auto_confirm_days
         before = form.state
@@ -94,11 +101,8 @@ async def confirm_form(form_id: int, *, by: WechatIdentity | None = None, staff:
     if staff is not None:
         _require_staff(staff, StaffRole.OPERATOR, StaffRole.ADMIN)
     async with in_transaction() as conn:
-        form = await _locked_latest(form_id, conn)
         allowed = (FormState.SENT, FormState.DISPUTED) if staff is not None else (FormState.SENT,)
-        if form.state not in allowed:
-            raise Conflict(f"a {form.state.value} form cannot be confirmed", code="bad_state",
-                           params={"state": Ref(f"form_state.{form.state.value}")})
+        form = await _locked_in(form_id, conn, allowed, "a {state} form cannot be confirmed")
         before = form.state
         form.state, form.answered_at, form.answered_by_id = FormState.CONFIRMED, now, by.id if by else None
         await form.save(using_db=conn, update_fields=["state", "answered_at", "answered_by_id"])
@@ -118,10 +122,7 @@ async def dispute_form(form_id: int, reason: str, *, by: WechatIdentity | None =
         raise InvalidInput("the reason is longer than 500 characters", code="reason_too_long")
     now = (now or utc_now()).astimezone(UTC)  # SQLite compares stored UTC text
     async with in_transaction() as conn:
-        form = await _locked_latest(form_id, conn)
-        if form.state != FormState.SENT:
-            raise Conflict(f"a {form.state.value} form cannot be disputed", code="bad_state",
-                           params={"state": Ref(f"form_state.{form.state.value}")})
+        form = await _locked_in(form_id, conn, (FormState.SENT,), "a {state} form cannot be disputed")
         form.state, form.answered_at, form.dispute_reason = FormState.DISPUTED, now, reason
         form.answered_by_id = by.id if by else None
         await form.save(using_db=conn, update_fields=["state", "answered_at", "dispute_reason", "answered_by_id"])

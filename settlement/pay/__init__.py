@@ -3,7 +3,7 @@ notifications, refunds, reconciliation with the trade bill, offline payment impo
 
 Public: :mod:`.payments` — ``start_payment``, ``handle_notification`` (verified by the port,
 :mod:`settlement.adapters.wechatpay_v3`), ``request_refund``, ``settle_refund``;
-:mod:`.orders` — what payments and prepaid top-ups share (``JsapiPayment``, ``settle_paid_order``,
-``send_refund``…); :mod:`.reconcile` — ``reconcile_orders``, ``reconcile_trade_bill``;
+:mod:`.orders` — what payments and prepaid top-ups share (``next_attempt``, ``prepay``,
+``JsapiPayment``, ``Handled``…); :mod:`.reconcile` — ``reconcile_orders``, ``reconcile_trade_bill``;
 :mod:`.offline_import` — ``import_offline_payments``.
 """

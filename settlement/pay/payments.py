@@ -38,10 +38,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -74,12 +73,11 @@ from settlement.models import (
     Refund,
     RefundState,
     Staff,
-    StaffRole,
     WechatIdentity,
 )
 from settlement.notify.outbox import NotifyApps
-from settlement.pay.orders import (ORDER_TTL, TOPUP_PREFIX, Handled, Ignored, JsapiPayment, Refuse, refundable_fen,
-                                   resource_errors)
+from settlement.pay.orders import (ORDER_TTL, TOPUP_PREFIX, Handled, Ignored, JsapiPayment, Refuse, next_attempt,
+                                   prepay, refund_reason, refundable_fen, resource_errors, signed)
 from settlement.prepaid import accounts as prepaid
 from settlement.ports.pay import (
     REFUND_ABNORMAL,
@@ -101,9 +99,9 @@ from settlement.ports.pay import (
 from settlement.clock import LOCAL, UTC, utc_now
 
 log = logging.getLogger("pvsettle.pay")
+T = TypeVar("T")
 REUSE_MARGIN = dt.timedelta(minutes=10)  # time the payer needs to finish paying an order handed out again
 MAX_KEPT_BODY = 64 * 1024  # [bytes] of a notification body kept for staff
-DESCRIPTION_MAX = 127  # WeChat Pay's limit on an order description [characters]
 
 
 # --- paying a bill ---------------------------------------------------------------------------------
@@ -128,14 +126,6 @@ async def may_pay(identity: WechatIdentity, bill: Bill) -> None:
         raise NotFound("no such bill", code="not_found")
     if PlantRight.PAY not in [PlantRight(r) for r in rights]:
         raise Forbidden("paying this bill needs the pay right on its plant", code="right_required")
-
-
-def _sign(pay: WechatPay, order: PayOrder, now: dt.datetime, reused: bool) -> JsapiPayment:
-    time_stamp, nonce = str(int(now.timestamp())), secrets.token_hex(16)
-    package = f"prepay_id={order.prepay_id}"
-    return JsapiPayment(out_trade_no=order.out_trade_no, amount_fen=order.amount_fen, expires_at=order.expires_at,
-                        reused=reused, time_stamp=time_stamp, nonce_str=nonce, package=package,
-                        pay_sign=pay.sign_jsapi(time_stamp, nonce, package))
 
 
 async def start_payment(pay: WechatPay, bill_id: int, identity_id: int, amount_fen: int | None = None, *,
@@ -178,31 +168,15 @@ async def start_payment(pay: WechatPay, bill_id: int, identity_id: int, amount_f
                                      state=PayOrderState.PENDING, prepay_id__isnull=False,
                                      expires_at__gt=now + REUSE_MARGIN).order_by("-attempt").first()
     if reusable is not None:
-        return _sign(pay, reusable, now, reused=True)
+        return signed(pay, reusable, now, reused=True)
 
-    order = None
-    for _ in range(5):  # another request for the same bill may take the attempt number first
-        attempt = (await PayOrder.filter(bill_id=bill.id).count()) + 1
-        try:
-            order = await PayOrder.create(out_trade_no=out_trade_no_for(bill, attempt), bill_id=bill.id,
-                                          attempt=attempt, amount_fen=amount_fen, payer_id=identity.id,
-                                          payer_openid=identity.openid, expires_at=now + ORDER_TTL)
-            break
-        except IntegrityError:
-            continue
+    # another request for the same bill may take the attempt number first
+    order = await next_attempt(PayOrder, {"bill_id": bill.id}, lambda attempt: out_trade_no_for(bill, attempt),
+                               amount_fen=amount_fen, payer_id=identity.id, payer_openid=identity.openid,
+                               expires_at=now + ORDER_TTL)
     if order is None:
         raise Conflict("too many payments are being started for this bill at once: try again", code="busy")
-    try:
-        order.prepay_id = await pay.jsapi_prepay(
-            out_trade_no=order.out_trade_no, description=f"电费 {bill.number}"[:DESCRIPTION_MAX],
-            amount_fen=amount_fen, payer_openid=identity.openid, expires_at=order.expires_at)
-    except PayCallFailed as exc:
-        # without a prepay_id nobody can pay this order: it is finished, a retry is a new attempt
-        order.state, order.failure, order.settled_at = PayOrderState.FAILED, str(exc)[:200], now
-        await order.save(update_fields=["state", "failure", "settled_at"])
-        raise
-    await order.save(update_fields=["prepay_id"])
-    return _sign(pay, order, now, reused=False)
+    return await prepay(pay, order, f"电费 {bill.number}", now)
 
 
 # --- recording what WeChat Pay says ----------------------------------------------------------------
@@ -451,12 +425,17 @@ async def handle_notification(pay: WechatPay, headers: Mapping[str, str], body: 
     return handled
 
 
+def _resource(shape: Callable[[Mapping[str, Any]], T], notification: Notification, what: str) -> T:
+    """The notification's resource read by ``shape`` (``from_resource``); one not of that shape is refused."""
+    try:
+        return shape(notification.resource)
+    except ValueError as exc:
+        raise Refuse(400, f"malformed {what} resource: {exc}") from exc
+
+
 async def _on_payment(pay: WechatPay, notification: Notification, record: dict, now: dt.datetime, *,
                       apps: NotifyApps) -> Handled:
-    try:
-        status = OrderStatus.from_resource(notification.resource)
-    except ValueError as exc:
-        raise Refuse(400, f"malformed payment resource: {exc}") from exc
+    status = _resource(OrderStatus.from_resource, notification, "payment")
     problem = resource_errors(status, pay)
     if problem:
         raise Refuse(400, problem)
@@ -469,10 +448,7 @@ async def _on_payment(pay: WechatPay, notification: Notification, record: dict, 
 
 async def _on_refund(pay: WechatPay, notification: Notification, record: dict, now: dt.datetime, *,
                      apps: NotifyApps) -> Handled:
-    try:
-        status = RefundStatus.from_resource(notification.resource)
-    except ValueError as exc:
-        raise Refuse(400, f"malformed refund resource: {exc}") from exc
+    status = _resource(RefundStatus.from_resource, notification, "refund")
     if status.mchid != pay.mchid:
         raise Refuse(400, f"mchid {str(status.mchid)[:32]!r} is not ours")
     async with in_transaction() as conn:
@@ -554,13 +530,7 @@ async def request_refund(payment_id: int, amount_fen: int, reason: str, staff: S
     Conflict : more than is left of the payment, or than can be taken back (credit already used
         by later bills), or WeChat Pay is not configured for a WeChat payment
     """
-    if staff is None or not staff.active or staff.role != StaffRole.ADMIN:
-        raise Forbidden("a refund needs the admin role", code="role_required")
-    reason = (reason or "").strip()
-    if not reason or len(reason) > 200:
-        raise InvalidInput("a refund needs a reason of at most 200 characters", code="reason_required")
-    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or not 0 < amount_fen <= MAX_PAYMENT_FEN:
-        raise InvalidInput("the amount must be a whole number of fen, at least 1", code="bad_amount")
+    reason = refund_reason(staff, reason, amount_fen, MAX_PAYMENT_FEN)
     now = (now or utc_now()).astimezone(UTC)
     async with in_transaction() as conn:
         payment = await Payment.filter(id=payment_id).using_db(conn).select_for_update().first()

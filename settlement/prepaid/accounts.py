@@ -101,7 +101,6 @@ from settlement.models import (
     Refund,
     RefundState,
     Staff,
-    StaffRole,
     SupplyCommand,
     SupplyState,
     Tariff,
@@ -111,7 +110,7 @@ from settlement.models import (
 )
 from settlement.money_text import format_yuan
 from settlement.ports.device_control import CommandRefused, DeviceControl, NotAcknowledged
-from settlement.ports.pay import OrderStatus, PayCallFailed, WechatPay
+from settlement.ports.pay import OrderStatus, WechatPay
 from settlement.clock import LOCAL, UTC, utc_now
 
 log = logging.getLogger("pvsettle.prepaid")
@@ -800,33 +799,14 @@ async def start_topup(pay: WechatPay, account_number: str, identity_id: int, amo
     if identity is None or account is None:
         raise NotFound("no such account", code="not_found")
     await may_top_up(identity, account)
-    order = None
-    for _ in range(5):  # another top-up of the same account may take the attempt number first
-        attempt = await TopUpOrder.filter(account_id=account.id).count() + 1
-        try:
-            order = await TopUpOrder.create(
-                out_trade_no=f"{orders.TOPUP_PREFIX}{now.astimezone(LOCAL):%y%m%d}A{account.id}N{attempt}",
-                account_id=account.id, attempt=attempt, amount_fen=amount_fen, payer_id=identity.id,
-                payer_openid=identity.openid, expires_at=now + orders.ORDER_TTL)
-            break
-        except IntegrityError:
-            continue
+    # another top-up of the same account may take the attempt number first
+    order = await orders.next_attempt(
+        TopUpOrder, {"account_id": account.id},
+        lambda attempt: f"{orders.TOPUP_PREFIX}{now.astimezone(LOCAL):%y%m%d}A{account.id}N{attempt}",
+        amount_fen=amount_fen, payer_id=identity.id, payer_openid=identity.openid, expires_at=now + orders.ORDER_TTL)
     if order is None:
         raise Conflict("too many top-ups are being started for this account at once: try again", code="busy")
-    try:
-        order.prepay_id = await pay.jsapi_prepay(
-            out_trade_no=order.out_trade_no, description=f"预付费充值 {account.number}",
-            amount_fen=amount_fen, payer_openid=identity.openid, expires_at=order.expires_at)
-    except PayCallFailed as exc:
-        order.state, order.failure, order.settled_at = PayOrderState.FAILED, str(exc)[:200], now
-        await order.save(update_fields=["state", "failure", "settled_at"])
-        raise
-    await order.save(update_fields=["prepay_id"])
-    time_stamp, nonce = str(int(now.timestamp())), secrets.token_hex(16)
-    package = f"prepay_id={order.prepay_id}"
-    return orders.JsapiPayment(out_trade_no=order.out_trade_no, amount_fen=amount_fen, expires_at=order.expires_at,
-                                 reused=False, time_stamp=time_stamp, nonce_str=nonce, package=package,
-                                 pay_sign=pay.sign_jsapi(time_stamp, nonce, package))
+    return await orders.prepay(pay, order, f"预付费充值 {account.number}", now)
 
 
 def _payer_name(payer: WechatIdentity | None, account: PrepaidAccount) -> str:
@@ -893,13 +873,7 @@ async def reserve_topup_refund(payment_id: int, amount_fen: int, reason: str, st
     NotFound : no such top-up
     Conflict : more than is left of the payment or available on the account
     """
-    if staff is None or not staff.active or staff.role != StaffRole.ADMIN:
-        raise Forbidden("a refund needs the admin role", code="role_required")
-    reason = (reason or "").strip()
-    if not reason or len(reason) > 200:
-        raise InvalidInput("a refund needs a reason of at most 200 characters", code="reason_required")
-    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or not 0 < amount_fen <= MAX_TOPUP_FEN:
-        raise InvalidInput("the amount must be a whole number of fen, at least 1", code="bad_amount")
+    reason = orders.refund_reason(staff, reason, amount_fen, MAX_TOPUP_FEN)
     now = _now(now)
     async with in_transaction() as conn:
         payment = await Payment.filter(id=payment_id).using_db(conn).select_for_update().first()

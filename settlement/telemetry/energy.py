@@ -34,8 +34,10 @@ ends — it is not spread over the gap (no interpolation). Local days and months
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntFlag
+from typing import TypeVar
 
 import numpy as np
 
@@ -78,6 +80,39 @@ class CounterState:
     @classmethod
     def empty(cls, groups: int) -> CounterState:
         return cls(np.zeros(groups, np.int64), np.zeros(groups, np.int64), np.zeros(groups, bool))
+
+
+T = TypeVar("T")
+
+
+def counter_intervals(rows: Iterable[tuple[int, T, int]]) -> Iterator[tuple[T, int]]:
+    """The energy of each interval between a device's counter samples, by the counter rules above
+    without the plausibility check: what owners' views and e-bills sum from stored samples.
+
+    Parameters
+    ----------
+    rows : (device, ts, counter [Wh]) in (device, ts) order
+
+    Yields
+    ------
+    (start, wh) : the interval's start (the earlier sample's ``ts``) and its energy [Wh], for
+        each rise of the counter over its reference. A reset starts the count again from the
+        new value; a dip keeps the higher reference, so that the recovery is not counted twice.
+    """
+    previous: tuple[int, T, int] | None = None  # (device, ts, counter reference)
+    for device, ts, counter in rows:
+        counter = int(counter)
+        if previous is None or previous[0] != device:
+            previous = (device, ts, counter)
+            continue
+        _, start, reference = previous
+        if counter >= reference:
+            yield start, counter - reference
+            previous = (device, ts, counter)
+        elif counter * RESET_BELOW_DEN < reference * RESET_BELOW_NUM:
+            previous = (device, ts, counter)  # a reset: count on from the new value
+        else:
+            previous = (device, ts, reference)  # a dip: keep the higher reference
 
 
 def energy_limit_wh(limit_w: np.ndarray, dt_us: np.ndarray) -> np.ndarray:

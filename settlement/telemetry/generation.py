@@ -41,7 +41,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from settlement.billing.ebill import COUNTER_RESET_DROP, daily_energy
+from settlement.billing.ebill import daily_energy
 from settlement.errors import InvalidInput
 from settlement.models import (
     Bill,
@@ -56,6 +56,7 @@ from settlement.models import (
     TelemetryRollup,
     TelemetrySample,
 )
+from settlement.telemetry.energy import counter_intervals
 from settlement.clock import LOCAL, UTC, utc_now
 
 QUARTER = dt.timedelta(minutes=15)
@@ -143,22 +144,9 @@ async def sample_energy(plant_id: int, starts_at: dt.datetime, ends_at: dt.datet
         energy_wh__isnull=False).order_by("device_id", "ts").values_list("device_id", "ts", "energy_wh")
     origin = starts_at.astimezone(LOCAL)
     out: dict[dt.datetime, int] = defaultdict(int)
-    previous: tuple[int, dt.datetime, int] | None = None
-    for device_id, ts, counter in rows:
-        counter = int(counter)
-        if previous is None or previous[0] != device_id:
-            previous = (device_id, ts, counter)
-            continue
-        _, start, baseline = previous
-        if counter >= baseline:
-            if starts_at <= start < ends_at:
-                bucket = origin + step * ((start.astimezone(LOCAL) - origin) // step)
-                out[bucket] += counter - baseline
-            previous = (device_id, ts, counter)
-        elif Decimal(baseline - counter) > COUNTER_RESET_DROP * baseline:
-            previous = (device_id, ts, counter)  # a reset: count on from the new value
-        else:
-            previous = (device_id, ts, baseline)  # counter noise: keep the higher baseline
+    for start, wh in counter_intervals(rows):
+        if starts_at <= start < ends_at:
+            out[origin + step * ((start.astimezone(LOCAL) - origin) // step)] += wh
     return dict(out)
 
 

@@ -319,30 +319,41 @@ class TelemetryStore:
         return StoredSamples.from_rows([(r[0], r[1], _us_of_text(r[2]), *tuple(r)[3:9], _us_of_text(r[9]))
                                         for r in rows])
 
-    async def window_samples(self, key: Sequence[int], device: Sequence[int], lo_us: Sequence[int],
-                             hi_us: Sequence[int]) -> StoredSamples:
-        """The stored samples of each window: device ``device[i]``, ``lo_us[i] <= ts <= hi_us[i]``."""
+    async def _samples_per_window(self, key: Sequence[int], device: Sequence[int], lo_us: Sequence[int],
+                                  hi_us: Sequence[int], pg_lateral: str, sqlite_join: str) -> StoredSamples:
+        """The samples ``s`` joined to each window ``w(k, dev, lo, hi)`` (``lo``/``hi`` [µs]).
+
+        PostgreSQL: ``JOIN LATERAL (pg_lateral) AS s``, the windows as arrays; SQLite:
+        ``JOIN telemetry_sample s ON sqlite_join``, the windows as VALUES in chunks.
+        """
         if not key:
             return StoredSamples()
         if self.postgres:
             rows = await self._fetch(
                 f"SELECT w.k, {self._SELECT_SAMPLE_PG} "
                 "FROM unnest($1::int[], $2::int[], $3::bigint[], $4::bigint[]) AS w(k, dev, lo, hi) "
-                # an index range per window, whatever the planner's statistics (OFFSET 0: kept apart)
-                "JOIN LATERAL (SELECT * FROM telemetry_sample x WHERE x.device_id = w.dev "
-                f"AND x.ts >= {_pg_ts('w.lo')} AND x.ts <= {_pg_ts('w.hi')} OFFSET 0) AS s ON true",
+                f"JOIN LATERAL ({pg_lateral}) AS s ON true",
                 [list(map(int, key)), list(map(int, device)), list(map(int, lo_us)), list(map(int, hi_us))])
             return self._stored(rows)
         rows: list = []
-        windows = list(zip(key, device, lo_us, hi_us))
-        for chunk in _chunks(windows):
+        for chunk in _chunks(list(zip(key, device, lo_us, hi_us))):
             values = ",".join(["(?, ?, ?, ?)"] * len(chunk))
             params = [p for k, d, lo, hi in chunk for p in (int(k), int(d), _text(lo), _text(hi))]
             rows += await self._fetch(
                 f"WITH w(k, dev, lo, hi) AS (VALUES {values}) SELECT w.k, {self._SELECT_SAMPLE_SQLITE} "
-                "FROM w JOIN telemetry_sample s ON s.device_id = w.dev AND s.ts >= w.lo AND s.ts <= w.hi",
+                f"FROM w JOIN telemetry_sample s ON {sqlite_join}",
                 params)
         return self._stored(rows)
+
+    async def window_samples(self, key: Sequence[int], device: Sequence[int], lo_us: Sequence[int],
+                             hi_us: Sequence[int]) -> StoredSamples:
+        """The stored samples of each window: device ``device[i]``, ``lo_us[i] <= ts <= hi_us[i]``."""
+        return await self._samples_per_window(
+            key, device, lo_us, hi_us,
+            # an index range per window, whatever the planner's statistics (OFFSET 0: kept apart)
+            "SELECT * FROM telemetry_sample x WHERE x.device_id = w.dev "
+            f"AND x.ts >= {_pg_ts('w.lo')} AND x.ts <= {_pg_ts('w.hi')} OFFSET 0",
+            "s.device_id = w.dev AND s.ts >= w.lo AND s.ts <= w.hi")
 
     async def references_before(self, key: Sequence[int], device: Sequence[int],
                                 before_us: Sequence[int]) -> dict[int, tuple[int, int]]:
@@ -380,27 +391,13 @@ class TelemetryStore:
     async def next_counter_samples(self, key: Sequence[int], device: Sequence[int], after_us: Sequence[int],
                                    before_us: Sequence[int]) -> StoredSamples:
         """Per window: the first stored counter sample after ``after_us`` and before ``before_us``."""
-        if not key:
-            return StoredSamples()
-        if self.postgres:
-            rows = await self._fetch(
-                f"SELECT w.k, {self._SELECT_SAMPLE_PG} "
-                "FROM unnest($1::int[], $2::int[], $3::bigint[], $4::bigint[]) AS w(k, dev, lo, hi) "
-                "JOIN LATERAL (SELECT * FROM telemetry_sample x WHERE x.device_id = w.dev "
-                f"AND x.ts > {_pg_ts('w.lo')} AND x.ts < {_pg_ts('w.hi')} AND x.energy_wh IS NOT NULL "
-                "ORDER BY x.ts LIMIT 1) AS s ON true",
-                [list(map(int, key)), list(map(int, device)), list(map(int, after_us)), list(map(int, before_us))])
-            return self._stored(rows)
-        rows = []
-        for chunk in _chunks(list(zip(key, device, after_us, before_us))):
-            values = ",".join(["(?, ?, ?, ?)"] * len(chunk))
-            params = [p for k, d, lo, hi in chunk for p in (int(k), int(d), _text(lo), _text(hi))]
-            rows += await self._fetch(
-                f"WITH w(k, dev, lo, hi) AS (VALUES {values}) SELECT w.k, {self._SELECT_SAMPLE_SQLITE} FROM w "
-                "JOIN telemetry_sample s ON s.id = (SELECT x.id FROM telemetry_sample x WHERE x.device_id = w.dev "
-                "AND x.ts > w.lo AND x.ts < w.hi AND x.energy_wh IS NOT NULL ORDER BY x.ts LIMIT 1)",
-                params)
-        return self._stored(rows)
+        return await self._samples_per_window(
+            key, device, after_us, before_us,
+            "SELECT * FROM telemetry_sample x WHERE x.device_id = w.dev "
+            f"AND x.ts > {_pg_ts('w.lo')} AND x.ts < {_pg_ts('w.hi')} AND x.energy_wh IS NOT NULL "
+            "ORDER BY x.ts LIMIT 1",
+            "s.id = (SELECT x.id FROM telemetry_sample x WHERE x.device_id = w.dev "
+            "AND x.ts > w.lo AND x.ts < w.hi AND x.energy_wh IS NOT NULL ORDER BY x.ts LIMIT 1)")
 
     async def upsert_samples(self, device: np.ndarray, ts_us: np.ndarray, received_us: int, power_w: np.ndarray,
                              energy_wh: np.ndarray, status: Sequence[str], flags: np.ndarray,
@@ -513,25 +510,11 @@ class TelemetryStore:
     async def device_samples(self, device: Sequence[int], after_us: Sequence[int],
                              until_us: Sequence[int]) -> StoredSamples:
         """The samples of device ``device[i]`` with ``after_us[i] < ts <= until_us[i]`` (``key`` is i)."""
-        keys = list(range(len(device)))
-        if not keys:
-            return StoredSamples()
-        if self.postgres:
-            rows = await self._fetch(
-                f"SELECT w.k, {self._SELECT_SAMPLE_PG} "
-                "FROM unnest($1::int[], $2::int[], $3::bigint[], $4::bigint[]) AS w(k, dev, lo, hi) "
-                "JOIN LATERAL (SELECT * FROM telemetry_sample x WHERE x.device_id = w.dev "
-                f"AND x.ts > {_pg_ts('w.lo')} AND x.ts <= {_pg_ts('w.hi')} OFFSET 0) AS s ON true",
-                [keys, list(map(int, device)), list(map(int, after_us)), list(map(int, until_us))])
-            return self._stored(rows)
-        rows: list = []
-        for chunk in _chunks(list(zip(keys, device, after_us, until_us))):
-            values = ",".join(["(?, ?, ?, ?)"] * len(chunk))
-            params = [p for k, d, lo, hi in chunk for p in (int(k), int(d), _text(lo), _text(hi))]
-            rows += await self._fetch(
-                f"WITH w(k, dev, lo, hi) AS (VALUES {values}) SELECT w.k, {self._SELECT_SAMPLE_SQLITE} "
-                "FROM w JOIN telemetry_sample s ON s.device_id = w.dev AND s.ts > w.lo AND s.ts <= w.hi", params)
-        return self._stored(rows)
+        return await self._samples_per_window(
+            list(range(len(device))), device, after_us, until_us,
+            "SELECT * FROM telemetry_sample x WHERE x.device_id = w.dev "
+            f"AND x.ts > {_pg_ts('w.lo')} AND x.ts <= {_pg_ts('w.hi')} OFFSET 0",
+            "s.device_id = w.dev AND s.ts > w.lo AND s.ts <= w.hi")
 
     async def replace_quarters(self, rollups: QuarterRollups) -> QuarterRollups:
         """Write 15-minute rollups over what the buckets held; returns what they held before.

@@ -3,7 +3,8 @@
 :func:`walked_plant` takes one plant the real way (readings → cycle run → confirmed form → bill →
 payment → late fee), as tests/integration/test_cycle_walkthrough.py does, with figures worked by
 hand below. :func:`plain_bill` makes a cycle, form and bill directly, for tests that need many
-bills of chosen amounts and due dates.
+bills of chosen amounts and due dates. :func:`signed_bill_and_another` is the set-up of the tests
+that refuse tampered e-bill links (pages and PDF alike).
 
 The walked plant: 100 kWp, reading day 1, multiplier 20, Jiangsu 2025 TOU shape (VAT included:
 peak 0.9700, flat 0.6500, valley 0.3900 yuan/kWh), 85 % of the grid price, due 15 days after issue,
@@ -35,14 +36,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
+from urllib.parse import parse_qs, urlsplit
 
-from settlement.billing import bills, late_fees
+from settlement.billing import bills, ebill_links, late_fees
 from settlement.cycles import runs as cycles
 from settlement.cycles import forms
 from settlement import models as m
-from settlement.clock import LOCAL, UTC
+from settlement.clock import LOCAL, UTC, utc_now
 from settlement.notify.outbox import NotifyApps
 
 
@@ -63,7 +66,8 @@ IMPORT = {local(2026, 9, 1): ("20000.00", "0.00", "8000.00", "7000.00", "5000.00
           local(2026, 10, 1): ("20400.00", "0.00", "8100.00", "7200.00", "5100.00")}
 
 
-async def _tariff() -> None:
+async def jiangsu_tariff() -> None:
+    """The Jiangsu 2025 TOU tariff of billing_engine/tariffs as ``jiangsu-2025``, once."""
     if await m.Tariff.exists(code="jiangsu-2025"):
         return
     document = json.loads(resources.files("billing_engine").joinpath("tariffs", "jiangsu-2025.json").read_text())
@@ -74,7 +78,7 @@ async def _tariff() -> None:
 async def walked_plant(code: str = "PV-E1", owner_name: str = "常州某纺织有限公司", *, apps: NotifyApps) -> dict:
     """One plant through cycle 2026-10 to a partly paid bill with a late fee (figures above);
     ``apps`` are the WeChat apps its messages are written for."""
-    await _tariff()
+    await jiangsu_tariff()
     owner = await m.Owner.create(name=owner_name, kind=m.OwnerKind.COMMERCIAL, tax_id="91320400MA1XXXXXX")
     plant = await m.Plant.create(code=code, name="厂房屋顶", owner=owner, capacity_kwp=Decimal("100"),
                                  reading_day=1, address="江苏省常州市武进区")
@@ -145,3 +149,30 @@ async def plain_bill(code: str, period: str, *, total_fen: int, paid_fen: int = 
         await m.Payment.create(transaction_id=f"wx-{code}-{period}", channel=m.PaymentChannel.WECHAT, bill=bill,
                                owner_id=plant.owner_id, amount_fen=paid_fen, paid_at=paid_at or issued_at)
     return {"plant": plant, "cycle": cycle, "form": form, "bill": bill}
+
+
+def in_a_day() -> dt.datetime:
+    return utc_now() + dt.timedelta(days=1)
+
+
+@dataclass
+class SignedBill:
+    """The walked plant's bill behind a good e-bill link, and another owner's bill: what the tests
+    of refused links tamper with."""
+
+    bill: m.Bill
+    other: m.Bill
+    link: str  # the good link, valid for a day
+    exp: str
+    sig: str
+    forged_sig: str  # the signature with its last character changed
+
+
+async def signed_bill_and_another(key: str, apps: NotifyApps) -> SignedBill:
+    bill = (await walked_plant(apps=apps))["bill"]
+    other = (await plain_bill("PV-OTHER", "2026-10", total_fen=12345, due_on=dt.date(2026, 10, 25)))["bill"]
+    link = ebill_links.ebill_link("bill", bill.id, in_a_day(), key)
+    query = parse_qs(urlsplit(link).query)
+    exp, sig = query["exp"][0], query["sig"][0]
+    return SignedBill(bill=bill, other=other, link=link, exp=exp, sig=sig,
+                      forged_sig=sig[:-1] + ("0" if sig[-1] != "0" else "1"))

@@ -43,24 +43,23 @@ class FakeWechatApi:
                                40226: RiskyUser(40226, "high risk user"),
                                -1: WechatUnavailable(-1, "system error")}[errcode]
 
-    async def code2session(self, code: str) -> MiniProgramSession:
-        self.calls.append(("code2session", code))
+    def _spend(self, call: str, code: str, issued: dict, refusal: InvalidCode):
+        """What a one-time ``code`` stands for, as WeChat takes it: the call noted, a failure set
+        for the code raised, a code used already or never issued refused with ``refusal``."""
+        self.calls.append((call, code))
         if code in self.failures:
             raise self.failures[code]
-        if code in self.used or code not in self.users:
-            raise InvalidCode(40029, "invalid code")
+        if code in self.used or code not in issued:
+            raise refusal
         self.used.add(code)
-        openid, unionid = self.users[code]
+        return issued[code]
+
+    async def code2session(self, code: str) -> MiniProgramSession:
+        openid, unionid = self._spend("code2session", code, self.users, InvalidCode(40029, "invalid code"))
         return MiniProgramSession(openid=openid, session_key="sk-" + secrets.token_hex(12), unionid=unionid)
 
     async def phone_number(self, code: str) -> str:
-        self.calls.append(("phone_number", code))
-        if code in self.failures:
-            raise self.failures[code]
-        if code in self.used or code not in self.phones:
-            raise InvalidCode(40163, "code been used")
-        self.used.add(code)
-        return self.phones[code]
+        return self._spend("phone_number", code, self.phones, InvalidCode(40163, "code been used"))
 
     async def send_subscribe_message(self, *args, **kwargs) -> None:
         raise NotImplementedError("the mini-program API sends no messages")
@@ -138,18 +137,23 @@ def fake_wechat() -> FakeWechatApi:
     return FakeWechatApi()
 
 
-@pytest.fixture
-async def api(settings, aiohttp_client, fake_wechat):
-    """A test client on the whole server app, with the WeChat port played by :class:`FakeWechatApi`."""
+async def client_with_fake_wechat(aiohttp_client, settings, fake: FakeWechatApi):
+    """A test client on the whole server app of ``settings``, the WeChat port played by ``fake``."""
     from server.app import create_app
 
     app = create_app(settings)
 
     async def use_fake(app) -> None:
-        app[wechat_api_key] = fake_wechat  # replaces the real adapter the app's resources made
+        app[wechat_api_key] = fake  # replaces the real adapter the app's resources made
 
     app.on_startup.append(use_fake)
     return await aiohttp_client(app)
+
+
+@pytest.fixture
+async def api(settings, aiohttp_client, fake_wechat):
+    """A test client on the whole server app, with the WeChat port played by :class:`FakeWechatApi`."""
+    return await client_with_fake_wechat(aiohttp_client, settings, fake_wechat)
 
 
 async def login(api, fake: FakeWechatApi, openid: str) -> dict[str, str]:
@@ -159,4 +163,5 @@ async def login(api, fake: FakeWechatApi, openid: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {(await resp.json())['token']}"}
 
 
-__all__ = ["FakeWechatApi", "OwnerWorld", "owner_world", "login", "fake_wechat", "api", "PNG", "JPEG"]
+__all__ = ["FakeWechatApi", "OwnerWorld", "owner_world", "login", "client_with_fake_wechat", "fake_wechat", "api",
+           "PNG", "JPEG"]

@@ -6,9 +6,7 @@ contract: 85 % of the grid price, due 15 days after issue, late fee 2 ‰ a day.
 """
 
 import datetime as dt
-import json
 from decimal import Decimal
-from importlib import resources
 
 import pytest
 
@@ -17,6 +15,7 @@ from settlement.cycles import runs as cycles
 from settlement.cycles import forms
 from settlement import models as m
 from settlement.errors import Conflict, Forbidden, InvalidInput
+from tests.integration.billed_plant import jiangsu_tariff
 from settlement.clock import LOCAL
 
 
@@ -47,9 +46,7 @@ IMPORT = {
 
 @pytest.fixture
 async def plant(db):
-    document = json.loads(resources.files("billing_engine").joinpath("tariffs", "jiangsu-2025.json").read_text())
-    await m.Tariff.create(code="jiangsu-2025", name=document["name"], effective_from=dt.date(2025, 6, 1),
-                          document=document)
+    await jiangsu_tariff()
     owner = await m.Owner.create(name="常州某纺织有限公司", kind=m.OwnerKind.COMMERCIAL)
     plant = await m.Plant.create(code="PV-T1", name="厂房屋顶", owner=owner, capacity_kwp=Decimal("100"),
                                  reading_day=1)

@@ -16,15 +16,11 @@ import pytest
 
 from settlement.billing import ebill_links
 from settlement import models as m
-from tests.integration.billed_plant import local, plain_bill, walked_plant
+from tests.integration.billed_plant import in_a_day, local, signed_bill_and_another, walked_plant
 from settlement.clock import UTC, utc_now
 
 BAR = re.compile(r'<rect class="(gen|self)" data-day="([0-9-]+)" data-kwh="([0-9.,]+)" x="[0-9.]+" '
                  r'y="[0-9.]+" width="[0-9.]+" height="([0-9.]+)">')
-
-
-def in_a_day() -> dt.datetime:
-    return utc_now() + dt.timedelta(days=1)
 
 
 def bars(html: str) -> dict[tuple[str, str], tuple[str, float]]:
@@ -113,14 +109,10 @@ async def test_form_page_shows_the_confirmation_form(client, settings, notify_ap
 
 
 async def test_refused_links_are_a_plain_403_page_and_leak_nothing(client, settings, notify_apps):
-    walked = await walked_plant(apps=notify_apps)
-    bill = walked["bill"]
-    other = (await plain_bill("PV-OTHER", "2026-10", total_fen=12345, due_on=dt.date(2026, 10, 25)))["bill"]
     key = settings.secret_key
-    good = ebill_links.ebill_link("bill", bill.id, in_a_day(), key)
-    query = parse_qs(urlsplit(good).query)
-    exp, sig = query["exp"][0], query["sig"][0]
-    forged_sig = sig[:-1] + ("0" if sig[-1] != "0" else "1")
+    signed = await signed_bill_and_another(key, notify_apps)
+    bill, other, good, exp, sig = signed.bill, signed.other, signed.link, signed.exp, signed.sig
+    forged_sig = signed.forged_sig
     past = utc_now() - dt.timedelta(seconds=1)
     other_exp = int(in_a_day().timestamp())
     refused = {

@@ -24,15 +24,11 @@ from settlement.notify import outbox
 from settlement import models as m
 from settlement.errors import InvalidInput
 from settlement.notify.outbox import NotificationContentError
-from tests.integration.billed_plant import plain_bill, walked_plant
+from tests.integration.billed_plant import in_a_day, signed_bill_and_another, walked_plant
 from tests.integration.test_notify_support import dispatcher
 from tests.integration.wechat_fixtures import *  # noqa: F403
 from settlement.clock import UTC, utc_now
 
-
-
-def in_a_day() -> dt.datetime:
-    return utc_now() + dt.timedelta(days=1)
 
 
 def as_pdf(link: str) -> str:
@@ -202,14 +198,10 @@ async def test_form_pdf_holds_readings_and_energies(client, settings, notify_app
 
 
 async def test_pdf_links_are_refused_as_the_pages_are(client, settings, notify_apps):
-    walked = await walked_plant(apps=notify_apps)
-    bill = walked["bill"]
-    other = (await plain_bill("PV-OTHER", "2026-10", total_fen=12345, due_on=dt.date(2026, 10, 25)))["bill"]
     key = settings.secret_key
-    good = ebill_links.ebill_link("bill", bill.id, in_a_day(), key)
-    query = parse_qs(urlsplit(good).query)
-    exp, sig = query["exp"][0], query["sig"][0]
-    forged = sig[:-1] + ("0" if sig[-1] != "0" else "1")
+    signed = await signed_bill_and_another(key, notify_apps)
+    bill, other, good, exp, sig = signed.bill, signed.other, signed.link, signed.exp, signed.sig
+    forged = signed.forged_sig
     refused = {
         "forged signature": f"/e/bill/{bill.id}.pdf?exp={exp}&sig={forged}",
         "signed with another key": as_pdf(ebill_links.ebill_link("bill", bill.id, in_a_day(), "x" * 40)),

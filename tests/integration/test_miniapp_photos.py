@@ -16,9 +16,8 @@ import pytest
 from PIL import ExifTags, Image
 
 from settlement import models as m
-from webapp.keys import wechat_api_key
 from tests.integration.miniapp_support import *  # noqa: F403
-from tests.integration.miniapp_support import login, owner_world
+from tests.integration.miniapp_support import client_with_fake_wechat, login, owner_world
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
@@ -160,15 +159,7 @@ async def test_a_jpeg_carrying_html_after_its_end_is_stored_without_it(api, owne
 
 
 async def test_each_owner_has_a_photo_quota(settings, aiohttp_client, fake_wechat):
-    from server.app import create_app
-
-    app = create_app(dataclasses.replace(settings, photo_quota_mb=1))
-
-    async def use_fake(app) -> None:
-        app[wechat_api_key] = fake_wechat
-
-    app.on_startup.append(use_fake)
-    api = await aiohttp_client(app)
+    api = await client_with_fake_wechat(aiohttp_client, dataclasses.replace(settings, photo_quota_mb=1), fake_wechat)
     world, _ = await owner_world("PV-Q", "配额", "o-quota", settings.mp_appid)
     other, _ = await owner_world("PV-O", "别人", "o-other", settings.mp_appid)
     headers = await login(api, fake_wechat, "o-quota")

@@ -27,6 +27,16 @@ def assert_invalid_text(body: dict, field: str) -> None:
     assert field in body["error"]["message"], body
 
 
+async def assert_fault_refused(api, world, field: str, **request) -> None:
+    """A fault report posted with ``request`` (aiohttp's keywords) is 400 ``invalid_text`` naming
+    ``field``, and no report is kept."""
+    before = await m.FaultReport.filter(plant_id=world.plant.id).count()
+    resp = await api.post(f"/api/v1/plants/{world.plant.id}/faults", **request)
+    assert resp.status == 400
+    assert_invalid_text(await resp.json(), field)
+    assert await m.FaultReport.filter(plant_id=world.plant.id).count() == before
+
+
 @pytest.fixture
 async def owner(api, fake_wechat, settings):
     world, _ = await owner_world("TX", "业主甲", "o-owner-tx", settings.mp_appid)
@@ -37,21 +47,13 @@ async def owner(api, fake_wechat, settings):
 @pytest.mark.parametrize("bad", BAD)
 async def test_a_fault_report_holding_a_control_character_is_refused_and_not_kept(api, owner, bad):
     world, auth = owner
-    before = await m.FaultReport.filter(plant_id=world.plant.id).count()
-    resp = await api.post(f"/api/v1/plants/{world.plant.id}/faults", json={"text": f"逆变器{bad}报警"}, headers=auth)
-    assert resp.status == 400
-    assert_invalid_text(await resp.json(), "text")
-    assert await m.FaultReport.filter(plant_id=world.plant.id).count() == before
+    await assert_fault_refused(api, world, "text", json={"text": f"逆变器{bad}报警"}, headers=auth)
 
 
 async def test_a_lone_surrogate_escaped_in_json_is_refused_naming_its_field(api, owner):
     world, auth = owner
-    before = await m.FaultReport.filter(plant_id=world.plant.id).count()
-    resp = await api.post(f"/api/v1/plants/{world.plant.id}/faults", data=b'{"text": "x\\ud800y"}',
-                          headers={**auth, "Content-Type": "application/json"})
-    assert resp.status == 400
-    assert_invalid_text(await resp.json(), "text")
-    assert await m.FaultReport.filter(plant_id=world.plant.id).count() == before
+    await assert_fault_refused(api, world, "text", data=b'{"text": "x\\ud800y"}',
+                               headers={**auth, "Content-Type": "application/json"})
 
 
 async def test_tab_and_newlines_are_kept_in_multi_line_text(api, owner):
@@ -64,12 +66,9 @@ async def test_tab_and_newlines_are_kept_in_multi_line_text(api, owner):
 
 async def test_a_multipart_fault_report_is_refused_for_its_text_and_for_a_file_name(api, owner):
     world, auth = owner
-    before = await m.FaultReport.filter(plant_id=world.plant.id).count()
     form = aiohttp.FormData()
     form.add_field("text", "逆变器\x00报警", content_type="text/plain")  # a part of its own: multipart
-    resp = await api.post(f"/api/v1/plants/{world.plant.id}/faults", data=form, headers=auth)
-    assert resp.status == 400
-    assert_invalid_text(await resp.json(), "text")
+    await assert_fault_refused(api, world, "text", data=form, headers=auth)
 
     # a raw control character in a part's header is refused by aiohttp's parser as malformed; one
     # percent-encoded in RFC 5987's filename* is decoded, so the check must see it (written by hand:
@@ -77,11 +76,8 @@ async def test_a_multipart_fault_report_is_refused_for_its_text_and_for_a_file_n
     body = (b"--B\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n" + "逆变器报警".encode()
             + b"\r\n--B\r\nContent-Disposition: form-data; name=\"photos\"; filename*=UTF-8''roof%00.png\r\n"
             b"Content-Type: image/png\r\n\r\n" + PNG + b"\r\n--B--\r\n")
-    resp = await api.post(f"/api/v1/plants/{world.plant.id}/faults", data=body,
-                          headers={**auth, "Content-Type": "multipart/form-data; boundary=B"})
-    assert resp.status == 400
-    assert_invalid_text(await resp.json(), "file name")
-    assert await m.FaultReport.filter(plant_id=world.plant.id).count() == before
+    await assert_fault_refused(api, world, "file name", data=body,
+                               headers={**auth, "Content-Type": "multipart/form-data; boundary=B"})
 
 
 async def test_a_dispute_reason_holding_nul_is_refused_and_the_form_stays_as_it_was(api, owner):

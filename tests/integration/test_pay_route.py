@@ -6,23 +6,16 @@ from __future__ import annotations
 import pytest
 from pay_support import make_fake, open_bill, pay_settings
 
-from server.app import create_app
 from settlement import models as m
-from webapp.keys import wechat_api_key
-from tests.integration.miniapp_support import FakeWechatApi, login
+from tests.integration.miniapp_support import FakeWechatApi, client_with_fake_wechat, login
 
 
 @pytest.fixture
 async def world(settings, aiohttp_client, tmp_path):
     fake_wechat = FakeWechatApi()
     async with make_fake(settings.mp_appid) as fake_pay:
-        app = create_app(pay_settings(settings, fake_pay, tmp_path / "keys"))
-
-        async def use_fake(app) -> None:
-            app[wechat_api_key] = fake_wechat
-
-        app.on_startup.append(use_fake)
-        client = await aiohttp_client(app)
+        client = await client_with_fake_wechat(aiohttp_client, pay_settings(settings, fake_pay, tmp_path / "keys"),
+                                               fake_wechat)
         bill = await open_bill(30000)
         payer = await m.WechatIdentity.create(app_id=settings.mp_appid, openid="o-finance")
         viewer = await m.WechatIdentity.create(app_id=settings.mp_appid, openid="o-family")

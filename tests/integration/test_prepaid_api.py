@@ -10,11 +10,10 @@ import pytest
 from pay_support import make_fake, pay_settings
 from prepaid_support import day_rows, device, prepaid_site  # noqa: F401
 
-from server.app import create_app
 from settlement import models as m
 from settlement.prepaid import accounts as prepaid
 from webapp.keys import wechat_api_key
-from tests.integration.miniapp_support import FakeWechatApi, login
+from tests.integration.miniapp_support import FakeWechatApi, client_with_fake_wechat, login
 from settlement.clock import LOCAL, utc_now
 
 
@@ -22,13 +21,8 @@ from settlement.clock import LOCAL, utc_now
 async def world(settings, aiohttp_client, tmp_path, device):  # noqa: F811
     fake_wechat = FakeWechatApi()
     async with make_fake(settings.mp_appid) as fake_pay:
-        app = create_app(pay_settings(settings, fake_pay, tmp_path / "keys"))
-
-        async def use_fake(app) -> None:
-            app[wechat_api_key] = fake_wechat
-
-        app.on_startup.append(use_fake)
-        client = await aiohttp_client(app)
+        client = await client_with_fake_wechat(aiohttp_client, pay_settings(settings, fake_pay, tmp_path / "keys"),
+                                               fake_wechat)
         site = await prepaid_site(settings, device)
         payer = await m.WechatIdentity.create(app_id=settings.mp_appid, openid="o-finance", nickname="财务小李")
         viewer = await m.WechatIdentity.create(app_id=settings.mp_appid, openid="o-family")

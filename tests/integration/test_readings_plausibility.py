@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from decimal import Decimal
-from importlib import resources
 
 import pytest
 
@@ -22,6 +20,7 @@ from settlement.cycles import forms
 from settlement import models as m
 from settlement.readings.ingest import EnergyLimits, RowStatus, ingest_readings
 from settlement.seeding import FORWARD, REVERSE
+from tests.integration.billed_plant import jiangsu_tariff
 from webapp.settings import Settings, SettingsError
 from settlement.clock import LOCAL
 
@@ -36,9 +35,7 @@ def local(*args) -> str:
 
 @pytest.fixture
 async def plant(db):
-    document = json.loads(resources.files("billing_engine").joinpath("tariffs", "jiangsu-2025.json").read_text())
-    await m.Tariff.create(code="jiangsu-2025", name=document["name"], effective_from=dt.date(2025, 6, 1),
-                          document=document)
+    await jiangsu_tariff()
     owner = await m.Owner.create(name="常州某机械有限公司", kind=m.OwnerKind.COMMERCIAL)
     plant = await m.Plant.create(code="PV-J", name="车间屋顶", owner=owner, capacity_kwp=Decimal("124.7"),
                                  reading_day=1)

@@ -14,6 +14,7 @@ from settlement.telemetry.energy import (
     NULL,
     CounterState,
     SampleFlag,
+    counter_intervals,
     interval_energies,
     local_day_of,
     local_month_of,
@@ -123,3 +124,14 @@ def test_the_sun_over_shanghai():
         us("2026-06-16T05:46")
     assert first_daylight_stretch(us("2026-06-15T20:00"), us("2026-06-16T04:00"), *sh, MINUTE_US) is None
     assert daylight_us(us("2026-06-15T05:00"), us("2026-06-15T06:00"), *sh) == 15 * MINUTE_US  # 05:45 … 05:59
+
+
+def test_counter_intervals_count_rises_start_again_after_a_reset_and_keep_the_reference_over_a_dip():
+    rows = [(1, "08:00", 1000), (1, "08:15", 1200),  # +200
+            (1, "08:30", 1150), (1, "08:45", 1300),  # a dip (-4 %): the reference stays 1200, +100
+            (1, "09:00", 100), (1, "09:15", 250),  # a reset (-92 %): counted again from 100, +150
+            (2, "08:00", 50), (2, "08:15", 50)]  # another device starts its own reference, +0
+    assert list(counter_intervals(rows)) == [("08:00", 200), ("08:30", 100), ("09:00", 150), ("08:00", 0)]
+    # the line between them: a drop of exactly 10 % is a dip, one past it a reset
+    assert list(counter_intervals([(1, "a", 1000), (1, "b", 900), (1, "c", 1050)])) == [("b", 50)]
+    assert list(counter_intervals([(1, "a", 1000), (1, "b", 899), (1, "c", 950)])) == [("b", 51)]

@@ -29,6 +29,14 @@ def write_csv(path: Path, start: str, values: list[float], step: int = 15, heade
     return path
 
 
+def bill_an_hour_under(tmp_path: Path, document: dict, name: str) -> tuple[Path, subprocess.CompletedProcess]:
+    """``bill`` of four 1 kWh quarters of 2025-07-01 under ``document``, written to ``name``."""
+    tariff = tmp_path / name
+    tariff.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    csv = write_csv(tmp_path / "load.csv", "2025-07-01T00:00", [1.0] * 4)
+    return tariff, run("bill", "--tariff", str(tariff), "--intervals", str(csv))
+
+
 def assert_bad_input(proc: subprocess.CompletedProcess, *fragments: str) -> None:
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
@@ -95,21 +103,15 @@ def test_schedule_leaving_hours_without_a_period(tmp_path: Path) -> None:
     obj = json.loads(TARIFF.read_text(encoding="utf-8"))
     obj["versions"][0]["day_schedules"]["spring_autumn"] = [
         r for r in obj["versions"][0]["day_schedules"]["spring_autumn"] if r[0] != "02:00"]
-    bad = tmp_path / "gap.json"
-    bad.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    csv = write_csv(tmp_path / "load.csv", "2025-07-01T00:00", [1.0] * 4)
-    assert_bad_input(run("bill", "--tariff", str(bad), "--intervals", str(csv)),
-                     str(bad), "versions[0].day_schedules.spring_autumn", "02:00-06:00 has no period")
+    bad, proc = bill_an_hour_under(tmp_path, obj, "gap.json")
+    assert_bad_input(proc, str(bad), "versions[0].day_schedules.spring_autumn", "02:00-06:00 has no period")
 
 
 def test_negative_price(tmp_path: Path) -> None:
     obj = json.loads(TARIFF.read_text(encoding="utf-8"))
     obj["versions"][0]["prices"]["valley"] = "-0.39"
-    bad = tmp_path / "neg.json"
-    bad.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    csv = write_csv(tmp_path / "load.csv", "2025-07-01T00:00", [1.0] * 4)
-    assert_bad_input(run("bill", "--tariff", str(bad), "--intervals", str(csv)),
-                     str(bad), "versions[0].prices.valley", "≥ 0")
+    bad, proc = bill_an_hour_under(tmp_path, obj, "neg.json")
+    assert_bad_input(proc, str(bad), "versions[0].prices.valley", "≥ 0")
 
 
 def test_urdb_record_with_demand_charges(tmp_path: Path) -> None:
@@ -117,11 +119,8 @@ def test_urdb_record_with_demand_charges(tmp_path: Path) -> None:
               "energyweekendschedule": [[0] * 24] * 12,
               "demandratestructure": [[{"rate": 12.5}]], "demandweekdayschedule": [[0] * 24] * 12,
               "demandweekendschedule": [[0] * 24] * 12}
-    bad = tmp_path / "demand.json"
-    bad.write_text(json.dumps(record), encoding="utf-8")
-    csv = write_csv(tmp_path / "load.csv", "2025-07-01T00:00", [1.0] * 4)
-    assert_bad_input(run("bill", "--tariff", str(bad), "--intervals", str(csv)),
-                     str(bad), "demandratestructure", "not supported")
+    bad, proc = bill_an_hour_under(tmp_path, record, "demand.json")
+    assert_bad_input(proc, str(bad), "demandratestructure", "not supported")
 
 
 @pytest.mark.parametrize("case, fragments", [

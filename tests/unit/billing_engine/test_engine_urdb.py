@@ -1,15 +1,15 @@
-"""OpenEI URDB records: read into the engine's tariffs; demand charges refused, never ignored."""
+"""OpenEI URDB records: read into the engine's tariffs; demand charges refused, never ignored.
+
+A tiered record's bill against PySAM's is in test_pysam_oracle.py, with the other oracle checks."""
 
 from __future__ import annotations
 
 import copy
 import json
 
-import numpy as np
 import pytest
 
-from billing_engine import TariffError, UnsupportedTariffError, bill, from_urdb, loads
-from billing_engine.pricing import LineKind
+from billing_engine import TariffError, UnsupportedTariffError, from_urdb, loads
 from billing_engine.urdb import DEMAND_KEYS
 
 WEEKDAY = [[0] * 8 + [1] * 12 + [0] * 4 for _ in range(12)]
@@ -111,48 +111,3 @@ def test_uniform_tiers_become_tier_blocks() -> None:
 def test_startdate_is_the_effective_date() -> None:
     version = from_urdb(_record(startdate=1735689600)).versions[0]  # 2025-01-01T00:00Z
     assert str(version.effective_from) == "2025-01-01"
-
-
-def test_tiered_rates_agree_with_pysam_month_totals() -> None:
-    """SAM applies tiers to the month's total kWh and spreads each tier over the periods in
-    proportion; with the same step between tiers in every period that is the engine's
-    "period price + block adder", so month totals must agree (within half a fen per line)."""
-    try:
-        import PySAM.Utilityrate5 as ur5
-    except ImportError as exc:  # pragma: no cover - nrel-pysam is a declared test dependency
-        pytest.fail(f"PySAM is not importable, so this oracle check did NOT run: {exc}")
-    tiers = [[{"rate": 0.10, "max": 300}, {"rate": 0.13, "max": 700}, {"rate": 0.22}],
-             [{"rate": 0.25, "max": 300}, {"rate": 0.28, "max": 700}, {"rate": 0.37}]]
-    record = _record(energyratestructure=tiers, fixedchargefirstmeter=0)
-    rng = np.random.default_rng(11)
-    kwh = np.round(rng.uniform(0, 2.5, 8760), 3)
-    result = bill(from_urdb(record), kwh, "2018-01-01T00:00", 60)
-
-    m = ur5.new()
-    er = m.ElectricityRates
-    er.en_electricity_rates = 1
-    er.ur_metering_option = 0
-    er.ur_dc_enable = 0
-    er.ur_en_ts_sell_rate = 0
-    er.ur_en_ts_buy_rate = 0
-    er.ur_ec_sched_weekday = [[p + 1 for p in row] for row in WEEKDAY]
-    er.ur_ec_sched_weekend = [[p + 1 for p in row] for row in WEEKEND]
-    er.ur_ec_tou_mat = [[p + 1, t + 1, tier.get("max", 1e38), 0, tier["rate"], 0.0]
-                        for p, period in enumerate(tiers) for t, tier in enumerate(period)]
-    er.rate_escalation = [0]
-    m.Lifetime.analysis_period = 1
-    m.Lifetime.inflation_rate = 0
-    m.Lifetime.system_use_lifetime_output = 0
-    m.Load.load = kwh.tolist()
-    m.Load.load_escalation = [0]
-    m.SystemOutput.gen = [0.0] * 8760
-    m.SystemOutput.degradation = [0]
-    m.execute(0)
-    pysam_months = np.array(m.Outputs.year1_monthly_ec_charge_without_system) * 100
-    tier_used = 0
-    for i, month in enumerate(np.unique(result.month)):
-        cols = result.month == month
-        ours = int(result.amount_fen[0, cols].sum())
-        assert abs(ours - pysam_months[i]) <= cols.sum() / 2 + 1e-6
-        tier_used += int(result.wh[0, cols & (result.kind == LineKind.TIER)].sum())
-    assert tier_used > 0

@@ -11,10 +11,15 @@ agree with PySAM:
   the fen — the engine's rule is "each line rounded once, the total is the sum of the lines",
   so its month total is compared with the same sum of PySAM's lines.
 
+And for a URDB record with tiered rates (the same steps between tiers in every period), each
+month's energy total within half a fen per line of PySAM's: SAM applies tiers to the month's total
+kWh and spreads each tier over the periods in proportion, which with such tiers is the engine's
+"period price + block adder".
+
 PySAM runs a pure-load case (generation 0), one year (2018: 1 January is a Monday, as PySAM
-assumes), no escalation, no inflation.  Its ``load`` is power [kW], so a step's kWh is divided
-by the step length in hours.  If PySAM cannot be imported the test FAILS, loudly: the oracle
-must never pass by not running.
+assumes), no escalation, no inflation (:func:`_pysam`).  Its ``load`` is power [kW], so a step's
+kWh is divided by the step length in hours.  If PySAM cannot be imported the tests FAIL, loudly:
+the oracle must never pass by not running.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from billing_engine import bill, loads
+from billing_engine import bill, from_urdb, loads
 from billing_engine.pricing import LineKind
 
 try:
@@ -122,7 +127,16 @@ def _load_kwh(case: dict) -> np.ndarray:
     return np.round(kwh, 3)
 
 
-def _pysam(case: dict, kwh: np.ndarray):
+def _pysam(weekday: list[list[int]], weekend: list[list[int]], tou_mat: list[list[float]], kwh: np.ndarray,
+           step: int, fixed_monthly: float = 0.0):
+    """PySAM's bill of the load ``kwh`` [kWh per ``step`` minutes] over 2018 (module docstring).
+
+    ``weekday``/``weekend`` are 12 × 24 periods from 0; ``tou_mat`` is SAM's ``ur_ec_tou_mat``,
+    rows ``[period, tier, max kWh, unit, buy rate, sell rate]`` with period and tier from 1.
+    """
+    if ur5 is None:
+        pytest.fail(f"PySAM (nrel-pysam) is not importable, so the outside oracle did NOT run: "
+                    f"{_IMPORT_ERROR}. Install the test extras: pip install -e '.[test]'")
     m = ur5.new()
     er = m.ElectricityRates
     er.en_electricity_rates = 1
@@ -132,16 +146,15 @@ def _pysam(case: dict, kwh: np.ndarray):
     er.ur_en_ts_buy_rate = 0
     er.ur_monthly_min_charge = 0.0
     er.ur_annual_min_charge = 0.0
-    er.ur_ec_sched_weekday = [[p + 1 for p in row] for row in case["weekday"]]
-    er.ur_ec_sched_weekend = [[p + 1 for p in row] for row in case["weekend"]]
-    er.ur_ec_tou_mat = [[p + 1, 1, 1e38, 0, float(price), 0.0]
-                        for p, price in enumerate(case["prices"])]
-    er.ur_monthly_fixed_charge = float(case["fixed"])
+    er.ur_ec_sched_weekday = [[p + 1 for p in row] for row in weekday]
+    er.ur_ec_sched_weekend = [[p + 1 for p in row] for row in weekend]
+    er.ur_ec_tou_mat = tou_mat
+    er.ur_monthly_fixed_charge = fixed_monthly
     er.rate_escalation = [0]
     m.Lifetime.analysis_period = 1
     m.Lifetime.inflation_rate = 0
     m.Lifetime.system_use_lifetime_output = 0
-    step_hours = case["step"] / 60
+    step_hours = step / 60
     m.Load.load = (kwh / step_hours).tolist()  # PySAM's load is power [kW]
     m.Load.load_escalation = [0]
     m.SystemOutput.gen = [0.0] * kwh.size
@@ -156,15 +169,14 @@ def _half_up(x: float) -> int:
 
 @pytest.mark.parametrize("seed", range(N_TARIFFS))
 def test_bill_agrees_with_pysam(seed: int) -> None:
-    if ur5 is None:
-        pytest.fail(f"PySAM (nrel-pysam) is not importable, so the outside oracle did NOT run: "
-                    f"{_IMPORT_ERROR}. Install the test extras: pip install -e '.[test]'")
     case = _random_case(seed)
     text = _urdb_text(case) if seed % 4 < 2 else _project_text(case)
     tariff = loads(text)
     kwh = _load_kwh(case)
     result = bill(tariff, kwh, YEAR_START, case["step"])
-    model = _pysam(case, kwh)
+    model = _pysam(case["weekday"], case["weekend"],
+                   [[p + 1, 1, 1e38, 0, float(price), 0.0] for p, price in enumerate(case["prices"])],
+                   kwh, case["step"], float(case["fixed"]))
     out = model.Outputs
 
     pysam_fixed = np.array(out.year1_monthly_fixed_without_system)
@@ -200,3 +212,30 @@ def test_bill_agrees_with_pysam(seed: int) -> None:
         assert abs(ours_fixed - pysam_fixed[mi] * 100) <= 1, name
     assert checked >= 12
     assert int(result.total_fen[0]) == int(result.amount_fen[0].sum())
+
+
+def test_tiered_rates_agree_with_pysam_month_totals() -> None:
+    """SAM applies tiers to the month's total kWh and spreads each tier over the periods in
+    proportion; with the same step between tiers in every period that is the engine's
+    "period price + block adder", so month totals must agree (within half a fen per line)."""
+    weekday = [[0] * 8 + [1] * 12 + [0] * 4 for _ in range(12)]
+    weekend = [[0] * 24 for _ in range(12)]
+    tiers = [[{"rate": 0.10, "max": 300}, {"rate": 0.13, "max": 700}, {"rate": 0.22}],
+             [{"rate": 0.25, "max": 300}, {"rate": 0.28, "max": 700}, {"rate": 0.37}]]
+    record = {"label": "5b0f0c2e5457a3a76f7c9a1e", "name": "TOU-A", "utility": "Example Utility",
+              "energyratestructure": tiers, "energyweekdayschedule": weekday, "energyweekendschedule": weekend,
+              "fixedchargefirstmeter": 0, "fixedchargeunits": "$/month"}
+    rng = np.random.default_rng(11)
+    kwh = np.round(rng.uniform(0, 2.5, 8760), 3)
+    result = bill(from_urdb(record), kwh, "2018-01-01T00:00", 60)
+
+    m = _pysam(weekday, weekend, [[p + 1, t + 1, tier.get("max", 1e38), 0, tier["rate"], 0.0]
+                                  for p, period in enumerate(tiers) for t, tier in enumerate(period)], kwh, 60)
+    pysam_months = np.array(m.Outputs.year1_monthly_ec_charge_without_system) * 100
+    tier_used = 0
+    for i, month in enumerate(np.unique(result.month)):
+        cols = result.month == month
+        ours = int(result.amount_fen[0, cols].sum())
+        assert abs(ours - pysam_months[i]) <= cols.sum() / 2 + 1e-6
+        tier_used += int(result.wh[0, cols & (result.kind == LineKind.TIER)].sum())
+    assert tier_used > 0
