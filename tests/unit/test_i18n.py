@@ -11,7 +11,9 @@ show has both languages, and no reply template shows a developer's English messa
 bot template takes from the catalogue (``names(section)``, then a key) is found in the templates
 themselves, and every value the code can give such a lookup (an enum, the events the outbox is
 given) has its entry, rendered in each language through the bot's own environment. Every
-field of every notification template has the label its template has in WeChat's console.
+field of every notification template has the label its template has in WeChat's console. What
+the sandbox page's toasts say is a message of the catalogue or an API error's message, never a
+literal of sandbox.js.
 """
 
 from __future__ import annotations
@@ -399,3 +401,75 @@ def test_every_name_a_bot_template_takes_renders_in_each_language(lang, monkeypa
     for section in sorted({s for sections, _, _ in BOT_USE.values() for s in sections}):
         for key in sorted(set(i18n.section(section, "zh")) | set(BOT_VALUES.get(section, ()))):
             assert template.render(section=section, key=key) == i18n.entries()[f"{section}.{key}"][lang], (section, key)
+
+
+# --- the sandbox page's notices ------------------------------------------------------------------
+# sandbox.js keeps its own words for its screens' furniture, but what a toast says is a message of
+# the catalogue, ``say("sandbox.…")``, or an API error's message (worded by the server from the
+# catalogue in the page's language): never a literal, nor a word of the page's own table.
+
+SANDBOX_JS = ROOT / "sandbox" / "static" / "sandbox.js"
+TOAST_FROM_CATALOGUE = re.compile(r'say\(\s*"(?P<id>[\w.]+)"\s*(?:,[\s\S]*)?\)')
+TOAST_OF_AN_API_ERROR = re.compile(r"(?:e|err|error)\.message")
+
+
+def _calls(source: str, function: str) -> list[tuple[int, str]]:
+    """The argument text of each call of ``function`` (not its definition) in JavaScript ``source``,
+    with the line it is on; strings are skipped while matching parentheses."""
+    found = []
+    for match in re.finditer(rf"(?<![\w.$]){function}\(", source):
+        if source[max(0, match.start() - 9):match.start()].endswith("function "):
+            continue
+        depth, i, quote = 1, match.end(), None
+        while depth:
+            c = source[i]
+            if quote:
+                quote = None if c == quote and source[i - 1] != "\\" else quote
+            elif c in "\"'`":
+                quote = c
+            elif c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            i += 1
+        found.append((source.count("\n", 0, match.start()) + 1, source[match.end():i - 1].strip()))
+    return found
+
+
+def _toasts_not_from_the_catalogue(source: str) -> list[str]:
+    bad = []
+    for line, argument in _calls(source, "toast"):
+        said = TOAST_FROM_CATALOGUE.fullmatch(argument)
+        if TOAST_OF_AN_API_ERROR.fullmatch(argument):
+            continue
+        if said is None:
+            bad.append(f"line {line}: toast({argument}) is not a message of the catalogue")
+        elif not i18n.has(said["id"]):
+            bad.append(f"line {line}: toast says {said['id']}, which the catalogue lacks")
+    return bad
+
+
+def test_the_toast_scan_refuses_what_it_should():
+    source = """function toast(text) { box.textContent = text; }
+        toast("已订阅");  toast(t("paid_ok"));  toast(`Paid ${amount}`);
+        toast(say("sandbox.no_such_notice"));
+        toast(say("sandbox.subscribed", { names: list.join(label("sandbox.list_separator")) }));
+        try { pay(); } catch (e) { toast(e.message); }"""
+    assert _toasts_not_from_the_catalogue(source) == [
+        'line 2: toast("已订阅") is not a message of the catalogue',
+        'line 2: toast(t("paid_ok")) is not a message of the catalogue',
+        "line 2: toast(`Paid ${amount}`) is not a message of the catalogue",
+        "line 3: toast says sandbox.no_such_notice, which the catalogue lacks"]
+
+
+def test_every_sandbox_toast_is_a_message_of_the_catalogue():
+    source = SANDBOX_JS.read_text("utf-8")
+    assert len(_calls(source, "toast")) >= 4  # the scan sees the page's toasts
+    assert _toasts_not_from_the_catalogue(source) == []
+
+
+def test_every_id_the_sandbox_names_literally_is_in_the_catalogue():
+    source = SANDBOX_JS.read_text("utf-8")
+    ids = re.findall(r'(?<![\w.])(?:say|label)\(\s*"([\w.]+)"', source)
+    assert "sandbox.subscribed" in ids
+    assert [i for i in ids if not i18n.has(i)] == []
