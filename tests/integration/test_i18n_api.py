@@ -103,4 +103,22 @@ async def test_the_bill_detail_gives_unit_prices_the_discount_and_the_ebill_link
     body = await (await api.get(f"/api/v1/bills/{world.bill.id}", headers=headers)).json()
     assert body["discount"] == "0.8500"
     assert all("unit_price" in line for line in body["lines"])
-    assert urlsplit(body["ebill_url"]).path == f"/e/bill/{world.bill.id}"  # absolute, as the bot's
+    _assert_absolute(api, body["ebill_url"], f"/e/bill/{world.bill.id}")
+
+
+async def test_the_form_detail_gives_an_absolute_ebill_link_too(api, owner):
+    """/api/v1/forms/{id} gave a relative link while the bot gave an absolute one (#23 point 8)."""
+    world, headers = owner
+    body = await (await api.get(f"/api/v1/forms/{world.form.id}", headers=headers)).json()
+    _assert_absolute(api, body["ebill_url"], f"/e/form/{world.form.id}")
+    parts = urlsplit(body["ebill_url"])
+    page = await api.get(f"{parts.path}?{parts.query}")  # and it opens
+    assert page.status == 200 and page.content_type == "text/html"
+
+
+def _assert_absolute(api, url: str, path: str) -> None:
+    """``url`` is absolute, on the origin the request reached (no PVSETTLE_PUBLIC_URL here), signed."""
+    served = api.make_url("/")
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.hostname, parts.port) == (served.scheme, served.host, served.port), url
+    assert parts.path == path and "sig=" in parts.query and "exp=" in parts.query, url
