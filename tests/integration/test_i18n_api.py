@@ -7,6 +7,7 @@ same catalogue to clients, which label the API's codes from it.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -18,6 +19,7 @@ from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import login, owner_world
 
 EN = {"Accept-Language": "en-US,en;q=0.9"}
+HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture
@@ -104,6 +106,12 @@ async def test_the_bill_detail_gives_unit_prices_the_discount_and_the_ebill_link
     assert body["discount"] == "0.8500"
     assert all("unit_price" in line for line in body["lines"])
     _assert_absolute(api, body["ebill_url"], f"/e/bill/{world.bill.id}")
+    # its lines worded in the caller's language, as the e-bill words them (the sandbox showed
+    # 峰时段自用电量 in English)
+    english = await (await api.get(f"/api/v1/bills/{world.bill.id}", headers={**headers, **EN})).json()
+    assert [line["kind"] for line in english["lines"]] == [line["kind"] for line in body["lines"]]
+    assert body["lines"] and all(HAN.search(line["description"]) for line in body["lines"]), body["lines"]
+    assert not any(HAN.search(line["description"]) for line in english["lines"]), english["lines"]
 
 
 async def test_the_form_detail_gives_an_absolute_ebill_link_too(api, owner):
