@@ -339,7 +339,7 @@ def _header(plant: Plant, cycle: ReadingCycle, lang: str) -> dict:
     days = _cycle_days(cycle.starts_at, cycle.ends_at)
     owner = plant.owner
     return {"plant_name": plant.name, "plant_code": plant.code, "address": plant.address,
-            "capacity": f"{Decimal(plant.capacity_kwp).normalize():f} kWp", "owner_name": owner.name,
+            "capacity": f"{Decimal(plant.capacity_kwp).normalize():,f} kWp", "owner_name": owner.name,
             "tax_id": owner.tax_id or "", "period": cycle.period,
             "span": f"{_date_text(days[0], lang)} – {_date_text(days[-1], lang)}", "days": len(days)}
 
