@@ -93,6 +93,7 @@ async def _tell(cli: asyncio.subprocess.Process) -> None:
 async def test_a_read_then_write_transaction_waits_for_another_connections_write(tmp_path):
     path = tmp_path / "demo.sqlite3"
     url = f"sqlite://{path}"
+    _forget_cached_statements()  # an earlier test's, of PostgreSQL on a PostgreSQL run
     await database.migrate(url)
     await database.close_database()
     await database.open_database(url)  # the demo, as the server connects
@@ -141,3 +142,14 @@ async def test_a_read_then_write_transaction_waits_for_another_connections_write
             cli.kill()
             await cli.wait()
         await database.close_database()
+        _forget_cached_statements()
+
+
+def _forget_cached_statements() -> None:
+    """tortoise keeps each model's INSERT and DELETE statements by connection name in a cache of
+    its module that outlives the connections: on a PostgreSQL run this test's SQLite ``default``
+    would hand its ``?``-placeholder statements to the PostgreSQL ``default`` of every later test
+    (``syntax error at or near ","`` creating an Owner), and be handed theirs."""
+    from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+    EXECUTOR_CACHE.clear()
