@@ -368,7 +368,8 @@ class BillSummary(BaseModel):
 class BillLineOut(BaseModel):
     seq: int
     kind: str
-    description: str
+    description: str = Field(description="what the line is for, in the language of Accept-Language (zh, en; "
+                                         "Chinese when it names neither)")
     kwh: Kwh | None
     unit_price: Decimal | None = Field(description="[yuan/kWh]")
     amount_fen: int

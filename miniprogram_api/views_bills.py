@@ -13,10 +13,12 @@ from miniprogram_api.common import api, ebill_url, settings
 from miniprogram_api.pagination import decode_cursor, encode_cursor
 from miniprogram_api.registry import Call
 from miniprogram_api.schemas import BillDetail, BillLineOut, BillQuery, BillSummary, Page, PageQuery, PaymentOut
+from settlement.billing import ebill
 from settlement.owners import owner_lists
 from settlement.owners.access import Right, visible_plants
 from settlement.models import Bill, BillLine, Contract, Payment
 from settlement.clock import LOCAL, UTC
+from webapp.json_errors import language_of
 
 SUMMARY_FIELDS = ("id", "number", "plant_id", "plant__code", "cycle__period", "version", "state", "issued_at",
                   "due_on", "total_fen", "tax_fen", "paid_fen", "credit_applied_fen")
@@ -66,10 +68,11 @@ async def bill_detail(request: web.Request, call: Call):
     issued_on = row["issued_at"].astimezone(LOCAL).date()
     contract = await Contract.filter(plant_id=row["plant_id"], effective_from__lte=issued_on) \
         .order_by("-effective_from").first()
+    lang = language_of(request)  # the lines are worded as the caller's errors are
     return BillDetail(
         **_summary(row), plant_name=row["plant__name"], written_off_at=row["written_off_at"],
         discount=contract.discount if contract is not None else None,
-        lines=[BillLineOut(seq=x.seq, kind=x.kind.value, description=x.description, kwh=x.kwh,
+        lines=[BillLineOut(seq=x.seq, kind=x.kind.value, description=ebill.line_text(x, lang), kwh=x.kwh,
                            unit_price=x.unit_price, amount_fen=x.amount_fen, tax_fen=x.tax_fen) for x in lines],
         payments=[PaymentOut(id=p.id, bill_id=p.bill_id, bill_number=row["number"], channel=p.channel.value,
                              amount_fen=p.amount_fen, paid_at=p.paid_at) for p in payments],

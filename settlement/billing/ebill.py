@@ -323,7 +323,7 @@ def _header(plant: Plant, cycle: ReadingCycle, lang: str) -> dict:
     days = _cycle_days(cycle.starts_at, cycle.ends_at)
     owner = plant.owner
     return {"plant_name": plant.name, "plant_code": plant.code, "address": plant.address,
-            "capacity": f"{Decimal(plant.capacity_kwp).normalize():f} kWp", "owner_name": owner.name,
+            "capacity": f"{Decimal(plant.capacity_kwp).normalize():,f} kWp", "owner_name": owner.name,
             "tax_id": owner.tax_id or "", "period": cycle.period,
             "span": f"{_date_text(days[0], lang)} – {_date_text(days[-1], lang)}", "days": len(days)}
 
@@ -416,7 +416,10 @@ async def render_form(form_id: int, lang: str = "zh", *, lang_urls: dict[str, st
     return _ENV.get_template("ebill/form.html").render(context)
 
 
-def _line_text(line, lang: str) -> str:
+def line_text(line, lang: str) -> str:
+    """A bill line's description in ``lang``: the stored (Chinese) one, or its words in English.
+
+    The e-bill and the mini-program API's bill detail (in the caller's language) both word lines with it."""
     if lang == "zh":
         return line.description
     if line.kind == LineKind.ENERGY and line.tou_period is not None and 0 <= line.tou_period < len(RATES):
@@ -474,10 +477,10 @@ async def bill_view(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str]
             "number": bill.number, "version": bill.version, "state": BILL_STATE[lang].get(bill.state, str(bill.state)),
             "issued_at": _time_text(bill.issued_at, lang), "due_on": _date_text(bill.due_on, lang),
             "overdue": t["overdue"].format(days=overdue_days) if overdue_days > 0 else "",
-            "charges": [{"description": _line_text(line, lang), "kwh": _kwh_text(line.kwh),
+            "charges": [{"description": line_text(line, lang), "kwh": _kwh_text(line.kwh),
                          "unit_price": _price_text(line.unit_price), "amount": format_yuan(line.amount_fen),
                          "tax": format_yuan(line.tax_fen)} for line in charges],
-            "late_fees": [{"description": _line_text(line, lang), "amount": format_yuan(line.amount_fen)}
+            "late_fees": [{"description": line_text(line, lang), "amount": format_yuan(line.amount_fen)}
                           for line in late],
             "energy_subtotal": format_yuan(sum(line.amount_fen for line in charges)),
             "late_fee_total": format_yuan(sum(line.amount_fen for line in late)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -17,6 +18,44 @@ import aiohttp
 from webapp.settings import Settings
 
 PVSETTLE = str(Path(sys.executable).parent / "pvsettle")
+
+
+def backend_name() -> str:
+    """This run's backends in a word, e.g. for a folder of artifacts: ``sqlite-emulated-redis``, ``postgres-redis``."""
+    from tests.conftest import ON_POSTGRES, REDIS_URL
+
+    return f"{'postgres' if ON_POSTGRES else 'sqlite'}-{'redis' if REDIS_URL else 'emulated-redis'}"
+
+
+@contextlib.asynccontextmanager
+async def demo_environment(database_factory, redis_prefix: str, var: Path):
+    """The environment of a ``pvsettle demo`` on this run's backends, and its database URL.
+
+    On the embedded default that is nothing of PVSETTLE_* (the demo makes its SQLite file under
+    ``var``, as a newcomer's does); with PVSETTLE_DATABASE_URL naming PostgreSQL, a new empty
+    database of this run's (the demo migrates and seeds it), and with PVSETTLE_REDIS_URL, that
+    Redis under this test's key prefix. Both are removed afterwards.
+    """
+    from tests.conftest import ON_POSTGRES, REDIS_URL
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PVSETTLE_")}
+    env["PVSETTLE_VAR_DIR"] = str(var)
+    url = f"sqlite://{var / 'pvsettle.sqlite3'}"
+    if ON_POSTGRES:
+        url = await database_factory.empty()
+        env["PVSETTLE_DATABASE_URL"] = url
+    if REDIS_URL:
+        env.update(PVSETTLE_REDIS_URL=REDIS_URL, PVSETTLE_REDIS_PREFIX=redis_prefix)
+    try:
+        yield env, url
+    finally:
+        if REDIS_URL:
+            from settlement.infra.redis_client import Namespace, open_redis
+
+            client = open_redis(REDIS_URL)
+            await Namespace(redis_prefix).delete_all(client)
+            await client.aclose()
+        await database_factory.drop(url)
 
 
 def free_port() -> int:

@@ -13,9 +13,30 @@ from pypdf import PdfReader
 from settlement.billing import bills
 from settlement.cycles import forms
 from settlement import models as m
+from settlement.clock import LOCAL
 from tests.integration.bot_support import *  # noqa: F403
 from tests.integration.bot_support import ADMIN, OPERATOR, Bot, november_cycle
 
+def _when(at: dt.datetime, lang: str) -> str:
+    """An adjustment's time as the printed pages give it: local to the plants, to the minute."""
+    local = at.astimezone(LOCAL)
+    day = f"{local.year}年{local.month}月{local.day}日" if lang == "zh" else local.date().isoformat()
+    return f"{day} {local:%H:%M}"
+
+
+def _block(page: str) -> str:
+    """The adjustments block of a printable page's HTML."""
+    start = page.index('id="adjustments"')
+    return page[start:page.index("</section>", start)]
+
+
+async def _pdf_text(bot_app, url: str) -> str:
+    """The text of the PDF of the printable page at ``url`` (``/e/…/<id>.pdf``)."""
+    parts = urlsplit(url)
+    pdf = await bot_app.get(parts.path + ".pdf?" + parts.query)
+    assert pdf.status == 200 and pdf.content_type == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(await pdf.read())).pages)
+    return " ".join(text.split())  # a table cell wraps where it likes: 2026年12月4日⏎10:07
 
 
 async def _owner_session(bot_app, fake_wechat, people, mp_appid: str) -> dict[str, str]:
@@ -63,29 +84,42 @@ async def test_an_adjusted_form_and_its_bill_show_each_adjustment(bot: Bot, bot_
         (3, "energy", "generation.peak", "1234.500", people["admin"].name, "电表故障，按逆变器估算")]
     assert dt.datetime.fromisoformat(detail["adjustments"][0]["at"]) == adjustments[0].at
 
-    # the printable form, in both languages
-    page = await _page(bot_app, detail["ebill_url"])
-    block = page[page.index('id="adjustments"'):page.index("</section>", page.index('id="adjustments"'))]
+    # the printable form, in both languages, with when each adjustment was made
+    times = {lang: [_when(a.at, lang) for a in adjustments] for lang in ("zh", "en")}
+    block = _block(await _page(bot_app, detail["ebill_url"]))
     for text in ("调整记录", "峰段读数复核", "电表故障，按逆变器估算", people["operator"].name, people["admin"].name,
-                 "发电量 峰 (kWh)", "1,234.500", "PV-E1-G 00010200 峰 本次示数", "690", "v2", "v3"):
+                 "发电量 峰 (kWh)", "1,234.500", "PV-E1-G 00010200 峰 本次示数", "690", "v2", "v3", "调整时间",
+                 *times["zh"]):
         assert text in block, text
     english = await _page(bot_app, detail["ebill_url"] + "&lang=en")
     assert "Adjustments" in english and "Generation Peak (kWh)" in english and "current reading" in english
+    for text in times["en"]:
+        assert text in _block(english), text
+    # the form's PDF, drawn from the same view: the times are read after the block's heading, not
+    # from the form's own sent time above it (the adjusted version was sent the minute it was made)
+    text = await _pdf_text(bot_app, detail["ebill_url"])
+    text = text[text.index("调整记录"):]
+    for words in ("峰段读数复核", "电表故障，按逆变器估算", people["admin"].name, "v2", "v3", *times["zh"]):
+        assert words in text, words
+    text = await _pdf_text(bot_app, detail["ebill_url"] + "&lang=en")
+    text = text[text.index("Adjustments"):]
+    for words in times["en"]:
+        assert words in text, words
 
     # the bill of the confirmed form says it too
     await forms.confirm_form(form.id, staff=people["operator"])
     assert await bills.issue_bills("2026-11", apps=notify_apps) == 1
     bill = await m.Bill.get(form_id=form.id)
     resp = await bot_app.get(f"/api/v1/bills/{bill.id}", headers=headers)
-    page = await _page(bot_app, (await resp.json())["ebill_url"])
-    assert 'id="adjustments"' in page and "电表故障，按逆变器估算" in page and people["admin"].name in page
+    bill_url = (await resp.json())["ebill_url"]
+    page = await _page(bot_app, bill_url)
+    for words in ("电表故障，按逆变器估算", people["admin"].name, *times["zh"]):
+        assert words in _block(page), words
 
-    # and its PDF, drawn from the same view
-    parts = urlsplit((await resp.json())["ebill_url"])
-    pdf = await bot_app.get(parts.path + ".pdf?" + parts.query)
-    assert pdf.status == 200 and pdf.content_type == "application/pdf"
-    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(await pdf.read())).pages)
-    for words in ("调整记录", "电表故障，按逆变器估算", people["admin"].name, "v3"):
+    # and its PDF
+    text = await _pdf_text(bot_app, bill_url)
+    text = text[text.index("调整记录"):]
+    for words in ("电表故障，按逆变器估算", people["admin"].name, "v3", *times["zh"]):
         assert words in text, words
 
 

@@ -7,6 +7,7 @@ same catalogue to clients, which label the API's codes from it.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -18,6 +19,7 @@ from tests.integration.miniapp_support import *  # noqa: F403
 from tests.integration.miniapp_support import login, owner_world
 
 EN = {"Accept-Language": "en-US,en;q=0.9"}
+HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture
@@ -103,4 +105,28 @@ async def test_the_bill_detail_gives_unit_prices_the_discount_and_the_ebill_link
     body = await (await api.get(f"/api/v1/bills/{world.bill.id}", headers=headers)).json()
     assert body["discount"] == "0.8500"
     assert all("unit_price" in line for line in body["lines"])
-    assert urlsplit(body["ebill_url"]).path == f"/e/bill/{world.bill.id}"  # absolute, as the bot's
+    _assert_absolute(api, body["ebill_url"], f"/e/bill/{world.bill.id}")
+    # its lines worded in the caller's language, as the e-bill words them (the sandbox showed
+    # 峰时段自用电量 in English)
+    english = await (await api.get(f"/api/v1/bills/{world.bill.id}", headers={**headers, **EN})).json()
+    assert [line["kind"] for line in english["lines"]] == [line["kind"] for line in body["lines"]]
+    assert body["lines"] and all(HAN.search(line["description"]) for line in body["lines"]), body["lines"]
+    assert not any(HAN.search(line["description"]) for line in english["lines"]), english["lines"]
+
+
+async def test_the_form_detail_gives_an_absolute_ebill_link_too(api, owner):
+    """/api/v1/forms/{id} gave a relative link while the bot gave an absolute one (#23 point 8)."""
+    world, headers = owner
+    body = await (await api.get(f"/api/v1/forms/{world.form.id}", headers=headers)).json()
+    _assert_absolute(api, body["ebill_url"], f"/e/form/{world.form.id}")
+    parts = urlsplit(body["ebill_url"])
+    page = await api.get(f"{parts.path}?{parts.query}")  # and it opens
+    assert page.status == 200 and page.content_type == "text/html"
+
+
+def _assert_absolute(api, url: str, path: str) -> None:
+    """``url`` is absolute, on the origin the request reached (no PVSETTLE_PUBLIC_URL here), signed."""
+    served = api.make_url("/")
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.hostname, parts.port) == (served.scheme, served.host, served.port), url
+    assert parts.path == path and "sig=" in parts.query and "exp=" in parts.query, url

@@ -7,8 +7,13 @@ codes the middleware names after HTTP statuses aiohttp answers by itself. Each m
 Chinese and an English message that is more than the code, and every placeholder a message
 names must be given by each place that raises it with a literal ``params``. The bot's replies
 take their names from the catalogue: every state, role, channel, rate and row error they can
-show has both languages, and no reply template shows a developer's English message. Every
-field of every notification template has the label its template has in WeChat's console.
+show has both languages, and no reply template shows a developer's English message. Every id a
+bot template takes from the catalogue (``names(section)``, then a key) is found in the templates
+themselves, and every value the code can give such a lookup (an enum, the events the outbox is
+given) has its entry, rendered in each language through the bot's own environment. Every
+field of every notification template has the label its template has in WeChat's console. What
+the sandbox page's toasts say is a message of the catalogue or an API error's message, never a
+literal of sandbox.js.
 """
 
 from __future__ import annotations
@@ -173,10 +178,14 @@ def test_the_language_is_negotiated_from_accept_language(header, lang):
 # --- the bot -----------------------------------------------------------------------------------
 
 
-def _enum_values(module: str, name: str) -> list[str]:
+def _module(name: str):
     import importlib
 
-    return [m.value for m in getattr(importlib.import_module(module), name)]
+    return importlib.import_module(name)
+
+
+def _enum_values(module: str, name: str) -> list[str]:
+    return [m.value for m in getattr(_module(module), name)]
 
 
 @pytest.mark.parametrize(("section", "values"), [
@@ -247,3 +256,220 @@ def test_two_amounts_of_one_message_have_two_labels():
         labels = [i18n.text(f"template.{template}.{k}", "zh") for t, k in _notify_fields()
                   if t == template and not k.startswith("oa.")]
         assert len(labels) == len(set(labels)), (template, labels)
+
+
+# --- what the bot's templates look up in the catalogue -------------------------------------------
+# A reply names a code through ``names(section)``: ``status_names[row.status]``, or
+# ``events.get(r.event, r.event)``, which shows the raw code (``ArrearsEscalated``) when the
+# catalogue lacks it. So every section a template uses must hold every value the code can give it.
+
+
+def _bot_lookups(source: str, imported: dict[str, str]) -> tuple[set[str], set[tuple[str, str]], set[str]]:
+    """What one bot template takes from the catalogue: the sections it names, the (section, key)
+    it looks up literally (``kinds.other``) and the sections it looks up by a value (``x[row.status]``).
+
+    ``imported`` maps the names ``bot/_names.txt`` defines to their sections."""
+    from jinja2 import nodes
+
+    from bot.replies import _ENV
+
+    tree = _ENV.parse(source)
+    variables = dict(imported)
+    sections: set[str] = set()
+
+    def section_of(node) -> str | None:
+        if (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "names"
+                and node.args and isinstance(node.args[0], nodes.Const)):
+            return node.args[0].value
+        if isinstance(node, nodes.Name):
+            return variables.get(node.name)
+        return None
+
+    for node in tree.find_all(nodes.Assign):
+        if isinstance(node.target, nodes.Name) and (name := section_of(node.node)):
+            variables[node.target.name] = name
+    for node in tree.find_all(nodes.FromImport):
+        for name in node.names:
+            alias = name if isinstance(name, str) else name[1]
+            original = name if isinstance(name, str) else name[0]
+            if original in imported:
+                variables[alias] = imported[original]
+    literal: set[tuple[str, str]] = set()
+    by_value: set[str] = set()
+    for node in tree.find_all(nodes.Call):
+        if (name := section_of(node)) is not None:
+            sections.add(name)
+    for node in tree.find_all((nodes.Getitem, nodes.Getattr)):
+        if (name := section_of(node.node)) is None:
+            continue
+        sections.add(name)
+        if isinstance(node, nodes.Getattr) and node.attr != "get":
+            literal.add((name, node.attr))
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            literal.add((name, node.arg.value))
+        else:
+            by_value.add(name)  # x[value], or x.get(value, fallback)
+    return sections, literal, by_value
+
+
+def _bot_catalogue_use() -> dict[str, tuple[set[str], set[tuple[str, str]], set[str]]]:
+    names = (ROOT / "templates" / "bot" / "_names.txt").read_text("utf-8")
+    imported = {target: section for target, section in re.findall(r'set (\w+) = names\("(\w+)"\)', names)}
+    return {path.name: _bot_lookups(path.read_text("utf-8"), imported)
+            for path in sorted((ROOT / "templates" / "bot").glob("*.txt"))}
+
+
+BOT_USE = _bot_catalogue_use()
+OUTBOX_CALLS = {"enqueue": 0, "notify_owner": 0, "notify_owners": 0, "notify_staff": 0, "notify_owner_in_one_statement": 0}
+
+
+def _outbox_events() -> set[str]:
+    """Every event name the code gives the outbox (``notify_staff("OutageOpened" if … else "OutageEnded", …)``)."""
+    found: set[str] = set()
+
+    def constants(node: ast.expr) -> list[str]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return [node.value]
+        if isinstance(node, ast.IfExp):
+            return constants(node.body) + constants(node.orelse)
+        return []
+
+    for tree in _trees().values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _name(node.func) in OUTBOX_CALLS and node.args:
+                found.update(constants(node.args[OUTBOX_CALLS[_name(node.func)]]))
+    return found
+
+
+# every value a bot template looks a section up by, from where the code defines it
+BOT_VALUES: dict[str, list[str]] = {
+    "role": _enum_values("settlement.models", "StaffRole"),
+    "plant_status": ["online", "offline", "unknown"],
+    "form_state": _enum_values("settlement.models", "FormState"),
+    "bill_state": _enum_values("settlement.models", "BillState"),
+    "channel": _enum_values("settlement.models", "PaymentChannel"),
+    "energy": sorted(set(_module("bot.staff").ENERGIES.values())),
+    "rate": sorted(set(_module("bot.staff").RATES.values())),
+    "outage_cause": _enum_values("settlement.models", "OutageCause"),
+    "message_kind": ["image", "voice", "video", "shortvideo", "link", "file", "location", "other"],
+    "row_error": (_enum_values("settlement.readings.ingest", "RowErrorCode")
+                  + _enum_values("settlement.telemetry.ingest", "RowErrorCode")),
+    "device_status": _enum_values("settlement.telemetry.ingest", "DeviceStatus"),
+    "delivery_state": _enum_values("settlement.models", "OutboxState"),
+    # settlement/notify/outbox.py picks the channel; models/outbox.py names the three
+    "delivery_channel": ["subscribe", "template", "customer_service"],
+    "event": sorted(_outbox_events()),
+}
+
+
+def test_the_bot_scan_finds_what_it_should():
+    """A guard on the scanner: each way a template takes a name is found, and a lookup of an
+    untranslated id is caught."""
+    assert "event" in BOT_USE["notice.txt"][2] and "status_names" not in BOT_USE["gen.txt"][0]
+    assert "plant_status" in BOT_USE["gen.txt"][2] and ("message_kind", "other") in BOT_USE["not_text.txt"][1]
+    assert {"ArrearsEscalated", "OutageOpened", "OutageEnded", "PaymentReceived"} <= set(BOT_VALUES["event"])
+    sections, literal, by_value = _bot_lookups(
+        '{% set x = names("no_such_section") %}{{ x.nope }}{{ names("rate")["nope"] }}{{ x.get(v, v) }}', {})
+    assert sections == {"no_such_section", "rate"} and by_value == {"no_such_section"}
+    assert literal == {("no_such_section", "nope"), ("rate", "nope")}
+
+
+@pytest.mark.parametrize("template", sorted(BOT_USE))
+def test_every_id_a_bot_template_takes_from_the_catalogue_is_there_in_both_languages(template):
+    sections, literal, by_value = BOT_USE[template]
+    for section in sections:
+        assert i18n.section(section, "zh"), f"{template} names the section {section!r}, which the catalogue lacks"
+        for key in i18n.section(section, "zh"):
+            texts = i18n.entries()[f"{section}.{key}"]
+            assert HAN.search(texts.get("zh", "")) and texts.get("en", "").strip(), f"{section}.{key} untranslated"
+    for section, key in literal:
+        assert i18n.has(f"{section}.{key}"), f"{template} looks up {section}.{key}, which the catalogue lacks"
+    for section in by_value:
+        assert section in BOT_VALUES, f"{template} looks {section!r} up by a value: name its values in BOT_VALUES"
+        missing = [v for v in BOT_VALUES[section] if not i18n.has(f"{section}.{v}")]
+        assert not missing, f"{template} can be given {section} {missing}, which the catalogue lacks (the raw code shows)"
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_every_name_a_bot_template_takes_renders_in_each_language(lang, monkeypatch):
+    """Rendered through the bot's own environment: with the bot speaking ``lang``, each name is
+    that language's text, not the Chinese one a missing translation falls back to."""
+    import bot.replies
+
+    monkeypatch.setattr(bot.replies, "LANG", lang)
+    template = bot.replies._ENV.from_string("{{ names(section)[key] }}")
+    for section in sorted({s for sections, _, _ in BOT_USE.values() for s in sections}):
+        for key in sorted(set(i18n.section(section, "zh")) | set(BOT_VALUES.get(section, ()))):
+            assert template.render(section=section, key=key) == i18n.entries()[f"{section}.{key}"][lang], (section, key)
+
+
+# --- the sandbox page's notices ------------------------------------------------------------------
+# sandbox.js keeps its own words for its screens' furniture, but what a toast says is a message of
+# the catalogue, ``say("sandbox.…")``, or an API error's message (worded by the server from the
+# catalogue in the page's language): never a literal, nor a word of the page's own table.
+
+SANDBOX_JS = ROOT / "sandbox" / "static" / "sandbox.js"
+TOAST_FROM_CATALOGUE = re.compile(r'say\(\s*"(?P<id>[\w.]+)"\s*(?:,[\s\S]*)?\)')
+TOAST_OF_AN_API_ERROR = re.compile(r"(?:e|err|error)\.message")
+
+
+def _calls(source: str, function: str) -> list[tuple[int, str]]:
+    """The argument text of each call of ``function`` (not its definition) in JavaScript ``source``,
+    with the line it is on; strings are skipped while matching parentheses."""
+    found = []
+    for match in re.finditer(rf"(?<![\w.$]){function}\(", source):
+        if source[max(0, match.start() - 9):match.start()].endswith("function "):
+            continue
+        depth, i, quote = 1, match.end(), None
+        while depth:
+            c = source[i]
+            if quote:
+                quote = None if c == quote and source[i - 1] != "\\" else quote
+            elif c in "\"'`":
+                quote = c
+            elif c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            i += 1
+        found.append((source.count("\n", 0, match.start()) + 1, source[match.end():i - 1].strip()))
+    return found
+
+
+def _toasts_not_from_the_catalogue(source: str) -> list[str]:
+    bad = []
+    for line, argument in _calls(source, "toast"):
+        said = TOAST_FROM_CATALOGUE.fullmatch(argument)
+        if TOAST_OF_AN_API_ERROR.fullmatch(argument):
+            continue
+        if said is None:
+            bad.append(f"line {line}: toast({argument}) is not a message of the catalogue")
+        elif not i18n.has(said["id"]):
+            bad.append(f"line {line}: toast says {said['id']}, which the catalogue lacks")
+    return bad
+
+
+def test_the_toast_scan_refuses_what_it_should():
+    source = """function toast(text) { box.textContent = text; }
+        toast("已订阅");  toast(t("paid_ok"));  toast(`Paid ${amount}`);
+        toast(say("sandbox.no_such_notice"));
+        toast(say("sandbox.subscribed", { names: list.join(label("sandbox.list_separator")) }));
+        try { pay(); } catch (e) { toast(e.message); }"""
+    assert _toasts_not_from_the_catalogue(source) == [
+        'line 2: toast("已订阅") is not a message of the catalogue',
+        'line 2: toast(t("paid_ok")) is not a message of the catalogue',
+        "line 2: toast(`Paid ${amount}`) is not a message of the catalogue",
+        "line 3: toast says sandbox.no_such_notice, which the catalogue lacks"]
+
+
+def test_every_sandbox_toast_is_a_message_of_the_catalogue():
+    source = SANDBOX_JS.read_text("utf-8")
+    assert len(_calls(source, "toast")) >= 4  # the scan sees the page's toasts
+    assert _toasts_not_from_the_catalogue(source) == []
+
+
+def test_every_id_the_sandbox_names_literally_is_in_the_catalogue():
+    source = SANDBOX_JS.read_text("utf-8")
+    ids = re.findall(r'(?<![\w.])(?:say|label)\(\s*"([\w.]+)"', source)
+    assert "sandbox.subscribed" in ids
+    assert [i for i in ids if not i18n.has(i)] == []
