@@ -113,6 +113,30 @@ async def test_a_cursor_holding_nul_is_refused_as_text(api, owner):
     assert_invalid_text(await resp.json(), "cursor")
 
 
+@pytest.mark.parametrize("params, field", [({"state": "sent\x00"}, "state"), ({"limit": "2\x85"}, "limit"),
+                                           ({"curs\x01or": "x"}, "curs\\u0001or (a key)")],
+                         ids=["a-state", "a-number", "a-parameter-name"])
+async def test_query_text_that_is_no_free_text_is_refused_as_text_all_the_same(api, owner, params, field):
+    # refused before as "not one of the states" or "not a whole number" (invalid_query): one answer
+    # for such text wherever it is sent
+    _, auth = owner
+    resp = await api.get("/api/v1/forms", params=params, headers=auth)
+    assert resp.status == 400
+    assert_invalid_text(await resp.json(), field)
+
+
+@pytest.mark.parametrize("document, field", [({"right": "view\x7f"}, "right"),
+                                             ({"right": "view", "ttl_hours": "2\x85"}, "lifetime"),
+                                             ({"right": "view", "no\x00te": 1}, "no\\u0000te (a key)")],
+                         ids=["a-choice", "a-number-as-text", "an-unknown-key"])
+async def test_body_text_that_is_no_free_text_is_refused_as_text_and_nothing_is_shared(api, owner, document, field):
+    world, auth = owner
+    resp = await api.post(f"/api/v1/plants/{world.plant.id}/shares", json=document, headers=auth)
+    assert resp.status == 400
+    assert_invalid_text(await resp.json(), field)
+    assert await m.PlantShare.all().count() == 0
+
+
 # --- ingest -------------------------------------------------------------------------------------
 
 
