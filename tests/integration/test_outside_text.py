@@ -177,6 +177,22 @@ async def test_a_telemetry_sample_holding_nul_is_refused_and_the_rest_kept(api, 
     assert "field 'device'" in answer["errors"][0]["message"] and "field 'status'" in answer["errors"][1]["message"]
 
 
+@pytest.mark.parametrize("bad", ["\x0c", "\x1f", "\x85"])
+async def test_a_sample_time_with_a_control_character_python_takes_for_whitespace_is_refused(api, collector, owner,
+                                                                                             bad):
+    # fromisoformat() after strip() reads it, so the batch's quick path once took the sample
+    world, _ = owner
+    device = await m.TelemetryDevice.create(plant=world.plant, serial="INV-TX-2")
+    ts = utc_now().replace(microsecond=0).isoformat()
+    resp = await api.post("/ingest/v1/telemetry", headers=collector, json={"samples": [
+        {"device": device.serial, "ts": bad + ts, "power_w": 1000, "energy_wh": 5000}]})
+    assert resp.status == 200, await resp.text()
+    answer = await resp.json()
+    assert answer["created"] == 0 and [e["code"] for e in answer["errors"]] == ["invalid_text"]
+    assert "field 'ts'" in answer["errors"][0]["message"]
+    assert await m.TelemetrySample.all().count() == 0
+
+
 async def test_a_usage_batch_holding_nul_is_refused_whole(api, collector):
     resp = await api.post("/ingest/v1/usage", json={"usage": [
         {"meter": "W\x00-1", "start": "2026-11-01T00:00:00+08:00", "quantity": "1"}]}, headers=collector)
