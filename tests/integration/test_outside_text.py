@@ -255,3 +255,28 @@ async def test_an_mqtt_topic_naming_a_device_with_a_control_character_is_refused
                                   device_serial="INV\x01TX")
     assert result.errors[0].code == "invalid_text" and "the device of the topic" in result.errors[0].message
     assert await m.TelemetrySample.all().count() == 0
+
+
+@pytest.mark.parametrize("topic, sample", [
+    ("pvsettle/telemetry/gw-\x85/INV-1", {}), ("pvsettle/telemetry/gw-tx/INV\x01", {}),
+    ("pvsettle/telemetry/gw-tx/INV-1", {"device": "INV\x00"}), ("pvsettle/telemetry/gw-tx/INV-1", {"ts": "\x7f"})],
+    ids=["collector-of-the-topic", "device-of-the-topic", "device-of-a-sample", "time-of-a-sample"])
+async def test_an_mqtt_message_holding_a_control_character_is_refused_naming_where(db, caplog, topic, sample):
+    # through what the subscriber does with each message the broker hands it (no broker needed)
+    from server.telemetry_mqtt import BrokerAddress, TelemetrySubscriber
+    from tests.integration.test_telemetry_ingest import make_plant
+
+    await make_plant("PV-TX", {"INV-1": 8000})
+    await add_collector("gw-tx", "k" * 32)
+    subscriber = TelemetrySubscriber(BrokerAddress.from_url("mqtt://127.0.0.1:9/pvsettle/telemetry"))
+    ts = utc_now().replace(microsecond=0).isoformat()
+    payload = json.dumps({"key": "k" * 32, "samples": [{"ts": ts, "power_w": 1, "energy_wh": 1, **sample}]})
+    with caplog.at_level("WARNING", logger="pvsettle.telemetry.mqtt"):
+        await subscriber.handle(topic, payload.encode())
+        await subscriber.flush()
+    said = " ".join(getattr(r, "reason", None) or getattr(r, "first", "") for r in caplog.records)
+    where = {"ts": "field 'ts'", "device": "field 'device'"}.get(next(iter(sample), None), "the topic")
+    assert f"{where} holds" in said and "text may not hold" in said, said
+    assert all("\x00" not in getattr(r, "topic", "") and "\x85" not in getattr(r, "topic", "")
+               for r in caplog.records)  # the log shows the topic's characters written out
+    assert await m.TelemetrySample.all().count() == 0
