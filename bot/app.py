@@ -41,6 +41,7 @@ from bot.protocol import ProtocolError, Verified
 from bot.replies import cut, render
 from bot.report_links import serve_report
 from bot.tasks import bot_tasks_key
+from settlement import text as outside_text
 from settlement.ports.wechat import WechatError
 from settlement.infra.redis_client import Namespace
 from webapp.keys import notify_apps_key, pay_api_key, redis_key, redis_ns_key, settings_key, wechat_api_key
@@ -125,6 +126,12 @@ async def receive(request: web.Request) -> web.Response:
         return web.Response(text=protocol.render_reply(text, verified, **keys),
                             content_type="application/xml" if text else "text/plain")
 
+    if inbound.refused_text is not None:
+        # before anything is looked up or stored with it, its delivery keys in Redis included: a
+        # repeat gets the same polite answer and changes nothing either
+        log.warning("refused a WeChat message's text", extra={"kind": outside_text.shown(inbound.kind),
+                                                             "reason": inbound.refused_text})
+        return answer(render("bad_text"))
     redis, ns = request.config_dict[redis_key], request.config_dict[redis_ns_key]
     try:
         if not await first_delivery(redis, ns, settings.oa_appid, verified, inbound):

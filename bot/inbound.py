@@ -88,9 +88,9 @@ class Inbound:
         else:
             lat, lon = _degrees(data, "Latitude", 90), _degrees(data, "Longitude", 180)
         content, label = _text(data, "Content", MAX_CONTENT), _text(data, "Label", 200)
-        fields = {"MsgType": kind, "FromUserName": openid, "Event": event, "EventKey": key, "Content": content,
-                  "Label": label}
-        refused = next(filter(None, (outside_text.message(name, value) for name, value in fields.items())), None)
+        # every field WeChat sent, whole: those read as text and those read as numbers (int() and
+        # Decimal() take "31.7\x85" as 31.7), and those the bot does not read at all
+        refused = outside_text.first_refused(data)
         return cls(kind=kind, event=event, openid=openid, create_time=create_time, msg_id=_int(data, "MsgId"),
                    content=content, event_key=key, latitude=lat, longitude=lon, label=label, refused_text=refused)
 

@@ -18,7 +18,9 @@ Before it runs, the wrapper made here:
    forged, expired or closed) and counts the request against the user's rate limit (429);
 2. resolves the path id to its plant and checks the user's right on it (404 when they have none,
    403 when it is too weak) — see :mod:`settlement.owners.access`;
-3. validates the query and the JSON body with the route's pydantic models (400).
+3. checks every string of the query and the JSON body, names and keys included, against
+   :mod:`settlement.text` (400 ``invalid_text``), then validates them with the route's pydantic
+   models (400).
 """
 
 from __future__ import annotations
@@ -165,30 +167,33 @@ def invalid(message: str, problem: str, code: str = "invalid_body", **params: An
 def parse_json_body(model: type[BaseModel], raw: bytes) -> BaseModel:
     if not raw.strip():
         raise invalid("a JSON body is needed", "json_needed")
+    # every string of the body, keys included, whatever the model makes of it: a field that is
+    # not free text ("right": "view\x7f", "ttl_hours": "2\u0085", which int() takes as 2), a key
+    # it does not know, a lone surrogate (which pydantic's parser refuses as broken JSON)
+    bad_text = _refused_text_in(raw)
+    if bad_text is not None:
+        raise bad_text
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
-            # pydantic's parser refuses "\ud800" as it refuses broken JSON; the stdlib reads it, so
-            # a lone surrogate is answered like any text from outside, naming its field
-            bad_text = _surrogate_in(raw)
-            if bad_text is not None:
-                raise bad_text from None
             raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
         raise refused(exc, "invalid_body") from None
 
 
-def _surrogate_in(raw: bytes) -> outside_text.InvalidText | None:
+def _refused_text_in(raw: bytes) -> outside_text.InvalidText | None:
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError):
-        return None
+        return None  # not JSON: pydantic's parser says so
     return outside_text.document_refusal(document)
 
 
 def parse_query(model: type[BaseModel], request: web.Request) -> BaseModel:
+    values = {k: request.query.getone(k) for k in request.query}
+    outside_text.check_document(values)  # names and values, whatever the model makes of them (as for bodies)
     try:
-        return model.model_validate({k: request.query.getone(k) for k in request.query})
+        return model.model_validate(values)
     except ValidationError as exc:
         raise refused(exc, "invalid_query") from None
 

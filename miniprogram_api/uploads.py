@@ -72,9 +72,10 @@ async def read_multipart(request: web.Request, model: type[BaseModel]) -> tuple[
                 raw = await _read_limited(part, MAX_FIELD_BYTES, invalid(f"{name} is too long", "too_long",
                                                                          name=i18n.field_label(name)))
                 try:
-                    fields[name] = raw.decode(part.get_charset("utf-8"))
+                    value = raw.decode(part.get_charset("utf-8"))
                 except (UnicodeDecodeError, LookupError):
                     raise invalid(f"{name} is not UTF-8 text", "not_utf8", name=i18n.field_label(name)) from None
+                fields[name] = outside_text.check(name, value)  # whatever the model makes of it
             else:
                 raise invalid(f"unexpected part {name[:40]!r}", "unexpected_part", name=name[:40])
     except (ValueError, AssertionError, HttpProcessingError):  # aiohttp's reader on a body that is not what it says

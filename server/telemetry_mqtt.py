@@ -18,7 +18,9 @@ and the collector it belongs to must be the one the topic names: pvsettle does n
 the broker's configuration. The broker should still require a login and, by ACL, let each
 logger only publish below its own ``<prefix>/<collector>/`` and only pvsettle subscribe there, so
 that no logger can read another's key. Messages that fail (bad topic, bad JSON, wrong key) are
-logged and dropped, as MQTT has no answer to give.
+logged and dropped, as MQTT has no answer to give. Text holding what :mod:`settlement.text`
+refuses (NUL, control characters) fails the whole message when it is in the topic or in a
+sample's device (as another device would), naming where; in any other field, only its sample.
 
 Delivery
 --------
@@ -50,6 +52,7 @@ import aiomqtt
 import redis.asyncio as redis_asyncio
 from aiohttp import web
 
+from settlement import text as outside_text
 from settlement.infra import background
 from settlement.readings.ingest import collector_for_key
 from settlement.infra.redis_client import Namespace
@@ -177,7 +180,7 @@ class TelemetrySubscriber:
             collector, rows = await self._judge(topic, payload)
         except Refused as exc:
             self.stats["refused"] += 1
-            log.warning("MQTT message refused", extra={"topic": topic[:200], "reason": str(exc)})
+            log.warning("MQTT message refused", extra={"topic": outside_text.shown(topic[:200]), "reason": str(exc)})
             return
         pending = self._pending.setdefault(f"collector:{collector}", _Pending())
         held = sum(len(p.rows) for p in self._pending.values())
@@ -193,6 +196,9 @@ class TelemetrySubscriber:
 
     async def _judge(self, topic: str, payload: Any) -> tuple[str, list[dict]]:
         prefix = self.broker.prefix + "/"
+        refused = outside_text.message("the topic", topic)  # it names the collector and the device
+        if refused is not None:
+            raise Refused(refused)
         if not topic.startswith(prefix):
             raise Refused(f"not below {self.broker.prefix}")
         levels = topic[len(prefix):].split("/")
@@ -217,10 +223,14 @@ class TelemetrySubscriber:
         else:
             rows = [{k: v for k, v in document.items() if k != "key"}]
         out = []
-        for row in rows:
+        for i, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise Refused("every sample is a JSON object")
-            if row.get("device", device) != device:
+            named = row.get("device", device)
+            refused = outside_text.message(f"row {i}: field 'device'", named) if isinstance(named, str) else None
+            if refused is not None:  # the rows' other fields are judged row by row, as over HTTP
+                raise Refused(refused)
+            if named != device:
                 raise Refused(f"a sample names device {str(row.get('device'))[:64]!r}, the topic {device[:64]!r}")
             out.append({**row, "device": device})
         return collector, out

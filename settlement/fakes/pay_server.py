@@ -456,9 +456,13 @@ class FakeWechatPay:
                            timestamp: int | None = None, nonce: str | None = None, serial: str | None = None,
                            sign_with: rsa.RSAPrivateKey | None = None, apiv3_key: str | None = None,
                            tamper_ciphertext: bool = False, summary: str = "支付成功",
-                           signature_type: str = SIGNATURE_TYPE) -> tuple[dict[str, str], bytes]:
-        """A notification as WeChat Pay sends it: (headers, body). Each keyword forges one part."""
-        encrypted = aes_encrypt(apiv3_key or self.apiv3_key, json.dumps(resource, ensure_ascii=False), original_type)
+                           signature_type: str = SIGNATURE_TYPE,
+                           ensure_ascii: bool = False) -> tuple[dict[str, str], bytes]:
+        """A notification as WeChat Pay sends it: (headers, body). Each keyword forges one part;
+        ``ensure_ascii`` writes the resource's JSON with every other character escaped (``\\u00e9``),
+        which can carry what UTF-8 cannot (a lone surrogate)."""
+        encrypted = aes_encrypt(apiv3_key or self.apiv3_key, json.dumps(resource, ensure_ascii=ensure_ascii),
+                                original_type)
         if tamper_ciphertext:
             raw = bytearray(base64.b64decode(encrypted["ciphertext"]))
             raw[len(raw) // 2] ^= 0x01

@@ -56,7 +56,7 @@ def _amount(text) -> int:
     if isinstance(text, int) and not isinstance(text, bool):
         return text
     text = str(text).strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # str.isdigit takes "²" and "٣", which int() does not
         raise InvalidInput(f"amount_fen {text[:20]!r} is not a whole number of fen", code="bad_amount")
     return int(text)
 
@@ -65,6 +65,11 @@ def overpayment_limit_fen(bill: Bill) -> int:
     """The most a row may pay on ``bill`` without ``allow_overpayment`` [fen]: what is owed plus
     the bill's total again."""
     return max(bills.owed_fen(bill), 0) + bill.total_fen
+
+
+def _longest(model, field: str) -> int:
+    """The most characters ``model.field`` holds [characters]."""
+    return model._meta.fields_map[field].max_length
 
 
 async def _one(row: dict, staff: Staff | None, source: str, place: str, allow_overpayment: bool = False, *,
@@ -84,7 +89,8 @@ async def _one(row: dict, staff: Staff | None, source: str, place: str, allow_ov
     if paid_at > utc_now() + dt.timedelta(minutes=5):
         raise InvalidInput("paid_at is in the future", code="bad_time")
     number = str(row["bill"]).strip()
-    bill = await Bill.get_or_none(number=number)
+    # tortoise refuses to look up a value longer than the column (ValidationError): no bill has one
+    bill = await Bill.get_or_none(number=number) if len(number) <= _longest(Bill, "number") else None
     if bill is None:
         raise NotFound(f"no bill {number[:40]!r}", code="unknown_bill", params={"bill": number[:40]})
     if not allow_overpayment and amount > overpayment_limit_fen(bill):
@@ -94,7 +100,10 @@ async def _one(row: dict, staff: Staff | None, source: str, place: str, allow_ov
                            f"is right", code="overpayment",
                            params={"amount": amount, "owed": owed, "bill": number})
     reference = str(row["reference"]).strip()
-    existed = await Payment.exists(transaction_id=f"{channel.value}:{reference}")
+    transaction_id = f"{channel.value}:{reference}"
+    # a reference too long to look up is refused by record_payment (bad_reference), so none existed
+    existed = len(transaction_id) <= _longest(Payment, "transaction_id") and \
+        await Payment.exists(transaction_id=transaction_id)
     await bills.record_payment(bill.id, amount, channel, reference, apps=apps, staff=staff, paid_at=paid_at,
                                source_record={"source": source, "place": place,
                                               **{k: str(row.get(k)) for k in FIELDS}})

@@ -16,14 +16,15 @@ Orders::
   anything else is a new attempt. The amount is what is owed, or a chosen part of it where the
   contract allows partial payment; never more.
 * **Notifications.** Signature (serial → key), timestamp (±5 min) and decryption are the port's;
-  here the resource must name our mchid and appid, and the amount and currency must be the
-  order's. A payment is recorded at most once: the order row is locked, then the
-  ``transaction_id`` looked up (and held unique by the database), so concurrent copies queue
-  behind the first and find its payment. A verified payment for an order we do not know is
-  recorded without a bill, for staff. Every notification is kept as a :class:`PayNotification`
-  with what became of it; one whose signature does not hold only in bounded form (its headers,
-  the size and SHA-256 of its body, the first 2 KiB of it), at most so many a minute from one
-  source (:class:`Delivery`) and so many in all, the oldest pruned first.
+  here the resource must hold no text :mod:`settlement.text` refuses, must name our mchid and
+  appid, and the amount and currency must be the order's. A payment is recorded at most once:
+  the order row is locked, then the ``transaction_id`` looked up (and held unique by the
+  database), so concurrent copies queue behind the first and find its payment. A verified
+  payment for an order we do not know is recorded without a bill, for staff. Every
+  notification is kept as a :class:`PayNotification` with what became of it; one whose
+  signature does not hold only in bounded form (its headers, the size and SHA-256 of its body,
+  the first 2 KiB of it), at most so many a minute from one source (:class:`Delivery`) and so
+  many in all, the oldest pruned first.
 * **Refunds.** Admins only, with a reason, at most what is left of the payment. The money is
   taken back when the refund is asked for: first from the owner's account credit, then from the
   payment's bill (which owes again); a refund that fails gives it back the way a payment is
@@ -46,6 +47,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from settlement import audit
+from settlement import text as outside_text
 from settlement.billing.bills import (
     MAX_PAYMENT_FEN,
     OPEN,
@@ -400,8 +402,12 @@ async def handle_notification(pay: WechatPay, headers: Mapping[str, str], body: 
     record["body"] = _storable(body[:MAX_KEPT_BODY].decode("utf-8", errors="replace"))
     record.update(notification_id=notification.id[:64] or None, event_type=notification.event_type[:40] or None,
                   serial=notification.serial[:80], signed_at=notification.timestamp)
-    problem = unreadable_text([notification.id, notification.event_type, dict(notification.resource)])
-    if problem:  # a NUL in a signed resource: refused, the resource not kept (no database takes it)
+    # signed, but outside text all the same (settlement.text): refused naming the field, the
+    # resource not kept (PostgreSQL takes no NUL, and no other control character is meant)
+    bad_text = outside_text.document_refusal(dict(notification.resource), "resource")
+    problem = bad_text.message if bad_text is not None else \
+        unreadable_text([notification.id, notification.event_type, dict(notification.resource)])
+    if problem:
         handled = Handled(400, NotificationOutcome.REFUSED, f"malformed notification: {problem}", record)
         await keep_notification(record, handled)
         return handled

@@ -316,8 +316,8 @@ def _columns(rows: Sequence[object]) -> tuple[list, list, list, list, list, list
 def _quick(device: list, times: list, power: list, energy: list, status: list, irradiance: list,
            serial: str | None, ts_cache: dict[str, int]) -> list[bool]:
     """Which rows are well formed at a glance: taken as they are, without a row-by-row look."""
-    # a batch names few devices: each distinct one is checked once (a time in ts_cache parsed, a
-    # status in STATUSES is known, so neither can hold what settlement.text refuses)
+    # a batch names few devices: each distinct one is checked once (a time in ts_cache was checked
+    # before it was parsed, a status in STATUSES is known, so neither holds what settlement.text refuses)
     bad_text = {d for d in set(d for d in device if type(d) is str) if outside_text.problem(d) is not None}
     quick = [type(d) is str and 0 < len(d) <= MAX_SERIAL and d not in bad_text and type(t) is str and t in ts_cache
              and (p is None or (type(p) is int and 0 <= p <= MAX_POWER_W))
@@ -340,6 +340,10 @@ def _parse(rows: Sequence[object], serial: str | None, refused: dict[int, RowErr
     ts_cache: dict[str, int] = {}
     device, times, power, energy, status, irradiance = _columns(rows)
     for text in {t for t in times if type(t) is str}:
+        if outside_text.problem(text) is not None:
+            # refused, though _ts would read it: fromisoformat after strip() takes "\x0c2026-…" (a
+            # form feed is whitespace to Python); judged one by one below, naming the field
+            continue
         try:
             ts_cache[text] = _ts("", text)
         except _Refused:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from settlement import models as m
-from settlement.ports.wechat import InvalidCode, MiniProgramSession, RateLimited, RiskyUser, WechatUnavailable
+from settlement.ports.wechat import (InvalidCode, MiniProgramSession, OfficialAccountUser, RateLimited, RiskyUser,
+                                     WechatUnavailable)
 from tests.integration.billed_plant import plain_bill
 
 
@@ -66,6 +67,11 @@ class FakeWechatApi:
 
     send_template_message = send_subscribe_message
     send_customer_service_text = send_subscribe_message
+
+    async def user_info(self, openid: str) -> OfficialAccountUser:
+        # the official account's, asked by the bot where a whole app is served with this fake
+        # (test_outside_text_property): a follower without unionid
+        return OfficialAccountUser(openid=openid, subscribed=True)
 
 
 @dataclass

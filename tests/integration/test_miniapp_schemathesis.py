@@ -4,8 +4,9 @@ document, every request the document calls valid accepted and every other one re
 The real app is served by an aiohttp runner on 127.0.0.1, port 0, in a thread of its own (the
 schemathesis tests are synchronous and call it over HTTP with requests), seeded with two owners'
 plants, forms, bills, fault reports and grants, and called with owner A's session token. The
-WeChat port is the test fake. Examples per operation are bounded so the run stays well under a
-minute.
+WeChat port is the test fake. Examples per operation (:data:`MAX_EXAMPLES`) are counted, so a
+hypothesis run that ends early fails; then schemathesis's stateful phase runs scenarios of
+linked calls over the same server. The whole file stays within about a minute.
 
 A schema cannot say which codes exist: the document marks each code only WeChat or this server
 knows by a format of its own (``wx-login-code``, ``wx-phone-code``, ``pvsettle-invitation-code``,
@@ -19,6 +20,7 @@ session or the binding the rest of the run needs (tested in test_miniapp_session
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import struct
 import threading
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, Phase, given
 from hypothesis import strategies as st
 from hypothesis import settings as hypothesis_settings
 
@@ -39,7 +41,9 @@ from webapp.settings import Settings
 from tests.conftest import REDIS_URL, RUN_ID
 from tests.integration.miniapp_support import FakeWechatApi, owner_world
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 100  # per operation: each is a request or two to a local server
+SCENARIOS, STEPS = 60, 8  # stateful phase: sequences of calls, and calls in each at most
+CASES: collections.Counter[str] = collections.Counter()  # cases sent, per operation (and "stateful")
 
 
 class ThreadedServer:
@@ -178,11 +182,14 @@ def api_schema(served):
     return schemathesis.openapi.from_url(f"{served.base}/api/v1/openapi.json")
 
 
-def _operations() -> list[tuple[str, str]]:
+def _routes() -> list:
     from miniprogram_api.app import api
 
-    return [(r.method, r.path) for r in api.routes
-            if not r.stream and not (r.method == "DELETE" and r.path in ("/session", "/binding"))]
+    return [r for r in api.routes if not r.stream and not (r.method == "DELETE" and r.path in ("/session", "/binding"))]
+
+
+def _operations() -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in _routes()]
 
 
 # One test per operation, each a hypothesis run over schemathesis's strategy for it (schema[path][method]);
@@ -205,9 +212,41 @@ def test_api_conforms_to_its_document(api_schema, served, method, path):
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                                 HealthCheck.function_scoped_fixture])
     def check(case):
+        CASES[f"{method} {path}"] += 1
         case.call_and_validate(base_url=f"{served.base}/api/v1", timeout=10)
 
     check()
+    # hypothesis stops early only when it has made every case there is: for a route that takes nothing
+    # (no path id, query or body) that is one
+    route = next(r for r in _routes() if (r.method, r.path) == (method, path))
+    takes = route.path_ids or route.query or route.body or route.multipart
+    assert CASES[f"{method} {path}"] >= (MAX_EXAMPLES if takes else 1), CASES[f"{method} {path}"]
+
+
+def test_api_holds_over_sequences_of_calls_linked_by_the_ids_they_return(api_schema, served):
+    """schemathesis's stateful phase: scenarios of up to STEPS calls, each call's ids fed to the
+    next through the links schemathesis infers from the document (a page's items to their detail
+    and to what can be done with them: pay a bill, confirm or dispute a form, revoke a grant, top
+    up an account), every check on every answer: what a call did must not make a later one fail
+    or answer outside the document."""
+    # a schema of its own (api_schema's fixture has registered the generators of the document's
+    # formats): the session header is configured on it, so a negative case never lacks it
+    schema = schemathesis.openapi.from_url(f"{served.base}/api/v1/openapi.json")
+    schema.config.update(base_url=f"{served.base}/api/v1", headers={"Authorization": f"Bearer {served.token}"},
+                         request_timeout=10)
+    schema = schema.exclude(method="DELETE", path=["/session", "/binding"]).exclude(path_regex="/live$")
+    machine = schema.as_state_machine()  # the links are inferred here
+    assert len(schema.operations_with_incoming_links()) >= 10  # what the scenarios can follow
+
+    class Workflow(machine):
+        def after_call(self, response, case):
+            CASES["stateful"] += 1
+
+    before = CASES["stateful"]
+    Workflow.run(settings=hypothesis_settings(max_examples=SCENARIOS, stateful_step_count=STEPS, deadline=None,
+                                              database=None, phases=[Phase.generate],
+                                              suppress_health_check=list(HealthCheck)))
+    assert CASES["stateful"] - before >= 2 * SCENARIOS  # every scenario is two calls at least
 
 
 def test_the_document_is_openapi_3_1_with_every_route(served):

@@ -113,6 +113,30 @@ async def test_a_cursor_holding_nul_is_refused_as_text(api, owner):
     assert_invalid_text(await resp.json(), "cursor")
 
 
+@pytest.mark.parametrize("params, field", [({"state": "sent\x00"}, "state"), ({"limit": "2\x85"}, "limit"),
+                                           ({"curs\x01or": "x"}, "curs\\u0001or (a key)")],
+                         ids=["a-state", "a-number", "a-parameter-name"])
+async def test_query_text_that_is_no_free_text_is_refused_as_text_all_the_same(api, owner, params, field):
+    # refused before as "not one of the states" or "not a whole number" (invalid_query): one answer
+    # for such text wherever it is sent
+    _, auth = owner
+    resp = await api.get("/api/v1/forms", params=params, headers=auth)
+    assert resp.status == 400
+    assert_invalid_text(await resp.json(), field)
+
+
+@pytest.mark.parametrize("document, field", [({"right": "view\x7f"}, "right"),
+                                             ({"right": "view", "ttl_hours": "2\x85"}, "lifetime"),
+                                             ({"right": "view", "no\x00te": 1}, "no\\u0000te (a key)")],
+                         ids=["a-choice", "a-number-as-text", "an-unknown-key"])
+async def test_body_text_that_is_no_free_text_is_refused_as_text_and_nothing_is_shared(api, owner, document, field):
+    world, auth = owner
+    resp = await api.post(f"/api/v1/plants/{world.plant.id}/shares", json=document, headers=auth)
+    assert resp.status == 400
+    assert_invalid_text(await resp.json(), field)
+    assert await m.PlantShare.all().count() == 0
+
+
 # --- ingest -------------------------------------------------------------------------------------
 
 
@@ -151,6 +175,22 @@ async def test_a_telemetry_sample_holding_nul_is_refused_and_the_rest_kept(api, 
     assert answer["created"] == 1 and answer["rejected"] == 2
     assert [(e["index"], e["code"]) for e in answer["errors"]] == [(0, "invalid_text"), (1, "invalid_text")]
     assert "field 'device'" in answer["errors"][0]["message"] and "field 'status'" in answer["errors"][1]["message"]
+
+
+@pytest.mark.parametrize("bad", ["\x0c", "\x1f", "\x85"])
+async def test_a_sample_time_with_a_control_character_python_takes_for_whitespace_is_refused(api, collector, owner,
+                                                                                             bad):
+    # fromisoformat() after strip() reads it, so the batch's quick path once took the sample
+    world, _ = owner
+    device = await m.TelemetryDevice.create(plant=world.plant, serial="INV-TX-2")
+    ts = utc_now().replace(microsecond=0).isoformat()
+    resp = await api.post("/ingest/v1/telemetry", headers=collector, json={"samples": [
+        {"device": device.serial, "ts": bad + ts, "power_w": 1000, "energy_wh": 5000}]})
+    assert resp.status == 200, await resp.text()
+    answer = await resp.json()
+    assert answer["created"] == 0 and [e["code"] for e in answer["errors"]] == ["invalid_text"]
+    assert "field 'ts'" in answer["errors"][0]["message"]
+    assert await m.TelemetrySample.all().count() == 0
 
 
 async def test_a_usage_batch_holding_nul_is_refused_whole(api, collector):
@@ -214,4 +254,29 @@ async def test_an_mqtt_topic_naming_a_device_with_a_control_character_is_refused
     result = await ingest_samples([{"ts": ts, "power_w": 1, "energy_wh": 1}], received_from="mqtt:logger",
                                   device_serial="INV\x01TX")
     assert result.errors[0].code == "invalid_text" and "the device of the topic" in result.errors[0].message
+    assert await m.TelemetrySample.all().count() == 0
+
+
+@pytest.mark.parametrize("topic, sample", [
+    ("pvsettle/telemetry/gw-\x85/INV-1", {}), ("pvsettle/telemetry/gw-tx/INV\x01", {}),
+    ("pvsettle/telemetry/gw-tx/INV-1", {"device": "INV\x00"}), ("pvsettle/telemetry/gw-tx/INV-1", {"ts": "\x7f"})],
+    ids=["collector-of-the-topic", "device-of-the-topic", "device-of-a-sample", "time-of-a-sample"])
+async def test_an_mqtt_message_holding_a_control_character_is_refused_naming_where(db, caplog, topic, sample):
+    # through what the subscriber does with each message the broker hands it (no broker needed)
+    from server.telemetry_mqtt import BrokerAddress, TelemetrySubscriber
+    from tests.integration.test_telemetry_ingest import make_plant
+
+    await make_plant("PV-TX", {"INV-1": 8000})
+    await add_collector("gw-tx", "k" * 32)
+    subscriber = TelemetrySubscriber(BrokerAddress.from_url("mqtt://127.0.0.1:9/pvsettle/telemetry"))
+    ts = utc_now().replace(microsecond=0).isoformat()
+    payload = json.dumps({"key": "k" * 32, "samples": [{"ts": ts, "power_w": 1, "energy_wh": 1, **sample}]})
+    with caplog.at_level("WARNING", logger="pvsettle.telemetry.mqtt"):
+        await subscriber.handle(topic, payload.encode())
+        await subscriber.flush()
+    said = " ".join(getattr(r, "reason", None) or getattr(r, "first", "") for r in caplog.records)
+    where = {"ts": "field 'ts'", "device": "field 'device'"}.get(next(iter(sample), None), "the topic")
+    assert f"{where} holds" in said and "text may not hold" in said, said
+    assert all("\x00" not in getattr(r, "topic", "") and "\x85" not in getattr(r, "topic", "")
+               for r in caplog.records)  # the log shows the topic's characters written out
     assert await m.TelemetrySample.all().count() == 0

@@ -12,7 +12,7 @@ import pytest
 
 from settlement import models as m
 from tests.integration.bot_support import *  # noqa: F403
-from tests.integration.bot_support import OWNER, Bot, event_xml
+from tests.integration.bot_support import OWNER, Bot, event_xml, location_xml, text_xml
 
 
 @pytest.mark.parametrize("safe", [False, True], ids=["plaintext", "safe-mode"])
@@ -35,3 +35,22 @@ async def test_plain_text_with_tabs_and_newlines_still_runs(bot: Bot, people):
     reply = await bot.say(OWNER, "报修\t逆变器报警\n屋顶漏水")
     assert "控制字符" not in reply.text
     assert await m.FaultReport.all().count() == 1
+
+
+@pytest.mark.parametrize("xml, field", [
+    (text_xml("o-new\x85comer-0000000001", "帮助"), "FromUserName"),
+    (location_xml(OWNER, "31\x85.7", "119.9", "屋顶"), "Location_X"),  # a field the bot reads as a number
+    (location_xml(OWNER, "31.7", "119.9", "屋\x9f顶"), "Label"),
+    (text_xml(OWNER, "帮助").replace("<MsgType><![CDATA[text]]>", "<MsgType><![CDATA[te\x7fxt]]>"), "MsgType"),
+], ids=["sender", "latitude", "label", "kind"])
+async def test_any_field_of_a_message_holding_a_control_character_is_refused_naming_it(bot: Bot, people, caplog,
+                                                                                        xml, field):
+    identities, events = await m.WechatIdentity.all().count(), await m.AuditEvent.all().count()
+    with caplog.at_level("WARNING", logger="pvsettle.bot"):
+        first = await bot.post(xml)
+        again = await bot.post(xml)  # nothing of it was kept, its delivery keys neither: the same answer
+    assert first.status == again.status == 200
+    assert "控制字符" in first.text and "控制字符" in again.text
+    refusals = [r for r in caplog.records if r.name == "pvsettle.bot" and r.msg == "refused a WeChat message's text"]
+    assert len(refusals) == 2 and refusals[0].reason.startswith(f"{field} holds ")
+    assert await m.WechatIdentity.all().count() == identities and await m.AuditEvent.all().count() == events

@@ -89,6 +89,24 @@ async def test_an_amount_far_beyond_what_is_owed_is_refused_by_row_unless_allowe
     assert await credit_balance(other["owner"].id) == 999_999_999 - 10_000
 
 
+async def test_rows_that_once_stopped_the_whole_import_are_refused_by_row(db, tmp_path, notify_apps):
+    # found by test_outside_text_property: each raised out of the import (a crash of the command),
+    # where a refused row was due and the rest of the file should go in
+    world = await open_bill(10_000)
+    number = world["bill"].number
+    path = tmp_path / "finance.csv"
+    path.write_text("bill,amount_fen,channel,reference,paid_at\n"
+                    f"{'0' * 33},100,bank_transfer,LONG-BILL,2026-10-20\n"  # longer than any bill number
+                    f"{number},²,bank_transfer,SUPERSCRIPT,2026-10-20\n"  # a digit to str.isdigit, not to int()
+                    f"{number},100,bank_transfer,{'R' * 51},2026-10-20\n"  # a reference longer than taken
+                    f"{number},100,bank_transfer,FINE-1,2026-10-20\n", encoding="utf-8")
+    result = await import_offline_payments(read_rows(path), source="import:finance.csv", apps=notify_apps)
+    assert result.counts() == {"rows": 4, "recorded": 1, "duplicates": 0, "rejected": 3}
+    assert [(r["place"], r["error"]["code"]) for r in result.rejected] == [
+        ("line 2", "unknown_bill"), ("line 3", "bad_amount"), ("line 4", "bad_reference")]
+    assert await m.Payment.all().count() == 1
+
+
 @pytest.mark.parametrize("name, content, where", [
     ("a.csv", b"", "line 1"),
     ("a.csv", b"bill,amount,channel\n", "line 1"),

@@ -179,6 +179,24 @@ async def test_each_payment_field_of_the_wrong_type_is_refused(paying, name):
     assert (await m.Bill.get(id=paying["world"]["bill"].id)).state == m.BillState.PAID
 
 
+@pytest.mark.parametrize("name, value, where", [
+    ("attach", "月结\x85", "resource.attach"), ("trade_state_desc", "支付\x7f成功", "resource.trade_state_desc"),
+    ("payer", {"openid": "o-\x9f"}, "resource.payer.openid"), ("attach", "\ud800", "resource.attach"),
+    ("bank_type", "\x00", "resource.bank_type")], ids=["C1", "DEL", "nested", "lone-surrogate", "NUL"])
+async def test_a_resource_holding_text_the_outside_rule_refuses_is_refused_naming_it(paying, name, value, where):
+    # inside the encrypted resource, where the check of the raw body cannot see it; a C1 control
+    # or DEL in a field nothing reads closely (attach) was once recorded with the payment
+    fake, url, no = paying["fake"], paying["url"], paying["out_trade_no"]
+    before = await _state()
+    notification = fake.payment_notification(no, resource_changes={name: value}, ensure_ascii=True)
+    message = await _refused(fake, url, notification)
+    assert message.startswith(f"malformed notification: {where} holds ") and "text may not hold" in message
+    assert await _state() == before
+    kept = await _only_refusals_kept(1)
+    assert kept[0].resource is None
+    assert await fake.notify_payment(url, no) == (204, "")
+
+
 async def test_a_signed_envelope_of_the_wrong_shape_is_refused(paying):
     fake, url, no = paying["fake"], paying["url"], paying["out_trade_no"]
     resource = fake.orders[no].resource()
