@@ -23,12 +23,12 @@ Exceptions::
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from settlement import text as outside_text
 from settlement.clock import LOCAL
 
 # WeChat Pay: "a notification older than a few minutes by its timestamp is a replay" (DOMAIN.md);
@@ -111,19 +111,19 @@ _CODE = r"^[A-Z][A-Z_]*$"  # trade_state, refund status, trade_type …
 _OUT_NO = r"^[0-9A-Za-z_\-|*@]+$"  # WeChat Pay's charset of merchant order and refund numbers
 _WORD = r"^[0-9A-Za-z_\-]+$"  # ids WeChat Pay gives out: appid, mchid, transaction_id, openid …
 _DEPTH = 16  # nesting of a resource's JSON: WeChat Pay's go 3 deep
-_UNREADABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")  # C0 controls but tab and line ends; lone surrogates
 
 
 def unreadable_text(value: Any, depth: int = 0) -> str | None:
     """Why a JSON value cannot be kept as it is (a NUL, a control character, a lone surrogate in
-    some string or key, a number beyond 64 bits, nesting beyond :data:`_DEPTH`), or None when it can."""
+    some string or key, by the one rule of :mod:`settlement.text`; a number beyond 64 bits, nesting
+    beyond :data:`_DEPTH`), or None when it can. Query answers and notifications both pass here."""
     if depth > _DEPTH:
         return "nested too deep"
     if isinstance(value, int) and not -(2**63) <= value < 2**63:
         return "a number beyond 64 bits"  # no JSON column takes it
     if isinstance(value, str):
-        found = _UNREADABLE.search(value)
-        return f"a string holds the character U+{ord(found.group()):04X}" if found else None
+        found = outside_text.problem(value)
+        return f"a string {found}" if found else None
     if isinstance(value, dict):
         items = list(value.keys()) + list(value.values())
     elif isinstance(value, list):

@@ -63,3 +63,14 @@ def test_the_history_at_pattern_is_exactly_the_calendar_from_2000_to_2099():
     for wrong in ("2026-02-29", "2100-01-01", "1999-12-31", "2026-04-31", "2026-13", "2026-7", "٢٠٢٦"):
         assert not pattern.match(wrong), wrong
     assert pattern.match("2024-02-29") and pattern.match("2000-02-29")
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\x7f", "\x85", "\x9f", "\ud800"])
+def test_wechat_pay_answers_meet_the_same_rule(bad):
+    # a queried order or refund (reconciliation) is read by ports.pay's shapes, not at /pay/notify:
+    # what the outside-text rule refuses is refused there too, DEL and C1 included
+    from settlement.ports.pay import unreadable_text
+
+    problem = unreadable_text({"out_trade_no": "PV1", "attach": {"note": f"月结{bad}"}})
+    assert problem is not None and f"U+{ord(bad):04X}" in problem
+    assert unreadable_text({"out_trade_no": "PV1", "attach": "月结\t\r\n"}) is None
