@@ -176,3 +176,16 @@ async def signed_bill_and_another(key: str, apps: NotifyApps) -> SignedBill:
     exp, sig = query["exp"][0], query["sig"][0]
     return SignedBill(bill=bill, other=other, link=link, exp=exp, sig=sig,
                       forged_sig=sig[:-1] + ("0" if sig[-1] != "0" else "1"))
+
+
+async def assert_plain_403s(client, refused: dict[str, str], hidden: tuple[str, ...]) -> None:
+    """Each of ``refused`` (what it tries → its path) answers 403 with the plain HTML error page,
+    which shows none of ``hidden`` (the bill's figures and names, a traceback, a PDF)."""
+    for what, path in refused.items():
+        resp = await client.get(path)
+        assert resp.status == 403, what
+        assert resp.headers["Content-Type"] == "text/html; charset=utf-8", what
+        body = await resp.text()
+        assert "<h1>" in body, what
+        for secret in hidden:
+            assert secret not in body, (what, secret)

@@ -106,6 +106,16 @@ class ThreadedServer:
         return self
 
     def stop(self) -> None:
+        """Stop the app, and delete what it kept under its key prefix in a real Redis."""
+        if self.settings.redis_url:
+            from settlement.infra.redis_client import Namespace, open_redis
+
+            async def forget() -> None:
+                client = open_redis(self.settings.redis_url)
+                await Namespace(self.settings.redis_prefix).delete_all(client)
+                await client.aclose()
+
+            self.run(forget())
         if self.runner is not None:
             self.run(self.runner.cleanup())
             self.run(self.fake_pay.close())
@@ -126,15 +136,6 @@ def served(database_factory, tmp_path_factory):
                         api_rate_limit=1_000_000)
     server = ThreadedServer(dataclasses.replace(settings)).start()
     yield server
-    if REDIS_URL:
-        from settlement.infra.redis_client import Namespace, open_redis
-
-        async def clean() -> None:
-            client = open_redis(REDIS_URL)
-            await Namespace(prefix).delete_all(client)
-            await client.aclose()
-
-        server.run(clean())
     server.stop()
 
 

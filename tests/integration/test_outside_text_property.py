@@ -268,15 +268,6 @@ def client(database_factory, tmp_path_factory):
     yield Client(server, logged)
     for logger in loggers:
         logger.removeHandler(logged)
-    if REDIS_URL:
-        from settlement.infra.redis_client import Namespace, open_redis
-
-        async def clean() -> None:
-            redis = open_redis(REDIS_URL)
-            await Namespace(prefix).delete_all(redis)
-            await redis.aclose()
-
-        server.run(clean())
     server.stop()
     limits.undo()
 
