@@ -174,6 +174,23 @@ def _price_groups(groups: dict[tuple, list[ConfirmationForm]],
     return bills
 
 
+def _energy_lines(bill_id: int, lines, tariff_period) -> list[BillLine]:
+    """A bill's energy lines from the engine's priced lines: informational ones and those with no
+    energy and no money left out, numbered from 1, each named by its time-of-use rate."""
+    rows = []
+    for line in lines:
+        if line.informational or (line.kwh == 0 and line.amount_fen == 0):
+            continue
+        rate = RATES[line.period] if line.period is not None else None
+        rows.append(BillLine(
+            bill_id=bill_id, seq=len(rows) + 1, kind=LineKind.ENERGY,
+            tou_period=None if line.period is None else tariff_period[line.period],
+            description=f"{RATE_ZH[rate]}时段自用电量" if rate else "自用电量",
+            kwh=Decimal(f"{line.kwh:.3f}"), unit_price=Decimal(line.unit_price),
+            amount_fen=line.amount_fen, tax_fen=line.tax_fen))
+    return rows
+
+
 async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: dict, *,
                        apps: outbox.NotifyApps) -> int:
     cycles = {c.id: c for c in await ReadingCycle.filter(id__in=[f.cycle_id for f in forms])}
@@ -217,21 +234,8 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
                 .using_db(conn)}
         rows, events = [], []
         for form, lines, _, _, tariff_period in bills:
-            bill = mine.get(form.id)
-            if bill is None:
-                continue
-            seq = 0
-            for line in lines:
-                if line.informational or (line.kwh == 0 and line.amount_fen == 0):
-                    continue
-                seq += 1
-                rate = RATES[line.period] if line.period is not None else None
-                rows.append(BillLine(
-                    bill_id=bill.id, seq=seq, kind=LineKind.ENERGY,
-                    tou_period=None if line.period is None else tariff_period[line.period],
-                    description=f"{RATE_ZH[rate]}时段自用电量" if rate else "自用电量",
-                    kwh=Decimal(f"{line.kwh:.3f}"), unit_price=Decimal(line.unit_price),
-                    amount_fen=line.amount_fen, tax_fen=line.tax_fen))
+            if (bill := mine.get(form.id)) is not None:
+                rows += _energy_lines(bill.id, lines, tariff_period)
         await BillLine.bulk_create(rows, using_db=conn)
         await _apply_credit(list(mine.values()), conn)
         for bill in mine.values():
