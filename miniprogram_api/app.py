@@ -29,6 +29,7 @@ from settlement.models import Attachment, Bill, ConfirmationForm, FaultReport, F
 from settlement.infra.redis_client import RedisUnavailable, seconds_left
 from settlement.owners.sessions import InvalidToken, verify_token
 from webapp.keys import redis_guard_key, redis_key, redis_ns_key, settings_key
+from webapp.client_address import client_of
 from webapp.json_errors import error_response
 
 MAX_ID = 2**31 - 1
@@ -37,6 +38,7 @@ local_windows_key = web.AppKey("local_windows_key", gate.LocalWindows)
 RATE_WINDOW_S = gate.RATE_WINDOW_S
 # logins are counted per address (there is no user yet): a guard against hammering WeChat's
 # code2session through us, generous because owners behind one carrier NAT share an address
+# (the address: webapp.client_address, which sees through PVSETTLE_TRUSTED_PROXIES)
 LOGIN_LIMIT_PER_ADDRESS = 300
 
 
@@ -79,7 +81,8 @@ async def _count_address(request: web.Request) -> tuple[int, int]:
     client, ns = request.config_dict[redis_key], request.config_dict[redis_ns_key]
     now = time.time()
     window = int(now // RATE_WINDOW_S)
-    key = ns.key("ratelimit", "address", request.remote, window)
+    address = client_of(request)  # behind trusted proxies, the client they name
+    key = ns.key("ratelimit", "address", address, window)
     try:
         with request.config_dict[redis_guard_key].using():
             async with client.pipeline(transaction=False) as pipe:
@@ -87,7 +90,7 @@ async def _count_address(request: web.Request) -> tuple[int, int]:
                 pipe.expire(key, RATE_WINDOW_S + 1)
                 results = await pipe.execute()
     except RedisUnavailable:  # counted in this process until Redis answers (see gate)
-        return request.app[local_windows_key].count("address", request.remote, now)
+        return request.app[local_windows_key].count("address", address, now)
     return int(results[0]), seconds_left(window, now)
 
 

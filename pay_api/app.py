@@ -22,10 +22,11 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from pay_api.limits import RefusalLimiter, source_of
+from pay_api.limits import RefusalLimiter
 from settlement.pay import payments
 from settlement import text as outside_text
 from settlement.models import NotificationOutcome
+from webapp.client_address import client_of
 from webapp.keys import notify_apps_key, pay_api_key, redis_key, redis_ns_key, settings_key
 
 log = logging.getLogger("pvsettle.pay")
@@ -68,7 +69,7 @@ async def _keep(request: web.Request, record: dict, handled: payments.Handled,
 
 def _delivery(request: web.Request, limiter: RefusalLimiter) -> payments.Delivery:
     settings = request.config_dict[settings_key]
-    source = source_of(request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxy_networks)
+    source = client_of(request)
 
     async def admit() -> bool:
         return await limiter.admit(request.config_dict.get(redis_key), request.config_dict[redis_ns_key], source,

@@ -4,12 +4,8 @@ Only deliveries whose signature does not hold (or cannot be checked) meet these 
 the internet can post them, as fast as they like. A notification whose signature holds is WeChat
 Pay's and is never limited, so a flood cannot crowd out a payment.
 
-**Source.** The peer address, or, when the peer is one of ``PVSETTLE_TRUSTED_PROXIES`` (nginx in
-front of the server), the address those proxies name in ``X-Forwarded-For``: read from the right,
-the first hop that is not a trusted proxy (nginx's ``$proxy_add_x_forwarded_for`` appends the
-address it saw; what the client wrote is further left and not believed). Without trusted proxies
-``X-Forwarded-For`` is ignored, so writing one evades nothing. An IPv6 source counts by its /64,
-which one subscriber usually holds whole.
+**Source.** The client as :func:`webapp.client_address.source_of` names it: the peer, or behind
+``PVSETTLE_TRUSTED_PROXIES`` the client they name in ``X-Forwarded-For``; an IPv6 source by its /64.
 
 **Rate.** At most ``PVSETTLE_PAY_REFUSAL_RATE`` refused deliveries of one source are kept per
 one-minute window (Redis ``INCR`` on a key per source and window, shared by every process, as the
@@ -21,10 +17,9 @@ still limited (per process), and nothing else depends on Redis here.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
@@ -33,57 +28,6 @@ from settlement.infra.redis_client import WINDOW_S, LocalWindows, Namespace, sec
 
 log = logging.getLogger("pvsettle.pay")
 REDIS_WAIT = 1.0  # [s] for Redis to count a refusal before this process counts it alone
-UNKNOWN = "unknown"  # the source of a delivery without a peer address (a unix socket)
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _address(text: str | None) -> Address | None:
-    """An address as peers and proxies write it (``1.2.3.4``, ``1.2.3.4:5678``, ``[::1]:80``)."""
-    text = (text or "").strip()[:64]
-    if text.startswith("["):
-        text = text[1:].partition("]")[0]
-    elif text.count(":") == 1:
-        text = text.partition(":")[0]
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _trusted(address: Address, proxies: Sequence[Network]) -> bool:
-    return any(address in network for network in proxies)
-
-
-def source_of(remote: str | None, forwarded_for: str | None, proxies: Sequence[Network]) -> str:
-    """The source a delivery counts against (see the module docstring).
-
-    Parameters
-    ----------
-    remote : the peer address (``request.remote``)
-    forwarded_for : the ``X-Forwarded-For`` header, if any
-    proxies : the trusted proxies (``Settings.trusted_proxy_networks``)
-    """
-    address = _address(remote)
-    if address is None:
-        return UNKNOWN
-    if forwarded_for and _trusted(address, proxies):
-        for hop in reversed(forwarded_for.split(",")):
-            named = _address(hop)
-            if named is None:
-                break  # garbled: the last hop a trusted proxy vouched for is all we know
-            address = named
-            if not _trusted(named, proxies):
-                break
-    if isinstance(address, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
-
-
 class RefusalLimiter:
     """Counts refused deliveries per source and window; one per process (the /pay sub-app's).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from types import SimpleNamespace
@@ -209,3 +210,24 @@ async def test_request_id_is_echoed(api, fake_wechat):
     headers = await login(api, fake_wechat, "o-rid")
     resp = await api.get("/api/v1/me", headers={**headers, "X-Request-Id": "mp-req-1"})
     assert resp.headers["X-Request-Id"] == "mp-req-1"
+
+
+@pytest.mark.parametrize("trusted", ["127.0.0.1", ""])
+async def test_logins_count_per_client_behind_trusted_proxies_and_forwarding_evades_nothing_otherwise(
+        settings, aiohttp_client, fake_wechat, monkeypatch, trusted):
+    # the test client is the peer 127.0.0.1: nginx, when it is trusted
+    monkeypatch.setattr("miniprogram_api.app.LOGIN_LIMIT_PER_ADDRESS", 3)
+    held = (time.time() // WINDOW_S) * WINDOW_S + 1.0  # one window for the whole test
+    monkeypatch.setattr("miniprogram_api.app.time", SimpleNamespace(time=lambda: held))
+    api = await client_with_fake_wechat(aiohttp_client, dataclasses.replace(settings, trusted_proxies=trusted),
+                                        fake_wechat)
+
+    async def log_in(client: str, n: int) -> int:
+        resp = await api.post("/api/v1/session", json={"code": fake_wechat.login_code(f"o-{client}-{n}")},
+                              headers={"X-Forwarded-For": client})
+        return resp.status
+
+    first = [await log_in("203.0.113.7", n) for n in range(4)]
+    assert first == [201, 201, 201, 429]
+    other = await log_in("198.51.100.9", 0)  # another owner behind the same nginx
+    assert other == (201 if trusted else 429)

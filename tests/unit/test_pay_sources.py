@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pay_api.limits import UNKNOWN, source_of
+from webapp.client_address import UNKNOWN, source_of
 from webapp.settings import Settings, SettingsError
 
 PROXIES = Settings(trusted_proxies="127.0.0.1, 10.0.0.0/8, fd00::/8").trusted_proxy_networks
