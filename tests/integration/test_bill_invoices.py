@@ -116,3 +116,27 @@ async def test_another_owners_bill_is_404_as_before(api, owner, fake_wechat, set
     resp = await api.get(f"/api/v1/bills/{world.bill.id}", headers=other)
     assert resp.status == 404
     assert "invoices" not in await resp.text()
+
+
+async def test_the_e_bill_and_its_pdf_show_the_invoice_number_once_issued(api, owner):
+    import io
+
+    import pypdf
+
+    from settlement.billing import ebill, ebill_pdf
+
+    world, _ = owner
+    await pay_the_rest(world.bill)
+    tax = FakeTaxSystem(unavailable=1)
+    await invoices_job(tax)  # requested, not issued: nothing to show yet
+    assert "发票号码" not in await ebill.render_bill(world.bill.id)
+    await invoices_job(tax)
+    [(_, issued)] = tax.issued.values()
+    page = await ebill.render_bill(world.bill.id)
+    assert f'<td class="invoice-number">{issued.number}</td>' in page and "发票号码" in page
+    assert "1,234.56" in page and "142.03" in page
+    view = await ebill.bill_view(world.bill.id, "en")
+    assert [(i["number"], i["amount"], i["tax"]) for i in view["bill"]["invoices"]] == [
+        (issued.number, "1,234.56", "142.03")]
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(ebill_pdf.render_pdf(view))).pages)
+    assert issued.number in text and "Invoice number" in text
