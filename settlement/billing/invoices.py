@@ -166,8 +166,9 @@ async def _bill_amount_fen(bill: Bill) -> int:
 async def request_for_paid_bills(*, limit: int = 100) -> dict[str, int]:
     """Make the one invoice request of each paid bill that has none yet (safe to run again).
 
-    The buyer is the owner as on file (name, tax id). Bills whose owner has no valid tax id, or
-    whose payments are all invoiced otherwise (or were credit), get none and are counted.
+    The buyer is the owner as on file (name, tax id). Bills whose owner has no tax id are not
+    looked at; those whose owner's tax id is malformed, or whose payments are all invoiced
+    otherwise (or were credit), get none and are counted. At most ``limit`` requests a run.
 
     Returns
     -------
@@ -177,9 +178,13 @@ async def request_for_paid_bills(*, limit: int = 100) -> dict[str, int]:
     done = {"invoices_requested": 0, "invoices_without_tax_id": 0, "invoices_nothing_to_invoice": 0}
     asked = {int(k.split(":", 1)[1]) for k in await InvoiceRequest.filter(request_key__startswith="bill:")
              .values_list("request_key", flat=True)}
-    paid = await Bill.filter(state=BillState.PAID).exclude(id__in=list(asked)).order_by("id").limit(limit) \
-        .prefetch_related("owner")
+    # no limit on the bills looked at: a bill skipped (no valid tax id, nothing left to invoice) is
+    # looked at again each run, and a limit would let such bills hold back the ones after them
+    paid = await Bill.filter(state=BillState.PAID, owner__tax_id__isnull=False).exclude(id__in=list(asked)) \
+        .order_by("id").prefetch_related("owner")
     for bill in paid:
+        if done["invoices_requested"] >= limit:
+            break
         try:
             name, tax_id = _buyer(bill.owner.name, bill.owner.tax_id or "")
         except InvalidInput:

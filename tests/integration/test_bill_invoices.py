@@ -32,10 +32,14 @@ async def owner(api, fake_wechat, settings):
     return world, await login(api, fake_wechat, "o-owner")
 
 
-async def pay_the_rest(bill: m.Bill) -> None:
-    await m.Payment.create(transaction_id="wx-rest", channel=m.PaymentChannel.WECHAT, bill=bill,
+async def pay_the_rest_of(bill: m.Bill, transaction_id: str) -> None:
+    await m.Payment.create(transaction_id=transaction_id, channel=m.PaymentChannel.WECHAT, bill=bill,
                            owner_id=bill.owner_id, amount_fen=103456, paid_at=NOW)
     await m.Bill.filter(id=bill.id).update(state=m.BillState.PAID, paid_fen=123456)
+
+
+async def pay_the_rest(bill: m.Bill) -> None:
+    await pay_the_rest_of(bill, "wx-rest")
 
 
 def context(tax: FakeTaxSystem | None) -> scheduler.JobContext:
@@ -103,8 +107,25 @@ async def test_an_owner_without_a_tax_id_on_file_gets_no_invoice_by_itself(api, 
     await m.Owner.filter(id=world.owner.id).update(tax_id=None)
     await pay_the_rest(world.bill)
     done = await invoices_job(FakeTaxSystem())
+    assert (done["invoices_requested"], done["invoices_without_tax_id"]) == (0, 0)
+    assert await m.InvoiceRequest.all().count() == 0
+    # a malformed one on file is counted, and asked for nothing
+    await m.Owner.filter(id=world.owner.id).update(tax_id="not-a-tax-id")
+    done = await invoices_job(FakeTaxSystem())
     assert (done["invoices_requested"], done["invoices_without_tax_id"]) == (0, 1)
     assert await m.InvoiceRequest.all().count() == 0
+
+
+async def test_bills_that_get_no_invoice_do_not_hold_back_those_after_them(api, owner, settings):
+    world, _ = owner
+    await m.Owner.filter(id=world.owner.id).update(tax_id="not-a-tax-id")
+    await pay_the_rest(world.bill)
+    other, _ = await owner_world("PV-2", "别家", "o-other", settings.mp_appid)
+    await m.Owner.filter(id=other.owner.id).update(tax_id=TAX_ID)
+    await pay_the_rest_of(other.bill, "wx-rest-2")
+    done = await invoices.request_for_paid_bills(limit=1)
+    assert (done["invoices_requested"], done["invoices_without_tax_id"]) == (1, 1)
+    assert await m.InvoiceRequest.filter(request_key=f"bill:{other.bill.id}").count() == 1
 
 
 async def test_another_owners_bill_is_404_as_before(api, owner, fake_wechat, settings):
