@@ -385,6 +385,15 @@ class PaymentOut(BaseModel):
     paid_at: dt.datetime
 
 
+class InvoiceOut(BaseModel):
+    number: str | None = Field(description="the tax system's invoice number; null until issued")
+    amount_fen: int = Field(description="invoiced, VAT included")
+    tax_fen: int = Field(description="VAT in amount_fen")
+    issued_at: dt.datetime | None
+    state: Literal["requested", "issued", "failed"] = Field(
+        description="requested: waiting for the tax system; failed: refused (the buyer's details)")
+
+
 class BillDetail(BillSummary):
     plant_name: str
     discount: Decimal | None = Field(description="factor on the grid price of the contract the bill was priced "
@@ -392,6 +401,7 @@ class BillDetail(BillSummary):
     written_off_at: dt.datetime | None
     lines: list[BillLineOut]
     payments: list[PaymentOut]
+    invoices: list[InvoiceOut] = Field(description="the e-invoices of the bill and of its payments, oldest first")
     ebill_url: str = Field(description="the printable bill: an absolute signed link (PVSETTLE_PUBLIC_URL, else this server), valid 30 days")
 
 

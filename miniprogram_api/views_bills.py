@@ -1,4 +1,4 @@
-"""Bills (电费账单): list, detail with lines and payments, e-bill link; payments made.
+"""Bills (电费账单): list, detail with lines, payments and e-invoices, e-bill link; payments made.
 
 Paying comes with WeChat Pay ([pay]); until then there is no pay route at all.
 """
@@ -12,8 +12,9 @@ from aiohttp import web
 from miniprogram_api.common import api, ebill_url, settings
 from miniprogram_api.pagination import decode_cursor, encode_cursor
 from miniprogram_api.registry import Call
-from miniprogram_api.schemas import BillDetail, BillLineOut, BillQuery, BillSummary, Page, PageQuery, PaymentOut
-from settlement.billing import ebill
+from miniprogram_api.schemas import (BillDetail, BillLineOut, BillQuery, BillSummary, InvoiceOut, Page, PageQuery,
+                                     PaymentOut)
+from settlement.billing import ebill, invoices
 from settlement.owners import owner_lists
 from settlement.owners.access import Right, visible_plants
 from settlement.models import Bill, BillLine, Contract, Payment
@@ -59,7 +60,7 @@ def _row(row: dict) -> dict:
 
 @api.get("/bills/{bill_id}", resource="bill", needs=Right.VIEW, response=BillDetail, tag="bills")
 async def bill_detail(request: web.Request, call: Call):
-    """One bill: its lines, what was paid, what is owed, and the printable e-bill's link."""
+    """One bill: its lines, what was paid, what is owed, its e-invoices, and the printable e-bill's link."""
     bill_id = call.ids["bill_id"]
     row = (await Bill.filter(id=bill_id).values(*SUMMARY_FIELDS, "plant__name", "written_off_at"))[0]
     lines = await BillLine.filter(bill_id=bill_id).order_by("seq")
@@ -76,6 +77,8 @@ async def bill_detail(request: web.Request, call: Call):
                            unit_price=x.unit_price, amount_fen=x.amount_fen, tax_fen=x.tax_fen) for x in lines],
         payments=[PaymentOut(id=p.id, bill_id=p.bill_id, bill_number=row["number"], channel=p.channel.value,
                              amount_fen=p.amount_fen, paid_at=p.paid_at) for p in payments],
+        invoices=[InvoiceOut(number=i.invoice_number, amount_fen=i.amount_fen, tax_fen=i.tax_fen,
+                             issued_at=i.issued_at, state=i.state.value) for i in await invoices.bill_invoices(bill_id)],
         ebill_url=ebill_url(request, "bill", bill_id))
 
 

@@ -11,6 +11,9 @@
   grace is over are decided and supply commands sent (settlement.prepaid.accounts);
 * ``late_fees`` — late fees are accrued (once a day per bill: the accrual key is the day);
 * ``pay`` — WeChat Pay: silent orders and top-ups queried, yesterday's trade bill reconciled;
+* ``invoices`` — each paid bill gets its one e-invoice request, and requested invoices are issued
+  through the tax system (a tax system away leaves them requested for the next run; without a
+  tax system in this process they wait for one that has it);
 * ``dunning`` — reminders and escalations of overdue bills;
 * ``outages`` — outages are opened and closed, and their staff alarms written to the outbox;
 * ``trips`` — plants that trip repeatedly are flagged, one staff alarm per episode.
@@ -53,7 +56,7 @@ from redis.exceptions import LockError
 from server import pay
 from settlement import audit
 from settlement.infra import background
-from settlement.billing import bills, late_fees
+from settlement.billing import bills, invoices, late_fees
 from settlement.cycles import runs as cycles
 from settlement.billing import dunning
 from settlement.cycles import forms
@@ -65,8 +68,9 @@ from settlement.infra.redis_client import Namespace
 from settlement.notify.outbox import NotifyApps
 from settlement.ports.device_control import DeviceControl
 from settlement.ports.pay import WechatPay
+from settlement.ports.tax import TaxInvoicing
 from webapp.keys import (device_control_key, metrics_registry_key, notify_apps_key, pay_api_key, redis_key,
-                         redis_ns_key, settings_key)
+                         redis_ns_key, settings_key, tax_key)
 from settlement.clock import LOCAL, utc_now
 
 log = logging.getLogger("pvsettle.scheduler")
@@ -87,6 +91,7 @@ class JobContext:
     trip_rule: trips.TripRule = trips.TripRule()  # PVSETTLE_REPEATED_TRIPS
     pay: WechatPay | None = None  # the app's pay_api_key; None: WeChat Pay is off in this process
     device: DeviceControl | None = None  # the app's device_control_key; None: supply commands wait
+    tax: TaxInvoicing | None = None  # the app's tax_key; None: invoice requests wait, requested
     # the app's notify_apps_key: our mini-program and official account, for every message a job
     # writes; no default, so a context without them cannot write a message on the wrong channel
     notify: NotifyApps = dataclasses.field(kw_only=True)
@@ -169,6 +174,13 @@ async def _pay(now: dt.datetime, context: JobContext) -> dict[str, int]:
     return await pay.scheduled(now, context.pay, apps=context.notify)
 
 
+async def _invoices(now: dt.datetime, context: JobContext) -> dict[str, int]:
+    done = await invoices.request_for_paid_bills()
+    if context.tax is not None:
+        done.update(await invoices.issue_requested(context.tax))
+    return done
+
+
 # The order of one pass. Where it matters, a job uses what an earlier one did in the same pass:
 # a form made by ``cycles`` and auto-confirmed is billed by ``bills``, a bill is settled from its
 # prepaid account by ``prepaid`` before ``late_fees`` looks at it. Across processes two different
@@ -183,6 +195,7 @@ JOBS: tuple[Job, ...] = (
     Job("prepaid", _prepaid),
     Job("late_fees", _late_fees),
     Job("pay", _pay),
+    Job("invoices", _invoices),
     Job("dunning", _dunning),
     Job("outages", _outages),
     Job("trips", _trips),
@@ -380,7 +393,8 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     scheduler = Scheduler(app[redis_key], app[redis_ns_key], interval=settings.scheduler_interval,
                           context=JobContext(trips.TripRule.from_settings(settings), pay=app.get(pay_api_key),
-                                             device=app.get(device_control_key), notify=app[notify_apps_key]),
+                                             device=app.get(device_control_key), tax=app.get(tax_key),
+                                             notify=app[notify_apps_key]),
                           registry=app[metrics_registry_key])
     task = asyncio.create_task(scheduler.run_forever(), name="pvsettle-scheduler")
     yield

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from settlement.notify.outbox import NotifyApps
 from settlement.ports.device_control import DeviceControl
 from settlement.ports.pay import WechatPay
+from settlement.ports.tax import TaxInvoicing
 from settlement.ports.wechat import WechatApi
 from settlement.infra.redis_client import Namespace, RedisGuard
 from webapp.settings import Settings
@@ -26,3 +27,5 @@ wechat_api_key = web.AppKey("wechat_api_key", WechatApi)
 pay_api_key = web.AppKey("pay_api_key", WechatPay)
 # the prepaid switches this process commands; absent: supply commands wait, pending, for a process that has them
 device_control_key = web.AppKey("device_control_key", DeviceControl)
+# the tax system this process issues e-invoices through; absent: invoice requests wait, requested
+tax_key = web.AppKey("tax_key", TaxInvoicing)

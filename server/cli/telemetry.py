@@ -3,7 +3,9 @@
 =================================================================  ========================================
 ``pvsettle report reliability --period YYYY-MM[-DD]``              per plant and for the portfolio:
 ``    [--plant CODE …] [--now ISO-TIME]``                            availability, outages, SAIFI/SAIDI/
-                                                                   CAIDI/ASAI, specific yield, PR
+                                                                   CAIDI/ASAI, DL/T 836 RS-1 and outages
+                                                                   per household per year against their
+                                                                   targets, specific yield, PR
 ``pvsettle outages [--all]``                                       open plant outages (or all), newest first,
                                                                    and the episodes of repeated tripping going
                                                                    on (or all), each outage naming its episode
@@ -44,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.choices.get("report") or subparsers.add_parser("report", help="staff reports")
     report_sub = _subcommands(report) or report.add_subparsers(dest="report_name", metavar="NAME", required=True)
     reliability = report_sub.add_parser(
-        "reliability", help="availability, outages, SAIFI/SAIDI/CAIDI/ASAI, yield and PR per plant and portfolio")
+        "reliability", help="availability, outages, SAIFI/SAIDI/CAIDI/ASAI, DL/T 836 RS-1, outages per household "
+                       "per year, yield and PR per plant and portfolio")
     reliability.add_argument("--period", required=True, help="YYYY-MM (a local month) or YYYY-MM-DD (a local day)")
     reliability.add_argument("--plant", action="append", metavar="CODE", help="only this plant (repeatable)")
     reliability.add_argument("--now", type=_time, default=None,

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from settlement import i18n, templating
+from settlement.billing import invoices
 from settlement.money_text import format_yuan
 from settlement.errors import NotFound
 from settlement.models import (
@@ -37,6 +38,7 @@ from settlement.models import (
     BillState,
     ConfirmationForm,
     FormState,
+    InvoiceState,
     LineKind,
     Meter,
     MeterKind,
@@ -493,6 +495,11 @@ async def bill_view(bill_id: int, lang: str = "zh", *, lang_urls: dict[str, str]
                 "channel": t["refund_done" if r.state == RefundState.SUCCEEDED else "refund_pending"],
                 "reference": r.refund_id or r.out_refund_no, "amount": "-" + format_yuan(r.amount_fen)}
                for r in refunds],
+            # the e-invoices issued (requested or refused ones have no number to show)
+            "invoices": [{"number": i.invoice_number,
+                          "issued_on": _date_text(i.issued_at.astimezone(LOCAL).date(), lang),
+                          "amount": format_yuan(i.amount_fen), "tax": format_yuan(i.tax_fen)}
+                         for i in await invoices.bill_invoices(bill.id) if i.state == InvoiceState.ISSUED],
         },
         "body": _form_body(bill.form, lang), "chart": await _chart_for(cycle, lang), "pdf_url": pdf_url,
         "kind": "bill", "file_stem": bill.number,

@@ -138,6 +138,11 @@ def _bill_part(view: Mapping[str, Any]) -> list:
         parts.append(_table(rows, [0.24 * WIDTH, 0.18 * WIDTH, 0.40 * WIDTH, 0.18 * WIDTH], numeric_from=3))
     else:
         parts.append(_p(t["no_payments"], _NOTE))
+    if bill["invoices"]:
+        parts.append(_p(t["invoices"], _H2))
+        rows = [[t["invoice_number"], t["invoice_issued_on"], t["invoice_amount"], t["invoice_tax"]]]
+        rows += [[i["number"], i["issued_on"], i["amount"], i["tax"]] for i in bill["invoices"]]
+        parts.append(_table(rows, [0.40 * WIDTH, 0.24 * WIDTH, 0.18 * WIDTH, 0.18 * WIDTH], numeric_from=2))
     return parts
 
 

@@ -1,8 +1,14 @@
-"""E-invoices (电子发票) for money an owner paid: one per payment, or one per owner and month.
+"""E-invoices (电子发票) for money an owner paid: one per paid bill, per payment, or per owner and month.
 
-A request is an :class:`~settlement.models.InvoiceRequest` keyed ``payment:<id>`` or
-``month:<owner>:<YYYY-MM>`` (asking again returns the same request), with the buyer's tax
-details as the owner gives them. :func:`issue_requested` hands requested ones to the tax
+A request is an :class:`~settlement.models.InvoiceRequest` keyed ``bill:<id>``, ``payment:<id>``
+or ``month:<owner>:<YYYY-MM>`` (asking again returns the same request), with the buyer's tax
+details as the owner gives them. A bill that is paid gets its request by itself
+(:func:`request_for_paid_bills`, the scheduler's ``invoices`` job), with the owner's name and tax id
+on file; an owner without a valid tax id on file gets none by itself (a personal buyer's details
+are asked for, not guessed). The request is made from the bill's state, not from the payment
+event, so a payment recorded by any path (WeChat Pay, an import, staff, a prepaid true-up) and
+a run that failed half-way lose nothing: the next run makes what is missing, and the unique key
+makes it once. :func:`issue_requested` hands requested ones to the tax
 system (:class:`settlement.ports.tax.TaxInvoicing`) and keeps what became of each::
 
     requested ──issued──▶ issued (number, rendered document)
@@ -11,7 +17,9 @@ system (:class:`settlement.ports.tax.TaxInvoicing`) and keeps what became of eac
         └──tax system away──▶ requested (tried again on the next run)
 
 Money is never invoiced twice: a month's invoice covers the owner's payments in that local
-month that have no invoice of their own, and a payment in a month already invoiced gets none.
+month that have no invoice of their own (nor their bill's), a payment in a month already invoiced
+gets none, and a bill's invoice covers its payments that have none of their own (nor their
+month's); what a bill was paid from prepaid credit was invoiced with the top-up, if at all.
 The amount is what was paid less what was refunded (asked or done); VAT is taken out of it at
 the electricity rate (DOMAIN.md "Money": 13 %), rounded once.
 
@@ -30,7 +38,7 @@ from billing_engine import money
 from settlement import templating
 from settlement.cycles.runs import parse_period
 from settlement.errors import Conflict, InvalidInput, NotFound
-from settlement.models import InvoiceRequest, InvoiceState, Owner, Payment, Refund, RefundState
+from settlement.models import Bill, BillState, InvoiceRequest, InvoiceState, Owner, Payment, Refund, RefundState
 from settlement.money_text import format_yuan
 from settlement.ports.tax import InvoiceDraft, TaxInvoicing, TaxRefused, TaxUnavailable
 from settlement.clock import LOCAL, UTC, utc_now
@@ -79,6 +87,16 @@ async def _save(key: str, owner_id: int, fields: dict) -> InvoiceRequest:
         return await InvoiceRequest.get(request_key=key)
 
 
+def bill_key(bill_id: int) -> str:
+    """The request key of a bill's own invoice."""
+    return f"bill:{bill_id}"
+
+
+async def _bill_invoiced(bill_id: int | None) -> bool:
+    return bill_id is not None and await InvoiceRequest.filter(
+        request_key=bill_key(bill_id), state__not=InvoiceState.FAILED).exists()
+
+
 async def request_for_payment(payment_id: int, owner_id: int, buyer_name: str, buyer_tax_id: str) -> InvoiceRequest:
     """An e-invoice for one of the owner's payments (a bill payment or a prepaid top-up).
 
@@ -92,6 +110,8 @@ async def request_for_payment(payment_id: int, owner_id: int, buyer_name: str, b
     month = _month_of(payment)
     if await InvoiceRequest.filter(request_key=f"month:{owner_id}:{month}", state__not=InvoiceState.FAILED).exists():
         raise Conflict(f"{month} is invoiced as a whole already", code="already_invoiced")
+    if await _bill_invoiced(payment.bill_id):
+        raise Conflict("the bill this payment paid is invoiced already", code="already_invoiced")
     amount = await _net_fen(payment)
     if amount <= 0:
         raise Conflict("nothing of this payment is left to invoice", code="nothing_to_invoice")
@@ -119,6 +139,10 @@ async def request_for_month(owner_id: int, month: str, buyer_name: str, buyer_ta
                                     paid_at__lt=end.astimezone(UTC))
     own = set(await InvoiceRequest.filter(payment_id__in=[p.id for p in payments],
                                           state__not=InvoiceState.FAILED).values_list("payment_id", flat=True))
+    bills = set(await InvoiceRequest.filter(
+        request_key__in=[bill_key(p.bill_id) for p in payments if p.bill_id is not None],
+        state__not=InvoiceState.FAILED).values_list("request_key", flat=True))
+    own |= {p.id for p in payments if p.bill_id is not None and bill_key(p.bill_id) in bills}
     amount = sum([await _net_fen(p) for p in payments if p.id not in own])
     if amount <= 0:
         raise Conflict(f"nothing paid in {month} is left to invoice", code="nothing_to_invoice")
@@ -126,12 +150,69 @@ async def request_for_month(owner_id: int, month: str, buyer_name: str, buyer_ta
         "month": month, "buyer_name": name, "buyer_tax_id": tax_id, "amount_fen": amount, "tax_fen": _tax(amount)})
 
 
+async def _bill_amount_fen(bill: Bill) -> int:
+    """What was paid against the bill and is not invoiced otherwise [fen]."""
+    amount = 0
+    for payment in await Payment.filter(bill_id=bill.id):
+        if await InvoiceRequest.filter(payment_id=payment.id, state__not=InvoiceState.FAILED).exists():
+            continue
+        if await InvoiceRequest.filter(request_key=f"month:{bill.owner_id}:{_month_of(payment)}",
+                                       state__not=InvoiceState.FAILED).exists():
+            continue
+        amount += await _net_fen(payment)
+    return amount
+
+
+async def request_for_paid_bills(*, limit: int = 100) -> dict[str, int]:
+    """Make the one invoice request of each paid bill that has none yet (safe to run again).
+
+    The buyer is the owner as on file (name, tax id). Bills whose owner has no tax id are not
+    looked at; those whose owner's tax id is malformed, or whose payments are all invoiced
+    otherwise (or were credit), get none and are counted. At most ``limit`` requests a run.
+
+    Returns
+    -------
+    dict
+        ``{"invoices_requested": n, "invoices_without_tax_id": n, "invoices_nothing_to_invoice": n}``.
+    """
+    done = {"invoices_requested": 0, "invoices_without_tax_id": 0, "invoices_nothing_to_invoice": 0}
+    asked = {int(k.split(":", 1)[1]) for k in await InvoiceRequest.filter(request_key__startswith="bill:")
+             .values_list("request_key", flat=True)}
+    # no limit on the bills looked at: a bill skipped (no valid tax id, nothing left to invoice) is
+    # looked at again each run, and a limit would let such bills hold back the ones after them
+    paid = await Bill.filter(state=BillState.PAID, owner__tax_id__isnull=False).exclude(id__in=list(asked)) \
+        .order_by("id").prefetch_related("owner")
+    for bill in paid:
+        if done["invoices_requested"] >= limit:
+            break
+        try:
+            name, tax_id = _buyer(bill.owner.name, bill.owner.tax_id or "")
+        except InvalidInput:
+            done["invoices_without_tax_id"] += 1
+            continue
+        amount = await _bill_amount_fen(bill)
+        if amount <= 0:
+            done["invoices_nothing_to_invoice"] += 1
+            continue
+        await _save(bill_key(bill.id), bill.owner_id, {
+            "buyer_name": name, "buyer_tax_id": tax_id, "amount_fen": amount, "tax_fen": _tax(amount)})
+        done["invoices_requested"] += 1
+    return done
+
+
+async def bill_invoices(bill_id: int) -> list[InvoiceRequest]:
+    """The invoices of a bill: its own and those of its payments, oldest first."""
+    payments = await Payment.filter(bill_id=bill_id).values_list("id", flat=True)
+    keys = [bill_key(bill_id), *(f"payment:{p}" for p in payments)]
+    return await InvoiceRequest.filter(request_key__in=keys).order_by("created_at", "id")
+
+
 def render(request: InvoiceRequest) -> str:
     """The issued invoice as an HTML document."""
     return _ENV.get_template("invoice/e_invoice.html").render(
         number=request.invoice_number, issued_on=f"{request.issued_at.astimezone(LOCAL):%Y年%m月%d日}",
         buyer_name=request.buyer_name, buyer_tax_id=request.buyer_tax_id,
-        item=ITEM if request.payment_id else f"{ITEM}（{request.month}）",
+        item=ITEM if request.month is None else f"{ITEM}（{request.month}）",
         net_yuan=format_yuan(request.amount_fen - request.tax_fen, grouping=False), vat_percent=f"{VAT_RATE * 100:.0f}",
         tax_yuan=format_yuan(request.tax_fen, grouping=False),
         amount_yuan=format_yuan(request.amount_fen, grouping=False))

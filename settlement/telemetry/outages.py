@@ -7,13 +7,17 @@
   without coordinates are judged at Shanghai's).
 * **Opens** — when, since the plant's last producing sample (or its first sample, if it never
   produced; or the end of its previous outage, if later), the sun has been up for at least
-  :data:`SILENCE` in one stretch. The outage starts where that stretch starts, usually the time
-  of the last producing sample; so a plant that stops at dusk and starts with the morning sun
-  opens nothing, and one that stopped at noon has an outage from noon. Its cause is ``fault``
+  :data:`SILENCE` in one stretch. The outage starts where that stretch starts, or where production
+  stopped if that is later (:func:`_stopped_us`): the last producing sample shows the plant
+  producing at its time, so the outage starts at the first sample after it (one that shows
+  nothing produced), or, when none came, one sample interval after it, when the next sample was
+  due; so a plant that stops at dusk and starts with the morning sun opens nothing, and one whose
+  last producing sample was at 12:00, reporting every 15 minutes, has an outage from 12:15. Its cause is ``fault``
   when a device's latest sample reports a fault, else ``silent`` (nothing, or nothing producing,
   arrived).
-* **Closes** — at the time of the first producing sample after its start, whenever that arrives
-  (a late batch closes it at the right time too).
+* **Closes** — at the time of the first producing sample from its start on, whenever that arrives
+  (a late batch closes it at the right time too; one producing at the very start leaves an outage
+  of no length, which the figures do not count).
 * Plants whose devices never sent a sample are not judged (their telemetry is not connected yet).
 
 Staff alarms go through the notification outbox: each outage records a ``notified`` state
@@ -54,6 +58,8 @@ log = logging.getLogger("pvsettle.outages")
 
 #: Daylight without production before a plant has an outage.
 SILENCE = dt.timedelta(minutes=30)
+#: A plant's sample interval when it has sent only one sample [µs] (the rollups' 15 minutes).
+DEFAULT_SAMPLE_INTERVAL_US = 15 * 60 * 1_000_000
 #: How far back an outage's start is looked for [µs].
 LOOK_BACK_US = 31 * DAY_US
 #: Samples looked at per open outage and check when looking for production again.
@@ -141,6 +147,9 @@ async def check_outages(now: dt.datetime | None = None) -> dict[str, int]:
         start = first_daylight_stretch(after, now_us, lat, lon, SILENCE // dt.timedelta(microseconds=1))
         if start is None:
             continue
+        if plant in producing:
+            stopped = await _stopped_us(store, plant, producing[plant], ended.get(plant))
+            start = min(max(start, stopped), now_us)
         faulty = [serials.get(d, str(d)) for d, ts, status in latest_of[plant]
                   if status == "fault" and ts > producing.get(plant, -1)]
         cause = OutageCause.FAULT if faulty else OutageCause.SILENT
@@ -162,6 +171,26 @@ async def _last_ends(plant_ids: list[int]) -> dict[int, int]:
             "plant_id", "ended_at"):
         ends[plant] = max(datetime_to_us(ended), ends.get(plant, 0))
     return ends
+
+
+async def _stopped_us(store: TelemetryStore, plant_id: int, producing_us: int, since_us: int | None) -> int:
+    """Where a plant's production stopped, after its last producing sample at ``producing_us`` [µs].
+
+    That sample saw the plant producing at its own time, so the stop is seen first at the next
+    sample (which did not show production). With no sample since, it is where the next one was
+    due: one sample interval later, the interval being the time from the plant's sample before
+    the producing one to it (:data:`DEFAULT_SAMPLE_INTERVAL_US` if there is none since the plant's
+    previous outage ended at ``since_us``: a gap across an outage is no sample interval).
+    """
+    following = await store.plant_samples_after(plant_id, producing_us, 1)
+    if following:
+        return following[0][0]
+    query = TelemetrySample.filter(device__plant_id=plant_id, ts__lt=us_to_datetime(producing_us))
+    if since_us is not None:
+        query = query.filter(ts__gte=us_to_datetime(since_us))
+    before = await query.order_by("-ts").limit(1).values_list("ts", flat=True)
+    interval = producing_us - datetime_to_us(before[0]) if before else DEFAULT_SAMPLE_INTERVAL_US
+    return producing_us + interval
 
 
 async def _first_sample_us(plant_id: int) -> int:
@@ -188,7 +217,7 @@ async def _open(plant_id: int, cause: OutageCause, start_us: int, now: dt.dateti
 
 async def _close_if_producing(store: TelemetryStore, outage: PlantOutage, now: dt.datetime) -> int:
     for ts, power, interval, status, _serial in await store.plant_samples_after(
-            outage.plant_id, datetime_to_us(outage.started_at), CLOSE_SCAN):
+            outage.plant_id, datetime_to_us(outage.started_at) - 1, CLOSE_SCAN):
         if status != "fault" and (power > 0 or interval > 0):
             async with in_transaction() as conn:
                 changed = await PlantOutage.filter(id=outage.id, ended_at__isnull=True).using_db(conn).update(

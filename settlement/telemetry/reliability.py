@@ -9,7 +9,9 @@ Figures per plant
   produce, the share in which it produced (energy or power in the slot). It should produce where
   its irradiance sensor saw at least :data:`AVAILABILITY_IRRADIANCE` on average, and where there
   is no sensor value, while the sun is at least 10° up in the middle of the slot
-  (:mod:`settlement.telemetry.solar`). A gap in the data is a slot without production.
+  (:mod:`settlement.telemetry.solar`). A gap in the data is a slot without production. In a span
+  still going on (this month, today) only the slots that ended by ``now`` count: daylight that
+  has not happened yet is neither produced nor missed.
 * ``outages``, ``outage_hours`` — the plant's outage events (:mod:`settlement.telemetry.outages`) that
   overlap the span, and their hours inside it (an open one counts up to ``now``);
   ``outage_daylight_hours`` — of those, the hours the sun was up (production really lost).
@@ -22,17 +24,27 @@ Figures per plant
   and availability are None rather than 0 (no data is not a plant that produced nothing), and the
   plant is left out of the figures over owners.
 
-Figures over owners (IEEE 1366; DL/T 836 RS-1 is the same as ASAI here)
-------------------------------------------------------------------------
+Figures over owners (IEEE 1366, DL/T 836)
+-----------------------------------------
 The customers are the owners of the measured plants taken (NT of them, ``owners``; plants with
 ``reason`` "no telemetry" are counted in ``plants_without_telemetry`` only); each outage interrupts its
 plant's owner, weighted by the plant's share of the owner's capacity among the plants taken
 (``Ni = P0_plant / P0_owner``: an owner of one plant counts whole, an owner of two equal plants
 half for an outage of one), so an owner is never interrupted more than once at a time.
-``ri`` is the outage's hours inside the span and ``T`` the span's hours:
+``ri`` is the outage's hours inside the span and ``T`` the span's hours up to ``now`` (all of
+them once it is over; ``period_hours``):
 SAIFI = ΣNi / NT, SAIDI = Σ ri·Ni / NT [h], CAIDI = SAIDI / SAIFI [h] (None without outages),
 ASAI = (NT·T − Σ ri·Ni) / (NT·T). With no measured plant they are all None, and the portfolio's
 ``reason`` says "no telemetry".
+
+Beside them, against the targets :data:`RS1_TARGET_PERCENT` and
+:data:`OUTAGES_PER_HOUSEHOLD_YEAR_TARGET` (``*_target`` and ``*_met``, None when the figure is):
+
+* ``rs1_percent`` — DL/T 836 RS-1 (供电可靠率) = (1 − average outage hours per household / T) × 100
+  = (1 − SAIDI / T) × 100 [%], 3 places; met when at least 99.976 % (≈ 2.1 h per household per
+  year).
+* ``outages_per_household_per_year`` — SAIFI annualised: SAIFI × 8760 h / T (a year of 365 days),
+  4 places; met when at most 0.8.
 
 Ratios are decimal strings with 4 places, hours 2, energy kWh 3, yields 3, when turned into
 JSON by :func:`figures_as_dict`.
@@ -65,6 +77,12 @@ AVAILABILITY_IRRADIANCE = 50
 AVAILABILITY_IRRADIATION_WH_M2 = AVAILABILITY_IRRADIANCE / 4
 RATIO, HOURS, KWH = Decimal("0.0001"), Decimal("0.01"), Decimal("0.001")
 NO_TELEMETRY = "no telemetry"
+#: DL/T 836 RS-1 a portfolio should reach [%].
+RS1_TARGET_PERCENT = Decimal("99.976")
+#: Outages per household per year a portfolio should stay within.
+OUTAGES_PER_HOUSEHOLD_YEAR_TARGET = Decimal("0.8")
+YEAR_HOURS = Decimal(8760)
+PERCENT = Decimal("0.001")
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,14 @@ class Span:
     @property
     def hours(self) -> Decimal:
         return Decimal((self.end - self.start) // dt.timedelta(seconds=1)) / 3600
+
+    def elapsed_end(self, now: dt.datetime | None) -> dt.datetime:
+        """Where the span stops for figures at ``now``: its end once over, ``now`` while going on."""
+        return self.end if now is None else min(max(now.astimezone(UTC), self.start), self.end)
+
+    def elapsed_hours(self, now: dt.datetime | None) -> Decimal:
+        """The span's hours up to ``now`` [h]."""
+        return Decimal((self.elapsed_end(now) - self.start) // dt.timedelta(seconds=1)) / 3600
 
 
 @dataclass(frozen=True)
@@ -142,6 +168,13 @@ class PortfolioFigures:
     caidi_hours: Decimal | None
     asai: Decimal | None
     performance_ratio: Decimal | None
+    period_hours: Decimal = Decimal(0)
+    rs1_percent: Decimal | None = None
+    rs1_target_percent: Decimal = RS1_TARGET_PERCENT
+    rs1_met: bool | None = None
+    outages_per_household_per_year: Decimal | None = None
+    outages_per_household_per_year_target: Decimal = OUTAGES_PER_HOUSEHOLD_YEAR_TARGET
+    outages_per_household_per_year_met: bool | None = None
     plants_without_telemetry: int = 0
     plants_tripping_repeatedly: int = 0
     reason: str | None = None
@@ -268,12 +301,15 @@ async def _figures(span: Span, plants: list[dict], now: dt.datetime) -> list[Pla
         bucket_start__gte=span.start, bucket_start__lt=span.end).distinct().values_list("plant_id", flat=True))
     slots = np.arange(start_us, end_us, QUARTER_US, dtype=np.int64)
     end_of_outages = min(now.astimezone(UTC), span.end)
+    # a slot counts once it is over: its rollup is whole, and later daylight has not happened yet
+    elapsed = slots + QUARTER_US <= datetime_to_us(span.elapsed_end(now))
     out = []
     for plant in plants:
         lat, lon = _site(plant)
         expected = should_produce(slots + QUARTER_US // 2, lat, lon)
         producing, energy_wh, irradiated_energy_wh, irradiation_wh_m2, has_irradiance = _production(
             by_plant.get(plant["id"], []), start_us, expected)
+        expected &= elapsed
         capacity = Decimal(plant["capacity_kwp"])
         count, hours, daylight = _outage_time(outages.get(plant["id"], []), span, end_of_outages, lat, lon)
         final_yield = Decimal(energy_wh) / 1000 / capacity if capacity else None
@@ -310,11 +346,12 @@ async def portfolio_figures(period: str, plant_ids: Iterable[int] | None = None,
     now = now or utc_now()
     plants = await _plants(plant_ids)
     figures = await _figures(span, plants, now)
-    return summarize(span, figures), figures
+    return summarize(span, figures, now), figures
 
 
-def summarize(span: Span, figures: Sequence[PlantFigures]) -> PortfolioFigures:
-    """The portfolio figures from the plants' (pure: no I/O)."""
+def summarize(span: Span, figures: Sequence[PlantFigures], now: dt.datetime | None = None) -> PortfolioFigures:
+    """The portfolio figures from the plants' (pure: no I/O), the span taken up to ``now``
+    (default: all of it)."""
     taken = figures
     figures = [f for f in taken if f.reason is None]
     owner_capacity: dict[int, Decimal] = defaultdict(Decimal)
@@ -342,7 +379,14 @@ def summarize(span: Span, figures: Sequence[PlantFigures]) -> PortfolioFigures:
         pr = _ratio(yf, yr)
     saifi = _ratio(interrupted, owners)
     saidi = _ratio(customer_hours, owners, HOURS)
-    total = owners * span.hours
+    hours = span.elapsed_hours(now)
+    total = owners * hours
+    rs1 = outages_a_year = rs1_exact = a_year_exact = None
+    if owners and hours:
+        # met or not is judged on the figures before rounding
+        rs1_exact = (1 - customer_hours / owners / hours) * 100
+        a_year_exact = interrupted / owners * YEAR_HOURS / hours
+        rs1, outages_a_year = _q(rs1_exact, PERCENT), _q(a_year_exact, RATIO)
     return PortfolioFigures(
         period=span.label, plants=len(taken), owners=owners, capacity_kwp=capacity, energy_kwh=energy,
         specific_yield_kwh_per_kwp=_ratio(energy, measured_capacity, KWH) if figures else None,
@@ -351,6 +395,10 @@ def summarize(span: Span, figures: Sequence[PlantFigures]) -> PortfolioFigures:
         saifi=saifi, saidi_hours=saidi,
         caidi_hours=_ratio(customer_hours, interrupted, HOURS) if interrupted else None,
         asai=_ratio(total - customer_hours, total) if total else None, performance_ratio=pr,
+        period_hours=_q(hours, HOURS), rs1_percent=rs1, rs1_met=None if rs1_exact is None else rs1_exact >= RS1_TARGET_PERCENT,
+        outages_per_household_per_year=outages_a_year,
+        outages_per_household_per_year_met=None if a_year_exact is None
+        else a_year_exact <= OUTAGES_PER_HOUSEHOLD_YEAR_TARGET,
         plants_without_telemetry=len(taken) - len(figures),
         plants_tripping_repeatedly=sum(1 for f in taken if f.repeated_tripping),
         reason=NO_TELEMETRY if taken and not figures else None)

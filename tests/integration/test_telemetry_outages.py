@@ -42,7 +42,7 @@ async def test_a_plant_that_stops_at_noon_has_an_outage_until_it_produces_again(
     assert await check("2026-06-15 12:31") == {"outages_opened": 1, "outages_closed": 0}
     assert await check("2026-06-15 12:40") == {"outages_opened": 0, "outages_closed": 0}  # no second one
     outage = await m.PlantOutage.get(plant=plant)
-    assert (outage.cause, outage.started_at, outage.ended_at) == ("silent", local("2026-06-15 12:00"), None)
+    assert (outage.cause, outage.started_at, outage.ended_at) == ("silent", local("2026-06-15 12:05"), None)
     assert (outage.notified, outage.end_notified, outage.detail) == ("pending", None, "最后发电 2026-06-15 12:00")
     assert outage.detected_at == local("2026-06-15 12:31")
 
@@ -55,6 +55,25 @@ async def test_a_plant_that_stops_at_noon_has_an_outage_until_it_produces_again(
     assert (outage.ended_at, outage.end_notified) == (local("2026-06-15 14:05"), "pending")
     assert [e.action for e in await m.AuditEvent.filter(entity="plant_outage").order_by("id")] == [
         "OpenOutage", "CloseOutage"]
+
+
+async def test_an_outage_starts_where_production_stopped_not_at_the_last_producing_sample(plant):
+    # every 15 minutes until 12:00: the 12:15 sample did not come, so production stopped by then
+    rows, energy = [], 1_000_000
+    for i in range(13):  # 09:00 … 12:00
+        rows.append(sample((local("2026-06-15 09:00") + dt.timedelta(minutes=15 * i)).strftime("%Y-%m-%d %H:%M"),
+                           energy, 3000))
+        energy += 750
+    await ingest(rows, now="2026-06-15 12:00:30")
+    assert (await check("2026-06-15 12:31"))["outages_opened"] == 1
+    assert (await m.PlantOutage.get(plant=plant)).started_at == local("2026-06-15 12:15")
+
+
+async def test_a_sample_without_production_is_where_the_outage_starts(plant):
+    await ingest(every_5_minutes("2026-06-15 09:00", "2026-06-15 12:00")
+                 + [sample("2026-06-15 12:02", 1_009_000, 0)], now="2026-06-15 12:02:30")
+    assert (await check("2026-06-15 12:40"))["outages_opened"] == 1
+    assert (await m.PlantOutage.get(plant=plant)).started_at == local("2026-06-15 12:02")
 
 
 async def test_night_is_no_outage_and_a_plant_that_wakes_with_the_sun_has_none(plant):
@@ -79,7 +98,7 @@ async def test_a_fault_status_opens_a_fault_outage(plant):
                                    status="fault"), now="2026-06-15 10:46")
     assert await check("2026-06-15 10:46") == {"outages_opened": 1, "outages_closed": 0}
     outage = await m.PlantOutage.get(plant=plant)
-    assert (outage.cause, outage.started_at, outage.detail) == ("fault", local("2026-06-15 10:00"), "设备故障: INV-1")
+    assert (outage.cause, outage.started_at, outage.detail) == ("fault", local("2026-06-15 10:05"), "设备故障: INV-1")
     await ingest([sample("2026-06-15 11:00", 1_003_400, 2000)], now="2026-06-15 11:00:20")
     assert await check("2026-06-15 11:01") == {"outages_opened": 0, "outages_closed": 1}
     assert (await m.PlantOutage.get(plant=plant)).ended_at == local("2026-06-15 11:00")
@@ -92,7 +111,7 @@ async def test_a_late_batch_closes_the_outage_when_production_really_resumed(pla
     await ingest(every_5_minutes("2026-06-15 12:05", "2026-06-15 16:00", energy=1_009_250), now="2026-06-15 16:00:30")
     assert (await check("2026-06-15 16:01"))["outages_closed"] == 1
     outage = await m.PlantOutage.get(plant=plant)
-    assert (outage.started_at, outage.ended_at) == (local("2026-06-15 12:00"), local("2026-06-15 12:05"))
+    assert (outage.started_at, outage.ended_at) == (local("2026-06-15 12:05"), local("2026-06-15 12:05"))
 
 
 async def test_a_plant_that_never_produced_is_out_from_its_first_sample_and_one_without_samples_is_not_judged(db):
@@ -110,7 +129,7 @@ async def test_staff_alarms_wait_for_the_outbox_and_are_marked_once(plant):
     await check("2026-06-15 12:45")
     alarms = await outage_alarms_due()
     assert [(a.kind, a.plant_code, a.what, a.started_at, a.dedupe_key.endswith(":opened")) for a in alarms] == [
-        ("opened", "PV-O", "无数据上报", local("2026-06-15 12:00"), True)]
+        ("opened", "PV-O", "无数据上报", local("2026-06-15 12:05"), True)]
     assert await mark_outage_alarms_notified(alarms, at=local("2026-06-15 12:46")) == 1
     assert await mark_outage_alarms_notified(alarms) == 0
     assert await outage_alarms_due() == []
@@ -146,7 +165,7 @@ async def test_an_outage_alarms_staff_once_through_the_outbox_and_its_end_and_a_
     await check("2026-06-15 12:45")
     assert await send_outage_alarms(local("2026-06-15 12:46"), apps=notify_apps) == 1
     opened = ("OutageOpened", "staff-oa", "outage_alarm",
-              {"thing1": "PV-O", "character_string2": "PV-O", "time3": "2026年06月15日 12:00", "thing4": "无数据上报"})
+              {"thing1": "PV-O", "character_string2": "PV-O", "time3": "2026年06月15日 12:05", "thing4": "无数据上报"})
     assert await _alarm_rows() == [opened]
     # the next ticks, and another check while it is still out, write nothing more
     assert await send_outage_alarms(local("2026-06-15 12:50"), apps=notify_apps) == 0
@@ -165,10 +184,11 @@ async def test_an_outage_alarms_staff_once_through_the_outbox_and_its_end_and_a_
              {"thing1": "PV-O", "character_string2": "PV-O", "time3": "2026年06月15日 13:00", "thing4": "已恢复发电"})
     assert await _alarm_rows() == [opened, ended]
 
-    # it stops again: a new outage, a new alarm (its own key), not the old one again
+    # it stops again: a new outage, a new alarm (its own key), not the old one again; its one
+    # sample since the last outage gives no interval, so the stop is 15 minutes after it
     await check("2026-06-15 13:40")
     assert await send_outage_alarms(local("2026-06-15 13:41"), apps=notify_apps) == 1
-    assert (await _alarm_rows())[2:] == [(*opened[:3], {**opened[3], "time3": "2026年06月15日 13:00"})]
+    assert (await _alarm_rows())[2:] == [(*opened[:3], {**opened[3], "time3": "2026年06月15日 13:15"})]
     assert await m.PlantOutage.filter(plant=plant).count() == 2
 
 

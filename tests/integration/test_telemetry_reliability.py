@@ -95,6 +95,12 @@ async def test_ieee_1366_indices_over_owners_for_a_month(portfolio):
     assert (summary.owners, summary.plants, summary.outages, summary.outage_hours) == (3, 5, 5, Decimal("18.00"))
     assert (summary.saifi, summary.saidi_hours, summary.caidi_hours, summary.asai) == (
         Decimal("1.0833"), Decimal("4.83"), Decimal("4.46"), Decimal("0.9933"))
+    # DL/T 836 RS-1 = (1 − (14.5 / 3) / 720) × 100 = (1 − 0.0067130) × 100 = 99.329 % < 99.976 %
+    # outages per household per year = 3.25 / 3 × 8760 / 720 = 1.08333 × 12.16667 = 13.1806 > 0.8
+    assert (summary.period_hours, summary.rs1_percent, summary.rs1_target_percent, summary.rs1_met) == (
+        Decimal("720.00"), Decimal("99.329"), Decimal("99.976"), False)
+    assert (summary.outages_per_household_per_year, summary.outages_per_household_per_year_target,
+            summary.outages_per_household_per_year_met) == (Decimal("13.1806"), Decimal("0.8"), False)
     assert (summary.capacity_kwp, summary.energy_kwh, summary.specific_yield_kwh_per_kwp) == (
         Decimal("75.000"), Decimal("22.200"), Decimal("0.296"))
     assert summary.performance_ratio == Decimal("0.9000")
@@ -105,9 +111,35 @@ async def test_an_open_outage_counts_up_to_now_and_one_owner_sees_their_own_indi
     summary, [p4, p5] = await portfolio_figures("2026-06", [portfolio["P4"].id, portfolio["P5"].id],
                                                 now=local("2026-06-30 13:30"))
     assert (p4.outages, p4.outage_hours) == (1, Decimal("3.50"))
-    # one owner (丙, 15 kWp): Ni = 5/15; SAIFI = 0.3333, SAIDI = 3.5/3 = 1.17 h, ASAI = 1 − 1.1667/720
+    # one owner (丙, 15 kWp): Ni = 5/15; SAIFI = 0.3333, SAIDI = 3.5/3 = 1.17 h; June is still going
+    # on, T = 29 × 24 + 13.5 = 709.5 h: ASAI = 1 − 1.1667/709.5 = 0.9984
     assert (summary.owners, summary.saifi, summary.saidi_hours, summary.caidi_hours, summary.asai) == (
         1, Decimal("0.3333"), Decimal("1.17"), Decimal("3.50"), Decimal("0.9984"))
+    # RS-1 = (1 − 1.16667 / 709.5) × 100 = (1 − 0.0016444) × 100 = 99.836 %;
+    # outages per household per year = 0.33333 × 8760 / 709.5 = 0.33333 × 12.34672 = 4.1156
+    assert (summary.period_hours, summary.rs1_percent, summary.outages_per_household_per_year) == (
+        Decimal("709.50"), Decimal("99.836"), Decimal("4.1156"))
+
+
+async def test_a_month_to_date_counts_only_the_daylight_that_has_happened(portfolio):
+    """On 2026-06-01 the sun is 10° up in the middle of the slots 05:45 … 17:45 (49), 25 of them by 12:00."""
+    p6 = await plant("P6", await m.Owner.create(name="丁"), "5", {"INV-P6": 5_000})
+    await ingest(every_5_minutes("2026-06-01 05:30", "2026-06-01 12:00", device="INV-P6"), now="2026-06-01 12:00:30")
+    noon = local("2026-06-01 12:00")
+    [month] = await plant_figures("2026-06", [p6.id], now=noon)
+    [day] = await plant_figures("2026-06-01", [p6.id], now=noon)
+    # produced in each of the 25 slots over by noon (11:45 … 12:00 is the last); the afternoon and
+    # the 29 days to come are not missed production (the whole month would expect 30 × 49 slots)
+    for figures in (month, day):
+        assert (figures.expected_slots, figures.producing_slots, figures.availability) == (25, 25, Decimal("1.0000"))
+    # once the day is over, its afternoon without production counts: 25 / 49 = 0.5102
+    [after] = await plant_figures("2026-06-01", [p6.id], now=local("2026-06-02 00:00"))
+    assert (after.expected_slots, after.producing_slots, after.availability) == (49, 25, Decimal("0.5102"))
+    summary, _ = await portfolio_figures("2026-06", [p6.id], now=noon)
+    # no outage in the 12 h so far: RS-1 100 %, no outages a year, both targets met
+    assert (summary.period_hours, summary.availability, summary.asai, summary.rs1_percent, summary.rs1_met,
+            summary.outages_per_household_per_year, summary.outages_per_household_per_year_met) == (
+        Decimal("12.00"), Decimal("1.0000"), Decimal("1.0000"), Decimal("100.000"), True, Decimal("0.0000"), True)
 
 
 async def test_the_report_is_json_ready_and_a_bad_period_is_refused(portfolio):
@@ -115,6 +147,13 @@ async def test_the_report_is_json_ready_and_a_bad_period_is_refused(portfolio):
     assert report["period"] == "2026-06" and report["portfolio"]["performance_ratio"] == "0.9000"
     assert report["plants"][0]["plant_code"] == "P5" and report["plants"][0]["availability"] is not None
     assert report["portfolio"]["caidi_hours"] is None  # no outage: no duration per interruption
+    assert {k: report["portfolio"][k] for k in ("rs1_percent", "rs1_target_percent", "rs1_met",
+                                                 "outages_per_household_per_year",
+                                                 "outages_per_household_per_year_target",
+                                                 "outages_per_household_per_year_met")} == {
+        "rs1_percent": "100.000", "rs1_target_percent": "99.976", "rs1_met": True,
+        "outages_per_household_per_year": "0.0000", "outages_per_household_per_year_target": "0.8",
+        "outages_per_household_per_year_met": True}
     for bad in ("2026-13", "2026-6", "June", "2026-06-31", "1999-12"):
         with pytest.raises(InvalidInput):
             await plant_figures(bad)
