@@ -33,6 +33,7 @@ amount      元 with at most 2 decimals, e.g. ``1234.5``, ``1,234.50``, ``¥1234
             ``1234.50元`` — converted to fen exactly, never through a float
 channel     ``bank`` (转账, 银行), ``counter`` (柜台, 现金), ``other`` (其他)
 form        a confirmation form's id (shown in replies as 确认单 #id)
+fault       a fault report's id (shown in replies as 报修 #id; ``#12`` and ``F12`` read as 12)
 payment     a payment's id or its transaction id (WeChat Pay's, or ``bank_transfer:<reference>``)
 bill        a bill's number (``202610-PV-E1-1``) or its id
 days        a whole number of days ≥ 0
@@ -77,6 +78,10 @@ command                                                  role      does
 退款 <payment> <amount> 原因 <reason>                      admin     refund (part of) a payment: a WeChat Pay one
                                                                    through WeChat Pay, an offline one as paid
                                                                    back by finance; the bill owes it again
+工单 <fault> <state> [note]                                operator  move an owner's fault report (报修) on: state 受理 or
+                                                                   处理中 (in_progress), 已修复 or 已解决 (resolved);
+                                                                   the note (free text) is shown to the owner, who
+                                                                   is told of each step through the outbox
 欠费 [days]                                               viewer    bills unpaid ≥ days past their due date (default 1)
 电站 <plant>                                              viewer    capacity, live state, latest telemetry, open faults
 报表 <period>                                             viewer    the cycle report's figures and a signed link to
@@ -86,7 +91,7 @@ command                                                  role      does
 =======================================================  ========  ===============================================
 
 English aliases: read (抄表), adjust (调整), reissue/resend (重发), confirm (确认), collect/receive
-(收款), invite (邀请), refund (退款), arrears (欠费), plant/station (电站), report (报表),
+(收款), invite (邀请), refund (退款), fault (工单), arrears (欠费), plant/station (电站), report (报表),
 notice/delivery (通知).
 
 A message that is not a command is answered with a pointer to 帮助; a command with the wrong
@@ -154,6 +159,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("collect", ("收款", "collect", "receive"), StaffRole.OPERATOR, 3, 4),
     Spec("invite", ("邀请", "invite"), StaffRole.OPERATOR, 1, 1),
     Spec("refund", ("退款", "refund"), StaffRole.ADMIN, 2, 2, reason="required", background=True),
+    Spec("fault", ("工单", "fault"), StaffRole.OPERATOR, 2, None),
     Spec("arrears", ("欠费", "arrears"), StaffRole.VIEWER, 0, 1),
     Spec("plant", ("电站", "plant", "station"), StaffRole.VIEWER, 1, 1),
     Spec("report", ("报表", "report"), StaffRole.VIEWER, 1, 1, background=True),

@@ -240,7 +240,7 @@ async def repair(cmd: Command, caller: Caller, env: Env) -> str:
         raise Malformed(commands.BY_NAME["repair"], "请描述故障")
     # no photos come through the bot, so the store is never written; it is the mini-program's
     store = LocalDiskStore(Path(env.settings.var_dir) / "uploads")
-    report = await faults.report_fault(principal, plant.id, text, [], store)
+    report = await faults.report_fault(principal, plant.id, text, [], store, apps=env.notify)
     return render("repair", report=report, plant=plant)
 
 

@@ -2,7 +2,7 @@
 
 Each command calls the settlement service that owns the change, and that service writes the audit
 event in the change's transaction (RecordManualReading, AdjustReading/AdjustForm, AdjustEnergy,
-SendForm, ConfirmForm, RecordPayment, IssueInvitation, RequestRefund). What no service audits,
+SendForm, ConfirmForm, RecordPayment, IssueInvitation, RequestRefund, ChangeFaultState). What no service audits,
 the bot does: notifying an owner of a form again (NotifyForm, with the outbox rows it queued), the
 owner's written word behind a confirmation (RecordOwnerWord), the arrears list, a plant's status
 and a bill's notifications looked at (ListArrears, ViewPlant, ViewDelivery) and a report link
@@ -29,6 +29,7 @@ from settlement.billing import arrears as arrears_service
 from settlement import audit
 from settlement.billing import bills
 from settlement.owners import bindings
+from settlement.owners import faults
 from settlement.cycles import forms
 from settlement.telemetry import generation
 from settlement.telemetry import live
@@ -318,6 +319,29 @@ async def refund(cmd: Command, caller: Caller, env: Env) -> Later:
     return Later(run=run, ack=render("busy", what="退款"))
 
 
+def _fault_id(cmd: Command) -> int:
+    ref = cmd.args[0].removeprefix("#").removeprefix("F").removeprefix("f")
+    if not (ref.isascii() and ref.isdigit() and len(ref) <= 12):
+        raise _malformed(cmd, "报修编号是数字，例如 #12")
+    return int(ref)
+
+
+async def fault(cmd: Command, caller: Caller, env: Env) -> str:
+    """工单 <fault> <state> [note]: settlement.owners.faults.set_fault_state (audit and the owner's
+    notice are its own)."""
+    staff = _staff(caller)
+    report_id = _fault_id(cmd)
+    try:
+        state = faults.state_of_word(cmd.args[1])
+    except InvalidInput:
+        raise _malformed(cmd, f"状态「{cmd.args[1][:20]}」应为 受理、处理中 或 已修复") from None
+    parts = cmd.text.split(None, 2)  # the note as typed, full-width punctuation and all
+    note = parts[2].strip() if len(parts) > 2 else None
+    report = await faults.set_fault_state(report_id, state, staff, note, apps=env.notify, now=env.now)
+    plant = await Plant.get(id=report.plant_id)
+    return render("fault", report=report, plant=plant)
+
+
 async def arrears(cmd: Command, caller: Caller, env: Env) -> str:
     """欠费 [days]"""
     staff = _staff(caller)
@@ -391,5 +415,5 @@ async def notice(cmd: Command, caller: Caller, env: Env) -> str:
 
 
 HANDLERS = {"reading": reading, "adjust": adjust, "reissue": reissue, "confirm": confirm, "collect": collect,
-            "invite": invite, "refund": refund, "arrears": arrears, "plant": plant_status, "report": report,
-            "notice": notice}
+            "invite": invite, "refund": refund, "fault": fault, "arrears": arrears, "plant": plant_status,
+            "report": report, "notice": notice}

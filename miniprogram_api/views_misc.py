@@ -24,6 +24,7 @@ from settlement.notify import subscriptions
 from settlement.owners.access import Right, visible_plants
 from settlement.errors import NotFound
 from settlement.models import Attachment, FaultReport, FaultState, SubscribeAcceptance
+from webapp.keys import notify_apps_key
 
 
 def _subscription(row: SubscribeAcceptance) -> SubscriptionOut:
@@ -64,7 +65,8 @@ async def _fault_out(report: FaultReport) -> FaultOut:
 async def report_fault(request: web.Request, call: Call):
     """Report a fault of the plant (报修), with up to 6 photos (owner only)."""
     fields, photos = await read_with_photos(request, FaultFields, call.plant_id)
-    report = await faults.report_fault(call.principal, call.plant_id, fields.text, photos, photo_store(request))
+    report = await faults.report_fault(call.principal, call.plant_id, fields.text, photos, photo_store(request),
+                                      apps=request.config_dict[notify_apps_key])
     return await _fault_out(report)
 
 

@@ -473,6 +473,31 @@ async def payment_received(bill: Any, payment: Any, *, using_db, apps: NotifyApp
                                                apps=apps, also_identity=getattr(payment, "payer_id", None))
 
 
+async def refund_done(refund: Any, payment: Any, *, using_db, apps: NotifyApps,
+                      bill_number: str | None = None) -> int:
+    """RefundDone to the payment's owner once the refund is done; key ``bill:<bill id>:RefundDone:<refund
+    id>`` (``refund:<id>:RefundDone`` for a payment without a bill, a top-up, which names its order).
+
+    A payment nobody owns yet (an unknown order) tells nobody. Content WeChat would refuse (the
+    admin's reason) is written failed, as :func:`notify_owners` does: the refund does not fail for it.
+    """
+    if payment.owner_id is None:
+        return 0
+    if payment.bill_id is not None:
+        if bill_number is None:
+            from settlement.models import Bill
+
+            bill_number = (await Bill.filter(id=payment.bill_id).using_db(using_db)
+                           .values_list("number", flat=True))[0]
+        key = f"bill:{payment.bill_id}:RefundDone:{refund.id}"
+    else:
+        bill_number, key = payment.out_trade_no or f"R{refund.id}", f"refund:{refund.id}:RefundDone"
+    payload = {"bill_number": bill_number, "amount_fen": refund.amount_fen, "refunded_at": refund.settled_at,
+               "reason": refund.reason}
+    return await notify_owners("RefundDone", "refund_done", [(payment.owner_id, payload, key)],
+                               using_db=using_db, apps=apps)
+
+
 async def notify_owner_in_one_statement(event: str, owner_id: int, template: str, payload: Mapping[str, Any],
                                         key: str, *, using_db, apps: NotifyApps, now: dt.datetime | None = None,
                                         also_identity: int | None = None) -> int:

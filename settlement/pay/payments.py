@@ -77,6 +77,7 @@ from settlement.models import (
     Staff,
     WechatIdentity,
 )
+from settlement.notify import outbox
 from settlement.notify.outbox import NotifyApps
 from settlement.pay.orders import (ORDER_TTL, TOPUP_PREFIX, Handled, Ignored, JsapiPayment, Refuse, next_attempt,
                                    prepay, refund_reason, refundable_fen, resource_errors, signed)
@@ -514,6 +515,8 @@ async def settle_refund(status: RefundStatus, *, via: str, now: dt.datetime, con
     await audit.record(f"wechatpay:{via}", "SettleRefund", "payment", payment.id,
                        after={"out_refund_no": refund.out_refund_no, "refund_id": refund.refund_id,
                               "state": refund.state, "amount_fen": refund.amount_fen}, using_db=conn)
+    if refund.state == RefundState.SUCCEEDED:
+        await outbox.refund_done(refund, payment, using_db=conn, apps=apps)
     return Handled(204, NotificationOutcome.ACCEPTED)
 
 
@@ -588,6 +591,8 @@ async def request_refund(payment_id: int, amount_fen: int, reason: str, staff: S
                            after={"out_refund_no": refund.out_refund_no, "amount_fen": amount_fen,
                                   "from_credit_fen": from_credit, "from_bill_fen": from_bill,
                                   "state": refund.state}, reason=reason, using_db=conn)
+        if not wechat:  # paid back outside WeChat Pay: done now
+            await outbox.refund_done(refund, payment, using_db=conn, apps=apps)
     if wechat:
         await send_refund(pay, refund, payment, now, apps=apps)
     return refund

@@ -809,12 +809,20 @@ async def start_topup(pay: WechatPay, account_number: str, identity_id: int, amo
     return await orders.prepay(pay, order, f"预付费充值 {account.number}", now)
 
 
+NEUTRAL_PAYER = "微信用户"  # a payer who gave no name: never a piece of their openid (issue #24 point 6)
+PAYER_NAME_MAX = 8  # [characters] so that "<name>充值，余额…元" fits a 20-character thing field
+
+
 def _payer_name(payer: WechatIdentity | None, account: PrepaidAccount) -> str:
+    """Who topped up, as the owner's notice says it: 本人, the name the payer gave, or a neutral word."""
     if payer is None:
         return "他人"
     if payer.owner_id == account.owner_id:
         return "本人"
-    return payer.nickname or f"微信用户{payer.openid[-4:]}"
+    name = " ".join((payer.nickname or "").split())
+    if not name or outside_text.problem(name) or payer.openid in name:
+        return NEUTRAL_PAYER
+    return name if len(name) <= PAYER_NAME_MAX else name[:PAYER_NAME_MAX - 1] + "…"
 
 
 async def settle_topup(status: OrderStatus, via: str, now: dt.datetime, conn, *,

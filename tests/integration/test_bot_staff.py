@@ -42,7 +42,7 @@ async def _snapshot() -> tuple:
 
 STAFF_COMMANDS = ["抄表 PV-E1 00020000 700", "调整 PV-E1 PV-E1-G 00010000 1800 原因 误读", "重发 PV-E1 2026-10",
                   "确认 1", "收款 202610-PV-E1-1 100 转账", "邀请 PV-E1", "退款 1 100 原因 多付",
-                  "欠费", "电站 PV-E1", "报表 2026-10", "通知 202610-PV-E1-1"]
+                  "工单 1 受理", "欠费", "电站 PV-E1", "报表 2026-10", "通知 202610-PV-E1-1"]
 
 
 @pytest.mark.parametrize("text", STAFF_COMMANDS)
@@ -58,7 +58,7 @@ async def test_staff_commands_from_someone_not_staff_are_refused_and_change_noth
 
 
 @pytest.mark.parametrize("text", ["抄表 PV-E1 00020000 700", "收款 202610-PV-E1-1 100 转账", "邀请 PV-E1",
-                                  "确认 1", "重发 PV-E1 2026-10"])
+                                  "确认 1", "重发 PV-E1 2026-10", "工单 1 受理"])
 async def test_a_viewer_may_look_but_not_change(bot: Bot, people, text: str):
     before = await _snapshot()
     reply = await bot.say(VIEWER, text)
@@ -357,6 +357,83 @@ async def test_plant_status_shows_capacity_live_state_alarms_and_faults(bot: Bot
 async def test_plant_status_of_an_unknown_plant(bot: Bot, people):
     assert "没有这个电站" in (await bot.say(VIEWER, "电站 PV-NOPE")).text
     assert await audit_events("ViewPlant") == []
+
+
+# ---------------------------------------------------------------------- 工单 (issue #24 point 3)
+
+
+async def _fault_state(report_id: int) -> tuple:
+    report = await m.FaultReport.get(id=report_id)
+    return (report.state, report.staff_note, report.handled_by_id, await m.AuditEvent.all().count(),
+            await m.OutboxMessage.filter(event="FaultUpdated").count())
+
+
+async def test_an_owners_report_alarms_each_active_staff_member_once(bot: Bot, people):
+    people["admin"].active = False
+    await people["admin"].save()
+    await bot.say(OWNER, "报修 逆变器显示 E21 故障，屋顶有焦味")
+    report = await m.FaultReport.get()
+    alarms = await m.OutboxMessage.filter(event="FaultReported")
+    assert sorted(a.recipient for a in alarms) == sorted([VIEWER, OPERATOR])  # not the one who left
+    assert all(a.dedupe_key.startswith(f"fault:{report.id}:FaultReported:") for a in alarms)
+    assert alarms[0].payload["data"]["character_string2"] == f"F{report.id}"
+    assert alarms[0].payload["data"]["phrase3"] == "新报修"
+    assert alarms[0].payload["data"]["thing4"].startswith("逆变器显示 E21")
+
+
+async def test_staff_move_a_fault_report_along_and_the_owner_is_told_each_step(bot: Bot, people):
+    report = await m.FaultReport.create(plant=people["plant"], text="组件破损")
+    reply = await bot.say(OPERATOR, f"工单 #{report.id} 受理 明天上午到场，请留门")
+    assert f"报修 #{report.id}" in reply.text and "处理中" in reply.text and "明天上午到场，请留门" in reply.text
+    report = await m.FaultReport.get(id=report.id)
+    assert (report.state, report.staff_note, report.handled_by_id) == \
+        (m.FaultState.IN_PROGRESS, "明天上午到场，请留门", people["operator"].id)
+    reply = await bot.say(ADMIN, f"工单 F{report.id} 已修复")
+    assert "已解决" in reply.text
+    report = await m.FaultReport.get(id=report.id)
+    assert report.state == m.FaultState.RESOLVED and report.resolved_at is not None
+    events = await audit_events("ChangeFaultState", entity_id=str(report.id))
+    assert [e.after["state"] for e in events] == ["in_progress", "resolved"]
+    assert [e.actor for e in events] == [f"staff:{people['operator'].id}", f"staff:{people['admin'].id}"]
+    told = await m.OutboxMessage.filter(event="FaultUpdated").order_by("id")
+    assert [t.payload["data"]["phrase3"] for t in told] == ["处理中", "已解决"]
+    assert [t.payload["data"]["thing4"] for t in told] == ["明天上午到场，请留门", "无"]
+    owner_openids = set(await m.WechatIdentity.filter(owner_id=people["owner"].id).values_list("openid", flat=True))
+    assert {t.recipient for t in told} <= owner_openids
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("工单 999999 受理", "没有这条报修"),
+    ("工单 {id} 已修复", None),  # fine once; then below it is resolved
+])
+async def test_fault_command_refusals_change_nothing(bot: Bot, people, text, expected):
+    report = await m.FaultReport.create(plant=people["plant"], text="组件破损")
+    if expected is None:
+        await bot.say(OPERATOR, text.format(id=report.id))
+        before = await _fault_state(report.id)
+        for again, says in ((f"工单 {report.id} 受理", "不允许此操作"), (f"工单 {report.id} 已修复", "不允许此操作")):
+            assert says in (await bot.say(OPERATOR, again)).text
+        assert await _fault_state(report.id) == before
+        return
+    before = await _fault_state(report.id)
+    assert expected in (await bot.say(OPERATOR, text)).text
+    assert await _fault_state(report.id) == before
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("工单 {id} 打开", "应为 受理、处理中 或 已修复"),
+    ("工单 {id} open", "应为 受理、处理中 或 已修复"),
+    ("工单 abc 受理", "报修编号是数字"),
+    ("工单 {id} 受理 " + "长" * 501, "备注太长"),
+    ("工单 {id} 受理 到场\x85检查", "控制字符"),  # C1: C0 cannot be written in XML at all
+    ("工单 {id}", "用法"),
+])
+async def test_hostile_fault_commands_are_refused_and_change_nothing(bot: Bot, people, text, says):
+    report = await m.FaultReport.create(plant=people["plant"], text="组件破损")
+    before = await _fault_state(report.id)
+    reply = await bot.say(OPERATOR, text.format(id=report.id))
+    assert says in reply.text, reply.text
+    assert await _fault_state(report.id) == before
 
 
 # ---------------------------------------------------------------------- hostile arguments

@@ -203,7 +203,7 @@ async def test_share_redeem_and_revoke(api, owner, fake_wechat):
     assert resp.status == 409
 
 
-async def test_fault_report_with_photo_and_staff_progress(api, owner):
+async def test_fault_report_with_photo_and_staff_progress(api, owner, notify_apps):
     world, headers = owner
     form = aiohttp.FormData()
     form.add_field("text", "组串 3 不发电")
@@ -213,18 +213,18 @@ async def test_fault_report_with_photo_and_staff_progress(api, owner):
     report = await resp.json()
     assert report["state"] == "open" and len(report["attachments"]) == 1
     staff = await m.Staff.create(name="运维", role=m.StaffRole.OPERATOR)
-    await faults.set_fault_state(report["id"], m.FaultState.IN_PROGRESS, staff, "明天上午到场")
+    await faults.set_fault_state(report["id"], m.FaultState.IN_PROGRESS, staff, "明天上午到场", apps=notify_apps)
     body = await (await api.get(f"/api/v1/faults/{report['id']}", headers=headers)).json()
     assert (body["state"], body["staff_note"]) == ("in_progress", "明天上午到场")
-    await faults.set_fault_state(report["id"], m.FaultState.RESOLVED, staff, "已更换熔丝")
+    await faults.set_fault_state(report["id"], m.FaultState.RESOLVED, staff, "已更换熔丝", apps=notify_apps)
     with pytest.raises(Exception) as refused:
-        await faults.set_fault_state(report["id"], m.FaultState.IN_PROGRESS, staff)
+        await faults.set_fault_state(report["id"], m.FaultState.IN_PROGRESS, staff, apps=notify_apps)
     assert getattr(refused.value, "code", "") == "bad_state"
     listed = await (await api.get("/api/v1/faults?state=resolved", headers=headers)).json()
     assert [f["id"] for f in listed["items"]] == [report["id"]] and listed["items"][0]["resolved_at"]
     viewer = await m.Staff.create(name="只读", role=m.StaffRole.VIEWER)
     with pytest.raises(Exception) as refused:
-        await faults.set_fault_state(world.fault.id, m.FaultState.RESOLVED, viewer)
+        await faults.set_fault_state(world.fault.id, m.FaultState.RESOLVED, viewer, apps=notify_apps)
     assert getattr(refused.value, "code", "") == "role_required"
     # a JSON report without photos works too; an empty one does not
     resp = await api.post(f"/api/v1/plants/{world.plant.id}/faults", json={"text": "电表不亮"}, headers=headers)

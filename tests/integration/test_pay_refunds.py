@@ -185,3 +185,52 @@ async def test_hostile_refund_notifications(pay_port, fake_pay, notify_apps):
     unknown = fake_pay.refund_notification(refund.out_refund_no, resource_changes={"out_refund_no": "R-NOT-OURS"})
     handled = await payments.handle_notification(pay_port, *unknown, apps=notify_apps)
     assert (handled.status, handled.outcome) == (204, NotificationOutcome.UNMATCHED)
+
+
+async def _refund_done_messages(owner: m.Owner) -> list[m.OutboxMessage]:
+    openids = await m.WechatIdentity.filter(owner_id=owner.id).values_list("openid", flat=True)
+    return await m.OutboxMessage.filter(event="RefundDone", recipient__in=list(openids))
+
+
+async def test_the_owner_is_told_once_when_a_notified_refund_is_done(pay_port, fake_pay, notify_apps):
+    # issue #24 point 3: nothing queued refund_done
+    world, payment = await _paid(pay_port, fake_pay, 10000, apps=notify_apps)
+    refund = await payments.request_refund(payment.id, 3001, "抄表有误，多收电费", await admin(), pay=pay_port,
+                                           apps=notify_apps)
+    assert await _refund_done_messages(world["owner"]) == []  # pending: not done yet
+    fake_pay.settle_refund(refund.out_refund_no)
+    notification = fake_pay.refund_notification(refund.out_refund_no)
+    await payments.handle_notification(pay_port, *notification, apps=notify_apps)
+    await payments.handle_notification(pay_port, *notification, apps=notify_apps)  # WeChat Pay repeats itself
+    [message] = await _refund_done_messages(world["owner"])
+    assert (message.template, message.state, message.recipient) == \
+        ("refund_done", m.OutboxState.PENDING, world["identity"].openid)
+    assert message.payload["data"]["amount1"] == "¥30.01"
+    assert message.payload["data"]["character_string2"] == world["bill"].number
+    assert message.dedupe_key == f"bill:{world['bill'].id}:RefundDone:{refund.id}:{world['identity'].id}"
+    # the bot's 通知 reply names the event from the catalogue
+    from settlement import i18n
+    assert i18n.section("event", "zh")["RefundDone"] == "退款"
+
+
+async def test_the_owner_is_told_once_when_reconciliation_finds_a_refund_done(pay_port, fake_pay, notify_apps):
+    world, payment = await _paid(pay_port, fake_pay, 10000, apps=notify_apps)
+    fake_pay.fail_next("refund", status=500)
+    refund = await payments.request_refund(payment.id, 1234, "退款", await admin(), pay=pay_port, apps=notify_apps)
+    later = refund.created_at + dt.timedelta(minutes=11)
+    await pay_reconcile.reconcile_orders(pay_port, now=later, apps=notify_apps)  # asked again
+    fake_pay.settle_refund(refund.out_refund_no)
+    done = await pay_reconcile.reconcile_orders(pay_port, now=later + dt.timedelta(minutes=1), apps=notify_apps)
+    assert done["refunds_settled"] == 1
+    await payments.handle_notification(pay_port, *fake_pay.refund_notification(refund.out_refund_no),
+                                       apps=notify_apps)  # the late notification changes nothing
+    [message] = await _refund_done_messages(world["owner"])
+    assert message.payload["data"]["amount1"] == "¥12.34"
+
+
+async def test_a_failed_refund_tells_no_one_it_is_done(pay_port, fake_pay, notify_apps):
+    world, payment = await _paid(pay_port, fake_pay, 10000, apps=notify_apps)
+    refund = await payments.request_refund(payment.id, 1000, "退款", await admin(), pay=pay_port, apps=notify_apps)
+    fake_pay.settle_refund(refund.out_refund_no, "CLOSED")
+    await payments.handle_notification(pay_port, *fake_pay.refund_notification(refund.out_refund_no), apps=notify_apps)
+    assert await _refund_done_messages(world["owner"]) == []

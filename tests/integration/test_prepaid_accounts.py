@@ -4,6 +4,7 @@ cycles settled for good, and bad input refused without a change."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 import threading
 
@@ -61,6 +62,30 @@ async def test_a_family_member_with_the_pay_right_tops_up_and_the_owner_is_told_
     told = await OutboxMessage.get(event="TopUpReceived", recipient=site["identity"].openid)
     assert told.payload["context"]["what"].startswith("小王充值")
     assert (await m.Payment.get(id=entry.payment_id)).payer_id == daughter.id
+
+
+async def test_the_top_up_notice_never_shows_a_piece_of_the_payers_openid(
+        settings, device, pay_port, fake_pay, notify_apps):  # noqa: F811
+    # issue #24 point 6: it read "微信用户hter"
+    site = await prepaid_site(settings, device)
+    letters = "GHJKLMNQRSTUVWXYZ"  # not in field keys, amounts or account numbers: only the openid could match
+    at = local(2026, 3, 2, 10)
+    for n, nickname in enumerate((None, "", "  \t ", "小\x07王", "OPENID", "张三李四王五赵六钱七", "阿明")):
+        openid = "o" + "".join(secrets.choice(letters) for _ in range(27))
+        payer = await m.WechatIdentity.create(app_id=settings.mp_appid, openid=openid,
+                                              nickname=openid if nickname == "OPENID" else nickname)
+        await m.PlantAccess.create(plant=site["plant"], identity=payer, right=m.PlantRight.PAY)
+        _, note = await top_up(pay_port, fake_pay, site["account"], payer, 1000 + n, at + dt.timedelta(minutes=n))
+        assert (await notify(pay_port, note, at + dt.timedelta(minutes=n), apps=notify_apps)).status == 204
+        payment = await m.Payment.get(payer_id=payer.id)
+        told = await OutboxMessage.get(dedupe_key__startswith=f"prepaid:{site['account'].id}:topup:{payment.id}:")
+        shown = json.dumps([told.payload["data"], told.payload["oa_data"], told.payload["context"]["what"]],
+                           ensure_ascii=False)
+        assert not any(openid[i:i + 3] in shown for i in range(len(openid) - 2)), (nickname, shown)
+        what = told.payload["context"]["what"]
+        expected = {"张三李四王五赵六钱七": "张三李四王五赵…", "阿明": "阿明"}.get(nickname, "微信用户")
+        assert what.startswith(f"{expected}充值，余额"), what
+        assert len(told.payload["data"]["thing5"]) <= 20 and told.payload["data"]["thing5"].endswith("元")
 
 
 async def test_who_may_top_up(settings, device, pay_port):  # noqa: F811

@@ -347,6 +347,7 @@ BOT_VALUES: dict[str, list[str]] = {
     "plant_status": ["online", "offline", "unknown"],
     "form_state": _enum_values("settlement.models", "FormState"),
     "bill_state": _enum_values("settlement.models", "BillState"),
+    "fault_state": _enum_values("settlement.models", "FaultState"),
     "channel": _enum_values("settlement.models", "PaymentChannel"),
     "energy": sorted(set(_module("bot.staff").ENERGIES.values())),
     "rate": sorted(set(_module("bot.staff").RATES.values())),
