@@ -35,6 +35,7 @@ from sandbox.fakes import refund_settler_ctx, sandbox_fakes_ctx, sandbox_pay_key
 from sandbox.people import staff_ctx
 from sandbox.simulator import simulator_ctx
 from sandbox.switches import switches_ctx
+from sandbox.tax import tax_ctx
 from settlement.errors import Conflict, InvalidInput, NotFound
 from settlement.i18n import Ref
 from webapp.keys import http_client_key, settings_key
@@ -50,12 +51,14 @@ def install(app: web.Application) -> web.Application:
     """Add the sandbox to a root app made by :func:`server.app.create_app` (before it starts).
 
     The fakes start before every other resource (they change the settings those read) and stop
-    after them; the prepaid switches' simulator comes next, before the scheduler that is handed it;
+    after them; the prepaid switches' simulator and the tax system come next, before the scheduler that is
+    handed them;
     the demo users, the telemetry simulator and WeChat Pay's refund settling start after everything
     else.
     """
     app.cleanup_ctx.insert(0, sandbox_fakes_ctx)
     app.cleanup_ctx.insert(1, switches_ctx)
+    app.cleanup_ctx.insert(2, tax_ctx)
     app.cleanup_ctx.append(staff_ctx)
     app.cleanup_ctx.append(simulator_ctx)
     app.cleanup_ctx.append(refund_settler_ctx)

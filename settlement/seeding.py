@@ -39,6 +39,7 @@ from tortoise.transactions import in_transaction
 from billing_engine.tariff import Tariff, parse_tariff
 from billing_engine.tou import classify
 from settlement import models as m
+from settlement.fakes.tax_system import with_check  # GB 32100's check character
 from settlement.prepaid import accounts as prepaid
 from settlement.infra.redis_client import Namespace
 from settlement.telemetry.ingest import publish_live_states, rebuild_rollups
@@ -258,7 +259,7 @@ async def _create_plants(plans: list[dict], spec: SeedSpec, today: dt.date, coun
     for plan in plans:
         if plan["new_owner"]:
             owner = await m.Owner.create(name=plan["owner_name"], kind=plan["owner_kind"],
-                                         phone=plan["phone"])
+                                         phone=plan["phone"], tax_id=plan["tax_id"])
             counts["owners"] += 1
         plant = await m.Plant.create(
             code=plan["code"], name=plan["name"], owner=owner, capacity_kwp=Decimal(str(plan["capacity"])),
@@ -355,6 +356,9 @@ def _plan_plants(rng: np.random.Generator, n: int, first_number: int) -> list[di
             capacity = float(np.round(rng.uniform(30, 60), 1))
         plans.append({
             "new_owner": new_owner, "owner_name": owner_name, "owner_kind": kind, "phone": phone,
+            # a company's unified social credit code, so its paid bills get e-invoices; made from the
+            # plant number, not the random stream, so every other seeded figure stays as it was
+            "tax_id": None if kind == m.OwnerKind.RESIDENTIAL else with_check(f"91320400MA{number:07d}"),
             "code": f"PV{number:05d}", "name": f"{owner_name}屋顶光伏{number}号",
             "address": f"{city}市工业园区{int(rng.integers(1, 300))}号", "tariff": tariff,
             "lat": lat + rng.normal(0, 0.05), "lon": lon + rng.normal(0, 0.05), "capacity": capacity,

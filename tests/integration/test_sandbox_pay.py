@@ -13,11 +13,13 @@ from pay_support import MERCHANT_SERIAL, admin, merchant_key, open_bill
 
 from sandbox.app import install
 from sandbox.people import BY_KEY
+from server import scheduler
 from server.app import create_app
 from settlement import models as m
 from settlement.pay import payments
 from settlement.fakes.pay_server import private_pem
-from webapp.keys import pay_api_key
+from settlement.fakes.tax_system import with_check
+from webapp.keys import pay_api_key, tax_key
 from webapp.settings import PAY_API_BASE, WECHAT_API_BASE
 
 
@@ -37,7 +39,8 @@ async def test_a_sandbox_payment_is_checked_then_notified_like_wechat_pay(settin
     app = install(create_app(settings))
     client = await aiohttp_client(TestServer(app, host="127.0.0.1", port=port))
     aming = BY_KEY["aming"]
-    owner = await m.Owner.create(name="沙箱业主")
+    owner = await m.Owner.create(name="沙箱业主有限公司", kind=m.OwnerKind.COMMERCIAL,
+                                 tax_id=with_check("91320400MA0000001"))
     await m.WechatIdentity.create(app_id=settings.mp_appid, openid=aming.mp_openid, owner=owner)
     world = await open_bill(12345, appid=settings.mp_appid, owner=owner)
 
@@ -72,6 +75,15 @@ async def test_a_sandbox_payment_is_checked_then_notified_like_wechat_pay(settin
     kept = await m.PayNotification.get(out_trade_no=order["out_trade_no"])
     assert kept.status == 204 and kept.headers["Wechatpay-Serial"].startswith("PUB_KEY_ID_")
     assert (await pay(good))[0] == 409  # paid once
+
+    # the demo's tax system issues the paid bill's e-invoice on the scheduler's invoices job
+    invoicing = [job for job in scheduler.JOBS if job.name == "invoices"]
+    report = await scheduler.run_all(None, scheduler.JobContext(tax=app[tax_key], notify=notify_apps), invoicing)
+    assert not report.failed
+    invoice = await m.InvoiceRequest.get(owner=owner)
+    assert (invoice.state, invoice.amount_fen, invoice.buyer_tax_id) == (
+        m.InvoiceState.ISSUED, 12345, owner.tax_id)
+    assert invoice.invoice_number
 
     # an admin refunds part of it; the sandbox's WeChat Pay finishes the refund and notifies
     refund = await payments.request_refund(payment.id, 2345, "多收了", await admin(), pay=app[pay_api_key],

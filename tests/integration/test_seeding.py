@@ -8,6 +8,7 @@ import pytest
 
 from settlement.infra import db as database
 from settlement import models as m
+from settlement.fakes.tax_system import credit_code_ok
 from settlement.seeding import FORWARD, REGISTER_DIGITS, REVERSE, NoProgress, SeedSpec, latest_cutoff, seed_portfolio
 from settlement.clock import LOCAL
 
@@ -35,6 +36,8 @@ async def test_seeded_portfolio_is_consistent(db):
 
     for owner in await m.Owner.all().prefetch_related("plants"):
         assert 1 <= len(owner.plants) <= 3
+        # a company has its unified social credit code (its paid bills get e-invoices), a household none
+        assert (credit_code_ok(owner.tax_id) if owner.kind != m.OwnerKind.RESIDENTIAL else owner.tax_id is None), owner
     series = await _readings_by_meter()
     for plant in await m.Plant.all().prefetch_related("meters"):
         assert Decimal(30) <= plant.capacity_kwp <= Decimal(5000)
