@@ -90,8 +90,9 @@ async def _count_address(request: web.Request) -> tuple[int, int]:
                 pipe.expire(key, RATE_WINDOW_S + 1)
                 results = await pipe.execute()
     except RedisUnavailable:  # counted in this process until Redis answers (see gate)
-        return request.app[local_windows_key].count("address", address, now)
-    return int(results[0]), seconds_left(window, now)
+        return request.app[local_windows_key].without_redis("address", address, now)
+    return request.app[local_windows_key].after_redis("address", address, now, int(results[0])), \
+        seconds_left(window, now)
 
 
 def _too_many(request: web.Request, left: int) -> web.Response:

@@ -104,6 +104,7 @@ async def admit(client: redis_asyncio.Redis, guard: RedisGuard, ns: Namespace, c
                 args=[RATE_WINDOW_S + 1, _principal_key(ns, identity_id), sessions.CLOSED])
     except RedisUnavailable:  # the guard logs the outage, once
         return await _admit_from_database(claims, now, local)
+    count = local.after_redis("identity", identity_id, now, int(count))
     retry_after = seconds_left(window, now)
     if state == _UNKNOWN:  # Redis forgot the session (restarted, say): the database knows
         is_open = await sessions.open_in_database(claims, now)
@@ -122,7 +123,7 @@ async def admit(client: redis_asyncio.Redis, guard: RedisGuard, ns: Namespace, c
 
 
 async def _admit_from_database(claims: sessions.TokenClaims, now: float, local: LocalWindows) -> Admission:
-    count, retry_after = local.count("identity", claims.identity_id, now)
+    count, retry_after = local.without_redis("identity", claims.identity_id, now)
     if not await sessions.open_in_database(claims, now):
         return Admission(count, retry_after, False, None)
     return Admission(count, retry_after, True, await load_principal(claims.identity_id))

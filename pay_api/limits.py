@@ -57,13 +57,9 @@ class RefusalLimiter:
                     pipe.incr(key)
                     pipe.expire(key, WINDOW_S + 1)
                     counted = int((await pipe.execute())[0])
-            # Redis's count, plus those this process counted alone while Redis missed them (a slow
-            # moment must not let a source past its limit); kept here to go on from if Redis misses again
-            count = counted + self._local.peek("pay-refusal-alone", source, now)
-            self._local.at_least("pay-refusal", source, now, count)
+            count = self._local.after_redis("pay-refusal", source, now, counted)
         except (RedisError, OSError, TimeoutError) as exc:
-            self._local.count("pay-refusal-alone", source, now)
-            count, _ = self._local.count("pay-refusal", source, now)  # on from the last count known
+            count, _ = self._local.without_redis("pay-refusal", source, now)
             if self._alone_in != window:
                 self._alone_in = window
                 log.warning("Redis did not count a refused notification (%s): this process counts alone",

@@ -103,16 +103,24 @@ class LocalWindows:
             self.window = window
         return window
 
-    def peek(self, kind: str, who: object, now: float) -> int:
-        """``who``'s count in the current window, not counting an event."""
-        return self.counts.get((kind, who), 0) if int(now // WINDOW_S) == self.window else 0
-
-    def at_least(self, kind: str, who: object, now: float, n: int) -> None:
-        """Raise ``who``'s count in the current window to ``n`` (what Redis counted), so that a
-        fall-back to this process's count goes on from there instead of from zero."""
+    def after_redis(self, kind: str, who: object, now: float, counted: int) -> int:
+        """The count to go by when Redis answered ``counted``: plus the events this process counted
+        alone in this window while Redis did not answer (Redis never saw them), and remembered, so a
+        later miss goes on from here. A Redis that misses an answer (a slow moment, a restart) must
+        not start anyone's count over, nor forget what was counted while it was away."""
         self._roll(now)
+        n = counted + self.counts.get((kind + ":alone", who), 0)
         if self.counts.get((kind, who), 0) < n:
             self.counts[(kind, who)] = n
+        return n
+
+    def without_redis(self, kind: str, who: object, now: float) -> tuple[int, int]:
+        """Count an event Redis could not: on from the last count known (:meth:`after_redis`);
+        this event's number and [s] until the window ends, as :meth:`count`."""
+        window = self._roll(now)
+        self.counts[(kind + ":alone", who)] = self.counts.get((kind + ":alone", who), 0) + 1
+        n = self.counts[(kind, who)] = self.counts.get((kind, who), 0) + 1
+        return n, seconds_left(window, now)
 
 
 class RedisGuard:

@@ -67,3 +67,20 @@ def test_local_windows_count_per_window_and_start_over_at_their_bound():
     windows.count("ip", "b", at + 32)
     # a third source would pass the bound: the window starts over rather than grow
     assert windows.count("ip", "c", at + 33)[0] == 1 and windows.counts == {("ip", "c"): 1}
+
+
+def test_a_count_goes_on_over_the_answers_redis_missed_and_starts_over_with_the_window():
+    windows, now = LocalWindows(), 1_800_000_030.0
+    # Redis counts 1 and 2; misses the third (counted here alone); counts 3 for the fourth, which is
+    # the fourth; misses the fifth; says 4 for the sixth, which is the sixth
+    assert windows.after_redis("identity", 7, now, 1) == 1
+    assert windows.after_redis("identity", 7, now, 2) == 2
+    assert windows.without_redis("identity", 7, now)[0] == 3
+    assert windows.after_redis("identity", 7, now, 3) == 4
+    assert windows.without_redis("identity", 7, now)[0] == 5
+    assert windows.after_redis("identity", 7, now, 4) == 6
+    # with Redis answering throughout, its count is the count, in whatever order answers arrive
+    assert [windows.after_redis("identity", 8, now, n) for n in (2, 1, 3)] == [2, 1, 3]
+    # another who and the next window count on their own
+    assert windows.without_redis("address", "198.51.100.7", now)[0] == 1
+    assert windows.after_redis("identity", 7, now + 60, 1) == 1
