@@ -11,7 +11,7 @@
   grace is over are decided and supply commands sent (settlement.prepaid.accounts);
 * ``late_fees`` — late fees are accrued (once a day per bill: the accrual key is the day);
 * ``pay`` — WeChat Pay: silent orders and top-ups queried, yesterday's trade bill reconciled;
-* ``invoices`` — each paid bill gets its one e-invoice request, and requested invoices are issued
+* ``invoices`` (once a minute) — each paid bill gets its one e-invoice request, and requested invoices are issued
   through the tax system (a tax system away leaves them requested for the next run; without a
   tax system in this process they wait for one that has it);
 * ``dunning`` — reminders and escalations of overdue bills;
@@ -195,7 +195,9 @@ JOBS: tuple[Job, ...] = (
     Job("prepaid", _prepaid),
     Job("late_fees", _late_fees),
     Job("pay", _pay),
-    Job("invoices", _invoices),
+    # once a minute, not every pass: it looks at every paid bill not yet invoiced (a company whose
+    # tax id is wrong is looked at again each time), and an invoice is not awaited by the second
+    Job("invoices", _invoices, every=dt.timedelta(minutes=1)),
     Job("dunning", _dunning),
     Job("outages", _outages),
     Job("trips", _trips),
