@@ -1,5 +1,6 @@
 """A paid bill's e-invoice asked for now (issue #24 point 2): by the mini-program's
-``POST /api/v1/bills/{bill_id}/invoice``, through settlement.billing.invoices.request_for_bill.
+``POST /api/v1/bills/{bill_id}/invoice`` and by ``pvsettle invoices request``, both through
+settlement.billing.invoices.request_for_bill (the bot's 开票 is tested in test_bot_staff.py).
 
 The owner's bill is tests/integration/miniapp_support.py's: 1,234.56 yuan, 200.00 paid; the rest
 is paid here (test_bill_invoices.pay_the_rest). VAT at 13 % included: 123456 × 13 / 113 =
@@ -7,6 +8,11 @@ is paid here (test_bill_invoices.pay_the_rest). VAT at 13 % included: 123456 × 
 """
 
 from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
 
 import pytest
 
@@ -127,3 +133,44 @@ async def test_a_refused_request_is_asked_again_with_the_corrected_tax_id(api, p
     assert (request.buyer_tax_id, request.failure) == (fixed, None)
     events = await m.AuditEvent.filter(action="RequestInvoice").order_by("id")
     assert [e.before for e in events] == [None, {"state": "failed", "failure": "购买方税号有误"}]
+
+
+# --- pvsettle invoices request ------------------------------------------------------------------
+
+
+async def _pvsettle(settings, *args: str) -> tuple[int, list[dict], str]:
+    env = {**os.environ, "PVSETTLE_DATABASE_URL": settings.database_url, "PVSETTLE_REDIS_URL": settings.redis_url,
+           "PVSETTLE_MP_APPID": settings.mp_appid, "PVSETTLE_OA_APPID": settings.oa_appid}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "server.cli", "invoices", *args, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    return proc.returncode, [json.loads(line) for line in out.decode().splitlines() if line.strip()], err.decode()
+
+
+async def test_staff_ask_from_the_command_line_once_and_refusals_change_nothing(db, settings):
+    world, _ = await owner_world("PV-1", "常州某厂", "o-owner", settings.mp_appid)
+    await m.Owner.filter(id=world.owner.id).update(tax_id=TAX_ID)
+    operator = await m.Staff.create(name="运维老李", role=m.StaffRole.OPERATOR)
+    viewer = await m.Staff.create(name="查看员", role=m.StaffRole.VIEWER)
+    number = world.bill.number
+
+    code, out, err = await _pvsettle(settings, "request", "--bill", number, "--staff", str(operator.id))
+    assert (code, out) == (2, []) and "not paid in full" in err
+    await pay_the_rest(world.bill)
+    for args, says in ((("--bill", "202609-NOPE-1", "--staff", str(operator.id)), "no bill"),
+                       (("--bill", number, "--staff", "999999"), "no staff member 999999"),
+                       (("--bill", number, "--staff", str(viewer.id)), "operator or admin")):
+        code, out, err = await _pvsettle(settings, "request", *args)
+        assert (code, out) == (2, []) and says in err, (args, err)
+    assert await _counts() == (0, 0)
+
+    code, [asked], err = await _pvsettle(settings, "request", "--bill", number, "--staff", str(operator.id))
+    assert code == 0, err
+    assert asked == {"bill": number, "request_key": f"bill:{world.bill.id}", "state": "requested", "made": True,
+                     "amount_fen": 123456, "tax_fen": 14203, "buyer_name": "常州某厂", "buyer_tax_id": TAX_ID,
+                     "number": None}
+    [event] = await m.AuditEvent.filter(action="RequestInvoice")
+    assert event.actor == f"staff:{operator.id}"
+    code, [again], err = await _pvsettle(settings, "request", "--bill", number, "--staff", str(operator.id))
+    assert code == 0 and again["made"] is False and again["request_key"] == asked["request_key"]
+    assert await _counts() == (1, 1)
