@@ -155,6 +155,9 @@ async def test_the_e_bill_page_and_pdf_show_the_fee_lines_in_chinese_and_english
                  "System operation fee (grid-drawn energy)", "233.02", "Wire-loss cost (grid-drawn energy)", "108.63",
                  'id="bill-total">57,961.18 yuan<', 'id="owed">54,956.18 yuan<'):
         assert text in english, text
+    # the subtotal holds the fees too: electricity charges, not energy alone
+    assert re.search(r"Electricity charges</td><td class=\"num\">56,883.61</td>\s*<td class=\"num\">6,544.14</td>",
+                     english)
 
     resp = await client.get(as_pdf(link))
     assert resp.status == 200 and resp.headers["Content-Type"] == "application/pdf"
