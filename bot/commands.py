@@ -82,6 +82,9 @@ command                                                  role      does
                                                                    处理中 (in_progress), 已修复 or 已解决 (resolved);
                                                                    the note (free text) is shown to the owner, who
                                                                    is told of each step through the outbox
+开票 <bill>                                               operator  ask for a paid bill's e-invoice now, the owner's
+                                                                   name and tax id on file as the buyer (asking
+                                                                   again answers the request there is)
 欠费 [days]                                               viewer    bills unpaid ≥ days past their due date (default 1)
 电站 <plant>                                              viewer    capacity, live state, latest telemetry, open faults
 报表 <period>                                             viewer    the cycle report's figures and a signed link to
@@ -91,7 +94,7 @@ command                                                  role      does
 =======================================================  ========  ===============================================
 
 English aliases: read (抄表), adjust (调整), reissue/resend (重发), confirm (确认), collect/receive
-(收款), invite (邀请), refund (退款), fault (工单), arrears (欠费), plant/station (电站), report (报表),
+(收款), invite (邀请), refund (退款), fault (工单), invoice (开票), arrears (欠费), plant/station (电站), report (报表),
 notice/delivery (通知).
 
 A message that is not a command is answered with a pointer to 帮助; a command with the wrong
@@ -160,6 +163,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("invite", ("邀请", "invite"), StaffRole.OPERATOR, 1, 1),
     Spec("refund", ("退款", "refund"), StaffRole.ADMIN, 2, 2, reason="required", background=True),
     Spec("fault", ("工单", "fault"), StaffRole.OPERATOR, 2, None),
+    Spec("invoice", ("开票", "invoice"), StaffRole.OPERATOR, 1, 1),
     Spec("arrears", ("欠费", "arrears"), StaffRole.VIEWER, 0, 1),
     Spec("plant", ("电站", "plant", "station"), StaffRole.VIEWER, 1, 1),
     Spec("report", ("报表", "report"), StaffRole.VIEWER, 1, 1, background=True),

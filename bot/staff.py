@@ -2,7 +2,7 @@
 
 Each command calls the settlement service that owns the change, and that service writes the audit
 event in the change's transaction (RecordManualReading, AdjustReading/AdjustForm, AdjustEnergy,
-SendForm, ConfirmForm, RecordPayment, IssueInvitation, RequestRefund, ChangeFaultState). What no service audits,
+SendForm, ConfirmForm, RecordPayment, IssueInvitation, RequestRefund, ChangeFaultState, RequestInvoice). What no service audits,
 the bot does: notifying an owner of a form again (NotifyForm, with the outbox rows it queued), the
 owner's written word behind a confirmation (RecordOwnerWord), the arrears list, a plant's status
 and a bill's notifications looked at (ListArrears, ViewPlant, ViewDelivery) and a report link
@@ -28,6 +28,7 @@ from bot.report_links import report_link
 from settlement.billing import arrears as arrears_service
 from settlement import audit
 from settlement.billing import bills
+from settlement.billing import invoices
 from settlement.owners import bindings
 from settlement.owners import faults
 from settlement.cycles import forms
@@ -342,6 +343,16 @@ async def fault(cmd: Command, caller: Caller, env: Env) -> str:
     return render("fault", report=report, plant=plant)
 
 
+async def invoice(cmd: Command, caller: Caller, env: Env) -> str:
+    """开票 <bill>: settlement.billing.invoices.request_for_bill, the rule the mini-program and the
+    CLI use too (its audit, RequestInvoice, is its own); the scheduler's invoices job hands the
+    request to the tax system."""
+    staff = _staff(caller)
+    bill = await bill_by_ref(cmd.args[0])
+    asked, made = await invoices.request_for_bill(bill.id, staff=staff)
+    return render("invoice", bill=bill, request=asked, made=made)
+
+
 async def arrears(cmd: Command, caller: Caller, env: Env) -> str:
     """欠费 [days]"""
     staff = _staff(caller)
@@ -415,5 +426,5 @@ async def notice(cmd: Command, caller: Caller, env: Env) -> str:
 
 
 HANDLERS = {"reading": reading, "adjust": adjust, "reissue": reissue, "confirm": confirm, "collect": collect,
-            "invite": invite, "refund": refund, "fault": fault, "arrears": arrears, "plant": plant_status,
+            "invite": invite, "refund": refund, "fault": fault, "invoice": invoice, "arrears": arrears, "plant": plant_status,
             "report": report, "notice": notice}

@@ -394,6 +394,14 @@ class InvoiceOut(BaseModel):
         description="requested: waiting for the tax system; failed: refused (the buyer's details)")
 
 
+class InvoiceAsked(InvoiceOut):
+    """The answer to asking for a bill's e-invoice."""
+
+    bill_id: int
+    made: bool = Field(description="true: this call asked for it; false: the bill's request there was "
+                                   "(asking again changes nothing)")
+
+
 class BillDetail(BillSummary):
     plant_name: str
     discount: Decimal | None = Field(description="factor on the grid price of the contract the bill was priced "

@@ -1,4 +1,5 @@
-"""Bills (电费账单): list, detail with lines, payments and e-invoices, e-bill link; payments made.
+"""Bills (电费账单): list, detail with lines, payments and e-invoices, e-bill link; payments made;
+a paid bill's e-invoice asked for.
 
 Paying comes with WeChat Pay ([pay]); until then there is no pay route at all.
 """
@@ -12,8 +13,8 @@ from aiohttp import web
 from miniprogram_api.common import api, ebill_url, settings
 from miniprogram_api.pagination import decode_cursor, encode_cursor
 from miniprogram_api.registry import Call
-from miniprogram_api.schemas import (BillDetail, BillLineOut, BillQuery, BillSummary, InvoiceOut, Page, PageQuery,
-                                     PaymentOut)
+from miniprogram_api.schemas import (BillDetail, BillLineOut, BillQuery, BillSummary, InvoiceAsked, InvoiceOut, Page,
+                                     PageQuery, PaymentOut)
 from settlement.billing import ebill, invoices
 from settlement.owners import owner_lists
 from settlement.owners.access import Right, visible_plants
@@ -80,6 +81,20 @@ async def bill_detail(request: web.Request, call: Call):
         invoices=[InvoiceOut(number=i.invoice_number, amount_fen=i.amount_fen, tax_fen=i.tax_fen,
                              issued_at=i.issued_at, state=i.state.value) for i in await invoices.bill_invoices(bill_id)],
         ebill_url=ebill_url(request, "bill", bill_id))
+
+
+@api.post("/bills/{bill_id}/invoice", resource="bill", needs=Right.PAY, response=InvoiceAsked, tag="bills",
+          errors=(409,),
+          description="The buyer is the owner as on file (name and tax id). 409 ``bill_not_paid`` until the bill "
+                      "is paid in full, ``no_tax_id`` when the owner has no valid tax id on file, "
+                      "``nothing_to_invoice`` when all paid on it is invoiced otherwise. Asking again answers "
+                      "the request there is (``made`` false).")
+async def request_invoice(request: web.Request, call: Call):
+    """Ask for the e-invoice of a paid bill now (the owner, or whoever has the pay right on its plant)."""
+    asked, made = await invoices.request_for_bill(call.ids["bill_id"], openid=call.principal.openid)
+    return InvoiceAsked(bill_id=call.ids["bill_id"], made=made, number=asked.invoice_number,
+                        amount_fen=asked.amount_fen, tax_fen=asked.tax_fen, issued_at=asked.issued_at,
+                        state=asked.state.value)
 
 
 @api.get("/payments", query=PageQuery, response=Page[PaymentOut], tag="bills")

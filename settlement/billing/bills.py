@@ -13,6 +13,12 @@ Rules written down
   tariff version in force on the cycle's last day, in that day's month (a rate the tariff does
   not name is priced as the next lower one it does: sharp as peak). Contracts whose prices
   exclude VAT get grid prices with the VAT taken out.
+* **Nearby-consumption fees.** When the plant's contract says the owner bears them
+  (``owner_bears_nearby_fees``) and the plant has NearbyConsumptionTerms in force on the last
+  day of the cycle's period, the bill also carries the capacity charge, the system operation fee
+  and the wire-loss cost on the form's grid-drawn kWh, as lines after the energy lines — the
+  same fees the staff's monthly report shows, from :mod:`settlement.billing.nearby`, in the
+  contract's VAT basis. Without the flag, or without terms in force, the bill has no such lines.
 * **Total.** ``total_fen`` is the sum of the bill's lines; lines are rounded once, half up, by
   the engine. Late-fee lines are added to an issued bill as their own lines, never changing
   the lines that were there.
@@ -40,6 +46,7 @@ from billing_engine.pricing import ContractTerms, price_cycle
 from billing_engine.tariff import Tariff as EngineTariff
 from billing_engine.tariff import parse_tariff
 from settlement import audit
+from settlement.billing import nearby
 from settlement.notify import outbox
 from settlement.context import request_id_var
 from settlement.cycles.runs import RATES, parse_period
@@ -142,7 +149,8 @@ async def issue_bills(period: str | None = None, *, apps: outbox.NotifyApps, now
     billed = set(await Bill.filter(cycle__period=period).values_list("cycle_id", flat=True)) if period else \
         set(await Bill.all().values_list("cycle_id", flat=True))
     # only what pricing needs: a form's lines (meter × register) are large and not needed here
-    forms = [f for f in await query.order_by("id").only("id", "cycle_id", "periods") if f.cycle_id not in billed]
+    forms = [f for f in await query.order_by("id").only("id", "cycle_id", "periods", "grid_kwh")
+             if f.cycle_id not in billed]
     issued = 0
     cache: dict = {}
     for first in range(0, len(forms), BATCH):
@@ -191,6 +199,30 @@ def _energy_lines(bill_id: int, lines, tariff_period) -> list[BillLine]:
     return rows
 
 
+async def _nearby_fees(forms: list[ConfirmationForm], cycles: dict[int, ReadingCycle],
+                       contracts: dict[int, Contract]) -> dict[int, nearby.NearbyFees]:
+    """The nearby-consumption fees the owner bears on each form's bill, by form id: only plants
+    whose contract says so and that have terms in force for the cycle's period."""
+    bearing: dict[str, list[ConfirmationForm]] = defaultdict(list)  # period → forms
+    for form in forms:
+        cycle = cycles[form.cycle_id]
+        contract = contracts.get(cycle.plant_id)
+        if contract is not None and contract.owner_bears_nearby_fees:
+            bearing[cycle.period].append(form)
+    fees: dict[int, nearby.NearbyFees] = {}
+    for period, members in bearing.items():
+        terms = await nearby.terms_in_force(period, sorted({cycles[f.cycle_id].plant_id for f in members}))
+        for form in members:
+            plant_id = cycles[form.cycle_id].plant_id
+            if plant_id not in terms:
+                continue
+            contract = contracts[plant_id]
+            fees[form.id] = nearby.nearby_fees(
+                terms[plant_id], Decimal(form.grid_kwh),
+                vat_out_ppm=0 if contract.prices_include_vat else contract_terms(contract).vat_ppm)
+    return fees
+
+
 async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: dict, *,
                        apps: outbox.NotifyApps) -> int:
     cycles = {c.id: c for c in await ReadingCycle.filter(id__in=[f.cycle_id for f in forms])}
@@ -217,6 +249,13 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
     # (settlement.cycles.runs): a batch of 500 bills must not hold every request meanwhile
     loop = asyncio.get_running_loop()
     bills = await loop.run_in_executor(None, _price_groups, groups, priced_terms)
+    # the fee lines of the owners who bear them, worked out before any bill exists: they count in its total
+    extra: dict[int, list[BillLine]] = {}
+    plant_of = {form.id: cycles[form.cycle_id].plant_id for form in forms}
+    for form_id, fees in (await _nearby_fees(forms, cycles, contracts)).items():
+        contract = contracts[plant_of[form_id]]
+        extra[form_id] = nearby.fee_lines(fees, vat_ppm=contract_terms(contract).vat_ppm,
+                                          prices_include_vat=contract.prices_include_vat)
 
     issue_day = now.astimezone(LOCAL).date()
     async with in_transaction() as conn:
@@ -224,10 +263,12 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
         for form, _, total, tax, _ in bills:
             cycle = cycles[form.cycle_id]
             plant = plants[cycle.plant_id]
+            more = extra.get(form.id, [])
             drafts.append(Bill(number=f"{cycle.period.replace('-', '')}-{plant.code}-1", cycle_id=cycle.id, version=1,
                                form_id=form.id, plant_id=plant.id, owner_id=plant.owner_id, state=BillState.OPEN,
                                issued_at=now, due_on=issue_day + dt.timedelta(days=contracts[plant.id].due_days),
-                               total_fen=total, tax_fen=tax))
+                               total_fen=total + sum(line.amount_fen for line in more),
+                               tax_fen=tax + sum(line.tax_fen for line in more)))
         # the unique key (cycle, version) settles a race with another issuer: its bills stay its own
         await Bill.bulk_create(drafts, ignore_conflicts=True, using_db=conn)
         mine = {b.form_id: b for b in await Bill.filter(form_id__in=[f.id for f, *_ in bills], issued_at=now)
@@ -235,7 +276,10 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
         rows, events = [], []
         for form, lines, _, _, tariff_period in bills:
             if (bill := mine.get(form.id)) is not None:
-                rows += _energy_lines(bill.id, lines, tariff_period)
+                energy = _energy_lines(bill.id, lines, tariff_period)
+                for i, line in enumerate(extra.get(form.id, []), start=len(energy) + 1):
+                    line.bill_id, line.seq = bill.id, i
+                rows += energy + extra.get(form.id, [])
         await BillLine.bulk_create(rows, using_db=conn)
         await _apply_credit(list(mine.values()), conn)
         for bill in mine.values():

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from settlement import i18n, templating
-from settlement.billing import invoices
+from settlement.billing import invoices, nearby
 from settlement.money_text import format_yuan
 from settlement.errors import NotFound
 from settlement.models import (
@@ -428,6 +428,9 @@ def line_text(line, lang: str) -> str:
         return f"{RATE_LABEL['en'][RATES[line.tou_period]]} self-use energy"
     if line.kind == LineKind.LATE_FEE and line.accrual_key:
         return f"Late fee (through {line.accrual_key})"
+    fee = nearby.line_text_en(line.kind, line.description, line.kwh is not None)
+    if fee is not None:
+        return fee
     return LINE_KIND_EN.get(line.kind, line.description)
 
 

@@ -8,7 +8,11 @@ on file; an owner without a valid tax id on file gets none by itself (a personal
 are asked for, not guessed). The request is made from the bill's state, not from the payment
 event, so a payment recorded by any path (WeChat Pay, an import, staff, a prepaid true-up) and
 a run that failed half-way lose nothing: the next run makes what is missing, and the unique key
-makes it once. :func:`issue_requested` hands requested ones to the tax
+makes it once. The same request can be asked for at once (:func:`request_for_bill`): by a
+mini-program user with the pay right on the bill's plant, or by staff (the bot's 开票, ``pvsettle
+invoices request``), under the same rules — the bill paid in full, the owner's valid tax id on
+file, something left to invoice — audited as RequestInvoice; asking again answers the request
+there is. :func:`issue_requested` hands requested ones to the tax
 system (:class:`settlement.ports.tax.TaxInvoicing`) and keeps what became of each::
 
     requested ──issued──▶ issued (number, rendered document)
@@ -33,12 +37,24 @@ import re
 from decimal import Decimal
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from billing_engine import money
-from settlement import templating
+from settlement import audit, templating
 from settlement.cycles.runs import parse_period
-from settlement.errors import Conflict, InvalidInput, NotFound
-from settlement.models import Bill, BillState, InvoiceRequest, InvoiceState, Owner, Payment, Refund, RefundState
+from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
+from settlement.models import (
+    Bill,
+    BillState,
+    InvoiceRequest,
+    InvoiceState,
+    Owner,
+    Payment,
+    Refund,
+    RefundState,
+    Staff,
+    StaffRole,
+)
 from settlement.money_text import format_yuan
 from settlement.ports.tax import InvoiceDraft, TaxInvoicing, TaxRefused, TaxUnavailable
 from settlement.clock import LOCAL, UTC, utc_now
@@ -198,6 +214,83 @@ async def request_for_paid_bills(*, limit: int = 100) -> dict[str, int]:
             "buyer_name": name, "buyer_tax_id": tax_id, "amount_fen": amount, "tax_fen": _tax(amount)})
         done["invoices_requested"] += 1
     return done
+
+
+async def request_for_bill(bill_id: int, *, staff: Staff | None = None,
+                           openid: str | None = None) -> tuple[InvoiceRequest, bool]:
+    """The e-invoice of one paid bill, asked for now rather than left to the ``invoices`` job.
+
+    The buyer is the owner as on file (name, tax id), as for the requests the job makes, so the
+    two can never ask differently for the same bill. Asking again answers the request there is
+    (requested or issued) and changes nothing; one the tax system refused is asked again with
+    the owner's details as they are now.
+
+    Parameters
+    ----------
+    bill_id : int
+    staff : Staff, optional
+        The staff member who asks (the bot's 开票, the CLI): an active operator or admin.
+    openid : str, optional
+        The mini-program user who asks; the caller has checked their pay right on the bill's plant.
+        Without it, ``staff`` is needed.
+
+    Returns
+    -------
+    (InvoiceRequest, bool)
+        The bill's request, and whether this call made it (or asked again after a refusal).
+
+    Raises
+    ------
+    Forbidden
+        No ``openid`` and ``staff`` is missing or not an active operator or admin (``role_required``).
+    NotFound
+        No bill ``bill_id`` (``unknown_bill``).
+    Conflict
+        The bill is not paid in full (``bill_not_paid``), its owner has no valid tax id on file
+        (``no_tax_id``: a personal buyer's details are asked for, never guessed), or everything
+        paid on it is invoiced otherwise or was account credit (``nothing_to_invoice``).
+    """
+    if openid is None and (staff is None or not staff.active
+                           or staff.role not in (StaffRole.OPERATOR, StaffRole.ADMIN)):
+        raise Forbidden("requesting an invoice needs the operator or admin role", code="role_required")
+    key = bill_key(bill_id)
+    async with in_transaction() as conn:
+        # the bill locked: two requests for it at once are one after the other, the second answered
+        bill = await Bill.filter(id=bill_id).using_db(conn).select_for_update().first()
+        if bill is None:
+            raise NotFound(f"no bill {bill_id}", code="unknown_bill", params={"bill": bill_id})
+        existing = await InvoiceRequest.get_or_none(request_key=key).using_db(conn)
+        if existing is not None and existing.state != InvoiceState.FAILED:
+            return existing, False
+        if bill.state != BillState.PAID:
+            raise Conflict(f"bill {bill.number} is {bill.state.value}, not paid in full", code="bill_not_paid",
+                           params={"bill": bill.number})
+        owner = await Owner.get(id=bill.owner_id).using_db(conn)
+        try:
+            name, tax_id = _buyer(owner.name, owner.tax_id or "")
+        except InvalidInput:
+            raise Conflict(f"owner {owner.id} has no valid tax id on file", code="no_tax_id") from None
+        amount = await _bill_amount_fen(bill)
+        if amount <= 0:
+            raise Conflict(f"nothing paid on bill {bill.number} is left to invoice", code="nothing_to_invoice")
+        fields = {"buyer_name": name, "buyer_tax_id": tax_id, "amount_fen": amount, "tax_fen": _tax(amount)}
+        before = None
+        if existing is not None:  # refused by the tax system before: asked again with today's details
+            before = {"state": existing.state, "failure": existing.failure}
+            await InvoiceRequest.filter(id=existing.id).using_db(conn).update(
+                state=InvoiceState.REQUESTED, failure=None, **fields)
+            request = await InvoiceRequest.get(id=existing.id).using_db(conn)
+        else:
+            try:
+                async with in_transaction():  # a savepoint: the invoices job may have made it meanwhile
+                    request = await InvoiceRequest.create(request_key=key, owner_id=bill.owner_id, **fields)
+            except IntegrityError:
+                return await InvoiceRequest.get(request_key=key).using_db(conn), False
+        await audit.record(audit.actor_of(staff, openid=openid), "RequestInvoice", "bill", bill.id, before=before,
+                           after={"request": request.id, "request_key": key, "amount_fen": amount,
+                                  "tax_fen": fields["tax_fen"], "buyer_tax_id": tax_id, "state": request.state},
+                           using_db=conn)
+    return request, True
 
 
 async def bill_invoices(bill_id: int) -> list[InvoiceRequest]:

@@ -24,15 +24,16 @@ Rules written down
   monthly capacity charge = capacity charge under current policy + T&D price × average load
   rate × 730 h × grid-connection capacity; system operation fee and wire-loss cost on the
   grid-drawn kWh of the cycle's final (confirmed or auto-confirmed) form. Without a final form
-  the kWh and the fees on them are left empty, never guessed. billing_engine.capacity does the
-  arithmetic and the rounding (each amount once, half up, to fen).
+  the kWh and the fees on them are left empty, never guessed. The fees are
+  :func:`settlement.billing.nearby.nearby_fees`' — the same the bills of projects whose owner
+  bears them carry — as published, VAT included; billing_engine.capacity does the arithmetic and
+  the rounding (each amount once, half up, to fen).
 * **Money** is integer fen throughout; files show 元 with 2 decimals made from the fen exactly
   (:func:`settlement.money_text.format_yuan`, :func:`settlement.money_text.yuan`).
 """
 
 from __future__ import annotations
 
-import calendar
 import csv
 import datetime as dt
 from collections import defaultdict
@@ -42,11 +43,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from billing_engine import capacity, money
+from billing_engine import capacity
 from settlement.cycles.runs import parse_period
 from settlement.billing.ebill import BILL_STATE, FORM_STATE
+from settlement.billing.nearby import nearby_fees, terms_in_force
 from settlement.models import (
     Bill,
     BillLine,
@@ -187,11 +187,6 @@ def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
 
 def _local_day(when: dt.datetime) -> dt.date:
     return when.astimezone(LOCAL).date()
-
-
-def _month_end(period: str) -> dt.date:
-    year, month = parse_period(period)
-    return dt.date(year, month, calendar.monthrange(year, month)[1])
 
 
 # --- the cycle report --------------------------------------------------------------------------
@@ -350,10 +345,7 @@ async def nearby_report(period: str) -> Report:
         One row per project with terms in force; capacity charge, system operation fee and
         wire-loss cost [fen], grid-drawn energy [kWh].
     """
-    month_end = _month_end(period)
-    terms: dict[int, NearbyConsumptionTerms] = {}
-    for t in await NearbyConsumptionTerms.filter(effective_from__lte=month_end).order_by("effective_from"):
-        terms[t.plant_id] = t  # the latest version in force by the month's end wins
+    terms = await terms_in_force(period)
     plants = await _plants(terms)
     cycles = dict(await ReadingCycle.filter(period=period, plant_id__in=list(terms)).values_list("plant_id", "id")) \
         if terms else {}
@@ -386,33 +378,30 @@ async def nearby_report(period: str) -> Report:
 
 def _nearby_row(period: str, plant: dict, t: NearbyConsumptionTerms, form: dict | None,
                 shown: dict | None) -> dict[str, Any]:
-    current = money.yuan_to_fen(t.current_capacity_charge, where="current_capacity_charge")
-    capacity_fen = int(capacity.capacity_charge_fen(
-        [t.connection_kva], t.td_price, t.average_load_rate,
-        current_capacity_charge_fen=np.array([current], dtype=np.int64))[0])
+    # no confirmed kWh yet: the per-kWh fees stay empty rather than guessed
+    fees = nearby_fees(t, None if form is None else Decimal(form["grid_kwh"]))
     row: dict[str, Any] = {
         "period": period, "plant_code": plant["code"], "plant_name": plant["name"], "owner": plant["owner"],
         "terms_from": t.effective_from, "voltage_level": t.voltage_level,
         "connection_kva": Decimal(t.connection_kva), "td_price": Decimal(t.td_price),
         "average_load_rate": Decimal(t.average_load_rate), "hours": capacity.HOURS_PER_MONTH,
-        "current_capacity_fen": current, "capacity_added_fen": capacity_fen - current, "capacity_fen": capacity_fen,
+        "current_capacity_fen": fees.current_capacity_fen, "capacity_added_fen": fees.capacity_added_fen,
+        "capacity_fen": fees.capacity_fen,
         "grid_kwh": None, "system_operation_fee": Decimal(t.system_operation_fee), "system_operation_fen": None,
         "wire_loss_price": Decimal(t.wire_loss_price), "wire_loss_fen": None, "total_fen": None,
         "form_state": shown["state"] if shown else None, "generation_kwh": None, "self_use_kwh": None,
         "self_use_of_generation": None, "self_use_of_consumption": None, "meets_thresholds": None,
     }
     if form is None:
-        return row  # no confirmed kWh yet: the per-kWh fees stay empty rather than guessed
+        return row
     grid = Decimal(form["grid_kwh"])
     generation, self_use = Decimal(form["generation_kwh"]), Decimal(form["self_use_kwh"])
-    operation = int(capacity.system_operation_fee_fen([float(grid)], t.system_operation_fee)[0])
-    wire_loss = int(capacity.wire_loss_fen([float(grid)], t.wire_loss_price)[0])
     commissioned = plant.get("commissioned_on")
     eligible = bool(capacity.nearby_eligible(
         [float(self_use)], [float(generation)], [float(self_use + grid)],
         from_2030=[commissioned is not None and commissioned.year >= 2030])[0])
-    row.update(grid_kwh=grid, system_operation_fen=operation, wire_loss_fen=wire_loss,
-               total_fen=capacity_fen + operation + wire_loss, generation_kwh=generation, self_use_kwh=self_use,
+    row.update(grid_kwh=grid, system_operation_fen=fees.system_operation_fen, wire_loss_fen=fees.wire_loss_fen,
+               total_fen=fees.total_fen, generation_kwh=generation, self_use_kwh=self_use,
                self_use_of_generation=ratio(self_use, generation),
                self_use_of_consumption=ratio(self_use, self_use + grid),
                meets_thresholds="yes" if eligible else "no")

@@ -86,6 +86,10 @@ class Contract(Model):
     auto_confirm_days = fields.SmallIntField(default=7)
     allow_partial_payment = fields.BooleanField(default=True)
     share_export = fields.BooleanField(default=False)
+    owner_bears_nearby_fees = fields.BooleanField(
+        default=False,
+        description="the owner pays the nearby-consumption (就近消纳) fees — capacity, system "
+                    "operation, wire loss — on the plant's bill while NearbyConsumptionTerms are in force")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

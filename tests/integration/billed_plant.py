@@ -75,9 +75,16 @@ async def jiangsu_tariff() -> None:
                           document=document)
 
 
-async def walked_plant(code: str = "PV-E1", owner_name: str = "常州某纺织有限公司", *, apps: NotifyApps) -> dict:
+async def walked_plant(code: str = "PV-E1", owner_name: str = "常州某纺织有限公司", *, apps: NotifyApps,
+                       nearby_terms: dict | None = None, nearby_from: dt.date = dt.date(2026, 1, 1),
+                       owner_bears_nearby_fees: bool = False) -> dict:
     """One plant through cycle 2026-10 to a partly paid bill with a late fee (figures above);
-    ``apps`` are the WeChat apps its messages are written for."""
+    ``apps`` are the WeChat apps its messages are written for.
+
+    ``nearby_terms`` (NearbyConsumptionTerms fields) make it a nearby-consumption project from
+    ``nearby_from``, and ``owner_bears_nearby_fees`` sets its contract's flag: then its bill and late fee
+    differ from the figures above (tests/integration/test_bill_nearby_fees.py works them).
+    """
     await jiangsu_tariff()
     owner = await m.Owner.create(name=owner_name, kind=m.OwnerKind.COMMERCIAL, tax_id="91320400MA1XXXXXX")
     plant = await m.Plant.create(code=code, name="厂房屋顶", owner=owner, capacity_kwp=Decimal("100"),
@@ -86,7 +93,9 @@ async def walked_plant(code: str = "PV-E1", owner_name: str = "常州某纺织�
                             pricing_model=m.PricingModel.GRID_DISCOUNT, discount=Decimal("0.85"),
                             vat_rate=Decimal("0.13"), prices_include_vat=True, due_days=15,
                             late_fee_rate=Decimal("0.002"), late_fee_rate_cross_year=Decimal("0.003"),
-                            auto_confirm_days=7)
+                            auto_confirm_days=7, owner_bears_nearby_fees=owner_bears_nearby_fees)
+    if nearby_terms is not None:
+        await m.NearbyConsumptionTerms.create(plant=plant, effective_from=nearby_from, **nearby_terms)
     gen = await m.Meter.create(plant=plant, serial=f"{code}-G", kind=m.MeterKind.GENERATION, multiplier=20,
                                registers=list(GEN), installed_on=dt.date(2026, 1, 1))
     grid = await m.Meter.create(plant=plant, serial=f"{code}-N", kind=m.MeterKind.GRID, multiplier=20,

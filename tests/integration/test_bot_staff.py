@@ -34,7 +34,7 @@ async def _snapshot() -> tuple:
     return (await m.Reading.all().count(), await m.ReadingConflict.all().count(), sorted(map(tuple, bills)),
             sorted(map(tuple, forms)), await m.Payment.all().count(), await m.CreditEntry.all().count(),
             await m.OwnerInvitation.all().count(), await m.Refund.all().count(), await m.AuditEvent.all().count(),
-            await m.Plant.all().count(), await m.FaultReport.all().count())
+            await m.Plant.all().count(), await m.FaultReport.all().count(), await m.InvoiceRequest.all().count())
 
 
 # ---------------------------------------------------------------------- who may
@@ -42,7 +42,7 @@ async def _snapshot() -> tuple:
 
 STAFF_COMMANDS = ["抄表 PV-E1 00020000 700", "调整 PV-E1 PV-E1-G 00010000 1800 原因 误读", "重发 PV-E1 2026-10",
                   "确认 1", "收款 202610-PV-E1-1 100 转账", "邀请 PV-E1", "退款 1 100 原因 多付",
-                  "工单 1 受理", "欠费", "电站 PV-E1", "报表 2026-10", "通知 202610-PV-E1-1"]
+                  "工单 1 受理", "开票 202610-PV-E1-1", "欠费", "电站 PV-E1", "报表 2026-10", "通知 202610-PV-E1-1"]
 
 
 @pytest.mark.parametrize("text", STAFF_COMMANDS)
@@ -58,7 +58,7 @@ async def test_staff_commands_from_someone_not_staff_are_refused_and_change_noth
 
 
 @pytest.mark.parametrize("text", ["抄表 PV-E1 00020000 700", "收款 202610-PV-E1-1 100 转账", "邀请 PV-E1",
-                                  "确认 1", "重发 PV-E1 2026-10", "工单 1 受理"])
+                                  "确认 1", "重发 PV-E1 2026-10", "工单 1 受理", "开票 202610-PV-E1-1"])
 async def test_a_viewer_may_look_but_not_change(bot: Bot, people, text: str):
     before = await _snapshot()
     reply = await bot.say(VIEWER, text)
@@ -469,3 +469,62 @@ async def test_hostile_text_in_a_reason_is_stored_as_typed(bot: Bot, people, not
     [event] = await audit_events("AdjustReading")
     assert event.reason == reason
     assert await m.Plant.all().count() == 1
+
+
+# ---------------------------------------------------------------------- 开票 (issue #24 point 2)
+
+
+async def _invoice_state() -> tuple:
+    return (await m.InvoiceRequest.all().count(), await m.AuditEvent.filter(action="RequestInvoice").count())
+
+
+async def test_staff_ask_for_a_paid_bills_invoice_once(bot: Bot, people, notify_apps):
+    """The walked bill (tests/integration/billed_plant.py) is partly paid: 开票 is refused and asks
+    for nothing. Once the 4 654.67 元 left is paid, the request is the two payments, 3 000.00 +
+    4 654.67 = 7 654.67 元 (the 5.00 元 of credit was invoiced with its own payment, if at all):
+    VAT 765 467 × 13 / 113 = 88 062.58 → 88 063 fen."""
+    bill = people["bill"]
+    before = await _snapshot()
+    reply = await bot.say(OPERATOR, f"开票 {bill.number}")
+    assert f"账单 {bill.number} 尚未缴清" in reply.text
+    assert await _snapshot() == before
+
+    from settlement.billing import bills
+
+    await bills.record_payment(bill.id, 465467, m.PaymentChannel.BANK_TRANSFER, "BANK-REST", apps=notify_apps,
+                               staff=people["operator"])
+    reply = await bot.say(OPERATOR, f"开票 {bill.number.lower()}")  # the number is case-blind, as for 收款
+    assert f"已为账单 {bill.number} 申请电子发票：¥7,654.67（其中税额 ¥880.63）" in reply.text
+    assert "常州某纺织有限公司（91320400MA1XXXXXX）" in reply.text
+    [request] = await m.InvoiceRequest.all()
+    assert (request.request_key, request.amount_fen, request.tax_fen, request.state) == (
+        f"bill:{bill.id}", 765467, 88063, m.InvoiceState.REQUESTED)
+    [event] = await audit_events("RequestInvoice")
+    assert (event.actor, event.entity, event.entity_id, event.after["amount_fen"]) == (
+        f"staff:{people['operator'].id}", "bill", str(bill.id), 765467)
+
+    # asked again (by id this time, by an admin): the request there is, nothing new
+    reply = await bot.say(ADMIN, f"invoice {bill.id}")
+    assert f"账单 {bill.number} 已申请过电子发票（待开具）" in reply.text
+    assert await _invoice_state() == (1, 1)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("开票 202610-NOPE-1", "没有这张账单"),
+    ("开票 202610-PV-E1-1 多余", "开票 <账单号>"),
+])
+async def test_invoice_command_refusals_change_nothing(bot: Bot, people, text, expected):
+    before = await _snapshot()
+    assert expected in (await bot.say(OPERATOR, text)).text
+    assert await _snapshot() == before
+
+
+async def test_an_owner_without_a_tax_id_gets_no_invoice_from_staff_either(bot: Bot, people, notify_apps):
+    from settlement.billing import bills
+
+    await m.Owner.filter(id=people["owner"].id).update(tax_id=None)
+    await bills.record_payment(people["bill"].id, 465467, m.PaymentChannel.BANK_TRANSFER, "BANK-REST",
+                               apps=notify_apps, staff=people["operator"])
+    before = await _snapshot()
+    assert "没有登记有效的纳税人识别号" in (await bot.say(OPERATOR, f"开票 {people['bill'].number}")).text
+    assert await _snapshot() == before

@@ -348,6 +348,7 @@ BOT_VALUES: dict[str, list[str]] = {
     "form_state": _enum_values("settlement.models", "FormState"),
     "bill_state": _enum_values("settlement.models", "BillState"),
     "fault_state": _enum_values("settlement.models", "FaultState"),
+    "invoice_state": _enum_values("settlement.models", "InvoiceState"),
     "channel": _enum_values("settlement.models", "PaymentChannel"),
     "energy": sorted(set(_module("bot.staff").ENERGIES.values())),
     "rate": sorted(set(_module("bot.staff").RATES.values())),
