@@ -32,20 +32,20 @@ def code(i: int) -> str:
     return f"PP{i:04d}"
 
 
-def portfolio() -> dict[str, list[dict]]:
-    """The tables as rows of typed values (Decimal, date, bool, int, str)."""
+def portfolio(plants: int = PLANTS) -> dict[str, list[dict]]:
+    """The tables as rows of typed values (Decimal, date, bool, int, str), for ``plants`` plants."""
     staff = [{"code": "S001", "name": "财务老陈", "role": "admin", "active": True},
              {"code": "S002", "name": "运维小周", "role": "operator", "active": True},
              {"code": "S003", "name": "实习生", "role": "viewer", "active": False}]
     owners = [{"code": f"OW{k:04d}", "name": f"业主{k}有限公司", "kind": "industrial" if k % 3 else "residential",
-               "phone": f"1380000{k:04d}", "tax_id": None} for k in range(1, PLANTS // 2 + 1)]
+               "phone": f"1380000{k:04d}", "tax_id": None} for k in range(1, (plants + 1) // 2 + 1)]
     jiangsu = resources.files("billing_engine").joinpath("tariffs", "jiangsu-2025.json").read_text("utf-8")
     tariffs = [{"code": "jiangsu-2025", "name": "江苏 2025 分时电价", "format": None, "file": "jiangsu-2025.json",
                 "document": jiangsu},
                {"code": "example-etou", "name": None, "format": "urdb", "file": "example-etou.json",
                 "document": json.dumps(URDB)}]
-    plants, meters, replacements, contracts, nearby = [], [], [], [], []
-    for i in range(1, PLANTS + 1):
+    count, plants, meters, replacements, contracts, nearby = plants, [], [], [], [], []
+    for i in range(1, count + 1):
         plants.append({"code": code(i), "name": f"{i}号厂房屋顶", "owner": f"OW{(i + 1) // 2:04d}",
                        "capacity_kwp": Decimal(100 + i) + Decimal("0.5"), "address": f"常州市武进区{i}号",
                        "latitude": Decimal("31.810000"), "longitude": Decimal("119.970000"), "reading_day": 1,
