@@ -106,12 +106,14 @@ def write_csv(folder: Path, tables: dict[str, list[dict]] | None = None) -> Path
     tables = tables or portfolio()
     folder.mkdir(parents=True, exist_ok=True)
     for name, rows in tables.items():
+        if not rows:
+            continue  # a table with nothing to say is left out (an import does not touch it)
         if name == "tariffs":
             for row in rows:
                 (folder / row["file"]).write_text(row["document"], "utf-8")
             rows = [{k: v for k, v in row.items() if k != "document"} for row in rows]
         with (folder / f"{name}.csv").open("w", encoding="utf-8-sig", newline="") as f:
-            columns = list(rows[0]) if rows else ["code"]
+            columns = list(rows[0])
             writer = csv.DictWriter(f, columns)
             writer.writeheader()
             writer.writerows({k: _text(v) for k, v in row.items()} for row in rows)
@@ -124,6 +126,8 @@ def write_xlsx(path: Path, tables: dict[str, list[dict]] | None = None) -> Path:
     book = openpyxl.Workbook()
     book.remove(book.active)
     for name, rows in tables.items():
+        if not rows:
+            continue
         if name == "tariffs":
             rows = [{k: v for k, v in row.items() if k != "file"} for row in rows]
         sheet = book.create_sheet(name)

@@ -274,3 +274,50 @@ async def test_not_a_workbook(tmp_path):
         sheets.read(fake, tables.NAMES)
     with pytest.raises(sheets.UnreadableFile, match="none of the tables"):
         sheets.read(tmp_path, tables.NAMES)
+
+
+async def test_a_meter_replaced_inside_the_cycle_adds_both_parts(db, notify_apps, tmp_path):
+    """换表 on 2026-09-15 inside the cycle 2026-10 (09-01 → 10-01): the generation meter ×20 is
+    replaced by one ×40; the form shows both meters' lines and adds their parts."""
+    from billing_engine.registers import MeterReplacement, register_energy
+
+    data = pf.portfolio(2)
+    data["meters"][0]["removed_on"] = dt.date(2026, 9, 15)
+    data["meters"].append({**data["meters"][0], "serial": "PP0001-G2", "multiplier": 40,
+                           "installed_on": dt.date(2026, 9, 15), "removed_on": None})
+    data["meter_replacements"] = [{
+        "old_meter": "PP0001-G", "new_meter": "PP0001-G2", "replaced_at": "2026-09-15 10:00",
+        "final_readings": "00010000=1150 00010100=0 00010200=580 00010300=360 00010400=210",
+        "first_readings": "00010000=0 00010100=0 00010200=0 00010300=0 00010400=0"}]
+    outcome = await run_import(pf.write_csv(tmp_path / "p", data))
+    assert outcome.errors == [], [str(e) for e in outcome.errors]
+    rows = []
+    for serial, when, values in (("PP0001-G", local(2026, 9, 1), (1000, 0, 500, 300, 200)),
+                                 ("PP0001-G2", local(2026, 10, 1), (100, 0, 50, 30, 20))):
+        rows += [{"meter": serial, "register": r, "read_at": when, "value": str(v)} for r, v in zip(FORWARD, values)]
+    for when, k in ((local(2026, 9, 1), 0), (local(2026, 10, 1), 1)):
+        step = (30, 0, 10, 10, 10) * 2  # import and export: 10 per rate but sharp, the total their sum
+        rows += [{"meter": "PP0001-N", "register": r, "read_at": when, "value": str(v + k * d)}
+                 for r, v, d in zip(FORWARD + REVERSE, (30, 0, 10, 10, 10) * 2, step)]
+    result = await ingest_readings(rows, source=m.ReadingSource.AMI, received_from="collector:test",
+                                   now=local(2026, 10, 1, 1))
+    assert all(r.status == RowStatus.CREATED for r in result.results)
+
+    await cycles.run_cycle("2026-10", plant_code="PP0001", now=local(2026, 10, 1, 8), apps=notify_apps)
+    form = await m.ConfirmationForm.get(cycle__plant__code="PP0001")
+    assert form.state == m.FormState.SENT and "REPLACED" in form.flags  # noted, not held
+    peak = [(l["meter"], l["previous"], l["current"], l["multiplier"], l["kwh"], l.get("replaced", False))
+            for l in form.lines if l["group"] == "generation" and l["register"] == "00010200"]
+    assert peak == [("PP0001-G", "500.0000", "580.0000", 20, "1600.000", True),
+                    ("PP0001-G2", "0.0000", "50.0000", 40, "2000.000", False)]
+    # old part + new part per rate: peak 80 × 20 + 50 × 40, flat 60 × 20 + 30 × 40, valley 10 × 20 + 20 × 40
+    assert [form.periods[r]["generation"] for r in ("sharp", "peak", "flat", "valley")] == \
+        ["0.000", "3600.000", "2400.000", "1000.000"]
+    assert form.generation_kwh == Decimal("7000")
+    # the same figures as billing_engine's own replacement arithmetic
+    engine = register_energy([[1000, 0, 500, 300, 200]], [[100, 0, 50, 30, 20]], [20], rollover_at=[1e6],
+                             replacement=MeterReplacement(replaced=[True], old_final=[[1150, 0, 580, 360, 210]],
+                                                          new_initial=[[0, 0, 0, 0, 0]], new_multiplier=[40]))
+    assert engine.kwh.tolist() == [[7000.0, 0.0, 3600.0, 2400.0, 1000.0]]
+    # self-use = generation − export (10 × 20 per rate); the owner pays for it at 0.85 × the grid price
+    assert [form.periods[r]["self_use"] for r in ("peak", "flat", "valley")] == ["3400.000", "2200.000", "800.000"]
