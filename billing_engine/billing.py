@@ -57,6 +57,9 @@ class IntervalBill:
     tax_fen : ndarray of int64, shape (meters, lines) [fen]
     total_fen : ndarray of int64, shape (meters,) [fen]
     tax_total_fen : ndarray of int64, shape (meters,) [fen]
+    currency : str
+        ISO 4217 code of the tariff's money: the amounts are its hundredths ("fen" of CNY, cents
+        of an OpenEI URDB record's USD).
     """
 
     periods: tuple[str, ...]
@@ -71,6 +74,7 @@ class IntervalBill:
     tax_fen: np.ndarray
     total_fen: np.ndarray
     tax_total_fen: np.ndarray
+    currency: str = "CNY"
 
 
 class _LineColumns:
@@ -222,7 +226,8 @@ def bill(tariff: Tariff, kwh: Any, start: Any, step_minutes: int, *,
     return IntervalBill(
         periods=tariff.periods, kind=kind, month=line_month, version=line_version,
         period=line_period, block=line_block, unit_price_micro=line_unit, wh=line_wh,
-        amount_fen=amount, tax_fen=tax, total_fen=amount.sum(axis=1), tax_total_fen=tax.sum(axis=1))
+        amount_fen=amount, tax_fen=tax, total_fen=amount.sum(axis=1), tax_total_fen=tax.sum(axis=1),
+        currency=tariff.currency)
 
 
 def _carried_wh(kwh: Any, meters: int, name: str) -> np.ndarray:
@@ -273,4 +278,4 @@ def summary(result: IntervalBill, meter: int = 0) -> dict:
             "fixed_fen": fixed,
             "total_fen": month_total,
         })
-    return {"currency": "CNY", "months": months_out, "total_fen": total}
+    return {"currency": result.currency, "months": months_out, "total_fen": total}

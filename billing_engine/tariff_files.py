@@ -15,9 +15,34 @@ from .errors import TariffError
 from .tariff import Tariff, parse_tariff
 from .urdb import from_urdb
 
-__all__ = ["EXAMPLES", "example", "loads"]
+__all__ = ["EXAMPLES", "FORMATS", "example", "format_of", "loads", "parse"]
 
 EXAMPLES = ("jiangsu-2025", "zhejiang-2024")
+FORMATS = ("pvsettle", "urdb")
+"""The tariff formats: the project's own (:func:`~billing_engine.tariff.parse_tariff`) and OpenEI URDB."""
+
+
+def format_of(obj: object) -> str:
+    """``"urdb"`` for an OpenEI URDB rate record (it has ``energyratestructure``, or is an API
+    answer ``{"items": [record]}``), else ``"pvsettle"``."""
+    if isinstance(obj, dict) and ("energyratestructure" in obj or "items" in obj):
+        return "urdb"
+    return "pvsettle"
+
+
+def parse(obj: object, format: str) -> Tariff:
+    """A decoded tariff document in the named format (one of :data:`FORMATS`).
+
+    Raises
+    ------
+    TariffError
+        An unknown format or an invalid tariff (naming the field).
+    """
+    if format == "urdb":
+        return from_urdb(obj)
+    if format == "pvsettle":
+        return parse_tariff(obj)
+    raise TariffError(f"unknown tariff format {format!r} (have {', '.join(FORMATS)})")
 
 
 def loads(text: str | bytes) -> Tariff:
@@ -38,9 +63,7 @@ def loads(text: str | bytes) -> Tariff:
                           where=f"line {exc.lineno} column {exc.colno}") from None
     except UnicodeDecodeError:
         raise TariffError("not UTF-8 text") from None
-    if isinstance(obj, dict) and ("energyratestructure" in obj or "items" in obj):
-        return from_urdb(obj)
-    return parse_tariff(obj)
+    return parse(obj, format_of(obj))
 
 
 def example(name: str) -> Tariff:

@@ -44,7 +44,7 @@ from tortoise.transactions import in_transaction
 from billing_engine import money
 from billing_engine.pricing import ContractTerms, price_cycle
 from billing_engine.tariff import Tariff as EngineTariff
-from billing_engine.tariff import parse_tariff
+from billing_engine.tariff_files import parse as parse_tariff
 from settlement import audit
 from settlement.billing import nearby
 from settlement.notify import outbox
@@ -106,7 +106,7 @@ async def tariff_for(code: str, day: dt.date, cache: dict) -> EngineTariff:
         row = await Tariff.filter(code=code, effective_from__lte=day).order_by("-effective_from").first()
         if row is None:
             raise NotFound(f"no tariff {code!r} in force on {day}", code="unknown_tariff")
-        cache[key] = cache.get(("doc", row.id)) or parse_tariff(row.document)
+        cache[key] = cache.get(("doc", row.id)) or parse_tariff(row.document, row.format)
         cache[("doc", row.id)] = cache[key]
     return cache[key]
 

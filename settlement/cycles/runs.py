@@ -13,6 +13,11 @@ The rules written down
   DL/T 645): generation forward, grid forward (import) and grid reverse (export). billing_engine
   turns the readings into kWh per register with rollover, replacement and plausibility flags,
   and self-use = generation − export per rate, never negative.
+* **A meter replaced during the cycle** (换表: the meter in place at the cut-off has ``replaces``
+  and a ``replaced_at`` inside the span) is read in two parts: the old meter from the start to its
+  final reading at the swap, the new one from its first reading at the swap to the cut-off, each
+  with its own multiplier and dial; the group's energy is their sum, and the form has a line for
+  each meter (the old one's marked ``replaced``).
 * **Forms.** One form per (plant, cycle) — the unique key makes re-runs and concurrent runs
   harmless. A form is sent to the owner at once, with an answer due after the contract's
   auto-confirm days, unless a finding holds it (:data:`HOLD`: a refused drop, TOU registers
@@ -176,6 +181,20 @@ class _Plan:
     contracts: list[Contract]
     spans: list[tuple[dt.datetime, dt.datetime]]
     meters: list[list[Meter | None]]  # per plant: generation meter, grid meter
+    #: per plant: the meters its generation and grid meter replaced during the cycle (or None)
+    replaced: list[list[Meter | None]] = None
+
+    def __post_init__(self):
+        if self.replaced is None:
+            self.replaced = [[None, None] for _ in self.plants]
+
+    def parts(self) -> list[tuple[int, int, Meter]]:
+        """(plant index, group index, old meter) of every register group read on a meter that was
+        replaced during the cycle: its energy up to the swap is a row of its own, after the
+        plants × groups rows (the extra rows of :class:`_Arrays`)."""
+        return [(i, g, old[0 if kind == MeterKind.GENERATION else 1])
+                for i, old in enumerate(self.replaced) for g, (_, kind, _) in enumerate(GROUPS)
+                if old[0 if kind == MeterKind.GENERATION else 1] is not None]
 
 
 async def run_cycle(period: str, plant_code: str | None = None, *, apps: outbox.NotifyApps,
@@ -235,15 +254,27 @@ async def _plan(plants: list[Plant], period: str) -> _Plan:
     for contract in await Contract.filter(plant_id__in=ids, effective_from__lte=cut_off).order_by("effective_from"):
         contracts[contract.plant_id] = contract  # the latest version in force wins
     by_plant: dict[int, dict[MeterKind, Meter]] = {}
-    # the meter in place at the cut-off (replacements mid-cycle are not handled here yet: a
-    # replaced register shows up as missing or as a drop, and the form is flagged for staff)
-    for meter in await Meter.filter(plant_id__in=ids).order_by("installed_on"):
+    by_id: dict[int, Meter] = {}
+    # the meter in place at the cut-off, and the one it replaced when the swap (换表) was inside the
+    # cycle: energy = the old meter's part up to the swap + the new meter's from it. One swap per
+    # meter and cycle; after a second one the middle meter has no reading at the cycle's start and
+    # the form is held for staff (MISSING).
+    for meter in await Meter.filter(plant_id__in=ids).order_by("installed_on", "id"):
         by_plant.setdefault(meter.plant_id, {})[meter.kind] = meter
+        by_id[meter.id] = meter
     keep = [i for i, p in enumerate(plants) if p.id in contracts]
+    meters = [[by_plant.get(plants[i].id, {}).get(MeterKind.GENERATION),
+               by_plant.get(plants[i].id, {}).get(MeterKind.GRID)] for i in keep]
+
+    def replaced_in_cycle(meter: Meter | None, span: tuple[dt.datetime, dt.datetime]) -> Meter | None:
+        if meter is None or meter.replaces_id is None or meter.replaced_at is None:
+            return None
+        start, end = span
+        return by_id.get(meter.replaces_id) if start < meter.replaced_at < end else None
+
     return _Plan(plants=[plants[i] for i in keep], contracts=[contracts[plants[i].id] for i in keep],
-                 spans=[spans[i] for i in keep],
-                 meters=[[by_plant.get(plants[i].id, {}).get(MeterKind.GENERATION),
-                          by_plant.get(plants[i].id, {}).get(MeterKind.GRID)] for i in keep])
+                 spans=[spans[i] for i in keep], meters=meters,
+                 replaced=[[replaced_in_cycle(m, spans[i]) for m in pair] for i, pair in zip(keep, meters)])
 
 
 @dataclass
@@ -266,19 +297,29 @@ def _place_meters(plan: _Plan, arrays: _Arrays) -> tuple[dict[tuple[int, str], t
     """
     row_of: dict[tuple[int, str], tuple[int, int]] = {}  # (meter id, register) → (row, column)
     boundaries: dict[int, tuple[dt.datetime, dt.datetime]] = {}
-    for i, (plant, meters, span) in enumerate(zip(plan.plants, plan.meters, plan.spans)):
+
+    def place(row: int, meter: Meter, plant: Plant, g: int, registers: tuple[str, ...],
+              span: tuple[dt.datetime, dt.datetime]) -> None:
+        arrays.multiplier[row] = meter.multiplier
+        arrays.rollover_at[row] = 10.0 ** meter.register_digits
+        if g != 1:  # generation and export cannot exceed what the plant can produce
+            arrays.capacity_kw[row] = float(plant.capacity_kwp)
+        for c, register in enumerate(registers):
+            row_of[(meter.id, register)] = (row, c)
+        boundaries[meter.id] = span
+
+    for i, (plant, meters, replaced, (start, end)) in enumerate(zip(plan.plants, plan.meters, plan.replaced,
+                                                                    plan.spans)):
         for g, (_, kind, registers) in enumerate(GROUPS):
             meter = meters[0] if kind == MeterKind.GENERATION else meters[1]
-            row = i * len(GROUPS) + g
-            if meter is None:
-                continue
-            arrays.multiplier[row] = meter.multiplier
-            arrays.rollover_at[row] = 10.0 ** meter.register_digits
-            if g != 1:  # generation and export cannot exceed what the plant can produce
-                arrays.capacity_kw[row] = float(plant.capacity_kwp)
-            for c, register in enumerate(registers):
-                row_of[(meter.id, register)] = (row, c)
-            boundaries[meter.id] = span
+            if meter is not None:
+                old = replaced[0 if kind == MeterKind.GENERATION else 1]
+                # a meter that replaced another during the cycle is read from the swap on
+                place(i * len(GROUPS) + g, meter, plant, g, registers, (meter.replaced_at, end) if old else (start, end))
+    first_part = len(plan.plants) * len(GROUPS)
+    for p, (i, g, old) in enumerate(plan.parts()):
+        new_meter = plan.meters[i][0 if GROUPS[g][1] == MeterKind.GENERATION else 1]
+        place(first_part + p, old, plan.plants[i], g, GROUPS[g][2], (plan.spans[i][0], new_meter.replaced_at))
     return row_of, boundaries
 
 
@@ -331,7 +372,7 @@ def _pick_boundary_readings(arrays: _Arrays, key: np.ndarray, at: np.ndarray, re
 
 
 async def _load_readings(plan: _Plan) -> _Arrays:
-    n = len(plan.plants) * len(GROUPS)
+    n = len(plan.plants) * len(GROUPS) + len(plan.parts())
     shape = (n, 5)
     arrays = _Arrays(previous=np.full(shape, np.nan), current=np.full(shape, np.nan),
                      previous_at=np.full(shape, np.datetime64("NaT"), dtype="datetime64[s]"),
@@ -374,7 +415,7 @@ async def _drop_suspects(arrays: _Arrays, flagged: list[tuple[int, int, str]], k
             suspect.append((i, meter_id, register))
     if not suspect:
         return trusted
-    serial_of = {m.id: m.serial for meters in plan.meters for m in meters if m is not None}
+    serial_of = {m.id: m.serial for meters in (*plan.meters, *plan.replaced) for m in meters if m is not None}
     stamps = [int(at[i]) for i, _, _ in suspect]
     details = {}
     for row in await Reading.filter(meter_id__in=list({m for _, m, _ in suspect}), flag__isnull=False,
@@ -426,6 +467,7 @@ class _Computed:
     kwh: np.ndarray  # (plants, 3 groups, 5 registers) [kWh]
     self_use: np.ndarray  # (plants, 4 rates) [kWh]
     flags: np.ndarray  # (plants,) uint16
+    part_kwh: np.ndarray = None  # (parts, 5 registers) [kWh]: replaced meters up to the swap (_Plan.parts)
 
 
 def _compute(plan: _Plan, arrays: _Arrays) -> _Computed:
@@ -434,21 +476,36 @@ def _compute(plan: _Plan, arrays: _Arrays) -> _Computed:
     hours = 24.0 * 31
     energy = register_energy(arrays.previous, arrays.current, arrays.multiplier,
                              rollover_at=arrays.rollover_at, capacity_kw=arrays.capacity_kw, hours=hours)
-    kwh = energy.kwh.reshape(plants, len(GROUPS), 5)
-    flags = np.bitwise_or.reduce(energy.flags.reshape(plants, len(GROUPS)), axis=1)
+    main = plants * len(GROUPS)
+    kwh = energy.kwh[:main].reshape(plants, len(GROUPS), 5).copy()
+    row_flags = energy.flags[:main].reshape(plants, len(GROUPS)).copy()
+    # a replaced meter's part up to the swap adds to the group it was read for: old part + new
+    # part, what billing_engine's MeterReplacement computes, with each meter's own line on the form
+    for p, (i, g, _) in enumerate(plan.parts()):
+        kwh[i, g] += energy.kwh[main + p]
+        row_flags[i, g] |= energy.flags[main + p] | np.uint16(RegisterFlag.REPLACED)
+    flags = np.bitwise_or.reduce(row_flags, axis=1)
+    part_kwh = energy.kwh[main:]
     self_use, sc_flags = self_consumption(kwh[:, 0, 1:], kwh[:, 2, 1:],
                                           tolerance_kwh=0.0)
-    return _Computed(kwh=kwh, self_use=self_use, flags=(flags | sc_flags).astype(np.uint16))
+    return _Computed(kwh=kwh, self_use=self_use, flags=(flags | sc_flags).astype(np.uint16), part_kwh=part_kwh)
 
 
 def _only(plan: _Plan, computed: _Computed, arrays: _Arrays, keep: np.ndarray):
     """The plan, results and arrays restricted to the plants where ``keep`` is true."""
     idx = np.flatnonzero(keep)
     rows = (idx[:, None] * len(GROUPS) + np.arange(len(GROUPS))).ravel()
+    first_part = len(plan.plants) * len(GROUPS)
+    kept = set(int(i) for i in idx)
+    rows = np.concatenate([rows, [first_part + p for p, (i, _, _) in enumerate(plan.parts()) if i in kept]]
+                          ).astype(np.int64)
     pick = [int(i) for i in idx]
     plan = _Plan(plants=[plan.plants[i] for i in pick], contracts=[plan.contracts[i] for i in pick],
-                 spans=[plan.spans[i] for i in pick], meters=[plan.meters[i] for i in pick])
-    computed = _Computed(kwh=computed.kwh[idx], self_use=computed.self_use[idx], flags=computed.flags[idx])
+                 spans=[plan.spans[i] for i in pick], meters=[plan.meters[i] for i in pick],
+                 replaced=[plan.replaced[i] for i in pick])
+    part_rows = rows[len(idx) * len(GROUPS):] - first_part
+    computed = _Computed(kwh=computed.kwh[idx], self_use=computed.self_use[idx], flags=computed.flags[idx],
+                         part_kwh=computed.part_kwh[part_rows])
     arrays = _Arrays(previous=arrays.previous[rows], current=arrays.current[rows],
                      previous_at=arrays.previous_at[rows], current_at=arrays.current_at[rows],
                      multiplier=arrays.multiplier[rows], rollover_at=arrays.rollover_at[rows],
@@ -481,19 +538,36 @@ def form_contents(plan: _Plan, arrays: _Arrays, computed: _Computed) -> list[dic
     # energies to the Wh, as integers: the form's figures and its totals add up exactly
     kwh_wh = np.rint(computed.kwh * 1000).astype(np.int64)
     self_wh = np.rint(computed.self_use * 1000).astype(np.int64)
+    # the part of a replaced meter (up to the swap) is a line of its own, before the new meter's,
+    # as the paper form has it (换表): each line's kWh is its meter's, the group's energy their sum
+    first_part = len(plan.plants) * len(GROUPS)
+    parts = {(i, g): (first_part + p, old) for p, (i, g, old) in enumerate(plan.parts())}
+    part_wh = np.rint(computed.part_kwh * 1000).astype(np.int64)
     out = []
     for i in range(len(plan.plants)):
         lines = []
         for g, (group, kind, registers) in enumerate(GROUPS):
             meter = plan.meters[i][0] if kind == MeterKind.GENERATION else plan.meters[i][1]
             row = i * len(GROUPS) + g
+            part = parts.get((i, g))
+            if part is not None:
+                part_row, old = part
+                for c, register in enumerate(registers):
+                    lines.append({
+                        "group": group, "meter": old.serial, "register": register,
+                        "previous": previous[part_row, c], "previous_at": previous_at[part_row, c],
+                        "current": current[part_row, c], "current_at": current_at[part_row, c],
+                        "multiplier": int(arrays.multiplier[part_row]),
+                        "kwh": _wh_text(int(part_wh[part_row - first_part, c])), "replaced": True,
+                    })
             multiplier = int(arrays.multiplier[row])
             for c, register in enumerate(registers):
+                own = int(kwh_wh[i, g, c]) - (int(part_wh[part[0] - first_part, c]) if part else 0)
                 lines.append({
                     "group": group, "meter": meter.serial if meter else None, "register": register,
                     "previous": previous[row, c], "previous_at": previous_at[row, c],
                     "current": current[row, c], "current_at": current_at[row, c],
-                    "multiplier": multiplier, "kwh": _wh_text(int(kwh_wh[i, g, c])),
+                    "multiplier": multiplier, "kwh": _wh_text(own),
                 })
         per_rate = {"generation": kwh_wh[i, 0, 1:], "self_use": self_wh[i], "export": kwh_wh[i, 2, 1:],
                     "grid": kwh_wh[i, 1, 1:]}
@@ -501,6 +575,7 @@ def form_contents(plan: _Plan, arrays: _Arrays, computed: _Computed) -> list[dic
         total = {k: Decimal(int(v.sum())).scaleb(-3) for k, v in per_rate.items()}
         flags = int(computed.flags[i])
         findings = [f for g in range(len(GROUPS)) for f in arrays.suspects[i * len(GROUPS) + g]]
+        findings += [f for g in range(len(GROUPS)) if (i, g) in parts for f in arrays.suspects[parts[(i, g)][0]]]
         out.append({"lines": lines, "periods": periods, "total": total, "flags": flag_names(flags),
                     "findings": findings, "hold": bool(flags & HOLD) or bool(findings)})
     return out

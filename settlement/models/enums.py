@@ -27,6 +27,10 @@ class PlantRight(StrEnum):
 class MeterKind(StrEnum):
     GRID = "grid"  # 并网点/关口表: forward = import from the grid, reverse = export
     GENERATION = "generation"  # 发电表
+    # 水表 / 气表 on the same site (State Grid's smart payment reads all of a site's utilities):
+    # CJ/T 188 meters, volume in m³; read and kept, never on an electricity form or bill
+    WATER = "water"
+    GAS = "gas"
 
 
 class ReadingSource(StrEnum):

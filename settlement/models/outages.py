@@ -23,6 +23,9 @@ class AlarmState(StrEnum):
 
     PENDING = "pending"
     NOTIFIED = "notified"
+    # an outage of no length (a late sample showed the plant producing at its very start): there
+    # was nothing to tell, and the alarm not sent yet never will be
+    VOID = "void"
 
 
 class PlantOutage(Model):

@@ -17,6 +17,8 @@ class Owner(Model):
     """业主 / 用电方: the roof owner who uses the PV power and pays for it."""
 
     id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True, null=True,
+                            description="the company's own owner number, the key of a portfolio import")
     name = fields.CharField(max_length=100)
     kind = fields.CharEnumField(OwnerKind, max_length=16, default=OwnerKind.COMMERCIAL)
     phone = fields.CharField(max_length=20, null=True, db_index=True)
@@ -34,6 +36,8 @@ class Staff(Model):
     """运维 O&M staff — what a command may do is decided by ``role``."""
 
     id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True, null=True,
+                            description="工号, the staff member's number, the key of a portfolio import")
     name = fields.CharField(max_length=100)
     role = fields.CharEnumField(StaffRole, max_length=16, default=StaffRole.VIEWER)
     active = fields.BooleanField(default=True)

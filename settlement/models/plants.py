@@ -26,7 +26,9 @@ class Tariff(Model):
     code = fields.CharField(max_length=64)
     name = fields.CharField(max_length=200)
     effective_from = fields.DateField()
-    document = fields.JSONField(description="billing_engine tariff document")
+    document = fields.JSONField(description="the tariff as written: billing_engine's own document or an OpenEI URDB record")
+    format = fields.CharField(max_length=8, default="pvsettle", description="pvsettle (billing_engine's format) or urdb")
+    currency = fields.CharField(max_length=3, default="CNY", description="ISO 4217 code of the tariff's prices")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -98,7 +100,11 @@ class Contract(Model):
 
 
 class Meter(Model):
-    """A grid (关口表) or generation (发电表) meter — energy = Δreading × multiplier."""
+    """A meter on the plant's site: grid (关口表), generation (发电表), water or gas.
+
+    Electricity energy = Δreading × multiplier. Water and gas meters are read and kept, never put
+    on an electricity form or bill.
+    """
 
     id = fields.IntField(primary_key=True)
     plant: fields.ForeignKeyRelation[Plant] = fields.ForeignKeyField(
@@ -110,6 +116,12 @@ class Meter(Model):
     registers = fields.JSONField(description="DL/T 645 register ids this meter reports")
     installed_on = fields.DateField()
     removed_on = fields.DateField(null=True)
+    # 换表: the meter this one took the place of, and when; the old meter's final readings and this
+    # one's first readings are stored at that time, so a cycle spanning the swap adds both parts
+    replaces: fields.ForeignKeyNullableRelation[Meter] = fields.ForeignKeyField(
+        "settlement.Meter", related_name=False, null=True, on_delete=fields.RESTRICT,
+        description="the meter this one replaced")
+    replaced_at = fields.DatetimeField(null=True, description="when it replaced that meter")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     readings: fields.ReverseRelation[Reading]

@@ -118,7 +118,9 @@ MAX_TEXT = 40
 IN_CHUNK = 5_000
 
 FIELDS = ("meter", "register", "read_at", "value")
-_REGISTER = re.compile(r"^[0-9A-Fa-f]{8}$")
+# DL/T 645 ids of electricity meters (8 hex digits) or CJ/T 188 ids of water and gas meters (4);
+# which one a meter reports is its own register list, checked with the meter
+_REGISTER = re.compile(r"^([0-9A-Fa-f]{4}){1,2}$")
 _DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,4})?$")
 _STAFF_WHO_RECORD = (StaffRole.OPERATOR, StaffRole.ADMIN)
 
@@ -366,7 +368,8 @@ def _parse(index: int, name: str, raw: object) -> _Parsed:
     register = _text(name, "register", _required(name, raw, "register"))
     if not _REGISTER.match(register):
         raise _Refused(RowErrorCode.INVALID_FIELD,
-                       f"{name}: field 'register' {_show(register)} is not a DL/T 645 id of 8 hex digits")
+                       f"{name}: field 'register' {_show(register)} is not a register id "
+                       "(DL/T 645: 8 hex digits; CJ/T 188 for water and gas: 4)")
     read_at = _read_at(name, _required(name, raw, "read_at"))
     value, received = _value(name, _required(name, raw, "value"))
     return _Parsed(index=index, name=name, serial=serial, register=register.upper(), read_at=read_at,
@@ -649,6 +652,8 @@ def _implausible(row: _Parsed, meter: Meter, line: _Series, bounds: _Bounds,
 
     Called for a row that :func:`_judge` accepted, so a lower value is a rollover.
     """
+    if meter.kind not in (MeterKind.GRID, MeterKind.GENERATION):
+        return None  # water and gas [m³]: no plant or site figure bounds them
     before, _ = line.neighbours(row.read_at)
     if before is None:
         return None  # the first reading of a register: no interval to judge

@@ -16,8 +16,10 @@
   when a device's latest sample reports a fault, else ``silent`` (nothing, or nothing producing,
   arrived).
 * **Closes** — at the time of the first producing sample from its start on, whenever that arrives
-  (a late batch closes it at the right time too; one producing at the very start leaves an outage
-  of no length, which the figures do not count).
+  (a late batch closes it at the right time too). One producing at the very start (the sample
+  that was late) leaves an outage of no length: the figures do not count it, it is no trip, and
+  its alarm, if not sent yet, is void (:attr:`AlarmState.VOID`); staff who were told of it are
+  told it ended.
 * Plants whose devices never sent a sample are not judged (their telemetry is not connected yet).
 
 Staff alarms go through the notification outbox: each outage records a ``notified`` state
@@ -219,12 +221,18 @@ async def _close_if_producing(store: TelemetryStore, outage: PlantOutage, now: d
     for ts, power, interval, status, _serial in await store.plant_samples_after(
             outage.plant_id, datetime_to_us(outage.started_at) - 1, CLOSE_SCAN):
         if status != "fault" and (power > 0 or interval > 0):
+            ended = us_to_datetime(ts)
             async with in_transaction() as conn:
-                changed = await PlantOutage.filter(id=outage.id, ended_at__isnull=True).using_db(conn).update(
-                    ended_at=us_to_datetime(ts), end_notified=AlarmState.PENDING)
+                open_ = PlantOutage.filter(id=outage.id, ended_at__isnull=True).using_db(conn)
+                void = 0
+                if ended <= outage.started_at:  # no length: the plant was producing after all
+                    void = await open_.filter(notified=AlarmState.PENDING).update(
+                        ended_at=ended, notified=AlarmState.VOID, end_notified=AlarmState.VOID)
+                changed = void or await open_.update(ended_at=ended, end_notified=AlarmState.PENDING)
                 if changed:
                     await audit.record(audit.SYSTEM, "CloseOutage", "plant_outage", outage.id,
-                                       before={"ended_at": None}, after={"ended_at": us_to_datetime(ts)},
+                                       before={"ended_at": None},
+                                       after={"ended_at": ended, **({"alarm": "void"} if void else {})},
                                        using_db=conn)
             return changed
     return 0

@@ -135,7 +135,10 @@ async def check_repeated_trips(now: dt.datetime | None = None, rule: TripRule = 
     """
     now = (now or utc_now()).astimezone(UTC)
     since = now - LOOK_BACK - rule.window
-    recent = await PlantOutage.filter(started_at__gte=since, started_at__lte=now).values_list("plant_id", flat=True)
+    # an outage of no length (closed at its start: a late sample) was no trip
+    recent = [plant_id for plant_id, started_at, ended_at in await PlantOutage.filter(
+        started_at__gte=since, started_at__lte=now).values_list("plant_id", "started_at", "ended_at")
+        if ended_at is None or ended_at > started_at]
     plant_ids = sorted(set(recent))
     opened = extended = 0
     if not plant_ids:
@@ -147,9 +150,11 @@ async def check_repeated_trips(now: dt.datetime | None = None, rule: TripRule = 
         going_on.setdefault(e.plant_id, e)
     trips_of: dict[int, list[dt.datetime]] = defaultdict(list)
     earliest = min([since] + [e.first_trip_at for e in going_on.values()])
-    for plant_id, started_at in await PlantOutage.filter(plant_id__in=plant_ids, started_at__gte=earliest,
-                                                         started_at__lte=now).order_by("started_at") \
-            .values_list("plant_id", "started_at"):
+    for plant_id, started_at, ended_at in await PlantOutage.filter(
+            plant_id__in=plant_ids, started_at__gte=earliest, started_at__lte=now).order_by("started_at") \
+            .values_list("plant_id", "started_at", "ended_at"):
+        if ended_at is not None and ended_at <= started_at:
+            continue
         episode = going_on.get(plant_id)
         if started_at >= (episode.first_trip_at if episode else since):
             trips_of[plant_id].append(started_at)

@@ -112,6 +112,20 @@ async def test_a_late_batch_closes_the_outage_when_production_really_resumed(pla
     assert (await check("2026-06-15 16:01"))["outages_closed"] == 1
     outage = await m.PlantOutage.get(plant=plant)
     assert (outage.started_at, outage.ended_at) == (local("2026-06-15 12:05"), local("2026-06-15 12:05"))
+    # no length: nothing happened, so the alarm not sent yet is void, and nothing is due
+    assert (outage.notified, outage.end_notified) == ("void", "void")
+    assert await outage_alarms_due() == []
+    close = await m.AuditEvent.get(action="CloseOutage")
+    assert close.after == {"ended_at": "2026-06-15T04:05:00+00:00", "alarm": "void"}
+
+
+async def test_staff_told_of_an_outage_of_no_length_are_told_it_ended(plant):
+    await ingest(every_5_minutes("2026-06-15 09:00", "2026-06-15 12:00"), now="2026-06-15 12:00:30")
+    await check("2026-06-15 12:45")
+    await mark_outage_alarms_notified(await outage_alarms_due(), at=local("2026-06-15 12:46"))
+    await ingest(every_5_minutes("2026-06-15 12:05", "2026-06-15 13:00", energy=1_009_250), now="2026-06-15 13:00:30")
+    assert (await check("2026-06-15 13:01"))["outages_closed"] == 1
+    assert [(a.kind, a.ended_at) for a in await outage_alarms_due()] == [("ended", local("2026-06-15 12:05"))]
 
 
 async def test_a_plant_that_never_produced_is_out_from_its_first_sample_and_one_without_samples_is_not_judged(db):

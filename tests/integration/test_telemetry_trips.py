@@ -47,6 +47,16 @@ async def test_two_trips_no_flag(plant, staff_on_wechat, notify_apps):
     assert await m.TripEpisode.all().count() == 0 and await alarms() == []
 
 
+async def test_outages_of_no_length_are_no_trips(plant, staff_on_wechat, notify_apps):
+    await trip(plant, "2026-11-02 10:00")
+    await trip(plant, "2026-11-02 14:00")
+    for at in ("2026-11-03 10:00", "2026-11-03 11:00"):  # closed at their start: a late sample, no trip
+        await trip(plant, at, hours=0)
+    assert await tick("2026-11-03 12:00", notify_apps) == ({"trip_episodes_opened": 0, "trip_episodes_extended": 0}, 0)
+    await trip(plant, "2026-11-03 11:30")  # a real third one makes the episode
+    assert (await tick("2026-11-03 12:00", notify_apps))[0]["trip_episodes_opened"] == 1
+
+
 async def test_three_within_the_window_one_alarm_and_more_trips_no_more(plant, staff_on_wechat, notify_apps):
     for day in ("02", "04", "07"):
         await trip(plant, f"2026-11-{day} 10:00")

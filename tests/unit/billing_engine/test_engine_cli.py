@@ -97,6 +97,10 @@ def test_urdb_record_as_tariff(tmp_path: Path) -> None:
                                 {"period": 1, "kwh": 12.0, "amount_fen": 240}]
     # One day of 31 carries 1/31 of the 5.00 monthly charge: 16.1 → 16 fen.
     assert month["fixed_fen"] == 16 and month["total_fen"] == 376
+    # a URDB record's money is its own (USD unless it says otherwise): cents, not fen of yuan
+    assert out["currency"] == "USD"
+    tariff.write_text(json.dumps({**record, "currency": "EUR"}), encoding="utf-8")
+    assert json.loads(run("bill", "--tariff", str(tariff), "--intervals", str(csv)).stdout)["currency"] == "EUR"
 
 
 def test_schedule_leaving_hours_without_a_period(tmp_path: Path) -> None:
