@@ -1,9 +1,7 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from orjson import loads
 from settlement.models.enums import MeterKind
 from tortoise.fields.base import OnDelete
-from tortoise.fields.data import JSON_DUMPS
 from tortoise import fields
 
 class Migration(migrations.Migration):
@@ -40,11 +38,6 @@ class Migration(migrations.Migration):
             model_name='Staff',
             name='code',
             field=fields.CharField(null=True, unique=True, description="工号, the staff member's number, the key of a portfolio import", max_length=32),
-        ),
-        ops.AlterField(
-            model_name='Tariff',
-            name='document',
-            field=fields.JSONField(description="the tariff as written: billing_engine's own document or an OpenEI URDB record", encoder=JSON_DUMPS, decoder=loads),
         ),
         ops.AddField(
             model_name='Tariff',

@@ -49,7 +49,7 @@ from settlement import audit
 from settlement.billing import nearby
 from settlement.notify import outbox
 from settlement.context import request_id_var
-from settlement.cycles.runs import RATES, parse_period
+from settlement.cycles.runs import RATES, contract_cut_off, parse_period
 from settlement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from settlement.models import (
     AuditEvent,
@@ -202,11 +202,12 @@ def _energy_lines(bill_id: int, lines, tariff_period) -> list[BillLine]:
 async def _nearby_fees(forms: list[ConfirmationForm], cycles: dict[int, ReadingCycle],
                        contracts: dict[int, Contract]) -> dict[int, nearby.NearbyFees]:
     """The nearby-consumption fees the owner bears on each form's bill, by form id: only plants
-    whose contract says so and that have terms in force for the cycle's period."""
+    whose contract (``contracts``: the version each cycle, by id, is settled under) says so and
+    that have terms in force for the cycle's period."""
     bearing: dict[str, list[ConfirmationForm]] = defaultdict(list)  # period → forms
     for form in forms:
         cycle = cycles[form.cycle_id]
-        contract = contracts.get(cycle.plant_id)
+        contract = contracts.get(cycle.id)
         if contract is not None and contract.owner_bears_nearby_fees:
             bearing[cycle.period].append(form)
     fees: dict[int, nearby.NearbyFees] = {}
@@ -216,7 +217,7 @@ async def _nearby_fees(forms: list[ConfirmationForm], cycles: dict[int, ReadingC
             plant_id = cycles[form.cycle_id].plant_id
             if plant_id not in terms:
                 continue
-            contract = contracts[plant_id]
+            contract = contracts[form.cycle_id]
             fees[form.id] = nearby.nearby_fees(
                 terms[plant_id], Decimal(form.grid_kwh),
                 vat_out_ppm=0 if contract.prices_include_vat else contract_terms(contract).vat_ppm)
@@ -227,17 +228,25 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
                        apps: outbox.NotifyApps) -> int:
     cycles = {c.id: c for c in await ReadingCycle.filter(id__in=[f.cycle_id for f in forms])}
     plants = {p.id: p for p in await Plant.filter(id__in=[c.plant_id for c in cycles.values()])}
-    contracts: dict[int, Contract] = {}
+    # per cycle, the contract version it is settled under (the cycle run's rule): a version that
+    # starts later, entered before this bill is issued, prices only the cycles after it
+    versions: dict[int, list[Contract]] = defaultdict(list)
     for contract in await Contract.filter(plant_id__in=list(plants)).order_by("effective_from"):
-        contracts[contract.plant_id] = contract  # latest version; checked against the cycle below
+        versions[contract.plant_id].append(contract)
+    contracts: dict[int, Contract] = {}  # cycle id → version
+    for cycle in cycles.values():
+        in_force = [c for c in versions[cycle.plant_id] if c.effective_from <= contract_cut_off(cycle.period)]
+        if in_force:
+            contracts[cycle.id] = in_force[-1]
     # group forms that share contract terms and grid prices: one engine call per group
     groups: dict[tuple, list[ConfirmationForm]] = defaultdict(list)
     priced_terms: dict[tuple, tuple[ContractTerms, np.ndarray]] = {}
     for form in forms:
         cycle = cycles[form.cycle_id]
-        contract = contracts.get(cycle.plant_id)
+        contract = contracts.get(cycle.id)
         if contract is None:
-            raise NotFound(f"plant {plants[cycle.plant_id].code} has no contract", code="no_contract")
+            raise NotFound(f"plant {plants[cycle.plant_id].code} has no contract in force for {cycle.period}",
+                           code="no_contract")
         last_day = (cycle.ends_at.astimezone(LOCAL) - dt.timedelta(days=1)).date()
         terms = contract_terms(contract)
         # four prices a form, checked form by form: which form's refusal a batch reports stays the first one's
@@ -251,9 +260,9 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
     bills = await loop.run_in_executor(None, _price_groups, groups, priced_terms)
     # the fee lines of the owners who bear them, worked out before any bill exists: they count in its total
     extra: dict[int, list[BillLine]] = {}
-    plant_of = {form.id: cycles[form.cycle_id].plant_id for form in forms}
+    cycle_of = {form.id: form.cycle_id for form in forms}
     for form_id, fees in (await _nearby_fees(forms, cycles, contracts)).items():
-        contract = contracts[plant_of[form_id]]
+        contract = contracts[cycle_of[form_id]]
         extra[form_id] = nearby.fee_lines(fees, vat_ppm=contract_terms(contract).vat_ppm,
                                           prices_include_vat=contract.prices_include_vat)
 
@@ -266,7 +275,7 @@ async def _issue_batch(forms: list[ConfirmationForm], now: dt.datetime, cache: d
             more = extra.get(form.id, [])
             drafts.append(Bill(number=f"{cycle.period.replace('-', '')}-{plant.code}-1", cycle_id=cycle.id, version=1,
                                form_id=form.id, plant_id=plant.id, owner_id=plant.owner_id, state=BillState.OPEN,
-                               issued_at=now, due_on=issue_day + dt.timedelta(days=contracts[plant.id].due_days),
+                               issued_at=now, due_on=issue_day + dt.timedelta(days=contracts[cycle.id].due_days),
                                total_fen=total + sum(line.amount_fen for line in more),
                                tax_fen=tax + sum(line.tax_fen for line in more)))
         # the unique key (cycle, version) settles a race with another issuer: its bills stay its own

@@ -84,6 +84,15 @@ HOLD = (RegisterFlag.NEGATIVE_REFUSED | RegisterFlag.TOU_MISMATCH | RegisterFlag
         | RegisterFlag.MISSING | RegisterFlag.EXPORT_EXCEEDS_GENERATION)
 
 
+def contract_cut_off(period: str) -> dt.date:
+    """The day that picks the contract version a period's cycle is settled under: the latest
+    version in force on the 28th of the period's month (every reading day is 1-28, so a version
+    that starts by the cycle's cut-off counts). The form (its auto-confirm days) and the bill (its
+    prices and due days) of a cycle take the same version, whenever they are made."""
+    year, month = parse_period(period)
+    return dt.date(year, month, 28)
+
+
 def parse_period(period: str) -> tuple[int, int]:
     try:
         year, month = (int(x) for x in period.split("-"))
@@ -246,11 +255,10 @@ async def run_cycle(period: str, plant_code: str | None = None, *, apps: outbox.
 
 
 async def _plan(plants: list[Plant], period: str) -> _Plan:
-    year, month = parse_period(period)
     ids = [p.id for p in plants]
     spans = [cycle_span(period, p.reading_day) for p in plants]
     contracts: dict[int, Contract] = {}
-    cut_off = dt.date(year, month, 28)
+    cut_off = contract_cut_off(period)
     for contract in await Contract.filter(plant_id__in=ids, effective_from__lte=cut_off).order_by("effective_from"):
         contracts[contract.plant_id] = contract  # the latest version in force wins
     by_plant: dict[int, dict[MeterKind, Meter]] = {}

@@ -26,7 +26,10 @@ class Tariff(Model):
     code = fields.CharField(max_length=64)
     name = fields.CharField(max_length=200)
     effective_from = fields.DateField()
-    document = fields.JSONField(description="the tariff as written: billing_engine's own document or an OpenEI URDB record")
+    # the tariff as written, in ``format``: billing_engine's own document or an OpenEI URDB record
+    # (the column's description stays as it was: changing it makes SQLite rebuild the table, and
+    # tortoise's rebuild drops the (code, effective_from) key)
+    document = fields.JSONField(description="billing_engine tariff document")
     format = fields.CharField(max_length=8, default="pvsettle", description="pvsettle (billing_engine's format) or urdb")
     currency = fields.CharField(max_length=3, default="CNY", description="ISO 4217 code of the tariff's prices")
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -50,6 +50,7 @@ from billing_engine.tariff_files import FORMATS, format_of, parse as parse_tarif
 from settlement import audit
 from settlement.billing.bills import contract_terms, grid_prices
 from settlement.clock import LOCAL
+from settlement.cycles.runs import contract_cut_off
 from settlement.errors import DomainError, Forbidden
 from settlement.models import (
     Bill, Contract, Meter, MeterKind, NearbyConsumptionTerms, Owner, Plant, Reading, ReadingCycle,
@@ -126,10 +127,6 @@ def _diff(current: Any, wanted: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     return out
 
 
-def _cut_off(period: str) -> dt.date:
-    """The day that picks a period's contract version (settlement.cycles.runs: the 28th)."""
-    year, month = (int(x) for x in period.split("-"))
-    return dt.date(year, month, 28)
 
 
 class _Import:
@@ -171,7 +168,7 @@ class _Import:
                                .distinct().values_list("plant_id", flat=True))
         self.billed: dict[int, list[tuple[dt.date, str]]] = defaultdict(list)  # plant → (cut-off, bill number)
         for plant_id, period, number in await Bill.all().values_list("plant_id", "cycle__period", "number"):
-            self.billed[plant_id].append((_cut_off(period), number))
+            self.billed[plant_id].append((contract_cut_off(period), number))
 
     # --- rows → the plan -------------------------------------------------------------------------
 

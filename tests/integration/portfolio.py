@@ -12,8 +12,8 @@ from settlement.clock import UTC
 
 async def one_of_everything() -> dict[str, object]:
     now = dt.datetime(2026, 10, 25, 2, 0, tzinfo=UTC)
-    owner = await m.Owner.create(name="张三", kind=m.OwnerKind.COMMERCIAL, phone="13800000000")
-    staff = await m.Staff.create(name="李四", role=m.StaffRole.OPERATOR)
+    owner = await m.Owner.create(code="OW-1", name="张三", kind=m.OwnerKind.COMMERCIAL, phone="13800000000")
+    staff = await m.Staff.create(code="S-1", name="李四", role=m.StaffRole.OPERATOR)
     identity = await m.WechatIdentity.create(app_id="wxmp", openid="o-owner", owner=owner)
     plant = await m.Plant.create(code="P0001", name="厂房屋顶", owner=owner, capacity_kwp=Decimal("512.400"),
                                  reading_day=25)

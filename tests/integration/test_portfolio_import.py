@@ -223,6 +223,23 @@ async def test_a_contract_that_priced_an_issued_bill_is_never_rewritten(db, noti
         "replace it with a new meter (table meter_replacements)"]
 
 
+async def test_a_version_entered_before_the_bill_prices_only_the_cycles_after_it(db, notify_apps, tmp_path):
+    data = pf.portfolio(2)
+    await run_import(pf.write_csv(tmp_path / "one", data))
+    await read_meters_for_the_cycle()
+    await cycles.run_cycle("2026-10", now=local(2026, 10, 1, 8), apps=notify_apps)
+    await forms.auto_confirm_due(local(2026, 10, 9, 9))
+    # a new version from November arrives before October's bill is issued
+    data["contracts"].append({**data["contracts"][0], "effective_from": dt.date(2026, 11, 1),
+                              "discount": Decimal("0.5000"), "due_days": 30})
+    admin = await m.Staff.get(code="S001")
+    assert (await run_import(pf.write_csv(tmp_path / "two", data), staff=admin)).errors == []
+    await bills.issue_bills("2026-10", now=local(2026, 10, 10, 10), apps=notify_apps)
+    bill = await m.Bill.get(plant__code="PP0001")
+    assert bill.total_fen == 41225 + 16575 + 6630  # at 0.85, the version October is settled under
+    assert bill.due_on == dt.date(2026, 10, 25)  # and its 15 days
+
+
 async def test_who_may_import(db, tmp_path):
     folder = pf.write_csv(tmp_path / "p")
     await run_import(folder)
