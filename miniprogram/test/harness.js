@@ -139,7 +139,8 @@ function fakeWx(server, { language = 'zh_CN', payment = 'ok' } = {}) {
   const did = { navigateTo: [], reLaunch: [], switchTab: [], showToast: [], requestPayment: [], subscribe: [], login: 0 };
   const answer = (req, success) => {
     const [status, body] = server.handle(req);
-    const data = typeof body === 'string' ? body : recording(JSON.parse(JSON.stringify(body)), `${req.method} ${req.template}`, '');
+    // keyed by status too: an error answer's fields are the error schema's
+    const data = typeof body === 'string' ? body : recording(JSON.parse(JSON.stringify(body)), `${req.method} ${req.template} ${status}`, '');
     later(() => success({ statusCode: status, data, header: {} }));
   };
   const wx = {
@@ -159,7 +160,11 @@ function fakeWx(server, { language = 'zh_CN', payment = 'ok' } = {}) {
         const [status, body] = server.handle(req);
         later(() => {
           if (task.aborted) return;
-          for (const cb of chunks) cb({ data: new Uint8Array(Buffer.from(body)).buffer });
+          // a list of chunks comes as so many chunks (a character may be cut between two)
+          for (const part of [].concat(body)) {
+            const bytes = Buffer.isBuffer(part) ? part : Buffer.from(part);
+            for (const cb of chunks) cb({ data: new Uint8Array(bytes).buffer });
+          }
           // a stream stays open: success only when it ends, which a test does by aborting
           if (status !== 200) opts.success({ statusCode: status, data: new ArrayBuffer(0) });
         });
@@ -203,8 +208,11 @@ function fakeWx(server, { language = 'zh_CN', payment = 'ok' } = {}) {
 }
 
 // a fresh phone and app: modules loaded anew (their state: session, catalogue, language)
+let loaded = new Map();
+
 function fresh(options = {}) {
   jest.resetModules();
+  loaded = new Map();
   const server = options.server || defaultServer();
   global.wx = fakeWx(server, options);
   const config = require('../config');
@@ -225,7 +233,9 @@ function hasApiObject(value, seen = new Set()) {
 }
 
 async function open(pagePath, query = {}) {
-  const id = simulate.load(path.join(ROOT, pagePath), { rootPath: ROOT });
+  // a page is loaded once per fresh app (loading it twice makes a second, broken definition)
+  if (!loaded.has(pagePath)) loaded.set(pagePath, simulate.load(path.join(ROOT, pagePath), { rootPath: ROOT }));
+  const id = loaded.get(pagePath);
   const comp = simulate.render(id);
   const setData = comp.instance.setData.bind(comp.instance);
   comp.instance.setData = (data, cb) => {
@@ -240,6 +250,11 @@ async function open(pagePath, query = {}) {
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
 
+// until the condition holds (at most about a second)
+async function until(condition) {
+  for (let i = 0; i < 200 && !condition(); i++) await settle();
+}
+
 const text = (comp, selector) => {
   const node = comp.querySelector(selector);
   return node ? node.dom.textContent.replace(/\s+/g, ' ').trim() : null;
@@ -247,4 +262,4 @@ const text = (comp, selector) => {
 
 const all = (comp, selector) => comp.querySelectorAll(selector);
 
-module.exports = { fresh, open, settle, text, all, reads, defaultServer, FakeServer, ORIGIN, recording, API_OBJECT };
+module.exports = { fresh, open, settle, until, text, all, reads, defaultServer, FakeServer, ORIGIN, recording, API_OBJECT };
