@@ -84,8 +84,7 @@ describe.each(PAGES)('$page', (spec) => {
     const c = await open();
     expect(h.text(c, '#error')).toContain('请求太频繁');
     c.querySelector('.retry').dispatchEvent('tap');
-    await h.settle();
-    await h.until(() => !c.instance.data.loading);
+    await h.until(() => !c.instance.data.error && !c.instance.data.loading);
     await h.settle();
     expect(c.querySelector('#error')).toBeFalsy();
     spec.renders(c);
@@ -122,12 +121,12 @@ describe('pages/login/index', () => {
     const c = await h.open('pages/login/index');
     expect(c.querySelector('#login')).toBeTruthy();
     c.querySelector('#login').dispatchEvent('tap');
-    await h.settle();
+    await h.until(() => c.querySelector('#bind'));
     expect(c.querySelector('#bind')).toBeTruthy();
     c.querySelector('#code').dispatchEvent('input', { detail: { value: ' ABCD234567 ' } });
     await h.settle();
     c.querySelector('#bind-code').dispatchEvent('tap');
-    await h.settle();
+    await h.until(() => wx.did.switchTab.length);
     expect(server.called('POST', '/binding')[0].body).toEqual({ invitation_code: 'ABCD234567' });
     expect(wx.did.switchTab).toEqual(['/pages/home/index']);
     expect(wx.getStorageSync('pvsettle.session').me.bound).toBe(true);
@@ -187,7 +186,7 @@ describe('actions', () => {
     server.on('GET', '/plants', empty);
     const c = await h.open('pages/home/index');
     c.querySelector('#to-bind').dispatchEvent('tap');
-    await h.settle();
+    await h.until(() => wx.did.reLaunch.length);
     expect(wx.did.reLaunch).toEqual(['/pages/login/index']);
   });
 
@@ -211,6 +210,7 @@ describe('actions', () => {
     const { server } = h.fresh();
     const c = await h.open('pages/plant/index', { id: '7' });
     c.querySelector('#span-month').dispatchEvent('tap');
+    await h.until(() => c.instance.data.span === 'month' && server.called('GET', '/plants/{plant_id}/history').length === 2);
     await h.settle();
     expect(server.called('GET', '/plants/{plant_id}/history').map((r) => r.query.span)).toEqual(['day', 'month']);
     expect(c.querySelector('#chart').instance.data).toMatchObject({ count: 4, measured: 3 });
@@ -221,8 +221,7 @@ describe('actions', () => {
     const { server, wx } = h.fresh();
     const c = await h.open('pages/forms/detail', { id: '11' });
     c.querySelector('#form-confirm').dispatchEvent('tap');
-    await h.settle();
-    await h.settle();
+    await h.until(() => c.instance.data.form.state === 'confirmed');
     expect(wx.did.subscribe).toEqual([['tpl-bill-issued', 'tpl-payment-received']]);
     expect(server.called('PUT', '/subscriptions')[0].body).toEqual({ errMsg: 'requestSubscribeMessage:ok', 'tpl-bill-issued': 'accept', 'tpl-payment-received': 'accept' });
     expect(server.called('POST', '/forms/{form_id}/confirm').length).toBe(1);
@@ -273,7 +272,7 @@ describe('actions', () => {
     const c = await h.open('pages/bills/detail', { id: '21' });
     server.on('GET', '/bills/{bill_id}', [200, fx.paidBill]);
     c.querySelector('#bill-pay').dispatchEvent('tap');
-    for (let i = 0; i < 5; i++) await h.settle();
+    await h.until(() => c.instance.data.bill.state === 'paid' && !c.instance.data.paying);
     expect(wx.did.subscribe).toEqual([['tpl-payment-received']]);
     expect(server.called('POST', '/bills/{bill_id}/pay')[0].body).toEqual({});
     expect(wx.did.requestPayment[0]).toMatchObject(fx.payOut.request_payment);
@@ -296,7 +295,7 @@ describe('actions', () => {
     const { wx } = h.fresh();
     const c = await h.open('pages/bills/detail', { id: '21' });
     c.querySelector('#bill-ebill').dispatchEvent('tap');
-    await h.settle();
+    await h.until(() => wx.did.navigateTo.length);
     const url = wx.did.navigateTo[0];
     expect(url).toBe(`/pages/webview/index?url=${encodeURIComponent('https://pv.example.com/e/bill/21?sig=abc&lang=zh')}`);
     const view = await h.open('pages/webview/index', { url: url.split('url=')[1] });
@@ -332,11 +331,11 @@ describe('actions', () => {
     const { server } = h.fresh();
     const c = await h.open('pages/sharing/index', { plant_id: '7' });
     c.querySelector('#share-pay').dispatchEvent('tap');
-    await h.settle();
+    await h.until(() => c.instance.data.share);
     expect(server.called('POST', '/plants/{plant_id}/shares')[0].body).toEqual({ right: 'pay', ttl_hours: 24 });
     expect(h.text(c, '#share-code')).toContain('SHARE12345');
     c.querySelector('.revoke').dispatchEvent('tap');
-    await h.settle();
+    await h.until(() => server.called('DELETE', '/plants/{plant_id}/grants/{grant_id}').length);
     expect(server.called('DELETE', '/plants/{plant_id}/grants/{grant_id}')[0].url).toMatch(/\/plants\/7\/grants\/41$/);
   });
 
