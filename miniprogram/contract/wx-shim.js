@@ -164,6 +164,7 @@ function shim({ base, user }) {
     },
 
     navigateTo: ({ url }) => seen.navigateTo.push(url),
+    redirectTo: ({ url }) => seen.navigateTo.push(url),
     reLaunch: ({ url }) => seen.reLaunch.push(url),
     switchTab: ({ url }) => seen.switchTab.push(url),
     showToast: ({ title }) => seen.toasts.push(title),

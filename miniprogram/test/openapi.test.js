@@ -91,6 +91,14 @@ describe('the page tests\' answers are what the server can send', () => {
   });
 });
 
+test('every page the bot links to (bot/owner.py *_PAGE) is a page of app.json', () => {
+  const app = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'app.json'), 'utf8'));
+  const bot = fs.readFileSync(path.join(__dirname, '..', '..', 'bot', 'owner.py'), 'utf8');
+  const linked = [...bot.matchAll(/^\w+_PAGE = "([^"?]+)/gm)].map((m) => m[1]);
+  expect(linked).toEqual(expect.arrayContaining(['pages/bill/list', 'pages/bill/detail', 'pages/bind/link']));
+  for (const page of linked) expect(app.pages).toContain(page);
+});
+
 test('every page a notification opens (templates/notify/*.txt) is a page of app.json', () => {
   const app = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'app.json'), 'utf8'));
   const folder = path.join(__dirname, '..', '..', 'templates', 'notify');

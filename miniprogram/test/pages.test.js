@@ -179,6 +179,27 @@ describe('pages/login/index', () => {
   });
 });
 
+describe('the bot\'s paths', () => {
+  test('pages/bind/link binds with the link code of the official account', async () => {
+    const { server, wx } = h.fresh();
+    server.on('GET', '/me', [200, { identity_id: 3, bound: false, owner: null }]);
+    const c = await h.open('pages/bind/link', { code: 'LINK123456' });
+    expect(c.instance.data.code).toBe('LINK123456');
+    await c.instance.bind();
+    expect(server.called('POST', '/binding')[0].body).toEqual({ invitation_code: 'LINK123456' });
+    expect(wx.did.switchTab).toEqual(['/pages/home/index']);
+  });
+
+  test('pages/bill/list and pages/bill/detail pass on to the bills', async () => {
+    const { wx } = h.fresh();
+    wx.redirectTo = ({ url }) => wx.did.navigateTo.push(url);
+    await h.open('pages/bill/list');
+    await h.open('pages/bill/detail', { id: '21' });
+    expect(wx.did.switchTab).toEqual(['/pages/bills/index']);
+    expect(wx.did.navigateTo).toEqual(['/pages/bills/detail?id=21']);
+  });
+});
+
 describe('actions', () => {
   test('home: an unbound user with no plants is offered binding', async () => {
     const { server, wx } = h.fresh();
