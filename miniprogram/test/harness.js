@@ -218,7 +218,7 @@ function fresh(options = {}) {
   const config = require('../config');
   config.apiOrigin = ORIGIN;
   config.templates = { bill_issued: 'tpl-bill-issued', payment_received: 'tpl-payment-received', form_sent: 'tpl-form-sent',
-                       fault_update: 'tpl-fault-update', prepaid_notice: 'tpl-prepaid-notice' };
+                       fault_update: 'tpl-fault-update', prepaid_notice: 'tpl-prepaid-notice', auto_confirm_coming: 'tpl-auto-confirm' };
   if (options.loggedIn !== false) global.wx.setStorageSync('pvsettle.session', { token: 'token-0', expires_at: 'x', me: fx.me });
   return { server, wx: global.wx };
 }

@@ -377,7 +377,7 @@ describe('actions', () => {
     const { server, wx } = h.fresh();
     const c = await h.open('pages/account/index');
     await c.instance.subscribe();
-    expect(wx.did.subscribe).toEqual([['tpl-form-sent', 'tpl-bill-issued', 'tpl-payment-received']]);
+    expect(wx.did.subscribe).toEqual([['tpl-form-sent', 'tpl-auto-confirm', 'tpl-bill-issued']]);
     await c.instance.logout();
     expect(server.called('DELETE', '/session').length).toBe(1);
     expect(wx.getStorageSync('pvsettle.session')).toBe('');

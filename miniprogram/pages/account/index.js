@@ -7,7 +7,8 @@ const subscribe = require('../../utils/subscribe');
 const config = require('../../config');
 const { page } = require('../../utils/page');
 
-const NOTICES = ['form_sent', 'bill_issued', 'payment_received'];
+// WeChat takes at most 3 templates per request; payment_received is asked when paying
+const NOTICES = ['form_sent', 'auto_confirm_coming', 'bill_issued'];
 
 function payment(p) {
   return { id: p.id, bill: p.bill_number || '', amount: fmt.yuan(p.amount_fen), at: fmt.when(p.paid_at),
