@@ -392,8 +392,12 @@ describe('actions', () => {
     expect(server.called('GET', '/account').length).toBe(0);
   });
 
-  test('English on an English phone: the app\'s words and the catalogue\'s', async () => {
-    const { server } = h.fresh({ language: 'en' });
+  test('English on an English phone: the tab bar, the app\'s words and the catalogue\'s', async () => {
+    const { server, wx } = h.fresh({ language: 'en' });
+    const tabs = [];
+    wx.setTabBarItem = (o) => tabs.push(o.text);
+    await h.open('pages/home/index');
+    expect(tabs).toEqual(['Plants', 'Forms', 'Bills', 'Me']);
     const c = await h.open('pages/bills/detail', { id: '21' });
     expect(h.text(c, '#bill-pay')).toBe('Pay ¥3,456.78 with WeChat Pay');
     expect(h.text(c, '#bill-state')).toBe('open');

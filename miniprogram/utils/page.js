@@ -7,6 +7,15 @@ const i18n = require('./i18n');
 
 let catalogue = null;
 
+// the tab bar's words: app.json holds the Chinese; on an English phone a tab page renames the
+// tabs (WeChat lets only a tab page do it, so not App.onLaunch, whose first page is the login)
+const TABS = ['plants', 'forms', 'bills', 'account'];
+
+function nameTabs() {
+  if (i18n.lang() === 'zh') return;
+  TABS.forEach((key, index) => wx.setTabBarItem({ index, text: i18n.t(key), fail() {} }));
+}
+
 // the server's catalogue once per launch; without it codes still read as their last part
 function ensureCatalogue() {
   if (!catalogue) catalogue = i18n.load(api).catch(() => { catalogue = null; });
@@ -22,6 +31,7 @@ function page(spec) {
         this.query = query || {};
         this.setData({ t: i18n.strings() });
         if (spec.title) wx.setNavigationBarTitle({ title: i18n.t(spec.title) });
+        if (spec.tab) nameTabs();
         return this.reload();
       },
       onUnload() {

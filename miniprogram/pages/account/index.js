@@ -16,6 +16,7 @@ function payment(p) {
 }
 
 page({
+  tab: true,
   title: 'account',
   data: { owner: '', bound: false, credit: '', payments: [], empty: false, subscribed: [] },
   async load() {

@@ -13,6 +13,7 @@ function row(b) {
 }
 
 page({
+  tab: true,
   title: 'bills',
   data: { items: [], empty: false, next: null },
   async load() {

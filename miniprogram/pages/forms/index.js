@@ -14,6 +14,7 @@ function row(f) {
 }
 
 page({
+  tab: true,
   title: 'forms',
   data: { items: [], empty: false, next: null },
   async load() {

@@ -23,6 +23,7 @@ function addMilli(values) {
 }
 
 page({
+  tab: true,
   title: 'plants',
   data: { plants: [], empty: false, bound: true },
   async load() {
