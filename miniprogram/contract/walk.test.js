@@ -4,7 +4,8 @@
 // its receipt; on the way a dispute with one photo (wx.uploadFile) and a fault report with two
 // (one multipart body). tests/e2e/test_miniprogram.py starts the demo, hands over the user, the
 // invitation code and the photos in the environment, and checks the database afterwards with
-// what this walk writes to MP_RESULT.
+// what this walk writes to MP_RESULT. A second user then tops up a prepaid account and redeems
+// the share code the first one made.
 const fs = require('fs');
 const h = require('../test/harness');
 const { shim } = require('./wx-shim');
@@ -24,16 +25,24 @@ async function waitFor(what, condition, seconds, every = 250) {
   }
 }
 
+const result = {};
+
+// a fresh app on the phone of `user`: modules (and so the session) loaded anew
+function phone(user) {
+  jest.resetModules();
+  global.wx = shim({ base: env('PVSETTLE_BASE'), user });
+  const config = require('../config');
+  config.apiOrigin = env('PVSETTLE_BASE');
+  config.templates = JSON.parse(env('MP_TEMPLATES'));
+  return global.wx;
+}
+
+afterAll(() => fs.writeFileSync(env('MP_RESULT'), JSON.stringify(result)));
+
 test('login → bind → live power → confirm → pay → receipt, on the real API', async () => {
   const base = env('PVSETTLE_BASE');
-  const user = env('MP_USER');
   const photos = JSON.parse(env('MP_PHOTOS'));
-  const result = {};
-  jest.resetModules();
-  global.wx = shim({ base, user });
-  const config = require('../config');
-  config.apiOrigin = base;
-  config.templates = JSON.parse(env('MP_TEMPLATES'));
+  phone(env('MP_USER'));
 
   // log in: not bound yet, so the page asks for the invitation code
   const login = await h.open('pages/login/index');
@@ -132,6 +141,45 @@ test('login → bind → live power → confirm → pay → receipt, on the real
   expect(account.instance.data.error).toBe('');
   expect(account.instance.data.payments.some((p) => p.bill === result.bill_number)).toBe(true);
 
-  result.token_calls = wx.seen.requests.length;
-  fs.writeFileSync(env('MP_RESULT'), JSON.stringify(result));
+  // a view code of the first plant, for the next test's user
+  const sharing = await h.open('pages/sharing/index', { plant_id: String(plants[0].id) });
+  expect(sharing.instance.data.error).toBe('');
+  await sharing.instance.share({ currentTarget: { dataset: { right: 'view' } } });
+  expect(sharing.instance.data.shareCode).toMatch(/^\S+$/);
+  result.share_code = sharing.instance.data.shareCode;
+  result.requests = wx.seen.requests.length;
+});
+
+test('another user: a share code redeemed, then bound to an owner with a prepaid account, tops it up', async () => {
+  expect(result.share_code).toBeTruthy(); // made by the walk above
+  phone(env('MP_PREPAID_USER'));
+  const login = await h.open('pages/login/index');
+  await login.instance.login();
+  expect(login.instance.data.step).toBe('bind');
+  login.instance.onShareCode({ detail: { value: result.share_code } });
+  await login.instance.redeem();
+  expect(login.instance.data.bindError).toBe('');
+  const home = await h.open('pages/home/index');
+  expect(home.instance.data.plants.map((p) => p.id)).toEqual([result.plants[0]]); // the shared plant only
+
+  const again = await h.open('pages/login/index');
+  expect(again.instance.data.step).toBe('bind');
+  again.instance.onCode({ detail: { value: env('MP_PREPAID_INVITATION') } });
+  await again.instance.bind();
+  expect(again.instance.data.bindError).toBe('');
+
+  const plantId = env('MP_PREPAID_PLANT');
+  const prepaid = await h.open('pages/prepaid/index', { plant_id: plantId });
+  expect(prepaid.instance.data.error).toBe('');
+  const number = prepaid.instance.data.account.number;
+  expect(number).toBe(env('MP_PREPAID_NUMBER'));
+  const before = prepaid.instance.data.account.available;
+  prepaid.instance.onAmount({ detail: { value: '50' } });
+  await prepaid.instance.topUp();
+  expect(wx.seen.payAnswer.notify_status).toBe(204);
+  expect(prepaid.instance.data.account.available).not.toBe(before);
+  // a notice's link opens the same account by its number
+  const byNumber = await h.open('pages/prepaid/index', { number });
+  expect(byNumber.instance.data.account.number).toBe(number);
+  result.topped_up = number;
 });

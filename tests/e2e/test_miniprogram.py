@@ -5,7 +5,11 @@ then ``npm test`` (every page rendered under miniprogram-simulate; the client's 
 fields its pages read checked against the OpenAPI document). Then the contract walk: a
 ``pvsettle demo`` in its own process, the mini-program's own pages and API client driven in Node
 with a ``wx`` that speaks HTTP to it and plays wx.login / wx.requestPayment through the
-sandbox's fakes (``miniprogram/contract/``), and this test reads the database afterwards.
+sandbox's fakes (``miniprogram/contract/``): 阿明 logs in, binds, watches the live power,
+confirms a form, disputes another with a photo, pays the bill (its receipt: the paid bill, its
+payment, the payment_received message), reports a fault with two photos and makes a share code;
+小红 redeems it, binds to the prepaid account's owner and tops the account up. This test reads
+the database afterwards.
 
 ``npm ci`` runs only when ``node_modules`` was not made from this very lock file (its SHA-256
 is written beside the packages after a successful ``npm ci``). Without node and npm the tests
@@ -124,9 +128,13 @@ async def test_contract_walk_on_a_real_demo(npm, demo, tmp_path):
     base = demo.base
     # the served document is the one the Node tests checked the client against
     assert await _get(base, "/api/v1/openapi.json") == json.loads((APP / "test" / "openapi.json").read_text("utf-8"))
+    prepaid = await _prepaid_account(demo.database_url)
     owners = await _until("owner of two plants with forms sent", lambda: _two_plant_owners(base), 60)
-    owner = owners[0]
+    # 阿明 binds to an owner of two plants; 小红 to the prepaid account's owner (another one)
+    owner = next(o for o in owners if o["id"] != prepaid["owner_id"])
     invitation = (await _post(base, "/sandbox/api/invitation", {"owner_id": owner["id"]}))["invitation_code"]
+    prepaid_invitation = (await _post(base, "/sandbox/api/invitation", {"owner_id": prepaid["owner_id"]}))[
+        "invitation_code"]
     templates = (await _get(base, "/sandbox/api/users"))["templates"]
     photos = []
     for name in ("meter.png", "inverter.png"):
@@ -134,12 +142,15 @@ async def test_contract_walk_on_a_real_demo(npm, demo, tmp_path):
         photos.append(str(tmp_path / name))
     result_file = tmp_path / "walk.json"
     env = {**os.environ, "PVSETTLE_BASE": base, "MP_USER": "aming", "MP_INVITATION": invitation,
-           "MP_TEMPLATES": json.dumps(templates), "MP_PHOTOS": json.dumps(photos), "MP_RESULT": str(result_file)}
+           "MP_TEMPLATES": json.dumps(templates), "MP_PHOTOS": json.dumps(photos), "MP_RESULT": str(result_file),
+           "MP_PREPAID_USER": "xiaohong", "MP_PREPAID_INVITATION": prepaid_invitation,
+           "MP_PREPAID_PLANT": str(prepaid["plant_id"]), "MP_PREPAID_NUMBER": prepaid["number"]}
     done = _run([npm, "run", "contract", "--", "--ci"], timeout=400, env=env)
     print(done.stderr[-3000:])
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-20000:] + demo.output()[-6000:]
     walked = json.loads(result_file.read_text())
     print("walked:", walked)
+    assert walked.get("topped_up") == prepaid["number"], walked  # both tests of the walk ran to their end
 
     # the receipt: the payment_received subscribe message the dispatcher sent through the fake WeChat
     async def receipt():
@@ -148,10 +159,25 @@ async def test_contract_walk_on_a_real_demo(npm, demo, tmp_path):
                 and walked["bill_number"] in json.dumps(m.get("data"), ensure_ascii=False)]
 
     assert await _until("payment_received message", receipt, 30)
-    await _check_database(demo.database_url, walked, owner, templates)
+    await _check_database(demo.database_url, walked, owner, templates, prepaid)
 
 
-async def _check_database(url: str, walked: dict, owner: dict, templates: dict) -> None:
+async def _prepaid_account(url: str) -> dict:
+    """The demo's prepaid account (one, on a plant of its own owner): its number, plant and owner."""
+    from settlement import models as m
+    from settlement.infra import db as database
+
+    await database.open_database(url)
+    try:
+        account = await m.PrepaidAccount.all().first()
+        assert account is not None and account.plant_id is not None
+        return {"id": account.id, "number": account.number, "plant_id": account.plant_id,
+                "owner_id": account.owner_id}
+    finally:
+        await database.close_database()
+
+
+async def _check_database(url: str, walked: dict, owner: dict, templates: dict, prepaid: dict) -> None:
     from settlement import models as m
     from settlement.infra import db as database
 
@@ -176,5 +202,14 @@ async def _check_database(url: str, walked: dict, owner: dict, templates: dict) 
         answers = {row.template_id: row.answer for row in await m.SubscribeAcceptance.filter(identity_id=identity.id)}
         for name in ("bill_issued", "payment_received", "form_sent", "fault_update"):
             assert answers.get(templates[name]) == m.SubscribeAnswer.ACCEPT, (name, answers)
+
+        # the second user: the shared plant's view right, and the top-up on the prepaid account
+        granted = await m.PlantAccess.filter(plant_id=walked["plants"][0], right=m.PlantRight.VIEW, revoked_at=None)
+        assert len(granted) == 1 and granted[0].identity_id != identity.id
+        topups = await m.PrepaidEntry.filter(account_id=prepaid["id"], kind=m.EntryKind.TOPUP, amount_fen=5000)
+        assert len(topups) == 1 and topups[0].payer_id == granted[0].identity_id
+        # the ledger: the top-up added its 5,000 fen to what was available just before it
+        prior = await m.PrepaidEntry.filter(account_id=prepaid["id"], id__lt=topups[0].id).order_by("-id").first()
+        assert topups[0].available_after_fen == (prior.available_after_fen if prior else 0) + 5000
     finally:
         await database.close_database()
