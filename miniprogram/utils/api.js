@@ -146,7 +146,19 @@ function answer(res) {
 
 const failed = (res) => new ApiError(0, 'network', (res && res.errMsg) || 'request failed');
 
-// one HTTP exchange, no retry
+/**
+ * @typedef {object} Options
+ * @property {Object<string, string|number>} [params] the path's ids
+ * @property {Object<string, any>} [query]
+ * @property {any} [body] JSON
+ * @property {{fields: Object<string, string>, filePath?: string, files?: Array<object>}} [upload] multipart
+ */
+
+/**
+ * one HTTP exchange, no retry
+ * @param {{method: string, path: string, auth?: boolean, query?: string[], body?: any, multipart?: string[]}} call
+ * @param {Options} [options]
+ */
 function send(call, { params = {}, query, body, upload } = {}) {
   checkBody(call, body);
   return new Promise((resolve, reject) => {
@@ -161,7 +173,7 @@ function send(call, { params = {}, query, body, upload } = {}) {
     const built = upload ? multipart.build(upload.fields, upload.files) : null;
     wx.request({
       url: url(call, params, query),
-      method: call.method,
+      method: /** @type {'GET' | 'POST' | 'PUT' | 'DELETE'} */ (call.method), // CALLS holds only these
       header: headers(call, built ? { 'Content-Type': built.contentType }
         : body !== undefined ? { 'Content-Type': 'application/json' } : {}),
       data: built ? built.body : body,
@@ -172,7 +184,11 @@ function send(call, { params = {}, query, body, upload } = {}) {
   });
 }
 
-// a call with the session: on 401 a new login and one more try, then the login page
+/**
+ * a call with the session: on 401 a new login and one more try, then the login page
+ * @param {string} name a key of CALLS
+ * @param {Options} [options]
+ */
 async function call(name, options) {
   const declared = CALLS[name];
   if (!declared) throw new Error(`no call ${name}`);

@@ -63,14 +63,14 @@ page({
     onReason(event) { this.setData({ reason: event.detail.value }); },
     addPhotos() {
       const room = MAX_PHOTOS - this.data.photos.length;
-      if (room <= 0) return Promise.resolve();
+      if (room <= 0) return Promise.resolve(null);
       return new Promise((resolve) => wx.chooseMedia({
         count: room, mediaType: ['image'], sizeType: ['compressed'], sourceType: ['album', 'camera'],
         success: (res) => {
           this.setData({ photos: this.data.photos.concat(res.tempFiles.map((f) => f.tempFilePath)).slice(0, MAX_PHOTOS) });
-          resolve();
+          resolve(null);
         },
-        fail: () => resolve(),
+        fail: () => resolve(null),
       }));
     },
     removePhoto(event) {
