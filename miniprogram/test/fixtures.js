@@ -40,9 +40,9 @@ const formDetail = {
   ...formSummary, plant_name: '阿明屋顶', plant_address: '浙江省杭州市西湖区文三路 1 号', owner_name: '阿明光伏',
   cycle_starts_at: '2026-09-30T16:00:00+00:00', cycle_ends_at: '2026-10-31T16:00:00+00:00', reader: '自动抄表',
   lines: [
-    { group: '发电', meter: 'G-001', register: '正向有功总', previous: '1000.00', previous_at: '2026-09-30T16:00:00+00:00',
+    { group: 'generation', meter: 'G-001', register: '0000', previous: '1000.00', previous_at: '2026-09-30T16:00:00+00:00',
       current: '1104.61', current_at: '2026-10-31T16:00:00+00:00', multiplier: 50, kwh: '5230.500' },
-    { group: '关口', meter: null, register: '反向有功峰', previous: null, previous_at: null, current: null,
+    { group: 'export', meter: null, register: '0200', previous: null, previous_at: null, current: null,
       current_at: null, multiplier: 1, kwh: '0.000' },
   ],
   periods: { peak: period('2000.000'), valley: period('3230.500') },
@@ -112,10 +112,12 @@ const catalogue = (lang) => ({
   messages: lang === 'zh'
     ? { 'plant_status.online': '在线', 'form_state.sent': '待确认', 'form_state.confirmed': '已确认', 'bill_state.open': '待缴费',
         'bill_state.paid': '已缴清', 'rate.peak': '峰', 'rate.valley': '谷', 'fault_state.in_progress': '处理中',
-        'ebill.generation': '发电量', 'template.bill_issued._title': '账单通知' }
+        'ebill.generation': '发电量', 'template.bill_issued._title': '账单通知', 'meter_group.generation': '发电表',
+        'register.0000': '总', 'channel.wechat': '微信支付' }
     : { 'plant_status.online': 'online', 'form_state.sent': 'to confirm', 'form_state.confirmed': 'confirmed',
         'bill_state.open': 'open', 'bill_state.paid': 'paid', 'rate.peak': 'peak', 'rate.valley': 'valley',
-        'fault_state.in_progress': 'in progress', 'ebill.generation': 'generation', 'template.bill_issued._title': 'Bill issued' },
+        'fault_state.in_progress': 'in progress', 'ebill.generation': 'generation', 'template.bill_issued._title': 'Bill issued',
+        'meter_group.generation': 'Generation meter', 'register.0000': 'total', 'channel.wechat': 'WeChat Pay' },
 });
 
 const page = (items) => ({ items, next_cursor: null });

@@ -26,7 +26,8 @@ const PAGES = [
     renders: (c) => { expect(h.text(c, '.form')).toContain('PV00001 · 2026-11'); expect(h.text(c, '.form')).toContain('待确认');
       expect(h.text(c, '.form')).toContain('5,230.500'); } },
   { page: 'pages/forms/detail', query: { id: '11' }, main: ['GET', '/forms/{form_id}'],
-    renders: (c) => { expect(h.all(c, '.form-line').length).toBe(2); expect(h.text(c, '.form-line')).toContain('G-001');
+    renders: (c) => { expect(h.all(c, '.form-line').length).toBe(2); expect(h.text(c, '.form-line')).toContain('发电表 G-001');
+      expect(h.text(c, '.form-line')).toContain('总');
       expect(h.text(c, '.form-line')).toContain('×50'); expect(h.text(c, '.period')).toContain('峰');
       expect(h.text(c, '#adjustments')).toContain('表计更换'); expect(c.querySelector('#form-confirm')).toBeTruthy(); },
     emptyList: (server) => server.on('GET', '/forms/{form_id}', [200, { ...fx.formDetail, lines: [], adjustments: [], periods: {} }]),
@@ -40,7 +41,8 @@ const PAGES = [
     emptyList: (server) => server.on('GET', '/bills/{bill_id}', [200, { ...fx.billDetail, lines: [] }]),
     rendersEmpty: (c) => { expect(h.all(c, '.bill-line').length).toBe(0); expect(c.querySelector('#receipt')).toBeFalsy(); } },
   { page: 'pages/prepaid/index', query: { plant_id: '7' }, main: ['GET', '/plants/{plant_id}/prepaid/statement'],
-    renders: (c) => { expect(h.text(c, '#available')).toBe('¥123.00'); expect(h.all(c, '.entry').length).toBe(2); },
+    renders: (c) => { expect(h.text(c, '#available')).toBe('¥123.00'); expect(h.all(c, '.entry').length).toBe(2);
+      expect(h.text(c, '.entry')).toContain('充值'); expect(h.text(c, '#account')).toContain('正常 · 供电中'); },
     emptyList: (server) => server.on('GET', '/plants/{plant_id}/prepaid/statement', [200, { ...fx.statement, entries: [] }]),
     rendersEmpty: (c) => expect(c.querySelector('#empty')).toBeTruthy() },
   { page: 'pages/sharing/index', query: { plant_id: '7' }, main: ['GET', '/plants/{plant_id}/grants'], list: ['GET', '/plants/{plant_id}/grants'],
@@ -54,7 +56,7 @@ const PAGES = [
     rendersEmpty: (c) => expect(h.all(c, '.photo').length).toBe(0) },
   { page: 'pages/account/index', main: ['GET', '/account'], list: ['GET', '/payments'],
     renders: (c) => { expect(h.text(c, '#owner')).toBe('阿明光伏'); expect(h.text(c, '#credit')).toBe('¥12.00');
-      expect(h.text(c, '.payment')).toContain('202611-PV00001-1'); expect(h.text(c, '.subscription')).toContain('账单通知'); } },
+      expect(h.text(c, '.payment')).toContain('202611-PV00001-1 微信支付'); expect(h.text(c, '.subscription')).toContain('账单通知'); } },
 ];
 
 describe.each(PAGES)('$page', (spec) => {

@@ -29,6 +29,10 @@ const STRINGS = {
     contract: '合同', reading_day: '抄表日 每月 {day} 日', capacity: '装机容量', error: '出错了：{message}',
     not_bound: '请先绑定业主账户', reason_needed: '请填写异议原因', text_needed: '请填写故障描述',
     amount_needed: '请输入充值金额', number_needed: '请输入户号', done: '已完成', copied: '已复制',
+    'prepaid_state.normal': '正常', 'prepaid_state.warned': '余额不足', 'prepaid_state.cutoff_pending': '待停电',
+    'prepaid_state.cut_off': '已停电', 'supply.on': '供电中', 'supply.off': '已停电', 'supply.unknown': '供电状态未知',
+    'entry.topup': '充值', 'entry.charge': '扣费', 'entry.true_up': '结算调整', 'entry.refund': '退款',
+    'entry.refund_returned': '退款退回',
   },
   en: {
     app: 'PV settlement', login: 'Log in with WeChat', login_hint: 'Watch your plants, confirm forms and pay bills',
@@ -60,6 +64,10 @@ const STRINGS = {
     error: 'Something went wrong: {message}', not_bound: 'Bind your owner account first',
     reason_needed: 'Say why you dispute it', text_needed: 'Say what is wrong', amount_needed: 'Enter an amount',
     number_needed: 'Enter the account number', done: 'Done', copied: 'Copied',
+    'prepaid_state.normal': 'normal', 'prepaid_state.warned': 'low balance', 'prepaid_state.cutoff_pending': 'cut-off coming',
+    'prepaid_state.cut_off': 'cut off', 'supply.on': 'supplied', 'supply.off': 'cut off', 'supply.unknown': 'supply unknown',
+    'entry.topup': 'top-up', 'entry.charge': 'charge', 'entry.true_up': 'true-up', 'entry.refund': 'refund',
+    'entry.refund_returned': 'refund returned',
   },
 };
 
@@ -91,8 +99,9 @@ function fill(text, vars) {
 const t = (key, vars) => fill(STRINGS[lang()][key] ?? STRINGS.zh[key] ?? key, vars);
 const strings = () => ({ ...STRINGS[lang()] });
 
-// a code's words from the server's catalogue (the code's last part if it lacks them)
-const label = (id, fallback) => catalogue[id] ?? fallback ?? id.split('.').pop();
+// a code's words from the server's catalogue; the prepaid codes it does not hold (prepaid_state,
+// supply, entry) from the app's own words; else the fallback, else the code's last part
+const label = (id, fallback) => catalogue[id] ?? STRINGS[lang()][id] ?? fallback ?? id.split('.').pop();
 
 // the words of an ApiError: the server's message is in the request's language already
 const errorText = (error) => (error && (error.message || label(`error.${error.code}`))) || String(error);

@@ -33,8 +33,8 @@ function view(f) {
     covers: `${fmt.when(f.cycle_starts_at)} – ${fmt.when(f.cycle_ends_at)}`, reader: f.reader,
     due: f.answer_due_at ? i18n.t('answer_due', { time: fmt.when(f.answer_due_at) }) : '',
     lines: f.lines.map((l, i) => ({
-      key: i, // group and register as the meter's own names, as the printed form has them
-      group: l.group, meter: l.meter || '', register: l.register,
+      // the metering point and register in words, as the printed form has them (settlement/billing/ebill.py)
+      key: i, group: i18n.label(`meter_group.${l.group}`, l.group), meter: l.meter || '', register: i18n.label(`register.${l.register}`, l.register),
       previous: l.previous === null ? '—' : l.previous, current: l.current === null ? '—' : l.current,
       multiplier: l.multiplier, kwh: fmt.kwh(l.kwh),
     })),
