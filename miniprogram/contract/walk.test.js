@@ -27,6 +27,15 @@ async function waitFor(what, condition, seconds, every = 250) {
 
 const result = {};
 
+// what the Chinese UI must never show on the real data: a code instead of its words
+const CODE_WORDS = /\b(?:[a-z]+(?:_[a-z0-9]+)+|sent|confirmed|disputed|adjusted|open|paid|online|offline|unknown|generation|export|grid|wechat|topup|charge|normal|warned|peak|valley|flat|sharp|energy|resolved|view|pay|on|off)\b/;
+
+function noCodes(comp) {
+  const text = h.text(comp, '.page');
+  expect(text).toBeTruthy();
+  expect(text.match(CODE_WORDS)).toBeNull();
+}
+
 // a fresh app on the phone of `user`: modules (and so the session) loaded anew
 function phone(user) {
   jest.resetModules();
@@ -61,6 +70,7 @@ test('login → bind → live power → confirm → pay → receipt, on the real
   expect(home.instance.data.error).toBe('');
   const plants = home.instance.data.plants;
   expect(plants.length).toBeGreaterThanOrEqual(2);
+  noCodes(home);
   result.plants = plants.map((p) => p.id);
 
   // the forms the scheduler sent: one of the first plant to confirm, one of the second to dispute
@@ -69,6 +79,7 @@ test('login → bind → live power → confirm → pay → receipt, on the real
   const open = (code) => forms.instance.data.items.find((f) => f.title.startsWith(`${code} ·`) && f.state === 'sent');
   const [first, second] = [open(plants[0].code), open(plants[1].code)];
   expect(first && second).toBeTruthy();
+  noCodes(forms);
 
   // the first plant: its live power comes over the SSE stream (the simulator reports every 5 s)
   const plant = await h.open('pages/plant/index', { id: String(plants[0].id) });
@@ -83,6 +94,7 @@ test('login → bind → live power → confirm → pay → receipt, on the real
   expect(plant.instance.data.chart.bars.length).toBeGreaterThan(0);
   const live = wx.seen.requests.find((r) => r.chunked);
   expect(live.url).toBe(`${base}/api/v1/plants/${plants[0].id}/live`);
+  noCodes(plant);
   plant.instance.onUnload();
   result.live_state = state;
 
@@ -91,6 +103,7 @@ test('login → bind → live power → confirm → pay → receipt, on the real
   expect(form.instance.data.form.lines.length).toBeGreaterThan(0);
   await form.instance.confirm();
   expect(form.instance.data.form.state).toBe('confirmed');
+  noCodes(form);
   result.confirmed_form = first.id;
 
   // dispute the second one with a reason and one photo (wx.uploadFile)
@@ -120,6 +133,7 @@ test('login → bind → live power → confirm → pay → receipt, on the real
   expect(h.text(detail, '#bill-owed')).toBe('¥0.00');
   expect(detail.instance.data.bill.payments.length).toBe(1);
   expect(h.text(detail, '#receipt')).toContain(detail.instance.data.bill.total);
+  noCodes(detail);
   result.paid_bill = bill.id;
   result.bill_number = detail.instance.data.bill.number;
 
@@ -135,10 +149,12 @@ test('login → bind → live power → confirm → pay → receipt, on the real
   const fault = await h.open('pages/faults/detail', { id: String(result.fault) });
   await waitFor('the fault photos downloaded', () => fault.instance.data.photos.length === 2, 10, 100);
   expect(fs.readFileSync(fault.instance.data.photos[0]).subarray(1, 4).toString()).toBe('PNG');
+  noCodes(fault);
 
   // the account: subscriptions as the server counts them
   const account = await h.open('pages/account/index');
   expect(account.instance.data.error).toBe('');
+  noCodes(account);
   expect(account.instance.data.payments.some((p) => p.bill === result.bill_number)).toBe(true);
 
   // a view code of the first plant, for the next test's user
@@ -178,6 +194,7 @@ test('another user: a share code redeemed, then bound to an owner with a prepaid
   await prepaid.instance.topUp();
   expect(wx.seen.payAnswer.notify_status).toBe(204);
   expect(prepaid.instance.data.account.available).not.toBe(before);
+  noCodes(prepaid);
   // a notice's link opens the same account by its number
   const byNumber = await h.open('pages/prepaid/index', { number });
   expect(byNumber.instance.data.account.number).toBe(number);
