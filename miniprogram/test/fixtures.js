@@ -71,6 +71,8 @@ const paidBill = {
   invoices: [{ number: '2633000000012345', amount_fen: 345678, tax_fen: 39768, issued_at: '2026-11-10T02:05:00+00:00', state: 'issued' }],
 };
 
+const invoiceAsked = { bill_id: 21, made: true, number: null, amount_fen: 345678, tax_fen: 39768, issued_at: null, state: 'requested' };
+
 const payOut = {
   out_trade_no: 'PV21T0001', amount_fen: 345678, expires_at: '2026-11-10T04:00:00+00:00', reused: false,
   request_payment: { timeStamp: '1794700800', nonceStr: 'n0nce', package: 'prepay_id=wx123', signType: 'RSA', paySign: 'c2ln' },
@@ -123,6 +125,6 @@ const catalogue = (lang) => ({
 const page = (items) => ({ items, next_cursor: null });
 
 module.exports = {
-  me, plantSummary, plantDetail, history, formSummary, formDetail, billSummary, billDetail, paidBill, payOut, prepaid,
+  invoiceAsked, me, plantSummary, plantDetail, history, formSummary, formDetail, billSummary, billDetail, paidBill, payOut, prepaid,
   statement, topUpOut, grant, shareOut, fault, account, payment, subscription, session, catalogue, page,
 };

@@ -112,6 +112,7 @@ function defaultServer() {
     .on('GET', '/bills', [200, fx.page([fx.billSummary])])
     .on('GET', '/bills/{bill_id}', [200, fx.billDetail])
     .on('POST', '/bills/{bill_id}/pay', [200, fx.payOut])
+    .on('POST', '/bills/{bill_id}/invoice', [200, fx.invoiceAsked])
     .on('GET', '/payments', [200, fx.page([fx.payment])])
     .on('GET', '/account', [200, fx.account])
     .on('GET', '/plants/{plant_id}/prepaid', [200, fx.prepaid])

@@ -306,6 +306,24 @@ describe('actions', () => {
     expect(c.querySelector('#bill-pay')).toBeFalsy();
   });
 
+  test('bill: a paid bill without its e-invoice asks for it; a refusal is told', async () => {
+    const { server, wx } = h.fresh();
+    const uninvoiced = { ...fx.paidBill, invoices: [] };
+    server.on('GET', '/bills/{bill_id}', [200, uninvoiced]);
+    const c = await h.open('pages/bills/detail', { id: '21' });
+    expect(c.querySelector('#ask-invoice')).toBeTruthy();
+    server.on('GET', '/bills/{bill_id}', [200, { ...uninvoiced, invoices: [{ ...fx.paidBill.invoices[0], number: null, issued_at: null, state: 'requested' }] }]);
+    await c.instance.askInvoice();
+    expect(server.called('POST', '/bills/{bill_id}/invoice').length).toBe(1);
+    expect(c.querySelector('#ask-invoice')).toBeFalsy();
+    expect(wx.did.showToast).toEqual(['已申请开票']);
+    server.on('POST', '/bills/{bill_id}/invoice', [409, { error: { code: 'no_tax_id', message: '没有有效的纳税人识别号' } }]);
+    await c.instance.askInvoice();
+    expect(wx.did.showToast[1]).toBe('没有有效的纳税人识别号');
+    const open = await h.open('pages/bills/detail', { id: '21' });
+    expect(open.querySelector('#ask-invoice')).toBeFalsy(); // the invoice asked for is on the bill now
+  });
+
   test('bill: a cancelled payment leaves the bill open', async () => {
     const { wx } = h.fresh({ payment: 'cancel' });
     const c = await h.open('pages/bills/detail', { id: '21' });

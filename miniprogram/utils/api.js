@@ -33,6 +33,7 @@ const CALLS = {
   bills: { method: 'GET', path: '/bills', query: ['cursor', 'limit', 'state'] },
   bill: { method: 'GET', path: '/bills/{bill_id}' },
   payBill: { method: 'POST', path: '/bills/{bill_id}/pay', body: ['amount_fen'] },
+  askInvoice: { method: 'POST', path: '/bills/{bill_id}/invoice' },
   payments: { method: 'GET', path: '/payments', query: ['cursor', 'limit'] },
   prepaid: { method: 'GET', path: '/plants/{plant_id}/prepaid' },
   statement: { method: 'GET', path: '/plants/{plant_id}/prepaid/statement', query: ['days'] },

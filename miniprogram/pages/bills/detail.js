@@ -1,6 +1,7 @@
 // One bill: its lines, totals, what was paid (the receipt: each payment, each e-invoice) and
 // what is owed; pay with wx.requestPayment from the prepay parameters POST /bills/{id}/pay gives,
-// then read the bill again until WeChat Pay's notification has marked it paid.
+// then read the bill again until WeChat Pay's notification has marked it paid. A paid bill
+// without its e-invoice yet (or whose invoice the tax system refused) can ask for it.
 const api = require('../../utils/api');
 const i18n = require('../../utils/i18n');
 const fmt = require('../../utils/format');
@@ -25,6 +26,8 @@ function view(b) {
     invoices: b.invoices.map((v, i) => ({
       key: i, number: v.number || '—', amount: fmt.yuan(v.amount_fen), state: i18n.label(`invoice_state.${v.state}`, v.state),
     })),
+    // paid in full and nothing invoiced on it yet, or refused: the owner may ask (again)
+    canAskInvoice: b.state === 'paid' && (b.invoices.length === 0 || b.invoices.every((v) => v.state === 'failed')),
     payText: i18n.t('pay', { amount: fmt.yuan(b.owed_fen) }),
     ebill: `${b.ebill_url}${b.ebill_url.includes('?') ? '&' : '?'}lang=${i18n.lang()}`,
   };
@@ -54,6 +57,17 @@ page({
         this.complain(error);
       } finally {
         this.setData({ paying: false });
+      }
+    },
+    async askInvoice() {
+      const id = this.data.bill.id;
+      try {
+        await api.call('askInvoice', { params: { bill_id: id } });
+        const bill = await api.call('bill', { params: { bill_id: id } });
+        this.setData({ bill: view(bill) });
+        wx.showToast({ title: i18n.t('invoice_asked') });
+      } catch (error) {
+        this.complain(error); // 409: no tax id on file, nothing to invoice
       }
     },
     openEbill() {
