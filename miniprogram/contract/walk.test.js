@@ -39,6 +39,7 @@ function noCodes(comp) {
 // a fresh app on the phone of `user`: modules (and so the session) loaded anew
 function phone(user) {
   jest.resetModules();
+  h.resetPages();
   global.wx = shim({ base: env('PVSETTLE_BASE'), user });
   const config = require('../config');
   config.apiOrigin = env('PVSETTLE_BASE');

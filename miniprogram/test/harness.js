@@ -13,6 +13,7 @@ const API_OBJECT = Symbol('api object');
 // every field read of an answer: "GET /plants/{plant_id} contract.discount"
 const reads = new Set();
 
+// names that jest's matchers, pretty-format and promise resolution probe on any object: not reads by a page
 const IGNORED = new Set(['then', 'toJSON', 'constructor', 'asymmetricMatch', 'nodeType', '$$typeof', '@@__IMMUTABLE_ITERABLE__@@']);
 
 function recording(value, operation, at) {
@@ -211,6 +212,11 @@ function fakeWx(server, { language = 'zh_CN', payment = 'ok' } = {}) {
 // a fresh phone and app: modules loaded anew (their state: session, catalogue, language)
 let loaded = new Map();
 
+// a new app: pages are loaded again (with the modules jest.resetModules gave anew)
+function resetPages() {
+  loaded = new Map();
+}
+
 function fresh(options = {}) {
   jest.resetModules();
   loaded = new Map();
@@ -263,4 +269,4 @@ const text = (comp, selector) => {
 
 const all = (comp, selector) => comp.querySelectorAll(selector);
 
-module.exports = { fresh, open, settle, until, text, all, reads, defaultServer, FakeServer, ORIGIN, recording, API_OBJECT };
+module.exports = { fresh, resetPages, open, settle, until, text, all, reads, defaultServer, FakeServer, ORIGIN, recording, API_OBJECT };
