@@ -10,8 +10,10 @@ const ROOT = path.resolve(__dirname, '..');
 const ORIGIN = 'https://pv.example.com';
 const API_OBJECT = Symbol('api object');
 
-// every field read of an answer: "GET /plants/{plant_id} contract.discount"
+// every field read of an answer: "GET /plants/{plant_id} 200 contract.discount"
 const reads = new Set();
+// every JSON body and query a page sent: [method, template, body, query]
+const sent = [];
 
 // names that jest's matchers, pretty-format and promise resolution probe on any object: not reads by a page
 const IGNORED = new Set(['then', 'toJSON', 'constructor', 'asymmetricMatch', 'nodeType', '$$typeof', '@@__IMMUTABLE_ITERABLE__@@']);
@@ -80,6 +82,7 @@ class FakeServer {
     req.template = template;
     req.query = Object.fromEntries(new URLSearchParams(req.url.split('?')[1] || ''));
     this.calls.push(req);
+    if (req.kind === 'request' && !req.multipart) sent.push([req.method, template, req.body, req.query]);
     const route = this.routes.get(key);
     if (!route) return [404, { error: { code: 'not_found', message: `no fake for ${key}` } }];
     const answer = route.once.length ? route.once.shift() : route.answer;
@@ -269,4 +272,4 @@ const text = (comp, selector) => {
 
 const all = (comp, selector) => comp.querySelectorAll(selector);
 
-module.exports = { fresh, resetPages, open, settle, until, text, all, reads, defaultServer, FakeServer, ORIGIN, recording, API_OBJECT };
+module.exports = { fresh, resetPages, open, settle, until, text, all, reads, sent, defaultServer, FakeServer, ORIGIN, recording, API_OBJECT };

@@ -404,6 +404,17 @@ describe('actions', () => {
     expect(wx.did.reLaunch).toEqual(['/pages/login/index']);
   });
 
+  test('subscriptions: a template WeChat filtered is left out of the report; nothing left, no report', async () => {
+    const { server, wx } = h.fresh();
+    const subscribe = require('../utils/subscribe');
+    wx.requestSubscribeMessage = (o) => setTimeout(() => o.success({ errMsg: 'requestSubscribeMessage:ok', 'tpl-bill-issued': 'filter', 'tpl-payment-received': 'reject' }), 0);
+    await subscribe.ask(['bill_issued', 'payment_received']);
+    expect(server.called('PUT', '/subscriptions').map((r) => r.body)).toEqual([{ errMsg: 'requestSubscribeMessage:ok', 'tpl-payment-received': 'reject' }]);
+    wx.requestSubscribeMessage = (o) => setTimeout(() => o.success({ errMsg: 'requestSubscribeMessage:ok', 'tpl-bill-issued': 'filter' }), 0);
+    await subscribe.ask(['bill_issued']);
+    expect(server.called('PUT', '/subscriptions').length).toBe(1);
+  });
+
   test('account: an unbound user sees no owner', async () => {
     const { server } = h.fresh();
     server.on('GET', '/me', [200, { identity_id: 3, bound: false, owner: null }]);
@@ -435,4 +446,28 @@ test('every field a page read from an answer is declared in the OpenAPI document
     if (!response || !schema.declares(response, field)) undeclared.push(read);
   }
   expect(undeclared).toEqual([]);
+});
+
+test('every JSON body and query the pages sent is valid by the OpenAPI document', () => {
+  const Ajv2020 = require('ajv/dist/2020');
+  const ajv = require('ajv-formats')(new Ajv2020({ strict: false, allErrors: true }));
+  ajv.addSchema({ $id: 'doc', components: schema.doc.components });
+  expect(h.sent.length).toBeGreaterThan(100);
+  const invalid = [];
+  for (const [method, template, body, query] of h.sent) {
+    const op = schema.operation(method, template);
+    const media = op.requestBody && op.requestBody.content['application/json'];
+    if (body !== undefined && body !== null) {
+      if (!media) { invalid.push(`${method} ${template}: a body it does not take`); continue; }
+      const check = ajv.compile({ $ref: `doc${media.schema.$ref}` });
+      if (!check(body)) invalid.push(`${method} ${template}: ${ajv.errorsText(check.errors)}`);
+    }
+    for (const [name, value] of Object.entries(query)) {
+      const param = (op.parameters || []).find((p) => p.in === 'query' && p.name === name);
+      const value_ = /^-?\d+$/.test(value) && param && JSON.stringify(param.schema).includes('integer') ? Number(value) : value;
+      const check = param && ajv.compile(param.schema);
+      if (!check || !check(value_)) invalid.push(`${method} ${template} ?${name}=${value}`);
+    }
+  }
+  expect(invalid).toEqual([]);
 });

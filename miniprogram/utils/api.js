@@ -43,7 +43,7 @@ const CALLS = {
   redeem: { method: 'POST', path: '/shares/redeem', body: ['code'] },
   grants: { method: 'GET', path: '/plants/{plant_id}/grants', query: ['cursor', 'limit'] },
   revokeGrant: { method: 'DELETE', path: '/plants/{plant_id}/grants/{grant_id}' },
-  // the body is wx.requestSubscribeMessage's answer as it came: {template_id: answer, errMsg}
+  // the body is wx.requestSubscribeMessage's answer: {errMsg, template_id: answer} (utils/subscribe.js)
   subscribe: { method: 'PUT', path: '/subscriptions', body: '*' },
   subscriptions: { method: 'GET', path: '/subscriptions', query: ['cursor', 'limit'] },
   faults: { method: 'GET', path: '/faults', query: ['cursor', 'limit', 'state'] },
