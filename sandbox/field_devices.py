@@ -31,9 +31,11 @@ after the library built it: noted at each spot.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
@@ -344,3 +346,89 @@ class InverterSimulator:
         self._last_step = now
         for inverter in self.inverters.values():
             inverter.advance(now, hours, self.rng)
+
+
+# --- a whole simulated site -------------------------------------------------------------------
+
+
+@dataclass
+class SimulatedSite:
+    """Meter buses and inverter endpoints running together, and the gateway config that reads them."""
+
+    buses: list[MeterBusSimulator]
+    endpoints: list[InverterSimulator]
+    meter_serial: str = "SIM-M-{:05d}"
+    inverter_serial: str = "SIM-INV-{:05d}"
+
+    def step(self, now: dt.datetime | None = None) -> None:
+        for bus in self.buses:
+            bus.step(now)
+        for endpoint in self.endpoints:
+            endpoint.step(now)
+
+    def config_toml(self, server: str, *, queue: str = "gateway-queue.sqlite3", key_file: str | None = None,
+                    interval_s: float = 60.0, timeout_s: float = 2.0, flush_interval_s: float = 5.0) -> str:
+        """A gateway configuration for this site (meters ``SIM-M-00000``…, inverters ``SIM-INV-00000``…)."""
+        lines = ["[gateway]", f'server = "{server}"', f'queue = "{queue}"', f"flush_interval_s = {flush_interval_s}"]
+        if key_file:
+            lines.append(f'key_file = "{key_file}"')
+        n = 0
+        for b, bus in enumerate(self.buses):
+            lines += ["", "[[link]]", f'name = "bus-{b}"', 'protocol = "dlt645"', f'tcp = "127.0.0.1:{bus.port}"',
+                      f"timeout_s = {timeout_s}"]
+            for address in bus.meters:
+                lines += ["", "[[meter]]", f'serial = "{self.meter_serial.format(n)}"', f'link = "bus-{b}"',
+                          f'address = "{address}"', f"interval_s = {interval_s}"]
+                n += 1
+        n = 0
+        for e, endpoint in enumerate(self.endpoints):
+            lines += ["", "[[link]]", f'name = "modbus-{e}"', 'protocol = "modbus"',
+                      f'tcp = "127.0.0.1:{endpoint.port}"', f"timeout_s = {timeout_s}"]
+            for unit, inverter in endpoint.inverters.items():
+                lines += ["", "[[inverter]]", f'serial = "{self.inverter_serial.format(n)}"', f'link = "modbus-{e}"',
+                          f"unit = {unit}", f"rated_w = {inverter.rated_w}", f"interval_s = {interval_s}"]
+                n += 1
+        return "\n".join(lines) + "\n"
+
+
+UNITS_PER_ENDPOINT = 10
+
+
+@asynccontextmanager
+async def simulate_site(meters: int, inverters: int, *, per_bus: int = 20, first_port: int = 0,
+                        step_s: float = 5.0, seed: int = 7) -> AsyncIterator[SimulatedSite]:
+    """Start ``meters`` meters on buses of ``per_bus`` and ``inverters`` inverters (10 units per
+    Modbus endpoint) on 127.0.0.1, the sky moving every ``step_s`` [s]; stopped on exit."""
+    rng = random.Random(seed)
+    buses, endpoints = [], []
+    port = first_port
+    for start in range(0, meters, per_bus):
+        bus_meters = [SimMeter(address=f"{100000 + i:012d}", rated_kw=rng.choice((5.0, 10.0, 30.0)),
+                               forward=[Decimal(rng.randrange(0, 500_000)) / 100 for _ in range(4)])
+                      for i in range(start, min(meters, start + per_bus))]
+        buses.append(await MeterBusSimulator(bus_meters, port=port, seed=seed + start).start())
+        port = port + 1 if port else 0
+    for start in range(0, inverters, UNITS_PER_ENDPOINT):
+        units = [SimInverter(unit=1 + i - start, serial_number=f"SIMSN{i:06d}", rated_w=rng.choice((5_000, 8_000, 20_000)),
+                             energy_wh=float(rng.randrange(10**6, 10**8)))
+                 for i in range(start, min(inverters, start + UNITS_PER_ENDPOINT))]
+        endpoints.append(await InverterSimulator(units, port=port, seed=seed + start).start())
+        port = port + 1 if port else 0
+    site = SimulatedSite(buses, endpoints)
+    site.step()
+
+    async def sky() -> None:
+        while True:
+            await asyncio.sleep(step_s)
+            site.step()
+
+    task = asyncio.create_task(sky(), name="pvsettle-field-sky")
+    try:
+        yield site
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for bus in buses:
+            await bus.stop()
+        for endpoint in endpoints:
+            await endpoint.stop()
