@@ -156,6 +156,17 @@ def _valid_bcd(data: bytes, *, signed: bool = False) -> bool:
     return True
 
 
+def energy_of(data: bytes) -> Decimal:
+    """An energy register's value from its 4 BCD bytes (XXXXXX.XX, least significant byte first).
+
+    Decoded here, not by the library: its data items take the top bit of every value for a sign
+    (right for power and combined energy), so a forward or reverse register past 800,000.00 kWh,
+    which DL/T 645-2007 counts unsigned up to 999,999.99, would come back negative.
+    """
+    digits = "".join(f"{b:02X}" for b in reversed(data))
+    return Decimal(digits).scaleb(-2)
+
+
 def _bad_checksum_frame(heard: bytes) -> bool:
     """Whether ``heard`` holds something shaped like a whole frame (68 A0..A5 68 C L DATA CS 16)
     whose checksum is wrong: the library drops such a frame as noise, the report says what it was."""
@@ -245,7 +256,8 @@ class MeterLink:
         return bytes(frame.data)
 
     async def _read(self, address: bytes, di: int):
-        """The library's DataItem of data identifier ``di`` of the meter at ``address``."""
+        """The library's DataItem of data identifier ``di`` of the meter at ``address`` (an energy
+        register's exact value: see :func:`energy_of`)."""
         data = await self._ask(address, CtrlCode.ReadData, struct.pack("<I", di))
         who = _address_text(address)
         if data[:4] != struct.pack("<I", di):
@@ -255,6 +267,8 @@ class MeterLink:
         if not _valid_bcd(data[4:], signed=(di >> 24) == 0x02):
             raise DeviceFault("absurd_value", f"meter {who}: {di:08X} holds digits that are no BCD "
                                               f"({data[4:].hex(' ')})")
+        if di >> 24 == 0x00:
+            return energy_of(data[4:8])
         self.service.address = bytearray(address)
         item = self.service.handle_response(self._frame)
         if item is None:
@@ -292,8 +306,7 @@ class MeterLink:
             read_at = (now or dt.datetime.now(UTC)).replace(microsecond=0)
             registers: dict[str, Decimal] = {}
             for di in meter.registers:
-                item = await self._read(raw_address, int(di, 16))
-                registers[di] = Decimal(f"{float(item.value):.2f}")
+                registers[di] = await self._read(raw_address, int(di, 16))
             power = None
             if meter.read_power:
                 item = await self._read(raw_address, POWER_DI)

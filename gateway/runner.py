@@ -200,7 +200,10 @@ class Gateway:
                 refused = int(answer.get("rejected", 0))
                 self.stats.rows_sent[kind] += len(batch.rows) - refused
                 self.stats.rows_refused[kind] += refused
-                for error in answer.get("errors", [])[:20]:
+                # readings answer per row ("results"), telemetry and statuses list the refused ("errors")
+                refusals = answer.get("errors") or [r.get("error", r) for r in answer.get("results", [])
+                                                    if r.get("status") == "rejected"]
+                for error in refusals[:20]:
                     log.warning("the server refused a %s row: %s", kind, error.get("message", error))
         return True
 

@@ -156,6 +156,8 @@ class _Bus:
         service = self.sim.services[meter.address]
         self.sim.load(meter, service)
         answer = service.handle_request(frame)
+        if answer is not None and frame.ctrl_code == CtrlCode.ReadData and frame.data[3] == 0x00:
+            answer = self.sim.energy_answer(meter, frame, bytes(answer))
         if answer is None or meter.fault is None:
             return answer
         return self.sim.spoil(meter, frame, bytes(answer))
@@ -208,12 +210,27 @@ class MeterBusSimulator:
         """Put the meter's present values into the library's data items before it answers."""
         self.requests += 1
         for di, value in meter.values().items():
-            service.set_00(di, float(value))
-        service.set_02(POWER_DI, float(meter.power_kw))
+            if value < 800_000 and not service.set_00(di, float(value)):  # above: see energy_answer
+                raise ValueError(f"the library refused {value} kWh for {di:08X}")
+        if not service.set_02(POWER_DI, float(meter.power_kw)):
+            raise ValueError(f"the library refused {meter.power_kw} kW")
         moment = (self.clock() + dt.timedelta(seconds=meter.clock_skew_s)).astimezone(LOCAL)
         # DL/T 645 weekday: 0 is Sunday
         service.set_04(DATE_DI, moment.strftime("%y%m%d") + f"{moment.isoweekday() % 7:02d}")
         service.set_04(TIME_DI, moment.strftime("%H%M%S"))
+
+    def energy_answer(self, meter: SimMeter, request, answer: bytes) -> bytes:
+        """An energy answer carrying the register's true value. The library's data items take the
+        top digit for a sign and refuse values from 800,000.00 kWh (its set_00 leaves the old
+        value), where a real meter counts on to 999,999.99: above that the BCD is written by hand."""
+        di = int.from_bytes(bytes(request.data[:4]), "little")
+        value = meter.values().get(di)
+        if value is None or value < 800_000:
+            return answer
+        digits = f"{int(value * 100):08d}"
+        bcd = bytes(int(digits[i:i + 2], 16) for i in range(6, -1, -2))
+        return bytes(DLT645Protocol.build_frame(bytes(request.addr), request.ctrl_code | 0x80,
+                                                bytes(request.data[:4]) + bcd))
 
     def spoil(self, meter: SimMeter, request, answer: bytes) -> bytes:
         """The library's honest answer made hostile (by hand: the library never builds these)."""

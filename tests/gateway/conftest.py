@@ -100,8 +100,8 @@ interval_s = {interval_s}
 class Clock:
     """The gateway's clock in a test: now, moved on by hand (readings need distinct times)."""
 
-    def __init__(self):
-        self.t = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(minutes=2)
+    def __init__(self, minutes_back: float = 2):
+        self.t = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(minutes=minutes_back)
 
     def __call__(self) -> dt.datetime:
         return self.t
