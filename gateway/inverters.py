@@ -97,6 +97,7 @@ class ModbusLink:
         self.lock = asyncio.Lock()
         self.chains: dict[int, _Chain] = {}
         self.last_wh: dict[str, int] = {}
+        self.last_read_at: dict[str, dt.datetime] = {}
 
     @property
     def where(self) -> str:
@@ -181,6 +182,9 @@ class ModbusLink:
         """
         async with self.lock:
             read_at = (now or dt.datetime.now(UTC)).replace(microsecond=0)
+            before = self.last_read_at.get(inverter.serial)
+            if before is not None and read_at <= before:  # samples are keyed by the second, as readings
+                read_at = before + dt.timedelta(seconds=1)
             if inverter.map == "sunspec":
                 energy, power, status, alarms = await self._sunspec(inverter)
             else:
@@ -199,6 +203,7 @@ class ModbusLink:
         if before is not None and energy < before:
             raise DeviceFault("counter_decreased", f"{who}: lifetime energy {energy} Wh, below its last {before} Wh")
         self.last_wh[inverter.serial] = energy
+        self.last_read_at[inverter.serial] = read_at
         return InverterRead(inverter.serial, read_at, energy, power, status, alarms)
 
     async def _sunspec(self, inverter: InverterConfig) -> tuple[int, int, str, tuple[str, ...]]:

@@ -205,6 +205,7 @@ class MeterLink:
         self.service = _ClientService(self.client)
         self.lock = asyncio.Lock()
         self.last: dict[str, dict[str, Decimal]] = {}  # meter serial → its last good registers
+        self.last_read_at: dict[str, dt.datetime] = {}
 
     @property
     def where(self) -> str:
@@ -304,6 +305,11 @@ class MeterLink:
         raw_address = _address_bytes(address)
         async with self.lock:
             read_at = (now or dt.datetime.now(UTC)).replace(microsecond=0)
+            before = self.last_read_at.get(meter.serial)
+            if before is not None and read_at <= before:
+                # readings are keyed by the second (meter, register, read_at): two polls in one
+                # second would be one reading twice, or a conflict if the meter moved between them
+                read_at = before + dt.timedelta(seconds=1)
             registers: dict[str, Decimal] = {}
             for di in meter.registers:
                 registers[di] = await self._read(raw_address, int(di, 16))
@@ -332,5 +338,6 @@ class MeterLink:
                 raise DeviceFault("counter_decreased", f"meter {address}: register {di} reads {value:.2f} kWh, "
                                                        f"below its last {before:.2f} kWh")
         self.last[meter.serial] = registers
+        self.last_read_at[meter.serial] = read_at
         return MeterRead(serial=meter.serial, read_at=read_at, registers=registers, power_kw=power,
                          clock_skew_s=skew, address=address)

@@ -88,6 +88,7 @@ class SimMeter:
     clock_skew_s: float = 0.0
     fault: str | None = None
     answer_as: str | None = None  # the address a ``wrong_address`` fault answers with
+    clock_reads: int = 0  # requests of its time answered: the last request of a gateway's poll
     _fraction: list[float] = field(default_factory=lambda: [0.0] * 8)  # energy below 0.01 kWh, kept
 
     def total(self, registers: list[Decimal]) -> Decimal:
@@ -156,6 +157,8 @@ class _Bus:
         service = self.sim.services[meter.address]
         self.sim.load(meter, service)
         answer = service.handle_request(frame)
+        if frame.ctrl_code == CtrlCode.ReadData and bytes(frame.data[:4]) == TIME_DI.to_bytes(4, "little"):
+            meter.clock_reads += 1
         if answer is not None and frame.ctrl_code == CtrlCode.ReadData and frame.data[3] == 0x00:
             answer = self.sim.energy_answer(meter, frame, bytes(answer))
         if answer is None or meter.fault is None:
