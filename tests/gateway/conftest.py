@@ -7,7 +7,9 @@ import datetime as dt
 import hashlib
 from decimal import Decimal
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from gateway.config import FORM_REGISTERS
 from sandbox.field_devices import InverterSimulator, MeterBusSimulator, SimInverter, SimMeter
@@ -108,3 +110,34 @@ class Clock:
 
     def advance(self, seconds: float = 1) -> None:
         self.t += dt.timedelta(seconds=seconds)
+
+
+class Outage:
+    """In front of the server: ``up`` passes requests on, ``down`` answers 503 as a restarting
+    server or its proxy does, ``lost`` passes the request on and loses the answer (502)."""
+
+    def __init__(self, target: str):
+        self.target, self.mode, self.seen = target, "up", 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.seen += 1
+        if self.mode == "down":
+            return web.json_response({"error": {"code": "unavailable", "message": "down"}}, status=503)
+        async with aiohttp.ClientSession() as session:
+            async with session.post(self.target + request.path, data=await request.read(),
+                                    headers={"Authorization": request.headers["Authorization"],
+                                             "Content-Type": "application/json"}) as resp:
+                body, status = await resp.read(), resp.status
+        if self.mode == "lost":
+            return web.Response(status=502, text="bad gateway")
+        return web.Response(body=body, status=status, content_type="application/json")
+
+
+@pytest.fixture
+async def outage(server, aiohttp_server):
+    proxy = Outage(server)
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", proxy.handle)
+    front = await aiohttp_server(app)
+    proxy.url = str(front.make_url("")).rstrip("/")
+    return proxy
