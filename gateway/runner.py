@@ -69,6 +69,8 @@ class DeviceState:
 @dataclass
 class Stats:
     polls: int = 0
+    meter_polls: int = 0  # answered well
+    inverter_polls: int = 0
     faults: int = 0
     rows_sent: dict[str, int] = field(default_factory=lambda: {k: 0 for k in KINDS})
     rows_refused: dict[str, int] = field(default_factory=lambda: {k: 0 for k in KINDS})
@@ -115,6 +117,7 @@ class Gateway:
             self._fault(state, fault)
             return False
         self.queue.put("readings", read.readings())
+        self.stats.meter_polls += 1
         self._ok(state)
         return True
 
@@ -128,6 +131,7 @@ class Gateway:
             self._fault(state, fault)
             return False
         self.queue.put("telemetry", [read.sample()])
+        self.stats.inverter_polls += 1
         if read.alarms:
             self._report(state, "online", "alarms", "alarms set: " + ", ".join(read.alarms))
         self._ok(state)
@@ -225,8 +229,16 @@ class Gateway:
         self._stop.set()
         self._wake.set()
 
-    async def run(self) -> None:
-        """Poll and forward until :meth:`stop`; then send what is queued once more and close."""
+    async def run(self) -> dict:
+        """Poll and forward until :meth:`stop`; then send what is queued once more and close.
+
+        Returns
+        -------
+        dict
+            What it did: polls answered well per kind, faults, rows sent and refused per kind,
+            rows still queued, ``wall_s`` [s] and ``cpu_s`` [s] (this process's CPU time).
+        """
+        wall, cpu = time.monotonic(), time.process_time()
         tasks = []
         meters, inverters = self.config.meters, self.config.inverters
         for i, meter in enumerate(meters):
@@ -248,7 +260,12 @@ class Gateway:
                     await asyncio.wait_for(self.forward_once(uplink), 10)
                 except asyncio.TimeoutError:
                     log.warning("the queue was not sent in full at stop; it is sent at the next start")
+                summary = {"meter_polls": self.stats.meter_polls, "inverter_polls": self.stats.inverter_polls,
+                           "faults": self.stats.faults, "rows_sent": self.stats.rows_sent,
+                           "rows_refused": self.stats.rows_refused, "queued": self.queue.pending(),
+                           "wall_s": round(time.monotonic() - wall, 3), "cpu_s": round(time.process_time() - cpu, 3)}
                 await self.close()
+        return summary
 
     async def close(self) -> None:
         for link in [*self.meter_links.values(), *self.modbus_links.values()]:

@@ -155,7 +155,9 @@ class _Bus:
         if meter.fault in ("silent", "hang"):
             return None
         service = self.sim.services[meter.address]
-        self.sim.load(meter, service)
+        di = int.from_bytes(bytes(frame.data[:4]), "little") if frame.ctrl_code == CtrlCode.ReadData \
+            and len(frame.data) >= 4 else None
+        self.sim.load(meter, service, di)
         answer = service.handle_request(frame)
         if frame.ctrl_code == CtrlCode.ReadData and bytes(frame.data[:4]) == TIME_DI.to_bytes(4, "little"):
             meter.clock_reads += 1
@@ -209,18 +211,23 @@ class MeterBusSimulator:
         for meter in self.meters.values():
             meter.advance(now, hours, self.rng)
 
-    def load(self, meter: SimMeter, service: MeterServerService) -> None:
-        """Put the meter's present values into the library's data items before it answers."""
+    def load(self, meter: SimMeter, service: MeterServerService, di: int | None = None) -> None:
+        """Put the meter's present value of ``di`` (default: all of them) into the library's data
+        items before it answers (one item per request: a bus of meters answers thousands a second)."""
         self.requests += 1
-        for di, value in meter.values().items():
-            if value < 800_000 and not service.set_00(di, float(value)):  # above: see energy_answer
-                raise ValueError(f"the library refused {value} kWh for {di:08X}")
-        if not service.set_02(POWER_DI, float(meter.power_kw)):
+        if di is None or di >> 24 == 0x00:
+            for register, value in meter.values().items():
+                if di is not None and register != di:
+                    continue
+                if value < 800_000 and not service.set_00(register, float(value)):  # above: see energy_answer
+                    raise ValueError(f"the library refused {value} kWh for {register:08X}")
+        if (di is None or di == POWER_DI) and not service.set_02(POWER_DI, float(meter.power_kw)):
             raise ValueError(f"the library refused {meter.power_kw} kW")
-        moment = (self.clock() + dt.timedelta(seconds=meter.clock_skew_s)).astimezone(LOCAL)
-        # DL/T 645 weekday: 0 is Sunday
-        service.set_04(DATE_DI, moment.strftime("%y%m%d") + f"{moment.isoweekday() % 7:02d}")
-        service.set_04(TIME_DI, moment.strftime("%H%M%S"))
+        if di is None or di in (DATE_DI, TIME_DI):
+            moment = (self.clock() + dt.timedelta(seconds=meter.clock_skew_s)).astimezone(LOCAL)
+            # DL/T 645 weekday: 0 is Sunday
+            service.set_04(DATE_DI, moment.strftime("%y%m%d") + f"{moment.isoweekday() % 7:02d}")
+            service.set_04(TIME_DI, moment.strftime("%H%M%S"))
 
     def energy_answer(self, meter: SimMeter, request, answer: bytes) -> bytes:
         """An energy answer carrying the register's true value. The library's data items take the
@@ -282,8 +289,19 @@ class SimInverter:
     longitude: float = DEFAULT_LONGITUDE
     clearness: float = 1.0
     fault: str | None = None
+    marker_step_s: float | None = None  # see marker_power
+
+    def marker_power(self, now: dt.datetime) -> int:
+        """The power of marker mode [W]: 1 + (the number of the step ``now`` is in, mod 4000), so that
+        whoever sees it knows when it was set: the latest start of a step with that number."""
+        assert self.marker_step_s
+        return 1 + int(now.timestamp() // self.marker_step_s) % 4000
 
     def advance(self, now: dt.datetime, hours: float, rng: random.Random) -> None:
+        if self.marker_step_s:
+            self.energy_wh += self.power_w * hours
+            self.power_w, self.state = self.marker_power(now), 4
+            return
         self.clearness = min(1.0, max(0.25, self.clearness + rng.uniform(-0.05, 0.05)))
         self.power_w = sky_power(self.rated_w, now, self.latitude, self.longitude, self.clearness)
         self.energy_wh += self.power_w * hours
@@ -351,6 +369,9 @@ class InverterSimulator:
         self.requests += 1
         if inverter.fault == "silent":
             return ExcCodes.GATEWAY_NO_RESPONSE
+        if inverter.marker_step_s:
+            # the change shows from the start of its step, not from our next sky step
+            inverter.power_w, inverter.state = inverter.marker_power(self.clock()), 4
         fresh = inverter.registers()
         offset = BLOCK_START - start_address
         registers[offset:offset + len(fresh)] = fresh
@@ -416,7 +437,7 @@ UNITS_PER_ENDPOINT = 10
 
 @asynccontextmanager
 async def simulate_site(meters: int, inverters: int, *, per_bus: int = 20, first_port: int = 0,
-                        step_s: float = 5.0, seed: int = 7) -> AsyncIterator[SimulatedSite]:
+                        step_s: float = 5.0, seed: int = 7, marker: bool = False) -> AsyncIterator[SimulatedSite]:
     """Start ``meters`` meters on buses of ``per_bus`` and ``inverters`` inverters (10 units per
     Modbus endpoint) on 127.0.0.1, the sky moving every ``step_s`` [s]; stopped on exit."""
     rng = random.Random(seed)
@@ -430,7 +451,7 @@ async def simulate_site(meters: int, inverters: int, *, per_bus: int = 20, first
         port = port + 1 if port else 0
     for start in range(0, inverters, UNITS_PER_ENDPOINT):
         units = [SimInverter(unit=1 + i - start, serial_number=f"SIMSN{i:06d}", rated_w=rng.choice((5_000, 8_000, 20_000)),
-                             energy_wh=float(rng.randrange(10**6, 10**8)))
+                             energy_wh=float(rng.randrange(10**6, 10**8)), marker_step_s=step_s if marker else None)
                  for i in range(start, min(inverters, start + UNITS_PER_ENDPOINT))]
         endpoints.append(await InverterSimulator(units, port=port, seed=seed + start).start())
         port = port + 1 if port else 0

@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     simulate.add_argument("--port", type=int, default=0, help="first port (0: any free ones)")
     simulate.add_argument("--server", default="http://127.0.0.1:8080", help="the server the printed config names")
     simulate.add_argument("--step-s", type=float, default=5.0, help="how often the simulated sky moves [s]")
+    simulate.add_argument("--marker", action="store_true",
+                          help="inverters show 1 + (step number mod 4000) W instead of the sky: a bench tells from "
+                               "the power shown when the change it shows happened")
     simulate.set_defaults(func=cmd_gateway_simulate)
 
 
@@ -71,7 +74,8 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, gateway.stop)
         print(json.dumps({"gateway": "running", "meters": len(config.meters), "inverters": len(config.inverters),
                           "server": config.server, "queue": config.queue}), flush=True)
-        await gateway.run()
+        summary = await gateway.run()
+        print(json.dumps({"gateway": "stopped", **summary}), flush=True)
 
     asyncio.run(main())
     return 0
@@ -125,8 +129,9 @@ def cmd_gateway_simulate(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with simulate_site(args.meters, args.inverters, per_bus=args.per_bus, first_port=args.port,
-                                 step_s=args.step_s) as site:
+                                 step_s=args.step_s, marker=args.marker) as site:
             print(site.config_toml(args.server), flush=True)
+            print("# ready", flush=True)  # the end of the configuration, for a program reading it
             await stop.wait()
 
     asyncio.run(main())
