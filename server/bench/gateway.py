@@ -10,7 +10,8 @@ gateway (``pvsettle gateway run``), and this one, which watches the live view.
 1. **Saturated**: every meter due every second — more than one gateway can poll — for
    ``--seconds``: ``meters_per_s`` is the meter polls it answered in full per second of its run
    (13 DL/T 645 requests each: 10 registers, power, date, time; judged, queued in SQLite, posted),
-   ``saturated_cpu_share`` the CPU it used meanwhile (of one core).
+   ``saturated_cpu_share`` the CPU it used meanwhile (of one core), and
+   ``saturated_cpu_share_others`` the simulators' and the server's (which of them ran out first).
 2. **Target**: every meter every ``--target-interval-s`` (60: the issue's 1,000 meters read once a
    minute) and the inverters every 5 s, for ``--target-seconds``: ``target_cpu_share`` the CPU
    share used at that load. Meanwhile this process holds the owner's live view (``GET
@@ -138,6 +139,15 @@ async def _reference_reads_per_s(seconds: float = 2.0) -> float:
         await bus.stop()
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU time of process ``pid`` so far [s] (Linux /proc; 0 elsewhere): who else was busy."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _start_simulators(args: argparse.Namespace, base: str, cwd: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "gateway", "simulate", "--meters", str(args.meters),
                              "--inverters", str(args.inverters), "--per-bus", str(args.per_bus), "--server", base,
@@ -249,8 +259,12 @@ async def bench_gateway(settings, args: argparse.Namespace) -> dict:
                 await wait_ready(f"{base}/healthz", alive=lambda: server.poll() is None)
                 simulators, config = _start_simulators(args, base, tmp)
                 loop = asyncio.get_running_loop()
+                before = (_cpu_s(simulators.pid), _cpu_s(server.pid), time.monotonic())
                 saturated = await loop.run_in_executor(None, _run_gateway, config, tmp, "saturated", 1.0, 5.0,
                                                        args.seconds, str(key_file))
+                wall = time.monotonic() - before[2]
+                others = {"simulators": round((_cpu_s(simulators.pid) - before[0]) / wall, 3),
+                          "server": round((_cpu_s(server.pid) - before[1]) / wall, 3)}
                 token = await _session(settings.redis_url, prefix, await _identity(bench.url), server_settings.secret_key)
                 stop = asyncio.Event()
                 watcher = asyncio.create_task(_watch_live(base, token, plant_ids[:args.watch], stop))
@@ -269,6 +283,7 @@ async def bench_gateway(settings, args: argparse.Namespace) -> dict:
         "meters": args.meters, "inverters": args.inverters, "buses": -(-args.meters // args.per_bus),
         "meters_per_s": round(meters_per_s, 1),
         "saturated_cpu_share": round(saturated["cpu_s"] / saturated["wall_s"], 3),
+        "saturated_cpu_share_others": others, "cpus": os.cpu_count(),
         "target_meters_per_s": round(goal, 2), "x_target": round(meters_per_s / goal, 2),
         "target_cpu_share": round(target["cpu_s"] / target["wall_s"], 3),
         "target_meter_polls": target["meter_polls"], "target_faults": target["faults"],
