@@ -341,6 +341,11 @@ def _link(table: _Table) -> LinkConfig:
         return LinkConfig(name, protocol, host=host.strip("[]"), port=int(port), timeout_s=timeout, line=table.line)
     if protocol != "dlt645":
         raise table.fail("serial", "Modbus RTU on a serial port is not supported: use Modbus TCP (tcp = …)")
+    import importlib.util
+
+    if importlib.util.find_spec("serial_asyncio") is None:
+        # dlt645's asyncio serial client opens the port through pyserial-asyncio, an extra of ours
+        raise table.fail("serial", "a serial port needs pyserial-asyncio: pip install 'pvsettle[serial]'")
     parity = table.text("parity", "E")
     if parity not in ("N", "E", "O"):
         raise table.fail("parity", f"'parity' must be \"N\", \"E\" or \"O\", not {parity!r}")

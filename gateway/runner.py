@@ -171,7 +171,12 @@ class Gateway:
         due = loop.time() + offset_s
         while not self._stop.is_set():
             await asyncio.sleep(max(0.0, due - loop.time()))
-            ok = await poll(device)
+            try:
+                ok = await poll(device)
+            except Exception:  # a bug or a full disk, not the device: said loudly, the others go on
+                log.exception("polling %s failed", device.serial)
+                self.devices[device.serial].failures += 1
+                ok = False
             state = self.devices[device.serial]
             if ok:
                 due += interval_s
@@ -215,7 +220,12 @@ class Gateway:
         delay = FORWARD_RETRY_FIRST_S
         while not self._stop.is_set():
             self._wake.clear()
-            if await self.forward_once(uplink):
+            try:
+                sent = await self.forward_once(uplink)
+            except Exception:  # not the server's answer (that is UplinkError): a bug, said loudly, tried again
+                log.exception("forwarding the queue failed")
+                sent = False
+            if sent:
                 delay = FORWARD_RETRY_FIRST_S
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.config.flush_interval_s)

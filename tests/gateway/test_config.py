@@ -100,3 +100,15 @@ def test_a_key_file_is_read_and_a_missing_file_named(tmp_path):
         parse(GOOD.replace("[gateway]\n", f'[gateway]\nkey_file = "{tmp_path / "nope"}"\n'))
     with pytest.raises(ConfigError, match="cannot read the configuration"):
         load(tmp_path / "missing.toml")
+
+
+def test_a_serial_link_needs_its_extra():
+    import importlib.util
+
+    text = GOOD.replace('tcp = "10.0.0.20:8899"', 'serial = "/dev/ttyUSB0"\nbaudrate = 2400\nparity = "E"')
+    if importlib.util.find_spec("serial_asyncio") is None:
+        with pytest.raises(ConfigError, match=r"pvsettle\[serial\]") as refused:
+            parse(text, environ=ENV)
+        assert refused.value.line == GOOD[:GOOD.index("tcp = \"10.0.0.20")].count("\n") + 1
+    else:
+        assert parse(text, environ=ENV).links["roof-a"].serial_port == "/dev/ttyUSB0"

@@ -184,3 +184,18 @@ interval_s = 0.05
         await runner
         hung.close()
         await hung.wait_closed()
+
+
+async def test_a_dtu_nobody_answers_at_is_offline_unreachable(server, bus, inverters):
+    from tests.e2e.processes import free_port
+
+    text = config_text(server, free_port(), inverters.port, timeout_s=0.3)
+    gateway = Gateway(parse(text, environ=ENV), now=Clock())
+    try:
+        assert not await gateway.poll_meter(gateway.config.meters[0])
+        assert await gateway.poll_inverter(gateway.config.inverters[0])  # the other link is fine
+        await forward(gateway)
+        assert await status_of(GEN) == ("offline", "unreachable")
+        assert await status_of(INV) == ("online", "")
+    finally:
+        await gateway.close()
