@@ -17,8 +17,8 @@ gateway (``pvsettle gateway run``), and this one, which watches the live view.
    share used at that load. Meanwhile this process holds the owner's live view (``GET
    /api/v1/plants/{id}/live``, the Server-Sent Events the mini-program shows) of ``--watch``
    plants, each with one inverter; every state that shows a new power tells, by its value, the
-   step that set it, so ``live_p99_s`` is the 99th percentile of (seen − set) [s]: poll interval,
-   queue, POST, ingest, Redis, stream.
+   step that set it, so ``live_p99_s`` is the 99th percentile of (seen − set) [s]: the wait for
+   the next poll (up to 5 s), queue, POST, ingest, Redis, stream.
 
 The reference in the same run (the machine is shared): ``reference_reads_per_s``, the rate at
 which this process alone reads one register of one simulated meter through the ``dlt645``
@@ -57,7 +57,11 @@ from server.bench.support import (
 )
 
 REQUESTS_PER_POLL = 13
-MARKER_STEP_S = 1.0
+#: Inverters are polled this often at the target load [s]; their marker power changes every
+#: MARKER_STEP_S, longer, so that every change is caught by a poll and its delay includes the wait
+#: for that poll (a change overwritten before any poll saw it would measure nothing).
+INVERTER_INTERVAL_S = 5.0
+MARKER_STEP_S = 2 * INVERTER_INTERVAL_S
 
 
 def register(bench_subparsers: argparse._SubParsersAction) -> None:
@@ -260,7 +264,8 @@ async def bench_gateway(settings, args: argparse.Namespace) -> dict:
                 simulators, config = _start_simulators(args, base, tmp)
                 loop = asyncio.get_running_loop()
                 before = (_cpu_s(simulators.pid), _cpu_s(server.pid), time.monotonic())
-                saturated = await loop.run_in_executor(None, _run_gateway, config, tmp, "saturated", 1.0, 5.0,
+                saturated = await loop.run_in_executor(None, _run_gateway, config, tmp, "saturated", 1.0,
+                                                       INVERTER_INTERVAL_S,
                                                        args.seconds, str(key_file))
                 wall = time.monotonic() - before[2]
                 others = {"simulators": round((_cpu_s(simulators.pid) - before[0]) / wall, 3),
@@ -269,7 +274,7 @@ async def bench_gateway(settings, args: argparse.Namespace) -> dict:
                 stop = asyncio.Event()
                 watcher = asyncio.create_task(_watch_live(base, token, plant_ids[:args.watch], stop))
                 target = await loop.run_in_executor(None, _run_gateway, config, tmp, "target", args.target_interval_s,
-                                                    5.0, args.target_seconds, str(key_file))
+                                                    INVERTER_INTERVAL_S, args.target_seconds, str(key_file))
                 stop.set()
                 delays = sorted(await watcher)
             finally:
@@ -288,7 +293,7 @@ async def bench_gateway(settings, args: argparse.Namespace) -> dict:
         "target_cpu_share": round(target["cpu_s"] / target["wall_s"], 3),
         "target_meter_polls": target["meter_polls"], "target_faults": target["faults"],
         "reference_reads_per_s": round(reference), "x_reference": round(meters_per_s * REQUESTS_PER_POLL / reference, 3),
-        "live_changes_seen": len(delays),
+        "inverter_interval_s": INVERTER_INTERVAL_S, "live_changes_seen": len(delays),
         "live_p50_s": round(percentile(delays, 0.5), 2) if delays else None,
         "live_p99_s": round(percentile(delays, 0.99), 2) if delays else None,
         "rows_refused": {k: saturated["rows_refused"][k] + target["rows_refused"][k] for k in saturated["rows_refused"]},
