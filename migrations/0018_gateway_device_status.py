@@ -4,7 +4,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('settlement', '0015_link_codes')]
+    dependencies = [('settlement', '0017_portfolio')]
 
     initial = False
 

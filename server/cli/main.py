@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 
 from webapp.settings import SettingsError
-from server.cli import (bench, cycles, database, faults, gateway, invoices, payments, portfolio, prepaid, readings, reports,
-                        serve, telemetry)
+from server.cli import (bench, cycles, database, faults, gateway, invoices, payments, portfolio, prepaid, readings,
+                        reports, serve, telemetry)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
