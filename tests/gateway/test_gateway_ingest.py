@@ -116,3 +116,27 @@ status = { address = 30020, type = "uint16", ok = [1, 2], standby = [0], fault =
         await gateway.close()
     finally:
         await modbus.shutdown()
+
+
+async def test_a_meter_alone_on_its_bus_is_found_by_its_address(server, inverters):
+    """address = "discover": the broadcast read-address request (AA…AA), answered by the one meter."""
+    from sandbox.field_devices import MeterBusSimulator, SimMeter
+
+    alone = await MeterBusSimulator([SimMeter("000098765432", forward=[Decimal("7.77")] * 4)]).start()
+    try:
+        text = config_text(server, alone.port, inverters.port)
+        text = text.replace('address = "000012345601"', 'address = "discover"')
+        text = text[:text.index('[[meter]]\nserial = "M-GRID-1"')] + text[text.index("[[inverter]]"):]
+        config = parse(text, environ=ENV)
+        gateway = Gateway(config, now=Clock())
+        try:
+            assert await gateway.poll_meter(config.meters[0])
+            assert gateway.devices[GEN].address == "000098765432"
+            async with Uplink(config.server, config.key) as uplink:
+                assert await gateway.forward_once(uplink)
+        finally:
+            await gateway.close()
+        assert dict(await m.Reading.filter(meter__serial=GEN).values_list("register", "value"))["00010000"] \
+            == Decimal("31.08")
+    finally:
+        await alone.stop()
