@@ -132,18 +132,19 @@ class Gateway:
             return False
         self.queue.put("telemetry", [read.sample()])
         self.stats.inverter_polls += 1
-        if read.alarms:
-            self._report(state, "online", "alarms", "alarms set: " + ", ".join(read.alarms))
-        self._ok(state)
+        if read.alarms:  # it answers, and says something is wrong: staff see it with the status
+            self._ok(state, "alarms", "alarms set: " + ", ".join(read.alarms))
+        else:
+            self._ok(state)
         return True
 
-    def _ok(self, state: DeviceState) -> None:
+    def _ok(self, state: DeviceState, code: str = "", message: str = "answering") -> None:
         state.polls += 1
         state.failures = 0
         state.last_ok = time.monotonic()
         self.stats.polls += 1
-        if state.state != "online" or state.code:
-            self._report(state, "online", "", "answering")
+        if (state.state, state.code, state.message) != ("online", code, message):
+            self._report(state, "online", code, message)
         self._wake.set()
 
     def _fault(self, state: DeviceState, fault: DeviceFault) -> None:

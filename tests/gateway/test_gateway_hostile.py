@@ -199,3 +199,22 @@ async def test_a_dtu_nobody_answers_at_is_offline_unreachable(server, bus, inver
         assert await status_of(INV) == ("online", "")
     finally:
         await gateway.close()
+
+
+async def test_inverter_alarms_are_reported_once_with_the_status_and_the_samples_go_on(server, bus, inverters):
+    gateway = Gateway(parse(config_text(server, bus.port, inverters.port), environ=ENV), now=Clock())
+    try:
+        inverter = gateway.config.inverters[0]
+        inverters.inverters[3].events = 0b1 | 0b1000  # SunSpec Evt1 bits 0 and 3 (pysunspec2's model 103 names)
+        for _ in range(3):
+            assert await gateway.poll_inverter(inverter)
+            gateway.now.advance()
+        inverters.inverters[3].events = 0
+        assert await gateway.poll_inverter(inverter)
+        rows = gateway.queue.take("status", 100).rows
+        assert [(r["state"], r["code"]) for r in rows] == [("online", "alarms"), ("online", "")]
+        assert rows[0]["message"] == "alarms set: GROUND_FAULT, DC_DISCONNECT"
+        await forward(gateway)
+        assert await m.TelemetrySample.filter(device__serial=INV).count() == 4
+    finally:
+        await gateway.close()
