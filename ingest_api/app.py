@@ -18,6 +18,7 @@ from aiohttp import web
 from ingest_api import views
 from ingest_api import telemetry_views
 from ingest_api import usage_views
+from ingest_api import device_status_views
 from ingest_api.auth import collector_auth_middleware
 
 
@@ -26,5 +27,6 @@ def create_app() -> web.Application:
     app.add_routes(views.routes)
     app.add_routes(telemetry_views.routes)
     app.add_routes(usage_views.routes)
+    app.add_routes(device_status_views.routes)
     app.cleanup_ctx.append(telemetry_views.live_publisher_ctx)  # live state published after a batch's answer
     return app

@@ -4,5 +4,5 @@ figures as ratios against a reference run in the same process, as the machine is
 
 :mod:`.cycle` (forms and bills of a reading cycle), :mod:`.api` (the mini-program API),
 :mod:`.pay` (payment notifications), :mod:`.bot`, :mod:`.notify` (the outbox), :mod:`.ingest`
-(telemetry).
+(telemetry), :mod:`.gateway` (the field gateway).
 """

@@ -1,7 +1,7 @@
 """The ``pvsettle`` command line: :mod:`.main` builds the parser from the command groups, one
 module each (:mod:`.serve`, :mod:`.database`, :mod:`.cycles`, :mod:`.bench`, :mod:`.readings`,
-:mod:`.payments`, :mod:`.reports`, :mod:`.telemetry`, :mod:`.prepaid`, :mod:`.faults`, :mod:`.invoices`); what they share is
-:mod:`.common`, which imports none of them.
+:mod:`.payments`, :mod:`.reports`, :mod:`.telemetry`, :mod:`.prepaid`, :mod:`.faults`, :mod:`.invoices`,
+:mod:`.gateway`); what they share is :mod:`.common`, which imports none of them.
 """
 
 

@@ -9,7 +9,7 @@ import json
 
 from server import logs
 from webapp.settings import Settings
-from server.bench import api as bench_api, bot as bench_bot, ingest as bench_ingest, notify as bench_notify, pay as bench_pay
+from server.bench import api as bench_api, bot as bench_bot, gateway as bench_gateway, ingest as bench_ingest, notify as bench_notify, pay as bench_pay
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench_notify.register(bench_sub)
     bench_ingest.register(bench_sub)
     bench_pay.register(bench_sub)
+    bench_gateway.register(bench_sub)
 
 
 def cmd_bench_cycle(args: argparse.Namespace) -> int:

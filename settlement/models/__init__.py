@@ -32,7 +32,7 @@ from settlement.models.enums import (
     StaffRole,
     TelemetryGranularity,
 )
-from settlement.models.ingest import Collector, ReadingConflict
+from settlement.models.ingest import Collector, FieldDeviceStatus, ReadingConflict
 from settlement.models.miniapp import (
     Attachment,
     FaultReport,
@@ -70,7 +70,7 @@ from settlement.models.readings import Reading
 from settlement.models.telemetry import TelemetryDevice, TelemetryRollup, TelemetrySample
 
 __all__ = [
-    "AuditEvent", "Bill", "BillLine", "BillState", "Collector", "ConfirmationForm", "Contract", "CreditEntry",
+    "AuditEvent", "Bill", "BillLine", "BillState", "Collector", "ConfirmationForm", "Contract", "CreditEntry", "FieldDeviceStatus",
     "FormState", "LineKind", "Meter", "MeterKind", "NearbyConsumptionTerms", "OutboxMessage", "OutboxState", "Owner",
     "OwnerKind", "Payment", "PaymentChannel", "Plant", "PlantAccess", "PlantRight", "PricingModel",
     "Reading", "ReadingConflict", "ReadingCycle", "ReadingSource", "Refund", "RefundState", "Staff", "StaffRole",

@@ -27,6 +27,33 @@ class Collector(Model):
         table = "collector"
 
 
+class FieldDeviceStatus(Model):
+    """The latest state a collector reported of one field device it polls (a meter or an inverter).
+
+    One row per (collector, device): a gateway tells the server when a device stops answering,
+    answers garbage, or comes back, so that "meter offline" shows where staff look. ``since`` is
+    when the device entered its present state (the first report of it), ``observed_at`` the
+    latest report's own time (the gateway's clock, UTC), so a report replayed from a gateway's
+    queue after an outage never overwrites a newer one.
+    """
+
+    id = fields.IntField(primary_key=True)
+    collector: fields.ForeignKeyRelation[Collector] = fields.ForeignKeyField(
+        "settlement.Collector", related_name=False, on_delete=fields.CASCADE)
+    device = fields.CharField(max_length=64, description="the meter's or the inverter's serial")
+    kind = fields.CharField(max_length=16, description="meter or inverter")
+    state = fields.CharField(max_length=16, description="online, offline or fault")
+    code = fields.CharField(max_length=32, default="", description="why, a stable code of the gateway")
+    message = fields.CharField(max_length=300, default="")
+    observed_at = fields.DatetimeField(description="the latest report, gateway time")
+    since = fields.DatetimeField(description="the first report of the present state")
+    received_at = fields.DatetimeField()
+
+    class Meta:
+        table = "field_device_status"
+        unique_together = (("collector", "device"),)
+
+
 class ReadingConflict(Model):
     """A reading that was refused because it contradicts what is stored, kept for staff.
 

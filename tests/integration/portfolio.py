@@ -47,6 +47,9 @@ async def one_of_everything() -> dict[str, object]:
     sample = await m.TelemetrySample.create(device=device, ts=now, received_at=now, power_w=1000, energy_wh=5)
     rollup = await m.TelemetryRollup.create(plant=plant, granularity=m.TelemetryGranularity.DAY, bucket_start=now)
     collector = await m.Collector.create(name="head-end", key_sha256="0" * 64)
+    device_status = await m.FieldDeviceStatus.create(collector=collector, device="INV-1", kind="inverter",
+                                                     state="offline", code="timeout", observed_at=now, since=now,
+                                                     received_at=now)
     outage = await m.PlantOutage.create(plant=plant, cause=m.OutageCause.SILENT, started_at=now, detected_at=now)
     nearby = await m.NearbyConsumptionTerms.create(
         plant=plant, effective_from=dt.date(2025, 10, 1), voltage_level="10kV", td_price=Decimal("0.1987"),
@@ -103,5 +106,5 @@ async def one_of_everything() -> dict[str, object]:
         "TripEpisode": trip_episode,
         "PrepaidAccount": prepaid, "PrepaidService": prepaid_service, "PrepaidUsage": prepaid_usage,
         "PrepaidEntry": prepaid_entry, "TopUpOrder": topup_order, "SupplyCommand": supply_command,
-        "InvoiceRequest": invoice,
+        "InvoiceRequest": invoice, "FieldDeviceStatus": device_status,
     }
