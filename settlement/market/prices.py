@@ -260,7 +260,13 @@ def parse_table(table: sheets.Table, header_place: str) -> tuple[list[ParsedCurv
 
     problems: list[Problem] = []
     groups: dict[tuple, tuple[list[dt.datetime], list[int], list[str]]] = {}
+    # Curves with a refused row are not checked for tiling: the missing row would be reported
+    # again as a gap at the next line, which is not a second mistake. A row whose curve cannot
+    # be told (a bad node or market) taints every curve.
+    tainted: set[tuple] = set()
+    unknown_curve = False
     for row in table.rows:
+        key = None
         try:
             key = (_text(row.cells.get("node"), "node"), _market(row.cells.get("market")),
                    _text(row.cells.get("source"), "source"), _text(row.cells.get("version"), "version"))
@@ -268,6 +274,10 @@ def parse_table(table: sheets.Table, header_place: str) -> tuple[list[ParsedCurv
             price = _price(row.cells.get(unit_column), unit_column, scale)
         except ValueError as exc:
             problems.append(Problem(row.place, str(exc)))
+            if key is not None:
+                tainted.add(key)
+            else:
+                unknown_curve = True
             if len(problems) >= MAX_PROBLEMS:
                 problems.append(Problem(table.name, f"stopped after {MAX_PROBLEMS} problems"))
                 return [], problems
@@ -279,6 +289,8 @@ def parse_table(table: sheets.Table, header_place: str) -> tuple[list[ParsedCurv
 
     curves = []
     for (node, mkt, source, version), (starts, prices, places) in groups.items():
+        if unknown_curve or (node, mkt, source, version) in tainted:
+            continue
         try:
             axis = engine.day_axis(np.array(starts, dtype="datetime64[s]"))
         except IntervalDataError as exc:

@@ -208,6 +208,8 @@ async def test_hostile_price_files_are_refused_by_line_with_nothing_stored(db, t
     for fragment in fragments:
         assert fragment in text, text
     assert all(str(p).startswith("prices.csv line ") for p in out.problems), text
+    if header is None and case not in ("two bad rows, both named", "offset +00:00"):
+        assert len(out.problems) == 1, text  # one mistake, one message (no echo as a gap)
     await assert_nothing_stored()  # not even the good node's curve
 
 
@@ -273,3 +275,35 @@ async def test_cli_check_import_again_show_and_refuse(db, tmp_path):
     code, out, err = await _pvsettle(db, "import", str(tmp_path / "missing.xlsx"))
     assert code == 2 and "no such file" in err
     assert await m.PriceDay.all().count() == 4
+
+
+async def test_hostile_xlsx_is_refused_by_sheet_row_with_nothing_stored(db, tmp_path):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "prices"
+    sheet.append(["node", "market", "source", "version", "start", "price_yuan_per_kwh"])
+    for h in range(24):
+        if h == 6:
+            continue  # a gap: 06:00 missing
+        price = 0.3456789 if h == 9 else 0.35  # a number cell finer than 1e-6 yuan/kWh
+        sheet.append(["GD", "real-time", "gd-px", "v1", DAY + dt.timedelta(hours=h), price])
+    sheet.append(["GD", "real-time", "gd-px", "v1", "2025-07-02T00:00:00+00:00", 0.35])
+    path = tmp_path / "bad.xlsx"
+    book.save(path)
+    out = await prices.import_prices(path)
+    assert [str(p) for p in out.problems] == [
+        "sheet prices row 10: column 'price_yuan_per_kwh': 0.3456789 has more than 6 decimals "
+        "(prices are kept to 1e-6 yuan/kWh, exactly)",
+        "sheet prices row 25: column 'start': offset +0000 in '2025-07-02T00:00:00+00:00': market times are "
+        "China time, UTC+8 (+08:00), without daylight saving"]
+    await assert_nothing_stored()
+    # A curve with a refused row is not also checked for tiling; with the cells mended, the gap
+    # is what is left, named by its row (07:00 follows 05:00).
+    sheet.cell(row=10, column=6, value="0.3")
+    sheet.delete_rows(25)
+    book.save(path)
+    out = await prices.import_prices(path)
+    assert [str(p) for p in out.problems] == [
+        "sheet prices row 8: real-time GD (gd-px, v1): gap: 1 interval(s) missing between 2025-07-01T05:00 and "
+        "2025-07-01T07:00 (60-minute intervals)"]
+    await assert_nothing_stored()
