@@ -333,3 +333,24 @@ def test_market_prices_may_be_negative_and_are_exact() -> None:
     assert market.market_price_micro("0.345670") == 345670
     with pytest.raises(ValueError, match="more decimals"):
         market.market_price_micro("0.3456701")
+
+
+@pytest.mark.parametrize("a, b, k, expected", [
+    (5 * 10**6, 0, 0, 1),  # exactly half a fen from the fixed part → 1
+    (-5 * 10**6, 0, 0, -1),  # and away from zero when negative
+    (0, 5 * 10**6, 10**6, 1),  # half a fen of market value at factor 1
+    (0, -5 * 10**6, 10**6, -1),
+    (0, 10**7, 500_000, 1),  # 1 fen × 0.5 = half a fen → 1
+    (0, -(10**7), 500_000, -1),
+    (0, 10**7 - 1, 500_000, 0),  # just below half
+    (10**7, -3 * 10**7, 500_000, -1),  # 1 fen − 0.5 × 3 fen = −0.5 fen → −1
+    (2**62 - 1, 2**62 - 1, 10**7, None),  # the largest inputs stay exact (checked against int)
+])
+def test_the_split_at_ties_and_edges(a: int, b: int, k: int, expected: int | None) -> None:
+    got = int(market._round_factor(np.array([a], dtype=np.int64), np.array([b], dtype=np.int64), k)[0])
+    numer = a * 10**6 + b * k
+    q, r = divmod(abs(numer), 10**13)
+    q += 2 * r >= 10**13
+    assert got == (-q if numer < 0 else q)
+    if expected is not None:
+        assert got == expected
