@@ -223,7 +223,8 @@ def _price(value: Any, column: str, scale: int) -> int:
     return int(micro)
 
 
-def parse_table(table: sheets.Table, header_place: str) -> tuple[list[ParsedCurve], list[Problem]]:
+def parse_table(table: sheets.Table, header_place: str, file_label: str = "") -> tuple[list[ParsedCurve],
+                                                                                    list[Problem]]:
     """The curves of a price table, each checked to tile whole days, and every problem found.
 
     Parameters
@@ -231,6 +232,8 @@ def parse_table(table: sheets.Table, header_place: str) -> tuple[list[ParsedCurv
     table : settlement.portfolio.sheets.Table
     header_place : str
         The header's place for messages, e.g. ``"prices.csv line 1"``.
+    file_label : str
+        The file for messages about it as a whole, e.g. ``"prices.csv"`` (default the table's name).
 
     Returns
     -------
@@ -255,6 +258,7 @@ def parse_table(table: sheets.Table, header_place: str) -> tuple[list[ParsedCurv
         return [], [Problem(header_place, h) for h in header]
     if not table.rows:
         return [], [Problem(header_place, "no price rows")]
+    file_label = file_label or table.name
     unit_column = units[0]
     unit, scale = UNIT_COLUMNS[unit_column]
 
@@ -279,7 +283,7 @@ def parse_table(table: sheets.Table, header_place: str) -> tuple[list[ParsedCurv
             else:
                 unknown_curve = True
             if len(problems) >= MAX_PROBLEMS:
-                problems.append(Problem(table.name, f"stopped after {MAX_PROBLEMS} problems"))
+                problems.append(Problem(file_label, f"stopped after {MAX_PROBLEMS} problems"))
                 return [], problems
             continue
         starts, prices, places = groups.setdefault(key, ([], [], []))
@@ -296,6 +300,9 @@ def parse_table(table: sheets.Table, header_place: str) -> tuple[list[ParsedCurv
         except IntervalDataError as exc:
             place = places[exc.index] if exc.index is not None else places[0]
             problems.append(Problem(place, f"{mkt.value} {node} ({source}, {version}): {exc.message}"))
+            if len(problems) >= MAX_PROBLEMS:
+                problems.append(Problem(file_label, f"stopped after {MAX_PROBLEMS} problems"))
+                break
             continue
         per_day = axis.per_day
         curves.append(ParsedCurve(
@@ -340,9 +347,12 @@ async def import_prices(path: Path, *, check: bool = False, actor: str = audit.S
         no-op or a refusal by line).
     """
     table = sheets.read_table(path, SHEET, max_rows=MAX_ROWS)
-    header_place = f"{path.name} line 1" if path.suffix.lower() == ".csv" else f"sheet {SHEET} row 1"
+    if path.suffix.lower() == ".csv":
+        header_place, file_label = f"{path.name} line 1", path.name
+    else:
+        header_place, file_label = f"sheet {SHEET} row 1", f"workbook {path.name}"
     outcome = PriceImport(file=path.name, check=check)
-    curves, outcome.problems = parse_table(table, header_place)
+    curves, outcome.problems = parse_table(table, header_place, file_label)
     if outcome.problems:
         return outcome
     try:

@@ -307,3 +307,12 @@ async def test_hostile_xlsx_is_refused_by_sheet_row_with_nothing_stored(db, tmp_
         "sheet prices row 8: real-time GD (gd-px, v1): gap: 1 interval(s) missing between 2025-07-01T05:00 and "
         "2025-07-01T07:00 (60-minute intervals)"]
     await assert_nothing_stored()
+
+
+async def test_a_file_of_a_thousand_one_row_curves_stops_at_a_hundred_problems(db, tmp_path):
+    file = write(tmp_path / "prices.csv", [f"N{i},day-ahead,s,v,2025-07-01 00:00,1" for i in range(1000)])
+    out = await prices.import_prices(file)
+    assert len(out.problems) == prices.MAX_PROBLEMS + 1
+    assert str(out.problems[0]) == "prices.csv line 2: day-ahead N0 (s, v): day not tiled: 2025-07-01 has one interval only"
+    assert str(out.problems[-1]) == "prices.csv: stopped after 100 problems"
+    await assert_nothing_stored()
