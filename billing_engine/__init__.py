@@ -11,6 +11,7 @@ the CLI and the tests can all call it the same way.  Modules, one per topic:
 ``billing``      interval kWh under a tariff → lines in fen (the CLI's ``bill``)
 ``registers``    readings (meters × registers) → energy per register, with flags
 ``pricing``      a cycle's energies under contract terms → bill lines in fen
+``market``       interval energy × market price per interval → day lines in fen
 ``money``        the one place amounts are rounded: integer fen, half up
 ``latefee``      late fee on arrears by days overdue
 ``capacity``     nearby consumption: 730 h capacity charge, system operation fee, wire loss

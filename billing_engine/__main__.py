@@ -1,4 +1,4 @@
-"""Command line: ``python -m billing_engine bill …`` and ``python -m billing_engine bench …``.
+"""Command line: ``python -m billing_engine bill …``, ``settle …`` and ``bench …``.
 
 ``bill --tariff FILE --intervals FILE``
     ``--tariff`` is a project tariff (:mod:`billing_engine.tariff`) or an OpenEI URDB record;
@@ -7,6 +7,17 @@
     zone).  Prints one line of JSON (DESIGN.md):
     ``{"currency":"CNY","months":[{"month":"2025-01","kwh":…,"periods":[{"period":0,"kwh":…,
     "amount_fen":…}],"energy_fen":…,"fixed_fen":…,"total_fen":…}],"total_fen":…}``.
+
+``settle --prices PRICES.csv --intervals ENERGY.csv [--discount 0.9]``
+    Market settlement (:mod:`billing_engine.market`).  PRICES.csv is ``start,price_yuan_per_kwh``
+    and ENERGY.csv ``start,kwh`` (header optional; ISO local interval-start times, UTC+8 without
+    daylight saving, ``+08:00`` allowed and any other offset refused; 15-minute or hourly
+    intervals tiling whole days).  Hourly prices price 15-minute energy, each hour's price for
+    its four quarters; prices may cover more days than the energy.  Energies are quantized to
+    whole Wh, half up, from their decimal text; prices are exact to 1e-6 yuan/kWh (negative
+    spot prices allowed).  Prints one line of JSON:
+    ``{"days": [{"date", "kwh", "amount_fen"}], "total_kwh", "total_fen"}``, each day's amount
+    = Σ kWh × price × discount rounded half up to the fen once, the total the sum of the days.
 
 ``bench [--meter-years N] [--register-meters N] [--dtype float32|float64] [--no-pysam]``
     Runs :func:`billing_engine.bench.run` and prints its JSON object.
@@ -24,10 +35,11 @@ import json
 import math
 import sys
 import zoneinfo
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 import numpy as np
 
+from . import market, money
 from .billing import bill, summary
 from .errors import BillingError, IntervalDataError
 from .intervals import check_timestamps
@@ -129,6 +141,93 @@ def cmd_bill(args: argparse.Namespace) -> int:
     return 0
 
 
+# A market series is local time at UTC+8 all year; an explicit +08:00 says the same thing.
+_MARKET_OFFSET = _dt.timedelta(hours=8)
+
+
+def read_market_series(path: str, column: str, parse: Callable[[str], int]
+                       ) -> tuple[market.DayAxis, np.ndarray, list[int]]:
+    """Read a ``start,<column>`` CSV of market intervals; return its days, values and file lines.
+
+    ``parse(text)`` turns a value field into an integer (Wh or µyuan/kWh) or raises
+    :class:`BillingError`.
+    """
+    text = _read_text(path)
+    stamps: list[_dt.datetime] = []
+    values: list[int] = []
+    lines: list[int] = []
+    reader = csv.reader(text.splitlines())
+    for row in reader:
+        line = reader.line_num
+        if not row or all(not f.strip() for f in row):
+            continue
+        if not stamps and row[0].strip().lower() == "start":
+            if [f.strip().lower() for f in row] != ["start", column]:
+                raise _InputError(f"{path} line {line}: header must be start,{column}")
+            continue
+        if len(row) != 2:
+            raise _InputError(f"{path} line {line}: expected 2 fields start,{column}, got {len(row)}")
+        raw_ts, raw_value = row[0].strip(), row[1].strip()
+        try:
+            ts = _dt.datetime.fromisoformat(raw_ts)
+        except ValueError:
+            raise _InputError(f"{path} line {line}: start: not an ISO 8601 time: {raw_ts!r}") \
+                from None
+        if ts.tzinfo is not None:
+            if ts.utcoffset() != _MARKET_OFFSET:
+                raise _InputError(f"{path} line {line}: start: offset {ts.strftime('%z')} in "
+                                  f"{raw_ts!r}: market times are local UTC+8 (+08:00) without "
+                                  f"daylight saving")
+            ts = ts.replace(tzinfo=None)
+        try:
+            values.append(parse(raw_value))
+        except BillingError as exc:
+            raise _InputError(f"{path} line {line}: {column}: {exc.message}") from None
+        stamps.append(ts)
+        lines.append(line)
+    if not stamps:
+        raise _InputError(f"{path}: no intervals")
+    try:
+        axis = market.day_axis(np.array(stamps, dtype="datetime64[s]"))
+    except IntervalDataError as exc:
+        where = f" line {lines[exc.index]}" if exc.index is not None else ""
+        raise _InputError(f"{path}{where}: start: {exc.message}") from None
+    return axis, np.array(values, dtype=np.int64), lines
+
+
+def _energy_wh(text: str) -> int:
+    # Half up from the decimal text, so that the result does not depend on binary floats.
+    return money.nearest_units(text, money.WH_PER_KWH, what="kwh")
+
+
+def _price_micro(text: str) -> int:
+    return market.market_price_micro(text)
+
+
+def cmd_settle(args: argparse.Namespace) -> int:
+    try:
+        terms = market.market_terms("market_discount", discount=args.discount)
+    except BillingError as exc:
+        raise _InputError(f"--discount: {exc.message}") from None
+    p_axis, prices, _ = read_market_series(args.prices, "price_yuan_per_kwh", _price_micro)
+    e_axis, wh, e_lines = read_market_series(args.intervals, "kwh", _energy_wh)
+    if p_axis.step_minutes % e_axis.step_minutes:
+        raise _InputError(f"{args.intervals}: hourly energy cannot be priced at the 15-minute "
+                          f"prices of {args.prices}: give energy at 15 minutes")
+    prices = market.repeat_prices(prices, p_axis.step_minutes, e_axis.step_minutes)
+    first = int((e_axis.days[0] - p_axis.days[0]).astype(np.int64))
+    missing = [i for i, day in enumerate(e_axis.days) if not 0 <= first + i < p_axis.days.size]
+    if missing:
+        day = e_axis.days[missing[0]]
+        line = e_lines[missing[0] * e_axis.per_day]
+        raise _InputError(f"{args.intervals} line {line}: no prices for {day} in {args.prices} "
+                          f"(it has {p_axis.days[0]} to {p_axis.days[-1]})")
+    window = prices[first * e_axis.per_day:(first + e_axis.days.size) * e_axis.per_day]
+    result = market.settle(terms, wh, window, e_axis)
+    print(json.dumps(market.daily_summary(result), separators=(",", ":"), ensure_ascii=False))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run
 
@@ -146,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_bill.add_argument("--tariff", required=True, help="project tariff JSON or URDB record")
     p_bill.add_argument("--intervals", required=True, help="CSV timestamp,kwh")
     p_bill.set_defaults(func=cmd_bill)
+    p_settle = sub.add_parser("settle", help="settle interval energy at market prices, per day")
+    p_settle.add_argument("--prices", required=True, help="CSV start,price_yuan_per_kwh")
+    p_settle.add_argument("--intervals", required=True, help="CSV start,kwh")
+    p_settle.add_argument("--discount", default="1", help="factor on the market price, e.g. 0.9")
+    p_settle.set_defaults(func=cmd_settle)
     p_bench = sub.add_parser("bench", help="benchmark interval and register billing")
     p_bench.add_argument("--meter-years", type=int, default=10000)
     p_bench.add_argument("--register-meters", type=int, default=1_000_000)

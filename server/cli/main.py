@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 
 from webapp.settings import SettingsError
-from server.cli import (bench, cycles, database, faults, gateway, invoices, payments, portfolio, prepaid, readings,
-                        reports, serve, telemetry)
+from server.cli import (bench, cycles, database, faults, gateway, invoices, payments, portfolio, prepaid, prices,
+                        readings, reports, serve, telemetry)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,6 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pvsettle", description='The ``pvsettle`` command (DESIGN.md "Commands").')
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in (serve, database, cycles, bench, readings, payments, reports, telemetry, prepaid, faults, invoices,
-                  portfolio, gateway):
+                  portfolio, gateway, prices):
         group.register(sub)
     return parser

@@ -44,6 +44,7 @@ from settlement.models.miniapp import (
     SubscribeAnswer,
 )
 from settlement.models.dunning import DunningPlan
+from settlement.models.market import PriceCurve, PriceDay, PriceMarket
 from settlement.models.nearby import NearbyConsumptionTerms
 from settlement.models.outbox import OutboxMessage
 from settlement.models.outages import AlarmState, OutageCause, PlantOutage, TripEpisode
@@ -81,6 +82,7 @@ __all__ = [
     "AlarmState", "OutageCause", "PlantOutage", "TripEpisode",
     "NotificationOutcome", "PayNotification", "PayOrder", "PayOrderState", "TradeBillReport",
     "DunningPlan",
+    "PriceCurve", "PriceDay", "PriceMarket",
     "AlertState", "CommandKind", "CommandState", "EntryKind", "InvoiceRequest", "InvoiceState", "PrepaidAccount",
     "PrepaidEntry", "PrepaidService", "PrepaidUsage", "SupplyCommand", "SupplyState", "TopUpOrder", "Utility",
 ]

@@ -68,6 +68,31 @@ def read(path: Path, names: Sequence[str]) -> dict[str, Table]:
     return tables
 
 
+def read_table(path: Path, name: str, *, max_rows: int = MAX_ROWS) -> Table:
+    """One table from one file: a ``.csv`` file, or the sheet ``name`` of an ``.xlsx`` workbook.
+
+    For imports of a single table (market prices) with the same cells, places and refusals as
+    :func:`read`; ``max_rows`` raises the row limit for tables of many small rows.
+
+    Raises
+    ------
+    UnreadableFile
+        No such file, neither ``.csv`` nor ``.xlsx``, a workbook without the sheet ``name``, or
+        anything :func:`read` refuses in a table.
+    """
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise UnreadableFile(f"{path}: no such file")
+    if suffix == ".csv":
+        return _csv_table(path, name, max_rows)
+    if suffix == ".xlsx":
+        tables = _workbook_tables(path, [name], max_rows)
+        if name not in tables:
+            raise UnreadableFile(f"workbook {path.name} has no sheet {name!r}")
+        return tables[name]
+    raise UnreadableFile(f"{path}: not a .csv file or an .xlsx workbook")
+
+
 def _header(names: Sequence[Any], place: str) -> tuple[str, ...]:
     columns = tuple(str(n).strip().lower() if n is not None else "" for n in names)
     while columns and columns[-1] == "":
@@ -84,7 +109,7 @@ def _header(names: Sequence[Any], place: str) -> tuple[str, ...]:
     return columns
 
 
-def _csv_table(file: Path, name: str) -> Table:
+def _csv_table(file: Path, name: str, max_rows: int = MAX_ROWS) -> Table:
     try:
         text = file.read_text("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -103,14 +128,14 @@ def _csv_table(file: Path, name: str) -> Table:
             if len(cells) > len(columns):
                 raise UnreadableFile(f"{place}: {len(cells)} cells, the header has {len(columns)} columns")
             rows.append(Row(place, dict(zip(columns, cells))))
-            if len(rows) > MAX_ROWS:
-                raise UnreadableFile(f"{file.name}: more than {MAX_ROWS} rows")
+            if len(rows) > max_rows:
+                raise UnreadableFile(f"{file.name}: more than {max_rows} rows")
     except csv.Error as exc:
         raise UnreadableFile(f"{file.name} line {reader.line_num}: {exc}") from None
     return Table(name, columns, tuple(rows), folder=file.parent)
 
 
-def _workbook_tables(path: Path, names: Sequence[str]) -> dict[str, Table]:
+def _workbook_tables(path: Path, names: Sequence[str], max_rows: int = MAX_ROWS) -> dict[str, Table]:
     from openpyxl import load_workbook  # only imports that read workbooks pay for openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -141,8 +166,8 @@ def _workbook_tables(path: Path, names: Sequence[str]) -> dict[str, Table]:
                 if extra:
                     raise UnreadableFile(f"{place}: a value right of the last named column")
                 rows.append(Row(place, dict(zip(columns, cells))))
-                if len(rows) > MAX_ROWS:
-                    raise UnreadableFile(f"sheet {name}: more than {MAX_ROWS} rows")
+                if len(rows) > max_rows:
+                    raise UnreadableFile(f"sheet {name}: more than {max_rows} rows")
             tables[name] = Table(name, columns, tuple(rows))
         return tables
     finally:
