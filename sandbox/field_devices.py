@@ -38,7 +38,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from dlt645 import MeterServerService
@@ -49,10 +48,9 @@ from dlt645.protocol.protocol import DLT645Protocol
 from gateway.meters import DATE_DI, POWER_DI, READ_DIS, TIME_DI, small_data_map
 from sandbox.simulator import clear_sky_fraction
 from settlement.telemetry.solar import DEFAULT_LATITUDE, DEFAULT_LONGITUDE, sun_elevation_deg
+from settlement.clock import LOCAL, utc_now
 from settlement.telemetry.store import datetime_to_us
 
-UTC = dt.timezone.utc
-LOCAL = ZoneInfo("Asia/Shanghai")
 CENT = Decimal("0.01")
 BROADCAST = bytes([0xAA] * 6)
 #: The simulator's own TOU day (rate 1 sharp, 2 peak, 3 flat, 4 valley), by local hour: a shape
@@ -184,7 +182,7 @@ class MeterBusSimulator:
         self.meters = {m.address: m for m in meters}
         self.by_frame_address = {_frame_address(m.address): m for m in meters}
         self.services = {m.address: _MeterService(m.address) for m in meters}
-        self.clock = clock or (lambda: dt.datetime.now(UTC))
+        self.clock = clock or utc_now
         self.rng = random.Random(seed)
         self.requests = 0
         self.server = AsyncTcpServer(ip=host, port=port, timeout=30.0)
@@ -337,7 +335,7 @@ class InverterSimulator:
                  clock: Callable[[], dt.datetime] | None = None, seed: int = 11):
         self.inverters = {i.unit: i for i in inverters}
         self.host, self._port = host, port
-        self.clock = clock or (lambda: dt.datetime.now(UTC))
+        self.clock = clock or utc_now
         self.rng = random.Random(seed)
         self.server = None
         self.requests = 0

@@ -93,6 +93,10 @@ async def one_of_everything() -> dict[str, object]:
     invoice = await m.InvoiceRequest.create(request_key="payment:1", owner=owner, payment=payment,
                                             buyer_name="张三", buyer_tax_id="91320000000000000X",
                                             amount_fen=10000, tax_fen=1150)
+    curve = await m.PriceCurve.create(node="JS-1", market=m.PriceMarket.DAY_AHEAD, source="江苏电力交易中心",
+                                      version="v1", unit="yuan/MWh", step_minutes=60, file_name="prices.csv")
+    price_day = await m.PriceDay.create(curve=curve, day=dt.date(2026, 10, 25), prices_micro=[385600] * 24,
+                                        file_name="prices.csv")
     return {
         "Owner": owner, "Staff": staff, "WechatIdentity": identity, "Plant": plant, "PlantAccess": access,
         "Tariff": tariff, "Contract": contract, "Meter": meter, "Reading": reading, "ReadingCycle": cycle,
@@ -106,5 +110,5 @@ async def one_of_everything() -> dict[str, object]:
         "TripEpisode": trip_episode,
         "PrepaidAccount": prepaid, "PrepaidService": prepaid_service, "PrepaidUsage": prepaid_usage,
         "PrepaidEntry": prepaid_entry, "TopUpOrder": topup_order, "SupplyCommand": supply_command,
-        "InvoiceRequest": invoice, "FieldDeviceStatus": device_status,
+        "InvoiceRequest": invoice, "FieldDeviceStatus": device_status, "PriceCurve": curve, "PriceDay": price_day,
     }
