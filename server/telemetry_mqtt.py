@@ -250,8 +250,8 @@ class TelemetrySubscriber:
 
     async def _flush_loop(self) -> None:
         while True:
-            await self._wakeup.wait()
-            await background.pause(self.linger_s)  # a cancellation lost in the last flush stops it here
+            await background.wait(self._wakeup)  # a cancellation lost in the last flush stops it here
+            await background.pause(self.linger_s)
             self._wakeup.clear()
             await self.flush()
 

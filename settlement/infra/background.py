@@ -24,6 +24,17 @@ def raise_if_cancelling() -> None:
         raise asyncio.CancelledError
 
 
+async def wait(event: asyncio.Event) -> None:
+    """Wait for ``event``, unless this task was asked to stop meanwhile.
+
+    A loop that waits for work after doing some must look first: when a library swallowed the
+    cancellation during the work, nobody will set the event again, and the task would wait for
+    ever with its stop pending (a server's shutdown hung so, waiting for the live publisher).
+    """
+    raise_if_cancelling()
+    await event.wait()
+
+
 async def pause(seconds: float) -> None:
     """Sleep ``seconds`` [s], unless this task was asked to stop meanwhile."""
     raise_if_cancelling()

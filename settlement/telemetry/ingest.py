@@ -1038,8 +1038,7 @@ class LivePublisher:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
-            background.raise_if_cancelling()
+            await background.wait(self._wake)  # a cancellation lost in the last publication stops it here
             self._wake.clear()
             try:
                 await self._publish_pending()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 
 import pytest
@@ -107,3 +108,50 @@ async def test_stop_leaves_the_callers_own_cancellation_alone():
     slow.cancel()
     await asyncio.wait([slow])
 
+
+
+async def test_a_waiting_loop_whose_work_lost_the_cancellation_still_stops():
+    # the live publisher's shape: wait for work, do it; the work swallows the stop (as 3.11's
+    # wait_for inside redis-py can), and nobody will set the event again
+    from settlement.telemetry.ingest import LivePublisher
+
+    inside = asyncio.Event()
+    published = []
+
+    async def swallowing_publication(self) -> None:
+        published.append(1)
+        inside.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            return
+
+    LivePublisher._publish_pending, original = swallowing_publication, LivePublisher._publish_pending
+    try:
+        publisher = LivePublisher(redis=None, namespace=None)
+        publisher.request([1], now=dt.datetime(2026, 12, 4, tzinfo=dt.timezone.utc))
+        await inside.wait()
+        await _ended(publisher._task)
+        assert publisher._task.cancelled() and published == [1]
+    finally:
+        LivePublisher._publish_pending = original
+
+
+async def test_wait_returns_when_the_event_is_set_and_raises_when_asked_to_stop():
+    event = asyncio.Event()
+    waiter = asyncio.create_task(background.wait(event))
+    await asyncio.sleep(0)
+    event.set()
+    await asyncio.wait_for(waiter, 1)
+
+    async def asked_to_stop() -> None:
+        asyncio.current_task().cancel()
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            pass  # lost, as a library may lose it
+        await background.wait(asyncio.Event())  # must not wait: the stop is pending
+
+    task = asyncio.create_task(asked_to_stop())
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 1)
