@@ -37,6 +37,25 @@ STEPS_MINUTES = (15, 30, 60)
 _CHUNK_BYTES = 8 * 2**20
 
 
+def quarter_hour_minutes(timestamps: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The timestamps as ``datetime64[s]`` and as minutes since the epoch, each on a 15-minute
+    boundary (what every interval series here is made of, metered energy or market prices).
+
+    Raises
+    ------
+    IntervalDataError
+        No timestamps, or one not on a 15-minute boundary (``index`` = its position).
+    """
+    ts = np.asarray(timestamps, dtype="datetime64[s]")
+    if ts.ndim != 1 or ts.size == 0:
+        raise IntervalDataError("no intervals")
+    seconds = ts.astype(np.int64)
+    bad = np.flatnonzero(seconds % 900)
+    if bad.size:
+        raise IntervalDataError(f"{ts[bad[0]]} is not on a 15-minute boundary", index=int(bad[0]))
+    return ts, seconds // 60
+
+
 def check_timestamps(timestamps: Any, *, step_minutes: int | None = None) -> tuple[np.datetime64, int]:
     """Check that interval start times are a regular series; return its start and step.
 
@@ -61,14 +80,7 @@ def check_timestamps(timestamps: Any, *, step_minutes: int | None = None) -> tup
         step), a mixed step (any other change of step), a time not on a 15-minute boundary, or
         too few timestamps to tell the step.
     """
-    ts = np.asarray(timestamps, dtype="datetime64[s]")
-    if ts.ndim != 1 or ts.size == 0:
-        raise IntervalDataError("no intervals")
-    seconds = ts.astype(np.int64)
-    bad = np.flatnonzero(seconds % 900)
-    if bad.size:
-        raise IntervalDataError(f"{ts[bad[0]]} is not on a 15-minute boundary", index=int(bad[0]))
-    minutes = seconds // 60
+    ts, minutes = quarter_hour_minutes(timestamps)
     diffs = np.diff(minutes)
     if step_minutes is None:
         if diffs.size == 0:

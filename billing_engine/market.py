@@ -83,6 +83,7 @@ import numpy as np
 
 from . import money
 from .errors import BillingError, IntervalDataError, PricingError
+from .intervals import quarter_hour_minutes
 
 __all__ = [
     "STEPS_MINUTES",
@@ -173,14 +174,7 @@ def day_axis(starts: Any, *, step_minutes: int | None = None) -> DayAxis:
         order, a gap, a first day that does not start at 00:00 or a last day that does not end
         at 24:00.
     """
-    ts = np.asarray(starts, dtype="datetime64[s]")
-    if ts.ndim != 1 or ts.size == 0:
-        raise IntervalDataError("no intervals")
-    seconds = ts.astype(np.int64)
-    bad = np.flatnonzero(seconds % 900)
-    if bad.size:
-        raise IntervalDataError(f"{ts[bad[0]]} is not on a 15-minute boundary", index=int(bad[0]))
-    minutes = seconds // 60
+    ts, minutes = quarter_hour_minutes(starts)
     diffs = np.diff(minutes)
     if step_minutes is None:
         values, counts = np.unique(diffs[diffs > 0], return_counts=True)
