@@ -313,10 +313,6 @@ class _Import:
         owner = self.owner_ids[plant.owner_id]
         return owner.code or f"#{owner.id}"
 
-    def _plant_of(self, code: str) -> tuple[Any, ...]:
-        """(plant code, stored Plant or None): the plant as the files and the database have it."""
-        return code, self.plants.get(code)
-
     def plan_meters(self) -> None:
         plants_in_files = {r.values["code"] for r in self.rows.get("plants", ())}
         self.meter_rows: dict[str, dict] = {}  # serial → the meter as it will be (for the checks below)
@@ -433,22 +429,16 @@ class _Import:
         return True
 
     def _tariff_in_force(self, code: str, day: dt.date) -> tuple[EngineTariff | None, Any]:
-        """The engine tariff of ``code`` in force on ``day`` as it will be after this import, and its row."""
-        candidates = {k: v for k, v in self.tariffs.items() if k[0] == code}
-        engine: dict[tuple[str, dt.date], Any] = {}
-        for key, row in candidates.items():
-            engine[key] = row
-        for key in self.engine_tariffs:
-            if key[0] == code:
-                engine[key] = None
-        before = sorted(k for k in engine if k[1] <= day)
-        if not before:
+        """The engine tariff of ``code`` in force on ``day`` as it will be after this import, and
+        its key; a stored one is parsed once per import, not once per contract that names it."""
+        keys = sorted(k for k in {*self.tariffs, *self.engine_tariffs} if k[0] == code and k[1] <= day)
+        if not keys:
             return None, None
-        key = before[-1]
-        if key in self.engine_tariffs:
-            return self.engine_tariffs[key], key
-        stored = self.tariffs[key]
-        return parse_tariff(stored.document, stored.format), key
+        key = keys[-1]
+        if key not in self.engine_tariffs:
+            stored = self.tariffs[key]
+            self.engine_tariffs[key] = parse_tariff(stored.document, stored.format)
+        return self.engine_tariffs[key], key
 
     def plan_contracts(self) -> None:
         plants_in_files = {r.values["code"] for r in self.rows.get("plants", ())}
