@@ -66,9 +66,38 @@ function page(spec) {
   });
 }
 
+// a tab page listing one API call's items newest first, a page (PAGE_SIZE) at a time: the next
+// page by the answer's next_cursor as the user reaches the bottom; `row` turns an item into what
+// the list shows, and the list is read again when the tab is shown (a payment or a confirmation
+// made elsewhere shows at once)
+const PAGE_SIZE = 20;
+
+function listPage({ title, call, row }) {
+  return page({
+    tab: true,
+    title,
+    data: { items: [], empty: false, next: null },
+    async load() {
+      const { items, next_cursor: next } = await api.call(call, { query: { limit: PAGE_SIZE } });
+      this.setData({ items: items.map(row), empty: items.length === 0, next });
+    },
+    methods: {
+      onShow() { if (!this.data.loading && this.query) this.reload(); },
+      async more() {
+        if (!this.data.next) return;
+        try {
+          const { items, next_cursor: next } = await api.call(call, { query: { limit: PAGE_SIZE, cursor: this.data.next } });
+          this.setData({ items: this.data.items.concat(items.map(row)), next });
+        } catch (error) { this.complain(error); }
+      },
+      onReachBottom() { return this.more(); },
+    },
+  });
+}
+
 // for tests: a new launch
 function reset() {
   catalogue = null;
 }
 
-module.exports = { page, reset, ensureCatalogue };
+module.exports = { page, listPage, reset, ensureCatalogue };

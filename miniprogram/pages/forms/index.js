@@ -1,8 +1,7 @@
 // The confirmation forms (电量确认单) of the owner's plants, newest first.
-const api = require('../../utils/api');
 const i18n = require('../../utils/i18n');
 const fmt = require('../../utils/format');
-const { page } = require('../../utils/page');
+const { listPage } = require('../../utils/page');
 
 function row(f) {
   return {
@@ -13,23 +12,4 @@ function row(f) {
   };
 }
 
-page({
-  tab: true,
-  title: 'forms',
-  data: { items: [], empty: false, next: null },
-  async load() {
-    const { items, next_cursor: next } = await api.call('forms', { query: { limit: 20 } });
-    this.setData({ items: items.map(row), empty: items.length === 0, next });
-  },
-  methods: {
-    onShow() { if (!this.data.loading && this.query) this.reload(); },
-    async more() {
-      if (!this.data.next) return;
-      try {
-        const { items, next_cursor: next } = await api.call('forms', { query: { limit: 20, cursor: this.data.next } });
-        this.setData({ items: this.data.items.concat(items.map(row)), next });
-      } catch (error) { this.complain(error); }
-    },
-    onReachBottom() { return this.more(); },
-  },
-});
+listPage({ title: 'forms', call: 'forms', row });
